@@ -1,0 +1,428 @@
+"""Request in, responses out: the whole per-request path of the responder, without I/O.
+
+``Engine.handle`` takes the octets of one message (a UDP datagram or a framed TCP
+message), where it came from and the current time, and returns what to send. Rules
+that answer over time leave timers behind: the transport asks ``next_deadline()``
+and calls ``fire(now)`` when it passes (the aioquic style of sans-I/O timers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from functools import partial
+
+from .codes import HEADER_FIELDS, reason_for, requirements
+from .peer import Send, Source
+from .sanity import check_request
+from .scenario.model import ResponseSpec, Rule, Scenario
+from .scenario.template import RenderContext, Template, compile_template
+from .sip.headers import Via, parse_name_addr
+from .sip.message import NotARequest, Request, parse_request
+from .sip.response import Echo, accepts, serialize
+from .sip.sdp import make_answer, make_offer
+from .transactions import TimerQueue, Transaction, TxnKey, dialog_key, transaction_key
+
+log = logging.getLogger("sipresponder")
+
+_EXAMPLES: dict[str, Template] = {
+    name: compile_template(h.example) for name, h in HEADER_FIELDS.items()
+}
+# Methods whose 2xx (and 101-199) responses establish a dialog (RFC 3261 12.1.1).
+_DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
+_DEFAULT_EXPIRES = 3600
+
+
+class Engine:
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.timers = TimerQueue()
+        self.transactions: dict[TxnKey, Transaction] = {}
+        self.by_dialog: dict[TxnKey, Transaction] = {}
+        self.counters: Counter[str] = Counter()
+
+    # -- the per-request path -----------------------------------------------------------
+    def handle(self, data: bytes, source: Source, now: float) -> list[Send]:
+        # One scenario object for the whole request, even if another is swapped in.
+        scenario = self.scenario
+        settings = scenario.settings
+        try:
+            request = parse_request(data, datagram=source.transport == "udp")
+        except NotARequest as exc:
+            self._drop(source, f"not a request ({exc})")
+            return []
+        if len(data) > settings.max_message_size:
+            request.error = (513, "Message Too Large")
+        try:
+            via = request.top_via_lenient()
+        except ValueError:
+            self._drop(source, "no usable Via: a response could not be routed", request)
+            return []
+        self.counters[f"request:{request.method}"] += 1
+        if request.method == "ACK":
+            self._log_request(request, source, "ACK absorbed")
+            if self.by_dialog:
+                self._absorb_ack(request)
+            return []
+        key = scenario.tag_key
+        rejection = check_request(request, scenario)
+        if rejection is not None:
+            self._log_request(request, source, f"rejected: {rejection.code} {rejection.reason}")
+            headers = rejection.headers
+            if settings.server:
+                headers = [*headers, ("Server", settings.server)]
+            echo = Echo(request, source, key)
+            return [self._send(request, source, via, rejection.code, rejection.reason,
+                               serialize(rejection.code, rejection.reason, echo.tagged, headers))]
+
+        if self.transactions:
+            out = self._in_transaction(request, source, via, now)
+            if out is not None:
+                return out
+
+        rule = scenario.match(request, source)
+        self._log_request(request, source, f"rule {rule.label}")
+        echo = Echo(request, source, key)
+        final = rule.final
+        code = self._code(final, request, source)
+        if not rule.provisional and not final.delay and code >= 200:
+            # Stateless: the same request always gets the same octets back.
+            return [self._respond(final, code, request, source, via, echo)]
+        steps = [(spec, self._code(spec, request, source)) for spec in rule.provisional]
+        if code < 200:
+            # A 1xx as the final code (e.g. sip:180@ in the default scenario): send it,
+            # then complete the transaction with 200 OK.
+            steps.append((final, code))
+            final = _with_code(final, 200)
+            code = 200
+        steps.append((final, code))
+        return self._start_transaction(rule, steps, request, source, via, echo, now)
+
+    def handle_framing_error(self, head: bytes, code: int, reason: str, source: Source
+                             ) -> list[Send]:
+        """A stream that cannot be framed: answer what the header section allows, then close."""
+        try:
+            request = parse_request(head + b"\r\n\r\n", datagram=True)
+            via = request.top_via_lenient()
+        except (NotARequest, ValueError):
+            self._drop(source, f"unframeable stream ({code} {reason}), closing")
+            return [Send(b"", source.transport, source.remote, source.conn, close_after=True)]
+        self._log_request(request, source, f"rejected: {code} {reason}")
+        echo = Echo(request, source, self.scenario.tag_key)
+        headers = [("Server", self.scenario.settings.server)] if self.scenario.settings.server else []
+        send = self._send(request, source, via, code, reason,
+                          serialize(code, reason, echo.tagged, headers))
+        return [Send(send.data, send.transport, send.remote, send.conn, close_after=True)]
+
+    # -- building one response ------------------------------------------------------------
+    def _code(self, spec: ResponseSpec, request: Request, source: Source) -> int:
+        if isinstance(spec.code, int):
+            return spec.code
+        text = spec.code.render(RenderContext(request, source))
+        if text.isdigit() and 100 <= int(text) <= 699:
+            return int(text)
+        log.warning("scenario produced an invalid status code %r; answering 500", text)
+        return 500
+
+    def _respond(self, spec: ResponseSpec, code: int, request: Request, source: Source,
+                 via: Via, echo: Echo) -> Send:
+        scenario = self.scenario
+        settings = scenario.settings
+        ctx = RenderContext(request, source)
+        reason = spec.reason.render(ctx) if spec.reason is not None else reason_for(code)
+        headers: list[tuple[str, str]] = []
+        for name, rows in spec.typed.items():
+            headers.extend((name, t.render(ctx)) for t in rows)
+        headers.extend((name, t.render(ctx)) for name, t in spec.headers)
+        present = {name.lower() for name, _ in headers}
+        levels = ("must", "should") if spec.fill_required else ("must",)
+        for req in requirements(code, levels=levels):
+            if any(h.lower() in present for h in req.headers):
+                continue
+            name = req.headers[0]
+            value = self._derive(name, request)
+            if value is None and spec.fill_required:
+                value = _EXAMPLES[name].render(ctx)
+            if value:
+                headers.append((name, value))
+                present.add(name.lower())
+        method = request.method
+        if code == 100 and "timestamp" in request.fields:
+            headers.append(("Timestamp", request.fields["timestamp"][0]))  # RFC 3261 8.2.6.1
+        if method in _DIALOG_METHODS and 100 < code < 300:
+            headers[:0] = [("Record-Route", rr) for rr in request.fields.get("record-route", ())]
+            if "contact" not in present:
+                headers.append(("Contact", self._own_contact(request, source)))
+        elif 200 <= code < 300:
+            if method == "OPTIONS":
+                # RFC 3261 11.2: capabilities in the 200 to OPTIONS.
+                for name, value in (
+                    ("Allow", ", ".join(scenario.allow)),
+                    ("Accept", ", ".join(settings.accept)),
+                    ("Accept-Encoding", ", ".join(settings.accept_encoding)),
+                    ("Accept-Language", ", ".join(settings.accept_language)),
+                    ("Supported", ", ".join(settings.supported)),
+                ):
+                    if name.lower() not in present:
+                        headers.append((name, value))
+            elif method == "REGISTER" and "contact" not in present:
+                headers.extend(("Contact", c) for c in _bindings(request))
+        if settings.server and "server" not in present:
+            headers.append(("Server", settings.server))
+
+        body = b""
+        ctype = spec.content_type
+        if spec.body is not None:
+            body = spec.body.render(ctx).encode("latin-1")
+        elif spec.sdp and method == "INVITE" and 200 <= code < 300:
+            address = settings.media_address or source.local[0]
+            session = int(hashlib.blake2s(request.raw[:256], digest_size=4).hexdigest(), 16)
+            offer = request.body if _is_sdp(request) else b""
+            body = (make_answer(offer, address, session) if offer else None) or make_offer(
+                address, session)
+            ctype = "application/sdp"
+        if body and "accept" in request.fields and ctype and not accepts(
+            request.fields["accept"], ctype.split(";", 1)[0].strip().lower()
+        ):
+            # RFC 3261 21.4.7: the only body we could send is one the UAC refuses.
+            code, reason = 406, "Not Acceptable"
+            headers = [("Warning", f'399 sipresponder "No acceptable body format: {ctype}"')]
+            if settings.server:
+                headers.append(("Server", settings.server))
+            body, ctype = b"", None
+        data = serialize(code, reason, echo.untagged if code == 100 else echo.tagged,
+                         headers, body, ctype)
+        return self._send(request, source, via, code, reason, data)
+
+    def _derive(self, header: str, request: Request) -> str | None:
+        settings = self.scenario.settings
+        if header == "Allow":
+            return ", ".join(self.scenario.allow)
+        if header == "Accept":
+            return ", ".join(settings.accept)
+        if header == "Accept-Encoding":
+            return ", ".join(settings.accept_encoding)
+        if header == "Accept-Language":
+            return ", ".join(settings.accept_language)
+        if header == "Unsupported":
+            tags = [t for t in request.values("require") if t not in settings.supported]
+            return ", ".join(tags) or None
+        return None
+
+    def _own_contact(self, request: Request, source: Source) -> str:
+        ip, port = source.local
+        host = f"[{ip}]" if ":" in ip else ip
+        try:
+            user = request.uri.user
+        except ValueError:
+            user = ""
+        user_part = f"{user}@" if user and user.isprintable() and "@" not in user else ""
+        transport = "" if source.transport == "udp" else f";transport={source.transport}"
+        return f"<sip:{_escape_user(user_part)}{host}:{port}{transport}>"
+
+    def _send(self, request: Request, source: Source, via: Via, code: int, reason: str,
+              data: bytes) -> Send:
+        """Route a response (RFC 3261 18.2.2, RFC 3581 4): same connection on TCP; on
+        UDP the source address, and the source port unless the scenario asks for
+        strict RFC 3261 routing and the request has no rport."""
+        self.counters[f"response:{code}"] += 1
+        if source.transport != "udp":
+            dest = Send(data, source.transport, source.remote, source.conn)
+        elif self.scenario.settings.response_routing == "source" or via.has_param("rport"):
+            dest = Send(data, "udp", source.remote)
+        else:
+            dest = Send(data, "udp", (source.remote[0], via.port or 5060))
+        if log.isEnabledFor(logging.INFO):
+            log.info("send %d %s to %s:%s:%d", code, reason, dest.transport, dest.remote[0],
+                     dest.remote[1], extra={"event": "response", "code": code,
+                                            "reason": reason, "call_id": request.get("call-id"),
+                                            "transport": dest.transport,
+                                            "remote": f"{dest.remote[0]}:{dest.remote[1]}"})
+        return dest
+
+    # -- stateful transactions -------------------------------------------------------------
+    def _start_transaction(self, rule: Rule, steps: list[tuple[ResponseSpec, int]],
+                           request: Request, source: Source, via: Via, echo: Echo,
+                           now: float) -> list[Send]:
+        settings = self.scenario.settings
+        if len(self.transactions) >= settings.max_transactions:
+            log.warning("transaction limit (%d) reached; answering 503",
+                        settings.max_transactions)
+            spec = ResponseSpec(503, typed={"Retry-After": [compile_template("5")]})
+            return [self._respond(spec, 503, request, source, via, echo)]
+        key = transaction_key(request, request.method)
+        txn = Transaction(key, request)
+        self.transactions[key] = txn
+        if request.method == "INVITE":
+            self.by_dialog[dialog_key(request)] = txn
+        out: list[Send] = []
+        if request.method == "INVITE" and steps[0][0].delay > 0 and steps[0][1] != 100:
+            # RFC 3261 17.2.1: 100 Trying when the TU will not answer right away.
+            trying = ResponseSpec(100, sdp=False)
+            txn.last = self._respond(trying, 100, request, source, via, echo)
+            out.append(txn.last)
+        elapsed = 0.0
+        for i, (spec, code) in enumerate(steps):
+            final = i == len(steps) - 1
+            elapsed += spec.delay
+            step = partial(self._step, txn, spec, code, final, source, via, echo)
+            if elapsed == 0:
+                out.extend(step(now))
+            else:
+                txn.steps.append(self.timers.add(now + elapsed, step))
+        return out
+
+    def _step(self, txn: Transaction, spec: ResponseSpec, code: int, final: bool,
+              source: Source, via: Via, echo: Echo, now: float) -> list[Send]:
+        if txn.final_sent:
+            return []
+        send = self._respond(spec, code, txn.request, source, via, echo)
+        txn.last = send
+        if final:
+            self._completed(txn, source, now)
+        return [send]
+
+    def _completed(self, txn: Transaction, source: Source, now: float) -> None:
+        txn.final_sent = True
+        for timer_id in txn.steps:
+            self.timers.cancel(timer_id)
+        txn.steps.clear()
+        t1 = self.scenario.settings.timer_t1
+        if source.transport == "udp" and txn.request.method == "INVITE":
+            # Timer G / 13.3.1.4: retransmit the final response until the ACK comes.
+            txn.retransmit_id = self.timers.add(now + t1, partial(self._retransmit, txn, t1))
+        self.timers.add(now + 64 * t1, partial(self._expire, txn))
+
+    def _retransmit(self, txn: Transaction, interval: float, now: float) -> list[Send]:
+        if txn.acked or txn.last is None:
+            return []
+        interval = min(2 * interval, self.scenario.settings.timer_t2)
+        txn.retransmit_id = self.timers.add(now + interval, partial(self._retransmit, txn,
+                                                                    interval))
+        self.counters["retransmissions"] += 1
+        return [txn.last]
+
+    def _expire(self, txn: Transaction, now: float) -> list[Send]:
+        self.timers.cancel(txn.retransmit_id)
+        if self.transactions.get(txn.key) is txn:
+            del self.transactions[txn.key]
+        dkey = dialog_key(txn.request)
+        if self.by_dialog.get(dkey) is txn:
+            del self.by_dialog[dkey]
+        return []
+
+    def _in_transaction(self, request: Request, source: Source, via: Via, now: float
+                        ) -> list[Send] | None:
+        """Retransmissions and CANCEL of a stateful transaction; None if there is none."""
+        txn = self.transactions.get(transaction_key(request, request.method))
+        if txn is not None:
+            self.counters["retransmitted_requests"] += 1
+            return [txn.last] if txn.last is not None else []
+        if request.method != "CANCEL":
+            return None
+        txn = self.transactions.get(transaction_key(request, "INVITE"))
+        if txn is None:
+            return None
+        # RFC 3261 9.2: 200 to the CANCEL; 487 to the INVITE if it had no final yet.
+        self._log_request(request, source, "CANCEL of a pending INVITE")
+        echo = Echo(request, source, self.scenario.tag_key)
+        out = [self._respond(ResponseSpec(200, sdp=False), 200, request, source, via, echo)]
+        if not txn.final_sent:
+            invite_echo = Echo(txn.request, source, self.scenario.tag_key)
+            invite_via = txn.request.top_via_lenient()
+            txn.last = self._respond(ResponseSpec(487, sdp=False), 487, txn.request, source,
+                                     invite_via, invite_echo)
+            out.append(txn.last)
+            self._completed(txn, source, now)
+        return out
+
+    def _absorb_ack(self, request: Request) -> None:
+        try:
+            txn = self.by_dialog.get(dialog_key(request))
+        except (KeyError, ValueError):
+            return
+        if txn is not None:
+            txn.acked = True
+            self.timers.cancel(txn.retransmit_id)
+
+    def next_deadline(self) -> float | None:
+        return self.timers.next_deadline()
+
+    def fire(self, now: float) -> list[Send]:
+        return self.timers.fire(now)
+
+    # -- logging ----------------------------------------------------------------------------
+    def _log_request(self, request: Request, source: Source, outcome: str) -> None:
+        if log.isEnabledFor(logging.INFO):
+            log.info("recv %s %s from %s:%s:%d (%s)", request.method, request.uri_raw,
+                     source.transport, source.remote[0], source.remote[1], outcome,
+                     extra={"event": "request", "method": request.method,
+                            "uri": request.uri_raw, "call_id": request.get("call-id"),
+                            "transport": source.transport,
+                            "remote": f"{source.remote[0]}:{source.remote[1]}",
+                            "outcome": outcome})
+
+    def _drop(self, source: Source, why: str, request: Request | None = None) -> None:
+        self.counters["dropped"] += 1
+        if log.isEnabledFor(logging.INFO):
+            log.info("drop message from %s:%s:%d: %s", source.transport, source.remote[0],
+                     source.remote[1], why, extra={"event": "drop", "reason": why,
+                                                   "transport": source.transport,
+                                                   "remote": f"{source.remote[0]}:{source.remote[1]}"})
+
+
+def _with_code(spec: ResponseSpec, code: int) -> ResponseSpec:
+    return ResponseSpec(code, None, spec.headers, spec.typed, spec.body, spec.content_type,
+                        spec.sdp, 0.0, spec.fill_required)
+
+
+def _is_sdp(request: Request) -> bool:
+    ctype = request.get("content-type")
+    return bool(request.body) and ctype is not None and ctype.lower().startswith("application/sdp")
+
+
+def _escape_user(user_part: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.!~*'()&=+$,;?/@" else f"%{ord(c):02X}"
+                   for c in user_part)
+
+
+def _bindings(request: Request) -> list[str]:
+    """The Contact values a registrar-like 200 lists: each binding with its expiry.
+
+    A binding keeps its URI byte for byte; a URI that came without angle brackets is
+    put in them so its header parameters stay outside (RFC 3261 20.10).
+    """
+    default = _DEFAULT_EXPIRES
+    header = request.get("expires")
+    if header is not None and header.isdigit():
+        default = min(int(header), 2**32 - 1)
+    out = []
+    for value in request.values("contact"):
+        if value == "*":
+            continue
+        try:
+            contact = parse_name_addr(value)
+        except ValueError:
+            continue
+        expires = None
+        for name, pval in contact.params:
+            if name.lower() == "expires":
+                expires = pval
+        if expires is None:
+            expires_value = default
+        elif expires.isdigit():
+            expires_value = min(int(expires), 2**32 - 1)
+        else:
+            expires_value = default
+        if expires_value == 0:
+            continue  # unregistered
+        if contact.bracketed:
+            base = value.strip()
+        else:
+            display = f"{contact.display} " if contact.display else ""
+            base = f"{display}<{contact.uri.raw}>{contact.params_raw}"
+        if expires is None:
+            base += f";expires={expires_value}"
+        out.append(base)
+    return out

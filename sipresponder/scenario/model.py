@@ -1,0 +1,121 @@
+"""A loaded, validated scenario: settings, ordered rules and the default response."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .template import Template
+
+if TYPE_CHECKING:
+    from ..peer import Source
+    from ..sip.message import Request
+
+# Methods of RFC 3261 and the extensions registered with IANA that a UAS may see.
+STANDARD_METHODS = (
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
+    "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+)
+
+
+@dataclass(slots=True)
+class Settings:
+    server: str = "sipresponder"
+    supported: tuple[str, ...] = ("replaces", "norefersub")
+    accept: tuple[str, ...] = (
+        "application/sdp", "text/plain", "message/sipfrag", "multipart/mixed",
+        "application/dtmf-relay", "application/pidf+xml", "message/cpim",
+        "application/im-iscomposing+xml", "application/simple-message-summary",
+    )
+    accept_encoding: tuple[str, ...] = ("identity",)
+    accept_language: tuple[str, ...] = ("en",)
+    tag_key: str = "sipresponder"
+    response_routing: str = "source"  # "source" (symmetric, like rport) or "via"
+    max_message_size: int = 65535
+    timer_t1: float = 0.5  # RFC 3261 17.1.1.1
+    timer_t2: float = 4.0
+    max_transactions: int = 10000
+    tcp_read_timeout: float = 32.0  # an incomplete message older than this closes the stream
+    media_address: str = ""  # c= address of SDP answers; "" = the local address
+
+
+Matcher = Callable[["Request", "Source"], bool]
+
+
+@dataclass(slots=True)
+class Check:
+    """One compiled condition of a rule; ``what`` describes it for logs and errors."""
+
+    what: str
+    test: Matcher
+
+
+@dataclass(slots=True)
+class ResponseSpec:
+    """One response a rule sends: a provisional one or the final one."""
+
+    code: int | Template
+    reason: Template | None = None
+    headers: list[tuple[str, Template]] = field(default_factory=list)
+    # Typed header fields (Contact, Retry-After, ...): header name -> rows.
+    typed: dict[str, list[Template]] = field(default_factory=dict)
+    body: Template | None = None
+    content_type: str | None = None
+    sdp: bool = True  # answer an SDP offer in a 2xx to INVITE (and offer when none came)
+    delay: float = 0.0  # seconds to wait before sending, after the previous response
+    fill_required: bool = False
+
+    def sets(self, header: str) -> bool:
+        lower = header.lower()
+        return header in self.typed or any(n.lower() == lower for n, _ in self.headers)
+
+
+@dataclass(slots=True)
+class Rule:
+    name: str
+    number: int  # 1-based position in the file; 0 for the default
+    checks: list[Check]
+    methods: frozenset[str] | None  # None: any method
+    provisional: list[ResponseSpec]
+    final: ResponseSpec
+
+    @property
+    def stateful(self) -> bool:
+        return bool(self.provisional) or self.final.delay > 0 or isinstance(
+            self.final.code, Template
+        )
+
+    def matches(self, request: Request, source: Source) -> bool:
+        if self.methods is not None and request.method not in self.methods:
+            return False
+        for check in self.checks:
+            if not check.test(request, source):
+                return False
+        return True
+
+    @property
+    def label(self) -> str:
+        return "default" if self.number == 0 else f"{self.name!r} (#{self.number})"
+
+
+@dataclass(slots=True)
+class Scenario:
+    path: str
+    settings: Settings
+    rules: list[Rule]
+    default: Rule
+    allow: tuple[str, ...]  # the Allow header value: methods the scenario answers
+    known_methods: frozenset[str]  # others get 501 Not Implemented
+
+    @property
+    def tag_key(self) -> bytes:
+        """settings.tag_key as a BLAKE2s key (at most 32 octets)."""
+        return hashlib.blake2s(self.settings.tag_key.encode()).digest()
+
+    def match(self, request: Request, source: Source) -> Rule:
+        for rule in self.rules:
+            if rule.matches(request, source):
+                return rule
+        return self.default

@@ -1,0 +1,99 @@
+"""Message framing on stream transports (RFC 3261 18.3, RFC 5626 3.5.1 keep-alives)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .message import find_header_end
+
+# On a stream, Content-Length is mandatory and frames the body (RFC 3261 18.3, 20.14).
+#   Content-Length  =  ( "Content-Length" / "l" ) HCOLON 1*DIGIT
+_CONTENT_LENGTH = re.compile(rb"(?:^|\n)(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I)
+
+
+@dataclass(slots=True, frozen=True)
+class Message:
+    data: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class Ping:
+    """A CRLFCRLF keep-alive; the answer is a single CRLF (RFC 5626 3.5.1)."""
+
+
+@dataclass(slots=True, frozen=True)
+class FramingError:
+    """The stream cannot be framed any further: answer ``head`` if possible, then close."""
+
+    head: bytes
+    code: int
+    reason: str
+
+
+PING = Ping()
+Frame = Message | Ping | FramingError
+
+
+class StreamFramer:
+    """Cuts a byte stream into SIP messages; buffers at most ``max_message_size`` octets."""
+
+    def __init__(self, max_message_size: int) -> None:
+        self.max_message_size = max_message_size
+        self._buffer = bytearray()
+        self.failed = False
+
+    @property
+    def pending(self) -> int:
+        """Octets of an incomplete message held in the buffer."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        if self.failed:
+            return []
+        buf = self._buffer
+        buf += data
+        frames: list[Frame] = []
+        while buf:
+            if buf[0] in b"\r\n":
+                # CRLFs between messages are keep-alives (RFC 3261 7.5, RFC 5626 3.5.1).
+                if buf.startswith(b"\r\n\r\n"):
+                    del buf[:4]
+                    frames.append(PING)
+                    continue
+                if buf in (b"\r", b"\r\n", b"\r\n\r"):
+                    break  # maybe the start of a ping
+                del buf[: 2 if buf.startswith(b"\r\n") else 1]
+                continue
+            head_end, body_start = find_header_end(buf)
+            if head_end < 0:
+                if len(buf) > self.max_message_size:
+                    frames.append(self._fail(bytes(buf[:4096]), 513, "Message Too Large"))
+                break
+            head = bytes(buf[:head_end])
+            lengths = _CONTENT_LENGTH.findall(head)
+            if not lengths:
+                frames.append(self._fail(head, 400, "Missing Content-Length header field"))
+                break
+            if len(lengths) > 1:
+                frames.append(self._fail(head, 400, "Multiple Content-Length header fields"))
+                break
+            text = lengths[0].strip()
+            if not text.isdigit() or len(text) > 9:
+                frames.append(self._fail(head, 400, "Invalid Content-Length header field"))
+                break
+            total = body_start + int(text)
+            if total > self.max_message_size:
+                # Answer before the body arrives: never buffer a huge declared body.
+                frames.append(self._fail(head, 513, "Message Too Large"))
+                break
+            if len(buf) < total:
+                break
+            frames.append(Message(bytes(buf[:total])))
+            del buf[:total]
+        return frames
+
+    def _fail(self, head: bytes, code: int, reason: str) -> FramingError:
+        self.failed = True
+        self._buffer.clear()
+        return FramingError(head, code, reason)

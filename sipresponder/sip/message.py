@@ -1,0 +1,224 @@
+"""A parsed SIP request and the parser that produces it (RFC 3261 7, 18.3, 25)."""
+
+from __future__ import annotations
+
+from .grammar import METHOD, SIP_VERSION, SUPPORTED_VERSION, TOKEN, WSP, canonical_name
+from .headers import NameAddr, Via, parse_cseq, parse_name_addr, parse_via, split_values
+from .uri import URI, parse_uri
+
+
+class NotARequest(Exception):
+    """The octets are a response or unparseable garbage: nothing can be answered."""
+
+
+class Request:
+    """A request whose header fields are split and unfolded, and parsed further on demand.
+
+    ``error`` holds the (status, reason) the message earns when the parser already
+    knows it is broken; the message is still exposed so that a response can echo
+    whatever Via/From/To/Call-ID/CSeq it does carry.
+    """
+
+    __slots__ = (
+        "_cseq",
+        "_from",
+        "_to",
+        "_uri",
+        "_vias",
+        "body",
+        "error",
+        "fields",
+        "headers",
+        "method",
+        "raw",
+        "uri_raw",
+        "version",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        uri_raw: str,
+        version: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        raw: bytes,
+        error: tuple[int, str] | None,
+    ) -> None:
+        self.method = method
+        self.uri_raw = uri_raw
+        self.version = version
+        self.headers = headers
+        self.body = body
+        self.raw = raw
+        self.error = error
+        fields: dict[str, list[str]] = {}
+        for name, value in headers:
+            key = name.lower()
+            if key in fields:
+                fields[key].append(value)
+            else:
+                fields[key] = [value]
+        self.fields = fields
+        self._uri: URI | None = None
+        self._vias: list[str] | None = None
+        self._from: NameAddr | None = None
+        self._to: NameAddr | None = None
+        self._cseq: tuple[int, str] | None = None
+
+    # -- raw access -------------------------------------------------------------
+    def get(self, name: str) -> str | None:
+        """The first row of a header field (long name, any case), or None."""
+        rows = self.fields.get(name.lower())
+        return rows[0] if rows else None
+
+    def rows(self, name: str) -> list[str]:
+        return self.fields.get(name.lower(), [])
+
+    def values(self, name: str) -> list[str]:
+        """All comma-separated values of a list-valued header, in order."""
+        return split_values(self.fields.get(name.lower(), []))
+
+    # -- parsed views (each raises ValueError when malformed) -------------------
+    @property
+    def uri(self) -> URI:
+        if self._uri is None:
+            self._uri = parse_uri(self.uri_raw)
+        return self._uri
+
+    @property
+    def via_values(self) -> list[str]:
+        if self._vias is None:
+            self._vias = self.values("via")
+        return self._vias
+
+    def top_via(self) -> Via:
+        vias = self.via_values
+        if not vias:
+            raise ValueError("no Via header field")
+        return parse_via(vias[0])
+
+    def top_via_lenient(self) -> Via:
+        """The top Via, parsed only as far as routing a response needs."""
+        vias = self.via_values
+        if not vias:
+            raise ValueError("no Via header field")
+        return parse_via(vias[0], lenient=True)
+
+    @property
+    def from_(self) -> NameAddr:
+        if self._from is None:
+            self._from = parse_name_addr(self.fields["from"][0])
+        return self._from
+
+    @property
+    def to(self) -> NameAddr:
+        if self._to is None:
+            self._to = parse_name_addr(self.fields["to"][0])
+        return self._to
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        if self._cseq is None:
+            self._cseq = parse_cseq(self.fields["cseq"][0])
+        return self._cseq
+
+    @property
+    def call_id(self) -> str:
+        return self.fields["call-id"][0]
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri_raw}>"
+
+
+def find_header_end(data: bytes) -> tuple[int, int]:
+    """(end of the header section, start of the body), or (-1, -1) if not there yet.
+
+    The empty line is CRLF CRLF (RFC 3261 7); bare-LF senders are tolerated.
+    """
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        return end, end + 4
+    end = data.find(b"\n\n")
+    if end >= 0:
+        return end, end + 2
+    return -1, -1
+
+
+def parse_request(data: bytes, *, datagram: bool) -> Request:
+    """Parse one request. ``datagram`` selects UDP framing (RFC 3261 18.3).
+
+    On UDP the body ends at Content-Length and extra octets are discarded; a missing
+    Content-Length means the body runs to the end of the datagram. On a stream the
+    caller has already framed the message, so the body is exactly what follows the
+    headers. Raises NotARequest for responses and for octets that are not a request.
+    """
+    head_end, body_start = find_header_end(data)
+    if head_end < 0:
+        if not datagram:
+            raise NotARequest("incomplete header section")
+        # End of datagram ends the header section (RFC 4475 3.1.2.15's baddn.dat).
+        head_end = body_start = len(data)
+    head = data[:head_end].decode("latin-1")
+    lines = head.split("\n")
+    if "\r" in head:
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+
+    error: tuple[int, str] | None = None
+    start = lines[0]
+    if start[:4].upper() == "SIP/":
+        raise NotARequest("a response")
+    # Request-Line  =  Method SP Request-URI SP SIP-Version CRLF     RFC 3261 25.1
+    parts = start.split(" ")
+    method = parts[0]
+    if not METHOD.fullmatch(method) or len(parts) < 2:
+        raise NotARequest("not a SIP request line")
+    uri_raw = parts[1]
+    version = parts[2] if len(parts) > 2 else ""
+    if len(parts) != 3 or not uri_raw or not version:
+        error = (400, "Malformed Request-Line")
+    elif not SIP_VERSION.fullmatch(version):
+        error = (400, "Malformed SIP-Version")
+    elif version.upper() != SUPPORTED_VERSION:
+        error = (505, "Version Not Supported")
+
+    # message-header  =  (header-name HCOLON header-value) CRLF
+    # HCOLON  =  *( SP / HTAB ) ":" SWS                              RFC 3261 25.1
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        if line[0] in WSP:
+            # Folding (RFC 3261 7.3.1): a continuation line joins the previous value.
+            if not headers:
+                error = error or (400, "Malformed header folding")
+                continue
+            name, value = headers[-1]
+            more = line.strip(WSP)
+            headers[-1] = (name, f"{value} {more}" if value else more)
+            continue
+        colon = line.find(":")
+        name = line[:colon].rstrip(WSP) if colon > 0 else ""
+        if not name or not TOKEN.fullmatch(name):
+            error = error or (400, "Malformed header line")
+            continue
+        headers.append((canonical_name(name), line[colon + 1 :].strip(WSP)))
+
+    request = Request(method, uri_raw, version, headers, b"", data, error)
+    rest = data[body_start:]
+    lengths = request.fields.get("content-length")
+    if lengths is None:
+        request.body = rest if datagram else b""
+        return request
+    if len(lengths) > 1:
+        request.error = error or (400, "Multiple Content-Length header fields")
+        return request
+    text = lengths[0]
+    if not text.isdigit() or not text.isascii():
+        request.error = error or (400, "Invalid Content-Length header field")
+        return request
+    if len(text) > 9 or int(text) > len(rest):
+        request.error = error or (400, "Content-Length larger than the message body")
+        return request
+    request.body = rest[: int(text)]
+    return request

@@ -1,0 +1,165 @@
+"""Serializing responses to a request (RFC 3261 8.2.6, 8.2.7, 18.2.1; RFC 3581).
+
+What the response copies from the request (Via, From, To, Call-ID, CSeq) is computed
+once per request into an ``Echo``; each response sent for that request is then a
+status line, that block, its own header fields and its body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+
+from ..peer import Source
+from .grammar import split_top_level
+from .headers import Via, parse_via
+from .message import Request
+
+CRLF = "\r\n"
+
+
+def _same_ip(host: str, ip: str) -> bool:
+    if host.startswith("["):
+        host = host[1:-1]
+    if host == ip:
+        return True
+    if ":" in host and ":" in ip:
+        try:
+            return ipaddress.IPv6Address(host) == ipaddress.IPv6Address(ip)
+        except ValueError:
+            return False
+    return False
+
+
+def top_via_value(via: Via, source: Source) -> str:
+    """The top Via as the response carries it: received and rport filled in.
+
+    18.2.1: add received= when sent-by is a name or an address other than the packet
+    source. RFC 3581 4: when the request has a valueless rport, fill it with the source
+    port and always add received. An existing received or rport is replaced, never
+    repeated (RFC 3261 7.3.1 allows a parameter name once).
+    """
+    ip, port = source.remote
+    wants_rport = via.param("rport") == ""
+    needs_received = wants_rport or not _same_ip(via.host, ip)
+    if not needs_received and not via.has_param("received"):
+        return via.raw
+    params: list[str] = []
+    have_received = False
+    for name, value in via.params:
+        lower = name.lower()
+        if lower == "received":
+            if not needs_received:
+                params.append(f"{name}={value}" if value is not None else name)
+                continue
+            params.append(f"received={ip}")
+            have_received = True
+        elif lower == "rport" and wants_rport:
+            params.append(f"rport={port}")
+        else:
+            params.append(f"{name}={value}" if value is not None else name)
+    if needs_received and not have_received:
+        params.append(f"received={ip}")
+    return via.head + "".join(";" + p for p in params)
+
+
+def to_tag(request: Request, key: bytes) -> str:
+    """A To tag derived from the request alone (RFC 3261 19.3 only asks for uniqueness).
+
+    Retransmissions of a request, its CANCEL and every response in one transaction get
+    the same tag, with no state kept: the hash covers Call-ID, From tag, top Via branch
+    and CSeq number, which all stay the same across them (and works for RFC 2543
+    requests without branch or From tag).
+    """
+    vias = request.via_values
+    branch = ""
+    if vias:
+        try:
+            branch = parse_via(vias[0], lenient=True).branch
+        except ValueError:
+            branch = vias[0]
+    try:
+        from_tag = request.from_.tag or ""
+    except (KeyError, ValueError):
+        from_tag = ""
+    cseq = (request.get("cseq") or "").split(" ", 1)[0]
+    material = "\0".join((request.get("call-id") or "", from_tag, branch, cseq))
+    return hashlib.blake2s(material.encode("latin-1"), key=key, digest_size=8).hexdigest()
+
+
+class Echo:
+    """The header block a response copies from its request, with and without a To tag."""
+
+    __slots__ = ("tag", "tagged", "untagged")
+
+    def __init__(self, request: Request, source: Source, tag_key: bytes) -> None:
+        lines: list[str] = []
+        vias = request.via_values
+        if vias:
+            try:
+                top = top_via_value(parse_via(vias[0], lenient=True), source)
+            except ValueError:
+                top = vias[0]
+            lines.append(f"Via: {top}{CRLF}")
+            lines.extend(f"Via: {v}{CRLF}" for v in vias[1:])
+        fields = request.fields
+        if "from" in fields:
+            lines.append(f"From: {fields['from'][0]}{CRLF}")
+        head = "".join(lines)
+        tail = ""
+        if "call-id" in fields:
+            tail += f"Call-ID: {fields['call-id'][0]}{CRLF}"
+        if "cseq" in fields:
+            tail += f"CSeq: {fields['cseq'][0]}{CRLF}"
+        to_rows = fields.get("to")
+        self.tag = ""
+        if to_rows is None:
+            self.untagged = self.tagged = head + tail
+            return
+        to_value = to_rows[0]
+        self.untagged = f"{head}To: {to_value}{CRLF}{tail}"
+        try:
+            has_tag = request.to.tag is not None
+        except ValueError:
+            has_tag = True  # an unparseable To is echoed as it came
+        if has_tag:
+            self.tagged = self.untagged
+        else:
+            self.tag = to_tag(request, tag_key)
+            self.tagged = f"{head}To: {to_value};tag={self.tag}{CRLF}{tail}"
+
+
+def serialize(code: int, reason: str, echo: str, headers: list[tuple[str, str]],
+              body: bytes = b"", content_type: str | None = None) -> bytes:
+    out = [f"SIP/2.0 {code} {reason}{CRLF}", echo]
+    out.extend(f"{name}: {value}{CRLF}" for name, value in headers)
+    if body:
+        out.append(f"Content-Type: {content_type}{CRLF}")
+    out.append(f"Content-Length: {len(body)}{CRLF}{CRLF}")
+    return "".join(out).encode("latin-1") + body
+
+
+def accepts(accept_rows: list[str], media_type: str) -> bool:
+    """Whether an Accept header admits ``media_type`` (RFC 3261 20.1; q=0 refuses)."""
+    main = media_type.split("/", 1)[0]
+    for row in accept_rows:
+        for item in split_top_level(row):
+            if not item:
+                continue
+            rng, *params = item.split(";")
+            rng = rng.strip().lower()
+            if any(_is_q_zero(p) for p in params):
+                continue
+            if rng in ("*/*", media_type, f"{main}/*"):
+                return True
+    return False
+
+
+def _is_q_zero(param: str) -> bool:
+    name, _, value = param.partition("=")
+    if name.strip().lower() != "q":
+        return False
+    try:
+        return float(value) == 0.0
+    except ValueError:
+        return False
