@@ -1,0 +1,3 @@
+"""sipresponder: a stateless SIP user-agent server driven by TOML scenarios."""
+
+__version__ = "0.1.0"

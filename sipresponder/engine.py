@@ -230,9 +230,9 @@ class Engine:
         if source.transport != "udp":
             dest = Send(data, source.transport, source.remote, source.conn)
         elif self.scenario.settings.response_routing == "source" or via.has_param("rport"):
-            dest = Send(data, "udp", source.remote)
+            dest = Send(data, "udp", source.remote, source.conn)
         else:
-            dest = Send(data, "udp", (source.remote[0], via.port or 5060))
+            dest = Send(data, "udp", (source.remote[0], via.port or 5060), source.conn)
         if log.isEnabledFor(logging.INFO):
             log.info("send %d %s to %s:%s:%d", code, reason, dest.transport, dest.remote[0],
                      dest.remote[1], extra={"event": "response", "code": code,

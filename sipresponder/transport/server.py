@@ -1,0 +1,263 @@
+"""The asyncio side: listeners that feed the engine and write what it returns.
+
+Thin on purpose: all protocol decisions are the engine's. This module owns sockets,
+connections, the one timer handle the engine's deadlines need, and shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import socket
+from dataclasses import dataclass
+
+from ..engine import Engine
+from ..peer import Send, Source
+from ..scenario.model import Scenario
+from ..sip.framing import FramingError, Message, Ping, StreamFramer
+
+log = logging.getLogger("sipresponder")
+
+# Both ends need large socket buffers or UDP drops datagrams well below CPU
+# saturation (measured: net.core.rmem_max is 4 MiB on these machines).
+SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    transport: str  # "udp" or "tcp"
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"
+
+
+def parse_listen(text: str) -> ListenAddress:
+    """PROTO:HOST:PORT, with IPv6 hosts in brackets: udp:[::1]:5060."""
+    transport, sep, rest = text.partition(":")
+    transport = transport.lower()
+    if not sep or transport not in ("udp", "tcp"):
+        raise ValueError(f"{text!r}: expected PROTO:HOST:PORT with PROTO udp or tcp")
+    if rest.startswith("["):
+        host, bracket, port_text = rest[1:].partition("]")
+        if not bracket or not port_text.startswith(":"):
+            raise ValueError(f"{text!r}: expected [IPv6]:PORT")
+        port_text = port_text[1:]
+    else:
+        host, sep, port_text = rest.rpartition(":")
+        if not sep or ":" in host:
+            raise ValueError(f"{text!r}: expected HOST:PORT (IPv6 hosts go in brackets)")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"{text!r}: invalid port {port_text!r}")
+    return ListenAddress(transport, host or "0.0.0.0", int(port_text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_ip_towards(remote_ip: str, bound_ip: str) -> str:
+    """The address this host uses to reach ``remote_ip`` (for Contact and SDP when the
+    socket is bound to a wildcard). A connected UDP socket sends nothing."""
+    if bound_ip not in ("0.0.0.0", "::"):
+        return bound_ip
+    family = socket.AF_INET6 if ":" in remote_ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((remote_ip, 9))
+            return probe.getsockname()[0]
+    except OSError:
+        return "127.0.0.1" if family == socket.AF_INET else "::1"
+
+
+class Server:
+    def __init__(self, scenario: Scenario) -> None:
+        self.engine = Engine(scenario)
+        self.addresses: list[ListenAddress] = []
+        self._udp: dict[int, _UDPProtocol] = {}
+        self._tcp: dict[int, _TCPProtocol] = {}
+        self._servers: list[asyncio.base_events.Server] = []
+        self._ids = itertools.count(1)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def set_scenario(self, scenario: Scenario) -> None:
+        self.engine.scenario = scenario
+
+    async def start(self, listen: list[ListenAddress]) -> list[ListenAddress]:
+        self._loop = asyncio.get_running_loop()
+        try:
+            for addr in listen:
+                if addr.transport == "udp":
+                    self.addresses.append(await self._start_udp(addr))
+                else:
+                    self.addresses.append(await self._start_tcp(addr))
+        except BaseException:
+            await self.close()
+            raise
+        for addr in self.addresses:
+            log.warning("listening on %s", addr, extra={"event": "listening",
+                                                        "address": str(addr)})
+        return self.addresses
+
+    async def _start_udp(self, addr: ListenAddress) -> ListenAddress:
+        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+            sock.bind((addr.host, addr.port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
+        listener_id = next(self._ids)
+        protocol = _UDPProtocol(self, listener_id, addr.host)
+        await self._loop.create_datagram_endpoint(lambda: protocol, sock=sock)  # type: ignore[union-attr]
+        self._udp[listener_id] = protocol
+        return ListenAddress("udp", addr.host, sock.getsockname()[1])
+
+    async def _start_tcp(self, addr: ListenAddress) -> ListenAddress:
+        loop = self._loop
+        assert loop is not None
+        try:
+            server = await loop.create_server(
+                lambda: _TCPProtocol(self, next(self._ids), addr.host), addr.host, addr.port,
+                reuse_address=True)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
+        self._servers.append(server)
+        return ListenAddress("tcp", addr.host, server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for server in self._servers:
+            server.close()
+        for conn in list(self._tcp.values()):
+            conn.transport.abort()  # type: ignore[union-attr]
+        for udp in self._udp.values():
+            if udp.transport is not None:
+                udp.transport.close()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+
+    # -- engine glue -------------------------------------------------------------------
+    def dispatch(self, sends: list[Send]) -> None:
+        for send in sends:
+            if send.transport == "udp":
+                udp = self._udp.get(send.conn)  # type: ignore[arg-type]
+                if udp is not None and udp.transport is not None and send.data:
+                    udp.transport.sendto(send.data, send.remote)
+            else:
+                conn = self._tcp.get(send.conn)  # type: ignore[arg-type]
+                if conn is None:
+                    log.info("connection %s to %s:%d is gone; response dropped", send.conn,
+                             *send.remote)
+                    continue
+                if send.data:
+                    conn.transport.write(send.data)  # type: ignore[union-attr]
+                if send.close_after:
+                    conn.transport.close()  # type: ignore[union-attr]
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        deadline = self.engine.next_deadline()
+        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)  # type: ignore[union-attr]
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.dispatch(self.engine.fire(self._loop.time()))  # type: ignore[union-attr]
+
+
+class _UDPProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: Server, listener_id: int, bound_ip: str) -> None:
+        self.server = server
+        self.listener_id = listener_id
+        self.bound_ip = bound_ip
+        self.transport: asyncio.DatagramTransport | None = None
+        self.local_port = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.local_port = transport.get_extra_info("sockname")[1]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        ip, port = addr[0], addr[1]
+        source = Source("udp", (ip, port),
+                        (_local_ip_towards(ip, self.bound_ip), self.local_port),
+                        self.listener_id)
+        server = self.server
+        server.dispatch(server.engine.handle(data, source, server._loop.time()))  # type: ignore[union-attr]
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a peer that went away: not our problem to solve.
+        log.debug("UDP error: %s", exc)
+
+
+class _TCPProtocol(asyncio.Protocol):
+    def __init__(self, server: Server, conn_id: int, bound_ip: str) -> None:
+        self.server = server
+        self.conn_id = conn_id
+        self.bound_ip = bound_ip
+        settings = server.engine.scenario.settings
+        self.framer = StreamFramer(settings.max_message_size)
+        self.transport: asyncio.Transport | None = None
+        self.source: Source | None = None
+        self._read_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        self.source = Source("tcp", (peer[0], peer[1]), (local[0], local[1]), self.conn_id)
+        self.server._tcp[self.conn_id] = self
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._tcp.pop(self.conn_id, None)
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        server = self.server
+        engine = server.engine
+        source = self.source
+        assert source is not None and self.transport is not None
+        sends: list[Send] = []
+        for frame in self.framer.feed(data):
+            if isinstance(frame, Message):
+                sends.extend(engine.handle(frame.data, source, server._loop.time()))  # type: ignore[union-attr]
+            elif isinstance(frame, Ping):
+                self.transport.write(b"\r\n")
+            elif isinstance(frame, FramingError):
+                sends.extend(engine.handle_framing_error(frame.head, frame.code, frame.reason,
+                                                         source))
+        server.dispatch(sends)
+        self._watch_incomplete()
+
+    def _watch_incomplete(self) -> None:
+        """Close a connection whose incomplete message stalls (RFC 4475 clerr.dat over TCP)."""
+        if self.framer.pending == 0:
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
+            return
+        if self._read_timer is None:
+            timeout = self.server.engine.scenario.settings.tcp_read_timeout
+            self._read_timer = self.server._loop.call_later(timeout, self._read_timeout)  # type: ignore[union-attr]
+
+    def _read_timeout(self) -> None:
+        self._read_timer = None
+        if self.transport is not None and self.framer.pending:
+            log.info("closing tcp connection from %s:%d: incomplete message timed out",
+                     *self.source.remote)  # type: ignore[union-attr]
+            self.transport.close()
