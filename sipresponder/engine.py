@@ -82,7 +82,7 @@ class Engine:
                 return out
 
         rule = scenario.match(request, source)
-        self._log_request(request, source, f"rule {rule.label}")
+        self._log_request(request, source, rule.label)
         echo = Echo(request, source, key)
         final = rule.final
         code = self._code(final, request, source)

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 # Header fields every request carries exactly once (RFC 3261 8.1.1; 7.3.1 allows only
 # list-valued headers to repeat).
 MANDATORY = (("to", "To"), ("from", "From"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
+# List-valued header fields the responder splits into values (RFC 3261 7.3.1) after
+# this check: an unterminated quoted string or '<' in them must earn a 400 here.
+SPLIT = (("contact", "Contact"), ("require", "Require"), ("accept", "Accept"),
+         ("content-encoding", "Content-Encoding"))
 SINGLE = (*MANDATORY, ("max-forwards", "Max-Forwards"), ("content-type", "Content-Type"))
 ACCEPTED_SCHEMES = ("sip", "sips", "tel")
 
@@ -67,6 +71,11 @@ def check_request(request: Request, scenario: Scenario) -> Rejection | None:
                 parse_via(value)
         except ValueError:
             return Rejection(400, "Malformed Via header field")
+    for key, name in SPLIT:
+        try:
+            request.values(key)
+        except ValueError as exc:
+            return Rejection(400, f"Malformed {name} header field ({exc})")
     if request.method not in scenario.known_methods:
         return Rejection(501, "Not Implemented", [("Allow", ", ".join(scenario.allow))])
     if request.cseq[1] != request.method:

@@ -91,7 +91,7 @@ class _Builder:
             if not isinstance(raw, dict):
                 raise self.fail(None, "must be a table")
             rule = self.rule(raw, number)
-            if rule.name in names:
+            if rule.name and rule.name in names:
                 raise self.fail("name", f"duplicate rule name {rule.name!r}")
             names.add(rule.name)
             rules.append(rule)
@@ -102,7 +102,7 @@ class _Builder:
         for key in raw_default:
             if key not in RESPONSE_KEYS and key != "provisional":
                 raise self.fail(key, f"unknown key (expected one of {_list(RESPONSE_KEYS)})")
-        default = Rule("default", 0, [], None, self.provisionals(raw_default),
+        default = Rule("", 0, [], None, self.provisionals(raw_default),
                        self.response(raw_default, "", final=True))
 
         named = {m for r in rules if r.methods for m in r.methods}
@@ -149,8 +149,8 @@ class _Builder:
             if key not in RULE_KEYS:
                 hint = " (match conditions go in the rule's `match` table)" if key in MATCH_KEYS else ""
                 raise self.fail(key, f"unknown key{hint} (expected one of {_list(RULE_KEYS)})")
-        name = raw.get("name", f"rule{number}")
-        if not isinstance(name, str) or not name:
+        name = raw.get("name", "")
+        if not isinstance(name, str) or ("name" in raw and not name):
             raise self.fail("name", "must be a non-empty string")
         match = raw.get("match", {})
         if not isinstance(match, dict):
@@ -261,8 +261,7 @@ class _Builder:
     # -- required headers -------------------------------------------------------------
     def check_required(self, scenario: Scenario) -> None:
         for rule in [*scenario.rules, scenario.default]:
-            self.where = "[default]" if rule.number == 0 else (
-                f"rule {rule.name!r} (#{rule.number})")
+            self.where = rule.label
             for i, spec in enumerate([*rule.provisional, rule.final]):
                 prefix = "" if spec is rule.final else f"provisional[{i}]."
                 if not isinstance(spec.code, int) or spec.fill_required:

@@ -6,6 +6,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
+from ..sip.grammar import canonical_name
 from .model import Check
 
 if TYPE_CHECKING:
@@ -71,12 +72,17 @@ def compile_checks(match: dict[str, Any]) -> list[Check]:
     if "headers" in match:
         table = match["headers"]
         if not isinstance(table, dict):
-            raise ValueError("headers: must be a table of header name = regular expression")
-        from ..sip.grammar import canonical_name
+            raise ValueError("headers: must be a table of header name = regular expression "
+                             "(or true / false for present / absent)")
 
         for name, pattern in table.items():
-            rx = _regex(f"headers.{name}", pattern)
             key = canonical_name(name).lower()
+            if isinstance(pattern, bool):
+                # true: the header must be present; false: it must be absent.
+                checks.append(Check(f"header {name} {'present' if pattern else 'absent'}",
+                                    lambda r, s, k=key, want=pattern: (k in r.fields) == want))
+                continue
+            rx = _regex(f"headers.{name}", pattern)
 
             def header_check(r: Request, s: Source, k: str = key,
                              p: re.Pattern[str] = rx) -> bool:

@@ -97,7 +97,10 @@ class Rule:
 
     @property
     def label(self) -> str:
-        return "default" if self.number == 0 else f"{self.name!r} (#{self.number})"
+        """How errors and logs name the rule: rule 'busy' (#3), rule #4 or [default]."""
+        if self.number == 0:
+            return "[default]"
+        return f"rule {self.name!r} (#{self.number})" if self.name else f"rule #{self.number}"
 
 
 @dataclass(slots=True)

@@ -6,8 +6,6 @@ will never read from) so that a client's offer/answer state machine completes.
 
 from __future__ import annotations
 
-# Payload types preferred in an answer, best first: PCMU, PCMA, G722.
-_PREFERRED_AUDIO = ("0", "8", "9")
 _STATIC_RTPMAP = {"0": "PCMU/8000", "8": "PCMA/8000", "9": "G722/8000", "18": "G729/8000",
                   "3": "GSM/8000", "31": "H261/90000", "34": "H263/90000"}
 _DIRECTIONS = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive",
@@ -79,7 +77,7 @@ def make_answer(offer: bytes, address: str, session_id: int) -> bytes | None:
             # Declined stream: port 0 keeps the m-line position (RFC 3264 6).
             lines.append(f"m={m['kind']} 0 {m['proto']} {fmts[0]}")
             continue
-        chosen = _choose(m["kind"], fmts, rtpmap)  # type: ignore[arg-type]
+        chosen = _choose(fmts, rtpmap)
         events = [pt for pt in fmts if rtpmap.get(pt, "").lower().startswith("telephone-event/")]
         pts = [chosen, *(e for e in events if e != chosen)]
         lines.append(f"m={m['kind']} {_BASE_PORT + 2 * i} {m['proto']} {' '.join(pts)}")
@@ -93,11 +91,9 @@ def make_answer(offer: bytes, address: str, session_id: int) -> bytes | None:
     return ("\r\n".join(lines) + "\r\n").encode("latin-1")
 
 
-def _choose(kind: str, fmts: list[str], rtpmap: dict[str, str]) -> str:
-    candidates = [pt for pt in fmts
-                  if not rtpmap.get(pt, "").lower().startswith(("telephone-event/", "cn/"))]
-    if kind == "audio":
-        for pt in _PREFERRED_AUDIO:
-            if pt in candidates:
-                return pt
-    return candidates[0] if candidates else fmts[0]
+def _choose(fmts: list[str], rtpmap: dict[str, str]) -> str:
+    """The offerer's most preferred real codec (RFC 3264 6.1: its order is its preference)."""
+    for pt in fmts:
+        if not rtpmap.get(pt, "").lower().startswith(("telephone-event/", "cn/")):
+            return pt
+    return fmts[0]
