@@ -28,20 +28,30 @@ def bundled_scenario(name: str = "default.toml") -> Path:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sipresponder",
-        description="A stateless SIP UAS that answers every request as its scenario says.")
+        description="A stateless SIP UAS that answers every request as its scenario says.",
+    )
     parser.add_argument("--version", action="version", version=f"sipresponder {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="answer SIP requests")
-    serve.add_argument("--scenario", "-s", metavar="FILE",
-                       help="TOML scenario (default: the bundled default.toml)")
-    serve.add_argument("--listen", "-l", action="append", metavar="PROTO:HOST:PORT",
-                       help="udp or tcp listener, repeatable; IPv6 as udp:[::1]:5060 "
-                            f"(default: {' and '.join(DEFAULT_LISTEN)})")
+    serve.add_argument(
+        "--scenario", "-s", metavar="FILE", help="TOML scenario (default: the bundled default.toml)"
+    )
+    serve.add_argument(
+        "--listen",
+        "-l",
+        action="append",
+        metavar="PROTO:HOST:PORT",
+        help="udp or tcp listener, repeatable; IPv6 as udp:[::1]:5060 "
+        f"(default: {' and '.join(DEFAULT_LISTEN)})",
+    )
     serve.add_argument("--log-format", choices=("human", "json"), default="human")
-    serve.add_argument("--log-level", default="info",
-                       choices=("debug", "info", "warning", "error"),
-                       help="info logs one line per request and per response")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="info logs one line per request and per response",
+    )
 
     check = sub.add_parser("check", help="validate a scenario file")
     check.add_argument("file")
@@ -81,7 +91,7 @@ def _print_codes() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .transport.server import Server, parse_listen
+    from .transport.server import parse_listen
 
     configure_logging(args.log_format, args.log_level)
     path = args.scenario or str(bundled_scenario())
@@ -111,8 +121,9 @@ async def _run(scenario: Scenario, listen: list) -> int:
 
     server = Server(scenario)
     await server.start(listen)
-    log.warning("serving scenario %s", scenario.path,
-                extra={"event": "scenario", "path": scenario.path})
+    log.warning(
+        "serving scenario %s", scenario.path, extra={"event": "scenario", "path": scenario.path}
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -41,7 +41,9 @@ HEADER_FIELDS: dict[str, HeaderField] = {
         HeaderField("Accept-Encoding", "accept_encoding", "", derive="settings.accept_encoding"),
         HeaderField("Accept-Language", "accept_language", "", derive="settings.accept_language"),
         HeaderField(
-            "Unsupported", "unsupported", "x-unsupported-extension",
+            "Unsupported",
+            "unsupported",
+            "x-unsupported-extension",
             derive="the request's Require tags not in settings.supported",
         ),
         HeaderField("Require", "require", "100rel"),
@@ -49,11 +51,13 @@ HEADER_FIELDS: dict[str, HeaderField] = {
         HeaderField("Min-SE", "min_se", "90"),
         HeaderField("Expires", "expires", "3600"),
         HeaderField(
-            "WWW-Authenticate", "www_authenticate",
+            "WWW-Authenticate",
+            "www_authenticate",
             'Digest realm="sipresponder", nonce="{nonce}", algorithm=MD5, qop="auth"',
         ),
         HeaderField(
-            "Proxy-Authenticate", "proxy_authenticate",
+            "Proxy-Authenticate",
+            "proxy_authenticate",
             'Digest realm="sipresponder", nonce="{nonce}", algorithm=MD5, qop="auth"',
         ),
         HeaderField("Security-Server", "security_server", "tls;q=0.2"),
@@ -107,8 +111,9 @@ CODES: dict[int, StatusCode] = {
         # 2xx Successful
         StatusCode(200, "OK", "RFC 3261 21.2.1"),
         StatusCode(202, "Accepted", "RFC 6665 8.3.1 (deprecated)"),
-        StatusCode(204, "No Notification", "RFC 5839 7.1",
-                   (_r("Expires", "must", "RFC 5839 4.2.1"),)),
+        StatusCode(
+            204, "No Notification", "RFC 5839 7.1", (_r("Expires", "must", "RFC 5839 4.2.1"),)
+        ),
         # 3xx Redirection
         StatusCode(300, "Multiple Choices", "RFC 3261 21.3.1", (_CONTACT_3XX,)),
         StatusCode(301, "Moved Permanently", "RFC 3261 21.3.2", (_CONTACT_3XX,)),
@@ -117,36 +122,70 @@ CODES: dict[int, StatusCode] = {
         StatusCode(380, "Alternative Service", "RFC 3261 21.3.5"),
         # 4xx Request Failure
         StatusCode(400, "Bad Request", "RFC 3261 21.4.1"),
-        StatusCode(401, "Unauthorized", "RFC 3261 21.4.2",
-                   (_r("WWW-Authenticate", "must", "RFC 3261 21.4.2"),)),
+        StatusCode(
+            401,
+            "Unauthorized",
+            "RFC 3261 21.4.2",
+            (_r("WWW-Authenticate", "must", "RFC 3261 21.4.2"),),
+        ),
         StatusCode(402, "Payment Required", "RFC 3261 21.4.3"),
         StatusCode(403, "Forbidden", "RFC 3261 21.4.4"),
         StatusCode(404, "Not Found", "RFC 3261 21.4.5"),
-        StatusCode(405, "Method Not Allowed", "RFC 3261 21.4.6",
-                   (_r("Allow", "must", "RFC 3261 21.4.6"),)),
+        StatusCode(
+            405, "Method Not Allowed", "RFC 3261 21.4.6", (_r("Allow", "must", "RFC 3261 21.4.6"),)
+        ),
         StatusCode(406, "Not Acceptable", "RFC 3261 21.4.7"),
-        StatusCode(407, "Proxy Authentication Required", "RFC 3261 21.4.8",
-                   (_r("Proxy-Authenticate", "must", "RFC 3261 21.4.8"),)),
+        StatusCode(
+            407,
+            "Proxy Authentication Required",
+            "RFC 3261 21.4.8",
+            (_r("Proxy-Authenticate", "must", "RFC 3261 21.4.8"),),
+        ),
         StatusCode(408, "Request Timeout", "RFC 3261 21.4.9"),
         StatusCode(410, "Gone", "RFC 3261 21.4.10"),
         StatusCode(412, "Conditional Request Failed", "RFC 3903 11.2.1"),
         StatusCode(413, "Request Entity Too Large", "RFC 3261 21.4.11", (_RETRY,)),
         StatusCode(414, "Request-URI Too Long", "RFC 3261 21.4.12"),
-        StatusCode(415, "Unsupported Media Type", "RFC 3261 21.4.13",
-                   (_r("Accept|Accept-Encoding|Accept-Language", "must", "RFC 3261 21.4.13"),)),
+        StatusCode(
+            415,
+            "Unsupported Media Type",
+            "RFC 3261 21.4.13",
+            (_r("Accept|Accept-Encoding|Accept-Language", "must", "RFC 3261 21.4.13"),),
+        ),
         StatusCode(416, "Unsupported URI Scheme", "RFC 3261 21.4.14"),
-        StatusCode(417, "Unknown Resource-Priority", "RFC 4412 12.4",
-                   (_r("Accept-Resource-Priority", "should", "RFC 4412 4.6.2"),)),
-        StatusCode(420, "Bad Extension", "RFC 3261 21.4.15",
-                   (_r("Unsupported", "must", "RFC 3261 21.4.15"),)),
-        StatusCode(421, "Extension Required", "RFC 3261 21.4.16",
-                   (_r("Require", "must", "RFC 3261 21.4.16"),)),
-        StatusCode(422, "Session Interval Too Small", "RFC 4028 6",
-                   (_r("Min-SE", "must", "RFC 4028 6"),)),
-        StatusCode(423, "Interval Too Brief", "RFC 3261 21.4.17",
-                   (_r("Min-Expires", "must", "RFC 3261 10.3"),)),
-        StatusCode(424, "Bad Location Information", "RFC 6442 4.3",
-                   (_r("Geolocation-Error", "should", "RFC 6442 4.3"),)),
+        StatusCode(
+            417,
+            "Unknown Resource-Priority",
+            "RFC 4412 12.4",
+            (_r("Accept-Resource-Priority", "should", "RFC 4412 4.6.2"),),
+        ),
+        StatusCode(
+            420,
+            "Bad Extension",
+            "RFC 3261 21.4.15",
+            (_r("Unsupported", "must", "RFC 3261 21.4.15"),),
+        ),
+        StatusCode(
+            421,
+            "Extension Required",
+            "RFC 3261 21.4.16",
+            (_r("Require", "must", "RFC 3261 21.4.16"),),
+        ),
+        StatusCode(
+            422, "Session Interval Too Small", "RFC 4028 6", (_r("Min-SE", "must", "RFC 4028 6"),)
+        ),
+        StatusCode(
+            423,
+            "Interval Too Brief",
+            "RFC 3261 21.4.17",
+            (_r("Min-Expires", "must", "RFC 3261 10.3"),),
+        ),
+        StatusCode(
+            424,
+            "Bad Location Information",
+            "RFC 6442 4.3",
+            (_r("Geolocation-Error", "should", "RFC 6442 4.3"),),
+        ),
         StatusCode(425, "Bad Alert Message", "RFC 8876 5.1"),
         StatusCode(428, "Use Identity Header", "RFC 8224 6.2.2"),
         StatusCode(429, "Provide Referrer Identity", "RFC 3892 5"),
@@ -157,32 +196,47 @@ CODES: dict[int, StatusCode] = {
         StatusCode(438, "Invalid Identity Header", "RFC 8224 13.2"),
         StatusCode(439, "First Hop Lacks Outbound Support", "RFC 5626 11.6"),
         StatusCode(440, "Max-Breadth Exceeded", "RFC 5393 5"),
-        StatusCode(469, "Bad Info Package", "RFC 6086 11.6",
-                   (_r("Recv-Info", "must", "RFC 6086 5.2.3"),)),
-        StatusCode(470, "Consent Needed", "RFC 5360 5.9.2",
-                   (_r("Permission-Missing", "must", "RFC 5360 5.9.2"),)),
+        StatusCode(
+            469, "Bad Info Package", "RFC 6086 11.6", (_r("Recv-Info", "must", "RFC 6086 5.2.3"),)
+        ),
+        StatusCode(
+            470,
+            "Consent Needed",
+            "RFC 5360 5.9.2",
+            (_r("Permission-Missing", "must", "RFC 5360 5.9.2"),),
+        ),
         StatusCode(480, "Temporarily Unavailable", "RFC 3261 21.4.18", (_RETRY,)),
         StatusCode(481, "Call/Transaction Does Not Exist", "RFC 3261 21.4.19"),
         StatusCode(482, "Loop Detected", "RFC 3261 21.4.20"),
         StatusCode(483, "Too Many Hops", "RFC 3261 21.4.21"),
         StatusCode(484, "Address Incomplete", "RFC 3261 21.4.22"),
-        StatusCode(485, "Ambiguous", "RFC 3261 21.4.23",
-                   (_r("Contact", "may", "RFC 3261 21.4.23"),)),
+        StatusCode(
+            485, "Ambiguous", "RFC 3261 21.4.23", (_r("Contact", "may", "RFC 3261 21.4.23"),)
+        ),
         StatusCode(486, "Busy Here", "RFC 3261 21.4.24", (_RETRY,)),
         StatusCode(487, "Request Terminated", "RFC 3261 21.4.25"),
         StatusCode(488, "Not Acceptable Here", "RFC 3261 21.4.26"),
-        StatusCode(489, "Bad Event", "RFC 6665 8.3.2",
-                   (_r("Allow-Events", "should", "RFC 6665 7.2.2"),)),
+        StatusCode(
+            489, "Bad Event", "RFC 6665 8.3.2", (_r("Allow-Events", "should", "RFC 6665 7.2.2"),)
+        ),
         StatusCode(491, "Request Pending", "RFC 3261 21.4.27"),
         StatusCode(493, "Undecipherable", "RFC 3261 21.4.28"),
-        StatusCode(494, "Security Agreement Required", "RFC 3329 6.4",
-                   (_r("Security-Server", "must", "RFC 3329 2.3.1"),)),
+        StatusCode(
+            494,
+            "Security Agreement Required",
+            "RFC 3329 6.4",
+            (_r("Security-Server", "must", "RFC 3329 2.3.1"),),
+        ),
         # 5xx Server Failure
         StatusCode(500, "Server Internal Error", "RFC 3261 21.5.1", (_RETRY,)),
         StatusCode(501, "Not Implemented", "RFC 3261 21.5.2"),
         StatusCode(502, "Bad Gateway", "RFC 3261 21.5.3"),
-        StatusCode(503, "Service Unavailable", "RFC 3261 21.5.4",
-                   (_r("Retry-After", "should", "RFC 3261 21.5.4"),)),
+        StatusCode(
+            503,
+            "Service Unavailable",
+            "RFC 3261 21.5.4",
+            (_r("Retry-After", "should", "RFC 3261 21.5.4"),),
+        ),
         StatusCode(504, "Server Time-out", "RFC 3261 21.5.5"),
         StatusCode(505, "Version Not Supported", "RFC 3261 21.5.6"),
         StatusCode(513, "Message Too Large", "RFC 3261 21.5.7"),
@@ -200,8 +254,14 @@ CODES: dict[int, StatusCode] = {
 
 # Reason phrases for codes outside the registry, by class (RFC 3261 8.1.3.2: an
 # unrecognized code is treated as x00 of its class).
-CLASS_REASONS = {1: "Provisional", 2: "Success", 3: "Redirection", 4: "Client Error",
-                 5: "Server Error", 6: "Global Failure"}
+CLASS_REASONS = {
+    1: "Provisional",
+    2: "Success",
+    3: "Redirection",
+    4: "Client Error",
+    5: "Server Error",
+    6: "Global Failure",
+}
 
 
 def reason_for(code: int) -> str:

@@ -73,8 +73,16 @@ class Engine:
             if settings.server:
                 headers = [*headers, ("Server", settings.server)]
             echo = Echo(request, source, key)
-            return [self._send(request, source, via, rejection.code, rejection.reason,
-                               serialize(rejection.code, rejection.reason, echo.tagged, headers))]
+            return [
+                self._send(
+                    request,
+                    source,
+                    via,
+                    rejection.code,
+                    rejection.reason,
+                    serialize(rejection.code, rejection.reason, echo.tagged, headers),
+                )
+            ]
 
         if self.transactions:
             out = self._in_transaction(request, source, via, now)
@@ -99,8 +107,9 @@ class Engine:
         steps.append((final, code))
         return self._start_transaction(rule, steps, request, source, via, echo, now)
 
-    def handle_framing_error(self, head: bytes, code: int, reason: str, source: Source
-                             ) -> list[Send]:
+    def handle_framing_error(
+        self, head: bytes, code: int, reason: str, source: Source
+    ) -> list[Send]:
         """A stream that cannot be framed: answer what the header section allows, then close."""
         try:
             request = parse_request(head + b"\r\n\r\n", datagram=True)
@@ -110,9 +119,12 @@ class Engine:
             return [Send(b"", source.transport, source.remote, source.conn, close_after=True)]
         self._log_request(request, source, f"rejected: {code} {reason}")
         echo = Echo(request, source, self.scenario.tag_key)
-        headers = [("Server", self.scenario.settings.server)] if self.scenario.settings.server else []
-        send = self._send(request, source, via, code, reason,
-                          serialize(code, reason, echo.tagged, headers))
+        headers = (
+            [("Server", self.scenario.settings.server)] if self.scenario.settings.server else []
+        )
+        send = self._send(
+            request, source, via, code, reason, serialize(code, reason, echo.tagged, headers)
+        )
         return [Send(send.data, send.transport, send.remote, send.conn, close_after=True)]
 
     # -- building one response ------------------------------------------------------------
@@ -125,8 +137,9 @@ class Engine:
         log.warning("scenario produced an invalid status code %r; answering 500", text)
         return 500
 
-    def _respond(self, spec: ResponseSpec, code: int, request: Request, source: Source,
-                 via: Via, echo: Echo) -> Send:
+    def _respond(
+        self, spec: ResponseSpec, code: int, request: Request, source: Source, via: Via, echo: Echo
+    ) -> Send:
         scenario = self.scenario
         settings = scenario.settings
         ctx = RenderContext(request, source)
@@ -180,10 +193,14 @@ class Engine:
             session = int(hashlib.blake2s(request.raw[:256], digest_size=4).hexdigest(), 16)
             offer = request.body if _is_sdp(request) else b""
             body = (make_answer(offer, address, session) if offer else None) or make_offer(
-                address, session)
+                address, session
+            )
             ctype = "application/sdp"
-        if body and "accept" in request.fields and ctype and not accepts(
-            request.fields["accept"], ctype.split(";", 1)[0].strip().lower()
+        if (
+            body
+            and "accept" in request.fields
+            and ctype
+            and not accepts(request.fields["accept"], ctype.split(";", 1)[0].strip().lower())
         ):
             # RFC 3261 21.4.7: the only body we could send is one the UAC refuses.
             code, reason = 406, "Not Acceptable"
@@ -191,8 +208,9 @@ class Engine:
             if settings.server:
                 headers.append(("Server", settings.server))
             body, ctype = b"", None
-        data = serialize(code, reason, echo.untagged if code == 100 else echo.tagged,
-                         headers, body, ctype)
+        data = serialize(
+            code, reason, echo.untagged if code == 100 else echo.tagged, headers, body, ctype
+        )
         return self._send(request, source, via, code, reason, data)
 
     def _derive(self, header: str, request: Request) -> str | None:
@@ -221,8 +239,9 @@ class Engine:
         transport = "" if source.transport == "udp" else f";transport={source.transport}"
         return f"<sip:{_escape_user(user_part)}{host}:{port}{transport}>"
 
-    def _send(self, request: Request, source: Source, via: Via, code: int, reason: str,
-              data: bytes) -> Send:
+    def _send(
+        self, request: Request, source: Source, via: Via, code: int, reason: str, data: bytes
+    ) -> Send:
         """Route a response (RFC 3261 18.2.2, RFC 3581 4): same connection on TCP; on
         UDP the source address, and the source port unless the scenario asks for
         strict RFC 3261 routing and the request has no rport."""
@@ -234,21 +253,38 @@ class Engine:
         else:
             dest = Send(data, "udp", (source.remote[0], via.port or 5060), source.conn)
         if log.isEnabledFor(logging.INFO):
-            log.info("send %d %s to %s:%s:%d", code, reason, dest.transport, dest.remote[0],
-                     dest.remote[1], extra={"event": "response", "code": code,
-                                            "reason": reason, "call_id": request.get("call-id"),
-                                            "transport": dest.transport,
-                                            "remote": f"{dest.remote[0]}:{dest.remote[1]}"})
+            log.info(
+                "send %d %s to %s:%s:%d",
+                code,
+                reason,
+                dest.transport,
+                dest.remote[0],
+                dest.remote[1],
+                extra={
+                    "event": "response",
+                    "code": code,
+                    "reason": reason,
+                    "call_id": request.get("call-id"),
+                    "transport": dest.transport,
+                    "remote": f"{dest.remote[0]}:{dest.remote[1]}",
+                },
+            )
         return dest
 
     # -- stateful transactions -------------------------------------------------------------
-    def _start_transaction(self, rule: Rule, steps: list[tuple[ResponseSpec, int]],
-                           request: Request, source: Source, via: Via, echo: Echo,
-                           now: float) -> list[Send]:
+    def _start_transaction(
+        self,
+        rule: Rule,
+        steps: list[tuple[ResponseSpec, int]],
+        request: Request,
+        source: Source,
+        via: Via,
+        echo: Echo,
+        now: float,
+    ) -> list[Send]:
         settings = self.scenario.settings
         if len(self.transactions) >= settings.max_transactions:
-            log.warning("transaction limit (%d) reached; answering 503",
-                        settings.max_transactions)
+            log.warning("transaction limit (%d) reached; answering 503", settings.max_transactions)
             spec = ResponseSpec(503, typed={"Retry-After": [compile_template("5")]})
             return [self._respond(spec, 503, request, source, via, echo)]
         key = transaction_key(request, request.method)
@@ -273,8 +309,17 @@ class Engine:
                 txn.steps.append(self.timers.add(now + elapsed, step))
         return out
 
-    def _step(self, txn: Transaction, spec: ResponseSpec, code: int, final: bool,
-              source: Source, via: Via, echo: Echo, now: float) -> list[Send]:
+    def _step(
+        self,
+        txn: Transaction,
+        spec: ResponseSpec,
+        code: int,
+        final: bool,
+        source: Source,
+        via: Via,
+        echo: Echo,
+        now: float,
+    ) -> list[Send]:
         if txn.final_sent:
             return []
         send = self._respond(spec, code, txn.request, source, via, echo)
@@ -298,8 +343,9 @@ class Engine:
         if txn.acked or txn.last is None:
             return []
         interval = min(2 * interval, self.scenario.settings.timer_t2)
-        txn.retransmit_id = self.timers.add(now + interval, partial(self._retransmit, txn,
-                                                                    interval))
+        txn.retransmit_id = self.timers.add(
+            now + interval, partial(self._retransmit, txn, interval)
+        )
         self.counters["retransmissions"] += 1
         return [txn.last]
 
@@ -312,8 +358,9 @@ class Engine:
             del self.by_dialog[dkey]
         return []
 
-    def _in_transaction(self, request: Request, source: Source, via: Via, now: float
-                        ) -> list[Send] | None:
+    def _in_transaction(
+        self, request: Request, source: Source, via: Via, now: float
+    ) -> list[Send] | None:
         """Retransmissions and CANCEL of a stateful transaction; None if there is none."""
         txn = self.transactions.get(transaction_key(request, request.method))
         if txn is not None:
@@ -331,8 +378,9 @@ class Engine:
         if not txn.final_sent:
             invite_echo = Echo(txn.request, source, self.scenario.tag_key)
             invite_via = txn.request.top_via_lenient()
-            txn.last = self._respond(ResponseSpec(487, sdp=False), 487, txn.request, source,
-                                     invite_via, invite_echo)
+            txn.last = self._respond(
+                ResponseSpec(487, sdp=False), 487, txn.request, source, invite_via, invite_echo
+            )
             out.append(txn.last)
             self._completed(txn, source, now)
         return out
@@ -355,26 +403,55 @@ class Engine:
     # -- logging ----------------------------------------------------------------------------
     def _log_request(self, request: Request, source: Source, outcome: str) -> None:
         if log.isEnabledFor(logging.INFO):
-            log.info("recv %s %s from %s:%s:%d (%s)", request.method, request.uri_raw,
-                     source.transport, source.remote[0], source.remote[1], outcome,
-                     extra={"event": "request", "method": request.method,
-                            "uri": request.uri_raw, "call_id": request.get("call-id"),
-                            "transport": source.transport,
-                            "remote": f"{source.remote[0]}:{source.remote[1]}",
-                            "outcome": outcome})
+            log.info(
+                "recv %s %s from %s:%s:%d (%s)",
+                request.method,
+                request.uri_raw,
+                source.transport,
+                source.remote[0],
+                source.remote[1],
+                outcome,
+                extra={
+                    "event": "request",
+                    "method": request.method,
+                    "uri": request.uri_raw,
+                    "call_id": request.get("call-id"),
+                    "transport": source.transport,
+                    "remote": f"{source.remote[0]}:{source.remote[1]}",
+                    "outcome": outcome,
+                },
+            )
 
     def _drop(self, source: Source, why: str, request: Request | None = None) -> None:
         self.counters["dropped"] += 1
         if log.isEnabledFor(logging.INFO):
-            log.info("drop message from %s:%s:%d: %s", source.transport, source.remote[0],
-                     source.remote[1], why, extra={"event": "drop", "reason": why,
-                                                   "transport": source.transport,
-                                                   "remote": f"{source.remote[0]}:{source.remote[1]}"})
+            log.info(
+                "drop message from %s:%s:%d: %s",
+                source.transport,
+                source.remote[0],
+                source.remote[1],
+                why,
+                extra={
+                    "event": "drop",
+                    "reason": why,
+                    "transport": source.transport,
+                    "remote": f"{source.remote[0]}:{source.remote[1]}",
+                },
+            )
 
 
 def _with_code(spec: ResponseSpec, code: int) -> ResponseSpec:
-    return ResponseSpec(code, None, spec.headers, spec.typed, spec.body, spec.content_type,
-                        spec.sdp, 0.0, spec.fill_required)
+    return ResponseSpec(
+        code,
+        None,
+        spec.headers,
+        spec.typed,
+        spec.body,
+        spec.content_type,
+        spec.sdp,
+        0.0,
+        spec.fill_required,
+    )
 
 
 def _is_sdp(request: Request) -> bool:
@@ -383,8 +460,9 @@ def _is_sdp(request: Request) -> bool:
 
 
 def _escape_user(user_part: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.!~*'()&=+$,;?/@" else f"%{ord(c):02X}"
-                   for c in user_part)
+    return "".join(
+        c if c.isalnum() or c in "-_.!~*'()&=+$,;?/@" else f"%{ord(c):02X}" for c in user_part
+    )
 
 
 def _bindings(request: Request) -> list[str]:

@@ -33,7 +33,7 @@ class RunningResponder:
         self.tcp_port = next(a.port for a in server.addresses if a.transport == "tcp")
 
     @property
-    def engine(self):  # noqa: ANN201
+    def engine(self):
         return self.server.engine
 
 

@@ -7,6 +7,7 @@ hide itself by agreeing with the serializer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -145,7 +146,5 @@ class TCPClient:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(OSError):
             await self.writer.wait_closed()
-        except OSError:
-            pass

@@ -26,7 +26,7 @@ def engine(text: str | None = None) -> Engine:
     return Engine(parse_scenario(text, "<test>"))
 
 
-def answer(e: Engine, data: bytes, source: Source = UDP, now: float = 0.0):  # noqa: ANN201
+def answer(e: Engine, data: bytes, source: Source = UDP, now: float = 0.0):
     return [parse_response(s.data) for s in e.handle(data, source, now)]
 
 
@@ -286,7 +286,7 @@ code = 200
 """
 
 
-def codes(sends: list) -> list[int]:  # noqa: ANN001
+def codes(sends: list) -> list[int]:
     return [parse_response(s.data).code for s in sends]
 
 
@@ -369,7 +369,7 @@ def test_delayed_non_invite() -> None:
 
 def test_transaction_limit_answers_503() -> None:
     e = engine(RINGING.replace("timer_t2 = 4.0", "timer_t2 = 4.0\nmax_transactions = 2"))
-    for i in range(2):
+    for _ in range(2):
         e.handle(make_request("INVITE", "sip:ring@x"), UDP, 0.0)
     [resp] = answer(e, make_request("INVITE", "sip:ring@x"))
     assert resp.code == 503 and resp.get("Retry-After")

@@ -15,13 +15,33 @@ from .template import Template, TemplateError, compile_template
 
 # Header fields the responder writes itself; a rule may not set them through `headers`.
 RESERVED_HEADERS = frozenset(
-    h.lower() for h in ("Via", "From", "To", "Call-ID", "CSeq", "Content-Length",
-                        "Content-Type", "Record-Route", "Timestamp")
+    h.lower()
+    for h in (
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "Content-Length",
+        "Content-Type",
+        "Record-Route",
+        "Timestamp",
+    )
 )
 TYPED_FIELDS = {h.field: h.name for h in HEADER_FIELDS.values()}
 RESPONSE_KEYS = frozenset(
-    {"code", "reason", "headers", "body", "body_file", "content_type", "sdp", "delay",
-     "fill_required"} | set(TYPED_FIELDS)
+    {
+        "code",
+        "reason",
+        "headers",
+        "body",
+        "body_file",
+        "content_type",
+        "sdp",
+        "delay",
+        "fill_required",
+    }
+    | set(TYPED_FIELDS)
 )
 RULE_KEYS = RESPONSE_KEYS | {"name", "match", "provisional"}
 MATCH_KEYS = frozenset(
@@ -50,8 +70,9 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(text, str(path), base_dir=path.parent)
 
 
-def parse_scenario(text: bytes | str, path: str = "<scenario>", base_dir: Path | None = None
-                   ) -> Scenario:
+def parse_scenario(
+    text: bytes | str, path: str = "<scenario>", base_dir: Path | None = None
+) -> Scenario:
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -87,7 +108,9 @@ class _Builder:
         names: set[str] = set()
         for number, raw in enumerate(raw_rules, 1):
             name = raw.get("name") if isinstance(raw, dict) else None
-            self.where = f"rule {name!r} (#{number})" if isinstance(name, str) else f"rule #{number}"
+            self.where = (
+                f"rule {name!r} (#{number})" if isinstance(name, str) else f"rule #{number}"
+            )
             if not isinstance(raw, dict):
                 raise self.fail(None, "must be a table")
             rule = self.rule(raw, number)
@@ -102,16 +125,25 @@ class _Builder:
         for key in raw_default:
             if key not in RESPONSE_KEYS and key != "provisional":
                 raise self.fail(key, f"unknown key (expected one of {_list(RESPONSE_KEYS)})")
-        default = Rule("", 0, [], None, self.provisionals(raw_default),
-                       self.response(raw_default, "", final=True))
+        default = Rule(
+            "",
+            0,
+            [],
+            None,
+            self.provisionals(raw_default),
+            self.response(raw_default, "", final=True),
+        )
 
         named = {m for r in rules if r.methods for m in r.methods}
         if "INVITE" in named:
             named |= {"ACK", "CANCEL"}
-        ordered = [m for m in STANDARD_METHODS if m in named] + sorted(named - set(STANDARD_METHODS))
+        ordered = [m for m in STANDARD_METHODS if m in named] + sorted(
+            named - set(STANDARD_METHODS)
+        )
         allow = tuple(ordered) if ordered else STANDARD_METHODS
-        scenario = Scenario(self.path, settings, rules, default, allow,
-                            frozenset(STANDARD_METHODS) | named)
+        scenario = Scenario(
+            self.path, settings, rules, default, allow, frozenset(STANDARD_METHODS) | named
+        )
         self.check_required(scenario)
         return scenario
 
@@ -127,8 +159,10 @@ class _Builder:
             if isinstance(current, tuple):
                 value = tuple(self.str_list(key, value))
             elif isinstance(current, bool) or not isinstance(value, type(current)):
-                if isinstance(current, float) and isinstance(value, int) and not isinstance(
-                    value, bool
+                if (
+                    isinstance(current, float)
+                    and isinstance(value, int)
+                    and not isinstance(value, bool)
                 ):
                     value = float(value)
                 else:
@@ -147,7 +181,11 @@ class _Builder:
     def rule(self, raw: dict[str, Any], number: int) -> Rule:
         for key in raw:
             if key not in RULE_KEYS:
-                hint = " (match conditions go in the rule's `match` table)" if key in MATCH_KEYS else ""
+                hint = (
+                    " (match conditions go in the rule's `match` table)"
+                    if key in MATCH_KEYS
+                    else ""
+                )
                 raise self.fail(key, f"unknown key{hint} (expected one of {_list(RULE_KEYS)})")
         name = raw.get("name", "")
         if not isinstance(name, str) or ("name" in raw and not name):
@@ -157,20 +195,28 @@ class _Builder:
             raise self.fail("match", "must be a table")
         for key in match:
             if key not in MATCH_KEYS:
-                raise self.fail(f"match.{key}", f"unknown condition (expected one of {_list(MATCH_KEYS)})")
+                raise self.fail(
+                    f"match.{key}", f"unknown condition (expected one of {_list(MATCH_KEYS)})"
+                )
         methods = self.methods(match.get("method", "*"))
         try:
             checks = compile_checks(match)
         except ValueError as exc:
             field, _, message = str(exc).partition(": ")
             raise self.fail(f"match.{field}", message) from None
-        return Rule(name, number, checks, methods, self.provisionals(raw),
-                    self.response(raw, "", final=True))
+        return Rule(
+            name,
+            number,
+            checks,
+            methods,
+            self.provisionals(raw),
+            self.response(raw, "", final=True),
+        )
 
     def methods(self, value: Any) -> frozenset[str] | None:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not items or not all(isinstance(m, str) for m in items):
-            raise self.fail("match.method", "must be a method name, a list of them, or \"*\"")
+            raise self.fail("match.method", 'must be a method name, a list of them, or "*"')
         if "*" in items:
             return None
         for m in items:
@@ -191,7 +237,9 @@ class _Builder:
                 raise self.fail(f"provisional[{i}]", "must be a code or a table")
             for key in item:
                 if key not in RESPONSE_KEYS:
-                    raise self.fail(prefix + key, f"unknown key (expected one of {_list(RESPONSE_KEYS)})")
+                    raise self.fail(
+                        prefix + key, f"unknown key (expected one of {_list(RESPONSE_KEYS)})"
+                    )
             spec = self.response(item, prefix, final=False)
             if isinstance(spec.code, int) and not 101 <= spec.code <= 199:
                 raise self.fail(prefix + "code", f"{spec.code} is not a provisional code (101-199)")
@@ -210,10 +258,15 @@ class _Builder:
         elif isinstance(code_value, str):
             code = self.template(prefix + "code", code_value)
             if code.is_constant:
-                raise self.fail(prefix + "code", "must be an integer (or a template like \"{ruri.user}\")")
+                raise self.fail(
+                    prefix + "code", 'must be an integer (or a template like "{ruri.user}")'
+                )
             if not raw.get("fill_required", False):
-                raise self.fail(prefix + "code", "a templated code needs fill_required = true, "
-                                "so that whatever code it yields carries its required headers")
+                raise self.fail(
+                    prefix + "code",
+                    "a templated code needs fill_required = true, "
+                    "so that whatever code it yields carries its required headers",
+                )
         else:
             raise self.fail(prefix + "code", f"must be an integer, not {_kind(code_value)}")
         spec = ResponseSpec(code)
@@ -223,7 +276,9 @@ class _Builder:
                 raise self.fail(prefix + "reason", "must not contain line breaks")
             spec.reason = self.template(prefix + "reason", reason)
         elif isinstance(code, int) and code not in CODES:
-            raise self.fail(prefix + "reason", f"{code} is not in the registry: give its reason phrase")
+            raise self.fail(
+                prefix + "reason", f"{code} is not in the registry: give its reason phrase"
+            )
         headers = raw.get("headers", {})
         if not isinstance(headers, dict):
             raise self.fail(prefix + "headers", "must be a table of header name = value")
@@ -247,7 +302,9 @@ class _Builder:
         if "content_type" in raw:
             spec.content_type = self.string(prefix + "content_type", raw["content_type"])
             if "/" not in spec.content_type:
-                raise self.fail(prefix + "content_type", "must be a media type like application/sdp")
+                raise self.fail(
+                    prefix + "content_type", "must be a media type like application/sdp"
+                )
         if spec.body is not None and spec.content_type is None:
             raise self.fail(prefix + "content_type", "a body needs its content_type")
         spec.sdp = self.boolean(prefix + "sdp", raw.get("sdp", True))
@@ -334,16 +391,27 @@ class _Builder:
 
 
 def _kind(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
 
 
 def _list(keys: Any) -> str:
     return ", ".join(sorted(keys))
 
 
-_EXAMPLES = {"contacts": '["<sip:user@host>"]', "retry_after": "60", "min_expires": "60",
-             "min_se": "90", "expires": "3600"}
+_EXAMPLES = {
+    "contacts": '["<sip:user@host>"]',
+    "retry_after": "60",
+    "min_expires": "60",
+    "min_se": "90",
+    "expires": "3600",
+}
 
 
 def _example(field: str) -> str:

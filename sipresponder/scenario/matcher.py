@@ -45,12 +45,16 @@ def compile_checks(match: dict[str, Any]) -> list[Check]:
         if not isinstance(match["uri"], str):
             raise ValueError("uri: must be a string (glob: '*' matches any run)")
         uri_re = glob_regex(match["uri"])
-        checks.append(Check(f"uri {match['uri']!r}",
-                            lambda r, s, p=uri_re: p.fullmatch(r.uri_raw) is not None))
+        checks.append(
+            Check(
+                f"uri {match['uri']!r}", lambda r, s, p=uri_re: p.fullmatch(r.uri_raw) is not None
+            )
+        )
     if "uri_regex" in match:
         p = _regex("uri_regex", match["uri_regex"])
-        checks.append(Check(f"uri_regex {p.pattern!r}",
-                            lambda r, s, p=p: p.search(r.uri_raw) is not None))
+        checks.append(
+            Check(f"uri_regex {p.pattern!r}", lambda r, s, p=p: p.search(r.uri_raw) is not None)
+        )
     if "user" in match:
         if not isinstance(match["user"], str):
             raise ValueError("user: must be a string (glob: '*' matches any run)")
@@ -72,20 +76,25 @@ def compile_checks(match: dict[str, Any]) -> list[Check]:
     if "headers" in match:
         table = match["headers"]
         if not isinstance(table, dict):
-            raise ValueError("headers: must be a table of header name = regular expression "
-                             "(or true / false for present / absent)")
+            raise ValueError(
+                "headers: must be a table of header name = regular expression "
+                "(or true / false for present / absent)"
+            )
 
         for name, pattern in table.items():
             key = canonical_name(name).lower()
             if isinstance(pattern, bool):
                 # true: the header must be present; false: it must be absent.
-                checks.append(Check(f"header {name} {'present' if pattern else 'absent'}",
-                                    lambda r, s, k=key, want=pattern: (k in r.fields) == want))
+                checks.append(
+                    Check(
+                        f"header {name} {'present' if pattern else 'absent'}",
+                        lambda r, s, k=key, want=pattern: (k in r.fields) == want,
+                    )
+                )
                 continue
             rx = _regex(f"headers.{name}", pattern)
 
-            def header_check(r: Request, s: Source, k: str = key,
-                             p: re.Pattern[str] = rx) -> bool:
+            def header_check(r: Request, s: Source, k: str = key, p: re.Pattern[str] = rx) -> bool:
                 return any(p.search(v) for v in r.fields.get(k, ()))
 
             checks.append(Check(f"header {name} ~ {rx.pattern!r}", header_check))
@@ -112,6 +121,7 @@ def compile_checks(match: dict[str, Any]) -> list[Check]:
         ):
             raise ValueError('transport: must be "udp", "tcp" or a list of them')
         wanted = frozenset(v.lower() for v in items)
-        checks.append(Check(f"transport in {sorted(wanted)}",
-                            lambda r, s, w=wanted: s.transport in w))
+        checks.append(
+            Check(f"transport in {sorted(wanted)}", lambda r, s, w=wanted: s.transport in w)
+        )
     return checks

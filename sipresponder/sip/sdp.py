@@ -29,7 +29,8 @@ def _head(address: str, session_id: int) -> list[str]:
 
 
 def make_offer(address: str, session_id: int) -> bytes:
-    lines = _head(address, session_id) + [
+    lines = [
+        *_head(address, session_id),
         f"m=audio {_BASE_PORT} RTP/AVP 0 8 101",
         "a=rtpmap:0 PCMU/8000",
         "a=rtpmap:8 PCMA/8000",

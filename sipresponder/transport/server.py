@@ -98,8 +98,7 @@ class Server:
             await self.close()
             raise
         for addr in self.addresses:
-            log.warning("listening on %s", addr, extra={"event": "listening",
-                                                        "address": str(addr)})
+            log.warning("listening on %s", addr, extra={"event": "listening", "address": str(addr)})
         return self.addresses
 
     async def _start_udp(self, addr: ListenAddress) -> ListenAddress:
@@ -125,8 +124,11 @@ class Server:
         assert loop is not None
         try:
             server = await loop.create_server(
-                lambda: _TCPProtocol(self, next(self._ids), addr.host), addr.host, addr.port,
-                reuse_address=True)
+                lambda: _TCPProtocol(self, next(self._ids), addr.host),
+                addr.host,
+                addr.port,
+                reuse_address=True,
+            )
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
         self._servers.append(server)
@@ -156,8 +158,9 @@ class Server:
             else:
                 conn = self._tcp.get(send.conn)  # type: ignore[arg-type]
                 if conn is None:
-                    log.info("connection %s to %s:%d is gone; response dropped", send.conn,
-                             *send.remote)
+                    log.info(
+                        "connection %s to %s:%d is gone; response dropped", send.conn, *send.remote
+                    )
                     continue
                 if send.data:
                     conn.transport.write(send.data)  # type: ignore[union-attr]
@@ -193,9 +196,12 @@ class _UDPProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         ip, port = addr[0], addr[1]
-        source = Source("udp", (ip, port),
-                        (_local_ip_towards(ip, self.bound_ip), self.local_port),
-                        self.listener_id)
+        source = Source(
+            "udp",
+            (ip, port),
+            (_local_ip_towards(ip, self.bound_ip), self.local_port),
+            self.listener_id,
+        )
         server = self.server
         server.dispatch(server.engine.handle(data, source, server._loop.time()))  # type: ignore[union-attr]
 
@@ -239,8 +245,9 @@ class _TCPProtocol(asyncio.Protocol):
             elif isinstance(frame, Ping):
                 self.transport.write(b"\r\n")
             elif isinstance(frame, FramingError):
-                sends.extend(engine.handle_framing_error(frame.head, frame.code, frame.reason,
-                                                         source))
+                sends.extend(
+                    engine.handle_framing_error(frame.head, frame.code, frame.reason, source)
+                )
         server.dispatch(sends)
         self._watch_incomplete()
 
@@ -258,6 +265,8 @@ class _TCPProtocol(asyncio.Protocol):
     def _read_timeout(self) -> None:
         self._read_timer = None
         if self.transport is not None and self.framer.pending:
-            log.info("closing tcp connection from %s:%d: incomplete message timed out",
-                     *self.source.remote)  # type: ignore[union-attr]
+            log.info(
+                "closing tcp connection from %s:%d: incomplete message timed out",
+                *self.source.remote,
+            )  # type: ignore[union-attr]
             self.transport.close()

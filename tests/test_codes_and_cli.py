@@ -1,0 +1,75 @@
+"""The response-code registry and the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sipresponder.cli import main
+from sipresponder.codes import CODES, HEADER_FIELDS, reason_for
+
+# Every code on the reference page the project grew from (shared/seed/sip-responses.txt),
+# with its slip corrected: the page's "308 Alternative Service" is 380 (RFC 3261 21.3.5).
+SEED_CODES = [100, 180, 181, 182, 183, 199, 200, 202, 204, 300, 301, 302, 305, 380, 400, 401,
+              402, 403, 404, 405, 406, 407, 408, 410, 413, 414, 415, 416, 420, 421, 423, 480,
+              481, 482, 483, 484, 485, 486, 487, 488, 491, 493, 500, 501, 502, 503, 504, 505,
+              513, 600, 603, 604, 606]
+
+
+def test_seed_codes_are_all_in_the_registry() -> None:
+    assert set(SEED_CODES) <= set(CODES)
+    assert 308 not in CODES
+    assert CODES[380].reason == "Alternative Service"
+    assert CODES[183].reason == "Session Progress"
+
+
+@pytest.mark.parametrize(("code", "reason"), [
+    (401, "Unauthorized"), (422, "Session Interval Too Small"), (494, "Security Agreement Required"),
+    (481, "Call/Transaction Does Not Exist"), (604, "Does Not Exist Anywhere"), (608, "Rejected"),
+])
+def test_reason_phrases(code: int, reason: str) -> None:
+    assert reason_for(code) == reason
+
+
+def test_codes_outside_the_registry_get_a_class_reason() -> None:
+    assert reason_for(299) == "Success"
+    assert reason_for(699) == "Global Failure"
+
+
+def test_every_requirement_names_a_known_header_field() -> None:
+    for entry in CODES.values():
+        for req in entry.requires:
+            assert all(h in HEADER_FIELDS for h in req.headers), entry.code
+
+
+def test_check_reports_one_line_naming_file_rule_and_field(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[rule]]\nname = "moved"\nmatch = { user = "x" }\ncode = 302\n')
+    assert main(["check", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith(f"error: {bad}: rule 'moved' (#1): field 'contacts': ")
+
+
+def test_check_accepts_a_good_file(capsys) -> None:
+    root = Path(__file__).resolve().parent.parent
+    assert main(["check", str(root / "scenarios" / "default.toml")]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_codes_command_lists_every_code(capsys) -> None:
+    assert main(["codes"]) == 0
+    out = capsys.readouterr().out
+    for code in CODES:
+        assert f"\n{code} " in "\n" + out
+    assert "Contact (MUST, RFC 3261 21.3; field contacts)" in out
+
+
+def test_serve_refuses_a_bad_listen_address() -> None:
+    proc = subprocess.run([sys.executable, "-m", "sipresponder", "serve", "--listen", "sctp:1.2.3.4:5"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "expected PROTO:HOST:PORT with PROTO udp or tcp" in proc.stderr
