@@ -44,6 +44,16 @@ class Engine:
 
     # -- the per-request path -----------------------------------------------------------
     def handle(self, data: bytes, source: Source, now: float) -> list[Send]:
+        try:
+            return self._handle(data, source, now)
+        except Exception:
+            # A bug must cost one message, never the listener: log it with the octets.
+            self.counters["internal_errors"] += 1
+            log.exception("internal error handling %d octets from %s:%s:%d: %r", len(data),
+                          source.transport, source.remote[0], source.remote[1], data[:2000])
+            return []
+
+    def _handle(self, data: bytes, source: Source, now: float) -> list[Send]:
         # One scenario object for the whole request, even if another is swapped in.
         scenario = self.scenario
         settings = scenario.settings

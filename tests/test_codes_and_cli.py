@@ -73,3 +73,39 @@ def test_serve_refuses_a_bad_listen_address() -> None:
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert "expected PROTO:HOST:PORT with PROTO udp or tcp" in proc.stderr
+
+
+def test_json_log_lines_carry_the_event_fields() -> None:
+    import json
+    import logging
+
+    from sipresponder.engine import Engine
+    from sipresponder.logformat import JSONFormatter
+    from sipresponder.peer import Source
+    from sipresponder.scenario.loader import load_scenario
+    from tests.sipclient import make_request
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("sipresponder")
+    handler = Keep()
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        root = Path(__file__).resolve().parent.parent
+        engine = Engine(load_scenario(root / "scenarios" / "default.toml"))
+        source = Source("udp", ("127.0.0.1", 4000), ("127.0.0.1", 5060), 1)
+        engine.handle(make_request("INVITE", "sip:486@x", call_id="json-1"), source, 0.0)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    lines = [json.loads(JSONFormatter().format(r)) for r in records]
+    assert [line["event"] for line in lines] == ["request", "response"]
+    assert lines[0]["method"] == "INVITE" and lines[0]["call_id"] == "json-1"
+    assert lines[1]["code"] == 486 and lines[1]["remote"] == "127.0.0.1:4000"
+    assert lines[1]["message"] == "send 486 Busy Here to udp:127.0.0.1:4000"
