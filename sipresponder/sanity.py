@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 # Header fields every request carries exactly once (RFC 3261 8.1.1; 7.3.1 allows only
 # list-valued headers to repeat).
 MANDATORY = (("to", "To"), ("from", "From"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
+SINGLE = (*MANDATORY, ("max-forwards", "Max-Forwards"), ("content-type", "Content-Type"))
+ACCEPTED_SCHEMES = ("sip", "sips", "tel")
 # List-valued header fields the responder splits into values (RFC 3261 7.3.1) after
 # this check: an unterminated quoted string or '<' in them must earn a 400 here.
 SPLIT = (("contact", "Contact"), ("require", "Require"), ("accept", "Accept"),
          ("content-encoding", "Content-Encoding"))
-SINGLE = (*MANDATORY, ("max-forwards", "Max-Forwards"), ("content-type", "Content-Type"))
-ACCEPTED_SCHEMES = ("sip", "sips", "tel")
 
 
 @dataclass(slots=True)

@@ -9,7 +9,9 @@ from .message import find_header_end
 
 # On a stream, Content-Length is mandatory and frames the body (RFC 3261 18.3, 20.14).
 #   Content-Length  =  ( "Content-Length" / "l" ) HCOLON 1*DIGIT
-_CONTENT_LENGTH = re.compile(rb"(?:^|\n)(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I)
+# The value may be folded onto continuation lines (RFC 3261 7.3.1).
+_CONTENT_LENGTH = re.compile(
+    rb"(?:^|\n)(?:content-length|l)[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I)
 
 
 @dataclass(slots=True, frozen=True)
@@ -79,14 +81,15 @@ class StreamFramer:
                 frames.append(self._fail(head, 400, "Multiple Content-Length header fields"))
                 break
             text = lengths[0].strip()
-            if not text.isdigit() or len(text) > 9:
+            if not text.isdigit():
                 frames.append(self._fail(head, 400, "Invalid Content-Length header field"))
                 break
-            total = body_start + int(text)
-            if total > self.max_message_size:
+            # Compare lengths first so a 10**100 never becomes a big integer.
+            if len(text.lstrip(b"0")) > 9 or body_start + int(text) > self.max_message_size:
                 # Answer before the body arrives: never buffer a huge declared body.
                 frames.append(self._fail(head, 513, "Message Too Large"))
                 break
+            total = body_start + int(text)
             if len(buf) < total:
                 break
             frames.append(Message(bytes(buf[:total])))

@@ -134,14 +134,16 @@ class Request:
 def find_header_end(data: bytes) -> tuple[int, int]:
     """(end of the header section, start of the body), or (-1, -1) if not there yet.
 
-    The empty line is CRLF CRLF (RFC 3261 7); bare-LF senders are tolerated.
+    The empty line is CRLF CRLF (RFC 3261 7); bare-LF senders are tolerated. The
+    earlier of the two wins, so a bare-LF message whose body holds a CRLF CRLF is not
+    cut inside its body.
     """
     end = data.find(b"\r\n\r\n")
+    lf_end = data.find(b"\n\n", 0, len(data) if end < 0 else end)
+    if lf_end >= 0:
+        return lf_end, lf_end + 2
     if end >= 0:
         return end, end + 4
-    end = data.find(b"\n\n")
-    if end >= 0:
-        return end, end + 2
     return -1, -1
 
 
@@ -217,7 +219,8 @@ def parse_request(data: bytes, *, datagram: bool) -> Request:
     if not text.isdigit() or not text.isascii():
         request.error = error or (400, "Invalid Content-Length header field")
         return request
-    if len(text) > 9 or int(text) > len(rest):
+    # Leading zeros are legal (1*DIGIT); compare lengths before int() sees 10**100.
+    if len(text.lstrip("0")) > 9 or int(text) > len(rest):
         request.error = error or (400, "Content-Length larger than the message body")
         return request
     request.body = rest[: int(text)]

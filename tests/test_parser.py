@@ -1,0 +1,438 @@
+"""Unit tests of the request parser: header names, folding, lists, quoting, IPv6, framing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sipresponder.engine import Engine
+from sipresponder.peer import Source
+from sipresponder.scenario.loader import load_scenario
+from sipresponder.sip.grammar import canonical_name, split_top_level
+from sipresponder.sip.headers import parse_cseq, parse_name_addr, parse_via
+from sipresponder.sip.message import NotARequest, Request, parse_request
+from sipresponder.sip.uri import URIError, parse_uri
+from tests.sipclient import parse_response
+
+DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.toml"
+
+ESSENTIAL = [
+    "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1",
+    "From: <sip:alice@example.com>;tag=a1",
+    "To: <sip:bob@example.com>",
+    "Call-ID: parser-test@192.0.2.1",
+    "CSeq: 1 OPTIONS",
+]
+
+
+def raw(*headers: str, start: str = "OPTIONS sip:bob@example.com SIP/2.0",
+        body: bytes = b"", essential: bool = True, eol: str = "\r\n") -> bytes:
+    lines = [start, *(ESSENTIAL if essential else []), *headers]
+    return (eol.join(lines) + eol + eol).encode("latin-1") + body
+
+
+def parse(data: bytes, *, datagram: bool = True) -> Request:
+    return parse_request(data, datagram=datagram)
+
+
+# -- header names ------------------------------------------------------------------------------
+COMPACT = {
+    "v": "Via", "f": "From", "t": "To", "i": "Call-ID", "m": "Contact",
+    "l": "Content-Length", "c": "Content-Type", "k": "Supported", "s": "Subject",
+    "e": "Content-Encoding", "o": "Event", "u": "Allow-Events", "r": "Refer-To",
+    "b": "Referred-By", "x": "Session-Expires", "y": "Identity", "a": "Accept-Contact",
+    "j": "Reject-Contact", "d": "Request-Disposition", "n": "Identity-Info",
+}
+
+
+def test_the_compact_form_table_is_the_registered_one() -> None:
+    assert sorted(COMPACT) == sorted("vftimlckseourbxyajdn")
+
+
+@pytest.mark.parametrize("short", sorted(COMPACT))
+@pytest.mark.parametrize("case", [str.lower, str.upper])
+def test_compact_form_maps_to_long_name(short: str, case: Callable[[str], str]) -> None:
+    long = COMPACT[short]
+    assert canonical_name(case(short)) == long
+    if short in "vftilc":
+        return  # already in ESSENTIAL / changes framing: checked below
+    req = parse(raw(f"{case(short)}: value-{short}"))
+    assert (long, f"value-{short}") in req.headers
+    assert req.get(long) == f"value-{short}"
+    assert req.get(long.upper()) == f"value-{short}"
+
+
+def test_compact_forms_of_the_essential_headers() -> None:
+    data = (b"INVITE sip:bob@example.com SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+            b"f: <sip:a@h>;tag=1\r\nt: <sip:b@h>\r\ni: cid\r\nCSeq: 1 INVITE\r\n"
+            b"m: <sip:a@h>\r\nc: application/sdp\r\nl: 3\r\n\r\nabc")
+    req = parse(data)
+    assert [name for name, _ in req.headers] == [
+        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Content-Type", "Content-Length"]
+    assert req.call_id == "cid" and req.from_.tag == "1" and req.body == b"abc"
+
+
+@pytest.mark.parametrize("spelling", ["call-id", "CALL-ID", "cAlL-iD", "Call-Id"])
+def test_header_names_are_case_insensitive(spelling: str) -> None:
+    data = raw(ESSENTIAL[0], ESSENTIAL[1], ESSENTIAL[2], ESSENTIAL[4],
+               f"{spelling}: abc", essential=False)
+    req = parse(data)
+    assert req.call_id == "abc"
+    assert req.get("CALL-ID") == req.get("call-id") == "abc"
+    assert ("Call-ID", "abc") in req.headers  # canonical spelling
+
+
+def test_unknown_header_names_keep_their_spelling() -> None:
+    req = parse(raw("X-MiXeD-case: 1", "NewFangledHeader:   spaced   value  "))
+    assert ("X-MiXeD-case", "1") in req.headers
+    assert req.get("x-mixed-CASE") == "1"
+    assert req.get("newfangledheader") == "spaced   value"
+
+
+def test_whitespace_before_the_colon() -> None:
+    req = parse(raw("Subject  : hi", "Max-Forwards\t: 70"))
+    assert req.get("subject") == "hi" and req.get("max-forwards") == "70"
+
+
+def test_empty_value() -> None:
+    assert parse(raw("s :")).get("subject") == ""
+
+
+@pytest.mark.parametrize("line", ["No colon here", ": no name", "Bad Name: x", "Bad\x00: x"])
+def test_malformed_header_line_is_400(line: str) -> None:
+    req = parse(raw(line))
+    assert req.error == (400, "Malformed header line")
+
+
+# -- folding -------------------------------------------------------------------------------------
+def test_folding_joins_continuation_lines_with_one_space() -> None:
+    req = parse(raw("Subject: first\r\n second\r\n\t\tthird  ", "X-Next: n"))
+    assert req.get("subject") == "first second third"
+    assert req.get("x-next") == "n"
+
+
+def test_folding_of_an_empty_first_line() -> None:
+    req = parse(raw("TO :\r\n sip:vivek@example.com ;   tag    = 1918", essential=False))
+    assert req.get("to") == "sip:vivek@example.com ;   tag    = 1918"
+    assert req.to.tag == "1918"
+
+
+def test_folded_via_and_cseq() -> None:
+    data = raw("Via  : SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw",
+               "cseq: 0009\r\n  INVITE", start="INVITE sip:a@b SIP/2.0", essential=False)
+    req = parse(data)
+    via = req.top_via()
+    assert (via.transport, via.host, via.branch) == ("UDP", "192.0.2.2", "390skdjuw")
+    assert req.cseq == (9, "INVITE")
+
+
+def test_continuation_before_any_header_is_400() -> None:
+    data = b"OPTIONS sip:a@b SIP/2.0\r\n folded: x\r\n" + raw(essential=True)[25:]
+    assert parse(data).error == (400, "Malformed header folding")
+
+
+# -- lists, quoting, name-addr -------------------------------------------------------------------
+def test_list_values_from_several_rows_in_order() -> None:
+    req = parse(raw("Via: SIP/2.0/UDP h2;branch=z9hG4bK2, SIP/2.0/TCP h3;branch=z9hG4bK3",
+                    "v: SIP/2.0/UDP h4;branch=z9hG4bK4"))
+    assert [v.split()[1].split(";")[0] for v in req.via_values] == ["192.0.2.1:5060", "h2",
+                                                                     "h3", "h4"]
+
+
+def test_commas_inside_quotes_and_angle_brackets_do_not_split() -> None:
+    contact = ('"Doe, John" <sip:jd@example.com;x=a,b>;q=0.5, '
+               '"Say \\"hi\\", ok" <sip:s@example.com>, <sip:u@[2001:db8::1]:5060>;expires=60')
+    req = parse(raw(f"Contact: {contact}"))
+    assert req.values("contact") == [
+        '"Doe, John" <sip:jd@example.com;x=a,b>;q=0.5',
+        '"Say \\"hi\\", ok" <sip:s@example.com>',
+        "<sip:u@[2001:db8::1]:5060>;expires=60",
+    ]
+
+
+def test_empty_list_items_are_dropped() -> None:
+    assert split_top_level("a, ,b,") == ["a", "", "b", ""]
+    assert parse(raw("Require: a, ,b,")).values("require") == ["a", "b"]
+
+
+@pytest.mark.parametrize("value", ['"unterminated <sip:a@b>, <sip:c@d>', "<sip:a@b, sip:c@d",
+                                   '"x\\", <sip:c@d>'])
+def test_unterminated_quote_or_bracket_raises(value: str) -> None:
+    with pytest.raises(ValueError):
+        split_top_level(value)
+
+
+def test_unterminated_quote_in_a_list_header_is_400_not_a_crash() -> None:
+    engine = Engine(load_scenario(DEFAULT_SCENARIO))
+    source = Source("udp", ("127.0.0.1", 40000), ("127.0.0.1", 5060), 1)
+    for name in ("Contact", "Require", "Accept", "Content-Encoding"):
+        data = raw(f'{name}: "unterminated, <sip:x@y>', start="INVITE sip:a@b SIP/2.0")
+        data = data.replace(b"1 OPTIONS", b"1 INVITE")
+        [send] = engine.handle(data, source, 0.0)
+        resp = parse_response(send.data)
+        assert (resp.code, resp.reason) == (
+            400, f"Malformed {name} header field (unterminated quoted string)")
+
+
+def test_quoted_display_name_with_escapes() -> None:
+    addr = parse_name_addr('"J Rosenberg \\\\\\"" <sip:jdrosen@example.com> ; tag = 98asjd8')
+    assert addr.display == '"J Rosenberg \\\\\\""'
+    assert addr.uri.raw == "sip:jdrosen@example.com"
+    assert addr.tag == "98asjd8"
+    assert addr.bracketed
+
+
+def test_quoted_display_name_with_ctl_and_utf8_octets() -> None:
+    addr = parse_name_addr('"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f \xc3\xa9" <sip:a@example.com>')
+    assert addr.uri.host == "example.com" and "\x00" in addr.display
+
+
+def test_unterminated_display_name_raises() -> None:
+    with pytest.raises(ValueError, match="unterminated"):
+        parse_name_addr('"Mr. J. User <sip:j.user@example.com>')
+
+
+def test_unbracketed_uri_parameters_belong_to_the_header() -> None:
+    addr = parse_name_addr("sip:+19725552222@gw1.example.net;unknownparam;tag=x")
+    assert addr.uri.raw == "sip:+19725552222@gw1.example.net" and addr.uri.params == ""
+    assert addr.params == [("unknownparam", None), ("tag", "x")]
+    assert not addr.bracketed
+
+
+def test_bracketed_uri_keeps_its_parameters() -> None:
+    addr = parse_name_addr("<sip:+19725552222@gw1.example.net;unknownparam>")
+    assert addr.uri.params == ";unknownparam" and addr.params == []
+
+
+def test_liberal_name_addr_forms() -> None:
+    assert parse_name_addr("caller<sip:caller@example.com>;tag=323").display == "caller"
+    assert parse_name_addr("< sip:t.watson@example.org >").uri.raw == "sip:t.watson@example.org"
+    assert parse_name_addr("Bell, Alexander <sip:a@example.com>").display == "Bell, Alexander"
+
+
+# -- CSeq ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("value", "expected"), [
+    ("1 INVITE", (1, "INVITE")), ("0009  INVITE", (9, "INVITE")),
+    ("4294967295 BYE", (2**32 - 1, "BYE")), ("00000000000000000001 ACK", (1, "ACK")),
+])
+def test_cseq(value: str, expected: tuple[int, str]) -> None:
+    assert parse_cseq(value) == expected
+
+
+@pytest.mark.parametrize("value", ["4294967296 BYE", "36893488147419103232 REGISTER",
+                                   "1INVITE", "1 INVITE x", "-1 INVITE", "INVITE", "1 IN<VITE"])
+def test_bad_cseq(value: str) -> None:
+    with pytest.raises(ValueError):
+        parse_cseq(value)
+
+
+# -- URIs and IPv6 ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("uri", "host", "port"), [
+    ("sip:[2001:db8::10]", "[2001:db8::10]", None),
+    ("sip:[2001:db8::10]:5070", "[2001:db8::10]", 5070),
+    ("sip:[2001:db8::10:5070]", "[2001:db8::10:5070]", None),  # RFC 5118 4.3: no port
+    ("sip:user@[2001:DB8::1];transport=tcp", "[2001:db8::1]", None),
+    ("sips:[::ffff:192.0.2.10]:19823", "[::ffff:192.0.2.10]", 19823),
+    ("sip:user@[2001:db8::192.0.2.1]", "[2001:db8::192.0.2.1]", None),
+    ("sip:user@[2001:db8:::192.0.2.1]", "[2001:db8:::192.0.2.1]", None),  # RFC 5118 4.10
+    ("sip:192.0.2.1:5060", "192.0.2.1", 5060),
+    ("SIP:User@Example.COM", "example.com", None),
+])
+def test_uri_hosts_and_ports(uri: str, host: str, port: int | None) -> None:
+    parsed = parse_uri(uri)
+    assert (parsed.host, parsed.port) == (host, port)
+
+
+@pytest.mark.parametrize("uri", [
+    "sip:2001:db8::10",  # RFC 5118 4.2: IPv6 without brackets
+    "sip:[2001:db8::10",
+    "sip:[2001:db8:::1]",  # ':::' is tolerated only before an embedded IPv4 address
+    "sip:[gggg::1]",
+    "sip:[2001:db8::1]:99999",
+    "sip:host:port",
+    "<sip:user@example.com>",
+    "sip:user@example.com; lr",
+    "sip:",
+])
+def test_bad_uris(uri: str) -> None:
+    with pytest.raises(URIError):
+        parse_uri(uri)
+
+
+def test_uri_user_is_unescaped() -> None:
+    assert parse_uri("sip:sips%3Auser%40example.com@example.net").user == "sips:user@example.com"
+    assert parse_uri("sip:user;par=u%40example.net@example.com").user == "user;par=u@example.net"
+    assert parse_uri("sip:null-%00-null@example.com").user == "null-\x00-null"
+
+
+def test_other_schemes_parse_generically() -> None:
+    assert parse_uri("tel:+1-201-555-0123;ext=1").user == "+1-201-555-0123"
+    assert parse_uri("nobodyKnowsThisScheme:totallyopaquecontent").scheme == (
+        "nobodyknowsthisscheme")
+    assert parse_uri("soap.beep://192.0.2.103:3002").scheme == "soap.beep"
+
+
+@pytest.mark.parametrize(("value", "host", "port"), [
+    ("SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bKas3", "[2001:db8::9:1]", 6050),
+    ("SIP/2.0/UDP [2001:db8::9:1];branch=z9hG4bKas3", "[2001:db8::9:1]", None),
+    ("SIP/2.0/TCP [::ffff:192.0.2.10]:19823;branch=z9hG4bKbh19", "[::ffff:192.0.2.10]", 19823),
+    ("SIP  / 2.0  / TCP     spindle.example.com   ; branch  =   z9hG4bK9ikj8",
+     "spindle.example.com", None),
+])
+def test_via_hosts(value: str, host: str, port: int | None) -> None:
+    via = parse_via(value)
+    assert (via.host, via.port) == (host, port)
+    assert via.branch.startswith("z9hG4bK")
+
+
+def test_via_received_with_and_without_brackets() -> None:
+    with_delim = parse_via("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bK1")
+    assert with_delim.param("received") == "[2001:db8::9:255]"
+    bare = parse_via("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bK1")
+    assert bare.param("received") == "2001:db8::9:255"
+
+
+@pytest.mark.parametrize("value", ["SIP/2.0/UDP 2001:db8::1;branch=z9hG4bK1",
+                                   "SIP/2.0/UDP 192.0.2.15;;", "SIP/2.0/UDP",
+                                   "SIP/2.0/UDP host:99999"])
+def test_bad_vias(value: str) -> None:
+    with pytest.raises(ValueError):
+        parse_via(value)
+
+
+def test_lenient_via_skips_empty_parameters() -> None:
+    via = parse_via("SIP/2.0/UDP 192.0.2.15;;;branch=z9hG4bK1;;", lenient=True)
+    assert via.host == "192.0.2.15" and via.branch == "z9hG4bK1"
+
+
+def test_rport_without_value() -> None:
+    via = parse_via("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1;rport")
+    assert via.param("rport") == "" and via.has_param("RPORT")
+
+
+# -- Content-Length on UDP -------------------------------------------------------------------------
+def test_extra_octets_after_content_length_are_ignored() -> None:
+    req = parse(raw("Content-Length: 3", body=b"abcINVITE sip:x SIP/2.0\r\n"))
+    assert req.error is None and req.body == b"abc"
+
+
+def test_missing_content_length_means_the_rest_of_the_datagram() -> None:
+    req = parse(raw(body=b"v=0\r\n\r\nrest"))
+    assert req.error is None and req.body == b"v=0\r\n\r\nrest"
+
+
+def test_missing_content_length_on_a_stream_means_no_body() -> None:
+    # The framer refuses such a stream; the parser never guesses.
+    assert parse(raw(body=b"xyz"), datagram=False).body == b""
+
+
+def test_content_length_frames_a_body_with_empty_lines_and_nuls() -> None:
+    body = b"--b\r\n\r\n\x00\x00\n\n\r\n\r\n--b--"
+    req = parse(raw(f"Content-Length: {len(body)}", body=body + b"junk"))
+    assert req.body == body
+
+
+@pytest.mark.parametrize(("value", "body", "expected"), [
+    ("0", b"", b""), ("0005", b"12345678", b"12345"), (" 2 ", b"abc", b"ab"),
+    ("00000000000000000003", b"abcd", b"abc"),
+])
+def test_content_length_values(value: str, body: bytes, expected: bytes) -> None:
+    req = parse(raw(f"Content-Length:{value}", body=body))
+    assert req.error is None and req.body == expected
+
+
+@pytest.mark.parametrize("value", ["9999", "6", "9" * 40, "999999999"])
+def test_content_length_larger_than_the_datagram_is_400(value: str) -> None:
+    req = parse(raw(f"Content-Length: {value}", body=b"abcde"))
+    assert req.error is not None and req.error[0] == 400
+    assert "Content-Length" in req.error[1]
+
+
+@pytest.mark.parametrize("value", ["-999", "-0", "abc", "1 2", "5;x", "0x10", "+5", "",
+                                   "\xb2", "1.0"])
+def test_negative_or_non_numeric_content_length_is_400(value: str) -> None:
+    req = parse(raw(f"Content-Length: {value}", body=b"abcde"))
+    assert req.error == (400, "Invalid Content-Length header field")
+
+
+def test_two_content_lengths_are_400() -> None:
+    req = parse(raw("Content-Length: 13", "l: 5", body=b"x" * 20))
+    assert req.error == (400, "Multiple Content-Length header fields")
+
+
+def test_no_empty_line_on_udp_ends_headers_at_the_datagram_end() -> None:
+    data = raw("l: 0")[:-2]  # RFC 4475 baddn.dat: no empty line
+    req = parse(data)
+    assert req.error is None and req.get("content-length") == "0" and req.body == b""
+
+
+def test_incomplete_header_section_on_a_stream_is_not_a_request() -> None:
+    with pytest.raises(NotARequest):
+        parse(raw()[:-2], datagram=False)
+
+
+def test_bare_lf_line_ends_are_tolerated() -> None:
+    req = parse(raw("Content-Length: 4", body=b"ab\r\n\r\n", eol="\n"))
+    assert req.error is None and req.call_id == "parser-test@192.0.2.1"
+    assert req.body == b"ab\r\n"  # the CRLF CRLF inside the body does not end the headers
+
+
+# -- what is not a request ---------------------------------------------------------------------
+@pytest.mark.parametrize("data", [
+    b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n",
+    b"SIP/2.0 100 \r\n\r\n",
+    b"sip/2.0 180 Ringing\r\n\r\n",
+    b"SIP/2.0 4294967301 better not break the receiver\r\n\r\n",
+    b"", b"\r\n\r\n", b"\r\n", b"\x00\x01\x02\xff\xfe", b"garbage", b"GARBAGE\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello
+    b" OPTIONS sip:a@b SIP/2.0\r\n\r\n",
+    b"OPT<IONS sip:a@b SIP/2.0\r\n\r\n",
+])
+def test_responses_and_garbage_are_not_requests(data: bytes) -> None:
+    with pytest.raises(NotARequest):
+        parse(data)
+
+
+# -- Request-Line and SIP-Version ----------------------------------------------------------------
+@pytest.mark.parametrize("version", ["SIP/3.0", "SIP/7.0", "SIP/2.1", "SIP/20.0", "sip/3.0"])
+def test_other_versions_are_505(version: str) -> None:
+    req = parse(raw(start=f"OPTIONS sip:a@b {version}"))
+    assert req.error == (505, "Version Not Supported")
+
+
+@pytest.mark.parametrize("version", ["SIP/2.0", "sip/2.0", "Sip/2.0"])
+def test_version_is_case_insensitive(version: str) -> None:
+    assert parse(raw(start=f"OPTIONS sip:a@b {version}")).error is None
+
+
+@pytest.mark.parametrize("start", [
+    "OPTIONS sip:a@b SIP/2.0  ",  # RFC 4475 trws.dat
+    "OPTIONS sip:a@b SIP/2.0 ",
+    "INVITE  sip:a@b  SIP/2.0",  # lwsstart.dat
+    "INVITE sip:a@b; lr SIP/2.0",  # lwsruri.dat
+    "INVITE sip:a@b",
+    "INVITE sip:a@b SIP/3.0 ",
+])
+def test_malformed_request_lines_are_400_never_505(start: str) -> None:
+    req = parse(raw(start=start))
+    assert req.error == (400, "Malformed Request-Line")
+
+
+@pytest.mark.parametrize("version", ["SIP/2", "HTTP/1.1", "SIP/2.0a", "SIP2.0"])
+def test_malformed_versions_are_400(version: str) -> None:
+    assert parse(raw(start=f"OPTIONS sip:a@b {version}")).error == (400, "Malformed SIP-Version")
+
+
+def test_method_is_case_sensitive_and_any_token() -> None:
+    req = parse(raw(start="!interesting-Method0123456789_*+`.%indeed'~ sip:a@b SIP/2.0"))
+    assert req.method == "!interesting-Method0123456789_*+`.%indeed'~" and req.error is None
+    assert parse(raw(start="invite sip:a@b SIP/2.0")).method == "invite"
+
+
+def test_request_keeps_raw_and_uri() -> None:
+    data = raw(start="OPTIONS sip:bob@example.com;transport=tcp SIP/2.0")
+    req = parse(data)
+    assert req.raw == data and req.uri_raw == "sip:bob@example.com;transport=tcp"
+    assert req.uri.params == ";transport=tcp"
