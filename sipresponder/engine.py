@@ -176,7 +176,7 @@ class Engine:
         if method in _DIALOG_METHODS and 100 < code < 300:
             headers[:0] = [("Record-Route", rr) for rr in request.fields.get("record-route", ())]
             if "contact" not in present:
-                headers.append(("Contact", self._own_contact(request, source)))
+                headers.append(("Contact", self._own_contact(source)))
         elif 200 <= code < 300:
             if method == "OPTIONS":
                 # RFC 3261 11.2: capabilities in the 200 to OPTIONS.
@@ -238,16 +238,16 @@ class Engine:
             return ", ".join(tags) or None
         return None
 
-    def _own_contact(self, request: Request, source: Source) -> str:
+    def _own_contact(self, source: Source) -> str:
+        """The responder's own address for dialog-creating responses.
+
+        The user part is fixed, not the Request-URI's: a BYE sent to the Contact of
+        a 200 for sip:180@host must not match the status-code rule again.
+        """
         ip, port = source.local
         host = f"[{ip}]" if ":" in ip else ip
-        try:
-            user = request.uri.user
-        except ValueError:
-            user = ""
-        user_part = f"{user}@" if user and user.isprintable() and "@" not in user else ""
         transport = "" if source.transport == "udp" else f";transport={source.transport}"
-        return f"<sip:{_escape_user(user_part)}{host}:{port}{transport}>"
+        return f"<sip:sipresponder@{host}:{port}{transport}>"
 
     def _send(
         self, request: Request, source: Source, via: Via, code: int, reason: str, data: bytes
@@ -467,12 +467,6 @@ def _with_code(spec: ResponseSpec, code: int) -> ResponseSpec:
 def _is_sdp(request: Request) -> bool:
     ctype = request.get("content-type")
     return bool(request.body) and ctype is not None and ctype.lower().startswith("application/sdp")
-
-
-def _escape_user(user_part: str) -> str:
-    return "".join(
-        c if c.isalnum() or c in "-_.!~*'()&=+$,;?/@" else f"%{ord(c):02X}" for c in user_part
-    )
 
 
 def _bindings(request: Request) -> list[str]:

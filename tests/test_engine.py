@@ -91,7 +91,7 @@ def test_invite_2xx_has_contact_sdp_answer_and_record_route() -> None:
     assert resp.code == 200
     assert resp.all("Record-Route") == ["<sip:p1.example.com;lr>, <sip:p2.example.com;lr>",
                                         "<sip:p3.example.com;lr>"]
-    assert resp.get("Contact") == "<sip:bob@127.0.0.1:5060>"
+    assert resp.get("Contact") == "<sip:sipresponder@127.0.0.1:5060>"
     sdp = resp.body.decode()
     m_lines = [line for line in sdp.split("\r\n") if line.startswith("m=")]
     # One m-line per offered m-line, in order; declined streams keep port 0.
