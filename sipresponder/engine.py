@@ -14,8 +14,10 @@ from collections import Counter
 from functools import partial
 
 from .codes import HEADER_FIELDS, reason_for, requirements
+from .merged import MergedRequests
 from .peer import Send, Source
-from .sanity import check_request
+from .ratelimit import RateLimiter
+from .sanity import Rejection, check_request
 from .scenario.model import ResponseSpec, Rule, Scenario
 from .scenario.template import RenderContext, Template, compile_template
 from .sip.headers import Via, parse_name_addr
@@ -36,11 +38,25 @@ _DEFAULT_EXPIRES = 3600
 
 class Engine:
     def __init__(self, scenario: Scenario) -> None:
-        self.scenario = scenario
+        self.scenario = scenario  # also sets up the rate limiter and merged-request cache
         self.timers = TimerQueue()
         self.transactions: dict[TxnKey, Transaction] = {}
         self.by_dialog: dict[TxnKey, Transaction] = {}
         self.counters: Counter[str] = Counter()
+
+    @property
+    def scenario(self) -> Scenario:
+        return self._scenario
+
+    @scenario.setter
+    def scenario(self, scenario: Scenario) -> None:
+        """Swap scenarios atomically; per-source state restarts with the new limits."""
+        settings = scenario.settings
+        self.limiter = (
+            RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
+        )
+        self.merged = MergedRequests(settings.loop_ttl) if scenario.switch("loop") else None
+        self._scenario = scenario
 
     # -- the per-request path -----------------------------------------------------------
     def handle(self, data: bytes, source: Source, now: float) -> list[Send]:
@@ -49,16 +65,36 @@ class Engine:
         except Exception:
             # A bug must cost one message, never the listener: log it with the octets.
             self.counters["internal_errors"] += 1
-            log.exception("internal error handling %d octets from %s:%s:%d: %r", len(data),
-                          source.transport, source.remote[0], source.remote[1], data[:2000])
+            log.exception(
+                "internal error handling %d octets from %s:%s:%d: %r",
+                len(data),
+                source.transport,
+                source.remote[0],
+                source.remote[1],
+                data[:2000],
+            )
             return []
 
     def _handle(self, data: bytes, source: Source, now: float) -> list[Send]:
         # One scenario object for the whole request, even if another is swapped in.
-        scenario = self.scenario
+        scenario = self._scenario
         settings = scenario.settings
+        limited = self.limiter is not None and not self.limiter.allow(source.remote[0], now)
+        if limited and (
+            settings.rate_limit_action == "drop"
+            or not self.limiter.may_reject(source.remote[0], now)
+        ):  # type: ignore[union-attr]
+            self._drop(source, "over the per-source rate limit")
+            self.counters["rate_limited"] += 1
+            return []
         try:
-            request = parse_request(data, datagram=source.transport == "udp")
+            request = parse_request(
+                data,
+                datagram=source.transport == "udp",
+                max_headers=settings.max_headers,
+                max_line_length=settings.max_line_length,
+                strict_length=scenario.switch("content_length"),
+            )
         except NotARequest as exc:
             self._drop(source, f"not a request ({exc})")
             return []
@@ -75,24 +111,21 @@ class Engine:
             if self.by_dialog:
                 self._absorb_ack(request)
             return []
-        key = scenario.tag_key
-        rejection = check_request(request, scenario)
-        if rejection is not None:
-            self._log_request(request, source, f"rejected: {rejection.code} {rejection.reason}")
-            headers = rejection.headers
-            if settings.server:
-                headers = [*headers, ("Server", settings.server)]
-            echo = Echo(request, source, key)
+        if limited:
+            self.counters["rate_limited"] += 1
             return [
-                self._send(
+                self._reject(
                     request,
                     source,
                     via,
-                    rejection.code,
-                    rejection.reason,
-                    serialize(rejection.code, rejection.reason, echo.tagged, headers),
+                    Rejection(503, "Service Unavailable", [("Retry-After", "1")]),
                 )
             ]
+        rejection = check_request(request, scenario)
+        if rejection is None and self.merged is not None:
+            rejection = self._merged(request, via, now)
+        if rejection is not None:
+            return [self._reject(request, source, via, rejection)]
 
         if self.transactions:
             out = self._in_transaction(request, source, via, now)
@@ -101,7 +134,7 @@ class Engine:
 
         rule = scenario.match(request, source)
         self._log_request(request, source, rule.label)
-        echo = Echo(request, source, key)
+        echo = Echo(request, source, scenario.tag_key)
         final = rule.final
         code = self._code(final, request, source)
         if not rule.provisional and not final.delay and code >= 200:
@@ -127,15 +160,32 @@ class Engine:
         except (NotARequest, ValueError):
             self._drop(source, f"unframeable stream ({code} {reason}), closing")
             return [Send(b"", source.transport, source.remote, source.conn, close_after=True)]
-        self._log_request(request, source, f"rejected: {code} {reason}")
-        echo = Echo(request, source, self.scenario.tag_key)
-        headers = (
-            [("Server", self.scenario.settings.server)] if self.scenario.settings.server else []
-        )
-        send = self._send(
-            request, source, via, code, reason, serialize(code, reason, echo.tagged, headers)
-        )
+        send = self._reject(request, source, via, Rejection(code, reason))
         return [Send(send.data, send.transport, send.remote, send.conn, close_after=True)]
+
+    def _reject(self, request: Request, source: Source, via: Via, rejection: Rejection) -> Send:
+        self._log_request(request, source, f"rejected: {rejection.code} {rejection.reason}")
+        headers = rejection.headers
+        server = self._scenario.settings.server
+        if server:
+            headers = [*headers, ("Server", server)]
+        echo = Echo(request, source, self._scenario.tag_key)
+        return self._send(
+            request,
+            source,
+            via,
+            rejection.code,
+            rejection.reason,
+            serialize(rejection.code, rejection.reason, echo.tagged, headers),
+        )
+
+    def _merged(self, request: Request, via: Via, now: float) -> Rejection | None:
+        if request.to.tag is not None or request.method == "CANCEL":
+            return None
+        key = (request.from_.tag or "", request.call_id, request.fields["cseq"][0])
+        if self.merged.is_merged(key, via.branch, now):  # type: ignore[union-attr]
+            return Rejection(482, "Loop Detected")
+        return None
 
     # -- building one response ------------------------------------------------------------
     def _code(self, spec: ResponseSpec, request: Request, source: Source) -> int:
@@ -213,10 +263,11 @@ class Engine:
             and not accepts(request.fields["accept"], ctype.split(";", 1)[0].strip().lower())
         ):
             # RFC 3261 21.4.7: the only body we could send is one the UAC refuses.
-            code, reason = 406, "Not Acceptable"
-            headers = [("Warning", f'399 sipresponder "No acceptable body format: {ctype}"')]
-            if settings.server:
-                headers.append(("Server", settings.server))
+            if scenario.switch("accept"):
+                code, reason = 406, "Not Acceptable"
+                headers = [("Warning", f'399 sipresponder "No acceptable body format: {ctype}"')]
+                if settings.server:
+                    headers.append(("Server", settings.server))
             body, ctype = b"", None
         data = serialize(
             code, reason, echo.untagged if code == 100 else echo.tagged, headers, body, ctype
@@ -255,10 +306,27 @@ class Engine:
         """Route a response (RFC 3261 18.2.2, RFC 3581 4): same connection on TCP; on
         UDP the source address, and the source port unless the scenario asks for
         strict RFC 3261 routing and the request has no rport."""
-        self.counters[f"response:{code}"] += 1
+        settings = self._scenario.settings
         if source.transport != "udp":
             dest = Send(data, source.transport, source.remote, source.conn)
-        elif self.scenario.settings.response_routing == "source" or via.has_param("rport"):
+        elif settings.max_amplification and len(data) > settings.max_amplification * len(
+            request.raw
+        ):
+            # Never a reflector: a small spoofed datagram must not buy a big response.
+            self.counters["amplification_dropped"] += 1
+            log.warning(
+                "not sending %d %s (%d octets) for a %d-octet UDP request from %s:%d: "
+                "over settings.max_amplification = %g",
+                code,
+                reason,
+                len(data),
+                len(request.raw),
+                source.remote[0],
+                source.remote[1],
+                settings.max_amplification,
+            )
+            return Send(b"", "udp", source.remote, source.conn)
+        elif settings.response_routing == "source" or via.has_param("rport"):
             dest = Send(data, "udp", source.remote, source.conn)
         else:
             dest = Send(data, "udp", (source.remote[0], via.port or 5060), source.conn)
@@ -279,6 +347,7 @@ class Engine:
                     "remote": f"{dest.remote[0]}:{dest.remote[1]}",
                 },
             )
+        self.counters[f"response:{code}"] += 1
         return dest
 
     # -- stateful transactions -------------------------------------------------------------

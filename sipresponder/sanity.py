@@ -1,12 +1,16 @@
 """Protocol checks a UAS makes before any scenario rule sees a request (RFC 3261 8.2).
 
 Each check returns a ``Rejection`` (status, reason, header fields the status needs)
-or None. They run in the order RFC 3261 8.2 gives: method, headers, URI, extensions,
-content.
+or None. Structural checks always run: a request whose CSeq, Request-URI, From, To
+or Via cannot be parsed can be neither matched nor answered correctly. The semantic
+checks in ``CHECKS`` can be switched in a scenario's ``[settings.checks]``; those
+the RFC makes a MUST are on by default. They run in the order RFC 3261 8.2 gives:
+method, headers, URI, extensions, content.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,7 +30,7 @@ ACCEPTED_SCHEMES = ("sip", "sips", "tel")
 # List-valued header fields the responder splits into values (RFC 3261 7.3.1) after
 # this check: an unterminated quoted string or '<' in them must earn a 400 here.
 SPLIT = (("contact", "Contact"), ("require", "Require"), ("accept", "Accept"),
-         ("content-encoding", "Content-Encoding"))
+         ("content-encoding", "Content-Encoding"), ("content-language", "Content-Language"))
 
 
 @dataclass(slots=True)
@@ -36,27 +40,22 @@ class Rejection:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
-def check_request(request: Request, scenario: Scenario) -> Rejection | None:
-    if request.error is not None:
-        return Rejection(*request.error)
+Check = Callable[["Request", "Scenario"], "Rejection | None"]
+
+
+def _structure(request: Request, scenario: Scenario) -> Rejection | None:
     fields = request.fields
     for key, name in MANDATORY:
         if key not in fields:
             return Rejection(400, f"Missing {name} header field")
-    for key, name in SINGLE:
-        rows = fields.get(key)
-        if rows is not None and len(rows) > 1:
-            return Rejection(400, f"Duplicate {name} header field")
     try:
         request.cseq  # noqa: B018 - parse now to reject a bad CSeq before the rules run
     except ValueError as exc:
         return Rejection(400, f"Invalid CSeq header field ({exc})")
     try:
-        uri = request.uri
+        request.uri  # noqa: B018
     except URIError as exc:
         return Rejection(400, f"Malformed Request-URI ({exc})")
-    if uri.scheme not in ACCEPTED_SCHEMES:
-        return Rejection(416, "Unsupported URI Scheme")
     for attr, name in (("to", "To"), ("from_", "From")):
         try:
             getattr(request, attr)
@@ -76,28 +75,155 @@ def check_request(request: Request, scenario: Scenario) -> Rejection | None:
             request.values(key)
         except ValueError as exc:
             return Rejection(400, f"Malformed {name} header field ({exc})")
+    return None
+
+
+def _duplicates(request: Request, scenario: Scenario) -> Rejection | None:
+    for key, name in SINGLE:
+        rows = request.fields.get(key)
+        if rows is not None and len(rows) > 1:
+            return Rejection(400, f"Duplicate {name} header field")
+    return None
+
+
+def _uri_scheme(request: Request, scenario: Scenario) -> Rejection | None:
+    if request.uri.scheme not in ACCEPTED_SCHEMES:
+        return Rejection(416, "Unsupported URI Scheme")
+    return None
+
+
+def _method(request: Request, scenario: Scenario) -> Rejection | None:
     if request.method not in scenario.known_methods:
         return Rejection(501, "Not Implemented", [("Allow", ", ".join(scenario.allow))])
+    return None
+
+
+def _cseq_method(request: Request, scenario: Scenario) -> Rejection | None:
     if request.cseq[1] != request.method:
         return Rejection(400, "CSeq method does not match the request method")
-    expires = fields.get("expires")
-    if expires is not None and not expires[0].isdigit():
+    return None
+
+
+def _expires(request: Request, scenario: Scenario) -> Rejection | None:
+    # Expires = "Expires" HCOLON delta-seconds; delta-seconds = 1*DIGIT (RFC 3261 20.19)
+    expires = request.fields.get("expires")
+    if expires is not None and not (expires[0].isdigit() and expires[0].isascii()):
         return Rejection(400, "Invalid Expires header field")
-    settings = scenario.settings
-    if "require" in fields:
-        # RFC 3261 8.2.2.3: 420 listing exactly the tags not understood. Proxy-Require
-        # is addressed to proxies; a UAS ignores it.
-        unknown = [t for t in request.values("require") if t not in settings.supported]
-        if unknown:
-            return Rejection(420, "Bad Extension", [("Unsupported", ", ".join(unknown))])
-    if request.body:
-        # RFC 3261 8.2.3: 415 naming what the UAS does understand.
-        ctype = (request.get("content-type") or "").split(";", 1)[0].strip().lower()
-        if ctype and "*/*" not in settings.accept and ctype not in settings.accept:
+    return None
+
+
+def _max_forwards(request: Request, scenario: Scenario) -> Rejection | None:
+    # Only for scenarios that emulate a proxy: a UAS answers Max-Forwards 0 normally
+    # (RFC 4475 3.3.11), so this check is off by default.
+    value = request.get("max-forwards")
+    if value is not None and value.strip().lstrip("0") == "" and value.strip():
+        return Rejection(483, "Too Many Hops")
+    return None
+
+
+def _require(request: Request, scenario: Scenario) -> Rejection | None:
+    # RFC 3261 8.2.2.3: 420 listing exactly the tags not understood. Proxy-Require is
+    # addressed to proxies; a UAS ignores it.
+    if "require" not in request.fields:
+        return None
+    supported = scenario.settings.supported
+    unknown = [t for t in request.values("require") if t not in supported]
+    if unknown:
+        return Rejection(420, "Bad Extension", [("Unsupported", ", ".join(unknown))])
+    return None
+
+
+def _content_type(request: Request, scenario: Scenario) -> Rejection | None:
+    # RFC 3261 8.2.3: 415 naming what the UAS does understand.
+    if not request.body:
+        return None
+    accept = scenario.settings.accept
+    ctype = (request.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if ctype and "*/*" not in accept and ctype not in accept:
+        return Rejection(415, "Unsupported Media Type", [("Accept", ", ".join(accept))])
+    return None
+
+
+def _content_encoding(request: Request, scenario: Scenario) -> Rejection | None:
+    if not request.body:
+        return None
+    accepted = scenario.settings.accept_encoding
+    for encoding in request.values("content-encoding"):
+        if encoding.lower() not in accepted:
             return Rejection(415, "Unsupported Media Type",
-                             [("Accept", ", ".join(settings.accept))])
-        for encoding in request.values("content-encoding"):
-            if encoding.lower() not in settings.accept_encoding:
-                return Rejection(415, "Unsupported Media Type",
-                                 [("Accept-Encoding", ", ".join(settings.accept_encoding))])
+                             [("Accept-Encoding", ", ".join(accepted))])
+    return None
+
+
+def _content_language(request: Request, scenario: Scenario) -> Rejection | None:
+    if not request.body:
+        return None
+    accepted = [lang.lower() for lang in scenario.settings.accept_language]
+    for language in request.values("content-language"):
+        lang = language.lower()
+        if "*" not in accepted and lang not in accepted and lang.split("-")[0] not in accepted:
+            return Rejection(415, "Unsupported Media Type",
+                             [("Accept-Language", ", ".join(scenario.settings.accept_language))])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckInfo:
+    check: Check | None  # None: done by the parser or the engine, switched by name
+    default: bool
+    answer: str
+
+
+# The switchable checks, in the order they run, with their default and their answer.
+CHECKS: dict[str, CheckInfo] = {
+    "version": CheckInfo(None, True, "505 for a SIP-Version other than SIP/2.0"),
+    "content_length": CheckInfo(
+        None, True, "400 when Content-Length is missing its body on UDP; off: the body is "
+        "what the datagram holds"),
+    "duplicate_headers": CheckInfo(_duplicates, True,
+                                   "400 for a repeated To, From, Call-ID, CSeq, Max-Forwards "
+                                   "or Content-Type"),
+    "method": CheckInfo(_method, True, "501 with Allow for a method no rule names and no RFC "
+                                       "defines"),
+    "uri_scheme": CheckInfo(_uri_scheme, True, "416 for a Request-URI scheme other than sip, "
+                                               "sips, tel"),
+    "cseq_method": CheckInfo(_cseq_method, True, "400 when the CSeq method is not the "
+                                                 "request's"),
+    "expires": CheckInfo(_expires, True, "400 for an Expires that is not delta-seconds"),
+    "max_forwards": CheckInfo(_max_forwards, False, "483 for Max-Forwards: 0 (proxy-like)"),
+    "loop": CheckInfo(None, False, "482 for a merged request: same From tag, Call-ID and CSeq "
+                                   "as a recent one, other branch (RFC 3261 8.2.2.2)"),
+    "require": CheckInfo(_require, True, "420 with Unsupported for Require tags not in "
+                                         "settings.supported"),
+    "content_type": CheckInfo(_content_type, True, "415 with Accept for a body type not in "
+                                                   "settings.accept"),
+    "content_encoding": CheckInfo(_content_encoding, True,
+                                  "415 with Accept-Encoding for an unknown Content-Encoding"),
+    "content_language": CheckInfo(_content_language, False,
+                                  "415 with Accept-Language for a Content-Language not in "
+                                  "settings.accept_language"),
+    "accept": CheckInfo(None, True, "406 when the request's Accept refuses the only body the "
+                                    "response could carry (off: the body is left out)"),
+}
+
+
+def enabled_checks(switches: dict[str, bool]) -> tuple[Check, ...]:
+    """The check functions to run, in order, given a scenario's switches."""
+    out: list[Check] = [_structure]
+    for name, info in CHECKS.items():
+        if info.check is not None and switches.get(name, info.default):
+            out.append(info.check)
+    return tuple(out)
+
+
+def check_request(request: Request, scenario: Scenario) -> Rejection | None:
+    error = request.error
+    if error is not None:
+        code, reason = error
+        if not (code == 505 and not scenario.switch("version")):
+            return Rejection(code, reason)
+    for check in scenario.checks:
+        rejection = check(request, scenario)
+        if rejection is not None:
+            return rejection
     return None

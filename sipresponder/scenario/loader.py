@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..codes import CODES, HEADER_FIELDS, requirements
+from ..sanity import CHECKS, enabled_checks
 from ..sip.grammar import TOKEN
 from .matcher import compile_checks
 from .model import STANDARD_METHODS, ResponseSpec, Rule, Scenario, Settings
@@ -142,7 +143,13 @@ class _Builder:
         )
         allow = tuple(ordered) if ordered else STANDARD_METHODS
         scenario = Scenario(
-            self.path, settings, rules, default, allow, frozenset(STANDARD_METHODS) | named
+            self.path,
+            settings,
+            rules,
+            default,
+            allow,
+            frozenset(STANDARD_METHODS) | named,
+            enabled_checks(settings.checks),
         )
         self.check_required(scenario)
         return scenario
@@ -156,9 +163,13 @@ class _Builder:
             if key not in known:
                 raise self.fail(key, f"unknown setting (expected one of {_list(known)})")
             current = getattr(settings, key)
-            if isinstance(current, tuple):
+            if key == "checks":
+                value = self.check_switches(value)
+            elif isinstance(current, tuple):
                 value = tuple(self.str_list(key, value))
-            elif isinstance(current, bool) or not isinstance(value, type(current)):
+            elif isinstance(value, bool) != isinstance(current, bool) or not isinstance(
+                value, type(current)
+            ):
                 if (
                     isinstance(current, float)
                     and isinstance(value, int)
@@ -170,12 +181,38 @@ class _Builder:
             setattr(settings, key, value)
         if settings.response_routing not in ("source", "via"):
             raise self.fail("response_routing", 'must be "source" or "via"')
-        for key in ("max_message_size", "max_transactions"):
+        if settings.rate_limit_action not in ("drop", "503"):
+            raise self.fail("rate_limit_action", 'must be "drop" or "503"')
+        for key in ("max_message_size", "max_transactions", "max_connections"):
             if getattr(settings, key) < 1:
                 raise self.fail(key, "must be positive")
+        for key in (
+            "max_headers",
+            "max_line_length",
+            "rate_limit",
+            "rate_burst",
+            "max_amplification",
+            "tcp_read_timeout",
+            "tcp_idle_timeout",
+            "loop_ttl",
+        ):
+            if getattr(settings, key) < 0:
+                raise self.fail(key, "must not be negative (0 turns the limit off)")
         if not 0 < settings.timer_t1 <= settings.timer_t2:
             raise self.fail("timer_t1", "must be positive and no larger than timer_t2")
         return settings
+
+    def check_switches(self, value: Any) -> dict[str, bool]:
+        if not isinstance(value, dict):
+            raise self.fail("checks", "must be a table of check name = true / false")
+        for name, on in value.items():
+            if name not in CHECKS:
+                raise self.fail(
+                    f"checks.{name}", f"unknown check (expected one of {_list(CHECKS)})"
+                )
+            if not isinstance(on, bool):
+                raise self.fail(f"checks.{name}", f"must be true or false, not {_kind(on)}")
+        return dict(value)
 
     # -- rules --------------------------------------------------------------------
     def rule(self, raw: dict[str, Any], number: int) -> Rule:

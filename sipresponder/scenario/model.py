@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .template import Template
 
@@ -56,7 +56,17 @@ class Settings:
     timer_t2: float = 4.0
     max_transactions: int = 10000
     tcp_read_timeout: float = 32.0  # an incomplete message older than this closes the stream
+    tcp_idle_timeout: float = 600.0  # a connection silent this long is closed
+    max_connections: int = 1024  # concurrent TCP connections; more are refused
+    max_headers: int = 128  # header fields in one request; more earn a 400
+    max_line_length: int = 8192  # octets in one header line; longer earns a 400
+    rate_limit: float = 0.0  # requests per second per source IP; 0 = no limit
+    rate_burst: int = 0  # token-bucket depth; 0 = max(1, rate_limit)
+    rate_limit_action: str = "drop"  # "drop" or "503" (with Retry-After)
+    max_amplification: float = 4.0  # UDP response octets per request octet; 0 = no limit
+    loop_ttl: float = 32.0  # seconds a request is remembered for merged-request detection
     media_address: str = ""  # c= address of SDP answers; "" = the local address
+    checks: dict[str, bool] = field(default_factory=dict)  # sanity-check switches
 
 
 Matcher = Callable[["Request", "Source"], bool]
@@ -129,6 +139,13 @@ class Scenario:
     default: Rule
     allow: tuple[str, ...]  # the Allow header value: methods the scenario answers
     known_methods: frozenset[str]  # others get 501 Not Implemented
+    checks: tuple[Callable[..., Any], ...] = ()  # enabled sanity checks, in order
+
+    def switch(self, name: str) -> bool:
+        """Whether the sanity check ``name`` is on (its default unless the scenario says)."""
+        from ..sanity import CHECKS
+
+        return self.settings.checks.get(name, CHECKS[name].default)
 
     @property
     def tag_key(self) -> bytes:

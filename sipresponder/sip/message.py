@@ -147,8 +147,14 @@ def find_header_end(data: bytes) -> tuple[int, int]:
     return -1, -1
 
 
-def parse_request(data: bytes, *, datagram: bool) -> Request:
+def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
+                  max_line_length: int = 0, strict_length: bool = True) -> Request:
     """Parse one request. ``datagram`` selects UDP framing (RFC 3261 18.3).
+
+    ``max_headers`` and ``max_line_length`` (0: no limit) bound the header section;
+    past them the request earns a 400 naming the limit and parsing stops early.
+    ``strict_length`` False takes a UDP body that is shorter than its Content-Length
+    as it is instead of answering 400.
 
     On UDP the body ends at Content-Length and extra octets are discarded; a missing
     Content-Length means the body runs to the end of the datagram. On a stream the
@@ -190,6 +196,12 @@ def parse_request(data: bytes, *, datagram: bool) -> Request:
     for line in lines[1:]:
         if not line:
             continue
+        if max_line_length and len(line) > max_line_length:
+            error = error or (400, "Header line too long")
+            continue
+        if max_headers and len(headers) >= max_headers and line[0] not in WSP:
+            error = error or (400, "Too many header fields")
+            break
         if line[0] in WSP:
             # Folding (RFC 3261 7.3.1): a continuation line joins the previous value.
             if not headers:
@@ -221,7 +233,10 @@ def parse_request(data: bytes, *, datagram: bool) -> Request:
         return request
     # Leading zeros are legal (1*DIGIT); compare lengths before int() sees 10**100.
     if len(text.lstrip("0")) > 9 or int(text) > len(rest):
-        request.error = error or (400, "Content-Length larger than the message body")
+        if strict_length or not datagram:
+            request.error = error or (400, "Content-Length larger than the message body")
+        else:
+            request.body = rest
         return request
     request.body = rest[: int(text)]
     return request

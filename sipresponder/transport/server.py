@@ -82,6 +82,7 @@ class Server:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_limit_warning = -1.0
 
     def set_scenario(self, scenario: Scenario) -> None:
         self.engine.scenario = scenario
@@ -147,6 +148,16 @@ class Server:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+
+    def limit_hit(self, message: str) -> None:
+        """Log a resource limit being hit: every time at INFO, at most once a second at
+        WARNING, so a flood cannot flood the log too."""
+        now = self._loop.time()  # type: ignore[union-attr]
+        if now - self._last_limit_warning >= 1.0:
+            self._last_limit_warning = now
+            log.warning(message, extra={"event": "limit"})
+        else:
+            log.info(message, extra={"event": "limit"})
 
     # -- engine glue -------------------------------------------------------------------
     def dispatch(self, sends: list[Send]) -> None:
@@ -220,24 +231,58 @@ class _TCPProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.source: Source | None = None
         self._read_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         self.source = Source("tcp", (peer[0], peer[1]), (local[0], local[1]), self.conn_id)
-        self.server._tcp[self.conn_id] = self
+        server = self.server
+        settings = server.engine.scenario.settings
+        if len(server._tcp) >= settings.max_connections:
+            server.engine.counters["tcp_refused"] += 1
+            server.limit_hit(
+                f"tcp connection from {peer[0]}:{peer[1]} refused: "
+                f"max_connections ({settings.max_connections}) reached"
+            )
+            transport.abort()
+            return
+        server._tcp[self.conn_id] = self
+        self._last_activity = server._loop.time()  # type: ignore[union-attr]
+        self._arm_idle(settings.tcp_idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._tcp.pop(self.conn_id, None)
-        if self._read_timer is not None:
-            self._read_timer.cancel()
+        for timer in (self._read_timer, self._idle_timer):
+            if timer is not None:
+                timer.cancel()
+
+    def _arm_idle(self, timeout: float) -> None:
+        if timeout:
+            self._idle_timer = self.server._loop.call_at(  # type: ignore[union-attr]
+                self._last_activity + timeout, self._idle_check
+            )
+
+    def _idle_check(self) -> None:
+        timeout = self.server.engine.scenario.settings.tcp_idle_timeout
+        self._idle_timer = None
+        if not timeout or self.transport is None:
+            return
+        if self.server._loop.time() - self._last_activity >= timeout:  # type: ignore[union-attr]
+            self.server.engine.counters["tcp_idle_closed"] += 1
+            log.info("closing idle tcp connection from %s:%d", *self.source.remote)  # type: ignore[union-attr]
+            self.transport.close()
+        else:
+            self._arm_idle(timeout)
 
     def data_received(self, data: bytes) -> None:
         server = self.server
         engine = server.engine
         source = self.source
         assert source is not None and self.transport is not None
+        self._last_activity = server._loop.time()  # type: ignore[union-attr]
         sends: list[Send] = []
         for frame in self.framer.feed(data):
             if isinstance(frame, Message):
