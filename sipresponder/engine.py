@@ -14,6 +14,7 @@ from collections import Counter
 from functools import partial
 
 from .codes import HEADER_FIELDS, reason_for, requirements
+from .limitlog import LimitLog
 from .merged import MergedRequests
 from .peer import Send, Source
 from .ratelimit import RateLimiter
@@ -43,6 +44,7 @@ class Engine:
         self.transactions: dict[TxnKey, Transaction] = {}
         self.by_dialog: dict[TxnKey, Transaction] = {}
         self.counters: Counter[str] = Counter()
+        self.limit_log = LimitLog()
 
     @property
     def scenario(self) -> Scenario:
@@ -84,8 +86,9 @@ class Engine:
             settings.rate_limit_action == "drop"
             or not self.limiter.may_reject(source.remote[0], now)
         ):  # type: ignore[union-attr]
-            self._drop(source, "over the per-source rate limit")
             self.counters["rate_limited"] += 1
+            self.limit_log.hit("rate_limit", "%s over the per-source rate limit: dropped",
+                               source.remote[0])
             return []
         try:
             request = parse_request(
@@ -314,7 +317,8 @@ class Engine:
         ):
             # Never a reflector: a small spoofed datagram must not buy a big response.
             self.counters["amplification_dropped"] += 1
-            log.warning(
+            self.limit_log.hit(
+                "max_amplification",
                 "not sending %d %s (%d octets) for a %d-octet UDP request from %s:%d: "
                 "over settings.max_amplification = %g",
                 code,
@@ -363,7 +367,8 @@ class Engine:
     ) -> list[Send]:
         settings = self.scenario.settings
         if len(self.transactions) >= settings.max_transactions:
-            log.warning("transaction limit (%d) reached; answering 503", settings.max_transactions)
+            self.limit_log.hit("max_transactions", "transaction limit (%d) reached; answering 503",
+                               settings.max_transactions)
             spec = ResponseSpec(503, typed={"Retry-After": [compile_template("5")]})
             return [self._respond(spec, 503, request, source, via, echo)]
         key = transaction_key(request, request.method)

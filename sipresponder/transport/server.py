@@ -82,7 +82,6 @@ class Server:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._last_limit_warning = -1.0
 
     def set_scenario(self, scenario: Scenario) -> None:
         self.engine.scenario = scenario
@@ -149,15 +148,8 @@ class Server:
             await server.wait_closed()
         self._servers.clear()
 
-    def limit_hit(self, message: str) -> None:
-        """Log a resource limit being hit: every time at INFO, at most once a second at
-        WARNING, so a flood cannot flood the log too."""
-        now = self._loop.time()  # type: ignore[union-attr]
-        if now - self._last_limit_warning >= 1.0:
-            self._last_limit_warning = now
-            log.warning(message, extra={"event": "limit"})
-        else:
-            log.info(message, extra={"event": "limit"})
+    def limit_hit(self, kind: str, message: str) -> None:
+        self.engine.limit_log.hit(kind, "%s", message)
 
     # -- engine glue -------------------------------------------------------------------
     def dispatch(self, sends: list[Send]) -> None:
@@ -244,6 +236,7 @@ class _TCPProtocol(asyncio.Protocol):
         if len(server._tcp) >= settings.max_connections:
             server.engine.counters["tcp_refused"] += 1
             server.limit_hit(
+                "max_connections",
                 f"tcp connection from {peer[0]}:{peer[1]} refused: "
                 f"max_connections ({settings.max_connections}) reached"
             )
@@ -310,8 +303,11 @@ class _TCPProtocol(asyncio.Protocol):
     def _read_timeout(self) -> None:
         self._read_timer = None
         if self.transport is not None and self.framer.pending:
-            log.info(
-                "closing tcp connection from %s:%d: incomplete message timed out",
-                *self.source.remote,
-            )  # type: ignore[union-attr]
+            self.server.engine.counters["tcp_read_timeouts"] += 1
+            ip, port = self.source.remote  # type: ignore[union-attr]
+            self.server.limit_hit(
+                "tcp_read_timeout",
+                f"closing tcp connection from {ip}:{port}: incomplete message not completed "
+                "within tcp_read_timeout",
+            )
             self.transport.close()
