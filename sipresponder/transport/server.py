@@ -128,6 +128,10 @@ class Server:
                 addr.host,
                 addr.port,
                 reuse_address=True,
+                # asyncio's default of 100 makes connects wait for SYN retries during
+                # a burst of connections well below max_connections.
+                backlog=min(max(self.engine.scenario.settings.max_connections, 100),
+                            socket.SOMAXCONN),
             )
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
@@ -277,7 +281,12 @@ class _TCPProtocol(asyncio.Protocol):
         assert source is not None and self.transport is not None
         self._last_activity = server._loop.time()  # type: ignore[union-attr]
         sends: list[Send] = []
-        for frame in self.framer.feed(data):
+        frames = self.framer.feed(data)
+        if frames and self._read_timer is not None:
+            # A message completed: the timeout is for each message, not the connection.
+            self._read_timer.cancel()
+            self._read_timer = None
+        for frame in frames:
             if isinstance(frame, Message):
                 sends.extend(engine.handle(frame.data, source, server._loop.time()))  # type: ignore[union-attr]
             elif isinstance(frame, Ping):
