@@ -14,6 +14,7 @@ from collections import Counter
 from functools import partial
 
 from .codes import HEADER_FIELDS, reason_for, requirements
+from .journal import Journal, fill_entry
 from .limitlog import LimitLog
 from .merged import MergedRequests
 from .peer import Send, Source
@@ -45,6 +46,9 @@ class Engine:
         self.by_dialog: dict[TxnKey, Transaction] = {}
         self.counters: Counter[str] = Counter()
         self.limit_log = LimitLog()
+        self.journal: Journal | None = None  # set to record every request (tests, admin)
+        self._seen: tuple[Request | None, Rule | None, str] | None = None
+        self._new_txn: Transaction | None = None
 
     @property
     def scenario(self) -> Scenario:
@@ -62,6 +66,9 @@ class Engine:
 
     # -- the per-request path -----------------------------------------------------------
     def handle(self, data: bytes, source: Source, now: float) -> list[Send]:
+        journal = self.journal
+        if journal is not None:
+            return self._handle_journaled(journal, data, source, now)
         try:
             return self._handle(data, source, now)
         except Exception:
@@ -77,6 +84,34 @@ class Engine:
             )
             return []
 
+    def _handle_journaled(
+        self, journal: Journal, data: bytes, source: Source, now: float
+    ) -> list[Send]:
+        entry = journal.record(now, source, data)
+        self._seen = None
+        self._new_txn = None
+        try:
+            sends = self._handle(data, source, now)
+        except Exception:
+            self._seen = None
+            sends = []
+            self.counters["internal_errors"] += 1
+            log.exception(
+                "internal error handling %d octets from %s:%s:%d",
+                len(data),
+                source.transport,
+                source.remote[0],
+                source.remote[1],
+            )
+        if self._seen is not None:
+            request, rule, outcome = self._seen
+            fill_entry(entry, request, rule, outcome, self._scenario, source)
+        entry.responses.extend(s.data for s in sends if s.data)
+        if self._new_txn is not None:
+            self._new_txn.entry = entry
+        journal.completed(entry)
+        return sends
+
     def _handle(self, data: bytes, source: Source, now: float) -> list[Send]:
         # One scenario object for the whole request, even if another is swapped in.
         scenario = self._scenario
@@ -87,8 +122,10 @@ class Engine:
             or not self.limiter.may_reject(source.remote[0], now)
         ):  # type: ignore[union-attr]
             self.counters["rate_limited"] += 1
-            self.limit_log.hit("rate_limit", "%s over the per-source rate limit: dropped",
-                               source.remote[0])
+            self._seen = (None, None, "dropped: over the per-source rate limit")
+            self.limit_log.hit(
+                "rate_limit", "%s over the per-source rate limit: dropped", source.remote[0]
+            )
             return []
         try:
             request = parse_request(
@@ -136,7 +173,7 @@ class Engine:
                 return out
 
         rule = scenario.match(request, source)
-        self._log_request(request, source, rule.label)
+        self._log_request(request, source, rule.label, rule)
         echo = Echo(request, source, scenario.tag_key)
         final = rule.final
         code = self._code(final, request, source)
@@ -367,13 +404,17 @@ class Engine:
     ) -> list[Send]:
         settings = self.scenario.settings
         if len(self.transactions) >= settings.max_transactions:
-            self.limit_log.hit("max_transactions", "transaction limit (%d) reached; answering 503",
-                               settings.max_transactions)
+            self.limit_log.hit(
+                "max_transactions",
+                "transaction limit (%d) reached; answering 503",
+                settings.max_transactions,
+            )
             spec = ResponseSpec(503, typed={"Retry-After": [compile_template("5")]})
             return [self._respond(spec, 503, request, source, via, echo)]
         key = transaction_key(request, request.method)
         txn = Transaction(key, request)
         self.transactions[key] = txn
+        self._new_txn = txn
         if request.method == "INVITE":
             self.by_dialog[dialog_key(request)] = txn
         out: list[Send] = []
@@ -408,6 +449,9 @@ class Engine:
             return []
         send = self._respond(spec, code, txn.request, source, via, echo)
         txn.last = send
+        if txn.entry is not None and send.data:
+            # Only set for responses sent after handle() returned (timer steps).
+            txn.entry.responses.append(send.data)
         if final:
             self._completed(txn, source, now)
         return [send]
@@ -449,6 +493,7 @@ class Engine:
         txn = self.transactions.get(transaction_key(request, request.method))
         if txn is not None:
             self.counters["retransmitted_requests"] += 1
+            self._seen = (request, None, "retransmission: the last response again")
             return [txn.last] if txn.last is not None else []
         if request.method != "CANCEL":
             return None
@@ -466,6 +511,8 @@ class Engine:
                 ResponseSpec(487, sdp=False), 487, txn.request, source, invite_via, invite_echo
             )
             out.append(txn.last)
+            if txn.entry is not None:
+                txn.entry.responses.append(txn.last.data)
             self._completed(txn, source, now)
         return out
 
@@ -485,7 +532,10 @@ class Engine:
         return self.timers.fire(now)
 
     # -- logging ----------------------------------------------------------------------------
-    def _log_request(self, request: Request, source: Source, outcome: str) -> None:
+    def _log_request(
+        self, request: Request, source: Source, outcome: str, rule: Rule | None = None
+    ) -> None:
+        self._seen = (request, rule, outcome)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "recv %s %s from %s:%s:%d (%s)",
@@ -508,6 +558,7 @@ class Engine:
 
     def _drop(self, source: Source, why: str, request: Request | None = None) -> None:
         self.counters["dropped"] += 1
+        self._seen = (request, None, f"dropped: {why}")
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "drop message from %s:%s:%d: %s",

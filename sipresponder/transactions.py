@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .sip.headers import MAGIC_COOKIE, parse_via
 
 if TYPE_CHECKING:
+    from .journal import JournalEntry
     from .peer import Send
     from .sip.message import Request
 
@@ -60,6 +61,7 @@ class Transaction:
     cancelled: bool = False
     steps: list[int] = field(default_factory=list)  # timer ids of pending responses
     retransmit_id: int | None = None
+    entry: JournalEntry | None = None  # the journal entry later responses are added to
 
 
 class TimerQueue:

@@ -1,0 +1,124 @@
+"""The request journal: what the responder received and what it answered, for tests.
+
+A bounded ring buffer of entries, newest last. Each entry keeps the raw octets, the
+parsed start line and header fields, the rule that matched (or, for a request that
+fell through to the default, the closest rule and which of its conditions failed),
+and every response sent for it, including the ones a stateful rule sends later.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .peer import Source
+    from .scenario.model import Rule, Scenario
+    from .sip.message import Request
+
+
+@dataclass(slots=True)
+class NearMiss:
+    """The rule that came closest to matching a request that matched none."""
+
+    rule: str
+    failed: list[str]  # the conditions that did not hold, e.g. "method in ['INVITE']"
+
+
+@dataclass(slots=True)
+class JournalEntry:
+    seq: int
+    time: float  # the engine's clock (the event loop's time in a running server)
+    transport: str
+    remote: tuple[str, int]
+    raw: bytes
+    method: str | None = None
+    uri: str | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    rule: str | None = None  # label of the matched rule; None if none answered
+    outcome: str = ""  # "rule 'busy' (#2)", "rejected: 400 ...", "dropped: ..."
+    near_miss: NearMiss | None = None
+    responses: list[bytes] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        lower = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lower:
+                return value
+        return None
+
+    @property
+    def codes(self) -> list[int]:
+        return [int(r[8:11]) for r in self.responses if r[8:11].isdigit()]
+
+
+class Journal:
+    def __init__(self, size: int = 1000) -> None:
+        self.size = size
+        self._entries: deque[JournalEntry] = deque(maxlen=size)
+        self._seq = itertools.count(1)
+        # Called with each entry once the engine has filled it in (e.g. to wake waiters).
+        self.listeners: list[Callable[[JournalEntry], None]] = []
+
+    def record(self, now: float, source: Source, raw: bytes) -> JournalEntry:
+        entry = JournalEntry(next(self._seq), now, source.transport, source.remote, raw)
+        self._entries.append(entry)
+        return entry
+
+    def completed(self, entry: JournalEntry) -> None:
+        for listener in self.listeners:
+            listener(entry)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __iter__(self) -> Iterator[JournalEntry]:
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def fill_entry(
+    entry: JournalEntry,
+    request: Request | None,
+    rule: Rule | None,
+    outcome: str,
+    scenario: Scenario,
+    source: Source,
+) -> None:
+    """Complete an entry once the engine knows what the request was and what it did."""
+    entry.outcome = outcome
+    if request is None:
+        return
+    entry.method = request.method
+    entry.uri = request.uri_raw
+    entry.headers = request.headers
+    if rule is None:
+        return
+    entry.rule = rule.label
+    if rule.number == 0 and scenario.rules:
+        entry.near_miss = near_miss(request, source, scenario)
+
+
+def near_miss(request: Request, source: Source, scenario: Scenario) -> NearMiss:
+    """The rule with the fewest failing conditions (the earliest one on a tie)."""
+    best: NearMiss | None = None
+    for rule in scenario.rules:
+        failed = []
+        if rule.methods is not None and request.method not in rule.methods:
+            failed.append(f"method in {sorted(rule.methods)}")
+        for check in rule.checks:
+            try:
+                ok = check.test(request, source)
+            except ValueError:
+                ok = False
+            if not ok:
+                failed.append(check.what)
+        if best is None or len(failed) < len(best.failed):
+            best = NearMiss(rule.label, failed)
+    assert best is not None
+    return best
