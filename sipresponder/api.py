@@ -117,20 +117,23 @@ class Responder:
         return f"sip:{user}@{host}:{port}{suffix}"
 
     def requests(self, method: str | None = None, uri: str | None = None,
-                 headers: dict[str, str] | None = None, rule: str | None = None
-                 ) -> list[JournalEntry]:
-        return [e for e in self.journal if matches(e, method, uri, headers, rule)]
+                 headers: dict[str, str] | None = None, rule: str | None = None,
+                 since: int | None = None) -> list[JournalEntry]:
+        """Journal entries matching the filters (``since``: sequence numbers above it)."""
+        return [e for e in self.journal if (since is None or e.seq > since)
+                and matches(e, method, uri, headers, rule)]
 
     async def wait_for(self, method: str | None = None, uri: str | None = None, *,
                        headers: dict[str, str] | None = None, rule: str | None = None,
-                       count: int = 1, timeout: float = 5.0) -> list[JournalEntry]:
+                       since: int | None = None, count: int = 1, timeout: float = 5.0
+                       ) -> list[JournalEntry]:
         """Wait until ``count`` matching requests arrived; AssertionError listing the
         journal if ``timeout`` passes first."""
         assert self._changed is not None, "the responder is not running"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            found = self.requests(method, uri, headers, rule)
+            found = self.requests(method, uri, headers, rule, since)
             if len(found) >= count:
                 return found
             remaining = deadline - loop.time()

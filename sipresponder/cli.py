@@ -1,19 +1,25 @@
-"""Command line: serve, check, codes."""
+"""Command line: serve, check, codes, verify."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
+import time
+import urllib.error
+import urllib.request
 from importlib import resources
 from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 from . import __version__
 from .codes import CODES, HEADER_FIELDS
 from .logformat import configure_logging
-from .scenario.loader import ScenarioError, load_scenario
+from .scenario.loader import ScenarioError, load_scenario, parse_scenario
 from .scenario.model import Scenario
 
 log = logging.getLogger("sipresponder")
@@ -52,6 +58,39 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=("debug", "info", "warning", "error"),
         help="info logs one line per request and per response",
     )
+    serve.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        help="serve the admin HTTP API (journal, scenario swap, /metrics) there; "
+        "HOST defaults to 127.0.0.1, port 0 picks a free one; enables the journal",
+    )
+    serve.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help="require 'Authorization: Bearer TOKEN' on every admin endpoint but /healthz",
+    )
+    serve.add_argument(
+        "--journal-size",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="requests the journal keeps, newest last (with --admin; default 1000)",
+    )
+
+    verify = sub.add_parser(
+        "verify", help="ask a running responder's admin API whether requests arrived"
+    )
+    verify.add_argument("--admin", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080")
+    verify.add_argument("--method", help="exact request method, e.g. INVITE")
+    verify.add_argument("--uri", help="request-URI glob, e.g. 'sip:486@*'")
+    verify.add_argument(
+        "--header", action="append", default=[], metavar="NAME:GLOB", help="repeatable"
+    )
+    verify.add_argument("--rule", help="the rule that answered: its label or name")
+    verify.add_argument("--count", type=_positive_int, default=1, help="at least this many")
+    verify.add_argument("--timeout", type=float, default=5.0, help="seconds (server caps at 60)")
+    verify.add_argument("--token", help="the admin API's bearer token")
+    verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report there")
 
     check = sub.add_parser("check", help="validate a scenario file")
     check.add_argument("file")
@@ -60,10 +99,18 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "check":
         return _check(args.file)
+    if args.command == "verify":
+        return _verify(args)
     if args.command == "codes":
         _print_codes()
         return 0
@@ -90,14 +137,31 @@ def _print_codes() -> None:
         print(f"{entry.code} {entry.reason:<40} {entry.rfc:<24} {'; '.join(needs)}".rstrip())
 
 
+def read_scenario(path: str) -> tuple[Scenario, str]:
+    """Load a scenario file and keep its source text (for GET /api/scenario)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ScenarioError(path, "", None, f"cannot read: {exc.strerror}") from None
+    scenario = parse_scenario(data, path, base_dir=Path(path).parent)
+    return scenario, data.decode("utf-8", "replace")
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .transport.server import parse_listen
 
     configure_logging(args.log_format, args.log_level)
     path = args.scenario or str(bundled_scenario())
+    admin = None
     try:
-        scenario = load_scenario(path)
-        listen = [parse_listen(text) for text in (args.listen or DEFAULT_LISTEN)]
+        scenario, text = read_scenario(path)
+        listen = [parse_listen(item) for item in (args.listen or DEFAULT_LISTEN)]
+        if args.admin_token is not None and args.admin is None:
+            raise ValueError("--admin-token needs --admin")
+        if args.admin is not None:
+            from .admin import parse_admin_address
+
+            admin = parse_admin_address(args.admin)
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -108,7 +172,7 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         runner = uvloop.run
     try:
-        return runner(_run(scenario, listen))
+        return runner(_run(scenario, text, path, listen, admin, args))
     except OSError as exc:
         print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -116,11 +180,57 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
 
 
-async def _run(scenario: Scenario, listen: list) -> int:
+async def _run(
+    scenario: Scenario,
+    text: str,
+    path: str,
+    listen: list,
+    admin_address: tuple[str, int] | None,
+    args: argparse.Namespace,
+) -> int:
     from .transport.server import Server
 
-    server = Server(scenario)
-    await server.start(listen)
+    admin = None
+    if admin_address is None:
+        server = Server(scenario)
+        await server.start(listen)
+        stop_server = server.close
+
+        def swap(new: Scenario, new_text: str) -> None:
+            server.set_scenario(new)
+    else:
+        from .admin import Admin
+        from .api import Responder
+
+        responder = Responder(scenario, [str(a) for a in listen], args.journal_size)
+        await responder.start()
+        stop_server = responder.stop
+        admin = Admin(responder, text, args.admin_token, base_dir=Path(path).parent)
+        try:
+            await admin.start(*admin_address)
+        except BaseException:
+            await responder.stop()
+            raise
+
+        def swap(new: Scenario, new_text: str) -> None:
+            responder.set_scenario(new)
+            admin.scenario_text = new_text  # type: ignore[union-attr]
+
+    def reload() -> None:
+        try:
+            new, new_text = read_scenario(path)
+        except ScenarioError as exc:
+            log.error(
+                "SIGHUP: %s; the running scenario stays",
+                exc,
+                extra={"event": "reload_failed", "path": path, "error": str(exc)},
+            )
+            return
+        swap(new, new_text)
+        log.warning(
+            "SIGHUP: reloaded scenario %s", path, extra={"event": "scenario", "path": path}
+        )
+
     log.warning(
         "serving scenario %s", scenario.path, extra={"event": "scenario", "path": scenario.path}
     )
@@ -128,7 +238,92 @@ async def _run(scenario: Scenario, listen: list) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await stop.wait()
     log.warning("shutting down")
-    await server.close()
+    if admin is not None:
+        await admin.close()
+    await stop_server()
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """POST /api/requests/wait; 0 satisfied, 1 not, 2 cannot ask."""
+    want: dict[str, Any] = {"count": args.count, "timeout": args.timeout}
+    for key in ("method", "uri", "rule"):
+        if getattr(args, key) is not None:
+            want[key] = getattr(args, key)
+    if any(":" not in h for h in args.header):
+        print("error: --header expects NAME:GLOB", file=sys.stderr)
+        return 2
+    if args.header:
+        want["headers"] = args.header
+    name = " ".join(f"{k}={v}" for k, v in want.items() if k not in ("timeout",))
+    url = args.admin.rstrip("/") + "/api/requests/wait"
+    if not url.startswith(("http://", "https://")):
+        print(f"error: --admin {args.admin!r}: expected http://HOST:PORT", file=sys.stderr)
+        return 2
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(want).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    if args.token:
+        request.add_header("Authorization", f"Bearer {args.token}")
+    started = time.monotonic()
+    status, body, message = 0, None, ""
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout + 10) as resp:
+            status, body = resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        try:
+            body = json.loads(exc.read())
+        except ValueError:
+            body = None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        message = f"cannot reach {url}: {getattr(exc, 'reason', exc)}"
+    elapsed = time.monotonic() - started
+    if status == 200 and isinstance(body, dict):
+        code, outcome = 0, f"OK: {body.get('count')} request(s) matching {name}"
+        print(outcome)
+    elif status == 408 and isinstance(body, dict):
+        code = 1
+        outcome = str(body.get("error", "timed out"))
+        print(f"FAILED: {outcome}\nthe journal holds:\n{body.get('listing', '')}")
+    else:
+        code = 2
+        if not message:
+            detail = body.get("error") if isinstance(body, dict) else body
+            message = f"{url}: HTTP {status}: {detail}"
+        outcome = message
+        print(f"error: {message}", file=sys.stderr)
+    if args.junit:
+        _write_junit(args.junit, name, code, outcome, body, elapsed)
+    return code
+
+
+def _write_junit(
+    path: str, name: str, code: int, outcome: str, body: Any, elapsed: float
+) -> None:
+    failures, errors, inner = 0, 0, ""
+    if code == 1:
+        failures = 1
+        listing = body.get("listing", "") if isinstance(body, dict) else ""
+        inner = (
+            f"<failure message={quoteattr(outcome)} type=\"AssertionError\">"
+            f"{escape(outcome + chr(10) + listing)}</failure>"
+        )
+    elif code == 2:
+        errors = 1
+        inner = f"<error message={quoteattr(outcome)} type=\"ConnectionError\"/>"
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<testsuite name="sipresponder.verify" tests="1" failures="{failures}" '
+        f'errors="{errors}" time="{elapsed:.3f}">\n'
+        f'  <testcase classname="sipresponder.verify" name={quoteattr(name)} '
+        f'time="{elapsed:.3f}">{inner}</testcase>\n'
+        "</testsuite>\n"
+    )
+    Path(path).write_text(xml, encoding="utf-8")

@@ -1,0 +1,457 @@
+"""The admin HTTP API (serve --admin), over real HTTP on loopback, and `verify`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sipresponder import admin as admin_module
+from sipresponder.admin import PUT_SCENARIO_PATH, Admin
+from sipresponder.api import Responder
+from sipresponder.cli import main
+from sipresponder.scenario.loader import ScenarioError, parse_scenario
+from tests.sipclient import UDPClient, make_request, udp_exchange
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCENARIO = """
+[[rule]]
+name = "busy"
+match = { method = "INVITE", user = "bob", headers = { "User-Agent" = "^TestPhone" } }
+code = 486
+[default]
+code = 404
+"""
+
+
+class Running:
+    def __init__(self, responder: Responder, admin: Admin, http: aiohttp.ClientSession) -> None:
+        self.responder, self.admin, self.http = responder, admin, http
+        host, port = admin.address  # type: ignore[misc]
+        self.base = f"http://{host}:{port}"
+        self.udp_port = responder.address("udp")[1]
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    async def sip(self, method: str, user: str, headers: list[tuple[str, str]] | None = None,
+                  expect: int = 1) -> list[int]:
+        req = make_request(method, f"sip:{user}@127.0.0.1", headers=headers)
+        return [r.code for r in await udp_exchange(self.udp_port, req, expect=expect)]
+
+
+@pytest.fixture
+async def admin_factory() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+    started: list[Running] = []
+
+    async def start(scenario: str = SCENARIO, token: str | None = None) -> Running:
+        responder = await Responder(parse_scenario(scenario, "<test>")).start()
+        admin = Admin(responder, scenario, token)
+        await admin.start("127.0.0.1", 0)
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+        running = Running(responder, admin, http)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        await running.http.close()
+        await running.admin.close()
+        await running.responder.stop()
+
+
+@pytest.fixture
+async def running(admin_factory: Callable[..., Awaitable[Running]]) -> Running:
+    return await admin_factory()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll a condition with a bounded deadline (for state with no event to await)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+async def get_json(r: Running, path: str, status: int = 200, **kwargs) -> dict:
+    async with r.http.get(r.url(path), **kwargs) as resp:
+        assert resp.status == status, await resp.text()
+        return await resp.json()
+
+
+# -- basic endpoints ----------------------------------------------------------------------
+async def test_healthz_and_openapi(running: Running) -> None:
+    assert await get_json(running, "/healthz") == {"status": "ok"}
+    doc = await get_json(running, "/api/openapi.json")
+    assert doc["openapi"].startswith("3.")
+    routes = {(resource.canonical, method.lower())
+              for route in running.admin.app().router.routes()
+              for resource, method in [(route.resource, route.method)]
+              if method != "HEAD"}
+    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert routes == documented
+
+
+async def test_requests_listing_and_filters(running: Running) -> None:
+    assert await running.sip("INVITE", "bob", [("User-Agent", "TestPhone/1")]) == [486]
+    assert await running.sip("INVITE", "bob", [("User-Agent", "Other")]) == [404]
+    assert await running.sip("OPTIONS", "carol") == [404]
+
+    body = await get_json(running, "/api/requests")
+    assert body["count"] == 3
+    first = body["entries"][0]
+    assert first["method"] == "INVITE" and first["uri"] == "sip:bob@127.0.0.1"
+    assert first["rule"] == "rule 'busy' (#1)" and first["codes"] == [486]
+    assert first["transport"] == "udp" and first["remote"][0] == "127.0.0.1"
+    assert first["raw"].startswith("INVITE sip:bob@127.0.0.1 SIP/2.0\r\n")
+    assert first["responses"][0].startswith("SIP/2.0 486 ")
+    assert ["User-Agent", "TestPhone/1"] in first["headers"]
+    assert first["near_miss"] is None and first["outcome"]
+    assert isinstance(first["seq"], int) and isinstance(first["time"], float)
+    miss = body["entries"][1]["near_miss"]
+    assert miss == {"rule": "rule 'busy' (#1)", "failed": ["header User-Agent ~ '^TestPhone'"]}
+
+    async def count(**params) -> int:
+        return (await get_json(running, "/api/requests/count", params=params))["count"]
+
+    assert await count(method="INVITE") == 2
+    assert await count(uri="sip:carol@*") == 1
+    assert await count(uri="sip:dave@*") == 0
+    assert await count(rule="busy") == 1
+    assert await count(rule="[default]") == 2
+    assert await count(header="User-Agent:TestPhone*") == 1
+    assert await count(method="INVITE", header="User-Agent:*") == 2
+    assert await count(since=str(first["seq"])) == 2
+    # header= is repeatable
+    params = [("header", "User-Agent:Other"), ("header", "Call-ID:*")]
+    assert await count() == 3
+    listed = await get_json(running, "/api/requests", params=params)
+    assert [e["seq"] for e in listed["entries"]] == [body["entries"][1]["seq"]]
+
+    error = await get_json(running, "/api/requests", 400, params={"since": "x"})
+    assert "since" in error["error"]
+    error = await get_json(running, "/api/requests/count", 400, params={"header": "NoColon"})
+    assert "Name:glob" in error["error"]
+
+
+async def test_delete_requests_and_reset(running: Running) -> None:
+    await running.sip("OPTIONS", "a")
+    assert (await get_json(running, "/api/requests/count"))["count"] == 1
+    async with running.http.delete(running.url("/api/requests")) as resp:
+        assert resp.status == 200
+    assert (await get_json(running, "/api/requests/count"))["count"] == 0
+    await running.sip("OPTIONS", "b")
+    async with running.http.post(running.url("/api/reset")) as resp:
+        assert resp.status == 200
+    assert (await get_json(running, "/api/requests"))["entries"] == []
+
+
+# -- wait -----------------------------------------------------------------------------------
+async def test_concurrent_waits_all_return_when_requests_arrive(running: Running) -> None:
+    async def wait(body: dict) -> tuple[int, dict]:
+        async with running.http.post(running.url("/api/requests/wait"), json=body) as resp:
+            return resp.status, await resp.json()
+
+    tasks = [
+        asyncio.create_task(wait({"method": "INVITE", "uri": "sip:bob@*", "timeout": 10})),
+        asyncio.create_task(wait({"method": "OPTIONS", "count": 2, "timeout": 10})),
+        asyncio.create_task(wait({"headers": ["User-Agent:TestPhone*"], "timeout": 10})),
+        asyncio.create_task(wait({"rule": "busy", "headers": {"User-Agent": "Test*"},
+                                  "timeout": 10})),
+    ]
+    changed = running.responder._changed
+    # All four handlers are parked on the journal's change event before anything arrives.
+    await until(lambda: len(changed._waiters) >= len(tasks))  # type: ignore[union-attr]
+    assert not any(t.done() for t in tasks)
+    await running.sip("OPTIONS", "x")
+    await running.sip("INVITE", "bob", [("User-Agent", "TestPhone/2")])
+    await running.sip("OPTIONS", "y")
+    results = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert [status for status, _ in results] == [200] * 4
+    assert [body["count"] for _, body in results] == [1, 2, 1, 1]
+    assert results[0][1]["entries"][0]["codes"] == [486]
+    assert [e["uri"] for e in results[1][1]["entries"]] == ["sip:x@127.0.0.1", "sip:y@127.0.0.1"]
+
+
+async def test_wait_timeout_returns_408_with_the_journal(running: Running) -> None:
+    await running.sip("OPTIONS", "carol")
+    started = time.monotonic()
+    async with running.http.post(running.url("/api/requests/wait"),
+                                 json={"method": "INVITE", "timeout": 0.3}) as resp:
+        assert resp.status == 408
+        body = await resp.json()
+    assert 0.25 <= time.monotonic() - started < 5
+    assert body["error"] == ("expected 1 request(s) matching method='INVITE' within 0.3 s, "
+                             "got 0")
+    assert "OPTIONS sip:carol@127.0.0.1 -> [default], answered [404]" in body["listing"]
+    assert [e["method"] for e in body["journal"]] == ["OPTIONS"]
+
+
+async def test_wait_timeout_is_capped(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(admin_module, "MAX_WAIT", 0.2)
+    started = time.monotonic()
+    async with running.http.post(running.url("/api/requests/wait"),
+                                 json={"method": "INVITE", "timeout": 3600}) as resp:
+        assert resp.status == 408
+        assert "within 0.2 s" in (await resp.json())["error"]
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[1, 2]", "JSON object"),
+    ("{", "not JSON"),
+    ('{"count": 0}', "count"),
+    ('{"timeout": -1}', "timeout"),
+    ('{"method": 5}', "method"),
+    ('{"headers": ["NoColon"]}', "Name:glob"),
+])
+async def test_wait_rejects_bad_bodies(running: Running, body: str, message: str) -> None:
+    async with running.http.post(running.url("/api/requests/wait"), data=body,
+                                 headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 400
+        assert message in (await resp.json())["error"]
+
+
+# -- scenario -------------------------------------------------------------------------------
+async def test_get_and_put_scenario(running: Running) -> None:
+    async with running.http.get(running.url("/api/scenario")) as resp:
+        assert resp.status == 200
+        assert await resp.text() == SCENARIO
+    new = '[default]\ncode = 480\nreason = "Gone Fishing"\n'
+    async with running.http.put(running.url("/api/scenario"), data=new) as resp:
+        assert resp.status == 200
+    assert await running.sip("INVITE", "bob", [("User-Agent", "TestPhone/1")]) == [480]
+    async with running.http.get(running.url("/api/scenario")) as resp:
+        assert await resp.text() == new
+
+
+@pytest.mark.parametrize("bad", ["[[rule]\ncode = 200\n", "[[rule]]\ncode = 302\n",
+                                 "[default]\ncode = 99\n"])
+async def test_put_bad_scenario_is_refused_and_the_old_one_stays(running: Running,
+                                                                  bad: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(bad, PUT_SCENARIO_PATH)
+    async with running.http.put(running.url("/api/scenario"), data=bad) as resp:
+        assert resp.status == 400
+        assert (await resp.json()) == {"error": str(info.value)}
+    assert "\n" not in str(info.value)
+    assert await running.sip("INVITE", "bob", [("User-Agent", "TestPhone/1")]) == [486]
+    async with running.http.get(running.url("/api/scenario")) as resp:
+        assert await resp.text() == SCENARIO
+
+
+async def test_put_scenario_swaps_under_load(running: Running) -> None:
+    scenarios = {480: "[default]\ncode = 480\n", 603: "[default]\ncode = 603\n"}
+    swaps = 20
+    swapped = asyncio.Event()
+    sent = 0
+    codes: list[int] = []
+
+    async def sender() -> None:
+        nonlocal sent
+        client = await UDPClient.connect(running.udp_port)
+        try:
+            while not swapped.is_set() or sent < 50:
+                sent += 1
+                responses = await client.exchange(make_request("OPTIONS", "sip:x@127.0.0.1"))
+                assert len(responses) == 1, "a request got no response"
+                codes.append(responses[0].code)
+        finally:
+            client.close()
+
+    async def swapper() -> None:
+        try:
+            for i in range(swaps):
+                code = (480, 603)[i % 2]
+                async with running.http.put(running.url("/api/scenario"),
+                                            data=scenarios[code]) as resp:
+                    assert resp.status == 200
+                # let some requests through under each scenario
+                target = len(codes) + 3
+                await until(lambda t=target: len(codes) >= t, timeout=10)
+        finally:
+            swapped.set()
+
+    await asyncio.wait_for(asyncio.gather(swapper(), *(sender() for _ in range(4))), 60)
+    assert len(codes) == sent
+    assert set(codes) <= {404, 486, 480, 603}
+    assert {480, 603} <= set(codes)
+    counters = running.responder.server.engine.counters  # type: ignore[union-attr]
+    assert counters["internal_errors"] == 0
+    assert counters["request:OPTIONS"] == sent
+    assert sum(v for k, v in counters.items() if k.startswith("response:")) == sent
+    assert len(running.responder.journal) == min(sent, running.responder.journal.size)
+
+
+# -- auth and metrics -----------------------------------------------------------------------
+async def test_token_auth(admin_factory: Callable[..., Awaitable[Running]]) -> None:
+    r = await admin_factory(token="s3cret")
+    assert await get_json(r, "/healthz") == {"status": "ok"}
+    for method, path in [("GET", "/api/requests"), ("GET", "/api/requests/count"),
+                         ("POST", "/api/requests/wait"), ("DELETE", "/api/requests"),
+                         ("GET", "/api/scenario"), ("PUT", "/api/scenario"),
+                         ("POST", "/api/reset"), ("GET", "/metrics"),
+                         ("GET", "/api/openapi.json")]:
+        async with r.http.request(method, r.url(path)) as resp:
+            assert resp.status == 401, (method, path)
+            assert resp.headers["WWW-Authenticate"] == "Bearer"
+        async with r.http.request(method, r.url(path),
+                                  headers={"Authorization": "Bearer wrong"}) as resp:
+            assert resp.status == 401, (method, path)
+    good = {"Authorization": "Bearer s3cret"}
+    assert (await get_json(r, "/api/requests/count", headers=good))["count"] == 0
+    async with r.http.get(r.url("/api/scenario"), headers=good) as resp:
+        assert resp.status == 200
+
+
+async def test_metrics(running: Running) -> None:
+    await running.sip("INVITE", "bob", [("User-Agent", "TestPhone/1")])
+    await running.sip("INVITE", "bob")
+    await running.sip("OPTIONS", "carol")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # garbage: dropped
+        sock.sendto(b"\x00\x01garbage", ("127.0.0.1", running.udp_port))
+    await until(lambda: len(running.responder.journal) == 4)
+    async with running.http.get(running.url("/metrics")) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = await resp.text()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("sipresponder_requests_total", (("method", "INVITE"),))] == 2
+    assert samples[("sipresponder_requests_total", (("method", "OPTIONS"),))] == 1
+    assert samples[("sipresponder_responses_total", (("code", "486"),))] == 1
+    assert samples[("sipresponder_responses_total", (("code", "404"),))] == 2
+    assert samples[("sipresponder_events_total", (("reason", "dropped"),))] == 1
+    assert samples[("sipresponder_journal_entries", ())] == 4
+
+
+# -- verify ---------------------------------------------------------------------------------
+async def test_verify_exit_codes_and_junit(running: Running, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    async def verify(*args: str) -> int:
+        return await asyncio.to_thread(main, ["verify", *args])
+
+    await running.sip("INVITE", "486", [("User-Agent", "TestPhone/1")])
+    ok_xml, fail_xml, err_xml = tmp_path / "ok.xml", tmp_path / "fail.xml", tmp_path / "err.xml"
+    assert await verify("--admin", running.base, "--method", "INVITE", "--uri", "sip:486@*",
+                        "--header", "User-Agent:TestPhone*", "--timeout", "2",
+                        "--junit", str(ok_xml)) == 0
+    assert "OK: 1 request(s)" in capsys.readouterr().out
+    suite = ET.parse(ok_xml).getroot()
+    assert (suite.tag, suite.get("tests"), suite.get("failures"), suite.get("errors")) == (
+        "testsuite", "1", "0", "0")
+    [case] = suite.findall("testcase")
+    assert "method=INVITE" in case.get("name") and list(case) == []
+
+    assert await verify("--admin", running.base, "--method", "BYE", "--timeout", "0.2",
+                        "--junit", str(fail_xml)) == 1
+    out = capsys.readouterr().out
+    assert "expected 1 request(s) matching method='BYE' within 0.2 s, got 0" in out
+    assert "INVITE sip:486@127.0.0.1 -> [default], answered [404]" in out
+    suite = ET.parse(fail_xml).getroot()
+    assert suite.get("failures") == "1"
+    [failure] = suite.find("testcase").findall("failure")
+    assert "method='BYE'" in failure.get("message")
+    assert "INVITE sip:486@127.0.0.1" in failure.text
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    assert await verify("--admin", f"http://127.0.0.1:{dead}", "--method", "INVITE",
+                        "--junit", str(err_xml)) == 2
+    assert "cannot reach" in capsys.readouterr().err
+    assert ET.parse(err_xml).getroot().get("errors") == "1"
+    assert await verify("--admin", "127.0.0.1:1", "--method", "INVITE") == 2
+    assert await verify("--admin", running.base, "--header", "NoColon") == 2
+    assert await verify("--admin", running.base, "--timeout", "-1") == 2  # server says 400
+
+
+async def test_verify_with_token(admin_factory: Callable[..., Awaitable[Running]]) -> None:
+    r = await admin_factory(token="tok")
+    await r.sip("OPTIONS", "x")
+    args = ["verify", "--admin", r.base, "--method", "OPTIONS", "--timeout", "1"]
+    assert await asyncio.to_thread(main, args) == 2  # 401
+    assert await asyncio.to_thread(main, [*args, "--token", "tok"]) == 0
+
+
+# -- the real command: --admin, SIGHUP ------------------------------------------------------
+async def _read_until(stream: asyncio.StreamReader, needle: str, timeout: float = 10) -> str:
+    """Read stderr lines until one contains ``needle`` (bounded)."""
+    async def scan() -> str:
+        while True:
+            line = (await stream.readline()).decode()
+            assert line, f"process ended before logging {needle!r}"
+            if needle in line:
+                return line
+
+    return await asyncio.wait_for(scan(), timeout)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGHUP is POSIX")
+async def test_serve_admin_and_sighup_reload(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    first, second = "[default]\ncode = 480\n", "[default]\ncode = 603\n"
+    scenario.write_text(first)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sipresponder", "serve", "--scenario", str(scenario),
+        "--listen", "udp:127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-level", "warning",
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env)
+    assert proc.stderr is not None
+    try:
+        udp_line = await _read_until(proc.stderr, "listening on udp:")
+        udp_port = int(udp_line.rsplit(":", 1)[1])
+        admin_line = await _read_until(proc.stderr, "admin API on http://")
+        base = admin_line.split("admin API on ", 1)[1].strip()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            async def scenario_text() -> str:
+                async with http.get(base + "/api/scenario") as resp:
+                    assert resp.status == 200
+                    return await resp.text()
+
+            async def code() -> int:
+                [resp] = await udp_exchange(udp_port, make_request("OPTIONS", "sip:a@127.0.0.1"))
+                return resp.code
+
+            assert await scenario_text() == first
+            assert await code() == 480
+
+            scenario.write_text(second)
+            proc.send_signal(signal.SIGHUP)
+            await _read_until(proc.stderr, "SIGHUP: reloaded scenario")
+            deadline = time.monotonic() + 10
+            while await scenario_text() != second:
+                assert time.monotonic() < deadline, "GET /api/scenario never showed the reload"
+            assert await code() == 603
+
+            scenario.write_text("[default]\ncode = 99\n")
+            proc.send_signal(signal.SIGHUP)
+            line = await _read_until(proc.stderr, "SIGHUP:")
+            assert f"{scenario}: [default]: field 'code'" in line
+            assert "the running scenario stays" in line
+            assert await scenario_text() == second
+            assert await code() == 603
+            async with http.get(base + "/api/requests/count") as resp:
+                assert (await resp.json())["count"] == 3
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+def test_serve_rejects_bad_admin_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--listen", "udp:127.0.0.1:0", "--admin", "127.0.0.1:99999"]) == 2
+    assert "invalid port" in capsys.readouterr().err
+    assert main(["serve", "--listen", "udp:127.0.0.1:0", "--admin-token", "t"]) == 2
+    assert "--admin-token needs --admin" in capsys.readouterr().err
