@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ from .scenario.loader import ScenarioError, load_scenario, parse_scenario
 from .scenario.model import Scenario
 
 log = logging.getLogger("sipresponder")
+WATCH_INTERVAL = 0.5  # seconds between --watch checks
 DEFAULT_LISTEN = ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]
 
 
@@ -68,6 +70,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--admin-token",
         metavar="TOKEN",
         help="require 'Authorization: Bearer TOKEN' on every admin endpoint but /healthz",
+    )
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="reload the scenario when its file changes (SIGHUP always reloads); "
+        "an invalid file is logged and the running scenario stays",
     )
     serve.add_argument(
         "--journal-size",
@@ -216,20 +224,38 @@ async def _run(
             responder.set_scenario(new)
             admin.scenario_text = new_text  # type: ignore[union-attr]
 
-    def reload() -> None:
+    def reload(why: str = "SIGHUP") -> None:
         try:
             new, new_text = read_scenario(path)
         except ScenarioError as exc:
             log.error(
-                "SIGHUP: %s; the running scenario stays",
+                "%s: %s; the running scenario stays",
+                why,
                 exc,
                 extra={"event": "reload_failed", "path": path, "error": str(exc)},
             )
             return
         swap(new, new_text)
         log.warning(
-            "SIGHUP: reloaded scenario %s", path, extra={"event": "scenario", "path": path}
+            "%s: reloaded scenario %s", why, path, extra={"event": "scenario", "path": path}
         )
+
+    async def watch() -> None:
+        """--watch: poll the file's mtime and size (portable, no inotify dependency)."""
+        def stamp() -> tuple[int, int] | None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None  # mid-save by an editor that replaces the file: try again
+            return st.st_mtime_ns, st.st_size
+
+        last = stamp()
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            current = stamp()
+            if current is not None and current != last:
+                last = current
+                reload("file changed")
 
     log.warning(
         "serving scenario %s", scenario.path, extra={"event": "scenario", "path": scenario.path}
@@ -239,7 +265,10 @@ async def _run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload)
+    watcher = asyncio.create_task(watch()) if args.watch else None
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     log.warning("shutting down")
     if admin is not None:
         await admin.close()

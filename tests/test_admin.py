@@ -455,3 +455,32 @@ def test_serve_rejects_bad_admin_options(capsys: pytest.CaptureFixture[str]) -> 
     assert "invalid port" in capsys.readouterr().err
     assert main(["serve", "--listen", "udp:127.0.0.1:0", "--admin-token", "t"]) == 2
     assert "--admin-token needs --admin" in capsys.readouterr().err
+
+
+async def test_serve_watch_reloads_on_file_change(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text("[default]\ncode = 480\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sipresponder", "serve", "--scenario", str(scenario), "--watch",
+        "--listen", "udp:127.0.0.1:0", "--log-level", "warning",
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env)
+    assert proc.stderr is not None
+    try:
+        udp_line = await _read_until(proc.stderr, "listening on udp:")
+        udp_port = int(udp_line.rsplit(":", 1)[1])
+        [resp] = await udp_exchange(udp_port, make_request("OPTIONS", "sip:a@127.0.0.1"))
+        assert resp.code == 480
+        scenario.write_text("[default]\ncode = 603\nreason = \"Changed\"\n")
+        await _read_until(proc.stderr, "file changed: reloaded scenario")
+        [resp] = await udp_exchange(udp_port, make_request("OPTIONS", "sip:a@127.0.0.1"))
+        assert (resp.code, resp.reason) == (603, "Changed")
+        scenario.write_text("[default]\ncode = 99\n")
+        line = await _read_until(proc.stderr, "file changed:")
+        assert "the running scenario stays" in line
+        [resp] = await udp_exchange(udp_port, make_request("OPTIONS", "sip:a@127.0.0.1"))
+        assert resp.code == 603
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
