@@ -16,7 +16,12 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .api import Responder, describe, matches
@@ -125,7 +130,12 @@ class _CounterCollector:
         journal = GaugeMetricFamily("sipresponder_journal_entries",
                                     "Requests currently held in the journal")
         journal.add_metric([], len(self.admin.responder.journal))
-        return [requests, responses, events, journal]
+        hist = self.admin.responder.server.latency  # type: ignore[union-attr]
+        latency = HistogramMetricFamily(
+            "sipresponder_processing_seconds",
+            "Time from a message's arrival to its responses being handed to the socket",
+            buckets=hist.cumulative(), sum_value=hist.total)
+        return [requests, responses, events, journal, latency]
 
 
 class Admin:

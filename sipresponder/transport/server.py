@@ -12,8 +12,10 @@ import itertools
 import logging
 import socket
 from dataclasses import dataclass
+from time import perf_counter
 
 from ..engine import Engine
+from ..latency import LatencyHistogram
 from ..peer import Send, Source
 from ..scenario.model import Scenario
 from ..sip.framing import FramingError, Message, Ping, StreamFramer
@@ -74,6 +76,7 @@ def _local_ip_towards(remote_ip: str, bound_ip: str) -> str:
 class Server:
     def __init__(self, scenario: Scenario) -> None:
         self.engine = Engine(scenario)
+        self.latency = LatencyHistogram()  # time from a message's arrival to its answer
         self.addresses: list[ListenAddress] = []
         self._udp: dict[int, _UDPProtocol] = {}
         self._tcp: dict[int, _TCPProtocol] = {}
@@ -210,7 +213,9 @@ class _UDPProtocol(asyncio.DatagramProtocol):
             self.listener_id,
         )
         server = self.server
+        started = perf_counter()
         server.dispatch(server.engine.handle(data, source, server._loop.time()))  # type: ignore[union-attr]
+        server.latency.observe(perf_counter() - started)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a peer that went away: not our problem to solve.
@@ -288,7 +293,9 @@ class _TCPProtocol(asyncio.Protocol):
             self._read_timer = None
         for frame in frames:
             if isinstance(frame, Message):
+                started = perf_counter()
                 sends.extend(engine.handle(frame.data, source, server._loop.time()))  # type: ignore[union-attr]
+                server.latency.observe(perf_counter() - started)
             elif isinstance(frame, Ping):
                 self.transport.write(b"\r\n")
             elif isinstance(frame, FramingError):
