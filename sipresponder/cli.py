@@ -196,6 +196,9 @@ async def _run(
     admin_address: tuple[str, int] | None,
     args: argparse.Namespace,
 ) -> int:
+    # Taken before the listeners announce themselves, so that a change made as soon
+    # as the responder is up is seen as a change.
+    initial_stamp = _stamp(path)
     from .transport.server import Server
 
     admin = None
@@ -240,19 +243,11 @@ async def _run(
             "%s: reloaded scenario %s", why, path, extra={"event": "scenario", "path": path}
         )
 
-    async def watch() -> None:
+    async def watch(last: tuple[int, int] | None) -> None:
         """--watch: poll the file's mtime and size (portable, no inotify dependency)."""
-        def stamp() -> tuple[int, int] | None:
-            try:
-                st = os.stat(path)
-            except OSError:
-                return None  # mid-save by an editor that replaces the file: try again
-            return st.st_mtime_ns, st.st_size
-
-        last = stamp()
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
-            current = stamp()
+            current = _stamp(path)
             if current is not None and current != last:
                 last = current
                 reload("file changed")
@@ -265,7 +260,7 @@ async def _run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload)
-    watcher = asyncio.create_task(watch()) if args.watch else None
+    watcher = asyncio.create_task(watch(initial_stamp)) if args.watch else None
     await stop.wait()
     if watcher is not None:
         watcher.cancel()
@@ -274,6 +269,14 @@ async def _run(
         await admin.close()
     await stop_server()
     return 0
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # mid-save by an editor that replaces the file: try again
+    return st.st_mtime_ns, st.st_size
 
 
 def _verify(args: argparse.Namespace) -> int:
