@@ -28,6 +28,7 @@ from .api import Responder, describe, matches
 from .journal import JournalEntry
 from .scenario.loader import ScenarioError, parse_scenario
 from .scenario.model import Scenario
+from .transport.server import split_hostport
 
 log = logging.getLogger("sipresponder")
 
@@ -38,18 +39,7 @@ PUT_SCENARIO_PATH = "<PUT /api/scenario>"  # names the scenario in ScenarioError
 
 def parse_admin_address(text: str) -> tuple[str, int]:
     """HOST:PORT, [IPv6]:PORT, or PORT / :PORT (loopback)."""
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or not rest.startswith(":"):
-            raise ValueError(f"{text!r}: expected [IPv6]:PORT")
-        port_text = rest[1:]
-    else:
-        host, _, port_text = text.rpartition(":")
-        if ":" in host:
-            raise ValueError(f"{text!r}: expected HOST:PORT (IPv6 hosts go in brackets)")
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"{text!r}: invalid port {port_text!r}")
-    return host or "127.0.0.1", int(port_text)
+    return split_hostport(text if ":" in text else f":{text}", "127.0.0.1")
 
 
 def entry_json(entry: JournalEntry) -> dict[str, Any]:

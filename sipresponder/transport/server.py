@@ -38,24 +38,35 @@ class ListenAddress:
         return f"{self.transport}:{host}:{self.port}"
 
 
+def split_hostport(text: str, default_host: str) -> tuple[str, int]:
+    """HOST:PORT or [IPv6]:PORT (HOST may be empty: ``default_host``)."""
+    if text.startswith("["):
+        host, bracket, port_text = text[1:].partition("]")
+        if not bracket or not port_text.startswith(":"):
+            raise ValueError(f"{text!r}: expected [IPv6]:PORT")
+        port_text = port_text[1:]
+    else:
+        host, _, port_text = text.rpartition(":")
+        if ":" in host:
+            raise ValueError(f"{text!r}: expected HOST:PORT (IPv6 hosts go in brackets)")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"{text!r}: invalid port {port_text!r}")
+    return host or default_host, int(port_text)
+
+
 def parse_listen(text: str) -> ListenAddress:
     """PROTO:HOST:PORT, with IPv6 hosts in brackets: udp:[::1]:5060."""
     transport, sep, rest = text.partition(":")
     transport = transport.lower()
     if not sep or transport not in ("udp", "tcp"):
         raise ValueError(f"{text!r}: expected PROTO:HOST:PORT with PROTO udp or tcp")
-    if rest.startswith("["):
-        host, bracket, port_text = rest[1:].partition("]")
-        if not bracket or not port_text.startswith(":"):
-            raise ValueError(f"{text!r}: expected [IPv6]:PORT")
-        port_text = port_text[1:]
-    else:
-        host, sep, port_text = rest.rpartition(":")
-        if not sep or ":" in host:
-            raise ValueError(f"{text!r}: expected HOST:PORT (IPv6 hosts go in brackets)")
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"{text!r}: invalid port {port_text!r}")
-    return ListenAddress(transport, host or "0.0.0.0", int(port_text))
+    if ":" not in rest:
+        raise ValueError(f"{text!r}: expected PROTO:HOST:PORT")
+    try:
+        host, port = split_hostport(rest, "0.0.0.0")
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {str(exc).split(': ', 1)[1]}") from None
+    return ListenAddress(transport, host, port)
 
 
 @functools.lru_cache(maxsize=4096)
