@@ -161,6 +161,8 @@ class Engine:
                     Rejection(503, "Service Unavailable", [("Retry-After", "1")]),
                 )
             ]
+        if request.error is not None:
+            self.counters["parse_errors"] += 1
         rejection = check_request(request, scenario)
         if rejection is None and self.merged is not None:
             rejection = self._merged(request, via, now)
@@ -558,6 +560,8 @@ class Engine:
 
     def _drop(self, source: Source, why: str, request: Request | None = None) -> None:
         self.counters["dropped"] += 1
+        # A short, bounded label for metrics: "dropped:not a request", "dropped:no usable Via".
+        self.counters["dropped:" + why.split(" (", 1)[0].split(":", 1)[0]] += 1
         self._seen = (request, None, f"dropped: {why}")
         if log.isEnabledFor(logging.INFO):
             log.info(

@@ -333,6 +333,7 @@ async def test_metrics(running: Running) -> None:
     assert samples[("sipresponder_responses_total", (("code", "486"),))] == 1
     assert samples[("sipresponder_responses_total", (("code", "404"),))] == 2
     assert samples[("sipresponder_events_total", (("reason", "dropped"),))] == 1
+    assert samples[("sipresponder_events_total", (("reason", "dropped:not a request"),))] == 1
     assert samples[("sipresponder_journal_entries", ())] == 4
     # Every message handled (4, the garbage included) is in the processing-time histogram.
     assert samples[("sipresponder_processing_seconds_count", ())] == 4
