@@ -38,11 +38,19 @@ Frame = Message | Ping | FramingError
 
 
 class StreamFramer:
-    """Cuts a byte stream into SIP messages; buffers at most ``max_message_size`` octets."""
+    """Cuts a byte stream into SIP messages; buffers at most ``max_message_size`` octets.
+
+    Work per feed is proportional to the octets fed, not to the octets buffered: a
+    peer that sends a big message one octet per segment must not cost quadratic time.
+    ``_scanned`` is how much of the buffer is known to hold no header end, and
+    ``_expect`` the total length of the message whose header section is already read.
+    """
 
     def __init__(self, max_message_size: int) -> None:
         self.max_message_size = max_message_size
         self._buffer = bytearray()
+        self._scanned = 0
+        self._expect = 0
         self.failed = False
 
     @property
@@ -56,6 +64,12 @@ class StreamFramer:
         buf = self._buffer
         buf += data
         frames: list[Frame] = []
+        if self._expect:
+            if len(buf) < self._expect:
+                return frames  # still inside the body
+            frames.append(Message(bytes(buf[: self._expect])))
+            del buf[: self._expect]
+            self._expect = 0
         while buf:
             if buf[0] in b"\r\n":
                 # CRLFs between messages are keep-alives (RFC 3261 7.5, RFC 5626 3.5.1).
@@ -67,10 +81,18 @@ class StreamFramer:
                     break  # maybe the start of a ping
                 del buf[: 2 if buf.startswith(b"\r\n") else 1]
                 continue
-            head_end, body_start = find_header_end(buf)
+            head_end, body_start = find_header_end(buf, max(0, self._scanned - 3))
             if head_end < 0:
                 if len(buf) > self.max_message_size:
                     frames.append(self._fail(bytes(buf[:4096]), 513, "Message Too Large"))
+                else:
+                    self._scanned = len(buf)
+                break
+            self._scanned = 0
+            if body_start > self.max_message_size:
+                # The header section alone is too big: the same answer whether it came
+                # in one segment or trickled in (and went over the limit unfinished).
+                frames.append(self._fail(bytes(buf[:4096]), 513, "Message Too Large"))
                 break
             head = bytes(buf[:head_end])
             lengths = _CONTENT_LENGTH.findall(head)
@@ -91,6 +113,7 @@ class StreamFramer:
                 break
             total = body_start + int(text)
             if len(buf) < total:
+                self._expect = total
                 break
             frames.append(Message(bytes(buf[:total])))
             del buf[:total]

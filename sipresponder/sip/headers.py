@@ -67,7 +67,12 @@ def parse_via(value: str, *, lenient: bool = False) -> Via:
         params = []
     elif lenient:
         params = []
-        for item in raw_params[1:].split(";"):
+        try:
+            # gen-value may be a quoted-string holding ';' (RFC 3261 25.1).
+            items = split_top_level(raw_params[1:], ";")
+        except ValueError:  # an unterminated quote: cut at every ';'
+            items = raw_params[1:].split(";")
+        for item in items:
             name, eq, val = item.partition("=")
             name = name.strip(WSP)
             if name and TOKEN.fullmatch(name):

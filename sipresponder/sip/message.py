@@ -131,15 +131,16 @@ class Request:
         return f"<Request {self.method} {self.uri_raw}>"
 
 
-def find_header_end(data: bytes) -> tuple[int, int]:
+def find_header_end(data: bytes | bytearray, start: int = 0) -> tuple[int, int]:
     """(end of the header section, start of the body), or (-1, -1) if not there yet.
 
     The empty line is CRLF CRLF (RFC 3261 7); bare-LF senders are tolerated. The
     earlier of the two wins, so a bare-LF message whose body holds a CRLF CRLF is not
-    cut inside its body.
+    cut inside its body. ``start``: where to look from, when ``data[:start + 3]`` is
+    already known to hold neither.
     """
-    end = data.find(b"\r\n\r\n")
-    lf_end = data.find(b"\n\n", 0, len(data) if end < 0 else end)
+    end = data.find(b"\r\n\r\n", start)
+    lf_end = data.find(b"\n\n", start, len(data) if end < 0 else end)
     if lf_end >= 0:
         return lf_end, lf_end + 2
     if end >= 0:
@@ -176,6 +177,10 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
     start = lines[0]
     if start[:4].upper() == "SIP/":
         raise NotARequest("a response")
+    # CR is only ever half of a CRLF (RFC 3261 25.1: not even a quoted-pair may hold
+    # one). A bare CR would be echoed into the response, where a receiver that ends
+    # lines at CR would read the rest as a forged header field.
+    bare_cr = "\r" in head and any("\r" in line for line in lines)
     # Request-Line  =  Method SP Request-URI SP SIP-Version CRLF     RFC 3261 25.1
     parts = start.split(" ")
     method = parts[0]
@@ -183,7 +188,7 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
         raise NotARequest("not a SIP request line")
     uri_raw = parts[1]
     version = parts[2] if len(parts) > 2 else ""
-    if len(parts) != 3 or not uri_raw or not version:
+    if len(parts) != 3 or not uri_raw or not version or (bare_cr and "\r" in start):
         error = (400, "Malformed Request-Line")
     elif not SIP_VERSION.fullmatch(version):
         error = (400, "Malformed SIP-Version")
@@ -196,6 +201,8 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
     for line in lines[1:]:
         if not line:
             continue
+        if bare_cr and "\r" in line:
+            error = error or (400, "Malformed header line (bare CR)")
         if max_line_length and len(line) > max_line_length:
             error = error or (400, "Header line too long")
             continue

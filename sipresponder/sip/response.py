@@ -16,6 +16,19 @@ from .headers import Via, parse_via
 from .message import Request
 
 CRLF = "\r\n"
+_LINE_BREAKS = str.maketrans("\r\n", "  ")
+
+
+def one_line(text: str) -> str:
+    """``text`` with any CR or LF turned into SP: one header line stays one line.
+
+    The parser refuses a bare CR in a request (400), but that 400 still echoes the
+    request's From, To, Via...: whatever a request or a template puts in a response
+    header must not be able to end the line and start a forged header field.
+    """
+    if "\r" in text or "\n" in text:
+        return text.translate(_LINE_BREAKS)
+    return text
 
 
 def _same_ip(host: str, ip: str) -> bool:
@@ -100,23 +113,23 @@ class Echo:
                 top = top_via_value(parse_via(vias[0], lenient=True), source)
             except ValueError:
                 top = vias[0]
-            lines.append(f"Via: {top}{CRLF}")
-            lines.extend(f"Via: {v}{CRLF}" for v in vias[1:])
+            lines.append(f"Via: {one_line(top)}{CRLF}")
+            lines.extend(f"Via: {one_line(v)}{CRLF}" for v in vias[1:])
         fields = request.fields
         if "from" in fields:
-            lines.append(f"From: {fields['from'][0]}{CRLF}")
+            lines.append(f"From: {one_line(fields['from'][0])}{CRLF}")
         head = "".join(lines)
         tail = ""
         if "call-id" in fields:
-            tail += f"Call-ID: {fields['call-id'][0]}{CRLF}"
+            tail += f"Call-ID: {one_line(fields['call-id'][0])}{CRLF}"
         if "cseq" in fields:
-            tail += f"CSeq: {fields['cseq'][0]}{CRLF}"
+            tail += f"CSeq: {one_line(fields['cseq'][0])}{CRLF}"
         to_rows = fields.get("to")
         self.tag = ""
         if to_rows is None:
             self.untagged = self.tagged = head + tail
             return
-        to_value = to_rows[0]
+        to_value = one_line(to_rows[0])
         self.untagged = f"{head}To: {to_value}{CRLF}{tail}"
         try:
             has_tag = request.to.tag is not None
@@ -131,10 +144,10 @@ class Echo:
 
 def serialize(code: int, reason: str, echo: str, headers: list[tuple[str, str]],
               body: bytes = b"", content_type: str | None = None) -> bytes:
-    out = [f"SIP/2.0 {code} {reason}{CRLF}", echo]
-    out.extend(f"{name}: {value}{CRLF}" for name, value in headers)
+    out = [f"SIP/2.0 {code} {one_line(reason)}{CRLF}", echo]
+    out.extend(f"{name}: {one_line(value)}{CRLF}" for name, value in headers)
     if body:
-        out.append(f"Content-Type: {content_type}{CRLF}")
+        out.append(f"Content-Type: {one_line(content_type or '')}{CRLF}")
     out.append(f"Content-Length: {len(body)}{CRLF}{CRLF}")
     return "".join(out).encode("latin-1") + body
 
