@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .sip.headers import MAGIC_COOKIE, parse_via
+from .sip.headers import MAGIC_COOKIE
 
 if TYPE_CHECKING:
     from .journal import JournalEntry
@@ -31,7 +31,7 @@ def transaction_key(request: Request, method: str) -> TxnKey:
     CANCEL and the ACK of a non-2xx final share the INVITE's branch, so they look up
     the INVITE transaction by passing method="INVITE".
     """
-    via = parse_via(request.via_values[0], lenient=True)
+    via = request.top_via_lenient()
     branch = via.branch
     if branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
         return (branch, f"{via.host}:{via.port}", method)

@@ -23,6 +23,7 @@ class Request:
         "_cseq",
         "_from",
         "_to",
+        "_top_via",
         "_uri",
         "_vias",
         "body",
@@ -62,6 +63,7 @@ class Request:
         self.fields = fields
         self._uri: URI | None = None
         self._vias: list[str] | None = None
+        self._top_via: Via | None = None
         self._from: NameAddr | None = None
         self._to: NameAddr | None = None
         self._cseq: tuple[int, str] | None = None
@@ -99,11 +101,15 @@ class Request:
         return parse_via(vias[0])
 
     def top_via_lenient(self) -> Via:
-        """The top Via, parsed only as far as routing a response needs."""
-        vias = self.via_values
-        if not vias:
-            raise ValueError("no Via header field")
-        return parse_via(vias[0], lenient=True)
+        """The top Via, parsed only as far as routing a response needs (once: routing,
+        the echo, the To tag and transaction matching all read it)."""
+        top = self._top_via
+        if top is None:
+            vias = self.via_values
+            if not vias:
+                raise ValueError("no Via header field")
+            top = self._top_via = parse_via(vias[0], lenient=True)
+        return top
 
     @property
     def from_(self) -> NameAddr:

@@ -12,7 +12,7 @@ import ipaddress
 
 from ..peer import Source
 from .grammar import split_top_level
-from .headers import Via, parse_via
+from .headers import Via
 from .message import Request
 
 CRLF = "\r\n"
@@ -88,7 +88,7 @@ def to_tag(request: Request, key: bytes) -> str:
     branch = ""
     if vias:
         try:
-            branch = parse_via(vias[0], lenient=True).branch
+            branch = request.top_via_lenient().branch
         except ValueError:
             branch = vias[0]
     try:
@@ -110,7 +110,7 @@ class Echo:
         vias = request.via_values
         if vias:
             try:
-                top = top_via_value(parse_via(vias[0], lenient=True), source)
+                top = top_via_value(request.top_via_lenient(), source)
             except ValueError:
                 top = vias[0]
             lines.append(f"Via: {one_line(top)}{CRLF}")
