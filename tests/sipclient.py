@@ -74,6 +74,33 @@ def parse_response(data: bytes) -> Response:
     return resp
 
 
+def split_list(value: str) -> list[str]:
+    """Comma-separated values of a header (independently of the product's parser); commas inside "..." (with \\ escapes) and <...> kept."""
+    out, cur, i = [], [], 0
+    quoted = angle = False
+    while i < len(value):
+        ch = value[i]
+        if quoted and ch == "\\":
+            cur.append(value[i : i + 2])
+            i += 2
+            continue
+        if ch == '"' and not angle:
+            quoted = not quoted
+        elif ch == "<" and not quoted:
+            angle = True
+        elif ch == ">" and not quoted:
+            angle = False
+        elif ch == "," and not quoted and not angle:
+            out.append("".join(cur).strip(" \t"))
+            cur = []
+            i += 1
+            continue
+        cur.append(ch)
+        i += 1
+    out.append("".join(cur).strip(" \t"))
+    return [v for v in out if v]
+
+
 class UDPClient:
     """One client socket: retransmissions come from the same port, as a real UAC's do."""
 

@@ -46,7 +46,7 @@ from sipresponder.peer import Send, Source
 from sipresponder.scenario.loader import load_scenario
 from sipresponder.sip.framing import FramingError, Message, StreamFramer
 from sipresponder.sip.message import NotARequest, Request, parse_request
-from tests.sipclient import Response, parse_response
+from tests.sipclient import Response, parse_response, split_list
 
 ROOT = Path(__file__).resolve().parent.parent
 TORTURE = ROOT / "tests" / "torture"
@@ -430,31 +430,6 @@ def valid_requests(draw: st.DrawFn) -> GenRequest:
 
 
 # -- reading responses without the product's parser -------------------------------------------
-def split_list(value: str) -> list[str]:
-    """Comma-separated values; commas inside "..." (with \\ escapes) and <...> kept."""
-    out, cur, i = [], [], 0
-    quoted = angle = False
-    while i < len(value):
-        ch = value[i]
-        if quoted and ch == "\\":
-            cur.append(value[i : i + 2])
-            i += 2
-            continue
-        if ch == '"' and not angle:
-            quoted = not quoted
-        elif ch == "<" and not quoted:
-            angle = True
-        elif ch == ">" and not quoted:
-            angle = False
-        elif ch == "," and not quoted and not angle:
-            out.append("".join(cur).strip(" \t"))
-            cur = []
-            i += 1
-            continue
-        cur.append(ch)
-        i += 1
-    out.append("".join(cur).strip(" \t"))
-    return [v for v in out if v]
 
 
 def via_parts(value: str) -> tuple[str, list[tuple[str, str | None]]]:

@@ -29,7 +29,14 @@ from sipresponder.sip.framing import FramingError, Message, StreamFramer
 from sipresponder.sip.headers import parse_name_addr
 from sipresponder.sip.message import NotARequest, Request, parse_request
 from sipresponder.sip.uri import URIError
-from tests.sipclient import Response, TCPClient, UDPClient, make_request, parse_response
+from tests.sipclient import (
+    Response,
+    TCPClient,
+    UDPClient,
+    make_request,
+    parse_response,
+    split_list,
+)
 
 TORTURE = Path(__file__).resolve().parent / "torture"
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.toml"
@@ -142,31 +149,6 @@ def request_fields(data: bytes) -> dict[str, list[str]]:
     return fields
 
 
-def split_list(value: str) -> list[str]:
-    """Comma-separated values, commas inside "..." (with \\ escapes) and <...> kept."""
-    out, cur, i = [], [], 0
-    quoted = angle = False
-    while i < len(value):
-        ch = value[i]
-        if quoted and ch == "\\":
-            cur.append(value[i : i + 2])
-            i += 2
-            continue
-        if ch == '"' and not angle:
-            quoted = not quoted
-        elif ch == "<" and not quoted:
-            angle = True
-        elif ch == ">" and not quoted:
-            angle = False
-        elif ch == "," and not quoted and not angle:
-            out.append("".join(cur).strip(" \t"))
-            cur = []
-            i += 1
-            continue
-        cur.append(ch)
-        i += 1
-    out.append("".join(cur).strip(" \t"))
-    return [v for v in out if v]
 
 
 def has_tag(value: str) -> bool:
