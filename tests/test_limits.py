@@ -408,36 +408,21 @@ def test_every_check_has_a_trigger() -> None:
     assert set(TRIGGERS) == set(CHECKS)
 
 
-@pytest.mark.parametrize("on", [True, False], ids=["on", "off"])
+@pytest.mark.parametrize("on", [True, False, None], ids=["on", "off", "default"])
 @pytest.mark.parametrize("name", list(CHECKS))
-async def test_switch(responder_factory, name: str, on: bool) -> None:
+async def test_switch(responder_factory, name: str, on: bool | None) -> None:
+    """Each check switched on, off, or left at the default CHECKS gives it."""
     make, code, reason = TRIGGERS[name]
-    responder = await responder_factory(scenario(checks={name: on}))
+    responder = await responder_factory(scenario() if on is None else scenario(checks={name: on}))
     client = await UDPClient.connect(responder.udp_port)
     try:
         for message in make():
             [resp] = await client.exchange(message)
     finally:
         client.close()
-    if on:
-        assert (resp.code, resp.reason) == (code, reason)
-    else:
-        assert (resp.code, resp.reason) == (200, SCENARIO_OK), resp.raw
-
-
-@pytest.mark.parametrize("name", list(CHECKS))
-async def test_switch_default(responder_factory, name: str) -> None:
-    """Without a switch, a check does what CHECKS says its default is."""
-    make, code, reason = TRIGGERS[name]
-    responder = await responder_factory(scenario())
-    client = await UDPClient.connect(responder.udp_port)
-    try:
-        for message in make():
-            [resp] = await client.exchange(message)
-    finally:
-        client.close()
-    expected = (code, reason) if CHECKS[name].default else (200, SCENARIO_OK)
-    assert (resp.code, resp.reason) == expected
+    enabled = CHECKS[name].default if on is None else on
+    expected = (code, reason) if enabled else (200, SCENARIO_OK)
+    assert (resp.code, resp.reason) == expected, resp.raw
 
 
 def test_response_parser_sanity() -> None:
