@@ -56,23 +56,37 @@ def _structure(request: Request, scenario: Scenario) -> Rejection | None:
         request.uri  # noqa: B018
     except URIError as exc:
         return Rejection(400, f"Malformed Request-URI ({exc})")
-    for attr, name in (("to", "To"), ("from_", "From")):
-        try:
-            getattr(request, attr)
-        except ValueError as exc:
-            return Rejection(400, f"Malformed {name} header field ({exc})")
+    try:
+        request.to  # noqa: B018
+    except ValueError as exc:
+        return Rejection(400, f"Malformed To header field ({exc})")
+    try:
+        request.from_  # noqa: B018
+    except ValueError as exc:
+        return Rejection(400, f"Malformed From header field ({exc})")
+    # The engine parsed the top Via already; when that parse was strict, only the
+    # other values are left to check.
+    skip_top = request.top_via_strict
     for row in fields["via"]:
         try:
             values = split_top_level(row)
-            if any(not v for v in values):
-                raise ValueError("empty value")
             for value in values:
+                if skip_top:
+                    skip_top = False
+                    if value:
+                        continue
+                if not value:
+                    raise ValueError("empty value")
                 parse_via(value)
         except ValueError:
             return Rejection(400, "Malformed Via header field")
     for key, name in SPLIT:
+        rows = fields.get(key)
+        if rows is None:
+            continue
         try:
-            request.values(key)
+            for row in rows:
+                split_top_level(row)
         except ValueError as exc:
             return Rejection(400, f"Malformed {name} header field ({exc})")
     return None

@@ -7,29 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..sip.grammar import STANDARD_METHODS
 from .template import Template
 
+__all__ = ["STANDARD_METHODS"]  # the loader takes them from here
 if TYPE_CHECKING:
     from ..peer import Source
     from ..sip.message import Request
-
-# Methods of RFC 3261 and the extensions registered with IANA that a UAS may see.
-STANDARD_METHODS = (
-    "INVITE",
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "OPTIONS",
-    "REGISTER",
-    "PRACK",
-    "SUBSCRIBE",
-    "NOTIFY",
-    "PUBLISH",
-    "INFO",
-    "REFER",
-    "MESSAGE",
-    "UPDATE",
-)
 
 
 @dataclass(slots=True)

@@ -18,6 +18,13 @@ TOKEN = re.compile(rf"[{TOKEN_CHARS}]+")
 #                      / CANCELm / REGISTERm / extension-method
 # extension-method  =  token                                       RFC 3261 25.1
 METHOD = TOKEN
+# Methods of RFC 3261 and the extensions registered with IANA that a UAS may see,
+# in the order an Allow header lists them.
+STANDARD_METHODS = (
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
+    "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+)
+STANDARD_METHOD_SET = frozenset(STANDARD_METHODS)
 
 # SIP-Version    =  "SIP" "/" 1*DIGIT "." 1*DIGIT                  RFC 3261 25.1
 SIP_VERSION = re.compile(r"[Ss][Ii][Pp]/[0-9]+\.[0-9]+")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .grammar import TOKEN, WSP, parse_params, skip_quoted, split_top_level
+from .grammar import STANDARD_METHOD_SET, TOKEN, WSP, parse_params, skip_quoted, split_top_level
 from .uri import URI, parse_uri
 
 # via-parm          =  sent-protocol LWS sent-by *( SEMI via-params )
@@ -102,7 +102,26 @@ class NameAddr:
         return None
 
 
+# Parsed name-addrs by their text, for the same reason as uri._PARSED: a client's To
+# (and, across a call, its From) repeats. NameAddr is treated as immutable.
+_PARSED: dict[str, NameAddr] = {}
+_PARSED_MAX = 4096
+_PARSED_LONGEST = 256
+
+
 def parse_name_addr(value: str) -> NameAddr:
+    """Parse a From, To or single Contact value (see _parse_name_addr)."""
+    addr = _PARSED.get(value)
+    if addr is None:
+        addr = _parse_name_addr(value)
+        if len(value) <= _PARSED_LONGEST:
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[value] = addr
+    return addr
+
+
+def _parse_name_addr(value: str) -> NameAddr:
     """Parse a From, To or single Contact value. Raises ValueError.
 
     name-addr      =  [ display-name ] LAQUOT addr-spec RAQUOT
@@ -158,6 +177,11 @@ MAX_CSEQ = 2**32 - 1
 
 
 def parse_cseq(value: str) -> tuple[int, str]:
+    digits, space, method = value.partition(" ")
+    if (space and method in STANDARD_METHOD_SET and len(digits) < 10 and digits.isascii()
+            and digits.isdigit()):
+        # The usual "1 INVITE": nothing for the grammar below to find wrong.
+        return int(digits), method
     m = _CSEQ.fullmatch(value.strip(WSP))
     if m is None or not TOKEN.fullmatch(m[2]):
         raise ValueError("malformed CSeq header field")

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from .grammar import METHOD, SIP_VERSION, SUPPORTED_VERSION, TOKEN, WSP, canonical_name
+from .grammar import (
+    METHOD,
+    SIP_VERSION,
+    STANDARD_METHOD_SET,
+    SUPPORTED_VERSION,
+    TOKEN,
+    WSP,
+    canonical_name,
+)
 from .headers import NameAddr, Via, parse_cseq, parse_name_addr, parse_via, split_values
 from .uri import URI, parse_uri
 
@@ -32,6 +40,7 @@ class Request:
         "headers",
         "method",
         "raw",
+        "top_via_strict",
         "uri_raw",
         "version",
     )
@@ -45,6 +54,7 @@ class Request:
         body: bytes,
         raw: bytes,
         error: tuple[int, str] | None,
+        fields: dict[str, list[str]] | None = None,
     ) -> None:
         self.method = method
         self.uri_raw = uri_raw
@@ -53,17 +63,15 @@ class Request:
         self.body = body
         self.raw = raw
         self.error = error
-        fields: dict[str, list[str]] = {}
-        for name, value in headers:
-            key = name.lower()
-            if key in fields:
-                fields[key].append(value)
-            else:
-                fields[key] = [value]
+        if fields is None:
+            fields = {}
+            for name, value in headers:
+                fields.setdefault(name.lower(), []).append(value)
         self.fields = fields
         self._uri: URI | None = None
         self._vias: list[str] | None = None
         self._top_via: Via | None = None
+        self.top_via_strict = False
         self._from: NameAddr | None = None
         self._to: NameAddr | None = None
         self._cseq: tuple[int, str] | None = None
@@ -108,7 +116,12 @@ class Request:
             vias = self.via_values
             if not vias:
                 raise ValueError("no Via header field")
-            top = self._top_via = parse_via(vias[0], lenient=True)
+            try:
+                top = parse_via(vias[0])
+                self.top_via_strict = True  # the structural check need not parse it again
+            except ValueError:
+                top = parse_via(vias[0], lenient=True)
+            self._top_via = top
         return top
 
     @property
@@ -135,6 +148,27 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri_raw}>"
+
+
+# Header names as they appear on the wire -> (canonical name, dictionary key). Names
+# repeat from message to message, so each spelling is validated and canonicalised
+# once; the table stops growing at _NAMES_MAX so that random names cannot fill memory.
+_NAMES: dict[str, tuple[str, str]] = {}
+_NAMES_MAX = 4096
+
+
+def _header_name(raw: str) -> tuple[str, str] | None:
+    """(canonical name, key) for a header-name, or None when it is not a token.
+
+    header-name  =  token                                           RFC 3261 25.1
+    """
+    if not raw or not TOKEN.fullmatch(raw):
+        return None
+    name = canonical_name(raw)
+    known = (name, name.lower())
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[raw] = known
+    return known
 
 
 def find_header_end(data: bytes | bytearray, start: int = 0) -> tuple[int, int]:
@@ -175,35 +209,44 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
         # End of datagram ends the header section (RFC 4475 3.1.2.15's baddn.dat).
         head_end = body_start = len(data)
     head = data[:head_end].decode("latin-1")
-    lines = head.split("\n")
-    if "\r" in head:
-        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    crlf = head.count("\r\n")
+    if crlf == head.count("\n") == head.count("\r"):
+        # The common case, checked with three scans in C: every CR and LF is a CRLF.
+        lines = head.split("\r\n")
+        bare_cr = False
+    else:
+        lines = head.split("\n")
+        if "\r" in head:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        # CR is only ever half of a CRLF (RFC 3261 25.1: not even a quoted-pair may
+        # hold one). A bare CR would be echoed into the response, where a receiver
+        # that ends lines at CR would read the rest as a forged header field.
+        bare_cr = "\r" in head and any("\r" in line for line in lines)
 
     error: tuple[int, str] | None = None
     start = lines[0]
     if start[:4].upper() == "SIP/":
         raise NotARequest("a response")
-    # CR is only ever half of a CRLF (RFC 3261 25.1: not even a quoted-pair may hold
-    # one). A bare CR would be echoed into the response, where a receiver that ends
-    # lines at CR would read the rest as a forged header field.
-    bare_cr = "\r" in head and any("\r" in line for line in lines)
     # Request-Line  =  Method SP Request-URI SP SIP-Version CRLF     RFC 3261 25.1
     parts = start.split(" ")
     method = parts[0]
-    if not METHOD.fullmatch(method) or len(parts) < 2:
+    if (method not in STANDARD_METHOD_SET and not METHOD.fullmatch(method)) or len(parts) < 2:
         raise NotARequest("not a SIP request line")
     uri_raw = parts[1]
     version = parts[2] if len(parts) > 2 else ""
     if len(parts) != 3 or not uri_raw or not version or (bare_cr and "\r" in start):
         error = (400, "Malformed Request-Line")
-    elif not SIP_VERSION.fullmatch(version):
-        error = (400, "Malformed SIP-Version")
-    elif version.upper() != SUPPORTED_VERSION:
-        error = (505, "Version Not Supported")
+    elif version != SUPPORTED_VERSION:
+        if not SIP_VERSION.fullmatch(version):
+            error = (400, "Malformed SIP-Version")
+        elif version.upper() != SUPPORTED_VERSION:
+            error = (505, "Version Not Supported")
 
     # message-header  =  (header-name HCOLON header-value) CRLF
     # HCOLON  =  *( SP / HTAB ) ":" SWS                              RFC 3261 25.1
     headers: list[tuple[str, str]] = []
+    fields: dict[str, list[str]] = {}
+    names = _NAMES
     for line in lines[1:]:
         if not line:
             continue
@@ -212,26 +255,38 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
         if max_line_length and len(line) > max_line_length:
             error = error or (400, "Header line too long")
             continue
-        if max_headers and len(headers) >= max_headers and line[0] not in WSP:
+        first = line[0]
+        if max_headers and len(headers) >= max_headers and first not in WSP:
             error = error or (400, "Too many header fields")
             break
-        if line[0] in WSP:
+        if first in WSP:
             # Folding (RFC 3261 7.3.1): a continuation line joins the previous value.
             if not headers:
                 error = error or (400, "Malformed header folding")
                 continue
             name, value = headers[-1]
             more = line.strip(WSP)
-            headers[-1] = (name, f"{value} {more}" if value else more)
+            value = f"{value} {more}" if value else more
+            headers[-1] = (name, value)
+            fields[name.lower()][-1] = value
             continue
         colon = line.find(":")
-        name = line[:colon].rstrip(WSP) if colon > 0 else ""
-        if not name or not TOKEN.fullmatch(name):
-            error = error or (400, "Malformed header line")
-            continue
-        headers.append((canonical_name(name), line[colon + 1 :].strip(WSP)))
+        known = names.get(line[:colon]) if colon > 0 else None
+        if known is None:
+            known = _header_name(line[:colon].rstrip(WSP) if colon > 0 else "")
+            if known is None:
+                error = error or (400, "Malformed header line")
+                continue
+        name, key = known
+        value = line[colon + 1 :].strip(WSP)
+        headers.append((name, value))
+        rows = fields.get(key)
+        if rows is None:
+            fields[key] = [value]
+        else:
+            rows.append(value)
 
-    request = Request(method, uri_raw, version, headers, b"", data, error)
+    request = Request(method, uri_raw, version, headers, b"", data, error, fields)
     rest = data[body_start:]
     lengths = request.fields.get("content-length")
     if lengths is None:
