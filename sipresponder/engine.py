@@ -8,34 +8,29 @@ and calls ``fire(now)`` when it passes (the aioquic style of sans-I/O timers).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from functools import partial
 
-from .codes import HEADER_FIELDS, reason_for, requirements
 from .journal import Journal, fill_entry
 from .limitlog import LimitLog
 from .merged import MergedRequests
 from .peer import Send, Source
 from .ratelimit import RateLimiter
+from .response_plan import compile_response
 from .sanity import Rejection, check_request
 from .scenario.model import ResponseSpec, Rule, Scenario
-from .scenario.template import RenderContext, Template, compile_template
-from .sip.headers import Via, parse_name_addr
+from .scenario.template import RenderContext, compile_template
+from .sip.headers import Via
 from .sip.message import NotARequest, Request, parse_request
-from .sip.response import Echo, accepts, serialize
-from .sip.sdp import make_answer, make_offer
+from .sip.response import Echo, serialize
 from .transactions import TimerQueue, Transaction, TxnKey, dialog_key, transaction_key
 
 log = logging.getLogger("sipresponder")
 
-_EXAMPLES: dict[str, Template] = {
-    name: compile_template(h.example) for name, h in HEADER_FIELDS.items()
-}
-# Methods whose 2xx (and 101-199) responses establish a dialog (RFC 3261 12.1.1).
-_DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
-_DEFAULT_EXPIRES = 3600
+# Compiled responses kept per response spec (one per code, method, transport and
+# local address actually seen).
+_PLANS_PER_SPEC = 256
 
 
 class Engine:
@@ -242,105 +237,16 @@ class Engine:
     def _respond(
         self, spec: ResponseSpec, code: int, request: Request, source: Source, via: Via, echo: Echo
     ) -> Send:
-        scenario = self.scenario
-        settings = scenario.settings
-        ctx = RenderContext(request, source)
-        reason = spec.reason.render(ctx) if spec.reason is not None else reason_for(code)
-        headers: list[tuple[str, str]] = []
-        for name, rows in spec.typed.items():
-            headers.extend((name, t.render(ctx)) for t in rows)
-        headers.extend((name, t.render(ctx)) for name, t in spec.headers)
-        present = {name.lower() for name, _ in headers}
-        levels = ("must", "should") if spec.fill_required else ("must",)
-        for req in requirements(code, levels=levels):
-            if any(h.lower() in present for h in req.headers):
-                continue
-            name = req.headers[0]
-            value = self._derive(name, request)
-            if value is None and spec.fill_required:
-                value = _EXAMPLES[name].render(ctx)
-            if value:
-                headers.append((name, value))
-                present.add(name.lower())
-        method = request.method
-        if code == 100 and "timestamp" in request.fields:
-            headers.append(("Timestamp", request.fields["timestamp"][0]))  # RFC 3261 8.2.6.1
-        if method in _DIALOG_METHODS and 100 < code < 300:
-            headers[:0] = [("Record-Route", rr) for rr in request.fields.get("record-route", ())]
-            if "contact" not in present:
-                headers.append(("Contact", self._own_contact(source)))
-        elif 200 <= code < 300:
-            if method == "OPTIONS":
-                # RFC 3261 11.2: capabilities in the 200 to OPTIONS.
-                for name, value in (
-                    ("Allow", ", ".join(scenario.allow)),
-                    ("Accept", ", ".join(settings.accept)),
-                    ("Accept-Encoding", ", ".join(settings.accept_encoding)),
-                    ("Accept-Language", ", ".join(settings.accept_language)),
-                    ("Supported", ", ".join(settings.supported)),
-                ):
-                    if name.lower() not in present:
-                        headers.append((name, value))
-            elif method == "REGISTER" and "contact" not in present:
-                headers.extend(("Contact", c) for c in _bindings(request))
-        if settings.server and "server" not in present:
-            headers.append(("Server", settings.server))
-
-        body = b""
-        ctype = spec.content_type
-        if spec.body is not None:
-            body = spec.body.render(ctx).encode("latin-1")
-        elif spec.sdp and method == "INVITE" and 200 <= code < 300:
-            address = settings.media_address or source.local[0]
-            session = int(hashlib.blake2s(request.raw[:256], digest_size=4).hexdigest(), 16)
-            offer = request.body if _is_sdp(request) else b""
-            body = (make_answer(offer, address, session) if offer else None) or make_offer(
-                address, session
+        key = (code, request.method, source.transport, source.local)
+        plan = spec.plans.get(key)
+        if plan is None:
+            if len(spec.plans) >= _PLANS_PER_SPEC:
+                spec.plans.clear()  # methods are the sender's to choose: stay bounded
+            plan = spec.plans[key] = compile_response(
+                spec, code, request.method, source, self._scenario
             )
-            ctype = "application/sdp"
-        if (
-            body
-            and "accept" in request.fields
-            and ctype
-            and not accepts(request.fields["accept"], ctype.split(";", 1)[0].strip().lower())
-        ):
-            # RFC 3261 21.4.7: the only body we could send is one the UAC refuses.
-            if scenario.switch("accept"):
-                code, reason = 406, "Not Acceptable"
-                headers = [("Warning", f'399 sipresponder "No acceptable body format: {ctype}"')]
-                if settings.server:
-                    headers.append(("Server", settings.server))
-            body, ctype = b"", None
-        data = serialize(
-            code, reason, echo.untagged if code == 100 else echo.tagged, headers, body, ctype
-        )
+        code, reason, data = plan.render(request, source, echo, self._scenario)
         return self._send(request, source, via, code, reason, data)
-
-    def _derive(self, header: str, request: Request) -> str | None:
-        settings = self.scenario.settings
-        if header == "Allow":
-            return ", ".join(self.scenario.allow)
-        if header == "Accept":
-            return ", ".join(settings.accept)
-        if header == "Accept-Encoding":
-            return ", ".join(settings.accept_encoding)
-        if header == "Accept-Language":
-            return ", ".join(settings.accept_language)
-        if header == "Unsupported":
-            tags = [t for t in request.values("require") if t not in settings.supported]
-            return ", ".join(tags) or None
-        return None
-
-    def _own_contact(self, source: Source) -> str:
-        """The responder's own address for dialog-creating responses.
-
-        The user part is fixed, not the Request-URI's: a BYE sent to the Contact of
-        a 200 for sip:180@host must not match the status-code rule again.
-        """
-        ip, port = source.local
-        host = f"[{ip}]" if ":" in ip else ip
-        transport = "" if source.transport == "udp" else f";transport={source.transport}"
-        return f"<sip:sipresponder@{host}:{port}{transport}>"
 
     def _send(
         self, request: Request, source: Source, via: Via, code: int, reason: str, data: bytes
@@ -591,49 +497,3 @@ def _with_code(spec: ResponseSpec, code: int) -> ResponseSpec:
         0.0,
         spec.fill_required,
     )
-
-
-def _is_sdp(request: Request) -> bool:
-    ctype = request.get("content-type")
-    return bool(request.body) and ctype is not None and ctype.lower().startswith("application/sdp")
-
-
-def _bindings(request: Request) -> list[str]:
-    """The Contact values a registrar-like 200 lists: each binding with its expiry.
-
-    A binding keeps its URI byte for byte; a URI that came without angle brackets is
-    put in them so its header parameters stay outside (RFC 3261 20.10).
-    """
-    default = _DEFAULT_EXPIRES
-    header = request.get("expires")
-    if header is not None and header.isdigit():
-        default = min(int(header), 2**32 - 1)
-    out = []
-    for value in request.values("contact"):
-        if value == "*":
-            continue
-        try:
-            contact = parse_name_addr(value)
-        except ValueError:
-            continue
-        expires = None
-        for name, pval in contact.params:
-            if name.lower() == "expires":
-                expires = pval
-        if expires is None:
-            expires_value = default
-        elif expires.isdigit():
-            expires_value = min(int(expires), 2**32 - 1)
-        else:
-            expires_value = default
-        if expires_value == 0:
-            continue  # unregistered
-        if contact.bracketed:
-            base = value.strip()
-        else:
-            display = f"{contact.display} " if contact.display else ""
-            base = f"{display}<{contact.uri.raw}>{contact.params_raw}"
-        if expires is None:
-            base += f";expires={expires_value}"
-        out.append(base)
-    return out

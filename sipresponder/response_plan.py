@@ -1,0 +1,292 @@
+"""A rule's response compiled once per (code, method, transport, local address).
+
+Which header fields a response carries depends on its code, the request's method,
+the scenario and the rule, and only in a few places on the request itself (its
+Record-Route, the Contacts it registers, the Require tags we do not support, the
+Timestamp a 100 copies). ``compile_response`` decides everything that does not
+depend on the request once and keeps it as literal text; what does becomes a
+small function. Answering a request is then the echo block plus a join.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .codes import HEADER_FIELDS, reason_for, requirements
+from .scenario.template import RenderContext, Template, compile_template
+from .sip.headers import parse_name_addr
+from .sip.response import CRLF, Echo, accepts, one_line
+from .sip.sdp import make_answer, make_offer
+
+if TYPE_CHECKING:
+    from .peer import Source
+    from .scenario.model import ResponseSpec, Scenario
+    from .sip.message import Request
+
+# Header lines that depend on the request: "Name: value\r\n" each, or "".
+Lines = Callable[[RenderContext], str]
+
+_EXAMPLES: dict[str, Template] = {
+    name: compile_template(h.example) for name, h in HEADER_FIELDS.items()
+}
+# Methods whose 2xx (and 101-199) responses establish a dialog (RFC 3261 12.1.1).
+DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
+_DEFAULT_EXPIRES = 3600
+# Required headers the scenario's settings fill in when a rule does not.
+_DERIVED = frozenset({"Allow", "Accept", "Accept-Encoding", "Accept-Language"})
+
+
+@dataclass(slots=True)
+class ResponsePlan:
+    code: int
+    reason: str | Template
+    head: str  # the status line, when the reason is literal
+    parts: tuple[str | Lines, ...]  # header lines between the echo and the body
+    body: Template | None
+    sdp: bool  # an SDP answer/offer is the body (2xx to INVITE)
+    content_type: str | None
+
+    def render(
+        self, request: Request, source: Source, echoes: Echo, scenario: Scenario
+    ) -> tuple[int, str, bytes]:
+        """(code, reason, octets) of the response to ``request``."""
+        ctx = RenderContext(request, source)
+        code = self.code
+        echo = echoes.untagged if code == 100 else echoes.tagged
+        reason = self.reason
+        if isinstance(reason, str):
+            out = [self.head, echo]
+        else:
+            reason = reason.render(ctx)
+            out = [f"SIP/2.0 {code} {one_line(reason)}{CRLF}", echo]
+        for part in self.parts:
+            out.append(part if isinstance(part, str) else part(ctx))
+        body = b""
+        ctype = self.content_type
+        if self.body is not None:
+            body = self.body.render(ctx).encode("latin-1")
+        elif self.sdp:
+            body, ctype = _sdp(request, source, scenario), "application/sdp"
+        if body:
+            if (
+                "accept" in request.fields
+                and ctype
+                and not accepts(request.fields["accept"], ctype.split(";", 1)[0].strip().lower())
+            ):
+                # RFC 3261 21.4.7: the only body we could send is one the UAC refuses.
+                if scenario.switch("accept"):
+                    return _not_acceptable(echoes.tagged, ctype, scenario)
+                body = b""
+            else:
+                out.append(f"Content-Type: {one_line(ctype or '')}{CRLF}")
+        out.append(f"Content-Length: {len(body)}{CRLF}{CRLF}")
+        return code, reason, "".join(out).encode("latin-1") + body
+
+
+def compile_response(
+    spec: ResponseSpec, code: int, method: str, source: Source, scenario: Scenario
+) -> ResponsePlan:
+    """The plan for ``spec`` answering ``method`` with ``code`` on ``source``'s
+    transport and local address."""
+    settings = scenario.settings
+    parts: list[str | Lines] = []
+    present: set[str] = set()
+    for name, rows in spec.typed.items():
+        parts.extend(_line(name, t) for t in rows)
+        present.add(name.lower())
+    for name, t in spec.headers:
+        parts.append(_line(name, t))
+        present.add(name.lower())
+    levels = ("must", "should") if spec.fill_required else ("must",)
+    for req in requirements(code, levels=levels):
+        if any(h.lower() in present for h in req.headers):
+            continue
+        name = req.headers[0]
+        example = _EXAMPLES[name] if spec.fill_required else None
+        if name == "Unsupported":
+            # The Require tags of this request that we do not support.
+            parts.append(_unsupported(settings.supported, example))
+            continue
+        value = _derived(name, scenario) if name in _DERIVED else None
+        if value is None and example is not None:
+            if not example.is_constant:
+                parts.append(_line(name, example))
+                present.add(name.lower())
+                continue
+            value = example.render(None)  # type: ignore[arg-type]
+        if value:
+            parts.append(f"{name}: {one_line(value)}{CRLF}")
+            present.add(name.lower())
+    if code == 100:
+        parts.append(_timestamp)  # RFC 3261 8.2.6.1
+    if method in DIALOG_METHODS and 100 < code < 300:
+        parts.insert(0, _record_route)
+        if "contact" not in present:
+            parts.append(f"Contact: {own_contact(source)}{CRLF}")
+    elif 200 <= code < 300:
+        if method == "OPTIONS":
+            # RFC 3261 11.2: capabilities in the 200 to OPTIONS.
+            for name in ("Allow", "Accept", "Accept-Encoding", "Accept-Language", "Supported"):
+                if name.lower() not in present:
+                    parts.append(f"{name}: {one_line(_derived(name, scenario) or '')}{CRLF}")
+        elif method == "REGISTER" and "contact" not in present:
+            parts.append(_bindings)
+    if settings.server and "server" not in present:
+        parts.append(f"Server: {one_line(settings.server)}{CRLF}")
+
+    reason: str | Template
+    if spec.reason is None:
+        reason = reason_for(code)
+    elif spec.reason.is_constant:
+        reason = spec.reason.render(None)  # type: ignore[arg-type]
+    else:
+        reason = spec.reason
+    head = f"SIP/2.0 {code} {one_line(reason)}{CRLF}" if isinstance(reason, str) else ""
+    return ResponsePlan(
+        code,
+        reason,
+        head,
+        tuple(_merge_literals(parts)),
+        spec.body,
+        spec.body is None and spec.sdp and method == "INVITE" and 200 <= code < 300,
+        spec.content_type,
+    )
+
+
+def own_contact(source: Source) -> str:
+    """The responder's own address for dialog-creating responses.
+
+    The user part is fixed, not the Request-URI's: a BYE sent to the Contact of
+    a 200 for sip:180@host must not match the status-code rule again.
+    """
+    ip, port = source.local
+    host = f"[{ip}]" if ":" in ip else ip
+    transport = "" if source.transport == "udp" else f";transport={source.transport}"
+    return f"<sip:sipresponder@{host}:{port}{transport}>"
+
+
+def _derived(header: str, scenario: Scenario) -> str | None:
+    settings = scenario.settings
+    if header == "Allow":
+        return ", ".join(scenario.allow)
+    if header == "Accept":
+        return ", ".join(settings.accept)
+    if header == "Accept-Encoding":
+        return ", ".join(settings.accept_encoding)
+    if header == "Accept-Language":
+        return ", ".join(settings.accept_language)
+    if header == "Supported":
+        return ", ".join(settings.supported)
+    return None
+
+
+def _merge_literals(parts: list[str | Lines]) -> list[str | Lines]:
+    out: list[str | Lines] = []
+    for part in parts:
+        if isinstance(part, str) and out and isinstance(out[-1], str):
+            out[-1] += part
+        else:
+            out.append(part)
+    return out
+
+
+def _line(name: str, template: Template) -> str | Lines:
+    if template.is_constant:
+        return f"{name}: {one_line(template.render(None))}{CRLF}"  # type: ignore[arg-type]
+
+    def render(ctx: RenderContext) -> str:
+        return f"{name}: {one_line(template.render(ctx))}{CRLF}"
+
+    return render
+
+
+def _unsupported(supported: tuple[str, ...], example: Template | None) -> Lines:
+    def render(ctx: RenderContext) -> str:
+        tags = [t for t in ctx.request.values("require") if t not in supported]
+        if tags:
+            return f"Unsupported: {one_line(', '.join(tags))}{CRLF}"
+        if example is not None:
+            value = example.render(ctx)
+            return f"Unsupported: {one_line(value)}{CRLF}" if value else ""
+        return ""
+
+    return render
+
+
+def _timestamp(ctx: RenderContext) -> str:
+    rows = ctx.request.fields.get("timestamp")
+    return f"Timestamp: {one_line(rows[0])}{CRLF}" if rows else ""
+
+
+def _record_route(ctx: RenderContext) -> str:
+    rows = ctx.request.fields.get("record-route")
+    return "".join(f"Record-Route: {one_line(rr)}{CRLF}" for rr in rows) if rows else ""
+
+
+def _bindings(ctx: RenderContext) -> str:
+    return "".join(f"Contact: {one_line(c)}{CRLF}" for c in bindings(ctx.request))
+
+
+def bindings(request: Request) -> list[str]:
+    """The Contact values a registrar-like 200 lists: each binding with its expiry.
+
+    A binding keeps its URI byte for byte; a URI that came without angle brackets is
+    put in them so its header parameters stay outside (RFC 3261 20.10).
+    """
+    default = _DEFAULT_EXPIRES
+    header = request.get("expires")
+    if header is not None and header.isdigit():
+        default = min(int(header), 2**32 - 1)
+    out = []
+    for value in request.values("contact"):
+        if value == "*":
+            continue
+        try:
+            contact = parse_name_addr(value)
+        except ValueError:
+            continue
+        expires = None
+        for name, pval in contact.params:
+            if name.lower() == "expires":
+                expires = pval
+        if expires is None:
+            expires_value = default
+        elif expires.isdigit():
+            expires_value = min(int(expires), 2**32 - 1)
+        else:
+            expires_value = default
+        if expires_value == 0:
+            continue  # unregistered
+        if contact.bracketed:
+            base = value.strip()
+        else:
+            display = f"{contact.display} " if contact.display else ""
+            base = f"{display}<{contact.uri.raw}>{contact.params_raw}"
+        if expires is None:
+            base += f";expires={expires_value}"
+        out.append(base)
+    return out
+
+
+def _sdp(request: Request, source: Source, scenario: Scenario) -> bytes:
+    address = scenario.settings.media_address or source.local[0]
+    session = int(hashlib.blake2s(request.raw[:256], digest_size=4).hexdigest(), 16)
+    offer = b""
+    ctype = request.get("content-type")
+    if request.body and ctype is not None and ctype.lower().startswith("application/sdp"):
+        offer = request.body
+    return (make_answer(offer, address, session) if offer else None) or make_offer(
+        address, session
+    )
+
+
+def _not_acceptable(echo: str, ctype: str, scenario: Scenario) -> tuple[int, str, bytes]:
+    out = [f"SIP/2.0 406 Not Acceptable{CRLF}", echo]
+    out.append(f'Warning: 399 sipresponder "No acceptable body format: {one_line(ctype)}"{CRLF}')
+    if scenario.settings.server:
+        out.append(f"Server: {one_line(scenario.settings.server)}{CRLF}")
+    out.append(f"Content-Length: 0{CRLF}{CRLF}")
+    return 406, "Not Acceptable", "".join(out).encode("latin-1")
