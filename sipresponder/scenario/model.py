@@ -129,12 +129,18 @@ class Scenario:
     allow: tuple[str, ...]  # the Allow header value: methods the scenario answers
     known_methods: frozenset[str]  # others get 501 Not Implemented
     checks: tuple[Callable[..., Any], ...] = ()  # enabled sanity checks, in order
+    switches: dict[str, bool] = field(default_factory=dict)  # every check: on or off
+
+    def __post_init__(self) -> None:
+        from ..sanity import CHECKS
+
+        self.switches = {
+            name: self.settings.checks.get(name, info.default) for name, info in CHECKS.items()
+        }
 
     def switch(self, name: str) -> bool:
         """Whether the sanity check ``name`` is on (its default unless the scenario says)."""
-        from ..sanity import CHECKS
-
-        return self.settings.checks.get(name, CHECKS[name].default)
+        return self.switches[name]
 
     @property
     def tag_key(self) -> bytes:

@@ -34,6 +34,7 @@ class Request:
         "_top_via",
         "_uri",
         "_vias",
+        "bare_cr",
         "body",
         "error",
         "fields",
@@ -247,6 +248,11 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
     headers: list[tuple[str, str]] = []
     fields: dict[str, list[str]] = {}
     names = _NAMES
+    # Per-line limit checks only when the whole header section could break them.
+    if len(head) <= max_line_length:
+        max_line_length = 0
+    if len(lines) <= max_headers:
+        max_headers = 0
     for line in lines[1:]:
         if not line:
             continue
@@ -287,6 +293,7 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
             rows.append(value)
 
     request = Request(method, uri_raw, version, headers, b"", data, error, fields)
+    request.bare_cr = bare_cr
     rest = data[body_start:]
     lengths = request.fields.get("content-length")
     if lengths is None:

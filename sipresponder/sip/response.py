@@ -106,30 +106,37 @@ class Echo:
     __slots__ = ("tag", "tagged", "untagged")
 
     def __init__(self, request: Request, source: Source, tag_key: bytes) -> None:
-        lines: list[str] = []
+        fields = request.fields
         vias = request.via_values
         if vias:
             try:
                 top = top_via_value(request.top_via_lenient(), source)
             except ValueError:
                 top = vias[0]
-            lines.append(f"Via: {one_line(top)}{CRLF}")
-            lines.extend(f"Via: {one_line(v)}{CRLF}" for v in vias[1:])
-        fields = request.fields
-        if "from" in fields:
-            lines.append(f"From: {one_line(fields['from'][0])}{CRLF}")
-        head = "".join(lines)
-        tail = ""
-        if "call-id" in fields:
-            tail += f"Call-ID: {one_line(fields['call-id'][0])}{CRLF}"
-        if "cseq" in fields:
-            tail += f"CSeq: {one_line(fields['cseq'][0])}{CRLF}"
+            vias = [top, *vias[1:]]
+        from_ = fields.get("from")
+        call_id = fields.get("call-id")
+        cseq = fields.get("cseq")
         to_rows = fields.get("to")
+        if request.bare_cr:
+            # The only way a CR gets into a value; an LF never does (lines end there).
+            vias = [one_line(v) for v in vias]
+            from_, call_id, cseq, to_rows = (
+                [one_line(rows[0])] if rows else rows for rows in (from_, call_id, cseq, to_rows)
+            )
+        head = "".join(f"Via: {v}{CRLF}" for v in vias)
+        if from_:
+            head += f"From: {from_[0]}{CRLF}"
+        tail = ""
+        if call_id:
+            tail += f"Call-ID: {call_id[0]}{CRLF}"
+        if cseq:
+            tail += f"CSeq: {cseq[0]}{CRLF}"
         self.tag = ""
         if to_rows is None:
             self.untagged = self.tagged = head + tail
             return
-        to_value = one_line(to_rows[0])
+        to_value = to_rows[0]
         self.untagged = f"{head}To: {to_value}{CRLF}{tail}"
         try:
             has_tag = request.to.tag is not None
