@@ -130,10 +130,12 @@ class Scenario:
     known_methods: frozenset[str]  # others get 501 Not Implemented
     checks: tuple[Callable[..., Any], ...] = ()  # enabled sanity checks, in order
     switches: dict[str, bool] = field(default_factory=dict)  # every check: on or off
+    _tag_key: bytes = b""
 
     def __post_init__(self) -> None:
         from ..sanity import CHECKS
 
+        self._tag_key = hashlib.blake2s(self.settings.tag_key.encode()).digest()
         self.switches = {
             name: self.settings.checks.get(name, info.default) for name, info in CHECKS.items()
         }
@@ -145,7 +147,7 @@ class Scenario:
     @property
     def tag_key(self) -> bytes:
         """settings.tag_key as a BLAKE2s key (at most 32 octets)."""
-        return hashlib.blake2s(self.settings.tag_key.encode()).digest()
+        return self._tag_key
 
     def match(self, request: Request, source: Source) -> Rule:
         for rule in self.rules:

@@ -124,20 +124,23 @@ class Echo:
             from_, call_id, cseq, to_rows = (
                 [one_line(rows[0])] if rows else rows for rows in (from_, call_id, cseq, to_rows)
             )
-        head = "".join(f"Via: {v}{CRLF}" for v in vias)
+        head = f"Via: {vias[0]}\r\n" if len(vias) == 1 else "".join(
+            [f"Via: {v}\r\n" for v in vias]
+        )
         if from_:
-            head += f"From: {from_[0]}{CRLF}"
-        tail = ""
+            head = f"{head}From: {from_[0]}\r\n"
         if call_id:
-            tail += f"Call-ID: {call_id[0]}{CRLF}"
-        if cseq:
-            tail += f"CSeq: {cseq[0]}{CRLF}"
+            tail = f"Call-ID: {call_id[0]}\r\nCSeq: {cseq[0]}\r\n" if cseq else (
+                f"Call-ID: {call_id[0]}\r\n"
+            )
+        else:
+            tail = f"CSeq: {cseq[0]}\r\n" if cseq else ""
         self.tag = ""
         if to_rows is None:
             self.untagged = self.tagged = head + tail
             return
         to_value = to_rows[0]
-        self.untagged = f"{head}To: {to_value}{CRLF}{tail}"
+        self.untagged = f"{head}To: {to_value}\r\n{tail}"
         try:
             has_tag = request.to.tag is not None
         except ValueError:
@@ -146,7 +149,7 @@ class Echo:
             self.tagged = self.untagged
         else:
             self.tag = to_tag(request, tag_key)
-            self.tagged = f"{head}To: {to_value};tag={self.tag}{CRLF}{tail}"
+            self.tagged = f"{head}To: {to_value};tag={self.tag}\r\n{tail}"
 
 
 def serialize(code: int, reason: str, echo: str, headers: list[tuple[str, str]],
