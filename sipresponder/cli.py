@@ -53,12 +53,20 @@ def _build_parser() -> argparse.ArgumentParser:
         help="udp or tcp listener, repeatable; IPv6 as udp:[::1]:5060 "
         f"(default: {' and '.join(DEFAULT_LISTEN)})",
     )
+    serve.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help="processes sharing the listening ports (SO_REUSEPORT); 'auto': one per CPU "
+        "(default 1)",
+    )
     serve.add_argument("--log-format", choices=("human", "json"), default="human")
     serve.add_argument(
         "--log-level",
-        default="info",
+        default="warning",
         choices=("debug", "info", "warning", "error"),
-        help="info logs one line per request and per response",
+        help="info logs one line per request and per response; warning (the default) "
+        "logs start, reloads, limits and errors, and /metrics counts the traffic",
     )
     serve.add_argument(
         "--admin",
@@ -156,6 +164,7 @@ def read_scenario(path: str) -> tuple[Scenario, str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .supervisor import resolve_ports, supervise, worker_count
     from .transport.server import parse_listen
 
     configure_logging(args.log_format, args.log_level)
@@ -170,8 +179,18 @@ def _serve(args: argparse.Namespace) -> int:
             from .admin import parse_admin_address
 
             admin = parse_admin_address(args.admin)
+        workers = worker_count(args.workers)
+        if workers > 1 and admin is not None:
+            raise ValueError(
+                "--admin needs --workers 1: the journal and the metrics live in one process"
+            )
+        if workers > 1:
+            listen = resolve_ports(listen)
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot pick a free port: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
         import uvloop  # type: ignore[import-not-found]
@@ -179,13 +198,19 @@ def _serve(args: argparse.Namespace) -> int:
         runner = asyncio.run
     else:
         runner = uvloop.run
-    try:
-        return runner(_run(scenario, text, path, listen, admin, args))
-    except OSError as exc:
-        print(f"error: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
+
+    def run(reuse_port: bool) -> int:
+        try:
+            return runner(_run(scenario, text, path, listen, admin, args, reuse_port))
+        except OSError as exc:
+            print(f"error: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 0
+
+    if workers > 1:
+        return supervise(workers, lambda index: run(reuse_port=True))
+    return run(reuse_port=False)
 
 
 async def _run(
@@ -195,6 +220,7 @@ async def _run(
     listen: list,
     admin_address: tuple[str, int] | None,
     args: argparse.Namespace,
+    reuse_port: bool = False,
 ) -> int:
     # Taken before the listeners announce themselves, so that a change made as soon
     # as the responder is up is seen as a change.
@@ -204,7 +230,7 @@ async def _run(
     admin = None
     if admin_address is None:
         server = Server(scenario)
-        await server.start(listen)
+        await server.start(listen, reuse_port=reuse_port)
         stop_server = server.close
 
         def swap(new: Scenario, new_text: str) -> None:

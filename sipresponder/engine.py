@@ -42,7 +42,7 @@ class Engine:
         self.counters: Counter[str] = Counter()
         self.limit_log = LimitLog()
         self.journal: Journal | None = None  # set to record every request (tests, admin)
-        self._seen: tuple[Request | None, Rule | None, str] | None = None
+        self._seen: tuple[Request | None, Rule | None, str | None] | None = None
         self._new_txn: Transaction | None = None
 
     @property
@@ -170,7 +170,7 @@ class Engine:
                 return out
 
         rule = scenario.match(request, source)
-        self._log_request(request, source, rule.label, rule)
+        self._log_request(request, source, None, rule)
         echo = Echo(request, source, scenario.tag_key)
         final = rule.final
         code = self._code(final, request, source)
@@ -441,10 +441,13 @@ class Engine:
 
     # -- logging ----------------------------------------------------------------------------
     def _log_request(
-        self, request: Request, source: Source, outcome: str, rule: Rule | None = None
+        self, request: Request, source: Source, outcome: str | None, rule: Rule | None = None
     ) -> None:
+        """``outcome`` None: answered by ``rule`` (its label is only made when needed)."""
         self._seen = (request, rule, outcome)
         if log.isEnabledFor(logging.INFO):
+            if outcome is None:
+                outcome = rule.label if rule is not None else ""
             log.info(
                 "recv %s %s from %s:%s:%d (%s)",
                 request.method,

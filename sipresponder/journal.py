@@ -86,12 +86,13 @@ def fill_entry(
     entry: JournalEntry,
     request: Request | None,
     rule: Rule | None,
-    outcome: str,
+    outcome: str | None,
     scenario: Scenario,
     source: Source,
 ) -> None:
-    """Complete an entry once the engine knows what the request was and what it did."""
-    entry.outcome = outcome
+    """Complete an entry once the engine knows what the request was and what it did
+    (``outcome`` None: answered by ``rule``)."""
+    entry.outcome = outcome if outcome is not None else rule.label if rule else ""
     if request is None:
         return
     entry.method = request.method

@@ -19,7 +19,7 @@ class Source:
     conn: int | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Send:
     """Octets to write: to ``remote`` over UDP, or on connection ``conn`` over TCP."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -112,12 +113,33 @@ _PARSED_LONGEST = 256
 def parse_name_addr(value: str) -> NameAddr:
     """Parse a From, To or single Contact value (see _parse_name_addr)."""
     addr = _PARSED.get(value)
-    if addr is None:
-        addr = _parse_name_addr(value)
-        if len(value) <= _PARSED_LONGEST:
-            if len(_PARSED) >= _PARSED_MAX:
-                _PARSED.clear()
-            _PARSED[value] = addr
+    if addr is not None:
+        return addr
+    # A From carries a new tag in every call: parse the part before it once, and
+    # add the tag (which must then be a plain token, or the full parse decides).
+    base, sep, tag = value.rpartition(";tag=")
+    if sep and TOKEN.fullmatch(tag):
+        head = _PARSED.get(base)
+        if head is None:
+            with contextlib.suppress(ValueError):
+                head = _remember(base, _parse_name_addr(base))
+        if head is not None:
+            return NameAddr(
+                value,
+                head.display,
+                head.uri,
+                head.bracketed,
+                [*head.params, ("tag", tag)],
+                f"{head.params_raw};tag={tag}",
+            )
+    return _remember(value, _parse_name_addr(value))
+
+
+def _remember(value: str, addr: NameAddr) -> NameAddr:
+    if len(value) <= _PARSED_LONGEST:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[value] = addr
     return addr
 
 

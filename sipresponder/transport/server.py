@@ -100,14 +100,17 @@ class Server:
     def set_scenario(self, scenario: Scenario) -> None:
         self.engine.scenario = scenario
 
-    async def start(self, listen: list[ListenAddress]) -> list[ListenAddress]:
+    async def start(
+        self, listen: list[ListenAddress], *, reuse_port: bool = False
+    ) -> list[ListenAddress]:
+        """Bind the listeners; ``reuse_port`` shares the ports with other workers."""
         self._loop = asyncio.get_running_loop()
         try:
             for addr in listen:
                 if addr.transport == "udp":
-                    self.addresses.append(await self._start_udp(addr))
+                    self.addresses.append(await self._start_udp(addr, reuse_port))
                 else:
-                    self.addresses.append(await self._start_tcp(addr))
+                    self.addresses.append(await self._start_tcp(addr, reuse_port))
         except BaseException:
             await self.close()
             raise
@@ -115,12 +118,14 @@ class Server:
             log.warning("listening on %s", addr, extra={"event": "listening", "address": str(addr)})
         return self.addresses
 
-    async def _start_udp(self, addr: ListenAddress) -> ListenAddress:
+    async def _start_udp(self, addr: ListenAddress, reuse_port: bool) -> ListenAddress:
         family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
             sock.bind((addr.host, addr.port))
@@ -133,7 +138,7 @@ class Server:
         self._udp[listener_id] = protocol
         return ListenAddress("udp", addr.host, sock.getsockname()[1])
 
-    async def _start_tcp(self, addr: ListenAddress) -> ListenAddress:
+    async def _start_tcp(self, addr: ListenAddress, reuse_port: bool) -> ListenAddress:
         loop = self._loop
         assert loop is not None
         try:
@@ -142,6 +147,7 @@ class Server:
                 addr.host,
                 addr.port,
                 reuse_address=True,
+                reuse_port=reuse_port or None,
                 # asyncio's default of 100 makes connects wait for SYN retries during
                 # a burst of connections well below max_connections.
                 backlog=min(max(self.engine.scenario.settings.max_connections, 100),

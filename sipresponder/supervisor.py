@@ -1,0 +1,147 @@
+"""``serve --workers N``: N responder processes sharing the listening ports.
+
+Each worker is a full responder with its own sockets bound with SO_REUSEPORT, so the
+kernel spreads UDP datagrams (by source address and port) and TCP connections
+across them; a client keeps talking to the same worker, which is what stateful
+rules need. The supervisor forks the workers before any event loop exists, forwards
+SIGTERM, SIGINT and SIGHUP to them, and restarts a worker that dies. Stateless To
+tags are the same in every worker: they are keyed by the scenario's tag key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import replace
+from types import FrameType
+
+from .transport.server import ListenAddress
+
+log = logging.getLogger("sipresponder")
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# A worker that dies this soon after starting counts as a failed start; after
+# MAX_QUICK_FAILURES of them in a row the supervisor gives up instead of spinning.
+QUICK_FAILURE = 2.0
+MAX_QUICK_FAILURES = 5
+# Exit status of a worker that could not start (bad listen address, port taken):
+# restarting it would fail the same way.
+SETUP_ERROR = 2
+
+
+def worker_count(text: str) -> int:
+    """--workers: a positive number, or ``auto`` for the CPUs this process may use."""
+    if text == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"--workers {text!r}: expected a positive number or 'auto'")
+    return int(text)
+
+
+def resolve_ports(listen: list[ListenAddress]) -> list[ListenAddress]:
+    """Port 0 means "any free port": choose it here, once, so every worker binds the same.
+
+    The probe socket is closed before the workers bind (a bound UDP socket in the
+    SO_REUSEPORT group would be handed datagrams nobody reads).
+    """
+    out = []
+    for addr in listen:
+        if addr.port != 0:
+            out.append(addr)
+            continue
+        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+        kind = socket.SOCK_DGRAM if addr.transport == "udp" else socket.SOCK_STREAM
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind((addr.host, 0))
+            out.append(replace(addr, port=probe.getsockname()[1]))
+    return out
+
+
+def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
+    """Run ``run_worker(index)`` in ``workers`` forked processes until told to stop."""
+    children: dict[int, int] = {}  # pid -> worker index
+    started: dict[int, float] = {}  # worker index -> when it last started
+    stopping = False
+    status = 0
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if signum != signal.SIGHUP:
+            stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):  # it has just ended
+                os.kill(pid, signum)
+
+    def spawn(index: int) -> None:
+        # Signals wait until the child has its own handlers and the parent knows the
+        # child's pid: neither may run the other's idea of ``forward``.
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                for sig in FORWARDED:
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+                code = run_worker(index)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        children[pid] = index
+        started[index] = time.monotonic()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        for index in range(workers):
+            spawn(index)
+        log.warning(
+            "supervising %d workers (pids %s)",
+            workers,
+            ", ".join(map(str, children)),
+            extra={"event": "workers", "workers": workers},
+        )
+        quick_failures = 0
+        while children:
+            try:
+                pid, wait_status = os.wait()
+            except ChildProcessError:
+                break
+            index = children.pop(pid, None)
+            if index is None or stopping:
+                continue
+            code = os.waitstatus_to_exitcode(wait_status)
+            if code == SETUP_ERROR:
+                log.error("worker %d could not start; stopping", index)
+                status = SETUP_ERROR
+                forward(signal.SIGTERM, None)
+                continue
+            quick = time.monotonic() - started[index] < QUICK_FAILURE
+            quick_failures = quick_failures + 1 if quick else 0
+            if quick_failures >= MAX_QUICK_FAILURES:
+                log.error(
+                    "worker %d died %d times right after starting; stopping", index, quick_failures
+                )
+                status = 1
+                forward(signal.SIGTERM, None)
+                continue
+            log.error(
+                "worker %d (pid %d) ended with status %d; restarting it",
+                index,
+                pid,
+                code,
+                extra={"event": "worker_restart", "worker": index, "status": code},
+            )
+            spawn(index)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status

@@ -1,0 +1,97 @@
+"""The hot path's shortcuts decide exactly what the full grammar code decides.
+
+Each shortcut (the name-addr cache that adds a From tag to a parsed prefix, the
+CSeq fast path, the quote-free list check, the CRLF-only line split) is compared
+with the general code on generated values that stress where they could differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from sipresponder.sip import headers
+from sipresponder.sip.grammar import split_top_level
+from sipresponder.sip.headers import parse_cseq, parse_name_addr
+
+PIECES = st.sampled_from([
+    "sip:alice@example.com", "<sip:bob@10.0.0.1:5060>", '"A;tag=x" ', '"', "<", ">", ";",
+    ";tag=", "tag=", "abc", "1", " ", ";tag=abc", ";foo", "=", ";lr", "\\", "sips:x@y",
+    "TAG", ";tag=a;tag=b", ",", "\t", "é",
+])
+VALUES = st.lists(PIECES, min_size=0, max_size=8).map("".join)
+
+
+def _outcome(parse, value: str):
+    try:
+        addr = parse(value)
+    except ValueError as exc:
+        return ("error", type(exc))
+    return (addr.display, addr.uri, addr.bracketed, addr.params, addr.params_raw)
+
+
+@settings(max_examples=800, deadline=None)
+@given(VALUES, VALUES)
+@example("<sip:a@b>", ";tag=x")
+@example('"x;tag=y" <sip:a@b>', "")
+@example("<sip:a@b>;foo=", ";tag=x")
+@example("<sip:a@b", ";tag=x>")
+def test_name_addr_with_cached_prefix_equals_full_parse(prefix: str, rest: str) -> None:
+    headers._PARSED.clear()
+    value = prefix + rest
+    with contextlib.suppress(ValueError):
+        parse_name_addr(prefix)  # warm the cache the way the first request of a call does
+    assert _outcome(parse_name_addr, value) == _outcome(headers._parse_name_addr, value)
+
+
+def test_many_tags_do_not_recurse() -> None:
+    value = "<sip:a@b>" + ";tag=x" * 20000
+    assert parse_name_addr(value).tag == "x"
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.text(alphabet="0123456789 INVITEOPTSACKBYE\t²x", max_size=16))
+@example("1 INVITE")
+@example("² INVITE")
+@example("1234567890 INVITE")
+def test_cseq_fast_path_equals_grammar(value: str) -> None:
+    def slow(text: str):
+        m = headers._CSEQ.fullmatch(text.strip(headers.WSP))
+        if m is None or not headers.TOKEN.fullmatch(m[2]):
+            return "error"
+        if len(m[1].lstrip("0")) > 10 or int(m[1]) > headers.MAX_CSEQ:
+            return "error"
+        return int(m[1]), m[2]
+
+    try:
+        fast = parse_cseq(value)
+    except ValueError:
+        fast = "error"
+    assert fast == slow(value)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.text(alphabet='<>"a,; \\', max_size=12))
+def test_quote_free_list_check_is_exact(row: str) -> None:
+    if '"' in row:
+        return
+    try:
+        split_top_level(row)
+        ok = True
+    except ValueError:
+        ok = False
+    assert ok == (row.rfind("<") <= row.rfind(">"))
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(st.sampled_from(["\r\n", "\n", "\r", "Via: x", " y", ":", "\r\r\n", "\n\r"]),
+                max_size=10).map("".join))
+def test_crlf_only_split_agrees_with_the_general_one(head: str) -> None:
+    # parse_request splits on CRLF when every CR and LF is part of one; the general
+    # split (on LF, then dropping a CR before it) must give the same lines then.
+    crlf = head.count("\r\n")
+    if crlf == head.count("\n") == head.count("\r"):
+        general = [line[:-1] if line.endswith("\r") else line for line in head.split("\n")]
+        assert head.split("\r\n") == general
