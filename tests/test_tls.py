@@ -71,7 +71,7 @@ def test_self_signed_near_expiry_is_remade(tmp_path: Path,
 
 
 def test_broken_pair_is_remade(tmp_path: Path) -> None:
-    cert, key = self_signed(tmp_path)
+    _, key = self_signed(tmp_path)
     key.write_bytes(b"-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n")
     cert2, key2 = self_signed(tmp_path)
     ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert2, key2)

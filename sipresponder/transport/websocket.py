@@ -46,7 +46,8 @@ class WebSocketListeners:
         # Any path: RFC 7118 does not name one, and clients use "/", "/ws", "/sip"...
         app.router.add_get("/{path:.*}", self._handle)
         # access_log=None: one log line per SIP message is the engine's job.
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=CLOSE_TIMEOUT)
         self._setup = False
 
     async def start(self, addr: ListenAddress, ssl_context: ssl.SSLContext | None
@@ -69,7 +70,7 @@ class WebSocketListeners:
             raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
         settings = self.server.engine.scenario.settings
         site = web.SockSite(
-            self._runner, sock, ssl_context=ssl_context, shutdown_timeout=CLOSE_TIMEOUT,
+            self._runner, sock, ssl_context=ssl_context,
             backlog=min(max(settings.max_connections, 100), socket.SOMAXCONN),
         )
         await site.start()
