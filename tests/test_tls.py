@@ -239,3 +239,27 @@ def test_default_scenario_over_every_transport_routes_to_the_connection() -> Non
         [send] = engine.handle(make_request("OPTIONS", "sips:200@h", transport=transport.upper()),
                                Source(transport, ("10.0.0.1", 4), ("10.0.0.2", 5), 9), 0.0)
         assert (send.transport, send.conn, send.remote) == (transport, 9, ("10.0.0.1", 4))
+
+
+@pytest.mark.parametrize(("transport", "ruri", "headers", "contact"), [
+    # RFC 3261 12.1.1: the top Record-Route decides when there is one...
+    ("tls", "sip:a@h", [("Record-Route", "<sips:proxy.example.com;lr>")], "<sips:sipresponder@10.0.0.2:5061>"),
+    ("tls", "sip:a@h", [("Record-Route", "<sip:proxy.example.com;lr>, <sips:p2;lr>"),
+                        ("Contact", "<sips:a@client>")], "<sip:sipresponder@10.0.0.2:5061;transport=tls>"),
+    # ...else the Contact.
+    ("tls", "sip:a@h", [("Contact", "<sips:a@client>")], "<sips:sipresponder@10.0.0.2:5061>"),
+    ("wss", "sip:a@h", [("Contact", "<sips:a@client;transport=ws>")], "<sips:sipresponder@10.0.0.2:5061;transport=ws>"),
+    # sips: over an insecure transport does not make our Contact lie about TLS.
+    ("tcp", "sips:a@h", [], "<sip:sipresponder@10.0.0.2:5061;transport=tcp>"),
+    ("ws", "sips:a@h", [], "<sip:sipresponder@10.0.0.2:5061;transport=ws>"),
+    ("udp", "sip:a@h", [], "<sip:sipresponder@10.0.0.2:5061>"),
+])
+def test_own_contact_follows_the_dialog(transport: str, ruri: str,
+                                        headers: list[tuple[str, str]], contact: str) -> None:
+    engine = Engine(parse_scenario((SCENARIOS / "default.toml").read_bytes(), "default"))
+    request = make_request("INVITE", ruri, transport=transport.upper(), headers=headers)
+    [send] = engine.handle(request, Source(transport, ("10.0.0.1", 4), ("10.0.0.2", 5061), 3),
+                           0.0)
+    response = parse_response(send.data)
+    assert response.code == 200
+    assert response.get("Contact") == contact
