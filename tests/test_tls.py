@@ -99,6 +99,12 @@ def test_cli_reports_an_unloadable_certificate(tmp_path: Path,
     assert f"cannot load TLS certificate {bad}" in capsys.readouterr().err
 
 
+def test_cli_wants_both_cert_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["serve", "--listen", "tls:127.0.0.1:0", "--tls-cert", str(tmp_path / "c.pem")])
+    assert code == 2
+    assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
+
+
 def test_parse_listen_takes_the_new_transports() -> None:
     assert str(parse_listen("TLS:[::1]:5061")) == "tls:[::1]:5061"
     assert parse_listen("ws:127.0.0.1:80").transport == "ws"
