@@ -72,6 +72,27 @@ async def test_binary_frame_gets_a_binary_response_and_no_content_length_is_need
     assert entry.raw.endswith(b"\r\n\r\nhello")
 
 
+async def test_sdp_offer_without_content_length_is_answered() -> None:
+    """The body of a WebSocket message without Content-Length is the rest of the
+    message: an INVITE's SDP offer gets an answer to it (its only codec, PCMA), not
+    an offer of our own."""
+    offer = (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+             b"m=audio 5004 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n")
+    request = ws_request("INVITE", "sip:alice@127.0.0.1", body=offer,
+                         headers=[("Content-Type", "application/sdp")])
+    request = request.replace(f"Content-Length: {len(offer)}\r\n".encode(), b"")
+    assert b"Content-Length" not in request
+    async with (
+        Responder(listen=["ws:127.0.0.1:0"]) as r,
+        connect(r.ws_url(), subprotocols=["sip"], open_timeout=TIMEOUT) as ws,
+    ):
+        [raw] = await exchange(ws, request.decode())
+    resp = parse_response(raw.encode())
+    assert resp.code == 200
+    [m_line] = [line for line in resp.body.decode().split("\r\n") if line.startswith("m=")]
+    assert m_line.endswith(" RTP/AVP 8"), resp.body
+
+
 @pytest.mark.parametrize(("transport", "ruri", "contact"), [
     ("ws", "sip:alice@127.0.0.1", "<sip:sipresponder@127.0.0.1:{port};transport=ws>"),
     ("wss", "sip:alice@127.0.0.1", "<sip:sipresponder@127.0.0.1:{port};transport=ws>"),
