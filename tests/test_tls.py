@@ -211,6 +211,19 @@ async def test_tls_idle_timeout_and_connection_cap(tls_dir: Path) -> None:
         assert r.server.engine.counters["tcp_idle_closed"] == 1
 
 
+async def test_stalled_tls_handshake_is_closed_after_the_read_timeout(tls_dir: Path) -> None:
+    scenario = "[settings]\ntcp_read_timeout = 0.3\n"
+    async with Responder(scenario, listen=["tls:127.0.0.1:0"],
+                         tls=TLSOptions(directory=tls_dir)) as r:
+        # Plain TCP that never says ClientHello.
+        reader, writer = await asyncio.open_connection("127.0.0.1", r.address("tls")[1])
+        try:
+            # asyncio's own default would keep it 60 s: wait_for would time out.
+            assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+        finally:
+            writer.close()
+
+
 async def test_own_certificate_files(tls_dir: Path, tmp_path: Path) -> None:
     """--tls-cert/--tls-key: that pair is served, the cache folder is not touched."""
     cert, key = tls_dir / tls.CERT_NAME, tls_dir / tls.KEY_NAME

@@ -168,6 +168,9 @@ class Server:
         assert loop is not None
         # TLS is TCP with asyncio's ssl= underneath: the same framing, limits and timers.
         ssl_context = self.ssl_context() if addr.transport == "tls" else None
+        # A handshake that stalls is an incomplete message too (asyncio's default: 60 s).
+        handshake_timeout = (self.engine.scenario.settings.tcp_read_timeout or None
+                             if ssl_context is not None else None)
         try:
             server = await loop.create_server(
                 lambda: _TCPProtocol(self, next(self._ids), addr.host, addr.transport),
@@ -179,6 +182,7 @@ class Server:
                 backlog=min(max(self.engine.scenario.settings.max_connections, 100),
                             socket.SOMAXCONN),
                 ssl=ssl_context,
+                ssl_handshake_timeout=handshake_timeout,
             )
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
