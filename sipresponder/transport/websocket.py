@@ -98,7 +98,8 @@ class WebSocketListeners:
         engine = server.engine
         settings = engine.scenario.settings
         transport = request.transport
-        assert transport is not None
+        if transport is None:  # the peer left before its request was handled
+            return web.Response(status=400)
         name = "wss" if request.secure else "ws"
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
