@@ -373,7 +373,7 @@ OPENAPI: dict[str, Any] = {
             "Entry": {"type": "object", "properties": {
                 "seq": {"type": "integer"},
                 "time": {"type": "number", "description": "the server's monotonic clock"},
-                "transport": {"type": "string", "enum": ["udp", "tcp"]},
+                "transport": {"type": "string", "enum": ["udp", "tcp", "tls", "ws", "wss"]},
                 "remote": {"type": "array", "description": "[ip, port]",
                            "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}},
                 "raw": {"type": "string", "description": "the octets received, as latin-1"},

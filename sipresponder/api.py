@@ -19,6 +19,7 @@ from .journal import Journal, JournalEntry
 from .scenario.loader import load_scenario, parse_scenario
 from .scenario.model import Scenario
 from .transport.server import ListenAddress, Server, parse_listen
+from .transport.tls import TLSOptions
 
 DEFAULT_LISTEN = ("udp:127.0.0.1:0", "tcp:127.0.0.1:0")
 
@@ -72,20 +73,25 @@ def describe(entries: list[JournalEntry]) -> str:
 
 
 class Responder:
-    """An in-process responder for tests (asyncio)."""
+    """An in-process responder for tests (asyncio).
+
+    ``listen`` may name tls:, ws: and wss: listeners too; ``tls`` says where their
+    certificate comes from (default: the self-signed lab certificate).
+    """
 
     def __init__(self, scenario: Scenario | str | Path | None = None,
                  listen: list[str] | tuple[str, ...] = DEFAULT_LISTEN,
-                 journal_size: int = 1000) -> None:
+                 journal_size: int = 1000, *, tls: TLSOptions | None = None) -> None:
         self._scenario = as_scenario(scenario)
         self._listen = [parse_listen(x) for x in listen]
+        self._tls = tls
         self.journal = Journal(journal_size)
         self.server: Server | None = None
         self.addresses: list[ListenAddress] = []
         self._changed: asyncio.Event | None = None
 
     async def start(self) -> Responder:
-        self.server = Server(self._scenario)
+        self.server = Server(self._scenario, self._tls)
         self.server.engine.journal = self.journal
         self._changed = asyncio.Event()
         self.journal.listeners.append(lambda entry: self._changed.set())  # type: ignore[union-attr]
@@ -114,7 +120,20 @@ class Responder:
         host, port = self.address(transport)
         host = f"[{host}]" if ":" in host else host
         suffix = "" if transport == "udp" else f";transport={transport}"
+        if transport == "wss":
+            suffix = ";transport=ws"  # RFC 7118 5.2 names only "ws", for ws and wss alike
         return f"sip:{user}@{host}:{port}{suffix}"
+
+    def ws_url(self, transport: str = "ws") -> str:
+        """The URL a WebSocket client connects to: ws://127.0.0.1:PORT/ (or wss://)."""
+        host, port = self.address(transport)
+        host = f"[{host}]" if ":" in host else host
+        return f"{transport}://{host}:{port}/"
+
+    @property
+    def tls_certificate(self) -> Path | None:
+        """The certificate tls:/wss: clients should trust (None before any is loaded)."""
+        return self.server.tls_certificate if self.server is not None else None
 
     def requests(self, method: str | None = None, uri: str | None = None,
                  headers: dict[str, str] | None = None, rule: str | None = None,
@@ -166,8 +185,8 @@ class SyncResponder:
 
     def __init__(self, scenario: Scenario | str | Path | None = None,
                  listen: list[str] | tuple[str, ...] = DEFAULT_LISTEN,
-                 journal_size: int = 1000) -> None:
-        self._async = Responder(scenario, listen, journal_size)
+                 journal_size: int = 1000, *, tls: TLSOptions | None = None) -> None:
+        self._async = Responder(scenario, listen, journal_size, tls=tls)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="sipresponder")
@@ -207,6 +226,13 @@ class SyncResponder:
 
     def uri(self, user: str, transport: str = "udp") -> str:
         return self._async.uri(user, transport)
+
+    def ws_url(self, transport: str = "ws") -> str:
+        return self._async.ws_url(transport)
+
+    @property
+    def tls_certificate(self) -> Path | None:
+        return self._async.tls_certificate
 
     def requests(self, *args: Any, **kwargs: Any) -> list[JournalEntry]:
         return self._call(_immediate, self._async.requests, *args, **kwargs)

@@ -50,7 +50,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "-l",
         action="append",
         metavar="PROTO:HOST:PORT",
-        help="udp or tcp listener, repeatable; IPv6 as udp:[::1]:5060 "
+        help="udp, tcp, tls, ws or wss listener, repeatable; IPv6 as udp:[::1]:5060 "
         f"(default: {' and '.join(DEFAULT_LISTEN)})",
     )
     serve.add_argument(
@@ -59,6 +59,16 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="processes sharing the listening ports (SO_REUSEPORT); 'auto': one per CPU "
         "(default 1)",
+    )
+    serve.add_argument(
+        "--tls-cert", metavar="FILE",
+        help="PEM certificate (chain) for tls: and wss: listeners; with --tls-key",
+    )
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--tls-dir", metavar="DIR",
+        help="where the self-signed lab certificate is made and reused when --tls-cert "
+        "is not given (default: $XDG_CACHE_HOME/sipresponder or ~/.cache/sipresponder)",
     )
     serve.add_argument("--log-format", choices=("human", "json"), default="human")
     serve.add_argument(
@@ -166,6 +176,7 @@ def read_scenario(path: str) -> tuple[Scenario, str]:
 def _serve(args: argparse.Namespace) -> int:
     from .supervisor import resolve_ports, supervise, worker_count
     from .transport.server import parse_listen
+    from .transport.tls import TLSOptions
 
     configure_logging(args.log_format, args.log_level)
     path = args.scenario or str(bundled_scenario())
@@ -173,6 +184,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         scenario, text = read_scenario(path)
         listen = [parse_listen(item) for item in (args.listen or DEFAULT_LISTEN)]
+        args.tls = TLSOptions(*(Path(p) if p else None
+                                for p in (args.tls_cert, args.tls_key, args.tls_dir)))
         if args.admin_token is not None and args.admin is None:
             raise ValueError("--admin-token needs --admin")
         if args.admin is not None:
@@ -229,7 +242,7 @@ async def _run(
 
     admin = None
     if admin_address is None:
-        server = Server(scenario)
+        server = Server(scenario, args.tls)
         await server.start(listen, reuse_port=reuse_port)
         stop_server = server.close
 
@@ -239,7 +252,8 @@ async def _run(
         from .admin import Admin
         from .api import Responder
 
-        responder = Responder(scenario, [str(a) for a in listen], args.journal_size)
+        responder = Responder(scenario, [str(a) for a in listen], args.journal_size,
+                              tls=args.tls)
         await responder.start()
         stop_server = responder.stop
         admin = Admin(responder, text, args.admin_token, base_dir=Path(path).parent)

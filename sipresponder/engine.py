@@ -31,6 +31,9 @@ log = logging.getLogger("sipresponder")
 # Compiled responses kept per response spec (one per code, method, transport and
 # local address actually seen).
 _PLANS_PER_SPEC = 256
+# Transports where one arrival is one whole message (RFC 7118 5.1 for WebSocket): a
+# missing Content-Length means the body runs to the end, as in a datagram.
+_MESSAGE_TRANSPORTS = frozenset({"udp", "ws", "wss"})
 
 
 class Engine:
@@ -125,7 +128,7 @@ class Engine:
         try:
             request = parse_request(
                 data,
-                datagram=source.transport == "udp",
+                datagram=source.transport in _MESSAGE_TRANSPORTS,
                 max_headers=settings.max_headers,
                 max_line_length=settings.max_line_length,
                 strict_length=scenario.switch("content_length"),

@@ -13,7 +13,7 @@ class Source:
     response on TCP goes back on the same connection (RFC 3261 18.2.2).
     """
 
-    transport: str  # "udp" or "tcp"
+    transport: str  # "udp", "tcp", "tls", "ws" or "wss"
     remote: tuple[str, int]
     local: tuple[str, int]
     conn: int | None = None

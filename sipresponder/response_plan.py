@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from .codes import HEADER_FIELDS, reason_for, requirements
 from .scenario.template import RenderContext, Template, compile_template
+from .sip.grammar import split_top_level
 from .sip.headers import parse_name_addr
 from .sip.response import CRLF, Echo, accepts, one_line
 from .sip.sdp import make_answer, make_offer
@@ -37,6 +38,10 @@ DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 _DEFAULT_EXPIRES = 3600
 # Required headers the scenario's settings fill in when a rule does not.
 _DERIVED = frozenset({"Allow", "Accept", "Accept-Encoding", "Accept-Language"})
+# The URI transport parameter of our own Contact per transport (RFC 3261 19.1.1;
+# RFC 7118 5.2 defines only "ws", which with sips: means a secure WebSocket).
+_URI_TRANSPORT = {"udp": "", "tcp": ";transport=tcp", "tls": ";transport=tls",
+                  "ws": ";transport=ws", "wss": ";transport=ws"}
 
 
 @dataclass(slots=True)
@@ -125,7 +130,7 @@ def compile_response(
     if method in DIALOG_METHODS and 100 < code < 300:
         parts.insert(0, _record_route)
         if "contact" not in present:
-            parts.append(f"Contact: {own_contact(source)}{CRLF}")
+            parts.append(own_contact_line(source))
     elif 200 <= code < 300:
         if method == "OPTIONS":
             # RFC 3261 11.2: capabilities in the 200 to OPTIONS.
@@ -164,8 +169,46 @@ def own_contact(source: Source) -> str:
     """
     ip, port = source.local
     host = f"[{ip}]" if ":" in ip else ip
-    transport = "" if source.transport == "udp" else f";transport={source.transport}"
+    transport = _URI_TRANSPORT.get(source.transport, f";transport={source.transport}")
     return f"<sip:sipresponder@{host}:{port}{transport}>"
+
+
+def own_contact_line(source: Source) -> str | Lines:
+    """The Contact header line of a dialog-creating response on ``source``.
+
+    Literal, except on TLS and WSS: there a dialog the request made secure gets a
+    sips: Contact (RFC 3261 12.1.1), which depends on the request. sips: implies
+    TLS, so over TLS it needs no transport parameter (the deprecated transport=tls
+    is only used with sip:, RFC 5630 3.1.3).
+    """
+    plain = f"Contact: {own_contact(source)}{CRLF}"
+    if source.transport not in ("tls", "wss"):
+        return plain
+    ip, port = source.local
+    host = f"[{ip}]" if ":" in ip else ip
+    transport = ";transport=ws" if source.transport == "wss" else ""
+    secure = f"Contact: <sips:sipresponder@{host}:{port}{transport}>{CRLF}"
+
+    def render(ctx: RenderContext) -> str:
+        return secure if _sips_dialog(ctx.request) else plain
+
+    return render
+
+
+def _sips_dialog(request: Request) -> bool:
+    """RFC 3261 12.1.1: a SIPS Request-URI, or a SIPS top Record-Route, or (without
+    Record-Route) a SIPS Contact makes the dialog secure."""
+    if request.uri.scheme == "sips":
+        return True
+    routes = request.fields.get("record-route")
+    rows = routes if routes else request.fields.get("contact", ())
+    if not rows:
+        return False
+    try:
+        first = parse_name_addr(split_top_level(rows[0])[0])
+    except (ValueError, IndexError):
+        return False
+    return first.uri.scheme == "sips"
 
 
 def _derived(header: str, scenario: Scenario) -> str | None:

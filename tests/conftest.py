@@ -62,3 +62,14 @@ async def responder_factory() -> AsyncIterator[Callable]:
 @pytest.fixture
 async def responder(responder_factory: Callable) -> RunningResponder:
     return await responder_factory()
+
+
+@pytest.fixture(scope="session")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the self-signed lab certificate, made once per test session
+    (an RSA key takes a noticeable fraction of a second)."""
+    from sipresponder.transport.tls import self_signed
+
+    directory = tmp_path_factory.mktemp("tls")
+    self_signed(directory)
+    return directory

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import re
+import ssl as _ssl
 from dataclasses import dataclass, field
 
 import asyncio_dgram
@@ -154,8 +155,10 @@ class TCPClient:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def connect(cls, port: int, host: str = "127.0.0.1") -> TCPClient:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def connect(cls, port: int, host: str = "127.0.0.1",
+                      ssl: _ssl.SSLContext | None = None) -> TCPClient:
+        """A TCP connection, or TLS over it with ``ssl`` (the client's trust settings)."""
+        reader, writer = await asyncio.open_connection(host, port, ssl=ssl)
         return cls(reader, writer)
 
     async def send(self, data: bytes) -> None:

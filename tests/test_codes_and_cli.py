@@ -72,7 +72,7 @@ def test_serve_refuses_a_bad_listen_address() -> None:
     proc = subprocess.run([sys.executable, "-m", "sipresponder", "serve", "--listen", "sctp:1.2.3.4:5"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
-    assert "expected PROTO:HOST:PORT with PROTO udp or tcp" in proc.stderr
+    assert "expected PROTO:HOST:PORT with PROTO udp, tcp, tls, ws, wss" in proc.stderr
 
 
 def test_json_log_lines_carry_the_event_fields() -> None:

@@ -123,6 +123,6 @@ def test_parse_listen() -> None:
 
     assert parse_listen("udp:[::1]:5060") == ListenAddress("udp", "::1", 5060)
     assert parse_listen("TCP:127.0.0.1:0") == ListenAddress("tcp", "127.0.0.1", 0)
-    for bad in ("udp:::1:5060", "udp:127.0.0.1", "tls:1.2.3.4:5061", "udp:h:99999"):
+    for bad in ("udp:::1:5060", "udp:127.0.0.1", "sctp:1.2.3.4:5061", "udp:h:99999"):
         with pytest.raises(ValueError):
             parse_listen(bad)

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 from ..sip.grammar import canonical_name
 from .model import Check
 
+# What Source.transport can be (transport.server.TRANSPORTS, not imported: no I/O here).
+_TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
+
 if TYPE_CHECKING:
     from ..peer import Source
     from ..sip.message import Request
@@ -117,9 +120,10 @@ def compile_checks(match: dict[str, Any]) -> list[Check]:
         value = match["transport"]
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(
-            isinstance(v, str) and v.lower() in ("udp", "tcp") for v in items
+            isinstance(v, str) and v.lower() in _TRANSPORTS for v in items
         ):
-            raise ValueError('transport: must be "udp", "tcp" or a list of them')
+            raise ValueError('transport: must be "udp", "tcp", "tls", "ws", "wss" or a list '
+                             'of them')
         wanted = frozenset(v.lower() for v in items)
         checks.append(
             Check(f"transport in {sorted(wanted)}", lambda r, s, w=wanted: s.transport in w)

@@ -11,25 +11,33 @@ import functools
 import itertools
 import logging
 import socket
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 from ..engine import Engine
 from ..latency import LatencyHistogram
 from ..peer import Send, Source
 from ..scenario.model import Scenario
 from ..sip.framing import FramingError, Message, Ping, StreamFramer
+from .tls import TLSOptions, server_context
+
+if TYPE_CHECKING:
+    from .websocket import WebSocketListeners
 
 log = logging.getLogger("sipresponder")
 
 # Both ends need large socket buffers or UDP drops datagrams well below CPU
 # saturation (measured: net.core.rmem_max is 4 MiB on these machines).
 SOCKET_BUFFER = 4 * 1024 * 1024
+TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
 
 
 @dataclass(frozen=True, slots=True)
 class ListenAddress:
-    transport: str  # "udp" or "tcp"
+    transport: str  # one of TRANSPORTS
     host: str
     port: int
 
@@ -58,8 +66,9 @@ def parse_listen(text: str) -> ListenAddress:
     """PROTO:HOST:PORT, with IPv6 hosts in brackets: udp:[::1]:5060."""
     transport, sep, rest = text.partition(":")
     transport = transport.lower()
-    if not sep or transport not in ("udp", "tcp"):
-        raise ValueError(f"{text!r}: expected PROTO:HOST:PORT with PROTO udp or tcp")
+    if not sep or transport not in TRANSPORTS:
+        raise ValueError(
+            f"{text!r}: expected PROTO:HOST:PORT with PROTO {', '.join(TRANSPORTS)}")
     if ":" not in rest:
         raise ValueError(f"{text!r}: expected PROTO:HOST:PORT")
     try:
@@ -85,8 +94,12 @@ def _local_ip_towards(remote_ip: str, bound_ip: str) -> str:
 
 
 class Server:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, tls: TLSOptions | None = None) -> None:
         self.engine = Engine(scenario)
+        self.tls = tls or TLSOptions()
+        self._ssl: ssl.SSLContext | None = None
+        self.tls_certificate: Path | None = None  # the file tls:/wss: clients should trust
+        self._ws: WebSocketListeners | None = None
         self.latency = LatencyHistogram()  # time from a message's arrival to its answer
         self.addresses: list[ListenAddress] = []
         self._udp: dict[int, _UDPProtocol] = {}
@@ -109,6 +122,8 @@ class Server:
             for addr in listen:
                 if addr.transport == "udp":
                     self.addresses.append(await self._start_udp(addr, reuse_port))
+                elif addr.transport in ("ws", "wss"):
+                    self.addresses.append(await self._start_ws(addr, reuse_port))
                 else:
                     self.addresses.append(await self._start_tcp(addr, reuse_port))
         except BaseException:
@@ -138,12 +153,32 @@ class Server:
         self._udp[listener_id] = protocol
         return ListenAddress("udp", addr.host, sock.getsockname()[1])
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """One context for all tls: and wss: listeners, made (or loaded) on first use."""
+        if self._ssl is None:
+            self._ssl, self.tls_certificate = server_context(self.tls)
+        return self._ssl
+
+    async def _start_ws(self, addr: ListenAddress, reuse_port: bool) -> ListenAddress:
+        if self._ws is None:
+            # aiohttp is imported only by servers that speak WebSocket.
+            from .websocket import WebSocketListeners
+
+            self._ws = WebSocketListeners(self)
+        ssl_context = self.ssl_context() if addr.transport == "wss" else None
+        return await self._ws.start(addr, ssl_context, reuse_port)
+
     async def _start_tcp(self, addr: ListenAddress, reuse_port: bool) -> ListenAddress:
         loop = self._loop
         assert loop is not None
+        # TLS is TCP with asyncio's ssl= underneath: the same framing, limits and timers.
+        ssl_context = self.ssl_context() if addr.transport == "tls" else None
+        # A handshake that stalls is an incomplete message too (asyncio's default: 60 s).
+        handshake_timeout = (self.engine.scenario.settings.tcp_read_timeout or None
+                             if ssl_context is not None else None)
         try:
             server = await loop.create_server(
-                lambda: _TCPProtocol(self, next(self._ids), addr.host),
+                lambda: _TCPProtocol(self, next(self._ids), addr.host, addr.transport),
                 addr.host,
                 addr.port,
                 reuse_address=True,
@@ -152,11 +187,13 @@ class Server:
                 # a burst of connections well below max_connections.
                 backlog=min(max(self.engine.scenario.settings.max_connections, 100),
                             socket.SOMAXCONN),
+                ssl=ssl_context,
+                ssl_handshake_timeout=handshake_timeout,
             )
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
         self._servers.append(server)
-        return ListenAddress("tcp", addr.host, server.sockets[0].getsockname()[1])
+        return ListenAddress(addr.transport, addr.host, server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
         if self._timer is not None:
@@ -171,6 +208,8 @@ class Server:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        if self._ws is not None:
+            await self._ws.close()
 
     def limit_hit(self, kind: str, message: str) -> None:
         self.engine.limit_log.hit(kind, "%s", message)
@@ -182,6 +221,8 @@ class Server:
                 udp = self._udp.get(send.conn)  # type: ignore[arg-type]
                 if udp is not None and udp.transport is not None and send.data:
                     udp.transport.sendto(send.data, send.remote)
+            elif send.transport in ("ws", "wss"):
+                self._ws.send(send)  # type: ignore[union-attr]
             else:
                 conn = self._tcp.get(send.conn)  # type: ignore[arg-type]
                 if conn is None:
@@ -240,10 +281,11 @@ class _UDPProtocol(asyncio.DatagramProtocol):
 
 
 class _TCPProtocol(asyncio.Protocol):
-    def __init__(self, server: Server, conn_id: int, bound_ip: str) -> None:
+    def __init__(self, server: Server, conn_id: int, bound_ip: str, name: str = "tcp") -> None:
         self.server = server
         self.conn_id = conn_id
         self.bound_ip = bound_ip
+        self.name = name  # "tcp" or "tls": what the engine and the logs call this transport
         settings = server.engine.scenario.settings
         self.framer = StreamFramer(settings.max_message_size)
         self.transport: asyncio.Transport | None = None
@@ -256,7 +298,7 @@ class _TCPProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
-        self.source = Source("tcp", (peer[0], peer[1]), (local[0], local[1]), self.conn_id)
+        self.source = Source(self.name, (peer[0], peer[1]), (local[0], local[1]), self.conn_id)
         server = self.server
         settings = server.engine.scenario.settings
         if len(server._tcp) >= settings.max_connections:

@@ -15,7 +15,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -25,7 +26,7 @@ from tests.conftest import ROOT
 START_TIMEOUT = 20.0  # seconds until both "listening on" lines; a cold CI start is slow
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and the exit
 
-_LISTENING = re.compile(r"listening on (udp|tcp):127\.0\.0\.1:([0-9]+)")
+_LISTENING = re.compile(r"listening on (udp|tcp|tls|ws|wss):127\.0\.0\.1:([0-9]+)")
 # What a clean run never prints: the responder's own ERROR/CRITICAL lines, and an
 # asyncio "Exception in callback" or any other traceback.
 _TROUBLE = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback|Exception in callback")
@@ -36,6 +37,7 @@ class ResponderProcess:
     proc: subprocess.Popen[str]
     udp_port: int = 0
     tcp_port: int = 0
+    ports: dict[str, int] = field(default_factory=dict)  # by transport
     log: list[str] = field(default_factory=list)
 
     @property
@@ -43,9 +45,10 @@ class ResponderProcess:
         return "".join(self.log)
 
 
-def _start(extra_args: list[str]) -> tuple[ResponderProcess, threading.Thread]:
-    cmd = [sys.executable, "-m", "sipresponder", "serve",
-           "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0",
+def _start(extra_args: list[str], transports: Sequence[str] = ("udp", "tcp")
+           ) -> tuple[ResponderProcess, threading.Thread]:
+    listen = [arg for t in transports for arg in ("--listen", f"{t}:127.0.0.1:0")]
+    cmd = [sys.executable, "-m", "sipresponder", "serve", *listen,
            "--log-level", "warning", *extra_args]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
@@ -62,18 +65,19 @@ def _start(extra_args: list[str]) -> tuple[ResponderProcess, threading.Thread]:
             match = _LISTENING.search(line)
             if match:
                 ports[match[1]] = int(match[2])
-                if len(ports) == 2:
+                if len(ports) == len(transports):
                     ready.set()
         ready.set()  # EOF: the process died before it listened (or is exiting)
 
     reader = threading.Thread(target=drain, name="responder-stderr", daemon=True)
     reader.start()
-    if not ready.wait(START_TIMEOUT) or len(ports) != 2:
+    if not ready.wait(START_TIMEOUT) or len(ports) != len(transports):
         _stop(proc)
         reader.join(5)
-        pytest.fail(f"responder did not report both listening ports within "
+        pytest.fail(f"responder did not report all {len(transports)} listening ports within "
                     f"{START_TIMEOUT}s (exit code {proc.returncode}):\n{running.log_text}")
-    running.udp_port, running.tcp_port = ports["udp"], ports["tcp"]
+    running.ports = ports
+    running.udp_port, running.tcp_port = ports.get("udp", 0), ports.get("tcp", 0)
     return running, reader
 
 
@@ -91,10 +95,11 @@ def _stop(proc: subprocess.Popen[str]) -> bool:
         return False
 
 
-@pytest.fixture
-def responder_process() -> Iterator[ResponderProcess]:
-    """The default scenario served over UDP and TCP on 127.0.0.1, OS-picked ports."""
-    running, reader = _start([])
+@contextmanager
+def run_responder(extra_args: Sequence[str] = (),
+                  transports: Sequence[str] = ("udp", "tcp")) -> Iterator[ResponderProcess]:
+    """The responder as a subprocess; on exit, checks it stopped cleanly and quietly."""
+    running, reader = _start(list(extra_args), transports)
     try:
         yield running
     finally:
@@ -106,6 +111,13 @@ def responder_process() -> Iterator[ResponderProcess]:
     assert not reader.is_alive(), "responder's stderr stayed open after it exited"
     trouble = [line for line in running.log if _TROUBLE.search(line)]
     assert not trouble, "responder logged errors:\n" + running.log_text
+
+
+@pytest.fixture
+def responder_process() -> Iterator[ResponderProcess]:
+    """The default scenario served over UDP and TCP on 127.0.0.1, OS-picked ports."""
+    with run_responder() as running:
+        yield running
 
 
 def free_port(host: str = "127.0.0.1") -> int:

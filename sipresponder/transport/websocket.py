@@ -1,0 +1,212 @@
+"""SIP over WebSocket (RFC 7118): the ws: and wss: listeners, on aiohttp.
+
+Each WebSocket message is one SIP message (RFC 7118 5.1), so no stream framing:
+a message goes to the engine whole, like a datagram, and its responses go back on
+the same WebSocket (the engine's Send names the connection). The handshake must
+offer the ``sip`` subprotocol (RFC 7118 4); one that does not is refused with 400
+before the upgrade, so that a client speaking some other protocol learns it at
+once instead of getting SIP it cannot read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from ..peer import Send, Source
+
+if TYPE_CHECKING:
+    from .server import ListenAddress, Server
+
+log = logging.getLogger("sipresponder")
+
+SUBPROTOCOL = "sip"
+# Messages up to this many times max_message_size reach the engine, which answers
+# 513 to those over max_message_size (as on TCP); larger ones make aiohttp close the
+# WebSocket with 1009 Message Too Big without buffering them whole.
+OVERSIZE_FACTOR = 2
+# aiohttp answers WebSocket pings itself; this bounds the closing handshake.
+CLOSE_TIMEOUT = 5.0
+
+
+class WebSocketListeners:
+    """Every ws: and wss: listener of one Server, and their open connections."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.connections: dict[int, _Connection] = {}
+        app = web.Application()
+        # Any path: RFC 7118 does not name one, and clients use "/", "/ws", "/sip"...
+        app.router.add_get("/{path:.*}", self._handle)
+        # access_log=None: one log line per SIP message is the engine's job.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=CLOSE_TIMEOUT)
+        self._setup = False
+
+    async def start(self, addr: ListenAddress, ssl_context: ssl.SSLContext | None,
+                    reuse_port: bool = False) -> ListenAddress:
+        from .server import ListenAddress
+
+        if not self._setup:
+            await self._runner.setup()
+            self._setup = True
+        # Our own socket: the OS-picked port is then known without aiohttp internals.
+        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:  # --workers: every worker listens on the same port
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((addr.host, addr.port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
+        settings = self.server.engine.scenario.settings
+        site = web.SockSite(
+            self._runner, sock, ssl_context=ssl_context,
+            backlog=min(max(settings.max_connections, 100), socket.SOMAXCONN),
+        )
+        await site.start()
+        return ListenAddress(addr.transport, addr.host, sock.getsockname()[1])
+
+    async def close(self) -> None:
+        for conn in list(self.connections.values()):
+            conn.close()
+        if self._setup:
+            await self._runner.cleanup()
+
+    def send(self, send: Send) -> None:
+        """Hand the engine's output to the WebSocket it names (server.dispatch calls this)."""
+        conn = self.connections.get(send.conn)  # type: ignore[arg-type]
+        if conn is None:
+            log.info("websocket %s to %s:%d is gone; response dropped", send.conn, *send.remote)
+            return
+        if send.data:
+            conn.write(send.data)
+        if send.close_after:
+            conn.close()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        server = self.server
+        engine = server.engine
+        settings = engine.scenario.settings
+        transport = request.transport
+        if transport is None:  # the peer left before its request was handled
+            return web.Response(status=400)
+        name = "wss" if request.secure else "ws"
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        ws = web.WebSocketResponse(
+            protocols=(SUBPROTOCOL,),
+            max_msg_size=OVERSIZE_FACTOR * settings.max_message_size,
+            # Keep-alives (pings) restart it: aiohttp's receive() loops over them.
+            receive_timeout=settings.tcp_idle_timeout or None,
+            timeout=CLOSE_TIMEOUT,
+        )
+        ready = ws.can_prepare(request)
+        if not ready.ok:
+            return web.Response(status=426, headers={"Upgrade": "websocket"},
+                                text="SIP over WebSocket (RFC 7118): upgrade to websocket\n")
+        if ready.protocol != SUBPROTOCOL:
+            log.info("websocket handshake from %s:%d refused: no 'sip' subprotocol offered",
+                     peer[0], peer[1])
+            return web.Response(
+                status=400, headers={"Sec-WebSocket-Protocol": SUBPROTOCOL},
+                text="offer the 'sip' WebSocket subprotocol (RFC 7118 4)\n")
+        if len(self.connections) >= settings.max_connections:
+            engine.counters["ws_refused"] += 1
+            server.limit_hit(
+                "max_connections",
+                f"{name} connection from {peer[0]}:{peer[1]} refused: "
+                f"max_connections ({settings.max_connections}) reached",
+            )
+            return web.Response(status=503, headers={"Retry-After": "1"},
+                                text="too many connections\n")
+        await ws.prepare(request)
+        conn_id = next(server._ids)
+        source = Source(name, (peer[0], peer[1]), (local[0], local[1]), conn_id)
+        conn = _Connection(ws)
+        self.connections[conn_id] = conn
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    msg = await ws.receive()
+                except TimeoutError:
+                    engine.counters["ws_idle_closed"] += 1
+                    log.info("closing idle %s connection from %s:%d", name, peer[0], peer[1])
+                    break
+                if msg.type is WSMsgType.TEXT:
+                    conn.binary = False
+                    data = msg.data.encode("utf-8")
+                elif msg.type is WSMsgType.BINARY:
+                    conn.binary = True
+                    data = msg.data
+                else:  # CLOSE, CLOSING, CLOSED, ERROR (e.g. over max_msg_size)
+                    if msg.type is WSMsgType.ERROR:
+                        log.info("%s connection from %s:%d: %s", name, peer[0], peer[1],
+                                 msg.data)
+                    break
+                started = perf_counter()
+                sends = engine.handle(data, source, loop.time())
+                server.latency.observe(perf_counter() - started)
+                server.dispatch(sends)
+        finally:
+            del self.connections[conn_id]
+            conn.close()
+            await conn.closed()
+        return ws
+
+
+class _Connection:
+    """One WebSocket: writes in the order the engine produced them, from a queue,
+    because the engine's output is synchronous and aiohttp's sending is not."""
+
+    __slots__ = ("_queue", "_writer", "binary", "ws")
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.binary = False  # answer in the frame type the peer last used
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    def write(self, data: bytes) -> None:
+        self._queue.put_nowait(data)
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def closed(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+
+    async def _write_loop(self) -> None:
+        ws = self.ws
+        try:
+            while (data := await self._queue.get()) is not None:
+                if ws.closed:
+                    continue  # drain: nothing can be sent any more
+                if self.binary:
+                    await ws.send_bytes(data)
+                    continue
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    # A text frame must be UTF-8 (RFC 6455 5.6); octets that are not
+                    # go in a binary frame, which RFC 7118 5.1 allows as well.
+                    await ws.send_bytes(data)
+                else:
+                    await ws.send_str(text)
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("websocket write failed: %s", exc)
+        with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
+            await ws.close()
