@@ -1,0 +1,163 @@
+"""``serve --workers N``: worker processes on shared ports, supervised.
+
+The real CLI runs as a subprocess; the tests find its ports in its log, its
+workers in /proc, and talk to it over loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sipclient import make_request, parse_response
+
+LISTENING = re.compile(r"listening on (udp|tcp):127\.0\.0\.1:(\d+)")
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the workers"
+)
+
+
+class Supervised:
+    def __init__(self, proc: subprocess.Popen[str], ports: dict[str, int]) -> None:
+        self.proc = proc
+        self.ports = ports
+
+    def workers(self) -> list[int]:
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()]
+
+
+def _start(*extra: str, workers: str = "2") -> Supervised:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sipresponder", "serve", "--workers", workers,
+         "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0", *extra],
+        stderr=subprocess.PIPE, text=True,
+    )
+    ports: dict[str, int] = {}
+    seen = 0
+    deadline = time.monotonic() + 20
+    assert proc.stderr is not None
+    # Each worker announces both listeners: wait until all of them have.
+    while seen < 2 * int(workers) and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        m = LISTENING.search(line)
+        if m:
+            seen += 1
+            assert ports.setdefault(m[1], int(m[2])) == int(m[2]), "workers on different ports"
+    if seen < 2 * int(workers):
+        proc.kill()
+        pytest.fail(f"workers did not start: {proc.stderr.read()}")
+    return Supervised(proc, ports)
+
+
+@pytest.fixture
+def supervised() -> Iterator[Supervised]:
+    sup = _start()
+    yield sup
+    if sup.proc.poll() is None:
+        sup.proc.kill()
+        sup.proc.wait(10)
+
+
+def _udp_ask(port: int, data: bytes) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.bind(("127.0.0.1", 0))
+        sock.sendto(data, ("127.0.0.1", port))
+        return sock.recv(65535)
+
+
+def _sockets_on(port: int, table: str) -> int:
+    lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1].endswith(f":{port:04X}"))
+
+
+def test_workers_share_the_ports_and_answer_alike(supervised: Supervised) -> None:
+    assert len(supervised.workers()) == 2
+    udp, tcp = supervised.ports["udp"], supervised.ports["tcp"]
+    assert _sockets_on(udp, "udp") == 2  # one SO_REUSEPORT socket per worker
+    assert _sockets_on(tcp, "tcp") >= 2
+    # The same request from 24 source ports: the kernel spreads them over both
+    # workers (by source port), and every answer is the same octets, To tag included.
+    request = make_request("INVITE", "sip:486@127.0.0.1", rport=False, branch="z9hG4bK-same",
+                           call_id="same@test")
+    answers = {_udp_ask(udp, request) for _ in range(24)}
+    assert len(answers) == 1
+    response = parse_response(answers.pop())
+    assert response.code == 486
+    assert ";tag=" in (response.get("To") or "")
+    with socket.create_connection(("127.0.0.1", tcp), timeout=5) as conn:
+        conn.sendall(make_request("OPTIONS", "sip:200@127.0.0.1", transport="TCP"))
+        assert conn.recv(65535).startswith(b"SIP/2.0 200 OK\r\n")
+
+
+def test_a_killed_worker_is_replaced_and_sigterm_stops_all(supervised: Supervised) -> None:
+    before = supervised.workers()
+    os.kill(before[0], signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        now = supervised.workers()
+        if len(now) == 2 and before[0] not in now:
+            break
+        time.sleep(0.05)  # polling /proc for the restart; the bound is the deadline
+    else:
+        pytest.fail(f"worker {before[0]} was not replaced: {supervised.workers()}")
+    replacement = next(p for p in supervised.workers() if p not in before)
+    # The new worker has bound the shared port too before it can answer; ask until it
+    # is there (each try is bounded), then check that answers still come.
+    deadline = time.monotonic() + 15
+    while _sockets_on(supervised.ports["udp"], "udp") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _sockets_on(supervised.ports["udp"], "udp") == 2
+    for _ in range(8):
+        answer = _udp_ask(supervised.ports["udp"], make_request("OPTIONS", "sip:200@127.0.0.1"))
+        assert answer.startswith(b"SIP/2.0 200 OK\r\n")
+    supervised.proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert supervised.proc.wait(10) == 0
+    assert time.monotonic() - started < 5
+    for pid in (*before, replacement):
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
+            f"/proc/{pid}/status").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "0"], "--workers '0': expected a positive number or 'auto'"),
+        (["--workers", "two"], "--workers 'two': expected a positive number or 'auto'"),
+        (["--workers", "2", "--admin", "127.0.0.1:0"], "--admin needs --workers 1"),
+    ],
+)
+def test_bad_worker_options_are_refused(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sipresponder", "serve", "--listen", "udp:127.0.0.1:0", *args],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_a_worker_that_cannot_bind_stops_the_supervisor() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))  # no SO_REUSEPORT: the workers cannot join it
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "sipresponder", "serve", "--workers", "2",
+             "--listen", f"udp:127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=30,
+        )
+    assert result.returncode == 2
+    assert "Address already in use" in result.stderr
+    assert "could not start; stopping" in result.stderr
