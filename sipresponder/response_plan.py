@@ -53,14 +53,22 @@ class ResponsePlan:
     body: Template | None
     sdp: bool  # an SDP answer/offer is the body (2xx to INVITE)
     content_type: str | None
+    # Everything after the echo, when nothing there depends on the request.
+    fixed: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.body is None and not self.sdp and all(isinstance(p, str) for p in self.parts):
+            self.fixed = "".join(self.parts) + f"Content-Length: 0{CRLF}{CRLF}"  # type: ignore[arg-type]
 
     def render(
         self, request: Request, source: Source, echoes: Echo, scenario: Scenario
     ) -> tuple[int, str, bytes]:
         """(code, reason, octets) of the response to ``request``."""
-        ctx = RenderContext(request, source)
         code = self.code
         echo = echoes.untagged if code == 100 else echoes.tagged
+        if self.fixed is not None and isinstance(self.reason, str):
+            return code, self.reason, (self.head + echo + self.fixed).encode("latin-1")
+        ctx = RenderContext(request, source)
         reason = self.reason
         if isinstance(reason, str):
             out = [self.head, echo]

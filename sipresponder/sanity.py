@@ -234,13 +234,17 @@ def enabled_checks(switches: dict[str, bool]) -> tuple[Check, ...]:
     return tuple(out)
 
 
+# Checks that look at the body only: a request without one skips them.
+BODY_CHECKS = frozenset({_content_type, _content_encoding, _content_language})
+
+
 def check_request(request: Request, scenario: Scenario) -> Rejection | None:
     error = request.error
     if error is not None:
         code, reason = error
         if not (code == 505 and not scenario.switch("version")):
             return Rejection(code, reason)
-    for check in scenario.checks:
+    for check in scenario.checks if request.body else scenario.bodyless_checks:
         rejection = check(request, scenario)
         if rejection is not None:
             return rejection

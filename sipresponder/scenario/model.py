@@ -131,10 +131,12 @@ class Scenario:
     checks: tuple[Callable[..., Any], ...] = ()  # enabled sanity checks, in order
     switches: dict[str, bool] = field(default_factory=dict)  # every check: on or off
     _tag_key: bytes = b""
+    bodyless_checks: tuple[Callable[..., Any], ...] = ()  # ``checks`` less the body checks
 
     def __post_init__(self) -> None:
-        from ..sanity import CHECKS
+        from ..sanity import BODY_CHECKS, CHECKS
 
+        self.bodyless_checks = tuple(c for c in self.checks if c not in BODY_CHECKS)
         self._tag_key = hashlib.blake2s(self.settings.tag_key.encode()).digest()
         self.switches = {
             name: self.settings.checks.get(name, info.default) for name, info in CHECKS.items()

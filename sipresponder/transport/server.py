@@ -32,6 +32,7 @@ log = logging.getLogger("sipresponder")
 # Both ends need large socket buffers or UDP drops datagrams well below CPU
 # saturation (measured: net.core.rmem_max is 4 MiB on these machines).
 SOCKET_BUFFER = 4 * 1024 * 1024
+_SOURCES_KEPT = 4096
 TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
 
 
@@ -257,12 +258,14 @@ class _UDPProtocol(asyncio.DatagramProtocol):
         self.bound_ip = bound_ip
         self.transport: asyncio.DatagramTransport | None = None
         self.local_port = 0
+        # Peers send many datagrams each: one Source per peer address, bounded.
+        self._sources: dict[tuple[str, int], Source] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.local_port = transport.get_extra_info("sockname")[1]
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def _source(self, addr: tuple[str, int]) -> Source:
         ip, port = addr[0], addr[1]
         source = Source(
             "udp",
@@ -270,6 +273,13 @@ class _UDPProtocol(asyncio.DatagramProtocol):
             (_local_ip_towards(ip, self.bound_ip), self.local_port),
             self.listener_id,
         )
+        if len(self._sources) >= _SOURCES_KEPT:
+            self._sources.clear()
+        self._sources[addr] = source
+        return source
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        source = self._sources.get(addr) or self._source(addr)
         server = self.server
         started = perf_counter()
         server.dispatch(server.engine.handle(data, source, server._loop.time()))  # type: ignore[union-attr]
