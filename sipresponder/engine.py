@@ -173,6 +173,8 @@ class Engine:
                 return out
 
         rule = scenario.match(request, source)
+        if rule.auth is not None:  # Digest authentication first: the rule or its stand-in
+            rule = rule.auth.check(rule, request, now)
         self._log_request(request, source, None, rule)
         echo = Echo(request, source, scenario.tag_key)
         final = rule.final

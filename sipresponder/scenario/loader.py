@@ -7,7 +7,9 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
+from ..auth import CHALLENGE_CODES, AuthConfig, Guard, User
 from ..codes import CODES, HEADER_FIELDS, requirements
+from ..digest import ALGORITHMS, FAMILIES, ha1
 from ..sanity import CHECKS, enabled_checks
 from ..sip.grammar import TOKEN
 from .matcher import compile_checks
@@ -44,11 +46,23 @@ RESPONSE_KEYS = frozenset(
     }
     | set(TYPED_FIELDS)
 )
-RULE_KEYS = RESPONSE_KEYS | {"name", "match", "provisional"}
+RULE_KEYS = RESPONSE_KEYS | {"name", "match", "provisional", "auth"}
 MATCH_KEYS = frozenset(
     {"method", "uri", "uri_regex", "user", "user_regex", "headers", "source", "transport"}
 )
-TOP_KEYS = frozenset({"settings", "rule", "default"})
+TOP_KEYS = frozenset({"settings", "auth", "rule", "default"})
+AUTH_KEYS = frozenset(
+    {
+        "realm",
+        "algorithms",
+        "qop",
+        "nonce_lifetime",
+        "wrong_password",
+        "unknown_user",
+        "secret",
+        "credentials",
+    }
+)
 
 
 class ScenarioError(ValueError):
@@ -102,6 +116,8 @@ class _Builder:
                 raise self.fail(key, f"unknown top-level key (expected one of {_list(TOP_KEYS)})")
         self.where = "[settings]"
         settings = self.settings(doc.get("settings", {}))
+        self.where = "[auth]"
+        self.auth = self.auth_config(doc["auth"]) if "auth" in doc else None
         raw_rules = doc.get("rule", [])
         if not isinstance(raw_rules, list):
             raise ScenarioError(self.path, "", "rule", "must be an array of tables ([[rule]])")
@@ -248,7 +264,137 @@ class _Builder:
             methods,
             self.provisionals(raw),
             self.response(raw, "", final=True),
+            self.guard(raw["auth"]) if "auth" in raw else None,
         )
+
+    # -- authentication -------------------------------------------------------------
+    def guard(self, value: Any) -> Guard:
+        if value not in CHALLENGE_CODES:
+            raise self.fail(
+                "auth", '"www" (401, WWW-Authenticate) or "proxy" (407, Proxy-Authenticate)'
+            )
+        if self.auth is None:
+            raise self.fail("auth", "needs an [auth] table with the credentials to check")
+        return Guard(value, self.auth)
+
+    def auth_config(self, raw: Any) -> AuthConfig:
+        if not isinstance(raw, dict):
+            raise self.fail(None, "must be a table")
+        for key in raw:
+            if key not in AUTH_KEYS:
+                raise self.fail(key, f"unknown key (expected one of {_list(AUTH_KEYS)})")
+        config = AuthConfig()
+        if "realm" in raw:
+            config.realm = self.string("realm", raw["realm"])
+            if not config.realm or any(c in config.realm for c in "\r\n"):
+                raise self.fail("realm", "must be a non-empty string on one line")
+        if "algorithms" in raw:
+            names = self.str_list("algorithms", raw["algorithms"])
+            if not names:
+                raise self.fail("algorithms", "must name at least one algorithm")
+            algs = []
+            for name in names:
+                alg = ALGORITHMS.get(name.lower())
+                if alg is None:
+                    known = ", ".join(a.name for a in ALGORITHMS.values())
+                    raise self.fail("algorithms", f"unknown algorithm {name!r} (known: {known})")
+                if alg in algs:
+                    raise self.fail("algorithms", f"{alg.name} is listed twice")
+                algs.append(alg)
+            config.algorithms = tuple(algs)
+        if "qop" in raw:
+            config.qop = self.boolean("qop", raw["qop"])
+        if not config.qop:
+            for alg in config.algorithms:
+                if alg.sess:
+                    raise self.fail(
+                        "qop", f"{alg.name} needs qop = true (its session key uses the cnonce)"
+                    )
+        if "nonce_lifetime" in raw:
+            value = raw["nonce_lifetime"]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise self.fail("nonce_lifetime", "must be a positive number of seconds")
+            config.nonce_lifetime = float(value)
+        for key in ("wrong_password", "unknown_user"):
+            if key in raw:
+                setattr(config, key, self.refusal_code(key, raw[key]))
+        if "secret" in raw:
+            config.secret = self.string("secret", raw["secret"])
+        config.users = self.credentials(raw.get("credentials"), config)
+        config.finish()
+        return config
+
+    def refusal_code(self, key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 400 <= value <= 699:
+            raise self.fail(
+                key, "must be a status code from 400 to 699 (401 or 407: challenge again)"
+            )
+        if value not in CODES:
+            raise self.fail(key, f"{value} is not in the response-code registry")
+        for req in requirements(value):
+            if not any(HEADER_FIELDS[h].derive for h in req.headers):
+                raise self.fail(
+                    key,
+                    f"{value} {CODES[value].reason} requires a {req.headers[0]} header field, "
+                    "which a refusal cannot carry: choose another code",
+                )
+        return value
+
+    def credentials(self, raw: Any, config: AuthConfig) -> dict[str, User]:
+        if not isinstance(raw, dict) or not raw:
+            raise self.fail(
+                "credentials", 'must be a table of user = "password" (or = { ha1 = {...} })'
+            )
+        families = {a.family for a in config.algorithms}
+        users = {}
+        for username, entry in raw.items():
+            where = f"credentials.{username}"
+            if isinstance(entry, str):
+                entry = {"password": entry}
+            if not isinstance(entry, dict):
+                raise self.fail(where, "must be a password string or a table")
+            for key in entry:
+                if key not in ("password", "ha1"):
+                    raise self.fail(f"{where}.{key}", "unknown key (expected password or ha1)")
+            if ("password" in entry) == ("ha1" in entry):
+                raise self.fail(where, "give either password or ha1")
+            stored: dict[str, str] = {}
+            if "password" in entry:
+                password = self.string(f"{where}.password", entry["password"])
+                for family in FAMILIES:
+                    stored[family] = ha1(
+                        ALGORITHMS[family.lower()], username, config.realm, password
+                    )
+            else:
+                table = entry["ha1"]
+                if not isinstance(table, dict) or not table:
+                    raise self.fail(f"{where}.ha1", 'must be a table like { MD5 = "hex" }')
+                for family, value in table.items():
+                    fname = f"{where}.ha1.{family}"
+                    canonical = next((f for f in FAMILIES if f.lower() == family.lower()), None)
+                    if canonical is None:
+                        raise self.fail(
+                            fname, f"unknown hash (expected one of {', '.join(FAMILIES)})"
+                        )
+                    alg = ALGORITHMS[canonical.lower()]
+                    value = self.string(fname, value).lower()
+                    if len(value) != alg.digest_length or any(
+                        c not in "0123456789abcdef" for c in value
+                    ):
+                        raise self.fail(
+                            fname,
+                            f"must be {alg.digest_length} hex digits: "
+                            f"H(username:realm:password) with realm {config.realm!r}",
+                        )
+                    stored[canonical] = value
+                missing = sorted(families - set(stored))
+                if missing:
+                    raise self.fail(
+                        f"{where}.ha1",
+                        f"no HA1 for {', '.join(missing)}, which auth.algorithms offers",
+                    )
+            users[username] = User(stored)
+        return users
 
     def methods(self, value: Any) -> frozenset[str] | None:
         items = [value] if isinstance(value, str) else value

@@ -12,6 +12,7 @@ from .template import Template
 
 __all__ = ["STANDARD_METHODS"]  # the loader takes them from here
 if TYPE_CHECKING:
+    from ..auth import Guard
     from ..peer import Source
     from ..sip.message import Request
 
@@ -97,6 +98,8 @@ class Rule:
     methods: frozenset[str] | None  # None: any method
     provisional: list[ResponseSpec]
     final: ResponseSpec
+    # Digest authentication the request must pass first (an auth.Guard), or None.
+    auth: Guard | None = None
 
     @property
     def stateful(self) -> bool:
