@@ -331,6 +331,8 @@ class _Builder:
             )
         if value not in CODES:
             raise self.fail(key, f"{value} is not in the response-code registry")
+        if value in (401, 407):
+            return value  # a fresh challenge carries its own WWW- / Proxy-Authenticate
         for req in requirements(value):
             if not any(HEADER_FIELDS[h].derive for h in req.headers):
                 raise self.fail(
