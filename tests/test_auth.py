@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipresponder.engine import Engine
 from sipresponder.peer import Source
@@ -270,3 +272,20 @@ def test_invalid_auth_settings_are_refused_with_a_precise_message(text: str, exp
     message = str(info.value)
     assert "\n" not in message and message.startswith("s.toml")
     assert expected in message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([
+    'username="100"', 'realm="pbx.lab"', 'realm="other"', 'nonce="0000000000"', 'uri="sip:pbx.lab"',
+    'response="00"', "qop=auth", 'qop="auth-int"', "nc=00000001", 'cnonce="c"', "algorithm=MD5",
+    "algorithm=SHA-1", 'opaque=""', "x=", '"', ",", "="]), max_size=10))
+def test_any_credentials_get_an_answer_never_an_internal_error(parts: list[str]) -> None:
+    e = ENGINE
+    before = e.counters["internal_errors"]
+    [data] = [s.data for s in e.handle(make_request("REGISTER", URI, headers=[
+        ("Authorization", "Digest " + ", ".join(parts))]), UDP, 100.0)]
+    assert parse_response(data).code in (400, 401, 403)
+    assert e.counters["internal_errors"] == before
+
+
+ENGINE = engine(scenario(algorithms=["MD5"]))

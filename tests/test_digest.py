@@ -4,6 +4,8 @@ challenge line as real clients read it, and stateless nonces."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sipvicious.libs import svhelper
 
 from sipresponder.digest import (
@@ -167,3 +169,38 @@ def test_nonce_lifecycle() -> None:
     assert NonceSigner(b"k" * 32, "other", 30).check(nonce, 1000.7) == "invalid"
     assert signer.check(nonce[:-1], 1000.7) == "invalid"
     assert signer.check("", 1000.7) == "invalid"
+
+
+# -- any input ---------------------------------------------------------------------------
+_DIRECTIVE = st.sampled_from(["username", "realm", "nonce", "uri", "response", "qop", "nc",
+                              "cnonce", "algorithm", "opaque", "x"])
+_VALUE = st.one_of(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255),
+                           max_size=12).map(lambda v: '"' + v + '"'),
+                   st.from_regex(r"[A-Za-z0-9\-.:/]{0,10}", fullmatch=True))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_DIRECTIVE, _VALUE), max_size=12),
+       st.sampled_from([", ", ",", " , ", " "]))
+def test_credentials_parse_or_name_their_problem(pairs, sep) -> None:
+    """Near-valid credentials (the grammar's pieces in any order and number) either
+    parse or raise ValueError: nothing else escapes to the engine."""
+    value = "Digest " + sep.join(f"{k}={v}" for k, v in pairs)
+    try:
+        creds = parse_credentials(value)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert creds is not None
+    for name in ("username", "realm", "nonce", "uri", "response"):
+        assert creds.get(name) is not None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=80))
+def test_arbitrary_text_never_escapes_as_another_error(text: str) -> None:
+    try:
+        parse_credentials("Digest " + text)
+        parse_credentials(text)
+    except ValueError:
+        pass
