@@ -91,6 +91,8 @@ class Guard:
     kind: str  # "www" or "proxy"
     config: AuthConfig
     _refusals: dict[str, Rule] = field(default_factory=dict)
+    # The last challenge: a nonce lasts a second, and so does its compiled response.
+    _challenge: tuple[str, bool, Rule] | None = None
 
     def check(self, rule: Rule, request: Request, now: float) -> Rule:
         """``rule`` itself when the request carries valid credentials (or cannot be
@@ -171,14 +173,19 @@ class Guard:
                 self._refusals[outcome] = refusal
             return refusal
         nonce = config.signer.make(now)
-        header = _HEADERS[self.kind][0]
         stale = outcome == "stale"
+        cached = self._challenge
+        if cached is not None and cached[0] == nonce and cached[1] == stale:
+            return cached[2]
+        header = _HEADERS[self.kind][0]
         rows = [
             (header, _const(challenge(config.realm, nonce, alg, qop=config.qop, stale=stale)))
             for alg in config.algorithms
         ]
         spec = ResponseSpec(CHALLENGE_CODES[self.kind], headers=rows, sdp=False)
-        return self._stand_in(rule, "stale nonce" if stale else "challenge", spec)
+        stand_in = self._stand_in(rule, "stale nonce" if stale else "challenge", spec)
+        self._challenge = (nonce, stale, stand_in)
+        return stand_in
 
     @staticmethod
     def _stand_in(rule: Rule, what: str, spec: ResponseSpec) -> Rule:

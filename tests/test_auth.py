@@ -289,3 +289,16 @@ def test_any_credentials_get_an_answer_never_an_internal_error(parts: list[str])
 
 
 ENGINE = engine(scenario(algorithms=["MD5"]))
+
+
+def test_challenges_within_a_second_share_their_nonce_and_differ_after() -> None:
+    e = engine(scenario(algorithms=["MD5"]))
+    [first] = challenges(send(e, now=100.2))
+    [same] = challenges(send(e, now=100.9))
+    [later] = challenges(send(e, now=101.0))
+    assert first["nonce"] == same["nonce"] != later["nonce"]
+    [stale_first] = challenges(send(e, [("Authorization", authorization(
+        first, username="100", password="s3cret", method="REGISTER", uri=URI))], now=170.0))
+    assert stale_first["stale"] == "true"
+    [plain] = challenges(send(e, now=170.5))  # same second, not stale: its own response
+    assert "stale" not in plain and plain["nonce"] == stale_first["nonce"]
