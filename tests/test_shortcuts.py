@@ -12,7 +12,8 @@ import contextlib
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sipresponder.sip import headers
+from sipresponder.sip import framing, headers
+from sipresponder.sip.framing import content_lengths
 from sipresponder.sip.grammar import split_top_level
 from sipresponder.sip.headers import parse_cseq, parse_name_addr
 
@@ -95,3 +96,15 @@ def test_crlf_only_split_agrees_with_the_general_one(head: str) -> None:
     if crlf == head.count("\n") == head.count("\r"):
         general = [line[:-1] if line.endswith("\r") else line for line in head.split("\n")]
         assert head.split("\r\n") == general
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from([
+    b"\r\n", b"\n", b"\r", b"Content-Length", b"content-length", b"l", b"L", b":", b" ", b"\t",
+    b"12", b"x", b"INVITE sip:a@b SIP/2.0", b"Content-Lengthx", b"\r\n ", b"Via: a",
+]), max_size=12).map(b"".join))
+@example(b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 1\r2")
+@example(b"Content-Length: 5\r\nContent-Length: 6")
+@example(b"INVITE x SIP/2.0\r\nContent-Length: 5\r\n 7")
+def test_content_length_scan_equals_the_pattern(head: bytes) -> None:
+    assert content_lengths(head) == framing._CONTENT_LENGTH.findall(head)

@@ -14,7 +14,7 @@ _CONTENT_LENGTH = re.compile(
     rb"(?:^|\n)(?:content-length|l)[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Message:
     data: bytes
 
@@ -31,6 +31,39 @@ class FramingError:
     head: bytes
     code: int
     reason: str
+
+
+def content_lengths(head: bytes) -> list[bytes]:
+    """The values of every Content-Length header field in a header section.
+
+    The usual section has one long-form Content-Length on one line and no other
+    line starting with "l": that is found with a few scans in C; anything else
+    (compact form, folding, a second one) goes through the full pattern.
+    """
+    lower = head.lower()
+    at = lower.find(b"\ncontent-length")
+    if (
+        at >= 0
+        and b"\nl" not in lower
+        and lower.find(b"\ncontent-length", at + 1) < 0
+        and not lower.startswith((b"content-length", b"l"))
+    ):
+        start = at + 15
+        end = lower.find(b"\n", start)
+        if end < 0:
+            end = len(lower)
+        elif lower[end + 1 : end + 2] in (b" ", b"\t"):
+            return _CONTENT_LENGTH.findall(head)  # folded onto the next line
+        name_end = start
+        while name_end < end and lower[name_end] in b" \t":
+            name_end += 1
+        if name_end < end and lower[name_end] == 58:  # ":"
+            value = head[name_end + 1 : end]
+            if value.endswith(b"\r"):
+                value = value[:-1]
+            if b"\r" not in value:
+                return [value]
+    return _CONTENT_LENGTH.findall(head)
 
 
 PING = Ping()
@@ -95,7 +128,7 @@ class StreamFramer:
                 frames.append(self._fail(bytes(buf[:4096]), 513, "Message Too Large"))
                 break
             head = bytes(buf[:head_end])
-            lengths = _CONTENT_LENGTH.findall(head)
+            lengths = content_lengths(head)
             if not lengths:
                 frames.append(self._fail(head, 400, "Missing Content-Length header field"))
                 break
