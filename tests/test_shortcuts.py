@@ -12,10 +12,14 @@ import contextlib
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from sipresponder.peer import Source
+from sipresponder.scenario.loader import parse_scenario
 from sipresponder.sip import framing, headers
 from sipresponder.sip.framing import content_lengths
 from sipresponder.sip.grammar import split_top_level
 from sipresponder.sip.headers import parse_cseq, parse_name_addr
+from sipresponder.sip.message import parse_request
+from tests.sipclient import make_request
 
 PIECES = st.sampled_from([
     "sip:alice@example.com", "<sip:bob@10.0.0.1:5060>", '"A;tag=x" ', '"', "<", ">", ";",
@@ -108,3 +112,30 @@ def test_crlf_only_split_agrees_with_the_general_one(head: str) -> None:
 @example(b"INVITE x SIP/2.0\r\nContent-Length: 5\r\n 7")
 def test_content_length_scan_equals_the_pattern(head: bytes) -> None:
     assert content_lengths(head) == framing._CONTENT_LENGTH.findall(head)
+
+
+USERS = st.sampled_from(["alice", "bob", "486", "a*", "*", "b%40c", "Bob"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["user", "method", "uri", "none"]), USERS), max_size=8),
+    st.sampled_from(["alice", "bob", "486", "a-b", "b@c", "Bob", ""]),
+    st.sampled_from(["INVITE", "OPTIONS"]),
+)
+def test_rule_index_picks_what_a_linear_scan_picks(rules, user: str, method: str) -> None:
+    lines = []
+    for kind, value in rules:
+        condition = {
+            "user": f'{{ user = "{value}" }}',
+            "method": f'{{ method = "{method}" }}',
+            "uri": f'{{ uri = "sip:{value}@*" }}',
+            "none": "{}",
+        }[kind]
+        lines.append(f"[[rule]]\nmatch = {condition}\ncode = 480\n")
+    scenario = parse_scenario("\n".join(lines), "<test>")
+    uri = f"sip:{user.replace('@', '%40')}@127.0.0.1" if user else "sip:127.0.0.1"
+    request = parse_request(make_request(method, uri), datagram=True)
+    source = Source("udp", ("127.0.0.1", 5999), ("127.0.0.1", 5060), 1)
+    linear = next((r for r in scenario.rules if r.matches(request, source)), scenario.default)
+    assert scenario.match(request, source) is linear

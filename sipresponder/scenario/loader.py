@@ -265,6 +265,10 @@ class _Builder:
             self.provisionals(raw),
             self.response(raw, "", final=True),
             self.guard(raw["auth"]) if "auth" in raw else None,
+            # An exact user (a glob without '*') lets the scenario skip this rule for
+            # every request to another user without testing it.
+            match["user"] if isinstance(match.get("user"), str) and "*" not in match["user"]
+            else None,
         )
 
     # -- authentication -------------------------------------------------------------

@@ -100,6 +100,7 @@ class Rule:
     final: ResponseSpec
     # Digest authentication the request must pass first (an auth.Guard), or None.
     auth: Guard | None = None
+    user: str | None = None  # the Request-URI user this rule requires, if one exact one
 
     @property
     def stateful(self) -> bool:
@@ -135,10 +136,19 @@ class Scenario:
     switches: dict[str, bool] = field(default_factory=dict)  # every check: on or off
     _tag_key: bytes = b""
     bodyless_checks: tuple[Callable[..., Any], ...] = ()  # ``checks`` less the body checks
+    _generic: tuple[Rule, ...] = ()
+    _by_user: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from ..sanity import BODY_CHECKS, CHECKS
 
+        # Rules in file order, by the exact user they need (rules with no exact user
+        # are candidates for every request).
+        self._generic = tuple(r for r in self.rules if r.user is None)
+        self._by_user = {
+            user: tuple(r for r in self.rules if r.user in (None, user))
+            for user in {r.user for r in self.rules if r.user is not None}
+        }
         self.bodyless_checks = tuple(c for c in self.checks if c not in BODY_CHECKS)
         self._tag_key = hashlib.blake2s(self.settings.tag_key.encode()).digest()
         self.switches = {
@@ -155,7 +165,19 @@ class Scenario:
         return self._tag_key
 
     def match(self, request: Request, source: Source) -> Rule:
-        for rule in self.rules:
+        """The first rule that matches, else the default.
+
+        Only the rules that could match this Request-URI user are tried: a scenario
+        of many per-user rules costs one dictionary lookup, not a test per rule.
+        """
+        rules = self._generic
+        if self._by_user:
+            try:
+                user = request.uri.user
+            except ValueError:
+                user = None
+            rules = self._by_user.get(user, rules)  # type: ignore[arg-type]
+        for rule in rules:
             if rule.matches(request, source):
                 return rule
         return self.default
