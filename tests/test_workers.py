@@ -161,3 +161,25 @@ def test_a_worker_that_cannot_bind_stops_the_supervisor() -> None:
     assert result.returncode == 2
     assert "Address already in use" in result.stderr
     assert "could not start; stopping" in result.stderr
+
+
+def test_without_uvloop_the_stdlib_loop_serves() -> None:
+    # uvloop is a default dependency on Linux, but the responder must run without it.
+    code = (
+        "import sys; sys.modules['uvloop'] = None\n"
+        "from sipresponder.cli import main\n"
+        "sys.exit(main(['serve', '--listen', 'udp:127.0.0.1:0', '--log-level', 'warning']))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        m = LISTENING.search(line)
+        assert m, line
+        answer = _udp_ask(int(m[2]), make_request("OPTIONS", "sip:200@127.0.0.1"))
+        assert answer.startswith(b"SIP/2.0 200 OK\r\n")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
