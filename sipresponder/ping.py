@@ -25,7 +25,7 @@ DEFAULT_PORT = 5060
 # RFC 3261 17.1.2.2 (Timer E): a UDP request is retransmitted at T1, doubling up to T2.
 T1, T2 = 0.5, 4.0
 # A wildcard listen address is not a destination: ping the same host over loopback.
-_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 class PingError(Exception):
@@ -89,9 +89,12 @@ def parse_target(text: str, transport: str | None = None) -> Target:
         proto_text, sep, rest = text.partition(":")
         if sep and proto_text.lower() in ("udp", "tcp"):
             proto, text = proto_text.lower(), rest
+        elif sep and proto_text.isalpha() and (":" in rest or rest.startswith("[")):
+            raise ValueError(f"{text!r}: transport {proto_text!r} is not udp or tcp")
         else:
             proto = "udp"
         host, port = _split_host(text)
+        host = host or "127.0.0.1"  # as `serve --listen udp::5060` means every address
         proto = (transport or proto).lower()
         uri = f"sip:{_hostport(host, port)}"
     if proto not in ("udp", "tcp"):
