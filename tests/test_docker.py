@@ -176,6 +176,7 @@ def image(base_image: str) -> Iterator[str]:
         context.mkdir()
         extra = _build_context(context)
         iid = Path(tmp) / "iid"
+        previous = docker("image", "inspect", "--format", "{{.Id}}", IMAGE_TAG, check=False)
         started = time.monotonic()
         # --network host: the build reaches the package index as this machine does.
         # The image is then used by its ID, so a concurrent run's build cannot swap it.
@@ -184,6 +185,9 @@ def image(base_image: str) -> Iterator[str]:
                timeout=IMAGE_BUILD_TIMEOUT)
         FIGURES["image build s"] = time.monotonic() - started
         image_id = iid.read_text().strip()
+    old = previous.stdout.strip()
+    if previous.returncode == 0 and old != image_id:  # do not pile up one image per run
+        docker("rmi", old, check=False)
     yield image_id
     if FIGURES:
         print("\nmeasured: " + ", ".join(f"{k} {v:.2f}" for k, v in FIGURES.items()))
