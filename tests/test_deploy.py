@@ -5,8 +5,10 @@ they all share) checked field by field, so that an edit that breaks it fails her
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +21,7 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 from sipresponder.api import Responder
+from sipresponder.cli import main
 from sipresponder.ping import parse_target, ping
 from sipresponder.scenario.loader import parse_scenario
 from sipresponder.serveconfig import SERVE_ENV
@@ -164,6 +167,25 @@ async def test_the_configmap_scenario_answers_the_probes() -> None:
 
 
 # --- compose.yaml ------------------------------------------------------------------------
+
+async def test_the_compose_client_commands_pass_against_the_mounted_scenario() -> None:
+    """The sample client's pings, aimed at an in-process responder serving the
+    scenario compose.yaml mounts: each must exit 0."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    env = compose["services"]["sipresponder"]["environment"]
+    scenario = ROOT / "scenarios" / env["SIPRESPONDER_SCENARIO"].rsplit("/", 1)[1]
+    [script] = compose["services"]["client"]["command"]
+    commands = [shlex.split(c) for c in script.split("&&")]
+    assert len(commands) >= 3
+    async with Responder(scenario, ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]) as responder:
+        udp, tcp = responder.address("udp")[1], responder.address("tcp")[1]
+        for argv in commands:
+            assert argv[:2] == ["sipresponder", "ping"]
+            port = tcp if "tcp" in argv else udp
+            args = [a.replace("@sipresponder", f"@127.0.0.1:{port}")
+                    .replace("sip:sipresponder", f"sip:127.0.0.1:{port}") for a in argv[2:]]
+            assert await asyncio.to_thread(main, ["ping", *args]) == 0, argv
+
 
 def test_compose_file_is_well_formed() -> None:
     """Checked by `docker compose config` where it exists; always by the checks below,
