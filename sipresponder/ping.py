@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from . import __version__
+from .serveconfig import split_list
 
 DEFAULT_PORT = 5060
 # RFC 3261 17.1.2.2 (Timer E): a UDP request is retransmitted at T1, doubling up to T2.
@@ -107,8 +108,6 @@ def parse_target(text: str, transport: str | None = None) -> Target:
 def default_target(environ: Mapping[str, str]) -> str:
     """What `ping` without a target pings: the first SIPRESPONDER_LISTEN address (so
     that a container's HEALTHCHECK follows its listen configuration), else 5060/udp."""
-    from .serveconfig import split_list
-
     listen = split_list(environ.get("SIPRESPONDER_LISTEN", ""))
     return listen[0] if listen else f"udp:127.0.0.1:{DEFAULT_PORT}"
 

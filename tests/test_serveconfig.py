@@ -4,6 +4,8 @@ and the tag secret, which every later scenario swap must keep."""
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,16 @@ from sipresponder.serveconfig import apply_env, keep_tag_secret, split_list, wit
 from tests.sipclient import make_request, udp_exchange
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging() -> Iterator[None]:
+    """main(["serve", ...]) configures the "sipresponder" logger on the test's captured
+    stderr; put it back, or later tests log into a closed stream."""
+    logger = logging.getLogger("sipresponder")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 def serve_args(*argv: str, **environ: str) -> argparse.Namespace:
