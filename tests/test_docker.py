@@ -33,6 +33,9 @@ from pathlib import Path
 
 import pytest
 
+from sipresponder.api import Responder
+from sipresponder.scenario.loader import parse_scenario
+from sipresponder.serveconfig import with_tag_secret
 from tests.sipclient import make_request, udp_exchange
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,6 +227,16 @@ code = 200
 """
 
 
+TAG_SECRET = "docker-test-secret"
+
+
+async def _to_from_a_local_replica(request: bytes) -> str | None:
+    scenario = with_tag_secret(parse_scenario(SCENARIO, "local"), TAG_SECRET)
+    async with Responder(scenario, ["udp:127.0.0.1:0"]) as local:
+        [response] = await udp_exchange(local.address()[1], request)
+    return response.get("To")
+
+
 class HealthEvents:
     """`docker events` for one container's health, read on a thread: waiting for
     "healthy" is waiting for Docker to say so, not sleeping and hoping."""
@@ -302,6 +315,7 @@ def test_container_answers_is_healthy_and_stops_fast(image: str) -> None:
                 "--volume", f"{scenarios}:/scenarios:ro",
                 "--env", "SIPRESPONDER_SCENARIO=/scenarios/test.toml",
                 "--env", f"SIPRESPONDER_LISTEN=udp:127.0.0.1:{port},tcp:127.0.0.1:{port}",
+                "--env", f"SIPRESPONDER_TAG_SECRET={TAG_SECRET}",
                 # The image's check, run every second instead of every 10 s.
                 "--health-interval", "1s",
                 image)
@@ -317,8 +331,12 @@ def test_container_answers_is_healthy_and_stops_fast(image: str) -> None:
                 assert done.stdout.startswith(f"SIP/2.0 200 OK  ({target}, ")
             busy = ping("--expect", "486", f"sip:busy@127.0.0.1:{port}")
             assert busy.returncode == 0, busy.stderr  # the mounted scenario answers
-            [response] = asyncio.run(udp_exchange(port, make_request("OPTIONS", "sip:x@127.0.0.1")))
+            request = make_request("OPTIONS", "sip:x@127.0.0.1")
+            [response] = asyncio.run(udp_exchange(port, request))
             assert (response.code, response.get("Server")) == (200, "mounted-scenario")
+            # The tag secret came through the environment: a responder here with the
+            # same secret gives the same To tag (another replica, another interpreter).
+            assert response.get("To") == asyncio.run(_to_from_a_local_replica(request))
 
             assert docker("exec", name, "id", "-u").stdout.strip() == "5060"
             started = time.monotonic()
