@@ -39,18 +39,20 @@ def serve_args(*argv: str, **environ: str) -> argparse.Namespace:
 def test_defaults_without_flags_or_variables() -> None:
     args = serve_args()
     assert (args.scenario, args.listen, args.admin, args.admin_token) == (None, None, None, None)
-    assert (args.log_format, args.log_level, args.tag_secret) == ("human", "info", None)
+    assert (args.log_format, args.log_level, args.tag_secret) == ("human", "warning", None)
+    assert args.workers == "1"
 
 
 def test_variables_fill_what_the_flags_left_out() -> None:
     args = serve_args(
         scenario="/s/x.toml", listen="udp:0.0.0.0:5070, tcp:0.0.0.0:5070  udp:[::]:5070",
         admin="0.0.0.0:8080", admin_token="tok", log_format="JSON", log_level="Warning",
-        tag_secret="s3cret")
+        tag_secret="s3cret", workers="auto")
     assert args.scenario == "/s/x.toml"
     assert args.listen == ["udp:0.0.0.0:5070", "tcp:0.0.0.0:5070", "udp:[::]:5070"]
     assert (args.admin, args.admin_token) == ("0.0.0.0:8080", "tok")
     assert (args.log_format, args.log_level, args.tag_secret) == ("json", "warning", "s3cret")
+    assert args.workers == "auto"
 
 
 def test_a_flag_wins_over_its_variable() -> None:
@@ -65,7 +67,7 @@ def test_a_flag_wins_over_its_variable() -> None:
 
 def test_an_empty_variable_counts_as_unset() -> None:
     args = serve_args(listen=" ", log_level="", tag_secret="")
-    assert (args.listen, args.log_level, args.tag_secret) == (None, "info", None)
+    assert (args.listen, args.log_level, args.tag_secret) == (None, "warning", None)
 
 
 def test_a_bad_value_names_its_variable() -> None:
