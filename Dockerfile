@@ -17,21 +17,26 @@ ARG PIP_INDEX_URL=https://pypi.org/simple
 COPY pyproject.toml README.md build-ca.pe[m] ./
 COPY scenarios ./scenarios
 COPY sipresponder ./sipresponder
-# pip is only needed to build the virtualenv: it is removed from it afterwards.
+# fast: uvloop; tls: cryptography, so that tls:/wss: listeners work without a
+# certificate of their own (a lab certificate is made at start). pip is only needed
+# to build the virtualenv: it is removed from it afterwards.
 RUN if [ -f build-ca.pem ]; then export PIP_CERT=/src/build-ca.pem; fi \
  && python3 -m venv /opt/sipresponder \
- && /opt/sipresponder/bin/pip install --no-cache-dir --disable-pip-version-check '.[fast]' \
+ && /opt/sipresponder/bin/pip install --no-cache-dir --disable-pip-version-check '.[fast,tls]' \
  && /opt/sipresponder/bin/pip uninstall --yes --disable-pip-version-check pip
 
 FROM ${BASE}
 # PYTHONUNBUFFERED: log lines reach `docker logs` when they happen.
 # PYTHONDONTWRITEBYTECODE: the root filesystem may be read-only (the venv's .pyc
 # files were compiled at install time).
+# SIPRESPONDER_TLS_DIR: where a lab certificate is made when no --tls-cert is given
+# (uid 5060 has no home directory); mount a certificate for a read-only root.
 ENV PATH=/opt/sipresponder/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SIPRESPONDER_SCENARIO=/scenarios/default.toml \
-    SIPRESPONDER_LISTEN="udp:0.0.0.0:5060 tcp:0.0.0.0:5060"
+    SIPRESPONDER_LISTEN="udp:0.0.0.0:5060 tcp:0.0.0.0:5060" \
+    SIPRESPONDER_TLS_DIR=/tmp/sipresponder-tls
 COPY --from=build /opt/sipresponder /opt/sipresponder
 COPY scenarios /scenarios
 # A numeric user needs no /etc/passwd entry (a minimal base has no useradd), and

@@ -106,10 +106,13 @@ def parse_target(text: str, transport: str | None = None) -> Target:
 
 
 def default_target(environ: Mapping[str, str]) -> str:
-    """What `ping` without a target pings: the first SIPRESPONDER_LISTEN address (so
-    that a container's HEALTHCHECK follows its listen configuration), else 5060/udp."""
-    listen = split_list(environ.get("SIPRESPONDER_LISTEN", ""))
-    return listen[0] if listen else f"udp:127.0.0.1:{DEFAULT_PORT}"
+    """What `ping` without a target pings: the first UDP or TCP address of
+    SIPRESPONDER_LISTEN (so that a container's HEALTHCHECK follows its listen
+    configuration), else 5060/udp."""
+    for item in split_list(environ.get("SIPRESPONDER_LISTEN", "")):
+        if item.lower().startswith(("udp:", "tcp:")):
+            return item
+    return f"udp:127.0.0.1:{DEFAULT_PORT}"
 
 
 @dataclass(frozen=True, slots=True)

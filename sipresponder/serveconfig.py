@@ -44,6 +44,9 @@ SERVE_ENV = (
     EnvOption("log_level", "SIPRESPONDER_LOG_LEVEL", "warning", LOG_LEVELS),
     EnvOption("workers", "SIPRESPONDER_WORKERS", "1"),
     EnvOption("tag_secret", "SIPRESPONDER_TAG_SECRET", None),
+    EnvOption("tls_cert", "SIPRESPONDER_TLS_CERT", None),
+    EnvOption("tls_key", "SIPRESPONDER_TLS_KEY", None),
+    EnvOption("tls_dir", "SIPRESPONDER_TLS_DIR", None),
 )
 
 ENV_HELP = (

@@ -22,6 +22,7 @@ import os
 import queue
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -298,8 +299,25 @@ def test_image_facts(image: str) -> None:
     assert info["Size"] - base_size < 80e6, "more than the venv was added to the base"
 
 
+def _options_over_tls(port: int) -> bytes:
+    """One OPTIONS over TLS (the container's lab certificate: not verified) and the
+    head of its response."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw) as tls:
+        tls.sendall(make_request("OPTIONS", f"sip:127.0.0.1:{port}", transport="TLS"))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = tls.recv(65536)
+            assert chunk, f"connection closed after {data!r}"
+            data += chunk
+    return data
+
+
 def test_container_answers_is_healthy_and_stops_fast(image: str) -> None:
     port, name = _free_port(), f"sipresponder-test-{uuid.uuid4().hex[:12]}"
+    tls_port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         scenarios = Path(tmp) / "scenarios"
         scenarios.mkdir()
@@ -312,9 +330,12 @@ def test_container_answers_is_healthy_and_stops_fast(image: str) -> None:
                 "run", "--detach", "--name", name, "--network", "host",
                 # What the Kubernetes manifests ask for: read-only root, no capabilities.
                 "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                # The one writable place: SIPRESPONDER_TLS_DIR, for the lab certificate.
+                "--tmpfs", "/tmp",
                 "--volume", f"{scenarios}:/scenarios:ro",
                 "--env", "SIPRESPONDER_SCENARIO=/scenarios/test.toml",
-                "--env", f"SIPRESPONDER_LISTEN=udp:127.0.0.1:{port},tcp:127.0.0.1:{port}",
+                "--env", f"SIPRESPONDER_LISTEN=udp:127.0.0.1:{port},tcp:127.0.0.1:{port}"
+                f",tls:127.0.0.1:{tls_port}",
                 "--env", f"SIPRESPONDER_TAG_SECRET={TAG_SECRET}",
                 # The image's check, run every second instead of every 10 s.
                 "--health-interval", "1s",
@@ -329,6 +350,7 @@ def test_container_answers_is_healthy_and_stops_fast(image: str) -> None:
                 done = ping(target)
                 assert done.returncode == 0, done.stderr
                 assert done.stdout.startswith(f"SIP/2.0 200 OK  ({target}, ")
+            assert _options_over_tls(tls_port).startswith(b"SIP/2.0 200 OK\r\n")
             busy = ping("--expect", "486", f"sip:busy@127.0.0.1:{port}")
             assert busy.returncode == 0, busy.stderr  # the mounted scenario answers
             request = make_request("OPTIONS", "sip:x@127.0.0.1")

@@ -67,6 +67,8 @@ def test_default_target_follows_the_first_listen_address() -> None:
     assert default_target({}) == "udp:127.0.0.1:5060"
     assert default_target({"SIPRESPONDER_LISTEN": " tcp:0.0.0.0:5070, udp:0.0.0.0:5070"}) == \
         "tcp:0.0.0.0:5070"
+    assert default_target({"SIPRESPONDER_LISTEN": "tls:0.0.0.0:5061 wss::8443 UDP::5062"}) == \
+        "UDP::5062"  # ping speaks neither TLS nor WebSocket
     assert parse_target(default_target({"SIPRESPONDER_LISTEN": "tcp:0.0.0.0:5070"})) == \
         Target("tcp", "127.0.0.1", 5070, "sip:127.0.0.1:5070")
 

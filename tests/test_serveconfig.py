@@ -47,12 +47,14 @@ def test_variables_fill_what_the_flags_left_out() -> None:
     args = serve_args(
         scenario="/s/x.toml", listen="udp:0.0.0.0:5070, tcp:0.0.0.0:5070  udp:[::]:5070",
         admin="0.0.0.0:8080", admin_token="tok", log_format="JSON", log_level="Warning",
-        tag_secret="s3cret", workers="auto")
+        tag_secret="s3cret", workers="auto", tls_cert="/c.pem", tls_key="/k.pem",
+        tls_dir="/tmp/t")
     assert args.scenario == "/s/x.toml"
     assert args.listen == ["udp:0.0.0.0:5070", "tcp:0.0.0.0:5070", "udp:[::]:5070"]
     assert (args.admin, args.admin_token) == ("0.0.0.0:8080", "tok")
     assert (args.log_format, args.log_level, args.tag_secret) == ("json", "warning", "s3cret")
     assert args.workers == "auto"
+    assert (args.tls_cert, args.tls_key, args.tls_dir) == ("/c.pem", "/k.pem", "/tmp/t")
 
 
 def test_a_flag_wins_over_its_variable() -> None:
