@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import queue
@@ -106,6 +105,8 @@ def engine() -> None:
 @contextlib.contextmanager
 def _lock(name: str) -> Iterator[None]:
     """One builder at a time across concurrent test runs on this machine."""
+    import fcntl  # POSIX only, like dockerd; imported here so the module collects anywhere
+
     with open(Path(tempfile.gettempdir()) / name, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
