@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sipresponder.api import Responder
 from sipresponder.scenario.loader import parse_scenario
@@ -372,3 +373,44 @@ def test_container_answers_is_healthy_and_stops_fast(image: str) -> None:
         finally:
             events.close()
             docker("rm", "--force", name, check=False)
+
+
+def _compose_cli() -> list[str] | None:
+    for cli in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(cli[0]) is None:
+            continue
+        if subprocess.run([*cli, "version"], capture_output=True, timeout=30).returncode == 0:
+            return cli
+    return None
+
+
+def test_compose_example_runs_its_client_once_the_responder_is_healthy(image: str) -> None:
+    """deploy/compose.yaml as written, but on the image built here and without its
+    published host ports (tests use no fixed ports): the client's pings must pass."""
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("neither `docker compose` nor docker-compose is installed "
+                    "(apt-get install docker-compose)")
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    suffix = uuid.uuid4().hex[:12]
+    tag, project = f"sipresponder-test:compose-{suffix}", f"sipresponder-test-{suffix}"
+    for service in compose["services"].values():
+        service["image"] = tag
+        service.pop("build", None)
+        service.pop("ports", None)
+        service["volumes"] = [
+            f"{(ROOT / 'deploy' / v.split(':', 1)[0]).resolve()}:{v.split(':', 1)[1]}"
+            for v in service.get("volumes", [])]
+    docker("tag", image, tag)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "compose.yaml"
+        path.write_text(yaml.safe_dump(compose))
+        base = [*cli, "--file", str(path), "--project-name", project]
+        try:
+            done = subprocess.run([*base, "up", "--no-build", "--exit-code-from", "client"],
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            assert "SIP/2.0 503 Service Unavailable" in done.stdout
+        finally:
+            subprocess.run([*base, "down", "--volumes"], capture_output=True, timeout=120)
+            docker("rmi", tag, check=False)
