@@ -4,8 +4,9 @@ No image registry may be reachable (CI's is not), so `FROM python:...` cannot be
 pulled: the tests build a stand-in base once with mmdebstrap (Debian bookworm with
 python3, venv and pip), `docker import` it, and keep it for the next runs. Then they
 build the image on it with `--build-arg BASE`, run it on free loopback ports with a
-scenario mounted from the host, and check OPTIONS -> 200 from outside, the
-HEALTHCHECK, the non-root user and a fast, clean `docker stop`.
+scenario mounted from the host, and check OPTIONS -> 200 from outside (UDP, TCP,
+TLS), the HEALTHCHECK, the non-root user and a fast, clean `docker stop`; and run
+deploy/compose.yaml on that image.
 
 They start `dockerd` when none runs (as root; it is left running for later runs),
 and skip, saying why, only when no engine can start. An engine that runs but an
