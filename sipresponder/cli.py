@@ -1,4 +1,4 @@
-"""Command line: serve, check, codes, verify."""
+"""Command line: serve, check, codes, verify, ping."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from . import __version__
+from . import __version__, ping
 from .codes import CODES, HEADER_FIELDS
 from .logformat import configure_logging
 from .scenario.loader import ScenarioError, load_scenario, parse_scenario
 from .scenario.model import Scenario
+from .serveconfig import ENV_HELP, apply_env, keep_tag_secret, with_tag_secret
 
 log = logging.getLogger("sipresponder")
 WATCH_INTERVAL = 0.5  # seconds between --watch checks
@@ -55,7 +56,6 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--workers",
-        default="1",
         metavar="N",
         help="processes sharing the listening ports (SO_REUSEPORT); 'auto': one per CPU "
         "(default 1)",
@@ -70,10 +70,10 @@ def _build_parser() -> argparse.ArgumentParser:
         help="where the self-signed lab certificate is made and reused when --tls-cert "
         "is not given (default: $XDG_CACHE_HOME/sipresponder or ~/.cache/sipresponder)",
     )
-    serve.add_argument("--log-format", choices=("human", "json"), default="human")
+    # Defaults None: serveconfig.apply_env tells an absent flag from a given one.
+    serve.add_argument("--log-format", choices=("human", "json"), help="default human")
     serve.add_argument(
         "--log-level",
-        default="warning",
         choices=("debug", "info", "warning", "error"),
         help="info logs one line per request and per response; warning (the default) "
         "logs start, reloads, limits and errors, and /metrics counts the traffic",
@@ -102,6 +102,15 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="requests the journal keeps, newest last (with --admin; default 1000)",
     )
+    # Deployment (issue 7): the tag secret, and SIPRESPONDER_* variables for every flag.
+    serve.add_argument(
+        "--tag-secret",
+        metavar="SECRET",
+        help="key of the To-tag hash, overriding the scenario's settings.tag_key; "
+        "replicas behind one address must share it",
+    )
+    serve.epilog = ENV_HELP
+    ping.add_parser(sub)
 
     verify = sub.add_parser(
         "verify", help="ask a running responder's admin API whether requests arrived"
@@ -140,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "codes":
         _print_codes()
         return 0
+    if args.command == "ping":
+        return ping.run(args)
     return _serve(args)
 
 
@@ -178,11 +189,17 @@ def _serve(args: argparse.Namespace) -> int:
     from .transport.server import parse_listen
     from .transport.tls import TLSOptions
 
+    try:  # SIPRESPONDER_* variables fill in what the command line left out
+        apply_env(args, os.environ)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     configure_logging(args.log_format, args.log_level)
     path = args.scenario or str(bundled_scenario())
     admin = None
     try:
         scenario, text = read_scenario(path)
+        scenario = with_tag_secret(scenario, args.tag_secret)
         listen = [parse_listen(item) for item in (args.listen or DEFAULT_LISTEN)]
         args.tls = TLSOptions(*(Path(p) if p else None
                                 for p in (args.tls_cert, args.tls_key, args.tls_dir)))
@@ -244,6 +261,7 @@ async def _run(
     if admin_address is None:
         server = Server(scenario, args.tls)
         await server.start(listen, reuse_port=reuse_port)
+        keep_tag_secret(server, args.tag_secret)
         stop_server = server.close
 
         def swap(new: Scenario, new_text: str) -> None:
@@ -255,6 +273,7 @@ async def _run(
         responder = Responder(scenario, [str(a) for a in listen], args.journal_size,
                               tls=args.tls)
         await responder.start()
+        keep_tag_secret(responder, args.tag_secret)
         stop_server = responder.stop
         admin = Admin(responder, text, args.admin_token, base_dir=Path(path).parent)
         try:

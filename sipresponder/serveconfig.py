@@ -1,0 +1,103 @@
+"""`serve` settings from SIPRESPONDER_* environment variables, and the tag secret.
+
+Containers and orchestrators configure through the environment, so each `serve`
+option a deployment needs has a variable. Precedence is the usual one: a command-line
+flag wins over its variable, the variable over the built-in default. An empty variable
+counts as unset (Compose and Kubernetes make `NAME=` easy to write by accident).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .scenario.model import Scenario
+
+LOG_FORMATS = ("human", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def split_list(text: str) -> list[str]:
+    """A comma- or whitespace-separated list (no listen address contains either)."""
+    return text.replace(",", " ").split()
+
+
+@dataclass(frozen=True, slots=True)
+class EnvOption:
+    dest: str  # the argparse destination of the flag it stands in for
+    env: str
+    default: Any  # when neither the flag nor the variable is given
+    choices: tuple[str, ...] = ()
+    is_list: bool = False
+
+
+SERVE_ENV = (
+    EnvOption("scenario", "SIPRESPONDER_SCENARIO", None),
+    # None: cli.py falls back to its DEFAULT_LISTEN.
+    EnvOption("listen", "SIPRESPONDER_LISTEN", None, is_list=True),
+    EnvOption("admin", "SIPRESPONDER_ADMIN", None),
+    EnvOption("admin_token", "SIPRESPONDER_ADMIN_TOKEN", None),
+    EnvOption("log_format", "SIPRESPONDER_LOG_FORMAT", "human", LOG_FORMATS),
+    EnvOption("log_level", "SIPRESPONDER_LOG_LEVEL", "warning", LOG_LEVELS),
+    EnvOption("workers", "SIPRESPONDER_WORKERS", "1"),
+    EnvOption("tag_secret", "SIPRESPONDER_TAG_SECRET", None),
+    EnvOption("tls_cert", "SIPRESPONDER_TLS_CERT", None),
+    EnvOption("tls_key", "SIPRESPONDER_TLS_KEY", None),
+    EnvOption("tls_dir", "SIPRESPONDER_TLS_DIR", None),
+)
+
+ENV_HELP = (
+    "Environment variables (a flag wins over its variable): "
+    + ", ".join(f"{o.env} (--{o.dest.replace('_', '-')})" for o in SERVE_ENV)
+    + "; SIPRESPONDER_LISTEN is a comma- or space-separated list."
+)
+
+
+def apply_env(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Fill every option the command line left unset (None) from ``environ``, then from
+    its default. ValueError names the variable when its value is not acceptable."""
+    for option in SERVE_ENV:
+        if getattr(args, option.dest, None) is not None:
+            continue
+        raw = environ.get(option.env, "").strip()
+        if not raw:
+            setattr(args, option.dest, option.default)
+            continue
+        value: Any = raw
+        if option.is_list:
+            value = split_list(raw)
+        elif option.choices:
+            value = raw.lower()
+            if value not in option.choices:
+                raise ValueError(
+                    f"{option.env}={raw!r}: expected one of {', '.join(option.choices)}"
+                )
+        setattr(args, option.dest, value)
+
+
+def with_tag_secret(scenario: Scenario, secret: str | None) -> Scenario:
+    """``scenario`` with its settings.tag_key replaced by ``secret`` (None: unchanged).
+
+    The To tag is a keyed hash of the request's transaction identifiers, so replicas
+    that share the key answer a retransmission with the same tag whichever of them it
+    reaches; the secret comes from the deployment, not from the scenario file."""
+    if secret is None:
+        return scenario
+    settings = dataclasses.replace(scenario.settings, tag_key=secret)
+    return dataclasses.replace(scenario, settings=settings)
+
+
+def keep_tag_secret(holder: Any, secret: str | None) -> None:
+    """Make every later ``holder.set_scenario`` (SIGHUP, --watch, the admin API's PUT)
+    keep the secret too: a reload must not silently change the tags a replica gives."""
+    if secret is None:
+        return
+    original: Callable[[Scenario], None] = holder.set_scenario
+
+    def set_scenario(scenario: Scenario) -> None:
+        original(with_tag_secret(scenario, secret))
+
+    holder.set_scenario = set_scenario
