@@ -495,12 +495,13 @@ def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, rou
         out = (run_dir / "sipp.out").read_text(errors="replace")[-2000:]
         raise RuntimeError(f"SIPp gave no statistics ({exc}); exit {exit_code}:\n{out}") from exc
     calls = int(figures["successful"])
+    served = calls + len(probe.samples_ms) + probe.lost  # the probe's requests cost CPU too
     return Run(
         workload=workload.name, server=server.name, round=round_,
         calls_per_s=round(figures["calls_per_s"], 1), successful=calls,
         failed=int(figures["failed"]), retransmissions=int(figures["retransmissions"]),
         seconds=round(figures["seconds"], 3), sipp_exit=exit_code, cpu_s=round(cpu, 2),
-        cpu_us_per_call=round(cpu / calls * 1e6, 2) if calls else float("nan"),
+        cpu_us_per_call=round(cpu / served * 1e6, 2) if calls else float("nan"),
         p50_ms=_round(percentile(probe.samples_ms, 50)),
         p99_ms=_round(percentile(probe.samples_ms, 99)),
         probe_samples=len(probe.samples_ms), probe_lost=probe.lost,
