@@ -120,6 +120,7 @@ class Run:
     p99_ms: float | None
     probe_samples: int
     probe_lost: int
+    failure_kinds: dict[str, int]
     peak_pss_kb: int
     peak_rss_kb: int
     udp_drops: int
@@ -164,6 +165,15 @@ def parse_sipp_stat(text: str) -> dict[str, float]:
         "seconds": seconds,
         "calls_per_s": successful / seconds if seconds > 0 else 0.0,
     }
+
+
+def sipp_failure_kinds(text: str) -> dict[str, int]:
+    """The non-zero Failed*(C) counters of the last row (why calls failed)."""
+    rows = [row for row in csv.reader(text.splitlines(), delimiter=";") if row]
+    last = dict(zip(rows[0], rows[-1], strict=False))
+    return {name[6:-3]: int(value) for name, value in last.items()
+            if name.startswith("Failed") and name.endswith("(C)")
+            and name != "FailedCall(C)" and value.isdigit() and int(value)}
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -491,6 +501,7 @@ def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, rou
     sampler.join(3)
     try:
         figures = parse_sipp_stat(stat.read_text())
+        kinds = sipp_failure_kinds(stat.read_text())
     except (OSError, ValueError, KeyError) as exc:
         out = (run_dir / "sipp.out").read_text(errors="replace")[-2000:]
         raise RuntimeError(f"SIPp gave no statistics ({exc}); exit {exit_code}:\n{out}") from exc
@@ -504,7 +515,7 @@ def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, rou
         cpu_us_per_call=round(cpu / served * 1e6, 2) if calls else float("nan"),
         p50_ms=_round(percentile(probe.samples_ms, 50)),
         p99_ms=_round(percentile(probe.samples_ms, 99)),
-        probe_samples=len(probe.samples_ms), probe_lost=probe.lost,
+        probe_samples=len(probe.samples_ms), probe_lost=probe.lost, failure_kinds=kinds,
         peak_pss_kb=sampler.peak_pss, peak_rss_kb=sampler.peak_rss, udp_drops=drops)
 
 
@@ -713,7 +724,9 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"{name:<14} {server.name:<13} round {round_}: "
                               f"{run.calls_per_s:>9,.0f}/s  failed {run.failed}  "
                               f"CPU {run.cpu_us_per_call:.1f} us/call  p50 {run.p50_ms} ms  "
-                              f"p99 {run.p99_ms} ms  drops {run.udp_drops}", flush=True)
+                              f"p99 {run.p99_ms} ms  drops {run.udp_drops}"
+                              + (f"  {run.failure_kinds} (SIPp exit {run.sipp_exit})"
+                                 if run.failed else ""), flush=True)
             if not complete:
                 break
     except KeyboardInterrupt:

@@ -40,6 +40,13 @@ def test_sipp_stat_takes_the_last_row() -> None:
     assert stats["calls_per_s"] == pytest.approx(10000)
 
 
+def test_sipp_failure_kinds_are_the_nonzero_failed_counters() -> None:
+    text = ("FailedCall(C);FailedMaxUDPRetrans(C);FailedRegexpDoesntMatch(C);"
+            "FailedTimeoutOnRecv(P);FailedTimeoutOnRecv(C);\n"
+            "50;48;0;1;2;\n")
+    assert run.sipp_failure_kinds(text) == {"MaxUDPRetrans": 48, "TimeoutOnRecv": 2}
+
+
 def test_sipp_stat_without_rows_is_an_error() -> None:
     with pytest.raises(ValueError):
         run.parse_sipp_stat(HEADER + "\n")
