@@ -585,7 +585,8 @@ def machine() -> dict[str, object]:
         "nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
         "python": platform.python_version(), "event_loop": loop,
         "sipp": version(["sipp", "-v"]),
-        "kamailio": version([kamailio_binary() or "kamailio", "-v"]),
+        "kamailio": version([kamailio_binary() or "kamailio", "-v"]).removeprefix(
+            "version: "),
         "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
         "rmem_max": int(Path("/proc/sys/net/core/rmem_max").read_text()),
         "wmem_max": int(Path("/proc/sys/net/core/wmem_max").read_text()),
