@@ -622,7 +622,7 @@ def markdown(summaries: list[Summary], idle: dict[str, int], info: dict[str, obj
         f"{info['python']}, {info['event_loop']}, {info['sipp']}, {info['kamailio']} "
         f"({info['kamailio_options']}), sipresponder workers: {info['sipresponder_workers']}; "
         f"load average at start {' '.join(info['loadavg_at_start'])}"  # type: ignore[arg-type]
-        + ("" if complete else "; **incomplete: --max-seconds ran out**"),
+        + ("" if complete else "; **incomplete: interrupted, or --max-seconds ran out**"),
         "",
         "| workload | server | calls/s | failed | CPU µs/call | p50 ms | p99 ms | "
         "peak PSS MB | peak RSS MB | UDP drops |",
@@ -652,6 +652,10 @@ def markdown(summaries: list[Summary], idle: dict[str, int], info: dict[str, obj
         lines += ["", f"sipresponder idle after start: RSS {idle['rss_kb'] / 1024:.1f} MB, "
                       f"PSS {idle['pss_kb'] / 1024:.1f} MB (all its processes)."]
     return "\n".join(lines) + "\n"
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -702,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Run] = []
     idle: dict[str, int] = {}
     complete = True
+    signal.signal(signal.SIGTERM, interrupt)  # like Ctrl-C: stop the servers, keep the table
     tmp = Path(tempfile.mkdtemp(prefix="sipresponder-bench-"))
     tmp.chmod(0o755)  # Kamailio, dropped to nobody, reads its config dir and writes here
     try:
@@ -733,6 +738,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         complete = False
         print("interrupted", file=sys.stderr)
+    except RuntimeError as exc:  # a server did not start, SIPp gave no statistics
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         if args.keep:
             print(f"kept {tmp}", file=sys.stderr)
