@@ -224,9 +224,9 @@ def cpu_seconds(root: int) -> float:
     return ticks / CLK_TCK
 
 
-def memory_kb(root: int) -> tuple[int, int]:
-    """(sum of PSS, sum of VmRSS) over the tree, in kB."""
-    pss = rss = 0
+def memory_kb(root: int) -> tuple[int, int, int]:
+    """(sum of PSS, sum of VmRSS, largest VmRSS of one process) over the tree, in kB."""
+    pss = rss = largest = 0
     for pid in process_tree(root):
         with contextlib.suppress(OSError, ValueError):
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -235,7 +235,8 @@ def memory_kb(root: int) -> tuple[int, int]:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     rss += int(line.split()[1])
-    return pss, rss
+                    largest = max(largest, int(line.split()[1]))
+    return pss, rss, largest
 
 
 def udp_rcvbuf_errors() -> int:
@@ -462,7 +463,7 @@ class MemorySampler(threading.Thread):
 
     def run(self) -> None:
         while True:
-            pss, rss = memory_kb(self.root)
+            pss, rss, _ = memory_kb(self.root)
             self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
             if self.stop.wait(self.interval):
                 return
@@ -649,8 +650,10 @@ def markdown(summaries: list[Summary], idle: dict[str, int], info: dict[str, obj
             f"{num(ratio(mine.peak_pss_kb, s.peak_pss_kb), '.2f')}x | "
             f"{num(ratio(mine.peak_rss_kb, s.peak_rss_kb), '.2f')}x | |")
     if idle:
-        lines += ["", f"sipresponder idle after start: RSS {idle['rss_kb'] / 1024:.1f} MB, "
-                      f"PSS {idle['pss_kb'] / 1024:.1f} MB (all its processes)."]
+        lines += ["", f"sipresponder idle, 1 s after start: RSS {idle['rss_kb'] / 1024:.1f} MB, "
+                      f"PSS {idle['pss_kb'] / 1024:.1f} MB (all its {idle['processes']} "
+                      f"processes); its largest process: RSS "
+                      f"{idle['largest_process_rss_kb'] / 1024:.1f} MB."]
     return "\n".join(lines) + "\n"
 
 
@@ -718,7 +721,9 @@ def main(argv: list[str] | None = None) -> int:
                              args.kamailio_malloc) as servers:
                 if not idle:
                     time.sleep(1)
-                    idle["pss_kb"], idle["rss_kb"] = memory_kb(servers[0].pid)
+                    idle["pss_kb"], idle["rss_kb"], idle["largest_process_rss_kb"] = \
+                        memory_kb(servers[0].pid)
+                    idle["processes"] = len(process_tree(servers[0].pid))
                 for round_ in range(1, args.rounds + 1):
                     for server in servers:
                         if time.monotonic() + args.duration + 15 > deadline:
