@@ -605,6 +605,7 @@ def servers_for(workload: Workload, names: list[str], tmp: Path, workers: str | 
             server = Server(name, cmd, port, tmp, tcp=name != "naive")
             started.append(server)
             server.start()
+        time.sleep(0.5)  # the servers' other workers settle (only one answered the check)
         yield started
     finally:
         for server in started:
