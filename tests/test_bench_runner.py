@@ -80,3 +80,17 @@ def test_workloads_name_existing_files() -> None:
         assert (run.BENCH / "sipp" / workload.sipp_xml).is_file()
         assert (run.BENCH / "kamailio" / workload.kamailio_cfg).is_file()
         assert workload.scenario.is_file()
+
+
+def test_probe_ack_reuses_the_invite_via_and_the_answer_to_tag() -> None:
+    invite = run.probe_request("INVITE", "udp", 5999, "t", 7)
+    assert invite.startswith(b"INVITE sip:486@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP ")
+    answer = (b"SIP/2.0 486 Busy Here\r\nVia: x\r\nFrom: <sip:probe@127.0.0.1>;tag=probe\r\n"
+              b"To: <sip:486@127.0.0.1>;tag=abc\r\nCall-ID: t-7\r\nCSeq: 1 INVITE\r\n"
+              b"Content-Length: 0\r\n\r\n")
+    lines = run.ack_for(invite, answer).decode().split("\r\n")
+    assert lines[0] == "ACK sip:486@127.0.0.1 SIP/2.0"
+    assert lines[1] == invite.decode().split("\r\n")[1]  # the same Via branch
+    assert "To: <sip:486@127.0.0.1>;tag=abc" in lines
+    assert "Call-ID: t-7" in lines and "CSeq: 1 ACK" in lines
+    assert lines[-2:] == ["", ""]
