@@ -652,9 +652,9 @@ def markdown(summaries: list[Summary], idle: dict[str, int], info: dict[str, obj
             f"{num(ratio(mine.peak_rss_kb, s.peak_rss_kb), '.2f')}x | |")
     if idle:
         lines += ["", f"sipresponder idle, 1 s after start: RSS {idle['rss_kb'] / 1024:.1f} MB, "
-                      f"PSS {idle['pss_kb'] / 1024:.1f} MB (all its {idle['processes']} "
-                      f"processes); its largest process: RSS "
-                      f"{idle['largest_process_rss_kb'] / 1024:.1f} MB."]
+                      f"PSS {idle['pss_kb'] / 1024:.1f} MB ({idle['processes']} "
+                      f"process{'es' if idle['processes'] > 1 else ''}); its largest "
+                      f"process: RSS {idle['largest_process_rss_kb'] / 1024:.1f} MB."]
     return "\n".join(lines) + "\n"
 
 
