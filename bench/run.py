@@ -312,6 +312,20 @@ class Server:
                 return False
         return True
 
+    def answer_shape(self, method: str) -> list[str]:
+        """The status line and the header field names of its answer to the probe's
+        request over UDP, to check that the servers answer alike."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(2)
+            sock.connect(("127.0.0.1", self.port))
+            try:
+                sock.send(probe_request(method, "udp", sock.getsockname()[1], "shape", 0))
+                head = sock.recv(65535).split(b"\r\n\r\n")[0].decode(errors="replace")
+            except OSError as exc:
+                return [f"no answer ({exc})"]
+        status, *fields = head.split("\r\n")
+        return [status] + [line.split(":")[0].strip().lower() for line in fields]
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -606,6 +620,12 @@ def servers_for(workload: Workload, names: list[str], tmp: Path, workers: str | 
             started.append(server)
             server.start()
         time.sleep(0.5)  # the servers' other workers settle (only one answered the check)
+        mine = started[0].answer_shape(workload.method)
+        for other in started[1:]:
+            theirs = other.answer_shape(workload.method)
+            if other.name != "naive" and theirs != mine:
+                print(f"warning: {workload.name}: {other.name} answers {theirs}, "
+                      f"sipresponder {mine}", file=sys.stderr)
         yield started
     finally:
         for server in started:
