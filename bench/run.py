@@ -484,49 +484,67 @@ class MemorySampler(threading.Thread):
 
 
 def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, round_: int,
-             probe_rate: float) -> Run:
-    """One closed-loop SIPp run against one server, with the probe and the sampler."""
+             probe_rate: float, clients: int = 1) -> Run:
+    """One closed-loop SIPp run against one server, with the probe and the sampler.
+    With ``clients`` > 1, that many SIPp processes share the 50 users, each on its own
+    socket or connection (SO_REUSEPORT spreads sockets, not datagrams, over workers)."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"{server.name}-{workload.name}-", dir=tmp))
-    stat = run_dir / "stat.csv"
-    cmd = ["sipp", f"127.0.0.1:{server.port}", "-sf", str(BENCH / "sipp" / workload.sipp_xml),
-           "-s", workload.service, "-t", workload.sipp_transport, "-i", "127.0.0.1",
-           "-p", str(free_port()), "-users", str(USERS), "-buff_size", str(BUFFER),
-           "-timeout", f"{duration:g}s", "-nostdin", "-trace_stat", "-stf", str(stat),
-           "-fd", "1", "-trace_screen", "-screen_file", str(run_dir / "screen.log"),
-           "-trace_err", "-error_file", str(run_dir / "errors.log")]
+    users = [USERS // clients + (i < USERS % clients) for i in range(clients)]
+    cmds = [["sipp", f"127.0.0.1:{server.port}",
+             "-sf", str(BENCH / "sipp" / workload.sipp_xml),
+             "-s", workload.service, "-t", workload.sipp_transport, "-i", "127.0.0.1",
+             "-p", str(free_port()), "-users", str(n), "-buff_size", str(BUFFER),
+             "-timeout", f"{duration:g}s", "-nostdin",
+             "-trace_stat", "-stf", str(run_dir / f"stat{i}.csv"), "-fd", "1",
+             "-trace_screen", "-screen_file", str(run_dir / f"screen{i}.log"),
+             "-trace_err", "-error_file", str(run_dir / f"errors{i}.log")]
+            for i, n in enumerate(users)]
     probe = Probe(workload, server.port, probe_rate, f"probe-{server.name}-{round_}")
     sampler = MemorySampler(server.pid)
     drops_before, cpu_before = udp_rcvbuf_errors(), cpu_seconds(server.pid)
     sampler.start()
-    with (run_dir / "sipp.out").open("wb") as out:
-        sipp = subprocess.Popen(cmd, cwd=run_dir, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    sipps: list[subprocess.Popen] = []
     try:
+        for i, cmd in enumerate(cmds):
+            with (run_dir / f"sipp{i}.out").open("wb") as out:
+                sipps.append(subprocess.Popen(cmd, cwd=run_dir, stdin=subprocess.DEVNULL,
+                                              stdout=out, stderr=subprocess.STDOUT,
+                                              start_new_session=True))
         time.sleep(0.3)  # the probe starts once SIPp's 50 calls are in flight
         probe.start()
-        exit_code = sipp.wait(duration + 30)
+        exit_codes = [sipp.wait(duration + 30) for sipp in sipps]
     finally:
-        if sipp.poll() is None:
-            stop_group(sipp, [])
+        for sipp in sipps:
+            if sipp.poll() is None:
+                stop_group(sipp, [])
         probe.stop.set()
         sampler.stop.set()
     cpu = cpu_seconds(server.pid) - cpu_before
     drops = udp_rcvbuf_errors() - drops_before
-    probe.join(3)
+    if probe.ident is not None:  # started
+        probe.join(3)
     sampler.join(3)
-    try:
-        figures = parse_sipp_stat(stat.read_text())
-        kinds = sipp_failure_kinds(stat.read_text())
-    except (OSError, ValueError, KeyError) as exc:
-        out = (run_dir / "sipp.out").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"SIPp gave no statistics ({exc}); exit {exit_code}:\n{out}") from exc
-    calls = int(figures["successful"])
+    figures: list[dict[str, float]] = []
+    kinds: dict[str, int] = {}
+    for i in range(clients):
+        try:
+            text = (run_dir / f"stat{i}.csv").read_text()
+            figures.append(parse_sipp_stat(text))
+        except (OSError, ValueError, KeyError) as exc:
+            out = (run_dir / f"sipp{i}.out").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"SIPp gave no statistics ({exc}); exit "
+                               f"{exit_codes[i]}:\n{out}") from exc
+        for kind, count in sipp_failure_kinds(text).items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    calls = sum(int(f["successful"]) for f in figures)
     served = calls + len(probe.samples_ms) + probe.lost  # the probe's requests cost CPU too
     return Run(
         workload=workload.name, server=server.name, round=round_,
-        calls_per_s=round(figures["calls_per_s"], 1), successful=calls,
-        failed=int(figures["failed"]), retransmissions=int(figures["retransmissions"]),
-        seconds=round(figures["seconds"], 3), sipp_exit=exit_code, cpu_s=round(cpu, 2),
+        calls_per_s=round(sum(f["calls_per_s"] for f in figures), 1), successful=calls,
+        failed=sum(int(f["failed"]) for f in figures),
+        retransmissions=sum(int(f["retransmissions"]) for f in figures),
+        seconds=round(max(f["seconds"] for f in figures), 3),
+        sipp_exit=max(exit_codes, key=abs), cpu_s=round(cpu, 2),
         cpu_us_per_call=round(cpu / served * 1e6, 2) if calls else float("nan"),
         p50_ms=_round(percentile(probe.samples_ms, 50)),
         p99_ms=_round(percentile(probe.samples_ms, 99)),
@@ -642,7 +660,8 @@ def markdown(summaries: list[Summary], idle: dict[str, int], info: dict[str, obj
         "",
         f"{info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, Python "
         f"{info['python']}, {info['event_loop']}, {info['sipp']}, {info['kamailio']} "
-        f"({info['kamailio_options']}), sipresponder workers: {info['sipresponder_workers']}; "
+        f"({info['kamailio_options']}), sipresponder workers: {info['sipresponder_workers']}, "
+        f"SIPp processes: {info['sipp_clients']}; "
         f"load average at start {' '.join(info['loadavg_at_start'])}"  # type: ignore[arg-type]
         + ("" if complete else "; **incomplete: interrupted, or --max-seconds ran out**"),
         "",
@@ -691,6 +710,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default=",".join(WORKLOADS),
                         help=f"comma-separated, of: {', '.join(WORKLOADS)}")
     parser.add_argument("--workers", help="passed to sipresponder serve --workers")
+    parser.add_argument("--clients", type=int, default=1,
+                        help="SIPp processes sharing the 50 users, each with its own socket "
+                             "(a sipresponder --workers N needs N: SO_REUSEPORT gives one "
+                             "client socket to one worker)")
     parser.add_argument("--reference", default="kamailio",
                         help="comma-separated reference servers: kamailio, naive (the "
                              "naive uvloop responder, on options-udp only)")
@@ -710,8 +733,9 @@ def main(argv: list[str] | None = None) -> int:
     references = [r.strip() for r in args.reference.split(",") if r.strip()]
     unknown = [w for w in workloads if w not in WORKLOADS] + \
         [r for r in references if r not in REFERENCES]
-    if unknown or args.rounds < 1 or args.duration <= 0:
-        parser.error(f"unknown workload or reference {unknown}, or bad --rounds/--duration")
+    if unknown or args.rounds < 1 or args.duration <= 0 or not 1 <= args.clients <= USERS:
+        parser.error(f"unknown workload or reference {unknown}, or bad "
+                     "--rounds/--duration/--clients")
     missing = missing_tools(references)
     if missing:
         print("bench/run.py needs:\n" + "\n".join(f"  - {m}" for m in missing),
@@ -720,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     info["kamailio_options"] = f"-x {args.kamailio_malloc} -n 2 -N 2"
     info["sipresponder_workers"] = args.workers or "1 (no --workers)"
+    info["sipp_clients"] = args.clients
     if min(int(info["rmem_max"]), int(info["wmem_max"])) < BUFFER:  # type: ignore[call-overload]
         print(f"warning: net.core.rmem_max/wmem_max below {BUFFER}: socket buffers are "
               f"capped and UDP may drop (sysctl -w net.core.rmem_max={BUFFER} "
@@ -751,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
                             complete = False
                             break
                         run = run_sipp(workload, server, args.duration, tmp, round_,
-                                       args.probe_rate)
+                                       args.probe_rate, args.clients)
                         runs.append(run)
                         print(f"{name:<14} {server.name:<13} round {round_}: "
                               f"{run.calls_per_s:>9,.0f}/s  failed {run.failed}  "
