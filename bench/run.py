@@ -2,7 +2,7 @@
 
     python bench/run.py                               # every workload, 10 s runs, 3 rounds
     python bench/run.py --duration 3 --rounds 1 --workloads options-udp
-    python bench/run.py --workers 2 --reference kamailio,naive --json out.json
+    python bench/run.py --workers 2 --clients 4 --reference kamailio,naive --json out.json
 
 For each workload, the runner starts sipresponder (``python -m sipresponder serve``)
 and each reference server (Kamailio with a config from bench/kamailio/, and with
