@@ -531,9 +531,9 @@ def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, rou
             text = (run_dir / f"stat{i}.csv").read_text()
             figures.append(parse_sipp_stat(text))
         except (OSError, ValueError, KeyError) as exc:
-            out = (run_dir / f"sipp{i}.out").read_text(errors="replace")[-2000:]
+            said = (run_dir / f"sipp{i}.out").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"SIPp gave no statistics ({exc}); exit "
-                               f"{exit_codes[i]}:\n{out}") from exc
+                               f"{exit_codes[i]}:\n{said}") from exc
         for kind, count in sipp_failure_kinds(text).items():
             kinds[kind] = kinds.get(kind, 0) + count
     calls = sum(int(f["successful"]) for f in figures)
