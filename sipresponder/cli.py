@@ -22,7 +22,7 @@ from .codes import CODES, HEADER_FIELDS
 from .logformat import configure_logging
 from .scenario.loader import ScenarioError, load_scenario, parse_scenario
 from .scenario.model import Scenario
-from .serveconfig import ENV_HELP, apply_env, keep_tag_secret, with_tag_secret
+from .serveconfig import ENV_HELP, UDP_BALANCE, apply_env, keep_tag_secret, with_tag_secret
 
 log = logging.getLogger("sipresponder")
 WATCH_INTERVAL = 0.5  # seconds between --watch checks
@@ -57,8 +57,16 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         metavar="N",
-        help="processes sharing the listening ports (SO_REUSEPORT); 'auto': one per CPU "
-        "(default 1)",
+        help="processes sharing the listening ports, under a supervisor that restarts a "
+        "worker that dies; 'auto': one per CPU (default 1)",
+    )
+    serve.add_argument(
+        "--udp-balance",
+        choices=UDP_BALANCE,
+        help="with --workers: 'source' (default) keeps each UDP client on one worker, "
+        "which stateful rules (provisional responses, delays, CANCEL) need; 'datagram' "
+        "lets every worker read one shared socket, so a single busy client's load is "
+        "spread too (stateless scenarios)",
     )
     serve.add_argument(
         "--tls-cert", metavar="FILE",
@@ -185,7 +193,7 @@ def read_scenario(path: str) -> tuple[Scenario, str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .supervisor import resolve_ports, supervise, worker_count
+    from .supervisor import bind_shared_udp, resolve_ports, supervise, worker_count
     from .transport.server import parse_listen
     from .transport.tls import TLSOptions
 
@@ -214,13 +222,23 @@ def _serve(args: argparse.Namespace) -> int:
             raise ValueError(
                 "--admin needs --workers 1: the journal and the metrics live in one process"
             )
+        shared_udp: dict = {}
         if workers > 1:
             listen = resolve_ports(listen)
+            if args.udp_balance == "datagram":
+                listen, shared_udp = bind_shared_udp(listen)
+                stateful = [r.label for r in scenario.rules if r.stateful]
+                if stateful:
+                    log.warning(
+                        "--udp-balance datagram: %s answer over time; a retransmission "
+                        "or CANCEL may reach a worker that did not see the request",
+                        ", ".join(stateful[:3]) + (" ..." if len(stateful) > 3 else ""),
+                    )
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"error: cannot pick a free port: {exc.strerror or exc}", file=sys.stderr)
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
         import uvloop  # type: ignore[import-not-found]
@@ -231,7 +249,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     def run(reuse_port: bool) -> int:
         try:
-            return runner(_run(scenario, text, path, listen, admin, args, reuse_port))
+            return runner(
+                _run(scenario, text, path, listen, admin, args, reuse_port, shared_udp)
+            )
         except OSError as exc:
             print(f"error: {exc.strerror or exc}", file=sys.stderr)
             return 2
@@ -251,6 +271,7 @@ async def _run(
     admin_address: tuple[str, int] | None,
     args: argparse.Namespace,
     reuse_port: bool = False,
+    shared_udp: dict | None = None,
 ) -> int:
     # Taken before the listeners announce themselves, so that a change made as soon
     # as the responder is up is seen as a change.
@@ -260,6 +281,7 @@ async def _run(
     admin = None
     if admin_address is None:
         server = Server(scenario, args.tls)
+        server.shared_udp = shared_udp or {}
         await server.start(listen, reuse_port=reuse_port)
         keep_tag_secret(server, args.tag_secret)
         stop_server = server.close

@@ -18,6 +18,7 @@ from .scenario.model import Scenario
 
 LOG_FORMATS = ("human", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+UDP_BALANCE = ("source", "datagram")  # how --workers share a UDP port (supervisor.py)
 
 
 def split_list(text: str) -> list[str]:
@@ -43,6 +44,7 @@ SERVE_ENV = (
     EnvOption("log_format", "SIPRESPONDER_LOG_FORMAT", "human", LOG_FORMATS),
     EnvOption("log_level", "SIPRESPONDER_LOG_LEVEL", "warning", LOG_LEVELS),
     EnvOption("workers", "SIPRESPONDER_WORKERS", "1"),
+    EnvOption("udp_balance", "SIPRESPONDER_UDP_BALANCE", "source", UDP_BALANCE),
     EnvOption("tag_secret", "SIPRESPONDER_TAG_SECRET", None),
     EnvOption("tls_cert", "SIPRESPONDER_TLS_CERT", None),
     EnvOption("tls_key", "SIPRESPONDER_TLS_KEY", None),

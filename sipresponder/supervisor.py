@@ -1,11 +1,17 @@
 """``serve --workers N``: N responder processes sharing the listening ports.
 
-Each worker is a full responder with its own sockets bound with SO_REUSEPORT, so the
-kernel spreads UDP datagrams (by source address and port) and TCP connections
-across them; a client keeps talking to the same worker, which is what stateful
-rules need. The supervisor forks the workers before any event loop exists, forwards
-SIGTERM, SIGINT and SIGHUP to them, and restarts a worker that dies. Stateless To
-tags are the same in every worker: they are keyed by the scenario's tag key.
+Each worker is a full responder with its own SO_REUSEPORT sockets: the kernel
+spreads TCP/TLS/WS connections and UDP sources (by address and port) over them, and
+a connection or UDP client stays with its worker, which is what stateful rules
+(provisional responses, delays, CANCEL, retransmissions) need. That also means a
+single busy UDP client, one SIPp say, keeps one worker busy and the others idle; with
+``--udp-balance datagram`` the supervisor binds each UDP port once and every worker
+reads that one socket, so each datagram goes to whichever worker reads first (as
+Kamailio's UDP workers share theirs) — for stateless scenarios.
+
+The supervisor forks the workers before any event loop exists, forwards SIGTERM,
+SIGINT and SIGHUP to them, and restarts a worker that dies. Stateless To tags are
+the same in every worker: they are keyed by the scenario's tag key.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
 
-from .transport.server import ListenAddress
+from .transport.server import ListenAddress, udp_socket
 
 log = logging.getLogger("sipresponder")
 
@@ -62,6 +68,22 @@ def resolve_ports(listen: list[ListenAddress]) -> list[ListenAddress]:
             probe.bind((addr.host, 0))
             out.append(replace(addr, port=probe.getsockname()[1]))
     return out
+
+
+def bind_shared_udp(
+    listen: list[ListenAddress],
+) -> tuple[list[ListenAddress], dict[ListenAddress, socket.socket]]:
+    """Bind every UDP listener once, here, for all workers to read
+    (``--udp-balance datagram``, see the module doc)."""
+    out = []
+    shared = {}
+    for addr in listen:
+        if addr.transport == "udp":
+            sock = udp_socket(addr)
+            addr = replace(addr, port=sock.getsockname()[1])
+            shared[addr] = sock
+        out.append(addr)
+    return out, shared
 
 
 def supervise(workers: int, run_worker: Callable[[int], int]) -> int:

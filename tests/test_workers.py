@@ -27,9 +27,10 @@ pytestmark = pytest.mark.skipif(
 
 
 class Supervised:
-    def __init__(self, proc: subprocess.Popen[str], ports: dict[str, int]) -> None:
+    def __init__(self, proc: subprocess.Popen[str], ports: dict[str, int], log: str) -> None:
         self.proc = proc
         self.ports = ports
+        self.log = log  # what it wrote until all workers were listening
 
     def workers(self) -> list[int]:
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
@@ -43,6 +44,7 @@ def _start(*extra: str, workers: str = "2") -> Supervised:
         stderr=subprocess.PIPE, text=True,
     )
     ports: dict[str, int] = {}
+    log = []
     seen = 0
     deadline = time.monotonic() + 20
     assert proc.stderr is not None
@@ -51,6 +53,7 @@ def _start(*extra: str, workers: str = "2") -> Supervised:
         line = proc.stderr.readline()
         if not line:
             break
+        log.append(line)
         m = LISTENING.search(line)
         if m:
             seen += 1
@@ -58,7 +61,7 @@ def _start(*extra: str, workers: str = "2") -> Supervised:
     if seen < 2 * int(workers):
         proc.kill()
         pytest.fail(f"workers did not start: {proc.stderr.read()}")
-    return Supervised(proc, ports)
+    return Supervised(proc, ports, "".join(log))
 
 
 @pytest.fixture
@@ -78,16 +81,27 @@ def _udp_ask(port: int, data: bytes) -> bytes:
         return sock.recv(65535)
 
 
-def _sockets_on(port: int, table: str) -> int:
+def _sockets_on(port: int, table: str) -> list[str]:
+    """The inodes of the sockets bound to ``port``."""
     lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
-    return sum(1 for line in lines if line.split()[1].endswith(f":{port:04X}"))
+    return [line.split()[9] for line in lines if line.split()[1].endswith(f":{port:04X}")]
+
+
+def _holds(pid: int, inode: str) -> bool:
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.readlink(fd) == f"socket:[{inode}]" for fd in fds.iterdir())
 
 
 def test_workers_share_the_ports_and_answer_alike(supervised: Supervised) -> None:
-    assert len(supervised.workers()) == 2
+    workers = supervised.workers()
+    assert len(workers) == 2
     udp, tcp = supervised.ports["udp"], supervised.ports["tcp"]
-    assert _sockets_on(udp, "udp") == 2  # one SO_REUSEPORT socket per worker
-    assert _sockets_on(tcp, "tcp") >= 2
+    # One SO_REUSEPORT socket per worker and port.
+    udp_sockets = _sockets_on(udp, "udp")
+    assert len(udp_sockets) == 2
+    assert {pid for pid in workers for inode in udp_sockets if _holds(pid, inode)} == set(
+        workers)
+    assert len(_sockets_on(tcp, "tcp")) >= 2
     # The same request from 24 source ports: the kernel spreads them over both
     # workers (by source port), and every answer is the same octets, To tag included.
     request = make_request("INVITE", "sip:486@127.0.0.1", rport=False, branch="z9hG4bK-same",
@@ -102,6 +116,27 @@ def test_workers_share_the_ports_and_answer_alike(supervised: Supervised) -> Non
         assert conn.recv(65535).startswith(b"SIP/2.0 200 OK\r\n")
 
 
+def test_udp_balance_datagram_shares_one_socket() -> None:
+    sup = _start("--udp-balance", "datagram")
+    try:
+        workers = sup.workers()
+        # One UDP socket, bound by the supervisor and read by both workers.
+        [shared] = _sockets_on(sup.ports["udp"], "udp")
+        assert all(_holds(pid, shared) for pid in workers)
+        request = make_request("OPTIONS", "sip:200@127.0.0.1", rport=False,
+                               branch="z9hG4bK-same", call_id="same@test")
+        answers = {_udp_ask(sup.ports["udp"], request) for _ in range(24)}
+        assert len(answers) == 1
+        assert answers.pop().startswith(b"SIP/2.0 200 OK\r\n")
+        # The default scenario has stateful rules: the supervisor says what may go wrong.
+        assert "--udp-balance datagram:" in sup.log and "answer over time" in sup.log
+        sup.proc.send_signal(signal.SIGTERM)
+        assert sup.proc.wait(10) == 0
+    finally:
+        if sup.proc.poll() is None:
+            sup.proc.kill()
+
+
 def test_a_killed_worker_is_replaced_and_sigterm_stops_all(supervised: Supervised) -> None:
     before = supervised.workers()
     os.kill(before[0], signal.SIGKILL)
@@ -114,12 +149,11 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_all(supervised: Supervise
     else:
         pytest.fail(f"worker {before[0]} was not replaced: {supervised.workers()}")
     replacement = next(p for p in supervised.workers() if p not in before)
-    # The new worker has bound the shared port too before it can answer; ask until it
-    # is there (each try is bounded), then check that answers still come.
+    # The new worker binds its own socket to the shared port before it can answer.
     deadline = time.monotonic() + 15
-    while _sockets_on(supervised.ports["udp"], "udp") < 2 and time.monotonic() < deadline:
+    while len(_sockets_on(supervised.ports["udp"], "udp")) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _sockets_on(supervised.ports["udp"], "udp") == 2
+    assert any(_holds(replacement, i) for i in _sockets_on(supervised.ports["udp"], "udp"))
     for _ in range(8):
         answer = _udp_ask(supervised.ports["udp"], make_request("OPTIONS", "sip:200@127.0.0.1"))
         assert answer.startswith(b"SIP/2.0 200 OK\r\n")
@@ -150,17 +184,33 @@ def test_bad_worker_options_are_refused(args: list[str], message: str) -> None:
 
 
 def test_a_worker_that_cannot_bind_stops_the_supervisor() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))  # no SO_REUSEPORT: the workers cannot join it
+        taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "sipresponder", "serve", "--workers", "2",
-             "--listen", f"udp:127.0.0.1:{port}"],
+             "--listen", f"tcp:127.0.0.1:{port}"],
             capture_output=True, text=True, timeout=30,
         )
     assert result.returncode == 2
-    assert "Address already in use" in result.stderr
+    assert f"cannot listen on tcp:127.0.0.1:{port}" in result.stderr
+    assert "address already in use" in result.stderr.lower()
     assert "could not start; stopping" in result.stderr
+
+
+def test_a_taken_udp_port_is_refused_before_any_worker_starts() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "sipresponder", "serve", "--workers", "2",
+             "--udp-balance", "datagram", "--listen", f"udp:127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=30,
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on udp:127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "supervising" not in result.stderr
 
 
 def test_without_uvloop_the_stdlib_loop_serves() -> None:

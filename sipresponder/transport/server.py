@@ -79,6 +79,24 @@ def parse_listen(text: str) -> ListenAddress:
     return ListenAddress(transport, host, port)
 
 
+def udp_socket(addr: ListenAddress, reuse_port: bool = False) -> socket.socket:
+    """A bound UDP socket with the large buffers UDP needs (see SOCKET_BUFFER)."""
+    family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+        sock.bind((addr.host, addr.port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
+    return sock
+
+
 @functools.lru_cache(maxsize=4096)
 def _local_ip_towards(remote_ip: str, bound_ip: str) -> str:
     """The address this host uses to reach ``remote_ip`` (for Contact and SDP when the
@@ -110,6 +128,8 @@ class Server:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # UDP sockets bound before the workers were forked, shared by all of them.
+        self.shared_udp: dict[ListenAddress, socket.socket] = {}
 
     def set_scenario(self, scenario: Scenario) -> None:
         self.engine.scenario = scenario
@@ -135,19 +155,7 @@ class Server:
         return self.addresses
 
     async def _start_udp(self, addr: ListenAddress, reuse_port: bool) -> ListenAddress:
-        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
-            sock.bind((addr.host, addr.port))
-        except OSError as exc:
-            sock.close()
-            raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
+        sock = self.shared_udp.get(addr) or udp_socket(addr, reuse_port)
         listener_id = next(self._ids)
         protocol = _UDPProtocol(self, listener_id, addr.host)
         await self._loop.create_datagram_endpoint(lambda: protocol, sock=sock)  # type: ignore[union-attr]
