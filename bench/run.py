@@ -343,12 +343,12 @@ class Server:
 
 
 def server_command(name: str, workload: Workload, port: int, tmp: Path,
-                   workers: str | None, kamailio_malloc: str = "tlsf") -> list[str]:
+                   serve_args: list[str], kamailio_malloc: str = "tlsf") -> list[str]:
     if name == "sipresponder":
         cmd = [sys.executable, "-m", "sipresponder", "serve", "--scenario",
                str(workload.scenario), "--listen", f"udp:127.0.0.1:{port}",
                "--listen", f"tcp:127.0.0.1:{port}", "--log-level", "warning"]
-        return [*cmd, "--workers", workers] if workers else cmd
+        return [*cmd, *serve_args]
     if name == "kamailio":
         # foreground (-DD), log to stderr (-E), 2 UDP and 2 TCP workers, its pid file
         # and runtime dir in our temp dir; as root it drops to nobody/nogroup. -x: the
@@ -627,13 +627,13 @@ def machine() -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def servers_for(workload: Workload, names: list[str], tmp: Path, workers: str | None,
+def servers_for(workload: Workload, names: list[str], tmp: Path, serve_args: list[str],
                 kamailio_malloc: str) -> Iterator[list[Server]]:
     started: list[Server] = []
     try:
         for name in names:
             port = free_port()
-            cmd = server_command(name, workload, port, tmp, workers, kamailio_malloc)
+            cmd = server_command(name, workload, port, tmp, serve_args, kamailio_malloc)
             server = Server(name, cmd, port, tmp, tcp=name != "naive")
             started.append(server)
             server.start()
@@ -710,6 +710,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default=",".join(WORKLOADS),
                         help=f"comma-separated, of: {', '.join(WORKLOADS)}")
     parser.add_argument("--workers", help="passed to sipresponder serve --workers")
+    parser.add_argument("--udp-balance", choices=["source", "datagram"],
+                        help="passed to sipresponder serve --udp-balance (with --workers; "
+                             "datagram spreads one SIPp's UDP load over the workers)")
     parser.add_argument("--clients", type=int, default=1,
                         help="SIPp processes sharing the 50 users, each with its own socket "
                              "(a sipresponder --workers N needs N: SO_REUSEPORT gives one "
@@ -744,6 +747,10 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     info["kamailio_options"] = f"-x {args.kamailio_malloc} -n 2 -N 2"
     info["sipresponder_workers"] = args.workers or "1 (no --workers)"
+    if args.udp_balance:
+        info["sipresponder_workers"] += f", --udp-balance {args.udp_balance}"
+    serve_args = [*(["--workers", args.workers] if args.workers else []),
+                  *(["--udp-balance", args.udp_balance] if args.udp_balance else [])]
     info["sipp_clients"] = args.clients
     if min(int(info["rmem_max"]), int(info["wmem_max"])) < BUFFER:  # type: ignore[call-overload]
         print(f"warning: net.core.rmem_max/wmem_max below {BUFFER}: socket buffers are "
@@ -763,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
             workload = WORKLOADS[name]
             names = ["sipresponder"] + [r for r in references
                                         if r != "naive" or name in NAIVE_WORKLOADS]
-            with servers_for(workload, names, tmp, args.workers,
+            with servers_for(workload, names, tmp, serve_args,
                              args.kamailio_malloc) as servers:
                 if not idle:
                     time.sleep(1)
