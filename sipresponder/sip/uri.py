@@ -40,7 +40,9 @@ class URIError(ValueError):
     """A Request-URI or header URI that does not follow its grammar."""
 
 
-@dataclass(slots=True, frozen=True)
+# Not frozen: a frozen dataclass costs three times as much to construct. URIs are
+# shared through the parse cache all the same, so nothing may assign to one.
+@dataclass(slots=True)
 class URI:
     raw: str
     scheme: str  # lower case
@@ -97,7 +99,9 @@ def _parse_uri(raw: str) -> URI:
         if not userinfo or not _USERINFO.fullmatch(userinfo):
             raise URIError("malformed user part")
         # A ':' separates the password; RFC 3261 discourages passwords but allows them.
-        user = unquote(userinfo.partition(":")[0], "latin-1")
+        user = userinfo.partition(":")[0]
+        if "%" in user:
+            user = unquote(user, "latin-1")
         rest = rest[at + 1 :]
     m = _HOSTPORT.match(rest)
     if m is None:
