@@ -17,7 +17,7 @@ from sipresponder.scenario.loader import parse_scenario
 from sipresponder.sip import framing, headers
 from sipresponder.sip.framing import content_lengths
 from sipresponder.sip.grammar import split_top_level
-from sipresponder.sip.headers import parse_cseq, parse_name_addr
+from sipresponder.sip.headers import parse_cseq, parse_name_addr, parse_via
 from sipresponder.sip.message import parse_request
 from tests.sipclient import make_request
 
@@ -139,3 +139,32 @@ def test_rule_index_picks_what_a_linear_scan_picks(rules, user: str, method: str
     source = Source("udp", ("127.0.0.1", 5999), ("127.0.0.1", 5060), 1)
     linear = next((r for r in scenario.rules if r.matches(request, source)), scenario.default)
     assert scenario.match(request, source) is linear
+
+
+VIA_PIECES = st.sampled_from([
+    "SIP/2.0/UDP 10.0.0.1:5060", "SIP/2.0/TCP host.example.com", ";branch=", "z9hG4bK-1",
+    ";rport", ";received=1.2.3.4", ";", "=", " ", '"', "<", ">", "x", ";branch=a;branch=b",
+    ";Branch=z", ";ttl=1", ":5061",
+])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(VIA_PIECES, max_size=8).map("".join), st.booleans())
+@example("SIP/2.0/UDP h;branch=z9hG4bK-1;rport", True)
+@example("SIP/2.0/UDP h;rport;branch=z9;received=1.2.3.4", True)
+@example("SIP/2.0/UDP h;;branch=z9", True)
+@example('SIP/2.0/UDP h;x="a;branch=b"', True)
+def test_via_with_cached_rest_equals_full_parse(value: str, warm: bool) -> None:
+    headers._VIAS.clear()
+    if warm:
+        with contextlib.suppress(ValueError):
+            parse_via(value)  # the second parse of this shape comes from the cache
+
+    def outcome(parse):
+        try:
+            via = parse(value)
+        except ValueError as exc:
+            return ("error", type(exc))
+        return (via.raw, via.head, via.transport, via.host, via.port, via.params)
+
+    assert outcome(parse_via) == outcome(lambda v: headers._parse_via(v, lenient=False))

@@ -51,12 +51,41 @@ class Via:
         return self.param("branch") or ""
 
 
+# Parsed Vias without their branch, by text: a client's Via changes only in its
+# branch from one transaction to the next. Bounded like the other parse caches.
+_VIAS: dict[str, Via] = {}
+_VIAS_MAX = 4096
+
+
 def parse_via(value: str, *, lenient: bool = False) -> Via:
     """Parse one via-parm (one comma-separated Via value). Raises ValueError.
 
     ``lenient`` skips malformed parameters instead of failing: enough to route a
     response (a 400) for a request whose Via has stray ';;' (RFC 4475 3.1.2.1).
     """
+    at = value.find(";branch=")
+    if at > 0 and not lenient and '"' not in value and "<" not in value:
+        # The rest of the Via parsed once; the branch (a token) slotted into place.
+        end = value.find(";", at + 8)
+        branch = value[at + 8 :] if end < 0 else value[at + 8 : end]
+        if TOKEN.fullmatch(branch):
+            base = value[:at] if end < 0 else value[:at] + value[end:]
+            head = _VIAS.get(base)
+            if head is None:
+                try:
+                    head = _parse_via(base, lenient=False)
+                except ValueError:
+                    return _parse_via(value, lenient=False)
+                if len(_VIAS) >= _VIAS_MAX:
+                    _VIAS.clear()
+                _VIAS[base] = head
+            params = head.params.copy()
+            params.insert(value.count(";", 0, at), ("branch", branch))
+            return Via(value, head.head, head.transport, head.host, head.port, params)
+    return _parse_via(value, lenient=lenient)
+
+
+def _parse_via(value: str, *, lenient: bool) -> Via:
     m = _VIA.fullmatch(value)
     if m is None:
         raise ValueError("malformed Via header field")
