@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -39,6 +40,17 @@ MAX_QUICK_FAILURES = 5
 # Exit status of a worker that could not start (bad listen address, port taken):
 # restarting it would fail the same way.
 SETUP_ERROR = 2
+
+
+def _end_with_parent() -> None:
+    """Have the kernel send this worker SIGTERM when the supervisor dies, however it
+    dies (a SIGKILL cannot be forwarded): orphaned workers would keep the ports."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def worker_count(text: str) -> int:
@@ -101,6 +113,8 @@ def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
             with contextlib.suppress(ProcessLookupError):  # it has just ended
                 os.kill(pid, signum)
 
+    supervisor = os.getpid()
+
     def spawn(index: int) -> None:
         # Signals wait until the child has its own handlers and the parent knows the
         # child's pid: neither may run the other's idea of ``forward``.
@@ -111,6 +125,9 @@ def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
             try:
                 for sig in FORWARDED:
                     signal.signal(sig, signal.SIG_DFL)
+                _end_with_parent()
+                if os.getppid() != supervisor:
+                    os._exit(0)  # the supervisor died before the line above
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
                 code = run_worker(index)
             except BaseException:

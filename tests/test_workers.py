@@ -64,13 +64,36 @@ def _start(*extra: str, workers: str = "2") -> Supervised:
     return Supervised(proc, ports, "".join(log))
 
 
+def _stop(sup: Supervised) -> None:
+    if sup.proc.poll() is None:
+        sup.proc.terminate()  # forwarded to the workers
+        try:
+            sup.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            sup.proc.kill()
+            sup.proc.wait(10)
+
+
 @pytest.fixture
 def supervised() -> Iterator[Supervised]:
     sup = _start()
     yield sup
-    if sup.proc.poll() is None:
-        sup.proc.kill()
-        sup.proc.wait(10)
+    _stop(sup)
+
+
+def test_workers_end_when_the_supervisor_is_killed(supervised: Supervised) -> None:
+    workers = supervised.workers()
+    supervised.proc.kill()  # SIGKILL: nothing to forward, the kernel tells the workers
+    supervised.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                 and "zombie" not in Path(f"/proc/{pid}/status").read_text()]
+        if not alive:
+            break
+        time.sleep(0.05)  # polling /proc; the bound is the deadline
+    else:
+        pytest.fail(f"workers {alive} outlived their supervisor")
 
 
 def _udp_ask(port: int, data: bytes) -> bytes:
@@ -133,8 +156,7 @@ def test_udp_balance_datagram_shares_one_socket() -> None:
         sup.proc.send_signal(signal.SIGTERM)
         assert sup.proc.wait(10) == 0
     finally:
-        if sup.proc.poll() is None:
-            sup.proc.kill()
+        _stop(sup)
 
 
 def test_a_killed_worker_is_replaced_and_sigterm_stops_all(supervised: Supervised) -> None:
