@@ -15,11 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 
 
-def require_binary(name: str) -> str:
-    """Path of a peer binary; skip without it, but fail in CI (CI=true)."""
+def require_binary(name: str, install: str | None = None) -> str:
+    """Path of a peer binary; skip without it, but fail in CI (CI=true). ``install``:
+    how to get it, when not ``apt-get install NAME``."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (apt-get install {name}); interop test needs it"
+        message = f"{name} is not installed ({install or f'apt-get install {name}'}); " \
+            "the test needs it"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

@@ -6,7 +6,6 @@ they all share) checked field by field, so that an edit that breaks it fails her
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shlex
 import shutil
@@ -25,6 +24,7 @@ from sipresponder.cli import main
 from sipresponder.ping import parse_target, ping
 from sipresponder.scenario.loader import parse_scenario
 from sipresponder.serveconfig import SERVE_ENV
+from tests.conftest import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -40,13 +40,7 @@ def load(name: str) -> dict[str, Any]:
 
 
 def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (pip install -e '.[test]')"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_binary(name, install="pip install -e '.[test]'")
 
 
 def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:

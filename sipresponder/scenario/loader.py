@@ -11,9 +11,9 @@ from ..auth import CHALLENGE_CODES, AuthConfig, Guard, User
 from ..codes import CODES, HEADER_FIELDS, requirements
 from ..digest import ALGORITHMS, FAMILIES, ha1
 from ..sanity import CHECKS, enabled_checks
-from ..sip.grammar import TOKEN
+from ..sip.grammar import STANDARD_METHODS, TOKEN
 from .matcher import compile_checks
-from .model import STANDARD_METHODS, ResponseSpec, Rule, Scenario, Settings
+from .model import ResponseSpec, Rule, Scenario, Settings
 from .template import Template, TemplateError, compile_template
 
 # Header fields the responder writes itself; a rule may not set them through `headers`.

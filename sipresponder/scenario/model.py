@@ -7,10 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..sip.grammar import STANDARD_METHODS
 from .template import Template
 
-__all__ = ["STANDARD_METHODS"]  # the loader takes them from here
 if TYPE_CHECKING:
     from ..auth import Guard
     from ..peer import Source
