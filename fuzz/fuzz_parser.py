@@ -42,8 +42,8 @@ except ImportError:  # replay mode needs no atheris
 _instrument = atheris is not None and __name__ == "__main__"
 with (atheris.instrument_imports(include=["sipresponder"]) if _instrument
       else contextlib.nullcontext()):
-    from sipresponder.engine import Engine
-    from sipresponder.peer import Send, Source
+    from sipresponder.uas.engine import Engine
+    from sipresponder.uas.events import Send, Source
     from sipresponder.scenario.loader import load_scenario, parse_scenario
     from sipresponder.scenario.model import Scenario
     from sipresponder.sip.framing import FramingError, Message, Ping, StreamFramer

@@ -1,60 +1,7 @@
-"""pytest plugin (entry point ``pytest11``): a SIP responder per test.
+"""The pytest plugin under its first name, for ``-p sipresponder.pytest_plugin`` and
+``pytest_plugins = ["sipresponder.pytest_plugin"]``; the code lives in
+:mod:`sipresponder.testing.pytest_plugin`, which the ``pytest11`` entry point loads."""
 
-    def test_busy(sip_responder):                 # the bundled default scenario
-        call(sip_responder.uri("486"))            # your SIP client under test
-        [invite] = sip_responder.wait_for("INVITE", "sip:486@*")
-        assert invite.codes == [486]
+from .testing.pytest_plugin import pytest_configure, sip_responder, sip_responder_factory
 
-    @pytest.mark.sip_scenario("scenarios/ci-test-double.toml")
-    def test_with_file(sip_responder): ...
-
-    def test_custom(sip_responder_factory):
-        r = sip_responder_factory('[[rule]]\\ncode = 603\\n')
-
-The fixture is synchronous (the responder runs on its own thread), so it works in
-plain and in async tests alike; each test gets a fresh responder and journal.
-"""
-
-from __future__ import annotations
-
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
-
-from .api import SyncResponder
-from .scenario.model import Scenario
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "sip_scenario(path_or_toml): the scenario the sip_responder fixture serves")
-
-
-@pytest.fixture
-def sip_responder_factory() -> Iterator[Callable[..., SyncResponder]]:
-    started: list[SyncResponder] = []
-
-    def start(scenario: Scenario | str | Path | None = None, **kwargs: object) -> SyncResponder:
-        responder = SyncResponder(scenario, **kwargs).start()  # type: ignore[arg-type]
-        started.append(responder)
-        return responder
-
-    yield start
-    for responder in started:
-        responder.stop()
-
-
-@pytest.fixture
-def sip_responder(request: pytest.FixtureRequest,
-                  sip_responder_factory: Callable[..., SyncResponder]) -> SyncResponder:
-    marker = request.node.get_closest_marker("sip_scenario")
-    scenario = None
-    if marker is not None:
-        scenario = marker.args[0]
-        if isinstance(scenario, str) and scenario.endswith(".toml") and "\n" not in scenario:
-            path = Path(scenario)
-            if not path.is_absolute() and not path.exists():
-                path = Path(str(request.config.rootpath)) / path
-            scenario = path
-    return sip_responder_factory(scenario)
+__all__ = ["pytest_configure", "sip_responder", "sip_responder_factory"]

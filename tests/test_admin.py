@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sipresponder import admin as admin_module
-from sipresponder.admin import PUT_SCENARIO_PATH, Admin
-from sipresponder.api import Responder
-from sipresponder.cli import main
+from sipresponder.ops import admin as admin_module
+from sipresponder.ops.admin import PUT_SCENARIO_PATH, Admin
+from sipresponder.testing.api import Responder
+from sipresponder.ops.cli import main
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
 from tests.sipclient import UDPClient, make_request, udp_exchange
 

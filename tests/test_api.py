@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from sipresponder.api import Responder, SyncResponder
+from sipresponder.testing.api import Responder, SyncResponder
 from sipresponder.scenario.loader import ScenarioError
 from tests.sipclient import UDPClient, make_request, parse_response
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sipresponder.engine import Engine
-from sipresponder.peer import Source
+from sipresponder.uas.engine import Engine
+from sipresponder.uas.events import Source
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
 from tests.digest_client import authorization, parse_challenge
 from tests.sipclient import make_request, parse_response
@@ -223,7 +223,7 @@ def test_cancel_is_never_challenged() -> None:
 
 
 def test_journal_names_the_rule_and_the_outcome() -> None:
-    from sipresponder.journal import Journal
+    from sipresponder.testing.journal import Journal
     e = engine(scenario(algorithms=["MD5"]))
     e.journal = Journal()
     [chal] = challenges(send(e))

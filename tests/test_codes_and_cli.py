@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sipresponder.cli import main
-from sipresponder.codes import CODES, HEADER_FIELDS, reason_for
+from sipresponder.ops.cli import main
+from sipresponder.sip.codes import CODES, HEADER_FIELDS, reason_for
 
 # Every code on the reference page the project grew from (shared/seed/sip-responses.txt),
 # with its slip corrected: the page's "308 Alternative Service" is 380 (RFC 3261 21.3.5).
@@ -79,9 +79,9 @@ def test_json_log_lines_carry_the_event_fields() -> None:
     import json
     import logging
 
-    from sipresponder.engine import Engine
-    from sipresponder.logformat import JSONFormatter
-    from sipresponder.peer import Source
+    from sipresponder.uas.engine import Engine
+    from sipresponder.ops.logformat import JSONFormatter
+    from sipresponder.uas.events import Source
     from sipresponder.scenario.loader import load_scenario
     from tests.sipclient import make_request
 

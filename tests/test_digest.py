@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sipvicious.libs import svhelper
 
-from sipresponder.digest import (
+from sipresponder.auth.digest import (
     ALGORITHMS,
     NonceSigner,
     algorithm,

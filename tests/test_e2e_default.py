@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sipresponder.codes import CODES, requirements
+from sipresponder.sip.codes import CODES, requirements
 from tests.sipclient import TCPClient, UDPClient, make_request, udp_exchange
 
 FINAL_CODES = [c for c in CODES if c >= 200]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sipresponder.engine import Engine
-from sipresponder.peer import Source
+from sipresponder.uas.engine import Engine
+from sipresponder.uas.events import Source
 from sipresponder.scenario.loader import load_scenario, parse_scenario
 from tests.sipclient import make_request, parse_response
 

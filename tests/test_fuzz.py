@@ -41,8 +41,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sipresponder.engine import Engine
-from sipresponder.peer import Send, Source
+from sipresponder.uas.engine import Engine
+from sipresponder.uas.events import Send, Source
 from sipresponder.scenario.loader import load_scenario
 from sipresponder.sip.framing import FramingError, Message, StreamFramer
 from sipresponder.sip.message import NotARequest, Request, parse_request

@@ -3,7 +3,7 @@
 Each case sends one request to an in-process responder over UDP (and over TCP where
 the transport changes nothing, or changes what happens) and asserts the exact status
 code, reason phrase and the header fields the answer needs, or a silent drop. Then
-every switchable check of ``sipresponder.sanity.CHECKS``, switched off, lets the
+every switchable check of ``sipresponder.uas.validation.CHECKS``, switched off, lets the
 same request through to the scenario.
 
 The scenario's own answer carries a reason phrase no check uses ("Scenario OK"), so
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sipresponder.sanity import CHECKS
+from sipresponder.uas.validation import CHECKS
 from tests.sipclient import Response, TCPClient, UDPClient, parse_response
 
 _n = itertools.count(1)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sipresponder.engine import Engine
-from sipresponder.peer import Source
+from sipresponder.uas.engine import Engine
+from sipresponder.uas.events import Source
 from sipresponder.scenario.loader import load_scenario
-from sipresponder.sip.grammar import canonical_name, split_top_level
+from sipresponder.sip.abnf import canonical_name, split_top_level
 from sipresponder.sip.headers import parse_cseq, parse_name_addr, parse_via
 from sipresponder.sip.message import NotARequest, Request, parse_request
 from sipresponder.sip.uri import URIError, parse_uri

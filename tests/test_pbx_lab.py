@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sipresponder.engine import Engine
-from sipresponder.peer import Source
+from sipresponder.uas.engine import Engine
+from sipresponder.uas.events import Source
 from sipresponder.scenario.loader import load_scenario
 from tests.digest_client import authorization, parse_challenge
 from tests.sipclient import make_request, parse_response
@@ -147,5 +147,5 @@ def test_109_is_busy_and_unknown_extensions_are_not_found(pbx: Engine) -> None:
 
 
 def test_the_scenario_check_passes() -> None:
-    from sipresponder.cli import main
+    from sipresponder.ops.cli import main
     assert main(["check", str(PBX_LAB)]) in (0, None)

@@ -10,8 +10,8 @@ import socket
 import asyncio_dgram
 import pytest
 
-from sipresponder.cli import main
-from sipresponder.ping import (
+from sipresponder.ops.cli import main
+from sipresponder.ops.ping import (
     Answer,
     Expect,
     PingError,

@@ -12,11 +12,11 @@ import contextlib
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sipresponder.peer import Source
+from sipresponder.uas.events import Source
 from sipresponder.scenario.loader import parse_scenario
 from sipresponder.sip import framing, headers
 from sipresponder.sip.framing import content_lengths
-from sipresponder.sip.grammar import split_top_level
+from sipresponder.sip.abnf import split_top_level
 from sipresponder.sip.headers import parse_cseq, parse_name_addr, parse_via
 from sipresponder.sip.message import parse_request
 from tests.sipclient import make_request

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from sipresponder.api import Responder
-from sipresponder.cli import main
-from sipresponder.engine import Engine
-from sipresponder.peer import Source
+from sipresponder.testing.api import Responder
+from sipresponder.ops.cli import main
+from sipresponder.uas.engine import Engine
+from sipresponder.uas.events import Source
 from sipresponder.scenario.loader import parse_scenario
 from sipresponder.transport import tls
 from sipresponder.transport.server import parse_listen

@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from sipresponder.api import Responder
+from sipresponder.testing.api import Responder
 from sipresponder.transport.tls import TLSOptions
 from tests.sipclient import make_request, parse_response
 

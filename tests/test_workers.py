@@ -239,7 +239,7 @@ def test_without_uvloop_the_stdlib_loop_serves() -> None:
     # uvloop is a default dependency on Linux, but the responder must run without it.
     code = (
         "import sys; sys.modules['uvloop'] = None\n"
-        "from sipresponder.cli import main\n"
+        "from sipresponder.ops.cli import main\n"
         "sys.exit(main(['serve', '--listen', 'udp:127.0.0.1:0', '--log-level', 'warning']))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)

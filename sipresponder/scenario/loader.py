@@ -7,11 +7,11 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
-from ..auth import CHALLENGE_CODES, AuthConfig, Guard, User
-from ..codes import CODES, HEADER_FIELDS, requirements
-from ..digest import ALGORITHMS, FAMILIES, ha1
-from ..sanity import CHECKS, enabled_checks
-from ..sip.grammar import STANDARD_METHODS, TOKEN
+from ..auth.digest import ALGORITHMS, FAMILIES, ha1
+from ..auth.guard import CHALLENGE_CODES, AuthConfig, Guard, User
+from ..sip.abnf import STANDARD_METHODS, TOKEN
+from ..sip.codes import CODES, HEADER_FIELDS, requirements
+from ..uas.validation import CHECKS, enabled_checks
 from .matcher import compile_checks
 from .model import ResponseSpec, Rule, Scenario, Settings
 from .template import Template, TemplateError, compile_template
@@ -77,12 +77,19 @@ class ScenarioError(ValueError):
 
 
 def load_scenario(path: str | Path) -> Scenario:
+    """The scenario in a TOML file (relative ``body_file`` paths from its folder)."""
+    return read_scenario(path)[0]
+
+
+def read_scenario(path: str | Path) -> tuple[Scenario, str]:
+    """The scenario in a TOML file and the file's text (served by GET /api/scenario)."""
     path = Path(path)
     try:
-        text = path.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise ScenarioError(str(path), "", None, f"cannot read: {exc.strerror}") from None
-    return parse_scenario(text, str(path), base_dir=path.parent)
+    scenario = parse_scenario(data, str(path), base_dir=path.parent)
+    return scenario, data.decode("utf-8", "replace")
 
 
 def parse_scenario(

@@ -6,15 +6,15 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..sip.grammar import canonical_name
+from ..sip.abnf import canonical_name
 from .model import Check
 
 # What Source.transport can be (transport.server.TRANSPORTS, not imported: no I/O here).
 _TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
 
 if TYPE_CHECKING:
-    from ..peer import Source
     from ..sip.message import Request
+    from ..uas.events import Source
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from .template import Template
 
 if TYPE_CHECKING:
-    from ..auth import Guard
-    from ..peer import Source
+    from ..auth.guard import Guard
     from ..sip.message import Request
+    from ..uas.events import Source
 
 
 @dataclass(slots=True)
@@ -138,7 +138,7 @@ class Scenario:
     _by_user: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from ..sanity import BODY_CHECKS, CHECKS
+        from ..uas.validation import BODY_CHECKS, CHECKS
 
         # Rules in file order, by the exact user they need (rules with no exact user
         # are candidates for every request).

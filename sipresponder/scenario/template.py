@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..peer import Source
     from ..sip.message import Request
+    from ..uas.events import Source
 
 
 @dataclass(slots=True)

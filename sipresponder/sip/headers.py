@@ -6,7 +6,7 @@ import contextlib
 import re
 from dataclasses import dataclass
 
-from .grammar import STANDARD_METHOD_SET, TOKEN, WSP, parse_params, skip_quoted, split_top_level
+from .abnf import STANDARD_METHOD_SET, TOKEN, WSP, parse_params, skip_quoted, split_top_level
 from .uri import URI, parse_uri
 
 # via-parm          =  sent-protocol LWS sent-by *( SEMI via-params )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .grammar import (
+from .abnf import (
     METHOD,
     SIP_VERSION,
     STANDARD_METHOD_SET,

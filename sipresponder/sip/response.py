@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
-from ..peer import Source
-from .grammar import split_top_level
+from .abnf import split_top_level
 from .headers import Via
 from .message import Request
 
@@ -44,7 +43,7 @@ def _same_ip(host: str, ip: str) -> bool:
     return False
 
 
-def top_via_value(via: Via, source: Source) -> str:
+def top_via_value(via: Via, remote: tuple[str, int]) -> str:
     """The top Via as the response carries it: received and rport filled in.
 
     18.2.1: add received= when sent-by is a name or an address other than the packet
@@ -52,7 +51,7 @@ def top_via_value(via: Via, source: Source) -> str:
     port and always add received. An existing received or rport is replaced, never
     repeated (RFC 3261 7.3.1 allows a parameter name once).
     """
-    ip, port = source.remote
+    ip, port = remote
     wants_rport = via.param("rport") == ""
     needs_received = wants_rport or not _same_ip(via.host, ip)
     if not needs_received and not via.has_param("received"):
@@ -105,12 +104,12 @@ class Echo:
 
     __slots__ = ("tag", "tagged", "untagged")
 
-    def __init__(self, request: Request, source: Source, tag_key: bytes) -> None:
+    def __init__(self, request: Request, remote: tuple[str, int], tag_key: bytes) -> None:
         fields = request.fields
         vias = request.via_values
         if vias:
             try:
-                top = top_via_value(request.top_via_lenient(), source)
+                top = top_via_value(request.top_via_lenient(), remote)
             except ValueError:
                 top = vias[0]
             vias = [top, *vias[1:]]

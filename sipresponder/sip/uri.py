@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from .grammar import SCHEME
+from .abnf import SCHEME
 
 # SIP-URI          =  "sip:" [ userinfo ] hostport
 #                     uri-parameters [ headers ]

@@ -17,11 +17,11 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from ..engine import Engine
-from ..latency import LatencyHistogram
-from ..peer import Send, Source
 from ..scenario.model import Scenario
 from ..sip.framing import FramingError, Message, Ping, StreamFramer
+from ..uas.engine import Engine
+from ..uas.events import Send, Source
+from .latency import LatencyHistogram
 from .tls import TLSOptions, server_context
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from ..peer import Send, Source
+from ..uas.events import Send, Source
 
 if TYPE_CHECKING:
     from .server import ListenAddress, Server

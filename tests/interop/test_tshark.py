@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from sipresponder.codes import CODES, reason_for
+from sipresponder.sip.codes import CODES, reason_for
 from tests.conftest import require_binary
 from tests.interop.conftest import ResponderProcess
 from tests.sipclient import Response, make_request, parse_response

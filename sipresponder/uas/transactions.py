@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .sip.headers import MAGIC_COOKIE
+from ..sip.headers import MAGIC_COOKIE
 
 if TYPE_CHECKING:
-    from .journal import JournalEntry
-    from .peer import Send
-    from .sip.message import Request
+    from ..sip.message import Request
+    from ..testing.journal import JournalEntry
+    from .events import Send
 
 TxnKey = tuple[str, ...]
 

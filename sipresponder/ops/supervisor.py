@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
 
-from .transport.server import ListenAddress, udp_socket
+from ..transport.server import ListenAddress, udp_socket
 
 log = logging.getLogger("sipresponder")
 

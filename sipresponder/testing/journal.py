@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .peer import Source
-    from .scenario.model import Rule, Scenario
-    from .sip.message import Request
+    from ..scenario.model import Rule, Scenario
+    from ..sip.message import Request
+    from ..uas.events import Source
 
 
 @dataclass(slots=True)

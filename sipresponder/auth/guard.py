@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..scenario.model import ResponseSpec, Rule
+from ..scenario.template import Template
 from .digest import (
     ALGORITHMS,
     Algorithm,
@@ -25,11 +27,9 @@ from .digest import (
     parse_credentials,
     request_digest,
 )
-from .scenario.model import ResponseSpec, Rule
-from .scenario.template import Template
 
 if TYPE_CHECKING:
-    from .sip.message import Request
+    from ..sip.message import Request
 
 # The nonce key when the scenario sets none: random, once per process, so that a
 # scenario reload keeps the nonces already handed out valid. Several processes or

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .sip.grammar import split_top_level
-from .sip.headers import parse_via
-from .sip.uri import URIError
+from ..sip.abnf import split_top_level
+from ..sip.headers import parse_via
+from ..sip.uri import URIError
 
 if TYPE_CHECKING:
-    from .scenario.model import Scenario
-    from .sip.message import Request
+    from ..scenario.model import Scenario
+    from ..sip.message import Request
 
 # Header fields every request carries exactly once (RFC 3261 8.1.1; 7.3.1 allows only
 # list-valued headers to repeat).

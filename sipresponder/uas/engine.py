@@ -12,19 +12,19 @@ import logging
 from collections import Counter
 from functools import partial
 
-from .journal import Journal, fill_entry
+from ..scenario.model import ResponseSpec, Rule, Scenario
+from ..scenario.template import RenderContext, compile_template
+from ..sip.headers import Via
+from ..sip.message import NotARequest, Request, parse_request
+from ..sip.response import Echo, serialize
+from ..testing.journal import Journal, fill_entry
+from .events import Send, Source
 from .limitlog import LimitLog
 from .merged import MergedRequests
-from .peer import Send, Source
+from .plan import compile_response
 from .ratelimit import RateLimiter
-from .response_plan import compile_response
-from .sanity import Rejection, check_request
-from .scenario.model import ResponseSpec, Rule, Scenario
-from .scenario.template import RenderContext, compile_template
-from .sip.headers import Via
-from .sip.message import NotARequest, Request, parse_request
-from .sip.response import Echo, serialize
 from .transactions import TimerQueue, Transaction, TxnKey, dialog_key, transaction_key
+from .validation import Rejection, check_request
 
 log = logging.getLogger("sipresponder")
 
@@ -176,7 +176,7 @@ class Engine:
         if rule.auth is not None:  # Digest authentication first: the rule or its stand-in
             rule = rule.auth.check(rule, request, now)
         self._log_request(request, source, None, rule)
-        echo = Echo(request, source, scenario.tag_key)
+        echo = Echo(request, source.remote, scenario.tag_key)
         final = rule.final
         code = self._code(final, request, source)
         if not rule.provisional and not final.delay and code >= 200:
@@ -211,7 +211,7 @@ class Engine:
         server = self._scenario.settings.server
         if server:
             headers = [*headers, ("Server", server)]
-        echo = Echo(request, source, self._scenario.tag_key)
+        echo = Echo(request, source.remote, self._scenario.tag_key)
         return self._send(
             request,
             source,
@@ -415,10 +415,10 @@ class Engine:
             return None
         # RFC 3261 9.2: 200 to the CANCEL; 487 to the INVITE if it had no final yet.
         self._log_request(request, source, "CANCEL of a pending INVITE")
-        echo = Echo(request, source, self.scenario.tag_key)
+        echo = Echo(request, source.remote, self.scenario.tag_key)
         out = [self._respond(ResponseSpec(200, sdp=False), 200, request, source, via, echo)]
         if not txn.final_sent:
-            invite_echo = Echo(txn.request, source, self.scenario.tag_key)
+            invite_echo = Echo(txn.request, source.remote, self.scenario.tag_key)
             invite_via = txn.request.top_via_lenient()
             txn.last = self._respond(
                 ResponseSpec(487, sdp=False), 487, txn.request, source, invite_via, invite_echo

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from . import __version__
+from .. import __version__
 from .serveconfig import split_list
 
 DEFAULT_PORT = 5060

@@ -12,26 +12,22 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from . import __version__, ping
-from .codes import CODES, HEADER_FIELDS
+from .. import __version__
+from ..scenario.bundled import bundled_scenario
+from ..scenario.loader import ScenarioError, load_scenario, read_scenario
+from ..scenario.model import Scenario
+from ..sip.codes import CODES, HEADER_FIELDS
+from . import ping
 from .logformat import configure_logging
-from .scenario.loader import ScenarioError, load_scenario, parse_scenario
-from .scenario.model import Scenario
 from .serveconfig import ENV_HELP, UDP_BALANCE, apply_env, keep_tag_secret, with_tag_secret
 
 log = logging.getLogger("sipresponder")
 WATCH_INTERVAL = 0.5  # seconds between --watch checks
 DEFAULT_LISTEN = ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]
-
-
-def bundled_scenario(name: str = "default.toml") -> Path:
-    """A scenario shipped with the package (the repository's scenarios/ folder)."""
-    return Path(str(resources.files("sipresponder") / "scenarios" / name))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -182,20 +178,10 @@ def _print_codes() -> None:
         print(f"{entry.code} {entry.reason:<40} {entry.rfc:<24} {'; '.join(needs)}".rstrip())
 
 
-def read_scenario(path: str) -> tuple[Scenario, str]:
-    """Load a scenario file and keep its source text (for GET /api/scenario)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ScenarioError(path, "", None, f"cannot read: {exc.strerror}") from None
-    scenario = parse_scenario(data, path, base_dir=Path(path).parent)
-    return scenario, data.decode("utf-8", "replace")
-
-
 def _serve(args: argparse.Namespace) -> int:
+    from ..transport.server import parse_listen
+    from ..transport.tls import TLSOptions
     from .supervisor import bind_shared_udp, resolve_ports, supervise, worker_count
-    from .transport.server import parse_listen
-    from .transport.tls import TLSOptions
 
     try:  # SIPRESPONDER_* variables fill in what the command line left out
         apply_env(args, os.environ)
@@ -276,7 +262,7 @@ async def _run(
     # Taken before the listeners announce themselves, so that a change made as soon
     # as the responder is up is seen as a change.
     initial_stamp = _stamp(path)
-    from .transport.server import Server
+    from ..transport.server import Server
 
     admin = None
     if admin_address is None:
@@ -289,8 +275,8 @@ async def _run(
         def swap(new: Scenario, new_text: str) -> None:
             server.set_scenario(new)
     else:
+        from ..testing.api import Responder
         from .admin import Admin
-        from .api import Responder
 
         responder = Responder(scenario, [str(a) for a in listen], args.journal_size,
                               tls=args.tls)

@@ -15,17 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .codes import HEADER_FIELDS, reason_for, requirements
-from .scenario.template import RenderContext, Template, compile_template
-from .sip.grammar import split_top_level
-from .sip.headers import parse_name_addr
-from .sip.response import CRLF, Echo, accepts, one_line
-from .sip.sdp import make_answer, make_offer
+from ..scenario.template import RenderContext, Template, compile_template
+from ..sip.abnf import split_top_level
+from ..sip.codes import HEADER_FIELDS, reason_for, requirements
+from ..sip.headers import parse_name_addr
+from ..sip.response import CRLF, Echo, accepts, one_line
+from ..sip.sdp import make_answer, make_offer
 
 if TYPE_CHECKING:
-    from .peer import Source
-    from .scenario.model import ResponseSpec, Scenario
-    from .sip.message import Request
+    from ..scenario.model import ResponseSpec, Scenario
+    from ..sip.message import Request
+    from .events import Source
 
 # Header lines that depend on the request: "Name: value\r\n" each, or "".
 Lines = Callable[[RenderContext], str]

@@ -1,7 +1,7 @@
 """The admin HTTP API: query the journal, wait for requests, swap the scenario, metrics.
 
 Opt-in with ``sipresponder serve --admin HOST:PORT`` (loopback unless told otherwise).
-It wraps a running :class:`~sipresponder.api.Responder`, so the journal filters and the
+It wraps a running :class:`~sipresponder.testing.api.Responder`, so the journal filters and the
 wait logic are the ones the in-process test API uses.
 """
 
@@ -24,11 +24,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .api import Responder, describe, matches
-from .journal import JournalEntry
-from .scenario.loader import ScenarioError, parse_scenario
-from .scenario.model import Scenario
-from .transport.server import split_hostport
+from ..scenario.loader import ScenarioError, parse_scenario
+from ..scenario.model import Scenario
+from ..testing.api import Responder, WaitTimeout, describe, matches
+from ..testing.journal import JournalEntry
+from ..transport.server import split_hostport
 
 log = logging.getLogger("sipresponder")
 
@@ -253,11 +253,10 @@ class Admin:
         try:
             found = await self.responder.wait_for(headers=headers or None, count=count,
                                                   timeout=timeout, since=since, **filters)
-        except AssertionError as exc:
+        except WaitTimeout as exc:
             journal = list(self.responder.journal)
-            error = str(exc).partition("; the journal holds:")[0]
             return web.json_response(
-                {"error": error, "listing": describe(journal),
+                {"error": exc.summary, "listing": describe(journal),
                  "journal": [entry_json(e) for e in journal]}, status=408)
         return web.json_response({"count": len(found),
                                   "entries": [entry_json(e) for e in found]})

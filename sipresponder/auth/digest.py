@@ -18,7 +18,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
-from .sip.grammar import TOKEN, WSP
+from ..sip.abnf import TOKEN, WSP
 
 
 @dataclass(frozen=True, slots=True)
