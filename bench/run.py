@@ -144,7 +144,7 @@ class Summary:
     runs: list[Run] = field(default_factory=list)
 
 
-# -- pure helpers (tests/test_bench_runner.py) -----------------------------------------------
+# -- pure helpers (tests/bench/test_bench_runner.py) -----------------------------------------------
 def parse_sipp_stat(text: str) -> dict[str, float]:
     """SIPp's ``-trace_stat`` file (``;``-separated, a header row, then one row per
     ``-fd`` period and a final one): the cumulative figures of the last row."""

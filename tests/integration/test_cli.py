@@ -55,7 +55,7 @@ def test_check_reports_one_line_naming_file_rule_and_field(tmp_path: Path, capsy
 
 
 def test_check_accepts_a_good_file(capsys) -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     assert main(["check", str(root / "scenarios" / "default.toml")]) == 0
     assert "OK" in capsys.readouterr().out
 
@@ -97,7 +97,7 @@ def test_json_log_lines_carry_the_event_fields() -> None:
     old = logger.level
     logger.setLevel(logging.INFO)
     try:
-        root = Path(__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parents[2]
         engine = Engine(load_scenario(root / "scenarios" / "default.toml"))
         source = Source("udp", ("127.0.0.1", 4000), ("127.0.0.1", 5060), 1)
         engine.handle(make_request("INVITE", "sip:486@x", call_id="json-1"), source, 0.0)

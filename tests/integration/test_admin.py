@@ -23,7 +23,7 @@ from sipresponder.ops.cli import main
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
 from tests.sipclient import UDPClient, make_request, udp_exchange
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SCENARIO = """
 [[rule]]

@@ -24,7 +24,7 @@ import pytest
 
 from tests.sipclient import make_request
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = [
     make_request("OPTIONS", "sip:200@127.0.0.1", call_id="replica-1@t", branch="z9hG4bK-r1"),
     make_request("INVITE", "sip:486@127.0.0.1", call_id="replica-2@t", branch="z9hG4bK-r2"),

@@ -8,7 +8,7 @@ import pytest
 
 from sipresponder.scenario.loader import ScenarioError, load_scenario, parse_scenario
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 
 
 def error_of(text: str) -> str:

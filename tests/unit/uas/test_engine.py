@@ -11,7 +11,7 @@ from sipresponder.uas.events import Source
 from sipresponder.scenario.loader import load_scenario, parse_scenario
 from tests.sipclient import make_request, parse_response
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 UDP = Source("udp", ("127.0.0.1", 40000), ("127.0.0.1", 5060), 1)
 TCP = Source("tcp", ("127.0.0.1", 40001), ("127.0.0.1", 5060), 7)
 OFFER = (b"v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"

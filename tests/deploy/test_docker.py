@@ -40,7 +40,7 @@ from sipresponder.scenario.loader import parse_scenario
 from sipresponder.ops.serveconfig import with_tag_secret
 from tests.sipclient import make_request, udp_exchange
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("SIPRESPONDER_TEST_BASE", "local/bookworm-python")
 IMAGE_TAG = "sipresponder-test:latest"
 BASE_BUILD = ["mmdebstrap", "--variant=apt", "--include=python3,python3-venv,python3-pip",

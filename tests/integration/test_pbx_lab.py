@@ -17,7 +17,7 @@ from sipresponder.scenario.loader import load_scenario
 from tests.digest_client import authorization, parse_challenge
 from tests.sipclient import make_request, parse_response
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PBX_LAB = ROOT / "scenarios" / "pbx-lab.toml"
 WORDLIST = ROOT / "tests" / "interop" / "wordlist.txt"
 UDP = Source("udp", ("127.0.0.1", 40000), ("127.0.0.1", 5060), 1)

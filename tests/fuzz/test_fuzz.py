@@ -20,7 +20,7 @@ Two families:
 
 CI runs a short pass (derandomized, ~15 s). A long run (random seeds, so each one
 explores new inputs; pytest-timeout's 60 s per test must be off):
-    SIPRESPONDER_FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz.py -q -p no:timeout
+    SIPRESPONDER_FUZZ_EXAMPLES=20000 python -m pytest tests/fuzz/test_fuzz.py -q -p no:timeout
 fuzz/README.md has the commands for the coverage-guided atheris target. Every crash
 either one found is pinned below as a ``test_regression_*``.
 """
@@ -48,7 +48,7 @@ from sipresponder.sip.framing import FramingError, Message, StreamFramer
 from sipresponder.sip.message import NotARequest, Request, parse_request
 from tests.sipclient import Response, parse_response, split_list
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TORTURE = ROOT / "tests" / "torture"
 FUZZ = ROOT / "fuzz"
 DEFAULT_SCENARIO = ROOT / "scenarios" / "default.toml"

@@ -38,8 +38,8 @@ from tests.sipclient import (
     split_list,
 )
 
-TORTURE = Path(__file__).resolve().parent / "torture"
-DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.toml"
+TORTURE = Path(__file__).resolve().parent
+DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "default.toml"
 MANIFEST = tomllib.loads((TORTURE / "MANIFEST.toml").read_text(encoding="utf-8"))
 ENTRIES: list[dict] = MANIFEST["message"]
 

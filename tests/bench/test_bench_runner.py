@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+_PATH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
 _SPEC = importlib.util.spec_from_file_location("bench_run", _PATH)
 assert _SPEC is not None and _SPEC.loader is not None
 run = importlib.util.module_from_spec(_SPEC)

@@ -17,7 +17,7 @@ from sipresponder.scenario.loader import parse_scenario
 from sipresponder.ops.serveconfig import apply_env, keep_tag_secret, split_list, with_tag_secret
 from tests.sipclient import make_request, udp_exchange
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ from sipresponder.ops.ping import (
 )
 from sipresponder.sip.message import parse_request
 
-from .sipclient import parse_response
+from tests.sipclient import parse_response
 
 
 @pytest.mark.parametrize(("text", "transport", "expected"), [

@@ -26,7 +26,7 @@ from sipresponder.scenario.loader import parse_scenario
 from sipresponder.ops.serveconfig import SERVE_ENV
 from tests.conftest import require_binary
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
 KNOWN_ENV = {o.env for o in SERVE_ENV} | {"SIPRESPONDER_PING_EXPECT"}

@@ -16,7 +16,7 @@ from sipresponder.sip.message import NotARequest, Request, parse_request
 from sipresponder.sip.uri import URIError, parse_uri
 from tests.sipclient import parse_response
 
-DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.toml"
+DEFAULT_SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "default.toml"
 
 ESSENTIAL = [
     "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1",
