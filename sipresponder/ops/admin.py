@@ -28,7 +28,7 @@ from ..scenario.loader import ScenarioError, parse_scenario
 from ..scenario.model import Scenario
 from ..testing.api import Responder, WaitTimeout, describe, matches
 from ..testing.journal import JournalEntry
-from ..transport.server import split_hostport
+from ..transport.address import split_hostport
 
 log = logging.getLogger("sipresponder")
 

@@ -323,7 +323,7 @@ async def _over_tcp(target: Target, call_id: str, tag: str, branch: str,
 
 # --- command line -----------------------------------------------------------------------
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ping_parser = sub.add_parser(
         "ping",
         help="send one OPTIONS and check the answer (health checks, like sipsak -s)",
