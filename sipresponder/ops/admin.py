@@ -20,6 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..scenario.loader import ScenarioError, parse_scenario
 from ..scenario.model import Scenario
+from ..sip.transports import TRANSPORTS
 from ..testing.api import Responder, WaitTimeout, describe, matches
 from ..testing.journal import JournalEntry
 from ..transport.address import split_hostport
@@ -331,7 +332,7 @@ OPENAPI: dict[str, Any] = {
             "Entry": {"type": "object", "properties": {
                 "seq": {"type": "integer"},
                 "time": {"type": "number", "description": "the server's monotonic clock"},
-                "transport": {"type": "string", "enum": ["udp", "tcp", "tls", "ws", "wss"]},
+                "transport": {"type": "string", "enum": list(TRANSPORTS)},
                 "remote": {"type": "array", "description": "[ip, port]",
                            "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}},
                 "raw": {"type": "string", "description": "the octets received, as latin-1"},

@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 from ..scenario.bundled import bundled_scenario
 from ..scenario.loader import load_scenario, parse_scenario
 from ..scenario.model import Scenario
+from ..sip.transports import Transport
 from ..transport.address import ListenAddress, parse_listen
 from ..transport.server import Server
 from ..transport.tls import TLSOptions
@@ -121,13 +122,13 @@ class Responder:
                         tb: TracebackType | None) -> None:
         await self.stop()
 
-    def address(self, transport: str = "udp") -> tuple[str, int]:
+    def address(self, transport: Transport = "udp") -> tuple[str, int]:
         for addr in self.addresses:
             if addr.transport == transport:
                 return addr.host, addr.port
         raise LookupError(f"not listening on {transport}")
 
-    def uri(self, user: str, transport: str = "udp") -> str:
+    def uri(self, user: str, transport: Transport = "udp") -> str:
         host, port = self.address(transport)
         host = f"[{host}]" if ":" in host else host
         suffix = "" if transport == "udp" else f";transport={transport}"
@@ -135,7 +136,7 @@ class Responder:
             suffix = ";transport=ws"  # RFC 7118 5.2 names only "ws", for ws and wss alike
         return f"sip:{user}@{host}:{port}{suffix}"
 
-    def ws_url(self, transport: str = "ws") -> str:
+    def ws_url(self, transport: Transport = "ws") -> str:
         """The URL a WebSocket client connects to: ws://127.0.0.1:PORT/ (or wss://)."""
         host, port = self.address(transport)
         host = f"[{host}]" if ":" in host else host
@@ -232,13 +233,13 @@ class SyncResponder:
     def addresses(self) -> list[ListenAddress]:
         return self._async.addresses
 
-    def address(self, transport: str = "udp") -> tuple[str, int]:
+    def address(self, transport: Transport = "udp") -> tuple[str, int]:
         return self._async.address(transport)
 
-    def uri(self, user: str, transport: str = "udp") -> str:
+    def uri(self, user: str, transport: Transport = "udp") -> str:
         return self._async.uri(user, transport)
 
-    def ws_url(self, transport: str = "ws") -> str:
+    def ws_url(self, transport: Transport = "ws") -> str:
         return self._async.ws_url(transport)
 
     @property
