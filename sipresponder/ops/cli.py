@@ -265,6 +265,12 @@ async def _run(
     initial_stamp = _stamp(path)
     from ..transport.server import Server
 
+    # Before the listeners announce themselves too: whoever waits for "listening on"
+    # may stop the responder at once, and SIGTERM's default would kill it uncleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     admin = None
     if admin_address is None:
         server = Server(scenario, args.tls)
@@ -324,10 +330,6 @@ async def _run(
     log.warning(
         "serving scenario %s", scenario.path, extra={"event": "scenario", "path": scenario.path}
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload)
     watcher = asyncio.create_task(watch(initial_stamp)) if args.watch else None
     await stop.wait()
