@@ -1,7 +1,9 @@
 """The asyncio side: listeners that feed the engine and write what it returns.
 
-Thin on purpose: all protocol decisions are the engine's. This module owns sockets,
-connections, the one timer handle the engine's deadlines need, and shutdown.
+Thin on purpose: all protocol decisions are the engine's. This module owns the
+listeners (their sockets come from address.bind_socket), connections, the one timer
+handle the engine's deadlines need, and shutdown. Every transport hands each whole
+message to Server.receive, the one place the engine is called from.
 """
 
 from __future__ import annotations
