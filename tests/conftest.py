@@ -9,7 +9,8 @@ import pytest
 
 from sipresponder.scenario.loader import load_scenario, parse_scenario
 from sipresponder.scenario.model import Scenario
-from sipresponder.transport.server import ListenAddress, Server
+from sipresponder.transport.address import ListenAddress
+from sipresponder.transport.server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"

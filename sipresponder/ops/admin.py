@@ -2,7 +2,7 @@
 
 Opt-in with ``sipresponder serve --admin HOST:PORT`` (loopback unless told otherwise).
 It wraps a running :class:`~sipresponder.testing.api.Responder`, so the journal filters and the
-wait logic are the ones the in-process test API uses.
+wait logic are the ones the in-process test API uses; /metrics serves ops.metrics.
 """
 
 from __future__ import annotations
@@ -15,20 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..scenario.loader import ScenarioError, parse_scenario
 from ..scenario.model import Scenario
+from ..sip.transports import TRANSPORTS
 from ..testing.api import Responder, WaitTimeout, describe, matches
 from ..testing.journal import JournalEntry
-from ..transport.server import split_hostport
+from ..transport.address import split_hostport
+from .metrics import responder_registry
 
 log = logging.getLogger("sipresponder")
 
@@ -93,41 +89,6 @@ class _Filters:
                 and matches(e, self.method, self.uri, self.headers, self.rule)]
 
 
-class _CounterCollector:
-    """Reads Engine.counters at scrape time (the hot path only bumps a Counter)."""
-
-    def __init__(self, admin: Admin) -> None:
-        self.admin = admin
-
-    def collect(self) -> Iterable[Metric]:
-        counters = dict(self.admin.responder.server.engine.counters)  # type: ignore[union-attr]
-        requests = CounterMetricFamily("sipresponder_requests", "SIP requests received",
-                                       labels=["method"])
-        responses = CounterMetricFamily("sipresponder_responses", "SIP responses sent",
-                                        labels=["code"])
-        events = CounterMetricFamily(
-            "sipresponder_events",
-            "Drops, limits, parse/internal errors and retransmissions, by reason",
-            labels=["reason"])
-        for key, value in sorted(counters.items()):
-            kind, sep, label = key.partition(":")
-            if sep and kind == "request":
-                requests.add_metric([label], value)
-            elif sep and kind == "response":
-                responses.add_metric([label], value)
-            else:
-                events.add_metric([key], value)
-        journal = GaugeMetricFamily("sipresponder_journal_entries",
-                                    "Requests currently held in the journal")
-        journal.add_metric([], len(self.admin.responder.journal))
-        hist = self.admin.responder.server.latency  # type: ignore[union-attr]
-        latency = HistogramMetricFamily(
-            "sipresponder_processing_seconds",
-            "Time from a message's arrival to its responses being handed to the socket",
-            buckets=hist.cumulative(), sum_value=hist.total)
-        return [requests, responses, events, journal, latency]
-
-
 class Admin:
     """The admin web app around a started Responder."""
 
@@ -137,8 +98,7 @@ class Admin:
         self.scenario_text = scenario_text
         self.token = token
         self.base_dir = base_dir
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_CounterCollector(self))  # type: ignore[arg-type]
+        self.registry = responder_registry(responder)
         self.runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
 
@@ -372,7 +332,7 @@ OPENAPI: dict[str, Any] = {
             "Entry": {"type": "object", "properties": {
                 "seq": {"type": "integer"},
                 "time": {"type": "number", "description": "the server's monotonic clock"},
-                "transport": {"type": "string", "enum": ["udp", "tcp", "tls", "ws", "wss"]},
+                "transport": {"type": "string", "enum": list(TRANSPORTS)},
                 "remote": {"type": "array", "description": "[ip, port]",
                            "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}},
                 "raw": {"type": "string", "description": "the octets received, as latin-1"},

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 import urllib.error
@@ -21,6 +22,7 @@ from ..scenario.bundled import bundled_scenario
 from ..scenario.loader import ScenarioError, load_scenario, read_scenario
 from ..scenario.model import Scenario
 from ..sip.codes import CODES, HEADER_FIELDS
+from ..transport.address import ListenAddress, parse_listen
 from . import ping
 from .logformat import configure_logging
 from .serveconfig import ENV_HELP, UDP_BALANCE, apply_env, keep_tag_secret, with_tag_secret
@@ -179,7 +181,6 @@ def _print_codes() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..transport.server import parse_listen
     from ..transport.tls import TLSOptions
     from .supervisor import bind_shared_udp, resolve_ports, supervise, worker_count
 
@@ -208,7 +209,7 @@ def _serve(args: argparse.Namespace) -> int:
             raise ValueError(
                 "--admin needs --workers 1: the journal and the metrics live in one process"
             )
-        shared_udp: dict = {}
+        shared_udp: dict[ListenAddress, socket.socket] = {}
         if workers > 1:
             listen = resolve_ports(listen)
             if args.udp_balance == "datagram":
@@ -227,7 +228,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop
     except ImportError:
         runner = asyncio.run
     else:
@@ -253,17 +254,23 @@ async def _run(
     scenario: Scenario,
     text: str,
     path: str,
-    listen: list,
+    listen: list[ListenAddress],
     admin_address: tuple[str, int] | None,
     args: argparse.Namespace,
     reuse_port: bool = False,
-    shared_udp: dict | None = None,
+    shared_udp: dict[ListenAddress, socket.socket] | None = None,
 ) -> int:
     # Taken before the listeners announce themselves, so that a change made as soon
     # as the responder is up is seen as a change.
     initial_stamp = _stamp(path)
     from ..transport.server import Server
 
+    # Before the listeners announce themselves too: whoever waits for "listening on"
+    # may stop the responder at once, and SIGTERM's default would kill it uncleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     admin = None
     if admin_address is None:
         server = Server(scenario, args.tls)
@@ -283,16 +290,17 @@ async def _run(
         await responder.start()
         keep_tag_secret(responder, args.tag_secret)
         stop_server = responder.stop
-        admin = Admin(responder, text, args.admin_token, base_dir=Path(path).parent)
+        admin_api = Admin(responder, text, args.admin_token, base_dir=Path(path).parent)
         try:
-            await admin.start(*admin_address)
+            await admin_api.start(*admin_address)
         except BaseException:
             await responder.stop()
             raise
+        admin = admin_api
 
         def swap(new: Scenario, new_text: str) -> None:
             responder.set_scenario(new)
-            admin.scenario_text = new_text  # type: ignore[union-attr]
+            admin_api.scenario_text = new_text
 
     def reload(why: str = "SIGHUP") -> None:
         try:
@@ -322,10 +330,6 @@ async def _run(
     log.warning(
         "serving scenario %s", scenario.path, extra={"event": "scenario", "path": scenario.path}
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload)
     watcher = asyncio.create_task(watch(initial_stamp)) if args.watch else None
     await stop.wait()

@@ -18,11 +18,15 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from .. import __version__
+from ..sip.transports import Transport, is_transport
 from .serveconfig import split_list
 
 DEFAULT_PORT = 5060
+# ping speaks neither TLS nor WebSocket: a probe needs no certificate or HTTP stack.
+PING_TRANSPORTS: Final[tuple[Transport, ...]] = ("udp", "tcp")
 # RFC 3261 17.1.2.2 (Timer E): a UDP request is retransmitted at T1, doubling up to T2.
 T1, T2 = 0.5, 4.0
 # A wildcard listen address is not a destination: ping the same host over loopback.
@@ -35,7 +39,7 @@ class PingError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    transport: str  # "udp" or "tcp"
+    transport: Transport  # one of PING_TRANSPORTS
     host: str  # IPv6 without brackets
     port: int
     uri: str  # the Request-URI
@@ -88,7 +92,7 @@ def parse_target(text: str, transport: str | None = None) -> Target:
         uri = text
     else:
         proto_text, sep, rest = text.partition(":")
-        if sep and proto_text.lower() in ("udp", "tcp"):
+        if sep and proto_text.lower() in PING_TRANSPORTS:
             proto, text = proto_text.lower(), rest
         elif sep and proto_text.isalpha() and (":" in rest or rest.startswith("[")):
             raise ValueError(f"{text!r}: transport {proto_text!r} is not udp or tcp")
@@ -98,7 +102,7 @@ def parse_target(text: str, transport: str | None = None) -> Target:
         host = host or "127.0.0.1"  # as `serve --listen udp::5060` means every address
         proto = (transport or proto).lower()
         uri = f"sip:{_hostport(host, port)}"
-    if proto not in ("udp", "tcp"):
+    if not (is_transport(proto) and proto in PING_TRANSPORTS):
         raise ValueError(f"{text!r}: transport {proto!r} is not udp or tcp")
     if not host:
         raise ValueError(f"{text!r}: no host")
@@ -323,7 +327,7 @@ async def _over_tcp(target: Target, call_id: str, tag: str, branch: str,
 
 # --- command line -----------------------------------------------------------------------
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ping_parser = sub.add_parser(
         "ping",
         help="send one OPTIONS and check the answer (health checks, like sipsak -s)",
@@ -337,7 +341,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(default: the first SIPRESPONDER_LISTEN address, else udp:127.0.0.1:5060; "
         "a wildcard host means loopback)",
     )
-    ping_parser.add_argument("--transport", "-t", choices=("udp", "tcp"),
+    ping_parser.add_argument("--transport", "-t", choices=PING_TRANSPORTS,
                              help="override the target's transport")
     ping_parser.add_argument(
         "--expect", "-e", default=None, metavar="CODES",

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
 
-from ..transport.server import ListenAddress, udp_socket
+from ..transport.address import ListenAddress, bind_socket
 
 log = logging.getLogger("sipresponder")
 
@@ -73,11 +73,7 @@ def resolve_ports(listen: list[ListenAddress]) -> list[ListenAddress]:
         if addr.port != 0:
             out.append(addr)
             continue
-        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
-        kind = socket.SOCK_DGRAM if addr.transport == "udp" else socket.SOCK_STREAM
-        with socket.socket(family, kind) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            probe.bind((addr.host, 0))
+        with bind_socket(addr, reuse_port=True) as probe:
             out.append(replace(addr, port=probe.getsockname()[1]))
     return out
 
@@ -91,7 +87,7 @@ def bind_shared_udp(
     shared = {}
     for addr in listen:
         if addr.transport == "udp":
-            sock = udp_socket(addr)
+            sock = bind_socket(addr)
             addr = replace(addr, port=sock.getsockname()[1])
             shared[addr] = sock
         out.append(addr)
@@ -154,8 +150,10 @@ def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
                 pid, wait_status = os.wait()
             except ChildProcessError:
                 break
-            index = children.pop(pid, None)
-            if index is None or stopping:
+            if pid not in children:
+                continue
+            index = children.pop(pid)
+            if stopping:
                 continue
             code = os.waitstatus_to_exitcode(wait_status)
             if code == SETUP_ERROR:

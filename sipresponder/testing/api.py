@@ -10,19 +10,24 @@ import asyncio
 import contextlib
 import fnmatch
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from ..scenario.bundled import bundled_scenario
 from ..scenario.loader import load_scenario, parse_scenario
 from ..scenario.model import Scenario
-from ..transport.server import ListenAddress, Server, parse_listen
+from ..sip.transports import Transport
+from ..transport.address import ListenAddress, parse_listen
+from ..transport.server import Server
 from ..transport.tls import TLSOptions
 from .journal import Journal, JournalEntry
 
 DEFAULT_LISTEN = ("udp:127.0.0.1:0", "tcp:127.0.0.1:0")
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def as_scenario(source: Scenario | str | Path | None) -> Scenario:
@@ -100,8 +105,8 @@ class Responder:
     async def start(self) -> Responder:
         self.server = Server(self._scenario, self._tls)
         self.server.engine.journal = self.journal
-        self._changed = asyncio.Event()
-        self.journal.listeners.append(lambda entry: self._changed.set())  # type: ignore[union-attr]
+        changed = self._changed = asyncio.Event()
+        self.journal.listeners.append(lambda entry: changed.set())
         self.addresses = await self.server.start(self._listen)
         return self
 
@@ -117,13 +122,13 @@ class Responder:
                         tb: TracebackType | None) -> None:
         await self.stop()
 
-    def address(self, transport: str = "udp") -> tuple[str, int]:
+    def address(self, transport: Transport = "udp") -> tuple[str, int]:
         for addr in self.addresses:
             if addr.transport == transport:
                 return addr.host, addr.port
         raise LookupError(f"not listening on {transport}")
 
-    def uri(self, user: str, transport: str = "udp") -> str:
+    def uri(self, user: str, transport: Transport = "udp") -> str:
         host, port = self.address(transport)
         host = f"[{host}]" if ":" in host else host
         suffix = "" if transport == "udp" else f";transport={transport}"
@@ -131,7 +136,7 @@ class Responder:
             suffix = ";transport=ws"  # RFC 7118 5.2 names only "ws", for ws and wss alike
         return f"sip:{user}@{host}:{port}{suffix}"
 
-    def ws_url(self, transport: str = "ws") -> str:
+    def ws_url(self, transport: Transport = "ws") -> str:
         """The URL a WebSocket client connects to: ws://127.0.0.1:PORT/ (or wss://)."""
         host, port = self.address(transport)
         host = f"[{host}]" if ":" in host else host
@@ -199,18 +204,17 @@ class SyncResponder:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="sipresponder")
 
-    def _call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0,
-              **kwargs: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._loop).result(timeout)
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def start(self) -> SyncResponder:
         self._thread.start()
-        self._call(self._async.start)
+        self._call(self._async.start())
         return self
 
     def stop(self) -> None:
         if self._thread.is_alive():
-            self._call(self._async.stop)
+            self._call(self._async.stop())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         self._loop.close()
@@ -229,13 +233,13 @@ class SyncResponder:
     def addresses(self) -> list[ListenAddress]:
         return self._async.addresses
 
-    def address(self, transport: str = "udp") -> tuple[str, int]:
+    def address(self, transport: Transport = "udp") -> tuple[str, int]:
         return self._async.address(transport)
 
-    def uri(self, user: str, transport: str = "udp") -> str:
+    def uri(self, user: str, transport: Transport = "udp") -> str:
         return self._async.uri(user, transport)
 
-    def ws_url(self, transport: str = "ws") -> str:
+    def ws_url(self, transport: Transport = "ws") -> str:
         return self._async.ws_url(transport)
 
     @property
@@ -243,7 +247,7 @@ class SyncResponder:
         return self._async.tls_certificate
 
     def requests(self, *args: Any, **kwargs: Any) -> list[JournalEntry]:
-        return self._call(_immediate, self._async.requests, *args, **kwargs)
+        return self._call(_immediate(self._async.requests, *args, **kwargs))
 
     def wait_for(self, *args: Any, timeout: float = 5.0, **kwargs: Any) -> list[JournalEntry]:
         future = asyncio.run_coroutine_threadsafe(
@@ -251,12 +255,12 @@ class SyncResponder:
         return future.result(timeout + 5)
 
     def set_scenario(self, scenario: Scenario | str | Path) -> None:
-        self._call(_immediate, self._async.set_scenario, scenario)
+        self._call(_immediate(self._async.set_scenario, scenario))
 
     def reset(self) -> None:
-        self._call(_immediate, self._async.reset)
+        self._call(_immediate(self._async.reset))
 
 
-async def _immediate(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+async def _immediate(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a plain function on the responder's loop thread (the engine is not thread-safe)."""
     return fn(*args, **kwargs)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,8 +36,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def sip_responder_factory() -> Iterator[Callable[..., SyncResponder]]:
     started: list[SyncResponder] = []
 
-    def start(scenario: Scenario | str | Path | None = None, **kwargs: object) -> SyncResponder:
-        responder = SyncResponder(scenario, **kwargs).start()  # type: ignore[arg-type]
+    def start(scenario: Scenario | str | Path | None = None, **kwargs: Any) -> SyncResponder:
+        responder = SyncResponder(scenario, **kwargs).start()
         started.append(responder)
         return responder
 

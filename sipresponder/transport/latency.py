@@ -1,8 +1,8 @@
 """A fixed-bucket histogram of per-message processing time, cheap enough for the hot path.
 
 prometheus-client's Histogram takes a lock per observation; this one is a bisect
-and an increment, and the admin API's collector turns it into a Prometheus
-histogram at scrape time.
+and an increment, and ops.metrics turns it into a Prometheus histogram at scrape
+time.
 """
 
 from __future__ import annotations

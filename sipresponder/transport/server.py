@@ -1,7 +1,9 @@
 """The asyncio side: listeners that feed the engine and write what it returns.
 
-Thin on purpose: all protocol decisions are the engine's. This module owns sockets,
-connections, the one timer handle the engine's deadlines need, and shutdown.
+Thin on purpose: all protocol decisions are the engine's. This module owns the
+listeners (their sockets come from address.bind_socket), connections, the one timer
+handle the engine's deadlines need, and shutdown. Every transport hands each whole
+message to Server.receive, the one place the engine is called from.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import itertools
 import logging
 import socket
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..scenario.model import Scenario
 from ..sip.framing import FramingError, Message, Ping, StreamFramer
+from ..sip.transports import WEBSOCKET, Transport
 from ..uas.engine import Engine
 from ..uas.events import Send, Source
+from .address import ListenAddress, bind_socket, listen_backlog
 from .latency import LatencyHistogram
 from .tls import TLSOptions, server_context
 
@@ -29,72 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sipresponder")
 
-# Both ends need large socket buffers or UDP drops datagrams well below CPU
-# saturation (measured: net.core.rmem_max is 4 MiB on these machines).
-SOCKET_BUFFER = 4 * 1024 * 1024
 _SOURCES_KEPT = 4096
-TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
-
-
-@dataclass(frozen=True, slots=True)
-class ListenAddress:
-    transport: str  # one of TRANSPORTS
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.transport}:{host}:{self.port}"
-
-
-def split_hostport(text: str, default_host: str) -> tuple[str, int]:
-    """HOST:PORT or [IPv6]:PORT (HOST may be empty: ``default_host``)."""
-    if text.startswith("["):
-        host, bracket, port_text = text[1:].partition("]")
-        if not bracket or not port_text.startswith(":"):
-            raise ValueError(f"{text!r}: expected [IPv6]:PORT")
-        port_text = port_text[1:]
-    else:
-        host, _, port_text = text.rpartition(":")
-        if ":" in host:
-            raise ValueError(f"{text!r}: expected HOST:PORT (IPv6 hosts go in brackets)")
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"{text!r}: invalid port {port_text!r}")
-    return host or default_host, int(port_text)
-
-
-def parse_listen(text: str) -> ListenAddress:
-    """PROTO:HOST:PORT, with IPv6 hosts in brackets: udp:[::1]:5060."""
-    transport, sep, rest = text.partition(":")
-    transport = transport.lower()
-    if not sep or transport not in TRANSPORTS:
-        raise ValueError(
-            f"{text!r}: expected PROTO:HOST:PORT with PROTO {', '.join(TRANSPORTS)}")
-    if ":" not in rest:
-        raise ValueError(f"{text!r}: expected PROTO:HOST:PORT")
-    try:
-        host, port = split_hostport(rest, "0.0.0.0")
-    except ValueError as exc:
-        raise ValueError(f"{text!r}: {str(exc).split(': ', 1)[1]}") from None
-    return ListenAddress(transport, host, port)
-
-
-def udp_socket(addr: ListenAddress, reuse_port: bool = False) -> socket.socket:
-    """A bound UDP socket with the large buffers UDP needs (see SOCKET_BUFFER)."""
-    family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
-        sock.bind((addr.host, addr.port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
-    return sock
 
 
 @functools.lru_cache(maxsize=4096)
@@ -107,12 +45,16 @@ def _local_ip_towards(remote_ip: str, bound_ip: str) -> str:
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as probe:
             probe.connect((remote_ip, 9))
-            return probe.getsockname()[0]
+            local_ip: str = probe.getsockname()[0]
+            return local_ip
     except OSError:
         return "127.0.0.1" if family == socket.AF_INET else "::1"
 
 
 class Server:
+    # The loop the listeners run on, from start(): nothing calls into the engine before.
+    _loop: asyncio.AbstractEventLoop
+
     def __init__(self, scenario: Scenario, tls: TLSOptions | None = None) -> None:
         self.engine = Engine(scenario)
         self.tls = tls or TLSOptions()
@@ -123,16 +65,21 @@ class Server:
         self.addresses: list[ListenAddress] = []
         self._udp: dict[int, _UDPProtocol] = {}
         self._tcp: dict[int, _TCPProtocol] = {}
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[asyncio.Server] = []
+        # One numbering for UDP listeners and TCP, TLS and WebSocket connections: a
+        # Send's conn names exactly one of them.
         self._ids = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         # UDP sockets bound before the workers were forked, shared by all of them.
         self.shared_udp: dict[ListenAddress, socket.socket] = {}
 
     def set_scenario(self, scenario: Scenario) -> None:
         self.engine.scenario = scenario
+
+    def next_conn_id(self) -> int:
+        """A new listener or connection id (never 0, never reused)."""
+        return next(self._ids)
 
     async def start(
         self, listen: list[ListenAddress], *, reuse_port: bool = False
@@ -143,7 +90,7 @@ class Server:
             for addr in listen:
                 if addr.transport == "udp":
                     self.addresses.append(await self._start_udp(addr, reuse_port))
-                elif addr.transport in ("ws", "wss"):
+                elif addr.transport in WEBSOCKET:
                     self.addresses.append(await self._start_ws(addr, reuse_port))
                 else:
                     self.addresses.append(await self._start_tcp(addr, reuse_port))
@@ -155,10 +102,10 @@ class Server:
         return self.addresses
 
     async def _start_udp(self, addr: ListenAddress, reuse_port: bool) -> ListenAddress:
-        sock = self.shared_udp.get(addr) or udp_socket(addr, reuse_port)
-        listener_id = next(self._ids)
+        sock = self.shared_udp.get(addr) or bind_socket(addr, reuse_port=reuse_port)
+        listener_id = self.next_conn_id()
         protocol = _UDPProtocol(self, listener_id, addr.host)
-        await self._loop.create_datagram_endpoint(lambda: protocol, sock=sock)  # type: ignore[union-attr]
+        await self._loop.create_datagram_endpoint(lambda: protocol, sock=sock)
         self._udp[listener_id] = protocol
         return ListenAddress("udp", addr.host, sock.getsockname()[1])
 
@@ -178,31 +125,27 @@ class Server:
         return await self._ws.start(addr, ssl_context, reuse_port)
 
     async def _start_tcp(self, addr: ListenAddress, reuse_port: bool) -> ListenAddress:
-        loop = self._loop
-        assert loop is not None
         # TLS is TCP with asyncio's ssl= underneath: the same framing, limits and timers.
         ssl_context = self.ssl_context() if addr.transport == "tls" else None
+        settings = self.engine.scenario.settings
         # A handshake that stalls is an incomplete message too (asyncio's default: 60 s).
-        handshake_timeout = (self.engine.scenario.settings.tcp_read_timeout or None
+        handshake_timeout = (settings.tcp_read_timeout or None
                              if ssl_context is not None else None)
+        sock = bind_socket(addr, reuse_port=reuse_port)
+        name = addr.transport
         try:
-            server = await loop.create_server(
-                lambda: _TCPProtocol(self, next(self._ids), addr.host, addr.transport),
-                addr.host,
-                addr.port,
-                reuse_address=True,
-                reuse_port=reuse_port or None,
-                # asyncio's default of 100 makes connects wait for SYN retries during
-                # a burst of connections well below max_connections.
-                backlog=min(max(self.engine.scenario.settings.max_connections, 100),
-                            socket.SOMAXCONN),
+            server = await self._loop.create_server(
+                lambda: _TCPProtocol(self, self.next_conn_id(), addr.host, name),
+                sock=sock,
+                backlog=listen_backlog(settings.max_connections),
                 ssl=ssl_context,
                 ssl_handshake_timeout=handshake_timeout,
             )
         except OSError as exc:
+            sock.close()
             raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
         self._servers.append(server)
-        return ListenAddress(addr.transport, addr.host, server.sockets[0].getsockname()[1])
+        return ListenAddress(name, addr.host, sock.getsockname()[1])
 
     async def close(self) -> None:
         if self._timer is not None:
@@ -210,10 +153,9 @@ class Server:
         for server in self._servers:
             server.close()
         for conn in list(self._tcp.values()):
-            conn.transport.abort()  # type: ignore[union-attr]
+            conn.transport.abort()
         for udp in self._udp.values():
-            if udp.transport is not None:
-                udp.transport.close()
+            udp.transport.close()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -224,25 +166,34 @@ class Server:
         self.engine.limit_log.hit(kind, "%s", message)
 
     # -- engine glue -------------------------------------------------------------------
+    def receive(self, data: bytes, source: Source) -> None:
+        """One whole message from any transport: the engine's answer, written, and the
+        time that took (the admin API's processing histogram)."""
+        started = perf_counter()
+        self.dispatch(self.engine.handle(data, source, self._loop.time()))
+        self.latency.observe(perf_counter() - started)
+
     def dispatch(self, sends: list[Send]) -> None:
         for send in sends:
+            # Ids start at 1, so a Send without a conn (None) finds no listener.
             if send.transport == "udp":
-                udp = self._udp.get(send.conn)  # type: ignore[arg-type]
-                if udp is not None and udp.transport is not None and send.data:
+                udp = self._udp.get(send.conn or 0)
+                if udp is not None and send.data:
                     udp.transport.sendto(send.data, send.remote)
-            elif send.transport in ("ws", "wss"):
-                self._ws.send(send)  # type: ignore[union-attr]
+            elif send.transport in WEBSOCKET:
+                if self._ws is not None:
+                    self._ws.send(send)
             else:
-                conn = self._tcp.get(send.conn)  # type: ignore[arg-type]
+                conn = self._tcp.get(send.conn or 0)
                 if conn is None:
                     log.info(
                         "connection %s to %s:%d is gone; response dropped", send.conn, *send.remote
                     )
                     continue
                 if send.data:
-                    conn.transport.write(send.data)  # type: ignore[union-attr]
+                    conn.transport.write(send.data)
                 if send.close_after:
-                    conn.transport.close()  # type: ignore[union-attr]
+                    conn.transport.close()
         self._arm_timer()
 
     def _arm_timer(self) -> None:
@@ -252,25 +203,28 @@ class Server:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = deadline
-        self._timer = self._loop.call_at(deadline, self._on_timer)  # type: ignore[union-attr]
+        self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
-        self.dispatch(self.engine.fire(self._loop.time()))  # type: ignore[union-attr]
+        self.dispatch(self.engine.fire(self._loop.time()))
 
 
 class _UDPProtocol(asyncio.DatagramProtocol):
+    # Set by connection_made, which asyncio calls before any datagram arrives.
+    transport: asyncio.DatagramTransport
+
     def __init__(self, server: Server, listener_id: int, bound_ip: str) -> None:
         self.server = server
         self.listener_id = listener_id
         self.bound_ip = bound_ip
-        self.transport: asyncio.DatagramTransport | None = None
         self.local_port = 0
         # Peers send many datagrams each: one Source per peer address, bounded.
         self._sources: dict[tuple[str, int], Source] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # A datagram endpoint's transport (asyncio's contract; uvloop's is no subclass).
+        self.transport = cast(asyncio.DatagramTransport, transport)
         self.local_port = transport.get_extra_info("sockname")[1]
 
     def _source(self, addr: tuple[str, int]) -> Source:
@@ -287,11 +241,7 @@ class _UDPProtocol(asyncio.DatagramProtocol):
         return source
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        source = self._sources.get(addr) or self._source(addr)
-        server = self.server
-        started = perf_counter()
-        server.dispatch(server.engine.handle(data, source, server._loop.time()))  # type: ignore[union-attr]
-        server.latency.observe(perf_counter() - started)
+        self.server.receive(data, self._sources.get(addr) or self._source(addr))
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a peer that went away: not our problem to solve.
@@ -299,21 +249,25 @@ class _UDPProtocol(asyncio.DatagramProtocol):
 
 
 class _TCPProtocol(asyncio.Protocol):
-    def __init__(self, server: Server, conn_id: int, bound_ip: str, name: str = "tcp") -> None:
+    # Set by connection_made, which asyncio calls before any data arrives.
+    transport: asyncio.Transport
+    source: Source
+
+    def __init__(self, server: Server, conn_id: int, bound_ip: str,
+                 name: Transport = "tcp") -> None:
         self.server = server
         self.conn_id = conn_id
         self.bound_ip = bound_ip
         self.name = name  # "tcp" or "tls": what the engine and the logs call this transport
         settings = server.engine.scenario.settings
         self.framer = StreamFramer(settings.max_message_size)
-        self.transport: asyncio.Transport | None = None
-        self.source: Source | None = None
         self._read_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # A stream server's transport (asyncio's contract; uvloop's is no subclass).
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         self.source = Source(self.name, (peer[0], peer[1]), (local[0], local[1]), self.conn_id)
@@ -326,10 +280,10 @@ class _TCPProtocol(asyncio.Protocol):
                 f"tcp connection from {peer[0]}:{peer[1]} refused: "
                 f"max_connections ({settings.max_connections}) reached"
             )
-            transport.abort()
+            self.transport.abort()
             return
         server._tcp[self.conn_id] = self
-        self._last_activity = server._loop.time()  # type: ignore[union-attr]
+        self._last_activity = server._loop.time()
         self._arm_idle(settings.tcp_idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -340,29 +294,25 @@ class _TCPProtocol(asyncio.Protocol):
 
     def _arm_idle(self, timeout: float) -> None:
         if timeout:
-            self._idle_timer = self.server._loop.call_at(  # type: ignore[union-attr]
+            self._idle_timer = self.server._loop.call_at(
                 self._last_activity + timeout, self._idle_check
             )
 
     def _idle_check(self) -> None:
         timeout = self.server.engine.scenario.settings.tcp_idle_timeout
         self._idle_timer = None
-        if not timeout or self.transport is None:
+        if not timeout:
             return
-        if self.server._loop.time() - self._last_activity >= timeout:  # type: ignore[union-attr]
+        if self.server._loop.time() - self._last_activity >= timeout:
             self.server.engine.counters["tcp_idle_closed"] += 1
-            log.info("closing idle tcp connection from %s:%d", *self.source.remote)  # type: ignore[union-attr]
+            log.info("closing idle tcp connection from %s:%d", *self.source.remote)
             self.transport.close()
         else:
             self._arm_idle(timeout)
 
     def data_received(self, data: bytes) -> None:
         server = self.server
-        engine = server.engine
-        source = self.source
-        assert source is not None and self.transport is not None
-        self._last_activity = server._loop.time()  # type: ignore[union-attr]
-        sends: list[Send] = []
+        self._last_activity = server._loop.time()
         frames = self.framer.feed(data)
         if frames and self._read_timer is not None:
             # A message completed: the timeout is for each message, not the connection.
@@ -370,16 +320,12 @@ class _TCPProtocol(asyncio.Protocol):
             self._read_timer = None
         for frame in frames:
             if isinstance(frame, Message):
-                started = perf_counter()
-                sends.extend(engine.handle(frame.data, source, server._loop.time()))  # type: ignore[union-attr]
-                server.latency.observe(perf_counter() - started)
+                server.receive(frame.data, self.source)
             elif isinstance(frame, Ping):
                 self.transport.write(b"\r\n")
             elif isinstance(frame, FramingError):
-                sends.extend(
-                    engine.handle_framing_error(frame.head, frame.code, frame.reason, source)
-                )
-        server.dispatch(sends)
+                server.dispatch(server.engine.handle_framing_error(
+                    frame.head, frame.code, frame.reason, self.source))
         self._watch_incomplete()
 
     def _watch_incomplete(self) -> None:
@@ -391,13 +337,13 @@ class _TCPProtocol(asyncio.Protocol):
             return
         if self._read_timer is None:
             timeout = self.server.engine.scenario.settings.tcp_read_timeout
-            self._read_timer = self.server._loop.call_later(timeout, self._read_timeout)  # type: ignore[union-attr]
+            self._read_timer = self.server._loop.call_later(timeout, self._read_timeout)
 
     def _read_timeout(self) -> None:
         self._read_timer = None
-        if self.transport is not None and self.framer.pending:
+        if self.framer.pending:
             self.server.engine.counters["tcp_read_timeouts"] += 1
-            ip, port = self.source.remote  # type: ignore[union-attr]
+            ip, port = self.source.remote
             self.server.limit_hit(
                 "tcp_read_timeout",
                 f"closing tcp connection from {ip}:{port}: incomplete message not completed "

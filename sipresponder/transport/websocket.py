@@ -13,17 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import ssl
-from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
+from ..sip.transports import Transport
+from ..uas.engine import Engine
 from ..uas.events import Send, Source
-
-if TYPE_CHECKING:
-    from .server import ListenAddress, Server
+from .address import ListenAddress, bind_socket, listen_backlog
 
 log = logging.getLogger("sipresponder")
 
@@ -36,10 +34,24 @@ OVERSIZE_FACTOR = 2
 CLOSE_TIMEOUT = 5.0
 
 
+class WebSocketHost(Protocol):
+    """What the WebSocket listeners need of the server they belong to (transport.server's
+    Server): its engine, one connection numbering shared with TCP, and its receive path."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    def next_conn_id(self) -> int: ...
+
+    def receive(self, data: bytes, source: Source) -> None: ...
+
+    def limit_hit(self, kind: str, message: str) -> None: ...
+
+
 class WebSocketListeners:
     """Every ws: and wss: listener of one Server, and their open connections."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: WebSocketHost) -> None:
         self.server = server
         self.connections: dict[int, _Connection] = {}
         app = web.Application()
@@ -52,29 +64,14 @@ class WebSocketListeners:
 
     async def start(self, addr: ListenAddress, ssl_context: ssl.SSLContext | None,
                     reuse_port: bool = False) -> ListenAddress:
-        from .server import ListenAddress
-
         if not self._setup:
             await self._runner.setup()
             self._setup = True
         # Our own socket: the OS-picked port is then known without aiohttp internals.
-        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:  # --workers: every worker listens on the same port
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((addr.host, addr.port))
-        except OSError as exc:
-            sock.close()
-            raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
+        sock = bind_socket(addr, reuse_port=reuse_port)
         settings = self.server.engine.scenario.settings
-        site = web.SockSite(
-            self._runner, sock, ssl_context=ssl_context,
-            backlog=min(max(settings.max_connections, 100), socket.SOMAXCONN),
-        )
+        site = web.SockSite(self._runner, sock, ssl_context=ssl_context,
+                            backlog=listen_backlog(settings.max_connections))
         await site.start()
         return ListenAddress(addr.transport, addr.host, sock.getsockname()[1])
 
@@ -86,7 +83,7 @@ class WebSocketListeners:
 
     def send(self, send: Send) -> None:
         """Hand the engine's output to the WebSocket it names (server.dispatch calls this)."""
-        conn = self.connections.get(send.conn)  # type: ignore[arg-type]
+        conn = self.connections.get(send.conn or 0)  # ids start at 1: None finds none
         if conn is None:
             log.info("websocket %s to %s:%d is gone; response dropped", send.conn, *send.remote)
             return
@@ -102,7 +99,7 @@ class WebSocketListeners:
         transport = request.transport
         if transport is None:  # the peer left before its request was handled
             return web.Response(status=400)
-        name = "wss" if request.secure else "ws"
+        name: Transport = "wss" if request.secure else "ws"
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         ws = web.WebSocketResponse(
@@ -132,11 +129,10 @@ class WebSocketListeners:
             return web.Response(status=503, headers={"Retry-After": "1"},
                                 text="too many connections\n")
         await ws.prepare(request)
-        conn_id = next(server._ids)
+        conn_id = server.next_conn_id()
         source = Source(name, (peer[0], peer[1]), (local[0], local[1]), conn_id)
         conn = _Connection(ws)
         self.connections[conn_id] = conn
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
@@ -156,10 +152,7 @@ class WebSocketListeners:
                         log.info("%s connection from %s:%d: %s", name, peer[0], peer[1],
                                  msg.data)
                     break
-                started = perf_counter()
-                sends = engine.handle(data, source, loop.time())
-                server.latency.observe(perf_counter() - started)
-                server.dispatch(sends)
+                server.receive(data, source)
         finally:
             del self.connections[conn_id]
             conn.close()

@@ -18,9 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sipresponder.ops import admin as admin_module
 from sipresponder.ops.admin import PUT_SCENARIO_PATH, Admin
-from sipresponder.testing.api import Responder
 from sipresponder.ops.cli import main
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
+from sipresponder.testing.api import Responder
 from tests.sipclient import UDPClient, make_request, udp_exchange
 
 ROOT = Path(__file__).resolve().parents[2]

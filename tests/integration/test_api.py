@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from sipresponder.testing.api import Responder, SyncResponder
 from sipresponder.scenario.loader import ScenarioError
+from sipresponder.testing.api import Responder, SyncResponder
 from tests.sipclient import UDPClient, make_request, parse_response
 
 SCENARIO = """

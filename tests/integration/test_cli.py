@@ -79,10 +79,10 @@ def test_json_log_lines_carry_the_event_fields() -> None:
     import json
     import logging
 
-    from sipresponder.uas.engine import Engine
     from sipresponder.ops.logformat import JSONFormatter
-    from sipresponder.uas.events import Source
     from sipresponder.scenario.loader import load_scenario
+    from sipresponder.uas.engine import Engine
+    from sipresponder.uas.events import Source
     from tests.sipclient import make_request
 
     records: list[logging.LogRecord] = []

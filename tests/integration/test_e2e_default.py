@@ -101,7 +101,8 @@ async def test_tcp_missing_content_length_gets_400_and_close(responder) -> None:
 
 
 async def test_udp_on_ipv6_loopback(responder_factory) -> None:
-    from sipresponder.transport.server import ListenAddress, Server
+    from sipresponder.transport.address import ListenAddress
+    from sipresponder.transport.server import Server
     from tests.conftest import SCENARIOS, scenario_from
 
     server = Server(scenario_from(SCENARIOS / "default.toml"))
@@ -119,7 +120,7 @@ async def test_udp_on_ipv6_loopback(responder_factory) -> None:
 
 
 def test_parse_listen() -> None:
-    from sipresponder.transport.server import ListenAddress, parse_listen
+    from sipresponder.transport.address import ListenAddress, parse_listen
 
     assert parse_listen("udp:[::1]:5060") == ListenAddress("udp", "::1", 5060)
     assert parse_listen("TCP:127.0.0.1:0") == ListenAddress("tcp", "127.0.0.1", 0)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from sipresponder.scenario.loader import load_scenario
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
-from sipresponder.scenario.loader import load_scenario
 from tests.digest_client import authorization, parse_challenge
 from tests.sipclient import make_request, parse_response
 

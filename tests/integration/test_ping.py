@@ -24,7 +24,6 @@ from sipresponder.ops.ping import (
     take_message,
 )
 from sipresponder.sip.message import parse_request
-
 from tests.sipclient import parse_response
 
 

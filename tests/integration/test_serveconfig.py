@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from sipresponder.ops.admin import Admin
-from sipresponder.testing.api import Responder
 from sipresponder.ops.cli import _build_parser, main
-from sipresponder.scenario.loader import parse_scenario
 from sipresponder.ops.serveconfig import apply_env, keep_tag_secret, split_list, with_tag_secret
+from sipresponder.scenario.loader import parse_scenario
+from sipresponder.testing.api import Responder
 from tests.sipclient import make_request, udp_exchange
 
 ROOT = Path(__file__).resolve().parents[2]

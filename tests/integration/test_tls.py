@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from sipresponder.testing.api import Responder
 from sipresponder.ops.cli import main
+from sipresponder.scenario.loader import parse_scenario
+from sipresponder.testing.api import Responder
+from sipresponder.transport import tls
+from sipresponder.transport.address import parse_listen
+from sipresponder.transport.tls import TLSOptions, TLSSetupError, self_signed
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
-from sipresponder.scenario.loader import parse_scenario
-from sipresponder.transport import tls
-from sipresponder.transport.server import parse_listen
-from sipresponder.transport.tls import TLSOptions, TLSSetupError, self_signed
 from tests.conftest import SCENARIOS
 from tests.sipclient import TCPClient, make_request, parse_response
 
