@@ -34,19 +34,12 @@ def parse_auth(raw: object) -> AuthConfig:
     reject_unknown(raw, AUTH_KEYS)
     config = AuthConfig()
     if "realm" in raw:
-        config.realm = string("realm", raw["realm"])
-        if not config.realm or any(c in config.realm for c in "\r\n"):
-            raise FieldError("realm", "must be a non-empty string on one line")
+        config.realm = _realm(raw["realm"])
     if "algorithms" in raw:
         config.algorithms = _algorithms(raw["algorithms"])
     if "qop" in raw:
         config.qop = boolean("qop", raw["qop"])
-    if not config.qop:
-        for alg in config.algorithms:
-            if alg.sess:
-                raise FieldError(
-                    "qop", f"{alg.name} needs qop = true (its session key uses the cnonce)"
-                )
+    _check_qop(config)
     if "nonce_lifetime" in raw:
         config.nonce_lifetime = _lifetime(raw["nonce_lifetime"])
     if "wrong_password" in raw:
@@ -69,6 +62,23 @@ def rule_guard(value: object, config: AuthConfig | None) -> Guard:
     if config is None:
         raise FieldError("auth", "needs an [auth] table with the credentials to check")
     return Guard(value, config)
+
+
+def _realm(value: object) -> str:
+    realm = string("realm", value)
+    if not realm or any(c in realm for c in "\r\n"):
+        raise FieldError("realm", "must be a non-empty string on one line")
+    return realm
+
+
+def _check_qop(config: AuthConfig) -> None:
+    if config.qop:
+        return
+    for alg in config.algorithms:
+        if alg.sess:
+            raise FieldError(
+                "qop", f"{alg.name} needs qop = true (its session key uses the cnonce)"
+            )
 
 
 def _algorithms(value: object) -> tuple[Algorithm, ...]:
