@@ -54,7 +54,7 @@ class Settings:
     max_amplification: float = 4.0  # UDP response octets per request octet; 0 = no limit
     loop_ttl: float = 32.0  # seconds a request is remembered for merged-request detection
     media_address: str = ""  # c= address of SDP answers; "" = the local address
-    checks: dict[str, bool] = field(default_factory=dict)  # sanity-check switches
+    checks: dict[str, bool] = field(default_factory=dict)  # request-check switches
 
 
 Matcher = Callable[["Request", "Source"], bool]
@@ -164,6 +164,8 @@ class Scenario:
     bodyless_checks: tuple[RequestCheck, ...] = ()
     _tag_key: bytes = field(default=b"", init=False, repr=False)
     _generic: tuple[Rule, ...] = field(default=(), init=False, repr=False)
+    # Keyed by str only; typed str | None so that a request whose Request-URI has no
+    # parsable user looks up None and gets the generic rules.
     _by_user: dict[str | None, tuple[Rule, ...]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -179,7 +181,7 @@ class Scenario:
         self._tag_key = hashlib.blake2s(self.settings.tag_key.encode()).digest()
 
     def switch(self, name: str) -> bool:
-        """Whether the sanity check ``name`` is on (its default unless the scenario says)."""
+        """Whether the request check ``name`` is on (its default unless the scenario says)."""
         return self.switches[name]
 
     @property
