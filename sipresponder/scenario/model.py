@@ -150,6 +150,11 @@ RequestCheck = Callable[["Request", "Scenario"], "Refusal | None"]
 
 @dataclass(slots=True)
 class Scenario:
+    """What the engine answers with. Build one with scenario.loader.assemble (or load
+    a file): it derives ``allow``, ``known_methods`` and the request checks from the
+    rules and settings; built here directly, no request check runs and ``switch``
+    knows no check."""
+
     path: str
     settings: Settings
     rules: list[Rule]
