@@ -153,50 +153,60 @@ def parse_credentials(value: str) -> Credentials | None:
     params: dict[str, str] = {}
     i, n = 0, len(rest)
     while True:
-        while i < n and rest[i] in WSP:
-            i += 1
-        match = TOKEN.match(rest, i)
-        if match is None:
-            raise ValueError("expected a directive name")
-        name = match.group(0).lower()
-        i = match.end()
-        while i < n and rest[i] in WSP:
-            i += 1
-        if i >= n or rest[i] != "=":
-            raise ValueError(f"directive {name!r} has no value")
-        i += 1
-        while i < n and rest[i] in WSP:
-            i += 1
-        if i < n and rest[i] == '"':
-            val, i = _unquote(rest, i)
-        else:
-            start = i
-            while i < n and rest[i] != "," and rest[i] not in WSP:
-                i += 1
-            val = rest[start:i]
-            if not val:
-                raise ValueError(f"directive {name!r} has an empty value")
+        name, val, i = _directive(rest, i)
         if name in params:
             raise ValueError(f"directive {name!r} appears twice")
         params[name] = val
-        while i < n and rest[i] in WSP:
-            i += 1
+        i = _skip_wsp(rest, i)
         if i >= n:
             break
         if rest[i] != ",":
             raise ValueError(f"expected ',' after directive {name!r}")
         i += 1
+    _check_directives(params)
+    return Credentials(params)
+
+
+def _skip_wsp(text: str, i: int) -> int:
+    n = len(text)
+    while i < n and text[i] in WSP:
+        i += 1
+    return i
+
+
+def _directive(text: str, i: int) -> tuple[str, str, int]:
+    """The auth-param at ``text[i:]`` (after optional LWS): its lower-case name, its
+    value (unquoted) and the index past it."""
+    i = _skip_wsp(text, i)
+    match = TOKEN.match(text, i)
+    if match is None:
+        raise ValueError("expected a directive name")
+    name = match.group(0).lower()
+    i = _skip_wsp(text, match.end())
+    if i >= len(text) or text[i] != "=":
+        raise ValueError(f"directive {name!r} has no value")
+    i = _skip_wsp(text, i + 1)
+    if i < len(text) and text[i] == '"':
+        val, i = _unquote(text, i)
+        return name, val, i
+    start = i
+    while i < len(text) and text[i] != "," and text[i] not in WSP:
+        i += 1
+    if i == start:
+        raise ValueError(f"directive {name!r} has an empty value")
+    return name, text[start:i], i
+
+
+def _check_directives(params: dict[str, str]) -> None:
     for name in _REQUIRED:
         if name not in params:
             raise ValueError(f"no {name} directive")
-    qop = params.get("qop")
-    if qop is not None:
+    if params.get("qop") is not None:
         # RFC 7616 3.4: with a qop, cnonce and nc MUST be sent.
         if "cnonce" not in params or "nc" not in params:
             raise ValueError("qop without cnonce and nc")
         if not _NC.fullmatch(params["nc"]):
             raise ValueError("nc is not 8 hex digits")
-    return Credentials(params)
 
 
 def _unquote(text: str, i: int) -> tuple[str, int]:

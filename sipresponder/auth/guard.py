@@ -4,8 +4,9 @@ in its place, a challenge, a refusal or a 400.
 A rule with ``auth = "www"`` answers as a UAS or registrar does (401 with
 WWW-Authenticate, credentials in Authorization); ``auth = "proxy"`` as a proxy does
 (407 with Proxy-Authenticate, credentials in Proxy-Authorization), RFC 3261 22.2 and
-22.3. The engine asks ``Guard.check`` right after the rule matched; everything else
-about authentication lives here and in ``digest.py``. No state is kept between
+22.3. The engine asks ``Guard.check`` right after the rule matched (the rule holds
+the guard as a ``scenario.model.AuthCheck``); ``config.py`` reads the settings into
+``AuthConfig``, ``digest.py`` is the RFC 7616 codec. No state is kept between
 requests: nonces carry their own time and signature.
 """
 
@@ -106,19 +107,9 @@ class Guard:
 
     def verify(self, request: Request, now: float) -> Verdict:
         config = self.config
-        _, field_key, field_name = _HEADERS[self.kind]
-        creds: Credentials | None = None
-        for row in request.fields.get(field_key, ()):
-            try:
-                parsed = parse_credentials(row)
-            except ValueError as exc:
-                return Verdict("malformed", f"Malformed {field_name} header field ({exc})")
-            # RFC 3261 22.4: credentials for other realms (other proxies) are not ours.
-            if parsed is not None and parsed.realm == config.realm:
-                creds = parsed
-                break
-        if creds is None:
-            return Verdict("challenge", "no credentials for this realm")
+        creds = self._credentials(request)
+        if isinstance(creds, Verdict):
+            return creds
         alg = ALGORITHMS.get((creds.get("algorithm") or "MD5").lower())  # RFC 7616 3.4: MD5
         if alg is None or alg not in config.algorithms:
             return Verdict("challenge", f"algorithm {creds.get('algorithm')} not offered")
@@ -157,6 +148,19 @@ class Guard:
             # so that the client retries without asking its user again.
             return Verdict("stale", f"nonce expired for {creds.username!r}")
         return Verdict("ok")
+
+    def _credentials(self, request: Request) -> Credentials | Verdict:
+        """The request's credentials for our realm, or the verdict when it has none."""
+        _, field_key, field_name = _HEADERS[self.kind]
+        for row in request.fields.get(field_key, ()):
+            try:
+                parsed = parse_credentials(row)
+            except ValueError as exc:
+                return Verdict("malformed", f"Malformed {field_name} header field ({exc})")
+            # RFC 3261 22.4: credentials for other realms (other proxies) are not ours.
+            if parsed is not None and parsed.realm == self.config.realm:
+                return parsed
+        return Verdict("challenge", "no credentials for this realm")
 
     def answer(self, rule: Rule, verdict: Verdict, now: float) -> Rule:
         config = self.config

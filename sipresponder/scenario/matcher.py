@@ -1,20 +1,27 @@
-"""Rule conditions compiled once at load time into small predicates."""
+"""Rule conditions compiled once at load time into small predicates.
+
+Each ``match`` key compiles to closures over what they test (a compiled pattern's
+bound method, a frozenset), so matching a request is one call per condition.
+Errors raise ``FieldError`` naming the key inside the ``match`` table.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..sip.abnf import canonical_name
-from .model import Check
-
-# What Source.transport can be (transport.server.TRANSPORTS, not imported: no I/O here).
-_TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
+from ..sip.transports import TRANSPORTS
+from .fields import FieldError
+from .model import Condition
 
 if TYPE_CHECKING:
     from ..sip.message import Request
     from ..uas.events import Source
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -25,13 +32,19 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.S)
 
 
-def _regex(field: str, pattern: Any) -> re.Pattern[str]:
+def _regex(field: str, pattern: object) -> re.Pattern[str]:
     if not isinstance(pattern, str):
-        raise ValueError(f"{field}: must be a regular expression string")
+        raise FieldError(field, "must be a regular expression string")
     try:
         return re.compile(pattern)
     except re.error as exc:
-        raise ValueError(f"{field}: invalid regular expression: {exc}") from None
+        raise FieldError(field, f"invalid regular expression: {exc}") from None
+
+
+def _glob(field: str, pattern: object) -> re.Pattern[str]:
+    if not isinstance(pattern, str):
+        raise FieldError(field, "must be a string (glob: '*' matches any run)")
+    return glob_regex(pattern)
 
 
 def _ruri_user(request: Request) -> str | None:
@@ -41,91 +54,137 @@ def _ruri_user(request: Request) -> str | None:
         return None
 
 
-def compile_checks(match: dict[str, Any]) -> list[Check]:
-    """Checks for a rule's ``match`` table (the method is tested separately, first)."""
-    checks: list[Check] = []
-    if "uri" in match:
-        if not isinstance(match["uri"], str):
-            raise ValueError("uri: must be a string (glob: '*' matches any run)")
-        uri_re = glob_regex(match["uri"])
-        checks.append(
-            Check(
-                f"uri {match['uri']!r}", lambda r, s, p=uri_re: p.fullmatch(r.uri_raw) is not None
-            )
+def _uri_test(find: Callable[[str], re.Match[str] | None]) -> Callable[[Request, Source], bool]:
+    def test(request: Request, source: Source) -> bool:
+        return find(request.uri_raw) is not None
+
+    return test
+
+
+def _user_test(find: Callable[[str], re.Match[str] | None]) -> Callable[[Request, Source], bool]:
+    def test(request: Request, source: Source) -> bool:
+        user = _ruri_user(request)
+        return user is not None and find(user) is not None
+
+    return test
+
+
+def _header_presence(key: str, present: bool) -> Callable[[Request, Source], bool]:
+    def test(request: Request, source: Source) -> bool:
+        return (key in request.fields) == present
+
+    return test
+
+
+def _header_regex(key: str, search: Callable[[str], re.Match[str] | None]
+                  ) -> Callable[[Request, Source], bool]:
+    def test(request: Request, source: Source) -> bool:
+        return any(search(v) for v in request.fields.get(key, ()))
+
+    return test
+
+
+def _source_test(nets: list[_Network]) -> Callable[[Request, Source], bool]:
+    def test(request: Request, source: Source) -> bool:
+        addr = ipaddress.ip_address(source.remote[0])
+        return any(addr in n for n in nets)
+
+    return test
+
+
+def _transport_test(wanted: frozenset[str]) -> Callable[[Request, Source], bool]:
+    def test(request: Request, source: Source) -> bool:
+        return source.transport in wanted
+
+    return test
+
+
+def _uri(value: object) -> list[Condition]:
+    pattern = _glob("uri", value)
+    return [Condition(f"uri {value!r}", _uri_test(pattern.fullmatch))]
+
+
+def _uri_regex(value: object) -> list[Condition]:
+    pattern = _regex("uri_regex", value)
+    return [Condition(f"uri_regex {pattern.pattern!r}", _uri_test(pattern.search))]
+
+
+def _user(value: object) -> list[Condition]:
+    pattern = _glob("user", value)
+    return [Condition(f"user {value!r}", _user_test(pattern.fullmatch))]
+
+
+def _user_regex(value: object) -> list[Condition]:
+    pattern = _regex("user_regex", value)
+    return [Condition(f"user_regex {pattern.pattern!r}", _user_test(pattern.search))]
+
+
+def _headers(value: object) -> list[Condition]:
+    if not isinstance(value, dict):
+        raise FieldError(
+            "headers",
+            "must be a table of header name = regular expression "
+            "(or true / false for present / absent)",
         )
-    if "uri_regex" in match:
-        p = _regex("uri_regex", match["uri_regex"])
-        checks.append(
-            Check(f"uri_regex {p.pattern!r}", lambda r, s, p=p: p.search(r.uri_raw) is not None)
-        )
-    if "user" in match:
-        if not isinstance(match["user"], str):
-            raise ValueError("user: must be a string (glob: '*' matches any run)")
-        user_re = glob_regex(match["user"])
-
-        def user_glob(r: Request, s: Source, p: re.Pattern[str] = user_re) -> bool:
-            user = _ruri_user(r)
-            return user is not None and p.fullmatch(user) is not None
-
-        checks.append(Check(f"user {match['user']!r}", user_glob))
-    if "user_regex" in match:
-        user_rx = _regex("user_regex", match["user_regex"])
-
-        def user_regex(r: Request, s: Source, p: re.Pattern[str] = user_rx) -> bool:
-            user = _ruri_user(r)
-            return user is not None and p.search(user) is not None
-
-        checks.append(Check(f"user_regex {user_rx.pattern!r}", user_regex))
-    if "headers" in match:
-        table = match["headers"]
-        if not isinstance(table, dict):
-            raise ValueError(
-                "headers: must be a table of header name = regular expression "
-                "(or true / false for present / absent)"
-            )
-
-        for name, pattern in table.items():
-            key = canonical_name(name).lower()
-            if isinstance(pattern, bool):
-                # true: the header must be present; false: it must be absent.
-                checks.append(
-                    Check(
-                        f"header {name} {'present' if pattern else 'absent'}",
-                        lambda r, s, k=key, want=pattern: (k in r.fields) == want,
-                    )
-                )
-                continue
+    out = []
+    for name, pattern in value.items():
+        key = canonical_name(name).lower()
+        if isinstance(pattern, bool):
+            # true: the header must be present; false: it must be absent.
+            what = f"header {name} {'present' if pattern else 'absent'}"
+            out.append(Condition(what, _header_presence(key, pattern)))
+        else:
             rx = _regex(f"headers.{name}", pattern)
+            out.append(Condition(f"header {name} ~ {rx.pattern!r}", _header_regex(key, rx.search)))
+    return out
 
-            def header_check(r: Request, s: Source, k: str = key, p: re.Pattern[str] = rx) -> bool:
-                return any(p.search(v) for v in r.fields.get(k, ()))
 
-            checks.append(Check(f"header {name} ~ {rx.pattern!r}", header_check))
-    if "source" in match:
-        value = match["source"]
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-            raise ValueError("source: must be an address/CIDR string or a list of them")
-        try:
-            nets = [ipaddress.ip_network(v, strict=False) for v in items]
-        except ValueError as exc:
-            raise ValueError(f"source: {exc}") from None
+def _names(value: object) -> list[str] | None:
+    """A string or a list of strings, as a list; None for anything else."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        return None
+    return items
 
-        def source_check(r: Request, s: Source, nets: list[Any] = nets) -> bool:
-            addr = ipaddress.ip_address(s.remote[0])
-            return any(addr in n for n in nets)
 
-        checks.append(Check(f"source in {', '.join(items)}", source_check))
-    if "transport" in match:
-        value = match["transport"]
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(
-            isinstance(v, str) and v.lower() in _TRANSPORTS for v in items
-        ):
-            raise ValueError('transport: must be "udp", "tcp", "tls", "ws", "wss" or a list '
-                             'of them')
-        wanted = frozenset(v.lower() for v in items)
-        checks.append(
-            Check(f"transport in {sorted(wanted)}", lambda r, s, w=wanted: s.transport in w)
+def _source(value: object) -> list[Condition]:
+    items = _names(value)
+    if items is None:
+        raise FieldError("source", "must be an address/CIDR string or a list of them")
+    try:
+        nets = [ipaddress.ip_network(v, strict=False) for v in items]
+    except ValueError as exc:
+        raise FieldError("source", str(exc)) from None
+    return [Condition(f"source in {', '.join(items)}", _source_test(nets))]
+
+
+def _transport(value: object) -> list[Condition]:
+    items = _names(value)
+    if items is None or not all(v.lower() in TRANSPORTS for v in items):
+        raise FieldError(
+            "transport", 'must be "udp", "tcp", "tls", "ws", "wss" or a list of them'
         )
-    return checks
+    wanted = frozenset(v.lower() for v in items)
+    return [Condition(f"transport in {sorted(wanted)}", _transport_test(wanted))]
+
+
+# The conditions a ``match`` table can hold, compiled in this order (the method is
+# not here: Rule.matches tests it first, from Rule.methods).
+_COMPILERS: dict[str, Callable[[object], list[Condition]]] = {
+    "uri": _uri,
+    "uri_regex": _uri_regex,
+    "user": _user,
+    "user_regex": _user_regex,
+    "headers": _headers,
+    "source": _source,
+    "transport": _transport,
+}
+
+
+def compile_conditions(match: dict[str, object]) -> list[Condition]:
+    """The conditions of a rule's ``match`` table; FieldError names the bad key."""
+    conditions: list[Condition] = []
+    for key, compile_one in _COMPILERS.items():
+        if key in match:
+            conditions.extend(compile_one(match[key]))
+    return conditions

@@ -1,16 +1,21 @@
-"""A loaded, validated scenario: settings, ordered rules and the default response."""
+"""A loaded, validated scenario: settings, ordered rules and the default response.
+
+Plain dataclasses, a leaf of the core: the loader (scenario.loader) fills them, the
+engine reads them. What other packages plug in (the request checks of
+uas.validation, the Digest guard of auth.guard) is typed here by the shape the
+engine calls, so that this module imports neither.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .template import Template
 
 if TYPE_CHECKING:
-    from ..auth.guard import Guard
     from ..sip.message import Request
     from ..uas.events import Source
 
@@ -49,14 +54,14 @@ class Settings:
     max_amplification: float = 4.0  # UDP response octets per request octet; 0 = no limit
     loop_ttl: float = 32.0  # seconds a request is remembered for merged-request detection
     media_address: str = ""  # c= address of SDP answers; "" = the local address
-    checks: dict[str, bool] = field(default_factory=dict)  # sanity-check switches
+    checks: dict[str, bool] = field(default_factory=dict)  # request-check switches
 
 
 Matcher = Callable[["Request", "Source"], bool]
 
 
 @dataclass(slots=True)
-class Check:
+class Condition:
     """One compiled condition of a rule; ``what`` describes it for logs and errors."""
 
     what: str
@@ -92,12 +97,12 @@ class ResponseSpec:
 class Rule:
     name: str
     number: int  # 1-based position in the file; 0 for the default
-    checks: list[Check]
+    conditions: list[Condition]
     methods: frozenset[str] | None  # None: any method
     provisional: list[ResponseSpec]
     final: ResponseSpec
-    # Digest authentication the request must pass first (an auth.Guard), or None.
-    auth: Guard | None = None
+    # Digest authentication the request must pass first (an auth.guard.Guard), or None.
+    auth: AuthCheck | None = None
     user: str | None = None  # the Request-URI user this rule requires, if one exact one
 
     @property
@@ -109,8 +114,8 @@ class Rule:
     def matches(self, request: Request, source: Source) -> bool:
         if self.methods is not None and request.method not in self.methods:
             return False
-        for check in self.checks:  # noqa: SIM110 - a plain loop is faster on the hot path
-            if not check.test(request, source):
+        for condition in self.conditions:  # noqa: SIM110 - a plain loop is faster here
+            if not condition.test(request, source):
                 return False
         return True
 
@@ -122,24 +127,55 @@ class Rule:
         return f"rule {self.name!r} (#{self.number})" if self.name else f"rule #{self.number}"
 
 
+class AuthCheck(Protocol):
+    """What a rule's ``auth`` is to the engine (auth.guard.Guard is the one there is)."""
+
+    def check(self, rule: Rule, request: Request, now: float) -> Rule:
+        """``rule`` when the request may have its response, else a stand-in rule
+        whose response is the answer (a challenge, a refusal, a 400)."""
+        ...
+
+
+class Refusal(Protocol):
+    """What a request check answers in place of the rules (uas.validation.Rejection)."""
+
+    code: int
+    reason: str
+    headers: list[tuple[str, str]]
+
+
+# One RFC 3261 8.2 request check (uas.validation.Check): a refusal, or None to go on.
+RequestCheck = Callable[["Request", "Scenario"], "Refusal | None"]
+
+
 @dataclass(slots=True)
 class Scenario:
+    """What the engine answers with. Build one with scenario.loader.assemble (or load
+    a file): it derives ``allow``, ``known_methods`` and the request checks from the
+    rules and settings; built here directly, no request check runs and ``switch``
+    knows no check."""
+
     path: str
     settings: Settings
     rules: list[Rule]
     default: Rule
     allow: tuple[str, ...]  # the Allow header value: methods the scenario answers
     known_methods: frozenset[str]  # others get 501 Not Implemented
-    checks: tuple[Callable[..., Any], ...] = ()  # enabled sanity checks, in order
-    switches: dict[str, bool] = field(default_factory=dict)  # every check: on or off
-    _tag_key: bytes = b""
-    bodyless_checks: tuple[Callable[..., Any], ...] = ()  # ``checks`` less the body checks
-    _generic: tuple[Rule, ...] = ()
-    _by_user: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
+    # The request checks (uas.validation) the loader computed from settings.checks:
+    # the enabled ones in order, the same less those that read only the body, and
+    # every switchable check by name, on or off.
+    checks: tuple[RequestCheck, ...] = ()
+    switches: dict[str, bool] = field(default_factory=dict)
+    bodyless_checks: tuple[RequestCheck, ...] = ()
+    _tag_key: bytes = field(default=b"", init=False, repr=False)
+    _generic: tuple[Rule, ...] = field(default=(), init=False, repr=False)
+    # Keyed by str only; typed str | None so that a request whose Request-URI has no
+    # parsable user looks up None and gets the generic rules.
+    _by_user: dict[str | None, tuple[Rule, ...]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
-        from ..uas.validation import BODY_CHECKS, CHECKS
-
         # Rules in file order, by the exact user they need (rules with no exact user
         # are candidates for every request).
         self._generic = tuple(r for r in self.rules if r.user is None)
@@ -147,14 +183,10 @@ class Scenario:
             user: tuple(r for r in self.rules if r.user in (None, user))
             for user in {r.user for r in self.rules if r.user is not None}
         }
-        self.bodyless_checks = tuple(c for c in self.checks if c not in BODY_CHECKS)
         self._tag_key = hashlib.blake2s(self.settings.tag_key.encode()).digest()
-        self.switches = {
-            name: self.settings.checks.get(name, info.default) for name, info in CHECKS.items()
-        }
 
     def switch(self, name: str) -> bool:
-        """Whether the sanity check ``name`` is on (its default unless the scenario says)."""
+        """Whether the request check ``name`` is on (its default unless the scenario says)."""
         return self.switches[name]
 
     @property
@@ -174,7 +206,7 @@ class Scenario:
                 user = request.uri.user
             except ValueError:
                 user = None
-            rules = self._by_user.get(user, rules)  # type: ignore[arg-type]
+            rules = self._by_user.get(user, rules)
         for rule in rules:
             if rule.matches(request, source):
                 return rule

@@ -112,13 +112,13 @@ def near_miss(request: Request, source: Source, scenario: Scenario) -> NearMiss:
         failed = []
         if rule.methods is not None and request.method not in rule.methods:
             failed.append(f"method in {sorted(rule.methods)}")
-        for check in rule.checks:
+        for condition in rule.conditions:
             try:
-                ok = check.test(request, source)
+                ok = condition.test(request, source)
             except ValueError:
                 ok = False
             if not ok:
-                failed.append(check.what)
+                failed.append(condition.what)
         if best is None or len(failed) < len(best.failed):
             best = NearMiss(rule.label, failed)
     assert best is not None

@@ -1,0 +1,77 @@
+"""The ``[settings]`` table: values typed like the defaults of ``model.Settings``,
+then checked for range; errors raise ``FieldError`` naming the setting."""
+
+from __future__ import annotations
+
+from dataclasses import fields as dataclass_fields
+
+from ..uas.validation import CHECKS
+from .fields import FieldError, key_list, kind, str_list, table
+from .model import Settings
+
+_KNOWN = frozenset(f.name for f in dataclass_fields(Settings))
+# Settings where 0 turns a limit off; below it means nothing.
+_NOT_NEGATIVE = (
+    "max_headers",
+    "max_line_length",
+    "rate_limit",
+    "rate_burst",
+    "max_amplification",
+    "tcp_read_timeout",
+    "tcp_idle_timeout",
+    "loop_ttl",
+)
+_POSITIVE = ("max_message_size", "max_transactions", "max_connections")
+
+
+def build_settings(raw: object) -> Settings:
+    raw = table(None, raw)
+    settings = Settings()
+    for key, value in raw.items():
+        if key not in _KNOWN:
+            raise FieldError(key, f"unknown setting (expected one of {key_list(_KNOWN)})")
+        setattr(settings, key, _value(key, value, getattr(settings, key)))
+    _check_ranges(settings)
+    return settings
+
+
+def _value(key: str, value: object, current: object) -> object:
+    """``value`` as the type of the setting's default ``current`` (an int may be a float)."""
+    if key == "checks":
+        return check_switches(value)
+    if isinstance(current, tuple):
+        return tuple(str_list(key, value))
+    if isinstance(value, bool) == isinstance(current, bool) and isinstance(value, type(current)):
+        return value
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise FieldError(key, f"must be {type(current).__name__}, not {kind(value)}")
+
+
+def check_switches(value: object) -> dict[str, bool]:
+    """``[settings.checks]``: request check name (uas.validation.CHECKS) = on / off."""
+    if not isinstance(value, dict):
+        raise FieldError("checks", "must be a table of check name = true / false")
+    for name, on in value.items():
+        if name not in CHECKS:
+            raise FieldError(
+                f"checks.{name}", f"unknown check (expected one of {key_list(CHECKS)})"
+            )
+        if not isinstance(on, bool):
+            raise FieldError(f"checks.{name}", f"must be true or false, not {kind(on)}")
+    return dict(value)
+
+
+def _check_ranges(settings: Settings) -> None:
+    if settings.response_routing not in ("source", "via"):
+        raise FieldError("response_routing", 'must be "source" or "via"')
+    if settings.rate_limit_action not in ("drop", "503"):
+        raise FieldError("rate_limit_action", 'must be "drop" or "503"')
+    for key in _POSITIVE:
+        if getattr(settings, key) < 1:
+            raise FieldError(key, "must be positive")
+    for key in _NOT_NEGATIVE:
+        if getattr(settings, key) < 0:
+            raise FieldError(key, "must not be negative (0 turns the limit off)")
+    if not 0 < settings.timer_t1 <= settings.timer_t2:
+        raise FieldError("timer_t1", "must be positive and no larger than timer_t2")
