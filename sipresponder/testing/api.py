@@ -99,7 +99,7 @@ class Responder:
 
     async def start(self) -> Responder:
         self.server = Server(self._scenario, self._tls)
-        self.server.engine.journal = self.journal
+        self.server.recorder = self.journal.record
         self._changed = asyncio.Event()
         self.journal.listeners.append(lambda entry: self._changed.set())  # type: ignore[union-attr]
         self.addresses = await self.server.start(self._listen)

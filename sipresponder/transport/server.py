@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..scenario.model import Scenario
 from ..sip.framing import FramingError, Message, Ping, StreamFramer
 from ..uas.engine import Engine
-from ..uas.events import Send, Source
+from ..uas.events import Outcome, Recorder, Send, Source
 from .latency import LatencyHistogram
 from .tls import TLSOptions, server_context
 
@@ -115,6 +115,7 @@ def _local_ip_towards(remote_ip: str, bound_ip: str) -> str:
 class Server:
     def __init__(self, scenario: Scenario, tls: TLSOptions | None = None) -> None:
         self.engine = Engine(scenario)
+        self.recorder: Recorder | None = None  # given every Outcome (the testing journal)
         self.tls = tls or TLSOptions()
         self._ssl: ssl.SSLContext | None = None
         self.tls_certificate: Path | None = None  # the file tls:/wss: clients should trust
@@ -130,6 +131,12 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         # UDP sockets bound before the workers were forked, shared by all of them.
         self.shared_udp: dict[ListenAddress, socket.socket] = {}
+
+    def handled(self, outcome: Outcome) -> list[Send]:
+        """What to send for ``outcome``, once the recorder (if any) has seen it."""
+        if self.recorder is not None:
+            self.recorder(outcome)
+        return outcome.sends
 
     def set_scenario(self, scenario: Scenario) -> None:
         self.engine.scenario = scenario
@@ -290,7 +297,7 @@ class _UDPProtocol(asyncio.DatagramProtocol):
         source = self._sources.get(addr) or self._source(addr)
         server = self.server
         started = perf_counter()
-        server.dispatch(server.engine.handle(data, source, server._loop.time()))  # type: ignore[union-attr]
+        server.dispatch(server.handled(server.engine.handle(data, source, server._loop.time())))  # type: ignore[union-attr]
         server.latency.observe(perf_counter() - started)
 
     def error_received(self, exc: Exception) -> None:
@@ -371,7 +378,7 @@ class _TCPProtocol(asyncio.Protocol):
         for frame in frames:
             if isinstance(frame, Message):
                 started = perf_counter()
-                sends.extend(engine.handle(frame.data, source, server._loop.time()))  # type: ignore[union-attr]
+                sends.extend(server.handled(engine.handle(frame.data, source, server._loop.time())))  # type: ignore[union-attr]
                 server.latency.observe(perf_counter() - started)
             elif isinstance(frame, Ping):
                 self.transport.write(b"\r\n")

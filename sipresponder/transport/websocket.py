@@ -157,7 +157,7 @@ class WebSocketListeners:
                                  msg.data)
                     break
                 started = perf_counter()
-                sends = engine.handle(data, source, loop.time())
+                sends = server.handled(engine.handle(data, source, loop.time()))
                 server.latency.observe(perf_counter() - started)
                 server.dispatch(sends)
         finally:

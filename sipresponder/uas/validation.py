@@ -245,7 +245,7 @@ def check_request(request: Request, scenario: Scenario) -> Rejection | None:
         if not (code == 505 and not scenario.switch("version")):
             return Rejection(code, reason)
     for check in scenario.checks if request.body else scenario.bodyless_checks:
-        rejection = check(request, scenario)
+        rejection: Rejection | None = check(request, scenario)
         if rejection is not None:
             return rejection
     return None
