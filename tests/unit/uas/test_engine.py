@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from sipresponder.scenario.loader import load_scenario, parse_scenario
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
-from sipresponder.scenario.loader import load_scenario, parse_scenario
 from tests.sipclient import make_request, parse_response
 
 ROOT = Path(__file__).resolve().parents[3]
