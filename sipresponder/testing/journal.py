@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..scenario.model import Scenario
     from ..sip.message import Request
-    from ..uas.events import Outcome, Source
+    from ..uas.events import Source
+    from ..uas.outcome import Outcome
 
 
 @dataclass(slots=True)

@@ -23,8 +23,9 @@ from ..sip.response import Echo, header_line, serialize, status_line
 from ..sip.routing import response_destination
 from ..sip.transports import MESSAGE_FRAMED
 from .eventlog import log_drop, log_request
-from .events import Outcome, Send, Source
+from .events import Send, Source
 from .limits import DROP, LimitLog, MergedRequests, RateLimiter
+from .outcome import Outcome
 from .plan import PlanCache
 from .transactions import Transactions
 from .validation import Rejection, check_request
@@ -83,7 +84,7 @@ class Engine:
         settings = scenario.settings
         limiter = self.limiter
         over = limiter.verdict(source.remote[0], now) if limiter is not None else None
-        if over == DROP:
+        if over is not None and over == DROP:
             self.counters["rate_limited"] += 1
             self.limit_log.hit(
                 "rate_limit", "%s over the per-source rate limit: dropped", source.remote[0]

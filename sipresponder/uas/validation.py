@@ -40,6 +40,8 @@ class Rejection:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
+# One RFC 3261 8.2 check: the request passes (None) or earns a Rejection. (A rule's
+# match condition is another thing: scenario.model's ``Condition``.)
 Check = Callable[["Request", "Scenario"], "Rejection | None"]
 
 

@@ -1,4 +1,4 @@
-"""What Engine.handle reports for each way a message can go (uas/events.Outcome)."""
+"""What Engine.handle reports for each way a message can go (uas/outcome.Outcome)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 
 from sipresponder.scenario.loader import load_scenario, parse_scenario
 from sipresponder.uas.engine import Engine
-from sipresponder.uas.events import Outcome, Source
+from sipresponder.uas.events import Source
+from sipresponder.uas.outcome import Outcome
 from tests.sipclient import make_request
 
 ROOT = Path(__file__).resolve().parents[3]
