@@ -116,7 +116,7 @@ class Engine:
             log_request(request, source, "ACK absorbed")
             self.transactions.absorb_ack(request)
             return Outcome(data, source, now, scenario, [], request, None, "ACK absorbed")
-        rejection = None
+        rejection: Rejection | None
         if over is not None:  # REJECT: a 503, at most one a second per source
             self.counters["rate_limited"] += 1
             rejection = RATE_LIMITED

@@ -111,7 +111,7 @@ class ResponsePlan:
 
 
 # (id of the ResponseSpec, code, method, transport, local address)
-PlanKey = tuple[int, int, str, str, tuple[str, int]]
+PlanKey = tuple[int, int, str, Transport, tuple[str, int]]
 
 
 class PlanCache:
@@ -147,7 +147,7 @@ class PlanCache:
     def completion(self, spec: ResponseSpec) -> ResponseSpec:
         """The 200 OK that completes a transaction whose final ``spec`` is a 1xx
         (e.g. sip:180@ in the default scenario): ``spec``'s header fields and body,
-        its own reason phrase, no delay. One per spec, so that its plans are cached."""
+        the registry's reason phrase, no delay. One per spec, so that its plans are cached."""
         entry = self._completions.get(id(spec))
         if entry is None:
             if len(self._completions) >= self.max_plans:
