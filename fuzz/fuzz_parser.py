@@ -166,7 +166,7 @@ def check_echo(sends: list[Send], data: bytes, datagram: bool, scenario: Scenari
 
 def run_engine(engine: Engine, data: bytes, source: Source) -> list[Send]:
     before = engine.counters["internal_errors"]
-    sends = engine.handle(data, source, NOW)
+    sends = engine.handle(data, source, NOW).sends
     if engine.counters["internal_errors"] != before:
         # Re-run without the safety net to get the traceback of the real exception.
         Engine(engine.scenario)._handle(data, source, NOW)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .template import Template
 
@@ -82,11 +82,6 @@ class ResponseSpec:
     sdp: bool = True  # answer an SDP offer in a 2xx to INVITE (and offer when none came)
     delay: float = 0.0  # seconds to wait before sending, after the previous response
     fill_required: bool = False
-    # Compiled forms of this response (response_plan.compile_response), by code,
-    # method, transport and local address; filled by the engine as requests come.
-    plans: dict[tuple[int, str, str, tuple[str, int]], Any] = field(
-        default_factory=dict, repr=False, compare=False
-    )
 
     def sets(self, header: str) -> bool:
         lower = header.lower()

@@ -151,14 +151,31 @@ class Echo:
             self.tagged = f"{head}To: {to_value};tag={self.tag}\r\n{tail}"
 
 
-def serialize(code: int, reason: str, echo: str, headers: list[tuple[str, str]],
-              body: bytes = b"", content_type: str | None = None) -> bytes:
-    out = [f"SIP/2.0 {code} {one_line(reason)}{CRLF}", echo]
-    out.extend(f"{name}: {one_line(value)}{CRLF}" for name, value in headers)
+def status_line(code: int, reason: str) -> str:
+    """Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF (RFC 3261 7.2)."""
+    return f"SIP/2.0 {code} {one_line(reason)}{CRLF}"
+
+
+def header_line(name: str, value: str) -> str:
+    """message-header = field-name HCOLON field-value CRLF (RFC 3261 7.3), on one line."""
+    return f"{name}: {one_line(value)}{CRLF}"
+
+
+# What ``serialize`` ends a bodyless response with: a compiled plan whose header
+# lines are all literal keeps them with this suffix as one string (plan.ResponsePlan).
+NO_BODY = f"Content-Length: 0{CRLF}{CRLF}"
+
+
+def serialize(status: str, echo: str, headers: str, body: bytes = b"",
+              content_type: str | None = None) -> bytes:
+    """The octets of a response: ``status`` (a ``status_line``), the request's
+    ``echo``, the response's own ``headers`` (``header_line``s), then Content-Type
+    when there is a body, Content-Length (RFC 3261 18.3: always, as on a stream
+    it frames the message) and the body. The only writer of a response's octets."""
     if body:
-        out.append(f"Content-Type: {one_line(content_type or '')}{CRLF}")
-    out.append(f"Content-Length: {len(body)}{CRLF}{CRLF}")
-    return "".join(out).encode("latin-1") + body
+        return (f"{status}{echo}{headers}Content-Type: {one_line(content_type or '')}{CRLF}"
+                f"Content-Length: {len(body)}{CRLF}{CRLF}").encode("latin-1") + body
+    return (status + echo + headers + NO_BODY).encode("latin-1")
 
 
 def accepts(accept_rows: list[str], media_type: str) -> bool:

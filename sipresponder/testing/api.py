@@ -104,7 +104,7 @@ class Responder:
 
     async def start(self) -> Responder:
         self.server = Server(self._scenario, self._tls)
-        self.server.engine.journal = self.journal
+        self.server.recorder = self.journal.record
         changed = self._changed = asyncio.Event()
         self.journal.listeners.append(lambda entry: changed.set())
         self.addresses = await self.server.start(self._listen)

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..scenario.model import Rule, Scenario
+    from ..scenario.model import Scenario
     from ..sip.message import Request
     from ..uas.events import Source
+    from ..uas.outcome import Outcome
 
 
 @dataclass(slots=True)
@@ -63,12 +64,36 @@ class Journal:
         # Called with each entry once the engine has filled it in (e.g. to wake waiters).
         self.listeners: list[Callable[[JournalEntry], None]] = []
 
-    def record(self, now: float, source: Source, raw: bytes) -> JournalEntry:
-        entry = JournalEntry(next(self._seq), now, source.transport, source.remote, raw)
+    def record(self, outcome: Outcome) -> None:
+        """Add the entry for one handled message (a transport's ``Recorder``) and tell
+        the listeners. A request that started a transaction shares its response list:
+        what the transaction sends later (timer steps, a 487 after CANCEL) shows here."""
+        source = outcome.source
+        request = outcome.request
+        rule = outcome.rule
+        txn = outcome.transaction
+        entry = JournalEntry(
+            next(self._seq),
+            outcome.time,
+            source.transport,
+            source.remote,
+            outcome.data,
+            outcome=(
+                outcome.note if outcome.note is not None else rule.label if rule else ""
+            ),
+            responses=(
+                txn.responses if txn is not None else [s.data for s in outcome.sends if s.data]
+            ),
+        )
+        if request is not None:
+            entry.method = request.method
+            entry.uri = request.uri_raw
+            entry.headers = request.headers
+            if rule is not None:
+                entry.rule = rule.label
+                if rule.number == 0 and outcome.scenario.rules:
+                    entry.near_miss = near_miss(request, source, outcome.scenario)
         self._entries.append(entry)
-        return entry
-
-    def completed(self, entry: JournalEntry) -> None:
         for listener in self.listeners:
             listener(entry)
 
@@ -80,29 +105,6 @@ class Journal:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def fill_entry(
-    entry: JournalEntry,
-    request: Request | None,
-    rule: Rule | None,
-    outcome: str | None,
-    scenario: Scenario,
-    source: Source,
-) -> None:
-    """Complete an entry once the engine knows what the request was and what it did
-    (``outcome`` None: answered by ``rule``)."""
-    entry.outcome = outcome if outcome is not None else rule.label if rule else ""
-    if request is None:
-        return
-    entry.method = request.method
-    entry.uri = request.uri_raw
-    entry.headers = request.headers
-    if rule is None:
-        return
-    entry.rule = rule.label
-    if rule.number == 0 and scenario.rules:
-        entry.near_miss = near_miss(request, source, scenario)
 
 
 def near_miss(request: Request, source: Source, scenario: Scenario) -> NearMiss:

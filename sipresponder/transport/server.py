@@ -23,6 +23,7 @@ from ..sip.framing import FramingError, Message, Ping, StreamFramer
 from ..sip.transports import WEBSOCKET, Transport
 from ..uas.engine import Engine
 from ..uas.events import Send, Source
+from ..uas.outcome import Recorder
 from .address import ListenAddress, bind_socket, listen_backlog
 from .latency import LatencyHistogram
 from .tls import TLSOptions, server_context
@@ -57,6 +58,7 @@ class Server:
 
     def __init__(self, scenario: Scenario, tls: TLSOptions | None = None) -> None:
         self.engine = Engine(scenario)
+        self.recorder: Recorder | None = None  # given every Outcome (the testing journal)
         self.tls = tls or TLSOptions()
         self._ssl: ssl.SSLContext | None = None
         self.tls_certificate: Path | None = None  # the file tls:/wss: clients should trust
@@ -170,7 +172,10 @@ class Server:
         """One whole message from any transport: the engine's answer, written, and the
         time that took (the admin API's processing histogram)."""
         started = perf_counter()
-        self.dispatch(self.engine.handle(data, source, self._loop.time()))
+        outcome = self.engine.handle(data, source, self._loop.time())
+        if self.recorder is not None:
+            self.recorder(outcome)
+        self.dispatch(outcome.sends)
         self.latency.observe(perf_counter() - started)
 
     def dispatch(self, sends: list[Send]) -> None:

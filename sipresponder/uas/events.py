@@ -1,8 +1,16 @@
-"""Where a request came from and where a response goes: plain data, no sockets."""
+"""Where a message came from and where a response goes: plain data, no sockets.
+
+A transport turns an arrival into a ``Source`` and octets, calls
+``Engine.handle(data, source, now)`` and writes the ``Send`` list of the
+``outcome.Outcome`` it gets back. A leaf of the core: the scenario's conditions
+read a Source too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..sip.transports import Transport
 
 
 @dataclass(slots=True, frozen=True)
@@ -13,7 +21,7 @@ class Source:
     response on TCP goes back on the same connection (RFC 3261 18.2.2).
     """
 
-    transport: str  # "udp", "tcp", "tls", "ws" or "wss"
+    transport: Transport
     remote: tuple[str, int]
     local: tuple[str, int]
     conn: int | None = None
@@ -24,7 +32,7 @@ class Send:
     """Octets to write: to ``remote`` over UDP, or on connection ``conn`` over TCP."""
 
     data: bytes
-    transport: str
+    transport: Transport
     remote: tuple[str, int]
     conn: int | None = None
     close_after: bool = False

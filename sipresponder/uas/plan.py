@@ -12,15 +12,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..scenario.template import RenderContext, Template, compile_template
 from ..sip.abnf import split_top_level
-from ..sip.codes import HEADER_FIELDS, reason_for, requirements
+from ..sip.codes import HEADER_FIELDS, Level, reason_for, requirements
 from ..sip.headers import parse_name_addr
-from ..sip.response import CRLF, Echo, accepts, one_line
+from ..sip.response import (
+    CRLF,
+    NO_BODY,
+    Echo,
+    accepts,
+    header_line,
+    one_line,
+    serialize,
+    status_line,
+)
 from ..sip.sdp import make_answer, make_offer
+from ..sip.transports import SECURE, Transport
 
 if TYPE_CHECKING:
     from ..scenario.model import ResponseSpec, Scenario
@@ -40,12 +50,15 @@ _DEFAULT_EXPIRES = 3600
 _DERIVED = frozenset({"Allow", "Accept", "Accept-Encoding", "Accept-Language"})
 # The URI transport parameter of our own Contact per transport (RFC 3261 19.1.1;
 # RFC 7118 5.2 defines only "ws", which with sips: means a secure WebSocket).
-_URI_TRANSPORT = {"udp": "", "tcp": ";transport=tcp", "tls": ";transport=tls",
-                  "ws": ";transport=ws", "wss": ";transport=ws"}
+_URI_TRANSPORT: dict[Transport, str] = {
+    "udp": "", "tcp": ";transport=tcp", "tls": ";transport=tls",
+    "ws": ";transport=ws", "wss": ";transport=ws",
+}
 
 
 @dataclass(slots=True)
 class ResponsePlan:
+    spec: ResponseSpec  # kept alive while the plan is cached: see PlanCache
     code: int
     reason: str | Template
     head: str  # the status line, when the reason is literal
@@ -53,12 +66,15 @@ class ResponsePlan:
     body: Template | None
     sdp: bool  # an SDP answer/offer is the body (2xx to INVITE)
     content_type: str | None
-    # Everything after the echo, when nothing there depends on the request.
+    # Everything after the echo, when nothing there depends on the request: the
+    # header lines and serialize()'s NO_BODY, joined once here instead of per request.
     fixed: str | None = None
 
     def __post_init__(self) -> None:
-        if self.body is None and not self.sdp and all(isinstance(p, str) for p in self.parts):
-            self.fixed = "".join(self.parts) + f"Content-Length: 0{CRLF}{CRLF}"  # type: ignore[arg-type]
+        if self.body is None and not self.sdp:
+            literal = [p for p in self.parts if isinstance(p, str)]
+            if len(literal) == len(self.parts):
+                self.fixed = "".join(literal) + NO_BODY
 
     def render(
         self, request: Request, source: Source, echoes: Echo, scenario: Scenario
@@ -66,37 +82,83 @@ class ResponsePlan:
         """(code, reason, octets) of the response to ``request``."""
         code = self.code
         echo = echoes.untagged if code == 100 else echoes.tagged
-        if self.fixed is not None and isinstance(self.reason, str):
-            return code, self.reason, (self.head + echo + self.fixed).encode("latin-1")
-        ctx = RenderContext(request, source)
         reason = self.reason
         if isinstance(reason, str):
-            out = [self.head, echo]
+            if self.fixed is not None:
+                # serialize() of a bodyless response, with the header lines pre-joined.
+                return code, reason, (self.head + echo + self.fixed).encode("latin-1")
+            ctx = RenderContext(request, source)
+            status = self.head
         else:
+            ctx = RenderContext(request, source)
             reason = reason.render(ctx)
-            out = [f"SIP/2.0 {code} {one_line(reason)}{CRLF}", echo]
-        for part in self.parts:
-            out.append(part if isinstance(part, str) else part(ctx))
+            status = status_line(code, reason)
+        headers = "".join([p if isinstance(p, str) else p(ctx) for p in self.parts])
         body = b""
         ctype = self.content_type
         if self.body is not None:
             body = self.body.render(ctx).encode("latin-1")
         elif self.sdp:
             body, ctype = _sdp(request, source, scenario), "application/sdp"
-        if body:
-            if (
-                "accept" in request.fields
-                and ctype
-                and not accepts(request.fields["accept"], ctype.split(";", 1)[0].strip().lower())
-            ):
-                # RFC 3261 21.4.7: the only body we could send is one the UAC refuses.
-                if scenario.switch("accept"):
-                    return _not_acceptable(echoes.tagged, ctype, scenario)
-                body = b""
-            else:
-                out.append(f"Content-Type: {one_line(ctype or '')}{CRLF}")
-        out.append(f"Content-Length: {len(body)}{CRLF}{CRLF}")
-        return code, reason, "".join(out).encode("latin-1") + body
+        if body and "accept" in request.fields and ctype and not accepts(
+            request.fields["accept"], ctype.split(";", 1)[0].strip().lower()
+        ):
+            # RFC 3261 21.4.7: the only body we could send is one the UAC refuses.
+            if scenario.switch("accept"):
+                return _not_acceptable(echoes.tagged, ctype, scenario)
+            body = b""
+        return code, reason, serialize(status, echo, headers, body, ctype)
+
+
+# (id of the ResponseSpec, code, method, transport, local address)
+PlanKey = tuple[int, int, str, Transport, tuple[str, int]]
+
+
+class PlanCache:
+    """The compiled responses of one scenario, bounded.
+
+    Keyed by the spec's identity: specs are not hashable (mutable dataclasses), and
+    comparing them field by field would cost more than compiling. An id is only
+    unique while its object lives, so every cached plan holds its spec
+    (``ResponsePlan.spec``): no other object can take that id while the plan can be
+    found. Specs made per request (the Digest challenge with its fresh nonce) each
+    get a plan of their own, then go when the cache is cleared.
+    """
+
+    __slots__ = ("_completions", "_plans", "get", "max_plans", "scenario")
+
+    def __init__(self, scenario: Scenario, max_plans: int = 4096) -> None:
+        self.scenario = scenario
+        self.max_plans = max_plans
+        self._plans: dict[PlanKey, ResponsePlan] = {}
+        # The hot path calls the dict's own get: no Python-level call on a hit.
+        self.get: Callable[[PlanKey], ResponsePlan | None] = self._plans.get
+        self._completions: dict[int, tuple[ResponseSpec, ResponseSpec]] = {}
+
+    def compile(self, spec: ResponseSpec, code: int, method: str, source: Source) -> ResponsePlan:
+        """Compile and keep the plan ``get`` did not have."""
+        plans = self._plans
+        if len(plans) >= self.max_plans:
+            plans.clear()  # methods are the sender's to choose: stay bounded
+        plan = compile_response(spec, code, method, source, self.scenario)
+        plans[(id(spec), code, method, source.transport, source.local)] = plan
+        return plan
+
+    def completion(self, spec: ResponseSpec) -> ResponseSpec:
+        """The 200 OK that completes a transaction whose final ``spec`` is a 1xx
+        (e.g. sip:180@ in the default scenario): ``spec``'s header fields and body,
+        the registry's reason phrase, no delay. One per spec, so that its plans are cached."""
+        entry = self._completions.get(id(spec))
+        if entry is None:
+            if len(self._completions) >= self.max_plans:
+                self._completions.clear()
+            # ``spec`` stays in the entry so that its id keeps naming it (see above).
+            done = replace(spec, code=200, reason=None, delay=0.0)
+            entry = self._completions[id(spec)] = (spec, done)
+        return entry[1]
+
+    def __len__(self) -> int:
+        return len(self._plans)
 
 
 def compile_response(
@@ -113,7 +175,7 @@ def compile_response(
     for name, t in spec.headers:
         parts.append(_line(name, t))
         present.add(name.lower())
-    levels = ("must", "should") if spec.fill_required else ("must",)
+    levels: tuple[Level, ...] = ("must", "should") if spec.fill_required else ("must",)
     for req in requirements(code, levels=levels):
         if any(h.lower() in present for h in req.headers):
             continue
@@ -159,6 +221,7 @@ def compile_response(
         reason = spec.reason
     head = f"SIP/2.0 {code} {one_line(reason)}{CRLF}" if isinstance(reason, str) else ""
     return ResponsePlan(
+        spec,
         code,
         reason,
         head,
@@ -177,7 +240,7 @@ def own_contact(source: Source) -> str:
     """
     ip, port = source.local
     host = f"[{ip}]" if ":" in ip else ip
-    transport = _URI_TRANSPORT.get(source.transport, f";transport={source.transport}")
+    transport = _URI_TRANSPORT[source.transport]
     return f"<sip:sipresponder@{host}:{port}{transport}>"
 
 
@@ -190,7 +253,7 @@ def own_contact_line(source: Source) -> str | Lines:
     is only used with sip:, RFC 5630 3.1.3).
     """
     plain = f"Contact: {own_contact(source)}{CRLF}"
-    if source.transport not in ("tls", "wss"):
+    if source.transport not in SECURE:
         return plain
     ip, port = source.local
     host = f"[{ip}]" if ":" in ip else ip
@@ -335,9 +398,7 @@ def _sdp(request: Request, source: Source, scenario: Scenario) -> bytes:
 
 
 def _not_acceptable(echo: str, ctype: str, scenario: Scenario) -> tuple[int, str, bytes]:
-    out = [f"SIP/2.0 406 Not Acceptable{CRLF}", echo]
-    out.append(f'Warning: 399 sipresponder "No acceptable body format: {one_line(ctype)}"{CRLF}')
+    headers = header_line("Warning", f'399 sipresponder "No acceptable body format: {ctype}"')
     if scenario.settings.server:
-        out.append(f"Server: {one_line(scenario.settings.server)}{CRLF}")
-    out.append(f"Content-Length: 0{CRLF}{CRLF}")
-    return 406, "Not Acceptable", "".join(out).encode("latin-1")
+        headers += header_line("Server", scenario.settings.server)
+    return 406, "Not Acceptable", serialize(status_line(406, "Not Acceptable"), echo, headers)

@@ -1,26 +1,36 @@
 """Server transactions for rules that answer over time (RFC 3261 17.2, 13.3.1.4).
 
-A rule that sends provisional responses or waits before its final response makes
-its transaction stateful: the engine keeps it here so that a retransmitted request
-gets the last response again, a CANCEL can end it with 487, and over UDP the final
-response is retransmitted until the ACK arrives. Time is passed in, never read: the
-table is a plain data structure driven by the engine.
+All the state the core keeps about requests lives here. A rule that sends
+provisional responses or waits before its final response makes its transaction
+stateful: ``Transactions`` keeps it so that a retransmitted request gets the last
+response again, a CANCEL can end it with 487, and over UDP the final response is
+retransmitted (Timer G) until the ACK arrives; the transaction is forgotten 64*T1
+after its final response. Time is passed in, never read: the transport asks
+``next_deadline()`` and calls ``fire(now)`` when it passes (the aioquic style).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
+from ..scenario.model import ResponseSpec
+from ..scenario.template import compile_template
 from ..sip.headers import MAGIC_COOKIE
+from ..sip.response import Echo
+from .eventlog import log_request
 
 if TYPE_CHECKING:
+    from ..scenario.model import Scenario
+    from ..sip.headers import Via
     from ..sip.message import Request
-    from ..testing.journal import JournalEntry
-    from .events import Send
+    from .events import Send, Source
+    from .limits import LimitLog
 
 TxnKey = tuple[str, ...]
 
@@ -61,7 +71,18 @@ class Transaction:
     cancelled: bool = False
     steps: list[int] = field(default_factory=list)  # timer ids of pending responses
     retransmit_id: int | None = None
-    entry: JournalEntry | None = None  # the journal entry later responses are added to
+    # The octets of every response sent in the transaction, in order, from the first
+    # (sent while the request is handled) to the last (a timer step, the 487 after a
+    # CANCEL); not the retransmissions. An Outcome names the transaction so that its
+    # recorder can follow this list.
+    responses: list[bytes] = field(default_factory=list)
+
+    def sent(self, send: Send) -> Send:
+        """Note ``send`` as the transaction's latest response."""
+        self.last = send
+        if send.data:  # empty: withheld (settings.max_amplification)
+            self.responses.append(send.data)
+        return send
 
 
 class TimerQueue:
@@ -100,3 +121,177 @@ class TimerQueue:
 
     def __len__(self) -> int:
         return len(self._callbacks)
+
+
+# Builds, routes and counts one response (the engine's): spec, code, the request,
+# where it came from, its top Via, its echo.
+Respond = Callable[[ResponseSpec, int, "Request", "Source", "Via", Echo], "Send"]
+
+# Responses the transaction layer makes itself, the same for every request (so their
+# compiled plans are cached like a rule's).
+TRYING = ResponseSpec(100, sdp=False)  # RFC 3261 17.2.1
+CANCEL_OK = ResponseSpec(200, sdp=False)  # RFC 3261 9.2
+REQUEST_TERMINATED = ResponseSpec(487, sdp=False)  # RFC 3261 9.2
+BUSY = ResponseSpec(503, typed={"Retry-After": [compile_template("5")]})  # max_transactions
+
+
+class Transactions:
+    """The stateful transactions, their timers, and the ACKs and CANCELs that end them."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        respond: Respond,
+        counters: Counter[str],
+        limit_log: LimitLog,
+    ) -> None:
+        self.scenario = scenario  # the engine's current one (its settings, its tag key)
+        self.respond = respond
+        self.counters = counters
+        self.limit_log = limit_log
+        self.timers = TimerQueue()
+        self.table: dict[TxnKey, Transaction] = {}
+        self.by_dialog: dict[TxnKey, Transaction] = {}
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    # -- requests ---------------------------------------------------------------------------
+    def start(
+        self,
+        steps: list[tuple[ResponseSpec, int]],
+        request: Request,
+        source: Source,
+        via: Via,
+        echo: Echo,
+        now: float,
+    ) -> tuple[list[Send], Transaction | None]:
+        """Send ``steps`` (response, code), each after its delay; the last is final.
+
+        Returns what to send now and the new transaction, or a 503 and None at
+        settings.max_transactions."""
+        settings = self.scenario.settings
+        if len(self.table) >= settings.max_transactions:
+            self.limit_log.hit(
+                "max_transactions",
+                "transaction limit (%d) reached; answering 503",
+                settings.max_transactions,
+            )
+            return [self.respond(BUSY, 503, request, source, via, echo)], None
+        key = transaction_key(request, request.method)
+        txn = Transaction(key, request)
+        self.table[key] = txn
+        if request.method == "INVITE":
+            self.by_dialog[dialog_key(request)] = txn
+        out: list[Send] = []
+        if request.method == "INVITE" and steps[0][0].delay > 0 and steps[0][1] != 100:
+            # RFC 3261 17.2.1: 100 Trying when the TU will not answer right away.
+            out.append(txn.sent(self.respond(TRYING, 100, request, source, via, echo)))
+        elapsed = 0.0
+        for i, (spec, code) in enumerate(steps):
+            final = i == len(steps) - 1
+            elapsed += spec.delay
+            step = partial(self._step, txn, spec, code, final, source, via, echo)
+            if elapsed == 0:
+                out.extend(step(now))
+            else:
+                txn.steps.append(self.timers.add(now + elapsed, step))
+        return out, txn
+
+    def match(
+        self, request: Request, source: Source, via: Via, now: float
+    ) -> tuple[list[Send], str] | None:
+        """A retransmitted request or a CANCEL of a pending INVITE: what to send and
+        the journal's note; None when the request belongs to no transaction."""
+        txn = self.table.get(transaction_key(request, request.method))
+        if txn is not None:
+            self.counters["retransmitted_requests"] += 1
+            sends = [txn.last] if txn.last is not None else []
+            return sends, "retransmission: the last response again"
+        if request.method != "CANCEL":
+            return None
+        txn = self.table.get(transaction_key(request, "INVITE"))
+        if txn is None:
+            return None
+        # RFC 3261 9.2: 200 to the CANCEL; 487 to the INVITE if it had no final yet.
+        note = "CANCEL of a pending INVITE"
+        log_request(request, source, note)
+        tag_key = self.scenario.tag_key
+        echo = Echo(request, source.remote, tag_key)
+        out = [self.respond(CANCEL_OK, 200, request, source, via, echo)]
+        if not txn.final_sent:
+            invite = txn.request
+            out.append(txn.sent(self.respond(
+                REQUEST_TERMINATED, 487, invite, source, invite.top_via_lenient(),
+                Echo(invite, source.remote, tag_key),
+            )))
+            self._completed(txn, source, now)
+        return out, note
+
+    def absorb_ack(self, request: Request) -> None:
+        """An ACK ends Timer G of its INVITE (RFC 3261 17.2.1); it gets no response."""
+        if not self.by_dialog:
+            return
+        try:
+            txn = self.by_dialog.get(dialog_key(request))
+        except (KeyError, ValueError):
+            return
+        if txn is not None:
+            txn.acked = True
+            self.timers.cancel(txn.retransmit_id)
+
+    # -- time -------------------------------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        return self.timers.next_deadline()
+
+    def fire(self, now: float) -> list[Send]:
+        return self.timers.fire(now)
+
+    def _step(
+        self,
+        txn: Transaction,
+        spec: ResponseSpec,
+        code: int,
+        final: bool,
+        source: Source,
+        via: Via,
+        echo: Echo,
+        now: float,
+    ) -> list[Send]:
+        if txn.final_sent:
+            return []
+        send = txn.sent(self.respond(spec, code, txn.request, source, via, echo))
+        if final:
+            self._completed(txn, source, now)
+        return [send]
+
+    def _completed(self, txn: Transaction, source: Source, now: float) -> None:
+        txn.final_sent = True
+        for timer_id in txn.steps:
+            self.timers.cancel(timer_id)
+        txn.steps.clear()
+        t1 = self.scenario.settings.timer_t1
+        if source.transport == "udp" and txn.request.method == "INVITE":
+            # Timer G / 13.3.1.4: retransmit the final response until the ACK comes.
+            txn.retransmit_id = self.timers.add(now + t1, partial(self._retransmit, txn, t1))
+        # Timer H / J: the transaction absorbs retransmissions for 64*T1, then goes.
+        self.timers.add(now + 64 * t1, partial(self._expire, txn))
+
+    def _retransmit(self, txn: Transaction, interval: float, now: float) -> list[Send]:
+        if txn.acked or txn.last is None:
+            return []
+        interval = min(2 * interval, self.scenario.settings.timer_t2)
+        txn.retransmit_id = self.timers.add(
+            now + interval, partial(self._retransmit, txn, interval)
+        )
+        self.counters["retransmissions"] += 1
+        return [txn.last]
+
+    def _expire(self, txn: Transaction, now: float) -> list[Send]:
+        self.timers.cancel(txn.retransmit_id)
+        if self.table.get(txn.key) is txn:
+            del self.table[txn.key]
+        dkey = dialog_key(txn.request)
+        if self.by_dialog.get(dkey) is txn:
+            del self.by_dialog[dkey]
+        return []

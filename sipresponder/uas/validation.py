@@ -19,7 +19,7 @@ from ..sip.headers import parse_via
 from ..sip.uri import URIError
 
 if TYPE_CHECKING:
-    from ..scenario.model import Scenario
+    from ..scenario.model import Refusal, Scenario
     from ..sip.message import Request
 
 # Header fields every request carries exactly once (RFC 3261 8.1.1; 7.3.1 allows only
@@ -40,6 +40,8 @@ class Rejection:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
+# One RFC 3261 8.2 check: the request passes (None) or earns a Rejection. (A rule's
+# match condition is another thing: scenario.model's ``Condition``.)
 Check = Callable[["Request", "Scenario"], "Rejection | None"]
 
 
@@ -238,7 +240,7 @@ def enabled_checks(switches: dict[str, bool]) -> tuple[Check, ...]:
 BODY_CHECKS = frozenset({_content_type, _content_encoding, _content_language})
 
 
-def check_request(request: Request, scenario: Scenario) -> Rejection | None:
+def check_request(request: Request, scenario: Scenario) -> Refusal | None:
     error = request.error
     if error is not None:
         code, reason = error

@@ -503,12 +503,12 @@ def check_echo(gen: GenRequest, resp: Response, source: Source) -> None:
 def responses(engine: Engine, data: bytes, source: Source) -> list[Send]:
     """What the transport would send: directly, through the TCP framer, and by timers."""
     if source.transport == "udp":
-        sends = engine.handle(data, source, NOW)
+        sends = engine.handle(data, source, NOW).sends
     else:
         framer = StreamFramer(engine.scenario.settings.max_message_size)
         frames = framer.feed(data)
         assert [type(f) for f in frames] == [Message] and frames[0].data == data
-        sends = engine.handle(frames[0].data, source, NOW)
+        sends = engine.handle(frames[0].data, source, NOW).sends
     sends += fuzz_parser.drain_timers(engine)
     assert engine.counters["internal_errors"] == 0
     return sends
@@ -696,7 +696,7 @@ def test_fuzz_oracle_holds_on_corpus_and_seeds(path: Path) -> None:
 
 
 def reply(data: bytes, source: Source = SOURCES[0]) -> Response:
-    [send] = Engine(SCENARIO).handle(data, source, NOW)
+    [send] = Engine(SCENARIO).handle(data, source, NOW).sends
     return parse_response(send.data)
 
 

@@ -41,7 +41,7 @@ def register(user: str, *, headers: list[tuple[str, str]] | None = None) -> byte
 
 
 def answers(e: Engine, data: bytes, now: float = 10.0):
-    return [parse_response(s.data) for s in e.handle(data, UDP, now)]
+    return [parse_response(s.data) for s in e.handle(data, UDP, now).sends]
 
 
 def authenticated(e: Engine, build, user: str, *, method: str, uri: str, header: str):

@@ -247,7 +247,7 @@ def test_scenario_can_match_tls() -> None:
     request = make_request("OPTIONS", "sip:x@127.0.0.1")
     for transport, code in (("tls", 488), ("wss", 488), ("tcp", 200), ("ws", 200)):
         [send] = engine.handle(request, Source(transport, ("127.0.0.1", 1), ("127.0.0.1", 2),
-                                               7), 0.0)
+                                               7), 0.0).sends
         assert parse_response(send.data).code == code, transport
         assert send.conn == 7 and send.transport == transport
 
@@ -256,7 +256,7 @@ def test_default_scenario_over_every_transport_routes_to_the_connection() -> Non
     engine = Engine(parse_scenario((SCENARIOS / "default.toml").read_bytes(), "default"))
     for transport in ("tls", "ws", "wss"):
         [send] = engine.handle(make_request("OPTIONS", "sips:200@h", transport=transport.upper()),
-                               Source(transport, ("10.0.0.1", 4), ("10.0.0.2", 5), 9), 0.0)
+                               Source(transport, ("10.0.0.1", 4), ("10.0.0.2", 5), 9), 0.0).sends
         assert (send.transport, send.conn, send.remote) == (transport, 9, ("10.0.0.1", 4))
 
 
@@ -278,7 +278,7 @@ def test_own_contact_follows_the_dialog(transport: str, ruri: str,
     engine = Engine(parse_scenario((SCENARIOS / "default.toml").read_bytes(), "default"))
     request = make_request("INVITE", ruri, transport=transport.upper(), headers=headers)
     [send] = engine.handle(request, Source(transport, ("10.0.0.1", 4), ("10.0.0.2", 5061), 3),
-                           0.0)
+                           0.0).sends
     response = parse_response(send.data)
     assert response.code == 200
     assert response.get("Contact") == contact

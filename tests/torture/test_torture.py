@@ -780,7 +780,7 @@ def stream_through(engine: Engine, data: bytes, source: Source) -> tuple[list[Se
     sends: list[Send] = []
     for frame in framer.feed(data):
         if isinstance(frame, Message):
-            sends += engine.handle(frame.data, source, NOW)
+            sends += engine.handle(frame.data, source, NOW).sends
         elif isinstance(frame, FramingError):
             sends += engine.handle_framing_error(frame.head, frame.code, frame.reason, source)
     return sends, framer
@@ -863,7 +863,7 @@ def test_sans_io_udp(entry: dict) -> None:
         if name in PARSE_CHECKS:
             PARSE_CHECKS[name](data, request)
 
-    sends = engine.handle(data, UDP_SOURCE, NOW)
+    sends = engine.handle(data, UDP_SOURCE, NOW).sends
     # Engine.handle turns a bug into "no response": make sure silence is a decision.
     assert engine.counters["internal_errors"] == 0
     if kind == "discard":
@@ -876,7 +876,7 @@ def test_sans_io_udp(entry: dict) -> None:
     check_response(entry, data, parse_response(send.data), UDP_SOURCE.remote)
     assert engine.next_deadline() is None, "nothing left to do later: answered statelessly"
     # Stateless and deterministic (incl. the To tag of branch-less RFC 2543 requests).
-    assert [s.data for s in engine.handle(data, UDP_SOURCE, NOW + 1)] == [send.data]
+    assert [s.data for s in engine.handle(data, UDP_SOURCE, NOW + 1).sends] == [send.data]
 
 
 @pytest.mark.parametrize("entry", TCP_ENTRIES, ids=[entry_id(e) for e in TCP_ENTRIES])
@@ -918,7 +918,7 @@ def test_sans_io_ipv6_source_received_has_no_brackets() -> None:
     entry = BY_ID["ipv6-good"]
     data = corpus_bytes(entry)
     source = Source("udp", ("2001:db8::99", 5062), ("2001:db8::1", 5060), 1)
-    [send] = Engine(load_scenario(DEFAULT_SCENARIO)).handle(data, source, NOW)
+    [send] = Engine(load_scenario(DEFAULT_SCENARIO)).handle(data, source, NOW).sends
     assert send.remote == ("2001:db8::99", 5062)
     resp = parse_response(send.data)
     assert resp.code == 200
@@ -936,7 +936,7 @@ def test_sans_io_bare_lf_archive_copies(entry: dict) -> None:
     Content-Length values) are tolerated over UDP: the answer is the wire copy's, or a
     400 naming Content-Length where the declared length exceeds the body."""
     data = corpus_bytes(entry, "archive_file")
-    [send] = Engine(load_scenario(DEFAULT_SCENARIO)).handle(data, UDP_SOURCE, NOW)
+    [send] = Engine(load_scenario(DEFAULT_SCENARIO)).handle(data, UDP_SOURCE, NOW).sends
     resp = parse_response(send.data)
     lengths = request_fields(data)["content-length"]
     end = data.find(b"\n\n")
@@ -1063,7 +1063,7 @@ def test_mutated_corpus_never_breaks_the_engine(data: bytes) -> None:
     engine = Engine(load_scenario(DEFAULT_SCENARIO))
     with contextlib.suppress(NotARequest):  # and nothing else
         parse_request(data, datagram=True)
-    for sends in (engine.handle(data, UDP_SOURCE, NOW),
+    for sends in (engine.handle(data, UDP_SOURCE, NOW).sends,
                   stream_through(engine, data, TCP_SOURCE)[0]):
         for send in sends:
             if send.data:

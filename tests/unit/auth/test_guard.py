@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
+from sipresponder.testing.journal import Journal
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
 from tests.digest_client import authorization, parse_challenge
@@ -52,9 +53,11 @@ def engine(text: str) -> Engine:
 
 
 def send(e: Engine, headers: list[tuple[str, str]] | None = None, now: float = 100.0,
-         method: str = "REGISTER"):
-    [resp] = [parse_response(s.data) for s in e.handle(
-        make_request(method, URI, headers=headers), UDP, now)]
+         method: str = "REGISTER", journal: Journal | None = None):
+    outcome = e.handle(make_request(method, URI, headers=headers), UDP, now)
+    if journal is not None:
+        journal.record(outcome)
+    [resp] = [parse_response(s.data) for s in outcome.sends]
     return resp
 
 
@@ -223,17 +226,16 @@ def test_cancel_is_never_challenged() -> None:
 
 
 def test_journal_names_the_rule_and_the_outcome() -> None:
-    from sipresponder.testing.journal import Journal
     e = engine(scenario(algorithms=["MD5"]))
-    e.journal = Journal()
-    [chal] = challenges(send(e))
+    journal = Journal()
+    [chal] = challenges(send(e, journal=journal))
     auth = authorization(chal, username="100", password="s3cret", method="REGISTER", uri=URI)
-    send(e, [("Authorization", auth)])
-    send(e, [("Authorization", auth.replace('response="', 'response="0'))])
-    labels = [entry.rule for entry in e.journal]
+    send(e, [("Authorization", auth)], journal=journal)
+    send(e, [("Authorization", auth.replace('response="', 'response="0'))], journal=journal)
+    labels = [entry.rule for entry in journal]
     assert labels == ["rule 'register: auth challenge' (#1)", "rule 'register' (#1)",
                       "rule 'register: auth wrong-password' (#1)"]
-    assert [entry.codes for entry in e.journal] == [[401], [200], [403]]
+    assert [entry.codes for entry in journal] == [[401], [200], [403]]
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -283,7 +285,7 @@ def test_any_credentials_get_an_answer_never_an_internal_error(parts: list[str])
     e = ENGINE
     before = e.counters["internal_errors"]
     [data] = [s.data for s in e.handle(make_request("REGISTER", URI, headers=[
-        ("Authorization", "Digest " + ", ".join(parts))]), UDP, 100.0)]
+        ("Authorization", "Digest " + ", ".join(parts))]), UDP, 100.0).sends]
     assert parse_response(data).code in (400, 401, 403)
     assert e.counters["internal_errors"] == before
 

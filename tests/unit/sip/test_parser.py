@@ -170,7 +170,7 @@ def test_unterminated_quote_in_a_list_header_is_400_not_a_crash() -> None:
     for name in ("Contact", "Require", "Accept", "Content-Encoding"):
         data = raw(f'{name}: "unterminated, <sip:x@y>', start="INVITE sip:a@b SIP/2.0")
         data = data.replace(b"1 OPTIONS", b"1 INVITE")
-        [send] = engine.handle(data, source, 0.0)
+        [send] = engine.handle(data, source, 0.0).sends
         resp = parse_response(send.data)
         assert (resp.code, resp.reason) == (
             400, f"Malformed {name} header field (unterminated quoted string)")

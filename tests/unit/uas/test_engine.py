@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from sipresponder.scenario.loader import load_scenario, parse_scenario
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
-from sipresponder.scenario.loader import load_scenario, parse_scenario
 from tests.sipclient import make_request, parse_response
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -27,14 +27,14 @@ def engine(text: str | None = None) -> Engine:
 
 
 def answer(e: Engine, data: bytes, source: Source = UDP, now: float = 0.0):
-    return [parse_response(s.data) for s in e.handle(data, source, now)]
+    return [parse_response(s.data) for s in e.handle(data, source, now).sends]
 
 
 def test_stateless_answers_are_byte_identical_for_retransmissions() -> None:
     e = engine()
     req = make_request("INVITE", "sip:486@127.0.0.1")
-    first = e.handle(req, UDP, 0.0)
-    again = e.handle(req, UDP, 5.0)
+    first = e.handle(req, UDP, 0.0).sends
+    again = e.handle(req, UDP, 5.0).sends
     assert [s.data for s in first] == [s.data for s in again]
     assert not e.transactions
 
@@ -52,7 +52,7 @@ def test_request_only_headers_are_never_echoed() -> None:
 def test_via_received_and_rport_and_routing() -> None:
     e = engine()
     req = make_request("OPTIONS", "sip:bob@127.0.0.1", via_host="client.example.com:5070")
-    [send] = e.handle(req, UDP, 0.0)
+    [send] = e.handle(req, UDP, 0.0).sends
     assert send.remote == ("127.0.0.1", 40000)
     resp = parse_response(send.data)
     assert resp.get("Via").endswith(";rport=40000;received=127.0.0.1")
@@ -61,11 +61,11 @@ def test_via_received_and_rport_and_routing() -> None:
 def test_strict_via_routing_uses_sent_by_port_without_rport() -> None:
     e = engine('[settings]\nresponse_routing = "via"\n[default]\ncode = 200\n')
     req = make_request("OPTIONS", "sip:bob@x", via_host="client.example.com:5070", rport=False)
-    [send] = e.handle(req, UDP, 0.0)
+    [send] = e.handle(req, UDP, 0.0).sends
     # Never the Via host name: the source address with the sent-by port (RFC 3261 18.2.2).
     assert send.remote == ("127.0.0.1", 5070)
     with_rport = make_request("OPTIONS", "sip:bob@x", via_host="client.example.com:5070")
-    [send] = e.handle(with_rport, UDP, 0.0)
+    [send] = e.handle(with_rport, UDP, 0.0).sends
     assert send.remote == ("127.0.0.1", 40000)
 
 
@@ -78,7 +78,7 @@ def test_no_received_when_sent_by_is_the_source() -> None:
 
 def test_ack_is_never_answered() -> None:
     e = engine()
-    assert e.handle(make_request("ACK", "sip:486@127.0.0.1"), UDP, 0.0) == []
+    assert e.handle(make_request("ACK", "sip:486@127.0.0.1"), UDP, 0.0).sends == []
 
 
 def test_invite_2xx_has_contact_sdp_answer_and_record_route() -> None:
@@ -177,11 +177,11 @@ def test_oversized_message_gets_513() -> None:
 
 def test_no_usable_via_is_dropped_silently() -> None:
     req = make_request("OPTIONS", "sip:bob@x").replace(b"Via: ", b"X-Via: ")
-    assert engine().handle(req, UDP, 0.0) == []
+    assert engine().handle(req, UDP, 0.0).sends == []
 
 
 def test_responses_are_dropped() -> None:
-    assert engine().handle(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", UDP, 0.0) == []
+    assert engine().handle(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", UDP, 0.0).sends == []
 
 
 def test_server_header_is_configurable() -> None:
@@ -293,20 +293,20 @@ def codes(sends: list) -> list[int]:
 def test_provisional_then_delayed_final_then_retransmit_until_ack() -> None:
     e = engine(RINGING)
     invite = make_request("INVITE", "sip:ring@x", call_id="ring-1")
-    assert codes(e.handle(invite, UDP, 0.0)) == [180]
+    assert codes(e.handle(invite, UDP, 0.0).sends) == [180]
     assert e.next_deadline() == 2.0
-    assert codes(e.handle(invite, UDP, 0.7)) == [180]  # retransmitted INVITE
+    assert codes(e.handle(invite, UDP, 0.7).sends) == [180]  # retransmitted INVITE
     assert codes(e.fire(2.0)) == [200]
     # 2xx retransmitted at T1, 2*T1, 4*T1... capped at T2, until the ACK.
     assert codes(e.fire(2.5)) == [200]
     assert codes(e.fire(3.5)) == [200]
     assert e.handle(make_request("ACK", "sip:ring@x", call_id="ring-1", branch="z9hG4bK-ack"),
-                    UDP, 3.6) == []
+                    UDP, 3.6).sends == []
     assert codes(e.fire(10.0)) == []
     # The transaction is kept for 64*T1 to absorb retransmissions, then forgotten.
-    assert codes(e.handle(invite, UDP, 11.0)) == [200]
+    assert codes(e.handle(invite, UDP, 11.0).sends) == [200]
     e.fire(2.0 + 64 * 0.5)
-    assert not e.transactions and not e.by_dialog
+    assert not e.transactions and not e.transactions.by_dialog
 
 
 def test_retransmission_stops_after_64_t1_without_ack() -> None:
@@ -324,7 +324,7 @@ def test_retransmission_stops_after_64_t1_without_ack() -> None:
 
 def test_delayed_invite_sends_100_trying_first() -> None:
     e = engine(RINGING)
-    sends = e.handle(make_request("INVITE", "sip:wait@x"), UDP, 0.0)
+    sends = e.handle(make_request("INVITE", "sip:wait@x"), UDP, 0.0).sends
     assert codes(sends) == [100]
     assert codes(e.fire(1.0)) == [486]
 
@@ -334,7 +334,7 @@ def test_cancel_of_pending_invite_gives_200_and_487() -> None:
     invite = make_request("INVITE", "sip:ring@x", branch="z9hG4bK-c1", call_id="c1")
     e.handle(invite, UDP, 0.0)
     cancel = make_request("CANCEL", "sip:ring@x", branch="z9hG4bK-c1", call_id="c1")
-    sends = e.handle(cancel, UDP, 0.5)
+    sends = e.handle(cancel, UDP, 0.5).sends
     responses = [parse_response(s.data) for s in sends]
     assert [(r.code, r.get("CSeq")) for r in responses] == [(200, "1 CANCEL"), (487, "1 INVITE")]
     assert responses[0].get("To") == responses[1].get("To")  # same tag
@@ -347,7 +347,7 @@ def test_cancel_after_final_only_gets_200() -> None:
     e.handle(invite, UDP, 0.0)
     e.fire(2.0)
     cancel = make_request("CANCEL", "sip:ring@x", branch="z9hG4bK-c2", call_id="c2")
-    assert codes(e.handle(cancel, UDP, 2.1)) == [200]
+    assert codes(e.handle(cancel, UDP, 2.1).sends) == [200]
 
 
 def test_no_retransmission_over_tcp() -> None:
@@ -362,9 +362,9 @@ def test_no_retransmission_over_tcp() -> None:
 def test_delayed_non_invite() -> None:
     e = engine(RINGING)
     req = make_request("OPTIONS", "sip:x@x")
-    assert e.handle(req, UDP, 0.0) == []  # no 100 Trying for non-INVITE
+    assert e.handle(req, UDP, 0.0).sends == []  # no 100 Trying for non-INVITE
     assert codes(e.fire(1.0)) == [200]
-    assert codes(e.handle(req, UDP, 1.5)) == [200]
+    assert codes(e.handle(req, UDP, 1.5).sends) == [200]
 
 
 def test_transaction_limit_answers_503() -> None:

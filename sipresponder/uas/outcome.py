@@ -1,0 +1,77 @@
+"""What ``Engine.handle`` made of one message, for the transport and for a recorder.
+
+A transport calls ``Engine.handle(data, source, now)``, writes ``outcome.sends``
+and gives the whole ``Outcome`` to its ``Recorder``, if it has one (the testing
+journal's ``record``). The engine knows nothing of who records: no side channel.
+Kept apart from ``events`` (Source, Send), which the scenario's conditions import:
+an Outcome names rules and transactions, which sit above them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..scenario.model import Rule, Scenario
+    from ..sip.message import Request
+    from .events import Send, Source
+    from .transactions import Transaction
+
+
+class Outcome:
+    """What ``Engine.handle`` did with one message.
+
+    ``note`` says why no rule answered ("rejected: 400 ...", "dropped: ...",
+    "retransmission: ..."); None means ``rule`` answered. ``request`` is None when
+    the octets never became one (dropped before or by the parser, or an internal
+    error). ``transaction`` is the stateful transaction the request started, if
+    any: the responses it sends later (timer steps, a 487 after CANCEL) go to its
+    ``responses`` list, the same list for the whole life of the transaction.
+
+    A plain __slots__ class built once per message, positionally: the stateless
+    path pays for one allocation and nothing else.
+    """
+
+    __slots__ = (
+        "data",
+        "note",
+        "request",
+        "rule",
+        "scenario",
+        "sends",
+        "source",
+        "time",
+        "transaction",
+    )
+
+    def __init__(
+        self,
+        data: bytes,
+        source: Source,
+        time: float,
+        scenario: Scenario,
+        sends: list[Send],
+        request: Request | None,
+        rule: Rule | None,
+        note: str | None,
+        transaction: Transaction | None = None,
+    ) -> None:
+        self.data = data
+        self.source = source
+        self.time = time
+        self.scenario = scenario  # the one the whole message was handled with
+        self.sends = sends
+        self.request = request
+        self.rule = rule
+        self.note = note
+        self.transaction = transaction
+
+    def __repr__(self) -> str:
+        what = self.note if self.note is not None else self.rule.label if self.rule else ""
+        return f"<Outcome {what!r}: {len(self.sends)} send(s)>"
+
+
+# Called by the transport with every Outcome it got from the engine (the testing
+# journal's ``record``); None in production, where nothing is recorded.
+Recorder = Callable[[Outcome], None]
