@@ -66,7 +66,7 @@ def _structure(request: Request, scenario: Scenario) -> Rejection | None:
         return Rejection(400, f"Malformed From header field ({exc})")
     # The engine parsed the top Via already; when that parse was strict, only the
     # other values are left to check.
-    skip_top = request.top_via_strict
+    skip_top = request.top_via_checked()
     for row in fields["via"]:
         try:
             values = split_top_level(row)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from sipresponder.uas.engine import Engine
-from sipresponder.uas.events import Source
 from sipresponder.scenario.loader import load_scenario
 from sipresponder.sip.abnf import canonical_name, split_top_level
 from sipresponder.sip.headers import parse_cseq, parse_name_addr, parse_via
 from sipresponder.sip.message import NotARequest, Request, parse_request
 from sipresponder.sip.uri import URIError, parse_uri
+from sipresponder.uas.engine import Engine
+from sipresponder.uas.events import Source
 from tests.sipclient import parse_response
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "default.toml"
