@@ -1,4 +1,5 @@
-"""Unit tests of the request parser: header names, folding, lists, quoting, IPv6, framing."""
+"""Unit tests of message.py: the request parser (header names, folding, lists, Content-Length
+on UDP, Request-Line) and the Request it builds."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ import pytest
 
 from sipresponder.scenario.loader import load_scenario
 from sipresponder.sip.abnf import canonical_name, split_top_level
-from sipresponder.sip.headers import parse_cseq, parse_name_addr, parse_via
 from sipresponder.sip.message import NotARequest, Request, parse_request
-from sipresponder.sip.uri import URIError, parse_uri
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
 from tests.sipclient import parse_response
@@ -157,13 +156,6 @@ def test_empty_list_items_are_dropped() -> None:
     assert parse(raw("Require: a, ,b,")).values("require") == ["a", "b"]
 
 
-@pytest.mark.parametrize("value", ['"unterminated <sip:a@b>, <sip:c@d>', "<sip:a@b, sip:c@d",
-                                   '"x\\", <sip:c@d>'])
-def test_unterminated_quote_or_bracket_raises(value: str) -> None:
-    with pytest.raises(ValueError):
-        split_top_level(value)
-
-
 def test_unterminated_quote_in_a_list_header_is_400_not_a_crash() -> None:
     engine = Engine(load_scenario(DEFAULT_SCENARIO))
     source = Source("udp", ("127.0.0.1", 40000), ("127.0.0.1", 5060), 1)
@@ -174,142 +166,6 @@ def test_unterminated_quote_in_a_list_header_is_400_not_a_crash() -> None:
         resp = parse_response(send.data)
         assert (resp.code, resp.reason) == (
             400, f"Malformed {name} header field (unterminated quoted string)")
-
-
-def test_quoted_display_name_with_escapes() -> None:
-    addr = parse_name_addr('"J Rosenberg \\\\\\"" <sip:jdrosen@example.com> ; tag = 98asjd8')
-    assert addr.display == '"J Rosenberg \\\\\\""'
-    assert addr.uri.raw == "sip:jdrosen@example.com"
-    assert addr.tag == "98asjd8"
-    assert addr.bracketed
-
-
-def test_quoted_display_name_with_ctl_and_utf8_octets() -> None:
-    addr = parse_name_addr('"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f \xc3\xa9" <sip:a@example.com>')
-    assert addr.uri.host == "example.com" and "\x00" in addr.display
-
-
-def test_unterminated_display_name_raises() -> None:
-    with pytest.raises(ValueError, match="unterminated"):
-        parse_name_addr('"Mr. J. User <sip:j.user@example.com>')
-
-
-def test_unbracketed_uri_parameters_belong_to_the_header() -> None:
-    addr = parse_name_addr("sip:+19725552222@gw1.example.net;unknownparam;tag=x")
-    assert addr.uri.raw == "sip:+19725552222@gw1.example.net" and addr.uri.params == ""
-    assert addr.params == [("unknownparam", None), ("tag", "x")]
-    assert not addr.bracketed
-
-
-def test_bracketed_uri_keeps_its_parameters() -> None:
-    addr = parse_name_addr("<sip:+19725552222@gw1.example.net;unknownparam>")
-    assert addr.uri.params == ";unknownparam" and addr.params == []
-
-
-def test_liberal_name_addr_forms() -> None:
-    assert parse_name_addr("caller<sip:caller@example.com>;tag=323").display == "caller"
-    assert parse_name_addr("< sip:t.watson@example.org >").uri.raw == "sip:t.watson@example.org"
-    assert parse_name_addr("Bell, Alexander <sip:a@example.com>").display == "Bell, Alexander"
-
-
-# -- CSeq ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("value", "expected"), [
-    ("1 INVITE", (1, "INVITE")), ("0009  INVITE", (9, "INVITE")),
-    ("4294967295 BYE", (2**32 - 1, "BYE")), ("00000000000000000001 ACK", (1, "ACK")),
-])
-def test_cseq(value: str, expected: tuple[int, str]) -> None:
-    assert parse_cseq(value) == expected
-
-
-@pytest.mark.parametrize("value", ["4294967296 BYE", "36893488147419103232 REGISTER",
-                                   "1INVITE", "1 INVITE x", "-1 INVITE", "INVITE", "1 IN<VITE"])
-def test_bad_cseq(value: str) -> None:
-    with pytest.raises(ValueError):
-        parse_cseq(value)
-
-
-# -- URIs and IPv6 ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("uri", "host", "port"), [
-    ("sip:[2001:db8::10]", "[2001:db8::10]", None),
-    ("sip:[2001:db8::10]:5070", "[2001:db8::10]", 5070),
-    ("sip:[2001:db8::10:5070]", "[2001:db8::10:5070]", None),  # RFC 5118 4.3: no port
-    ("sip:user@[2001:DB8::1];transport=tcp", "[2001:db8::1]", None),
-    ("sips:[::ffff:192.0.2.10]:19823", "[::ffff:192.0.2.10]", 19823),
-    ("sip:user@[2001:db8::192.0.2.1]", "[2001:db8::192.0.2.1]", None),
-    ("sip:user@[2001:db8:::192.0.2.1]", "[2001:db8:::192.0.2.1]", None),  # RFC 5118 4.10
-    ("sip:192.0.2.1:5060", "192.0.2.1", 5060),
-    ("SIP:User@Example.COM", "example.com", None),
-])
-def test_uri_hosts_and_ports(uri: str, host: str, port: int | None) -> None:
-    parsed = parse_uri(uri)
-    assert (parsed.host, parsed.port) == (host, port)
-
-
-@pytest.mark.parametrize("uri", [
-    "sip:2001:db8::10",  # RFC 5118 4.2: IPv6 without brackets
-    "sip:[2001:db8::10",
-    "sip:[2001:db8:::1]",  # ':::' is tolerated only before an embedded IPv4 address
-    "sip:[gggg::1]",
-    "sip:[2001:db8::1]:99999",
-    "sip:host:port",
-    "<sip:user@example.com>",
-    "sip:user@example.com; lr",
-    "sip:",
-])
-def test_bad_uris(uri: str) -> None:
-    with pytest.raises(URIError):
-        parse_uri(uri)
-
-
-def test_uri_user_is_unescaped() -> None:
-    assert parse_uri("sip:sips%3Auser%40example.com@example.net").user == "sips:user@example.com"
-    assert parse_uri("sip:user;par=u%40example.net@example.com").user == "user;par=u@example.net"
-    assert parse_uri("sip:null-%00-null@example.com").user == "null-\x00-null"
-
-
-def test_other_schemes_parse_generically() -> None:
-    assert parse_uri("tel:+1-201-555-0123;ext=1").user == "+1-201-555-0123"
-    assert parse_uri("nobodyKnowsThisScheme:totallyopaquecontent").scheme == (
-        "nobodyknowsthisscheme")
-    assert parse_uri("soap.beep://192.0.2.103:3002").scheme == "soap.beep"
-
-
-@pytest.mark.parametrize(("value", "host", "port"), [
-    ("SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bKas3", "[2001:db8::9:1]", 6050),
-    ("SIP/2.0/UDP [2001:db8::9:1];branch=z9hG4bKas3", "[2001:db8::9:1]", None),
-    ("SIP/2.0/TCP [::ffff:192.0.2.10]:19823;branch=z9hG4bKbh19", "[::ffff:192.0.2.10]", 19823),
-    ("SIP  / 2.0  / TCP     spindle.example.com   ; branch  =   z9hG4bK9ikj8",
-     "spindle.example.com", None),
-])
-def test_via_hosts(value: str, host: str, port: int | None) -> None:
-    via = parse_via(value)
-    assert (via.host, via.port) == (host, port)
-    assert via.branch.startswith("z9hG4bK")
-
-
-def test_via_received_with_and_without_brackets() -> None:
-    with_delim = parse_via("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bK1")
-    assert with_delim.param("received") == "[2001:db8::9:255]"
-    bare = parse_via("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bK1")
-    assert bare.param("received") == "2001:db8::9:255"
-
-
-@pytest.mark.parametrize("value", ["SIP/2.0/UDP 2001:db8::1;branch=z9hG4bK1",
-                                   "SIP/2.0/UDP 192.0.2.15;;", "SIP/2.0/UDP",
-                                   "SIP/2.0/UDP host:99999"])
-def test_bad_vias(value: str) -> None:
-    with pytest.raises(ValueError):
-        parse_via(value)
-
-
-def test_lenient_via_skips_empty_parameters() -> None:
-    via = parse_via("SIP/2.0/UDP 192.0.2.15;;;branch=z9hG4bK1;;", lenient=True)
-    assert via.host == "192.0.2.15" and via.branch == "z9hG4bK1"
-
-
-def test_rport_without_value() -> None:
-    via = parse_via("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1;rport")
-    assert via.param("rport") == "" and via.has_param("RPORT")
 
 
 # -- Content-Length on UDP -------------------------------------------------------------------------
