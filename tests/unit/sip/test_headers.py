@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sipresponder.sip.headers import parse_cseq, parse_name_addr, parse_via
+from sipresponder.sip.headers import parse_cseq, parse_name_addr, parse_via, split_values
 
 
 # -- name-addr (From, To, Contact) ---------------------------------------------------------
@@ -98,3 +98,62 @@ def test_lenient_via_skips_empty_parameters() -> None:
 def test_rport_without_value() -> None:
     via = parse_via("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1;rport")
     assert via.param("rport") == "" and via.has_param("RPORT")
+
+
+# -- RFC 3261 section 20 examples ---------------------------------------------------------
+def test_rfc_3261_via_examples() -> None:
+    # RFC 3261 20.42
+    via = parse_via("SIP/2.0/UDP erlang.bell-telephone.com:5060;branch=z9hG4bK87asdks7")
+    assert (via.head, via.transport, via.host, via.port) == (
+        "SIP/2.0/UDP erlang.bell-telephone.com:5060", "UDP", "erlang.bell-telephone.com", 5060)
+    assert via.params == [("branch", "z9hG4bK87asdks7")] and via.branch == "z9hG4bK87asdks7"
+    via = parse_via("SIP/2.0/UDP 192.0.2.1:5060 ;received=192.0.2.207;branch=z9hG4bK77asjd")
+    assert via.head == "SIP/2.0/UDP 192.0.2.1:5060"
+    assert via.params == [("received", "192.0.2.207"), ("branch", "z9hG4bK77asjd")]
+    assert via.param("RECEIVED") == "192.0.2.207" and via.param("ttl") is None
+    assert parse_via("sip/2.0/tls h").transport == "TLS" and parse_via("SIP/2.0/UDP h").branch == ""
+
+
+@pytest.mark.parametrize(("value", "display", "uri", "tag"), [
+    # RFC 3261 20.20 (From)
+    ('"A. G. Bell" <sip:agb@bell-telephone.com> ;tag=a48s', '"A. G. Bell"',
+     "sip:agb@bell-telephone.com", "a48s"),
+    ("sip:+12125551212@server.phone2net.com;tag=887s", "",
+     "sip:+12125551212@server.phone2net.com", "887s"),
+    ("Anonymous <sip:c8oqz84zk7z@privacy.org>;tag=hyh8", "Anonymous",
+     "sip:c8oqz84zk7z@privacy.org", "hyh8"),
+    # RFC 3261 20.39 (To)
+    ("The Operator <sip:operator@cs.columbia.edu>;tag=287447", "The Operator",
+     "sip:operator@cs.columbia.edu", "287447"),
+    ("sip:+12125551212@server.phone2net.com", "", "sip:+12125551212@server.phone2net.com", None),
+])
+def test_rfc_3261_from_and_to_examples(value: str, display: str, uri: str,
+                                       tag: str | None) -> None:
+    addr = parse_name_addr(value)
+    assert (addr.raw, addr.display, addr.uri.raw, addr.tag) == (value, display, uri, tag)
+
+
+def test_rfc_3261_contact_example() -> None:
+    # RFC 3261 20.10: two values on one row, a mailto: URI among them.
+    row = ('"Mr. Watson" <sip:watson@worcester.bell-telephone.com>;q=0.7; expires=3600, '
+           '"Mr. Watson" <mailto:watson@bell-telephone.com> ;q=0.1')
+    first, second = (parse_name_addr(v) for v in split_values([row]))
+    assert first.uri.host == "worcester.bell-telephone.com"
+    assert first.params == [("q", "0.7"), ("expires", "3600")]
+    assert first.params_raw == ";q=0.7; expires=3600"
+    assert (second.uri.scheme, second.params) == ("mailto", [("q", "0.1")])
+
+
+def test_split_values_over_rows_drops_empty_ones() -> None:
+    assert split_values(["a, b", "", "c,,d"]) == ["a", "b", "c", "d"]
+
+
+def test_rfc_3261_cseq_example() -> None:
+    assert parse_cseq("4711 INVITE") == (4711, "INVITE")  # RFC 3261 20.16
+    assert parse_cseq("1 FOO-bar") == (1, "FOO-bar")  # extension-method = token
+
+
+def test_name_addr_errors() -> None:
+    for value in ("<sip:a@b", "<>", "<sip:a@b> junk", "<sip:a@b>;;", '"x" sip:a@b', "<a b>"):
+        with pytest.raises(ValueError):
+            parse_name_addr(value)

@@ -11,6 +11,7 @@ import pytest
 from sipresponder.scenario.loader import load_scenario
 from sipresponder.sip.abnf import canonical_name, split_top_level
 from sipresponder.sip.message import NotARequest, Request, parse_request
+from sipresponder.sip.response import Echo
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
 from tests.sipclient import parse_response
@@ -292,3 +293,63 @@ def test_request_keeps_raw_and_uri() -> None:
     req = parse(data)
     assert req.raw == data and req.uri_raw == "sip:bob@example.com;transport=tcp"
     assert req.uri.params == ";transport=tcp"
+
+
+# -- the Request itself ------------------------------------------------------------------
+def test_a_request_built_by_hand_can_be_echoed() -> None:
+    # Not every Request comes from the parser (tests, a compiled core): bare_cr has a
+    # default, and the echo of a response reads it.
+    headers = [
+        ("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-hand;rport"),
+        ("From", "<sip:alice@example.com>;tag=a1"),
+        ("To", "<sip:bob@example.com>"),
+        ("Call-ID", "hand@192.0.2.1"),
+        ("CSeq", "7 OPTIONS"),
+    ]
+    request = Request("OPTIONS", "sip:bob@example.com", "SIP/2.0", headers, b"", b"", None)
+    assert request.bare_cr is False and request.error is None
+    assert request.get("call-id") == "hand@192.0.2.1" and request.cseq == (7, "OPTIONS")
+    echo = Echo(request, ("192.0.2.1", 5070), b"k" * 16)
+    # RFC 3581 4: with rport, both rport and received are filled in.
+    assert echo.untagged == (
+        "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-hand;rport=5070;received=192.0.2.1\r\n"
+        "From: <sip:alice@example.com>;tag=a1\r\n"
+        "To: <sip:bob@example.com>\r\n"
+        "Call-ID: hand@192.0.2.1\r\n"
+        "CSeq: 7 OPTIONS\r\n"
+    )
+    assert echo.tag and echo.tagged == echo.untagged.replace(
+        "To: <sip:bob@example.com>", f"To: <sip:bob@example.com>;tag={echo.tag}")
+
+
+def test_a_bare_cr_is_flagged_and_cut_from_the_echo() -> None:
+    req = parse(raw("Subject: a\rInjected: b"))
+    assert req.bare_cr and req.error == (400, "Malformed header line (bare CR)")
+    assert not parse(raw("Subject: a")).bare_cr
+    request = Request("OPTIONS", "sip:b@h", "SIP/2.0", [
+        ("Via", "SIP/2.0/UDP h;branch=z9hG4bK1"), ("Call-ID", "x\rForged: 1"), ("CSeq", "1 OPTIONS"),
+    ], b"", b"", None, bare_cr=True)
+    assert "Call-ID: x Forged: 1\r\n" in Echo(request, ("192.0.2.1", 5060), b"k").untagged
+
+
+def test_top_via_checked_says_whether_the_strict_parse_held() -> None:
+    req = parse(raw())
+    assert not req.top_via_checked()  # nothing parsed yet
+    assert req.top_via_lenient().branch == "z9hG4bK-1"
+    assert req.top_via_checked()
+    stray = parse(raw(start="OPTIONS sip:a@b SIP/2.0", essential=False) .replace(
+        b"\r\n\r\n", b"\r\nVia: SIP/2.0/UDP 192.0.2.15;;branch=z9hG4bK1\r\n\r\n"))
+    assert stray.top_via_lenient().branch == "z9hG4bK1"  # RFC 4475 3.1.2.1: routable
+    assert not stray.top_via_checked()  # ... but the structural check must refuse it
+    with pytest.raises(ValueError):
+        stray.top_via()
+
+
+def test_parsed_views() -> None:
+    req = parse(raw("Contact: <sip:a@192.0.2.1>, <sip:b@192.0.2.2>"))
+    assert req.uri.user == "bob" and req.from_.tag == "a1" and req.to.tag is None
+    assert req.cseq == (1, "OPTIONS") and req.call_id == "parser-test@192.0.2.1"
+    assert req.values("contact") == ["<sip:a@192.0.2.1>", "<sip:b@192.0.2.2>"]
+    assert req.rows("via") == [ESSENTIAL[0][5:]] and req.rows("x-none") == []
+    assert req.top_via().host == "192.0.2.1" and repr(req) == (
+        "<Request OPTIONS sip:bob@example.com>")

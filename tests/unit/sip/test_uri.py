@@ -50,3 +50,47 @@ def test_other_schemes_parse_generically() -> None:
     assert parse_uri("nobodyKnowsThisScheme:totallyopaquecontent").scheme == (
         "nobodyknowsthisscheme")
     assert parse_uri("soap.beep://192.0.2.103:3002").scheme == "soap.beep"
+
+
+# RFC 3261 19.1.3: the example SIP and SIPS URIs.
+@pytest.mark.parametrize(("text", "scheme", "user", "host", "port", "params"), [
+    ("sip:alice@atlanta.com", "sip", "alice", "atlanta.com", None, ""),
+    ("sip:alice:secretword@atlanta.com;transport=tcp", "sip", "alice", "atlanta.com", None,
+     ";transport=tcp"),
+    ("sips:alice@atlanta.com?subject=project%20x&priority=urgent", "sips", "alice",
+     "atlanta.com", None, ""),
+    ("sip:+1-212-555-1212:1234@gateway.com;user=phone", "sip", "+1-212-555-1212",
+     "gateway.com", None, ";user=phone"),
+    ("sips:1212@gateway.com", "sips", "1212", "gateway.com", None, ""),
+    ("sip:alice@192.0.2.4", "sip", "alice", "192.0.2.4", None, ""),
+    ("sip:atlanta.com;method=REGISTER?to=alice%40atlanta.com", "sip", "", "atlanta.com", None,
+     ";method=REGISTER"),
+    ("sip:alice;day=tuesday@atlanta.com", "sip", "alice;day=tuesday", "atlanta.com", None, ""),
+    ("sip:bob@biloxi.com:5061", "sip", "bob", "biloxi.com", 5061, ""),
+])
+def test_rfc_3261_example_uris(text: str, scheme: str, user: str, host: str,
+                               port: int | None, params: str) -> None:
+    uri = parse_uri(text)
+    assert (uri.raw, uri.scheme, uri.user, uri.host, uri.port, uri.params) == (
+        text, scheme, user, host, port, params)
+    assert uri.is_sip
+
+
+def test_tel_uris() -> None:
+    # RFC 3966 3: global and local numbers; parameters kept as written.
+    uri = parse_uri("tel:+1-201-555-0123")
+    assert (uri.scheme, uri.user, uri.host, uri.port, uri.params) == (
+        "tel", "+1-201-555-0123", "", None, "")
+    assert parse_uri("tel:7042;phone-context=example.com").params == (
+        ";phone-context=example.com")
+    assert not uri.is_sip
+
+
+@pytest.mark.parametrize("text", ["tel:", "tel:1 2", "mailto:<a@b>", 'x:"y"', "1sip:a@b", "sip"])
+def test_bad_non_sip_uris(text: str) -> None:
+    with pytest.raises(URIError):
+        parse_uri(text)
+
+
+def test_uri_error_is_a_value_error() -> None:
+    assert issubclass(URIError, ValueError)
