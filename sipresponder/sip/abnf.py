@@ -140,6 +140,7 @@ def split_top_level(value: str, sep: str = ",") -> list[str]:
     Raises ValueError on an unterminated quoted string or bracket.
     """
     if '"' not in value and "<" not in value:
+        # Nothing can protect a separator: the exact answer, not a shortcut to check.
         return [part.strip(WSP) for part in value.split(sep)]
     parts: list[str] = []
     start = 0

@@ -9,26 +9,26 @@ general parsers in abnf.py, uri.py and headers.py are the plain reference; they
 never import this module (this module imports them). The property tests in
 tests/unit/sip/test_fastpath.py compare each pair and are the contract.
 
-What this module offers, and what it mirrors:
+What this module offers (fast path -> the general function it mirrors: the shortcut):
 
-  ============================  ==========================  ===========================
-  fast path                     mirrors                     shortcut
-  ============================  ==========================  ===========================
-  ``split_lines(head)``         ``abnf.split_lines``        CRLF-only section: one split
-  ``HEADER_NAMES`` + ``header_  ``abnf.header_name``        a table of names seen
-  name(raw)``
-  ``parse_uri(raw)``            ``uri.parse_uri``           a cache by text
-  ``parse_name_addr(value)``    ``headers.parse_name_addr`` a cache by text; a From tag
-                                                            added to its cached prefix
-  ``parse_via(value)``          ``headers.parse_via``       the Via without its branch
-                                                            cached, the branch slotted in
-  ``parse_cseq(value)``         ``headers.parse_cseq``      "<digits> <standard method>"
-  ``content_lengths(head)``     ``abnf.content_lengths``    one long-form Content-Length
-  ============================  ==========================  ===========================
+  split_lines(head)       -> abnf.split_lines: a CRLF-only section is one str.split
+  HEADER_NAMES, header_name(raw)
+                          -> abnf.header_name: a table of the names seen
+  parse_uri(raw)          -> uri.parse_uri: a cache by text
+  parse_name_addr(value)  -> headers.parse_name_addr: a cache by text; a From's new tag
+                             added to its cached prefix
+  parse_via(value)        -> headers.parse_via: the Via without its branch cached, the
+                             branch slotted into its parameters
+  parse_cseq(value)       -> headers.parse_cseq: "<digits> <standard method>" read directly
+  content_lengths(head)   -> abnf.content_lengths: one long-form Content-Length found with
+                             a few scans in C
 
 A compiled core replaces the functions of this module one for one (same names,
 same results); message.py's Request and parse_request and framing.py's
 StreamFramer are their only callers on the per-request path.
+
+Not a shortcut, so not here: abnf.split_top_level's plain str.split of a value without
+'"' or '<' (nothing can protect a separator there, so it is the grammar's own answer).
 
 Every cache is a ``BoundedCache``: parsed values are shared between requests, so
 nothing may assign to a URI, NameAddr or Via that came from one.
