@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..sip.abnf import split_top_level
-from ..sip.headers import parse_via
+from ..sip.fastpath import parse_via
 from ..sip.uri import URIError
 
 if TYPE_CHECKING:
