@@ -41,7 +41,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from . import abnf, headers, uri
-from .abnf import STANDARD_METHOD_SET, TOKEN
+from .abnf import STANDARD_METHOD_SET, TOKEN, WSP
 from .headers import NameAddr, Via
 from .uri import URI
 
@@ -51,7 +51,8 @@ V = TypeVar("V")
 class BoundedCache(Generic[V]):
     """Parsed values by the text they came from, in bounded memory.
 
-    A hit is one dict lookup (``get`` is the dict's own method). ``max_entries``
+    A hit is one dict lookup: ``get`` is the dict's own method, and ``clear()``
+    empties that dict in place, so a caller may bind ``get`` once. ``max_entries``
     bounds the count: when full, the cache is cleared (``clear_when_full``, the
     default: a new working set replaces the old at the price of one miss each), or
     stops growing (for a table whose first entries are the ones that matter and
@@ -127,11 +128,14 @@ def header_name(raw: str) -> tuple[str, str] | None:
 # The same Request-URI, To and From URIs come in request after request from one client,
 # and a URI is immutable, so parsing each spelling once pays.
 URIS: BoundedCache[URI] = BoundedCache(4096, max_key_length=256)
+# Bound once: a hit is then one global load and one C call. (The cache's dict is
+# cleared in place, never replaced, so the bound method stays valid.)
+_cached_uri = URIS.get
 
 
 def parse_uri(raw: str) -> URI:
     """uri.parse_uri, cached by text."""
-    parsed = URIS.get(raw)
+    parsed = _cached_uri(raw)
     if parsed is None:
         parsed = URIS.put(raw, uri.parse_uri(raw))
     return parsed
@@ -139,6 +143,7 @@ def parse_uri(raw: str) -> URI:
 
 # A client's To (and, across a call, its From) repeats.
 NAME_ADDRS: BoundedCache[NameAddr] = BoundedCache(4096, max_key_length=256)
+_cached_name_addr = NAME_ADDRS.get
 
 
 def parse_name_addr(value: str) -> NameAddr:
@@ -146,13 +151,15 @@ def parse_name_addr(value: str) -> NameAddr:
 
     A From carries a new tag in every call: the part before ";tag=" is parsed once,
     and the tag added (it must then be a plain token, or the full parse decides).
+    The part must not end in whitespace: parsed alone it would lose it, and with
+    it the params_raw the full parse keeps (";x \t;tag=1").
     """
-    addr = NAME_ADDRS.get(value)
+    addr = _cached_name_addr(value)
     if addr is not None:
         return addr
     base, sep, tag = value.rpartition(";tag=")
-    if sep and TOKEN.fullmatch(tag):
-        head = NAME_ADDRS.get(base)
+    if sep and TOKEN.fullmatch(tag) and base[-1:] not in WSP:
+        head = _cached_name_addr(base)
         if head is None:
             try:
                 head = NAME_ADDRS.put(base, headers.parse_name_addr(base, parse_uri))
@@ -173,6 +180,7 @@ def parse_name_addr(value: str) -> NameAddr:
 # Parsed Vias without their branch, by text: a client's Via changes only in its branch
 # from one transaction to the next.
 VIAS: BoundedCache[Via] = BoundedCache(4096)
+_cached_via = VIAS.get
 
 
 def parse_via(value: str, *, lenient: bool = False) -> Via:
@@ -185,7 +193,7 @@ def parse_via(value: str, *, lenient: bool = False) -> Via:
         branch = value[at + 8 :] if end < 0 else value[at + 8 : end]
         if TOKEN.fullmatch(branch):
             base = value[:at] if end < 0 else value[:at] + value[end:]
-            head = VIAS.get(base)
+            head = _cached_via(base)
             if head is None:
                 try:
                     head = VIAS.put(base, headers.parse_via(base))

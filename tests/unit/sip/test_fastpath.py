@@ -49,6 +49,8 @@ def _outcome(parse, value: str):
 @example('"x;tag=y" <sip:a@b>', "")
 @example("<sip:a@b>;foo=", ";tag=x")
 @example("<sip:a@b", ";tag=x>")
+@example("", "sip:alice@example.com;tag=abc\t;tag=abc")  # found by this test
+@example("<sip:a@b>;foo \t", ";tag=x")
 def test_name_addr_with_cached_prefix_equals_full_parse(prefix: str, rest: str) -> None:
     fastpath.NAME_ADDRS.clear()
     value = prefix + rest
