@@ -42,14 +42,14 @@ except ImportError:  # replay mode needs no atheris
 _instrument = atheris is not None and __name__ == "__main__"
 with (atheris.instrument_imports(include=["sipresponder"]) if _instrument
       else contextlib.nullcontext()):
-    from sipresponder.uas.engine import Engine
-    from sipresponder.uas.events import Send, Source
     from sipresponder.scenario.loader import load_scenario, parse_scenario
     from sipresponder.scenario.model import Scenario
+    from sipresponder.sip.fastpath import parse_name_addr, parse_via
     from sipresponder.sip.framing import FramingError, Message, Ping, StreamFramer
-    from sipresponder.sip.headers import parse_name_addr, parse_via
     from sipresponder.sip.message import NotARequest, Request, parse_request
     from sipresponder.sip.response import one_line
+    from sipresponder.uas.engine import Engine
+    from sipresponder.uas.events import Send, Source
 
 from tests.sipclient import parse_response  # noqa: E402 - after the path set-up
 

@@ -89,6 +89,46 @@ def canonical_name(name: str) -> str:
     return CANONICAL_NAMES.get(name.lower(), name)
 
 
+def header_name(raw: str) -> tuple[str, str] | None:
+    """(canonical name, dictionary key) for a header-name, or None when it is not a token.
+
+    header-name  =  token                                           RFC 3261 25.1
+    """
+    if not raw or not TOKEN.fullmatch(raw):
+        return None
+    name = canonical_name(raw)
+    return name, name.lower()
+
+
+def split_lines(head: str) -> tuple[list[str], bool]:
+    """The lines of a header section and whether one holds a bare CR.
+
+    Lines end at CRLF (RFC 3261 7); a bare LF is tolerated as a line end too, and a
+    CR before it dropped. CR is only ever half of a CRLF (RFC 3261 25.1: not even a
+    quoted-pair may hold one). A bare CR would be echoed into the response, where a
+    receiver that ends lines at CR would read the rest as a forged header field, so
+    the caller must know of one.
+    """
+    lines = head.split("\n")
+    if "\r" not in head:
+        return lines, False
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    return lines, any("\r" in line for line in lines)
+
+
+# On a stream, Content-Length is mandatory and frames the body (RFC 3261 18.3, 20.14).
+#   Content-Length  =  ( "Content-Length" / "l" ) HCOLON 1*DIGIT
+# The value may be folded onto continuation lines (RFC 3261 7.3.1).
+CONTENT_LENGTH = re.compile(
+    rb"(?:^|\n)(?:content-length|l)[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I)
+
+
+def content_lengths(head: bytes) -> list[bytes]:
+    """The values of every Content-Length header field in a raw header section, as
+    written (folding kept), for framing a stream before the message is parsed."""
+    return CONTENT_LENGTH.findall(head)
+
+
 def split_top_level(value: str, sep: str = ",") -> list[str]:
     """Split a header value on ``sep`` outside quoted strings and <...> brackets.
 
@@ -100,6 +140,7 @@ def split_top_level(value: str, sep: str = ",") -> list[str]:
     Raises ValueError on an unterminated quoted string or bracket.
     """
     if '"' not in value and "<" not in value:
+        # Nothing can protect a separator: the exact answer, not a shortcut to check.
         return [part.strip(WSP) for part in value.split(sep)]
     parts: list[str] = []
     start = 0

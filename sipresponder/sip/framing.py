@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from .fastpath import content_lengths
 from .message import find_header_end
-
-# On a stream, Content-Length is mandatory and frames the body (RFC 3261 18.3, 20.14).
-#   Content-Length  =  ( "Content-Length" / "l" ) HCOLON 1*DIGIT
-# The value may be folded onto continuation lines (RFC 3261 7.3.1).
-_CONTENT_LENGTH = re.compile(
-    rb"(?:^|\n)(?:content-length|l)[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I)
 
 
 @dataclass(slots=True)
@@ -31,39 +25,6 @@ class FramingError:
     head: bytes
     code: int
     reason: str
-
-
-def content_lengths(head: bytes) -> list[bytes]:
-    """The values of every Content-Length header field in a header section.
-
-    The usual section has one long-form Content-Length on one line and no other
-    line starting with "l": that is found with a few scans in C; anything else
-    (compact form, folding, a second one) goes through the full pattern.
-    """
-    lower = head.lower()
-    at = lower.find(b"\ncontent-length")
-    if (
-        at >= 0
-        and b"\nl" not in lower
-        and lower.find(b"\ncontent-length", at + 1) < 0
-        and not lower.startswith((b"content-length", b"l"))
-    ):
-        start = at + 15
-        end = lower.find(b"\n", start)
-        if end < 0:
-            end = len(lower)
-        elif lower[end + 1 : end + 2] in (b" ", b"\t"):
-            return _CONTENT_LENGTH.findall(head)  # folded onto the next line
-        name_end = start
-        while name_end < end and lower[name_end] in b" \t":
-            name_end += 1
-        if name_end < end and lower[name_end] == 58:  # ":"
-            value = head[name_end + 1 : end]
-            if value.endswith(b"\r"):
-                value = value[:-1]
-            if b"\r" not in value:
-                return [value]
-    return _CONTENT_LENGTH.findall(head)
 
 
 PING = Ping()
@@ -110,8 +71,8 @@ class StreamFramer:
                     del buf[:4]
                     frames.append(PING)
                     continue
-                if buf in (b"\r", b"\r\n", b"\r\n\r"):
-                    break  # maybe the start of a ping
+                if len(buf) < 4 and b"\r\n\r".startswith(buf):
+                    break  # "\r", "\r\n" or "\r\n\r": maybe the start of a ping
                 del buf[: 2 if buf.startswith(b"\r\n") else 1]
                 continue
             head_end, body_start = find_header_end(buf, max(0, self._scanned - 3))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .abnf import STANDARD_METHOD_SET, TOKEN, WSP, parse_params, skip_quoted, split_top_level
+from .abnf import TOKEN, WSP, parse_params, skip_quoted, split_top_level
 from .uri import URI, parse_uri
 
 # via-parm          =  sent-protocol LWS sent-by *( SEMI via-params )
@@ -51,41 +51,14 @@ class Via:
         return self.param("branch") or ""
 
 
-# Parsed Vias without their branch, by text: a client's Via changes only in its
-# branch from one transaction to the next. Bounded like the other parse caches.
-_VIAS: dict[str, Via] = {}
-_VIAS_MAX = 4096
-
-
 def parse_via(value: str, *, lenient: bool = False) -> Via:
     """Parse one via-parm (one comma-separated Via value). Raises ValueError.
 
     ``lenient`` skips malformed parameters instead of failing: enough to route a
     response (a 400) for a request whose Via has stray ';;' (RFC 4475 3.1.2.1).
+    The hot path goes through fastpath.parse_via, which parses a client's Via
+    without its branch once.
     """
-    at = value.find(";branch=")
-    if at > 0 and not lenient and '"' not in value and "<" not in value:
-        # The rest of the Via parsed once; the branch (a token) slotted into place.
-        end = value.find(";", at + 8)
-        branch = value[at + 8 :] if end < 0 else value[at + 8 : end]
-        if TOKEN.fullmatch(branch):
-            base = value[:at] if end < 0 else value[:at] + value[end:]
-            head = _VIAS.get(base)
-            if head is None:
-                try:
-                    head = _parse_via(base, lenient=False)
-                except ValueError:
-                    return _parse_via(value, lenient=False)
-                if len(_VIAS) >= _VIAS_MAX:
-                    _VIAS.clear()
-                _VIAS[base] = head
-            params = head.params.copy()
-            params.insert(value.count(";", 0, at), ("branch", branch))
-            return Via(value, head.head, head.transport, head.host, head.port, params)
-    return _parse_via(value, lenient=lenient)
-
-
-def _parse_via(value: str, *, lenient: bool) -> Via:
     m = _VIA.fullmatch(value)
     if m is None:
         raise ValueError("malformed Via header field")
@@ -93,6 +66,7 @@ def _parse_via(value: str, *, lenient: bool) -> Via:
     if port is not None and port > 65535:
         raise ValueError("Via port out of range")
     raw_params = m["params"]
+    params: list[tuple[str, str | None]]
     if not raw_params:
         params = []
     elif lenient:
@@ -132,47 +106,7 @@ class NameAddr:
         return None
 
 
-# Parsed name-addrs by their text, for the same reason as uri._PARSED: a client's To
-# (and, across a call, its From) repeats. NameAddr is treated as immutable.
-_PARSED: dict[str, NameAddr] = {}
-_PARSED_MAX = 4096
-_PARSED_LONGEST = 256
-
-
-def parse_name_addr(value: str) -> NameAddr:
-    """Parse a From, To or single Contact value (see _parse_name_addr)."""
-    addr = _PARSED.get(value)
-    if addr is not None:
-        return addr
-    # A From carries a new tag in every call: parse the part before it once, and
-    # add the tag (which must then be a plain token, or the full parse decides).
-    base, sep, tag = value.rpartition(";tag=")
-    if sep and TOKEN.fullmatch(tag):
-        head = _PARSED.get(base)
-        if head is None:
-            with contextlib.suppress(ValueError):
-                head = _remember(base, _parse_name_addr(base))
-        if head is not None:
-            return NameAddr(
-                value,
-                head.display,
-                head.uri,
-                head.bracketed,
-                [*head.params, ("tag", tag)],
-                f"{head.params_raw};tag={tag}",
-            )
-    return _remember(value, _parse_name_addr(value))
-
-
-def _remember(value: str, addr: NameAddr) -> NameAddr:
-    if len(value) <= _PARSED_LONGEST:
-        if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.clear()
-        _PARSED[value] = addr
-    return addr
-
-
-def _parse_name_addr(value: str) -> NameAddr:
+def parse_name_addr(value: str, parse_uri: Callable[[str], URI] = parse_uri) -> NameAddr:
     """Parse a From, To or single Contact value. Raises ValueError.
 
     name-addr      =  [ display-name ] LAQUOT addr-spec RAQUOT
@@ -183,6 +117,9 @@ def _parse_name_addr(value: str) -> NameAddr:
     Liberal in the ways RFC 4475 asks an element to be: no LWS before '<'
     (3.1.1.6), LWS inside the brackets (3.1.2.14), and an unquoted display name
     with non-token characters (3.1.2.15) are accepted.
+
+    ``parse_uri`` parses the addr-spec: fastpath.parse_name_addr, the one the hot
+    path calls, passes its cached URI parser.
     """
     text = value.strip(WSP)
     i = 0
@@ -208,9 +145,9 @@ def _parse_name_addr(value: str) -> NameAddr:
         rest = text[gt + 1 :].strip(WSP)
         bracketed = True
     else:
-        uri_text, semi, rest = text.partition(";")
+        uri_text, sep, rest = text.partition(";")
         uri_text = uri_text.strip(WSP)
-        rest = ";" + rest if semi else ""
+        rest = ";" + rest if sep else ""
         bracketed = False
     if not uri_text:
         raise ValueError("missing URI")
@@ -228,15 +165,15 @@ MAX_CSEQ = 2**32 - 1
 
 
 def parse_cseq(value: str) -> tuple[int, str]:
-    digits, space, method = value.partition(" ")
-    if (space and method in STANDARD_METHOD_SET and len(digits) < 10 and digits.isascii()
-            and digits.isdigit()):
-        # The usual "1 INVITE": nothing for the grammar below to find wrong.
-        return int(digits), method
+    """(sequence number, method) of a CSeq value. Raises ValueError.
+
+    The hot path goes through fastpath.parse_cseq, which reads "1 INVITE" without
+    the pattern.
+    """
     m = _CSEQ.fullmatch(value.strip(WSP))
     if m is None or not TOKEN.fullmatch(m[2]):
         raise ValueError("malformed CSeq header field")
-    digits = m[1]
+    digits: str = m[1]
     # Compare lengths first so a 10**100 never becomes a big integer.
     if len(digits.lstrip("0")) > 10 or int(digits) > MAX_CSEQ:
         raise ValueError("CSeq sequence number out of range")

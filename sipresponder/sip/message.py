@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from .abnf import (
-    METHOD,
-    SIP_VERSION,
-    STANDARD_METHOD_SET,
-    SUPPORTED_VERSION,
-    TOKEN,
-    WSP,
-    canonical_name,
+from .abnf import METHOD, SIP_VERSION, STANDARD_METHOD_SET, SUPPORTED_VERSION, WSP
+from .fastpath import (
+    HEADER_NAMES,
+    header_name,
+    parse_cseq,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+    split_lines,
 )
-from .headers import NameAddr, Via, parse_cseq, parse_name_addr, parse_via, split_values
-from .uri import URI, parse_uri
+from .headers import NameAddr, Via, split_values
+from .uri import URI
 
 
 class NotARequest(Exception):
@@ -24,7 +25,9 @@ class Request:
 
     ``error`` holds the (status, reason) the message earns when the parser already
     knows it is broken; the message is still exposed so that a response can echo
-    whatever Via/From/To/Call-ID/CSeq it does carry.
+    whatever Via/From/To/Call-ID/CSeq it does carry. ``bare_cr``: a line of the
+    header section holds a CR that is not half of a CRLF (the echo must cut there).
+    The parsed views go through the fast path (fastpath.py).
     """
 
     __slots__ = (
@@ -32,6 +35,7 @@ class Request:
         "_from",
         "_to",
         "_top_via",
+        "_top_via_strict",
         "_uri",
         "_vias",
         "bare_cr",
@@ -41,7 +45,6 @@ class Request:
         "headers",
         "method",
         "raw",
-        "top_via_strict",
         "uri_raw",
         "version",
     )
@@ -56,6 +59,7 @@ class Request:
         raw: bytes,
         error: tuple[int, str] | None,
         fields: dict[str, list[str]] | None = None,
+        bare_cr: bool = False,
     ) -> None:
         self.method = method
         self.uri_raw = uri_raw
@@ -64,6 +68,7 @@ class Request:
         self.body = body
         self.raw = raw
         self.error = error
+        self.bare_cr = bare_cr
         if fields is None:
             fields = {}
             for name, value in headers:
@@ -72,7 +77,7 @@ class Request:
         self._uri: URI | None = None
         self._vias: list[str] | None = None
         self._top_via: Via | None = None
-        self.top_via_strict = False
+        self._top_via_strict = False
         self._from: NameAddr | None = None
         self._to: NameAddr | None = None
         self._cseq: tuple[int, str] | None = None
@@ -111,7 +116,10 @@ class Request:
 
     def top_via_lenient(self) -> Via:
         """The top Via, parsed only as far as routing a response needs (once: routing,
-        the echo, the To tag and transaction matching all read it)."""
+        the echo, the To tag and transaction matching all read it).
+
+        The full grammar is tried first; top_via_checked() then says whether it held.
+        """
         top = self._top_via
         if top is None:
             vias = self.via_values
@@ -119,11 +127,18 @@ class Request:
                 raise ValueError("no Via header field")
             try:
                 top = parse_via(vias[0])
-                self.top_via_strict = True  # the structural check need not parse it again
+                self._top_via_strict = True
             except ValueError:
                 top = parse_via(vias[0], lenient=True)
             self._top_via = top
         return top
+
+    def top_via_checked(self) -> bool:
+        """True when top_via_lenient() has parsed the top Via and it follows the full
+        grammar: what top_via() would return, so a structural check need not parse it
+        again. False before top_via_lenient() and for a Via only the lenient parse read.
+        """
+        return self._top_via_strict
 
     @property
     def from_(self) -> NameAddr:
@@ -149,27 +164,6 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri_raw}>"
-
-
-# Header names as they appear on the wire -> (canonical name, dictionary key). Names
-# repeat from message to message, so each spelling is validated and canonicalised
-# once; the table stops growing at _NAMES_MAX so that random names cannot fill memory.
-_NAMES: dict[str, tuple[str, str]] = {}
-_NAMES_MAX = 4096
-
-
-def _header_name(raw: str) -> tuple[str, str] | None:
-    """(canonical name, key) for a header-name, or None when it is not a token.
-
-    header-name  =  token                                           RFC 3261 25.1
-    """
-    if not raw or not TOKEN.fullmatch(raw):
-        return None
-    name = canonical_name(raw)
-    known = (name, name.lower())
-    if len(_NAMES) < _NAMES_MAX:
-        _NAMES[raw] = known
-    return known
 
 
 def find_header_end(data: bytes | bytearray, start: int = 0) -> tuple[int, int]:
@@ -210,19 +204,7 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
         # End of datagram ends the header section (RFC 4475 3.1.2.15's baddn.dat).
         head_end = body_start = len(data)
     head = data[:head_end].decode("latin-1")
-    crlf = head.count("\r\n")
-    if crlf == head.count("\n") == head.count("\r"):
-        # The common case, checked with three scans in C: every CR and LF is a CRLF.
-        lines = head.split("\r\n")
-        bare_cr = False
-    else:
-        lines = head.split("\n")
-        if "\r" in head:
-            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        # CR is only ever half of a CRLF (RFC 3261 25.1: not even a quoted-pair may
-        # hold one). A bare CR would be echoed into the response, where a receiver
-        # that ends lines at CR would read the rest as a forged header field.
-        bare_cr = "\r" in head and any("\r" in line for line in lines)
+    lines, bare_cr = split_lines(head)
 
     error: tuple[int, str] | None = None
     start = lines[0]
@@ -247,7 +229,7 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
     # HCOLON  =  *( SP / HTAB ) ":" SWS                              RFC 3261 25.1
     headers: list[tuple[str, str]] = []
     fields: dict[str, list[str]] = {}
-    names = _NAMES
+    known_name = HEADER_NAMES.get
     # Per-line limit checks only when the whole header section could break them.
     if len(head) <= max_line_length:
         max_line_length = 0
@@ -277,9 +259,9 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
             fields[name.lower()][-1] = value
             continue
         colon = line.find(":")
-        known = names.get(line[:colon]) if colon > 0 else None
+        known = known_name(line[:colon]) if colon > 0 else None
         if known is None:
-            known = _header_name(line[:colon].rstrip(WSP) if colon > 0 else "")
+            known = header_name(line[:colon].rstrip(WSP) if colon > 0 else "")
             if known is None:
                 error = error or (400, "Malformed header line")
                 continue
@@ -292,8 +274,7 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
         else:
             rows.append(value)
 
-    request = Request(method, uri_raw, version, headers, b"", data, error, fields)
-    request.bare_cr = bare_cr
+    request = Request(method, uri_raw, version, headers, b"", data, error, fields, bare_cr)
     rest = data[body_start:]
     lengths = request.fields.get("content-length")
     if lengths is None:

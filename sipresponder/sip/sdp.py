@@ -6,11 +6,29 @@ will never read from) so that a client's offer/answer state machine completes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 _STATIC_RTPMAP = {"0": "PCMU/8000", "8": "PCMA/8000", "9": "G722/8000", "18": "G729/8000",
                   "3": "GSM/8000", "31": "H261/90000", "34": "H263/90000"}
 _DIRECTIONS = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive",
                "sendrecv": "sendrecv"}
 _BASE_PORT = 40000
+
+
+@dataclass(slots=True)
+class _Media:
+    """One offered m-line and the attributes the answer copies from it.
+
+    media-field  =  %x6d "=" media SP port ["/" integer] SP proto 1*(SP fmt)  RFC 4566 9
+    """
+
+    kind: str
+    port: str
+    proto: str
+    fmts: list[str]
+    rtpmap: dict[str, str] = field(default_factory=dict)
+    fmtp: dict[str, str] = field(default_factory=dict)
+    direction: str | None = None
 
 
 def _addr_type(address: str) -> str:
@@ -44,7 +62,7 @@ def make_offer(address: str, session_id: int) -> bytes:
 def make_answer(offer: bytes, address: str, session_id: int) -> bytes | None:
     """An answer with one m-line per offered m-line, in order; None if no m-line."""
     text = offer.decode("latin-1")
-    media: list[dict[str, object]] = []
+    media: list[_Media] = []
     session_dir = "sendrecv"
     for raw in text.splitlines():
         line = raw.strip()
@@ -52,8 +70,7 @@ def make_answer(offer: bytes, address: str, session_id: int) -> bytes | None:
             parts = line[2:].split()
             if len(parts) < 4:
                 return None
-            media.append({"kind": parts[0], "port": parts[1], "proto": parts[2],
-                          "fmts": parts[3:], "rtpmap": {}, "fmtp": {}, "dir": None})
+            media.append(_Media(parts[0], parts[1], parts[2], parts[3:]))
         elif line.startswith("a="):
             attr = line[2:]
             target = media[-1] if media else None
@@ -61,34 +78,32 @@ def make_answer(offer: bytes, address: str, session_id: int) -> bytes | None:
                 if target is None:
                     session_dir = attr
                 else:
-                    target["dir"] = attr
+                    target.direction = attr
             elif target is not None and attr.startswith(("rtpmap:", "fmtp:")):
                 key, _, rest = attr.partition(":")
                 pt, _, value = rest.partition(" ")
-                target[key][pt] = value  # type: ignore[index]
+                (target.rtpmap if key == "rtpmap" else target.fmtp)[pt] = value
     if not media:
         return None
     lines = _head(address, session_id)
     for i, m in enumerate(media):
-        fmts: list[str] = m["fmts"]  # type: ignore[assignment]
-        rtpmap: dict[str, str] = m["rtpmap"]  # type: ignore[assignment]
-        fmtp: dict[str, str] = m["fmtp"]  # type: ignore[assignment]
-        rtp = "RTP/" in str(m["proto"])
-        if m["port"] == "0" or m["kind"] not in ("audio", "video") or not rtp:
+        fmts, rtpmap, fmtp = m.fmts, m.rtpmap, m.fmtp
+        rtp = "RTP/" in m.proto
+        if m.port == "0" or m.kind not in ("audio", "video") or not rtp:
             # Declined stream: port 0 keeps the m-line position (RFC 3264 6).
-            lines.append(f"m={m['kind']} 0 {m['proto']} {fmts[0]}")
+            lines.append(f"m={m.kind} 0 {m.proto} {fmts[0]}")
             continue
         chosen = _choose(fmts, rtpmap)
         events = [pt for pt in fmts if rtpmap.get(pt, "").lower().startswith("telephone-event/")]
         pts = [chosen, *(e for e in events if e != chosen)]
-        lines.append(f"m={m['kind']} {_BASE_PORT + 2 * i} {m['proto']} {' '.join(pts)}")
+        lines.append(f"m={m.kind} {_BASE_PORT + 2 * i} {m.proto} {' '.join(pts)}")
         for pt in pts:
             name = rtpmap.get(pt) or _STATIC_RTPMAP.get(pt)
             if name:
                 lines.append(f"a=rtpmap:{pt} {name}")
             if pt in fmtp:
                 lines.append(f"a=fmtp:{pt} {fmtp[pt]}")
-        lines.append("a=" + _DIRECTIONS[str(m["dir"] or session_dir)])
+        lines.append("a=" + _DIRECTIONS[m.direction or session_dir])
     return ("\r\n".join(lines) + "\r\n").encode("latin-1")
 
 

@@ -41,7 +41,7 @@ class URIError(ValueError):
 
 
 # Not frozen: a frozen dataclass costs three times as much to construct. URIs are
-# shared through the parse cache all the same, so nothing may assign to one.
+# shared through fastpath's parse cache all the same, so nothing may assign to one.
 @dataclass(slots=True)
 class URI:
     raw: str
@@ -56,30 +56,12 @@ class URI:
         return self.scheme in ("sip", "sips")
 
 
-# Parsed URIs by their text. The same Request-URI, To and From URIs come in request
-# after request from one client, and a URI is immutable, so parsing each spelling
-# once pays. Bounded: cleared when full, and long URIs are not kept.
-_PARSED: dict[str, URI] = {}
-_PARSED_MAX = 4096
-_PARSED_LONGEST = 256
-
-
 def parse_uri(raw: str) -> URI:
     """Parse an absolute URI; SIP and SIPS URIs are checked against their grammar.
 
     absoluteURI    =  scheme ":" ( hier-part / opaque-part )        RFC 3261 25.1
+    Raises URIError. The hot path goes through fastpath.parse_uri, which caches.
     """
-    uri = _PARSED.get(raw)
-    if uri is None:
-        uri = _parse_uri(raw)
-        if len(raw) <= _PARSED_LONGEST:
-            if len(_PARSED) >= _PARSED_MAX:
-                _PARSED.clear()
-            _PARSED[raw] = uri
-    return uri
-
-
-def _parse_uri(raw: str) -> URI:
     scheme, colon, rest = raw.partition(":")
     if not colon or not SCHEME.fullmatch(scheme):
         raise URIError("no valid URI scheme")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..sip.abnf import split_top_level
-from ..sip.headers import parse_via
+from ..sip.fastpath import parse_via
 from ..sip.uri import URIError
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def _structure(request: Request, scenario: Scenario) -> Rejection | None:
         return Rejection(400, f"Malformed From header field ({exc})")
     # The engine parsed the top Via already; when that parse was strict, only the
     # other values are left to check.
-    skip_top = request.top_via_strict
+    skip_top = request.top_via_checked()
     for row in fields["via"]:
         try:
             values = split_top_level(row)

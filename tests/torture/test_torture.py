@@ -22,13 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sipresponder.uas.engine import Engine
-from sipresponder.uas.events import Send, Source
 from sipresponder.scenario.loader import load_scenario
 from sipresponder.sip.framing import FramingError, Message, StreamFramer
 from sipresponder.sip.headers import parse_name_addr
 from sipresponder.sip.message import NotARequest, Request, parse_request
 from sipresponder.sip.uri import URIError
+from sipresponder.uas.engine import Engine
+from sipresponder.uas.events import Send, Source
 from tests.sipclient import (
     Response,
     TCPClient,

@@ -12,13 +12,19 @@ import contextlib
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sipresponder.uas.events import Source
 from sipresponder.scenario.loader import parse_scenario
-from sipresponder.sip import framing, headers
-from sipresponder.sip.framing import content_lengths
+from sipresponder.sip import abnf, fastpath, headers, uri
 from sipresponder.sip.abnf import split_top_level
-from sipresponder.sip.headers import parse_cseq, parse_name_addr, parse_via
+from sipresponder.sip.fastpath import (
+    content_lengths,
+    parse_cseq,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+    split_lines,
+)
 from sipresponder.sip.message import parse_request
+from sipresponder.uas.events import Source
 from tests.sipclient import make_request
 
 PIECES = st.sampled_from([
@@ -43,12 +49,14 @@ def _outcome(parse, value: str):
 @example('"x;tag=y" <sip:a@b>', "")
 @example("<sip:a@b>;foo=", ";tag=x")
 @example("<sip:a@b", ";tag=x>")
+@example("", "sip:alice@example.com;tag=abc\t;tag=abc")  # found by this test
+@example("<sip:a@b>;foo \t", ";tag=x")
 def test_name_addr_with_cached_prefix_equals_full_parse(prefix: str, rest: str) -> None:
-    headers._PARSED.clear()
+    fastpath.NAME_ADDRS.clear()
     value = prefix + rest
     with contextlib.suppress(ValueError):
         parse_name_addr(prefix)  # warm the cache the way the first request of a call does
-    assert _outcome(parse_name_addr, value) == _outcome(headers._parse_name_addr, value)
+    assert _outcome(parse_name_addr, value) == _outcome(headers.parse_name_addr, value)
 
 
 def test_many_tags_do_not_recurse() -> None:
@@ -111,7 +119,7 @@ def test_crlf_only_split_agrees_with_the_general_one(head: str) -> None:
 @example(b"Content-Length: 5\r\nContent-Length: 6")
 @example(b"INVITE x SIP/2.0\r\nContent-Length: 5\r\n 7")
 def test_content_length_scan_equals_the_pattern(head: bytes) -> None:
-    assert content_lengths(head) == framing._CONTENT_LENGTH.findall(head)
+    assert content_lengths(head) == abnf.CONTENT_LENGTH.findall(head)
 
 
 USERS = st.sampled_from(["alice", "bob", "486", "a*", "*", "b%40c", "Bob"])
@@ -155,7 +163,7 @@ VIA_PIECES = st.sampled_from([
 @example("SIP/2.0/UDP h;;branch=z9", True)
 @example('SIP/2.0/UDP h;x="a;branch=b"', True)
 def test_via_with_cached_rest_equals_full_parse(value: str, warm: bool) -> None:
-    headers._VIAS.clear()
+    fastpath.VIAS.clear()
     if warm:
         with contextlib.suppress(ValueError):
             parse_via(value)  # the second parse of this shape comes from the cache
@@ -167,4 +175,86 @@ def test_via_with_cached_rest_equals_full_parse(value: str, warm: bool) -> None:
             return ("error", type(exc))
         return (via.raw, via.head, via.transport, via.host, via.port, via.params)
 
-    assert outcome(parse_via) == outcome(lambda v: headers._parse_via(v, lenient=False))
+    assert outcome(parse_via) == outcome(headers.parse_via)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(st.sampled_from(["\r\n", "\n", "\r", "Via: x", " y", ":", "\r\r\n", "\n\r"]),
+                max_size=10).map("".join))
+@example("INVITE sip:a@b SIP/2.0\r\nVia: x\rFrom: y")
+@example("a\r\nb\nc")
+def test_line_split_equals_the_general_one(head: str) -> None:
+    assert split_lines(head) == abnf.split_lines(head)
+
+
+URI_PIECES = st.sampled_from([
+    "sip:", "sips:", "tel:", "alice", "@", "example.com", ":5060", ";transport=tcp", "?x=y",
+    "[2001:db8::1]", "%40", "x", ":", ";", " ", "<", "999999",
+])
+
+
+def _uri_outcome(parse, value: str):
+    try:
+        return parse(value)
+    except ValueError as exc:
+        return ("error", type(exc))
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(URI_PIECES, max_size=6).map("".join), st.booleans())
+def test_cached_uri_equals_full_parse(value: str, warm: bool) -> None:
+    fastpath.URIS.clear()
+    if warm:
+        with contextlib.suppress(ValueError):
+            parse_uri(value)
+    assert _uri_outcome(parse_uri, value) == _uri_outcome(uri.parse_uri, value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="ViaFROMl-: \t!x", max_size=8))
+@example("v")
+@example("Call-ID")
+def test_header_name_table_equals_the_grammar(raw: str) -> None:
+    assert fastpath.header_name(raw) == abnf.header_name(raw)
+    assert fastpath.header_name(raw) == abnf.header_name(raw)  # now from the table
+
+
+def test_bounded_cache_clears_when_full() -> None:
+    cache: fastpath.BoundedCache[int] = fastpath.BoundedCache(3, max_key_length=4)
+    for i, key in enumerate("abc"):
+        assert cache.put(key, i) == i
+    assert len(cache) == 3 and cache.get("b") == 1
+    cache.put("d", 3)  # full: the old working set goes, the new entry stays
+    assert len(cache) == 1 and cache.get("a") is None and cache.get("d") == 3
+    assert cache.put("toolong", 9) == 9 and "toolong" not in cache
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_bounded_cache_can_stop_growing_instead() -> None:
+    cache: fastpath.BoundedCache[int] = fastpath.BoundedCache(2, clear_when_full=False)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    cache.put("c", 3)
+    assert len(cache) == 2 and cache.get("a") == 1 and "c" not in cache
+
+
+def test_parse_caches_stay_bounded() -> None:
+    fastpath.URIS.clear()
+    fastpath.NAME_ADDRS.clear()
+    for n in range(fastpath.URIS.max_entries + 10):
+        parse_name_addr(f"<sip:u{n}@example.com>")
+    assert 0 < len(fastpath.URIS) <= fastpath.URIS.max_entries
+    assert 0 < len(fastpath.NAME_ADDRS) <= fastpath.NAME_ADDRS.max_entries
+    long = "<sip:" + "a" * 300 + "@example.com>"
+    assert parse_name_addr(long).uri.user == "a" * 300
+    assert long not in fastpath.NAME_ADDRS
+
+
+def test_a_from_tag_reuses_the_parsed_prefix() -> None:
+    fastpath.NAME_ADDRS.clear()
+    first = parse_name_addr('"Alice" <sip:alice@example.com>;tag=1')
+    second = parse_name_addr('"Alice" <sip:alice@example.com>;tag=2')
+    assert '"Alice" <sip:alice@example.com>' in fastpath.NAME_ADDRS
+    assert second.uri is first.uri and (first.tag, second.tag) == ("1", "2")
+    assert second.params_raw == ";tag=2"

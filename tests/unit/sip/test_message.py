@@ -1,4 +1,5 @@
-"""Unit tests of the request parser: header names, folding, lists, quoting, IPv6, framing."""
+"""Unit tests of message.py: the request parser (header names, folding, lists, Content-Length
+on UDP, Request-Line) and the Request it builds."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sipresponder.uas.engine import Engine
-from sipresponder.uas.events import Source
 from sipresponder.scenario.loader import load_scenario
 from sipresponder.sip.abnf import canonical_name, split_top_level
-from sipresponder.sip.headers import parse_cseq, parse_name_addr, parse_via
 from sipresponder.sip.message import NotARequest, Request, parse_request
-from sipresponder.sip.uri import URIError, parse_uri
+from sipresponder.sip.response import Echo
+from sipresponder.uas.engine import Engine
+from sipresponder.uas.events import Source
 from tests.sipclient import parse_response
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "default.toml"
@@ -157,13 +157,6 @@ def test_empty_list_items_are_dropped() -> None:
     assert parse(raw("Require: a, ,b,")).values("require") == ["a", "b"]
 
 
-@pytest.mark.parametrize("value", ['"unterminated <sip:a@b>, <sip:c@d>', "<sip:a@b, sip:c@d",
-                                   '"x\\", <sip:c@d>'])
-def test_unterminated_quote_or_bracket_raises(value: str) -> None:
-    with pytest.raises(ValueError):
-        split_top_level(value)
-
-
 def test_unterminated_quote_in_a_list_header_is_400_not_a_crash() -> None:
     engine = Engine(load_scenario(DEFAULT_SCENARIO))
     source = Source("udp", ("127.0.0.1", 40000), ("127.0.0.1", 5060), 1)
@@ -174,142 +167,6 @@ def test_unterminated_quote_in_a_list_header_is_400_not_a_crash() -> None:
         resp = parse_response(send.data)
         assert (resp.code, resp.reason) == (
             400, f"Malformed {name} header field (unterminated quoted string)")
-
-
-def test_quoted_display_name_with_escapes() -> None:
-    addr = parse_name_addr('"J Rosenberg \\\\\\"" <sip:jdrosen@example.com> ; tag = 98asjd8')
-    assert addr.display == '"J Rosenberg \\\\\\""'
-    assert addr.uri.raw == "sip:jdrosen@example.com"
-    assert addr.tag == "98asjd8"
-    assert addr.bracketed
-
-
-def test_quoted_display_name_with_ctl_and_utf8_octets() -> None:
-    addr = parse_name_addr('"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f \xc3\xa9" <sip:a@example.com>')
-    assert addr.uri.host == "example.com" and "\x00" in addr.display
-
-
-def test_unterminated_display_name_raises() -> None:
-    with pytest.raises(ValueError, match="unterminated"):
-        parse_name_addr('"Mr. J. User <sip:j.user@example.com>')
-
-
-def test_unbracketed_uri_parameters_belong_to_the_header() -> None:
-    addr = parse_name_addr("sip:+19725552222@gw1.example.net;unknownparam;tag=x")
-    assert addr.uri.raw == "sip:+19725552222@gw1.example.net" and addr.uri.params == ""
-    assert addr.params == [("unknownparam", None), ("tag", "x")]
-    assert not addr.bracketed
-
-
-def test_bracketed_uri_keeps_its_parameters() -> None:
-    addr = parse_name_addr("<sip:+19725552222@gw1.example.net;unknownparam>")
-    assert addr.uri.params == ";unknownparam" and addr.params == []
-
-
-def test_liberal_name_addr_forms() -> None:
-    assert parse_name_addr("caller<sip:caller@example.com>;tag=323").display == "caller"
-    assert parse_name_addr("< sip:t.watson@example.org >").uri.raw == "sip:t.watson@example.org"
-    assert parse_name_addr("Bell, Alexander <sip:a@example.com>").display == "Bell, Alexander"
-
-
-# -- CSeq ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("value", "expected"), [
-    ("1 INVITE", (1, "INVITE")), ("0009  INVITE", (9, "INVITE")),
-    ("4294967295 BYE", (2**32 - 1, "BYE")), ("00000000000000000001 ACK", (1, "ACK")),
-])
-def test_cseq(value: str, expected: tuple[int, str]) -> None:
-    assert parse_cseq(value) == expected
-
-
-@pytest.mark.parametrize("value", ["4294967296 BYE", "36893488147419103232 REGISTER",
-                                   "1INVITE", "1 INVITE x", "-1 INVITE", "INVITE", "1 IN<VITE"])
-def test_bad_cseq(value: str) -> None:
-    with pytest.raises(ValueError):
-        parse_cseq(value)
-
-
-# -- URIs and IPv6 ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("uri", "host", "port"), [
-    ("sip:[2001:db8::10]", "[2001:db8::10]", None),
-    ("sip:[2001:db8::10]:5070", "[2001:db8::10]", 5070),
-    ("sip:[2001:db8::10:5070]", "[2001:db8::10:5070]", None),  # RFC 5118 4.3: no port
-    ("sip:user@[2001:DB8::1];transport=tcp", "[2001:db8::1]", None),
-    ("sips:[::ffff:192.0.2.10]:19823", "[::ffff:192.0.2.10]", 19823),
-    ("sip:user@[2001:db8::192.0.2.1]", "[2001:db8::192.0.2.1]", None),
-    ("sip:user@[2001:db8:::192.0.2.1]", "[2001:db8:::192.0.2.1]", None),  # RFC 5118 4.10
-    ("sip:192.0.2.1:5060", "192.0.2.1", 5060),
-    ("SIP:User@Example.COM", "example.com", None),
-])
-def test_uri_hosts_and_ports(uri: str, host: str, port: int | None) -> None:
-    parsed = parse_uri(uri)
-    assert (parsed.host, parsed.port) == (host, port)
-
-
-@pytest.mark.parametrize("uri", [
-    "sip:2001:db8::10",  # RFC 5118 4.2: IPv6 without brackets
-    "sip:[2001:db8::10",
-    "sip:[2001:db8:::1]",  # ':::' is tolerated only before an embedded IPv4 address
-    "sip:[gggg::1]",
-    "sip:[2001:db8::1]:99999",
-    "sip:host:port",
-    "<sip:user@example.com>",
-    "sip:user@example.com; lr",
-    "sip:",
-])
-def test_bad_uris(uri: str) -> None:
-    with pytest.raises(URIError):
-        parse_uri(uri)
-
-
-def test_uri_user_is_unescaped() -> None:
-    assert parse_uri("sip:sips%3Auser%40example.com@example.net").user == "sips:user@example.com"
-    assert parse_uri("sip:user;par=u%40example.net@example.com").user == "user;par=u@example.net"
-    assert parse_uri("sip:null-%00-null@example.com").user == "null-\x00-null"
-
-
-def test_other_schemes_parse_generically() -> None:
-    assert parse_uri("tel:+1-201-555-0123;ext=1").user == "+1-201-555-0123"
-    assert parse_uri("nobodyKnowsThisScheme:totallyopaquecontent").scheme == (
-        "nobodyknowsthisscheme")
-    assert parse_uri("soap.beep://192.0.2.103:3002").scheme == "soap.beep"
-
-
-@pytest.mark.parametrize(("value", "host", "port"), [
-    ("SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bKas3", "[2001:db8::9:1]", 6050),
-    ("SIP/2.0/UDP [2001:db8::9:1];branch=z9hG4bKas3", "[2001:db8::9:1]", None),
-    ("SIP/2.0/TCP [::ffff:192.0.2.10]:19823;branch=z9hG4bKbh19", "[::ffff:192.0.2.10]", 19823),
-    ("SIP  / 2.0  / TCP     spindle.example.com   ; branch  =   z9hG4bK9ikj8",
-     "spindle.example.com", None),
-])
-def test_via_hosts(value: str, host: str, port: int | None) -> None:
-    via = parse_via(value)
-    assert (via.host, via.port) == (host, port)
-    assert via.branch.startswith("z9hG4bK")
-
-
-def test_via_received_with_and_without_brackets() -> None:
-    with_delim = parse_via("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bK1")
-    assert with_delim.param("received") == "[2001:db8::9:255]"
-    bare = parse_via("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bK1")
-    assert bare.param("received") == "2001:db8::9:255"
-
-
-@pytest.mark.parametrize("value", ["SIP/2.0/UDP 2001:db8::1;branch=z9hG4bK1",
-                                   "SIP/2.0/UDP 192.0.2.15;;", "SIP/2.0/UDP",
-                                   "SIP/2.0/UDP host:99999"])
-def test_bad_vias(value: str) -> None:
-    with pytest.raises(ValueError):
-        parse_via(value)
-
-
-def test_lenient_via_skips_empty_parameters() -> None:
-    via = parse_via("SIP/2.0/UDP 192.0.2.15;;;branch=z9hG4bK1;;", lenient=True)
-    assert via.host == "192.0.2.15" and via.branch == "z9hG4bK1"
-
-
-def test_rport_without_value() -> None:
-    via = parse_via("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1;rport")
-    assert via.param("rport") == "" and via.has_param("RPORT")
 
 
 # -- Content-Length on UDP -------------------------------------------------------------------------
@@ -436,3 +293,63 @@ def test_request_keeps_raw_and_uri() -> None:
     req = parse(data)
     assert req.raw == data and req.uri_raw == "sip:bob@example.com;transport=tcp"
     assert req.uri.params == ";transport=tcp"
+
+
+# -- the Request itself ------------------------------------------------------------------
+def test_a_request_built_by_hand_can_be_echoed() -> None:
+    # Not every Request comes from the parser (tests, a compiled core): bare_cr has a
+    # default, and the echo of a response reads it.
+    headers = [
+        ("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-hand;rport"),
+        ("From", "<sip:alice@example.com>;tag=a1"),
+        ("To", "<sip:bob@example.com>"),
+        ("Call-ID", "hand@192.0.2.1"),
+        ("CSeq", "7 OPTIONS"),
+    ]
+    request = Request("OPTIONS", "sip:bob@example.com", "SIP/2.0", headers, b"", b"", None)
+    assert request.bare_cr is False and request.error is None
+    assert request.get("call-id") == "hand@192.0.2.1" and request.cseq == (7, "OPTIONS")
+    echo = Echo(request, ("192.0.2.1", 5070), b"k" * 16)
+    # RFC 3581 4: with rport, both rport and received are filled in.
+    assert echo.untagged == (
+        "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-hand;rport=5070;received=192.0.2.1\r\n"
+        "From: <sip:alice@example.com>;tag=a1\r\n"
+        "To: <sip:bob@example.com>\r\n"
+        "Call-ID: hand@192.0.2.1\r\n"
+        "CSeq: 7 OPTIONS\r\n"
+    )
+    assert echo.tag and echo.tagged == echo.untagged.replace(
+        "To: <sip:bob@example.com>", f"To: <sip:bob@example.com>;tag={echo.tag}")
+
+
+def test_a_bare_cr_is_flagged_and_cut_from_the_echo() -> None:
+    req = parse(raw("Subject: a\rInjected: b"))
+    assert req.bare_cr and req.error == (400, "Malformed header line (bare CR)")
+    assert not parse(raw("Subject: a")).bare_cr
+    request = Request("OPTIONS", "sip:b@h", "SIP/2.0", [
+        ("Via", "SIP/2.0/UDP h;branch=z9hG4bK1"), ("Call-ID", "x\rForged: 1"), ("CSeq", "1 OPTIONS"),
+    ], b"", b"", None, bare_cr=True)
+    assert "Call-ID: x Forged: 1\r\n" in Echo(request, ("192.0.2.1", 5060), b"k").untagged
+
+
+def test_top_via_checked_says_whether_the_strict_parse_held() -> None:
+    req = parse(raw())
+    assert not req.top_via_checked()  # nothing parsed yet
+    assert req.top_via_lenient().branch == "z9hG4bK-1"
+    assert req.top_via_checked()
+    stray = parse(raw(start="OPTIONS sip:a@b SIP/2.0", essential=False) .replace(
+        b"\r\n\r\n", b"\r\nVia: SIP/2.0/UDP 192.0.2.15;;branch=z9hG4bK1\r\n\r\n"))
+    assert stray.top_via_lenient().branch == "z9hG4bK1"  # RFC 4475 3.1.2.1: routable
+    assert not stray.top_via_checked()  # ... but the structural check must refuse it
+    with pytest.raises(ValueError):
+        stray.top_via()
+
+
+def test_parsed_views() -> None:
+    req = parse(raw("Contact: <sip:a@192.0.2.1>, <sip:b@192.0.2.2>"))
+    assert req.uri.user == "bob" and req.from_.tag == "a1" and req.to.tag is None
+    assert req.cseq == (1, "OPTIONS") and req.call_id == "parser-test@192.0.2.1"
+    assert req.values("contact") == ["<sip:a@192.0.2.1>", "<sip:b@192.0.2.2>"]
+    assert req.rows("via") == [ESSENTIAL[0][5:]] and req.rows("x-none") == []
+    assert req.top_via().host == "192.0.2.1" and repr(req) == (
+        "<Request OPTIONS sip:bob@example.com>")
