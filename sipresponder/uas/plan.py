@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..scenario.template import RenderContext, Template, compile_template
 from ..sip.abnf import split_top_level
 from ..sip.codes import HEADER_FIELDS, Level, reason_for, requirements
-from ..sip.headers import parse_name_addr
+from ..sip.fastpath import parse_name_addr
 from ..sip.response import (
     CRLF,
     NO_BODY,

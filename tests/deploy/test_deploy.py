@@ -19,11 +19,11 @@ import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
-from sipresponder.testing.api import Responder
 from sipresponder.ops.cli import main
 from sipresponder.ops.ping import parse_target, ping
-from sipresponder.scenario.loader import parse_scenario
 from sipresponder.ops.serveconfig import SERVE_ENV
+from sipresponder.scenario.loader import parse_scenario
+from sipresponder.testing.api import Responder
 from tests.conftest import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]

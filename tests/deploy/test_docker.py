@@ -35,9 +35,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sipresponder.testing.api import Responder
-from sipresponder.scenario.loader import parse_scenario
 from sipresponder.ops.serveconfig import with_tag_secret
+from sipresponder.scenario.loader import parse_scenario
+from sipresponder.testing.api import Responder
 from tests.sipclient import make_request, udp_exchange
 
 ROOT = Path(__file__).resolve().parents[2]
