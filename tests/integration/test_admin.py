@@ -555,6 +555,69 @@ async def test_verify_with_token(admin_factory: Callable[..., Awaitable[Running]
     assert await asyncio.to_thread(main, [*args, "--token", "tok"]) == 0
 
 
+async def test_verify_token_from_the_environment(admin_factory: Callable[..., Awaitable[Running]],
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    r = await admin_factory(token="tok")
+    await r.sip("OPTIONS", "x")
+    args = ["verify", "--admin", r.base, "--method", "OPTIONS", "--timeout", "1"]
+    monkeypatch.delenv("SIPRESPONDER_ADMIN_TOKEN", raising=False)
+    assert await asyncio.to_thread(main, args) == 2
+    assert "give --token or set SIPRESPONDER_ADMIN_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("SIPRESPONDER_ADMIN_TOKEN", "tok")  # what `serve` reads too
+    assert await asyncio.to_thread(main, args) == 0
+    assert await asyncio.to_thread(main, [*args, "--token", "wrong"]) == 2  # the flag wins
+
+
+async def test_verify_exactly_at_most_none(running: Running, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    async def verify(*args: str) -> int:
+        return await asyncio.to_thread(main, ["verify", "--admin", running.base, *args])
+
+    await running.sip("OPTIONS", "a")
+    await running.sip("OPTIONS", "b")
+    assert await verify("--method", "INVITE", "--none", "--within", "0.2") == 0
+    assert "OK: 0 request(s) matching none=True method=INVITE" in capsys.readouterr().out
+    assert await verify("--method", "OPTIONS", "--exactly", "2", "--within", "0.2") == 0
+    assert await verify("--method", "OPTIONS", "--at-most", "2", "--within", "0.2") == 0
+    assert await verify("--uri", "sip:a@*", "--exactly", "1", "--within", "0.2") == 0
+    capsys.readouterr()
+    junit = tmp_path / "none.xml"
+    assert await verify("--method", "OPTIONS", "--none", "--within", "30",
+                        "--junit", str(junit)) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: expected no request(s) matching method='OPTIONS' (window 30 s), got 2" in out
+    assert "OPTIONS sip:b@127.0.0.1 -> [default], answered [404]" in out
+    assert ET.parse(junit).getroot().get("failures") == "1"
+    assert await verify("--method", "OPTIONS", "--at-most", "1", "--within", "30") == 1
+    assert await verify("--method", "OPTIONS", "--exactly", "3", "--timeout", "0.2",
+                        "--within", "0") == 1
+    assert await verify("--method", "OPTIONS", "--since", "1", "--exactly", "1",
+                        "--within", "0.2") == 0
+
+
+def test_verify_options_are_exclusive_and_count_0_points_to_none(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["verify", "--admin", "http://127.0.0.1:1", "--count", "0"])
+    assert info.value.code == 2
+    assert "--count means at least; for none use --none" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["verify", "--admin", "http://127.0.0.1:1", "--none", "--exactly", "1"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_verify_ctrl_c_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("urllib.request.urlopen", interrupted)
+    assert main(["verify", "--admin", "http://127.0.0.1:1", "--method", "INVITE"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "verify: interrupted\n" and "Traceback" not in captured.out
+
+
 # -- the real command: --admin, SIGHUP ------------------------------------------------------
 async def _read_until(stream: asyncio.StreamReader, needle: str, timeout: float = 10) -> str:
     """Read stderr lines until one contains ``needle`` (bounded)."""
