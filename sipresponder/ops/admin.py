@@ -1,4 +1,5 @@
-"""The admin HTTP API: query the journal, wait for requests, swap the scenario, metrics.
+"""The admin HTTP API: query the journal, wait for and verify requests, swap the scenario
+or one rule, metrics.
 
 Opt-in with ``sipresponder serve --admin HOST:PORT`` (loopback unless told otherwise).
 It wraps a running :class:`~sipresponder.testing.api.Responder`, so the journal filters and the
