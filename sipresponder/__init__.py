@@ -17,6 +17,7 @@ _EXPORTS = {
     "Responder": "sipresponder.testing.api",
     "SyncResponder": "sipresponder.testing.api",
     "WaitTimeout": "sipresponder.testing.api",
+    "VerifyFailed": "sipresponder.testing.api",
     "Journal": "sipresponder.testing.journal",
     "JournalEntry": "sipresponder.testing.journal",
     "load_scenario": "sipresponder.scenario.loader",
@@ -40,6 +41,7 @@ __all__ = [
     "Source",
     "SyncResponder",
     "TLSOptions",
+    "VerifyFailed",
     "WaitTimeout",
     "__version__",
     "load_scenario",
@@ -49,7 +51,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .scenario.loader import ScenarioError, load_scenario, parse_scenario
     from .scenario.model import Scenario
-    from .testing.api import Responder, SyncResponder, WaitTimeout
+    from .testing.api import Responder, SyncResponder, VerifyFailed, WaitTimeout
     from .testing.journal import Journal, JournalEntry
     from .transport.tls import TLSOptions
     from .uas.engine import Engine

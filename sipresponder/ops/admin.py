@@ -1,4 +1,5 @@
-"""The admin HTTP API: query the journal, wait for requests, swap the scenario, metrics.
+"""The admin HTTP API: query the journal, wait for and verify requests, swap the scenario
+or one rule, metrics.
 
 Opt-in with ``sipresponder serve --admin HOST:PORT`` (loopback unless told otherwise).
 It wraps a running :class:`~sipresponder.testing.api.Responder`, so the journal filters and the
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +19,22 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ..scenario.edit import RuleNotFound, delete_rule, put_rule
 from ..scenario.loader import ScenarioError, parse_scenario
 from ..scenario.model import Scenario
 from ..sip.transports import TRANSPORTS
-from ..testing.api import Responder, WaitTimeout, describe, matches
-from ..testing.journal import JournalEntry
+from ..testing.api import JournalAssertion, Responder, VerifyFailed, WaitTimeout, describe
+from ..testing.journal import FILTERS, JournalEntry, Query, check_keys
 from ..transport.address import split_hostport
 from .metrics import responder_registry
 
 log = logging.getLogger("sipresponder")
 
-MAX_WAIT = 60.0  # seconds: the longest POST /api/requests/wait may hold a connection
+MAX_WAIT = 60.0  # seconds: the longest wait (and verify window) a request may ask for
 DEFAULT_WAIT = 5.0
+DEFAULT_WITHIN = 1.0  # seconds: POST /api/requests/verify's window
 PUT_SCENARIO_PATH = "<PUT /api/scenario>"  # names the scenario in ScenarioError messages
+RULE_PATH = "<{method} /api/rules/{name}>"  # the same for the rule endpoints
 
 
 def parse_admin_address(text: str) -> tuple[str, int]:
@@ -43,6 +47,7 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
     return {
         "seq": entry.seq,
         "time": entry.time,
+        "received_at": entry.received_at_text,
         "transport": entry.transport,
         "remote": [entry.remote[0], entry.remote[1]],
         "raw": entry.raw.decode("latin-1"),
@@ -57,36 +62,54 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
     }
 
 
-def _header_filters(values: Iterable[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for value in values:
-        name, colon, pattern = value.partition(":")
-        if not colon or not name.strip():
-            raise ValueError(f"header filter {value!r}: expected Name:glob")
-        out[name.strip()] = pattern.strip()
-    return out
+QUERY_KEYS = ("method", "uri", "header", "rule", "since")  # GET /api/requests[/count]
+WAIT_KEYS = (*FILTERS, "count", "timeout")  # POST /api/requests/wait
+VERIFY_KEYS = (*FILTERS, "exactly", "at_most", "none", "within", "timeout")
 
 
-class _Filters:
-    def __init__(self, method: str | None = None, uri: str | None = None,
-                 headers: dict[str, str] | None = None, rule: str | None = None,
-                 since: int | None = None) -> None:
-        self.method, self.uri, self.headers, self.rule, self.since = (
-            method, uri, headers or None, rule, since)
+def query_from_params(request: web.Request) -> Query:
+    """The journal query of a GET's parameters; a misspelled one is a ValueError (400),
+    never a filter silently left out."""
+    q = request.query
+    check_keys(q.keys(), QUERY_KEYS, "query parameter")
+    for key in ("method", "uri", "rule", "since"):
+        if len(q.getall(key, [])) > 1:
+            raise ValueError(f"query parameter {key!r} given more than once")
+    since = q.get("since")
+    if since is not None and not since.isdigit():
+        raise ValueError(f"since={since!r}: expected a sequence number")
+    return Query.build(q.get("method"), q.get("uri"), q.getall("header", []), q.get("rule"),
+                       None if since is None else int(since))
 
-    @classmethod
-    def from_query(cls, request: web.Request) -> _Filters:
-        q = request.query
-        since = q.get("since")
-        if since is not None and not since.isdigit():
-            raise ValueError(f"since={since!r}: expected a sequence number")
-        return cls(q.get("method"), q.get("uri"), _header_filters(q.getall("header", [])),
-                   q.get("rule"), None if since is None else int(since))
 
-    def select(self, entries: Iterable[JournalEntry]) -> list[JournalEntry]:
-        return [e for e in entries
-                if (self.since is None or e.seq > self.since)
-                and matches(e, self.method, self.uri, self.headers, self.rule)]
+async def json_body(request: web.Request, valid: tuple[str, ...]) -> dict[str, Any]:
+    """The request's JSON object (empty without a body), its keys checked."""
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    check_keys(body, valid, "key")
+    return body
+
+
+def query_from_body(body: dict[str, Any]) -> Query:
+    return Query.build(*(body.get(key) for key in FILTERS))
+
+
+def _seconds(body: dict[str, Any], key: str, default: float) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{key}: expected a number of seconds >= 0")
+    return min(float(value), MAX_WAIT)
+
+
+def _failed(exc: JournalAssertion, journal: list[JournalEntry], status: int) -> web.Response:
+    return web.json_response(
+        {"error": exc.summary, "listing": describe(journal),
+         "entries": [entry_json(e) for e in exc.entries],
+         "journal": [entry_json(e) for e in journal]}, status=status)
 
 
 class Admin:
@@ -118,8 +141,11 @@ class Admin:
         app.router.add_delete("/api/requests", self._reset)
         app.router.add_get("/api/requests/count", self._count)
         app.router.add_post("/api/requests/wait", self._wait)
+        app.router.add_post("/api/requests/verify", self._verify)
         app.router.add_get("/api/scenario", self._get_scenario)
         app.router.add_put("/api/scenario", self._put_scenario)
+        app.router.add_put("/api/rules/{name}", self._put_rule)
+        app.router.add_delete("/api/rules/{name}", self._delete_rule)
         app.router.add_post("/api/reset", self._reset)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/openapi.json", self._openapi)
@@ -172,52 +198,48 @@ class Admin:
         return web.json_response({"status": "ok"})
 
     async def _list(self, request: web.Request) -> web.Response:
-        found = _Filters.from_query(request).select(self.responder.journal)
+        found = query_from_params(request).select(self.responder.journal)
         return web.json_response({"count": len(found),
                                   "entries": [entry_json(e) for e in found]})
 
     async def _count(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"count": len(_Filters.from_query(request).select(self.responder.journal))})
+            {"count": len(query_from_params(request).select(self.responder.journal))})
 
     async def _reset(self, request: web.Request) -> web.Response:
         self.responder.reset()
         return web.json_response({"status": "cleared"})
 
     async def _wait(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json() if request.can_read_body else {}
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise ValueError("body must be a JSON object")
-        headers = body.get("headers") or {}
-        if isinstance(headers, list):
-            headers = _header_filters(headers)
-        if not isinstance(headers, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
-            raise ValueError('headers: expected {"Name": "glob"} or ["Name:glob", ...]')
-        filters = {k: body.get(k) for k in ("method", "uri", "rule")}
-        for key, value in filters.items():
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"{key}: expected a string")
-        since = body.get("since")
-        if since is not None and (isinstance(since, bool) or not isinstance(since, int)):
-            raise ValueError("since: expected a sequence number")
-        count, timeout = body.get("count", 1), body.get("timeout", DEFAULT_WAIT)
+        body = await json_body(request, WAIT_KEYS)
+        query = query_from_body(body)
+        count = body.get("count", 1)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError("count: expected an integer >= 1")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-            raise ValueError("timeout: expected a number of seconds >= 0")
-        timeout = min(float(timeout), MAX_WAIT)
+            raise ValueError("count: expected an integer >= 1 (at least; for none, or "
+                             "exactly, use POST /api/requests/verify)")
+        timeout = _seconds(body, "timeout", DEFAULT_WAIT)
         try:
-            found = await self.responder.wait_for(headers=headers or None, count=count,
-                                                  timeout=timeout, since=since, **filters)
+            found = await self.responder.wait_for(
+                query.method, query.uri, headers=list(query.headers),
+                rule=query.rule, since=query.since, count=count, timeout=timeout)
         except WaitTimeout as exc:
-            journal = list(self.responder.journal)
-            return web.json_response(
-                {"error": exc.summary, "listing": describe(journal),
-                 "journal": [entry_json(e) for e in journal]}, status=408)
+            return _failed(exc, list(self.responder.journal), 408)
+        return web.json_response({"count": len(found),
+                                  "entries": [entry_json(e) for e in found]})
+
+    async def _verify(self, request: web.Request) -> web.Response:
+        body = await json_body(request, VERIFY_KEYS)
+        query = query_from_body(body)
+        within = _seconds(body, "within", DEFAULT_WITHIN)
+        timeout = _seconds(body, "timeout", DEFAULT_WAIT)
+        try:
+            found = await self.responder.verify(
+                query.method, query.uri, headers=list(query.headers),
+                rule=query.rule, since=query.since, exactly=body.get("exactly"),
+                at_most=body.get("at_most"), none=body.get("none", False), within=within,
+                timeout=timeout)
+        except VerifyFailed as exc:
+            return _failed(exc, list(self.responder.journal), 409 if exc.too_many else 408)
         return web.json_response({"count": len(found),
                                   "entries": [entry_json(e) for e in found]})
 
@@ -236,6 +258,41 @@ class Admin:
         log.warning("scenario replaced over the admin API (%d rules)", len(scenario.rules),
                     extra={"event": "scenario", "path": scenario.path})
         return web.json_response({"status": "replaced", "rules": len(scenario.rules)})
+
+    # -- one rule by name ----------------------------------------------------------------
+    def _swap_rules(self, request: web.Request, text: str, what: str) -> web.Response:
+        """Load the edited scenario text like a whole scenario and swap it in; 400 with
+        the loader's one-line error (the running scenario stays)."""
+        name = request.match_info["name"]
+        path = RULE_PATH.format(method=request.method, name=name)
+        try:
+            scenario = parse_scenario(text, path, base_dir=self.base_dir)
+        except ScenarioError as exc:
+            log.warning("%s refused: %s", path, exc,
+                        extra={"event": "scenario_refused", "path": path, "error": str(exc)})
+            return web.json_response({"error": str(exc)}, status=400)
+        self.responder.set_scenario(scenario)
+        self.scenario_text = text
+        log.warning("rule %r %s over the admin API (%d rules)", name, what,
+                    len(scenario.rules), extra={"event": "scenario", "path": path})
+        return web.json_response({"status": what, "rule": name, "rules": len(scenario.rules)})
+
+    async def _put_rule(self, request: web.Request) -> web.Response:
+        data = await request.read()
+        name = request.match_info["name"]
+        try:
+            text, added = put_rule(self.scenario_text, name, data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"rule {name!r}: the body is not UTF-8 ({exc.reason})") from None
+        return self._swap_rules(request, text, "added" if added else "replaced")
+
+    async def _delete_rule(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            text = delete_rule(self.scenario_text, name)
+        except RuleNotFound:
+            return web.json_response({"error": f"no rule named {name!r}"}, status=404)
+        return self._swap_rules(request, text, "deleted")
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry),
@@ -258,17 +315,41 @@ def _query(name: str, description: str, schema: dict[str, Any] | None = None,
 
 _FILTERS = [
     _query("method", "exact request method, e.g. INVITE"),
-    _query("uri", "request-URI glob (fnmatch), e.g. sip:486@*"),
-    _query("header", "Name:glob on a header field value; repeatable", repeat=True),
+    _query("uri", "request-URI glob (only * is special, as in scenarios), e.g. sip:486@*"),
+    _query("header", "Name:glob on a header field value (the same glob); repeatable",
+           repeat=True),
     _query("rule", "matched rule: its label or its name"),
     _query("since", "only entries with a sequence number greater than this",
            {"type": "integer", "minimum": 0}),
 ]
-_ERROR = {"description": "bad filter or body",
+_ERROR = {"description": "bad filter or body (an unknown filter key is named, with the valid "
+                         "ones)",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ENTRIES = {"description": "matching journal entries, oldest first",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Entries"}}}}
 _OK = {"description": "done", "content": {"application/json": {"schema": {"type": "object"}}}}
+
+_FILTER_PROPERTIES: dict[str, Any] = {
+    "method": {"type": "string"},
+    "uri": {"type": "string", "description": "glob: only * is special"},
+    "headers": {"oneOf": [
+        {"type": "object", "additionalProperties": {"type": "string"}},
+        {"type": "array", "items": {"type": "string"}, "description": "Name:glob"}]},
+    "rule": {"type": "string"},
+    "since": {"type": "integer", "description": "only entries with a greater seq"},
+}
+_FAILED = {"application/json": {"schema": {
+    "type": "object", "properties": {
+        "error": {"type": "string", "description": "what was expected and what arrived"},
+        "listing": {"type": "string", "description": "the journal, one line an entry"},
+        "entries": {"type": "array", "description": "the matching entries",
+                    "items": {"$ref": "#/components/schemas/Entry"}},
+        "journal": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}}}}}}
+_RULE_NAME = [{"name": "name", "in": "path", "required": True, "description": "the rule's name",
+               "schema": {"type": "string"}}]
+_REFUSED = {"description": "invalid (the old scenario stays); error is the one-line "
+                           "ScenarioError message",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -298,13 +379,32 @@ OPENAPI: dict[str, Any] = {
             "responses": {
                 "200": _ENTRIES, "400": _ERROR,
                 "408": {"description": "timed out; the journal as it stands",
-                        "content": {"application/json": {"schema": {
-                            "type": "object", "properties": {
-                                "error": {"type": "string"},
-                                "listing": {"type": "string"},
-                                "journal": {"type": "array",
-                                            "items": {"$ref": "#/components/schemas/Entry"}}}}}}},
+                        "content": _FAILED},
             }}},
+        "/api/requests/verify": {"post": {
+            "summary": "assert how many matching requests arrive: exactly N (N within "
+                       "timeout, then no more within the window), at most N or none (by "
+                       "the end of the window); requests already journaled count",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Verify"}}}},
+            "responses": {
+                "200": _ENTRIES, "400": _ERROR,
+                "408": {"description": "exactly: fewer than N arrived within timeout",
+                        "content": _FAILED},
+                "409": {"description": "more arrived than allowed", "content": _FAILED},
+            }}},
+        "/api/rules/{name}": {
+            "put": {"parameters": _RULE_NAME,
+                    "summary": "replace the rule of this name in place, or add it after the "
+                               "last rule; the edited scenario is validated like a whole one "
+                               "and swapped in atomically",
+                    "requestBody": {"required": True, "content": {"application/toml": {
+                        "schema": {"type": "string", "description": "the rule's keys as "
+                                   "TOML, e.g. code = 486 and match = { user = \"bob\" }"}}}},
+                    "responses": {"200": _OK, "400": _REFUSED}},
+            "delete": {"parameters": _RULE_NAME, "summary": "delete the rule of this name",
+                       "responses": {"200": _OK, "400": _REFUSED, "404": _ERROR}},
+        },
         "/api/scenario": {
             "get": {"summary": "the TOML text being served", "responses": {"200": {
                 "description": "TOML", "content": {"application/toml": {
@@ -331,7 +431,11 @@ OPENAPI: dict[str, Any] = {
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
             "Entry": {"type": "object", "properties": {
                 "seq": {"type": "integer"},
-                "time": {"type": "number", "description": "the server's monotonic clock"},
+                "time": {"type": "number", "description": "the server's monotonic clock "
+                         "(for intervals between entries)"},
+                "received_at": {"type": "string", "format": "date-time",
+                                "description": "wall-clock arrival, RFC 3339 in UTC, e.g. "
+                                               "2026-11-28T01:58:33.123456Z"},
                 "transport": {"type": "string", "enum": list(TRANSPORTS)},
                 "remote": {"type": "array", "description": "[ip, port]",
                            "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}},
@@ -351,17 +455,27 @@ OPENAPI: dict[str, Any] = {
             "Entries": {"type": "object", "properties": {
                 "count": {"type": "integer"},
                 "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}}}},
-            "Wait": {"type": "object", "properties": {
-                "method": {"type": "string"},
-                "uri": {"type": "string"},
-                "headers": {"oneOf": [
-                    {"type": "object", "additionalProperties": {"type": "string"}},
-                    {"type": "array", "items": {"type": "string"}}]},
-                "rule": {"type": "string"},
-                "since": {"type": "integer", "description": "only entries with a greater seq"},
-                "count": {"type": "integer", "minimum": 1, "default": 1},
+            "Wait": {"type": "object", "additionalProperties": False, "properties": {
+                **_FILTER_PROPERTIES,
+                "count": {"type": "integer", "minimum": 1, "default": 1,
+                          "description": "at least this many"},
                 "timeout": {"type": "number", "minimum": 0, "maximum": MAX_WAIT,
                             "default": DEFAULT_WAIT},
+            }},
+            "Verify": {"type": "object", "additionalProperties": False,
+                       "description": "filters and exactly one of exactly, at_most, none",
+                       "properties": {
+                **_FILTER_PROPERTIES,
+                "exactly": {"type": "integer", "minimum": 0},
+                "at_most": {"type": "integer", "minimum": 0},
+                "none": {"type": "boolean", "description": "true: at most 0"},
+                "within": {"type": "number", "minimum": 0, "maximum": MAX_WAIT,
+                           "default": DEFAULT_WITHIN,
+                           "description": "the window, in seconds, in which no more than "
+                                          "allowed may arrive"},
+                "timeout": {"type": "number", "minimum": 0, "maximum": MAX_WAIT,
+                            "default": DEFAULT_WAIT,
+                            "description": "exactly: how long to wait for the N"},
             }},
         },
     },

@@ -119,18 +119,37 @@ def _build_parser() -> argparse.ArgumentParser:
     ping.add_parser(sub)
 
     verify = sub.add_parser(
-        "verify", help="ask a running responder's admin API whether requests arrived"
+        "verify",
+        help="ask a running responder's admin API whether requests arrived "
+        "(at least, exactly, at most or no N)",
+        description="Wait for matching requests in a running responder's journal "
+        "(POST /api/requests/wait), or, with --exactly, --at-most or --none, assert how "
+        "many arrive (POST /api/requests/verify). Exit 0 satisfied, 1 not, 2 cannot ask.",
     )
     verify.add_argument("--admin", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080")
     verify.add_argument("--method", help="exact request method, e.g. INVITE")
-    verify.add_argument("--uri", help="request-URI glob, e.g. 'sip:486@*'")
+    verify.add_argument("--uri", help="request-URI glob (only * is special), e.g. 'sip:486@*'")
     verify.add_argument(
         "--header", action="append", default=[], metavar="NAME:GLOB", help="repeatable"
     )
     verify.add_argument("--rule", help="the rule that answered: its label or name")
-    verify.add_argument("--count", type=_positive_int, default=1, help="at least this many")
-    verify.add_argument("--timeout", type=float, default=5.0, help="seconds (server caps at 60)")
-    verify.add_argument("--token", help="the admin API's bearer token")
+    verify.add_argument("--since", type=_sequence, metavar="SEQ",
+                        help="only journal entries after this sequence number")
+    how_many = verify.add_mutually_exclusive_group()
+    how_many.add_argument("--count", type=_at_least, metavar="N",
+                          help="at least N (the default, 1)")
+    how_many.add_argument("--exactly", type=_sequence, metavar="N",
+                          help="N within --timeout, then no more within --within")
+    how_many.add_argument("--at-most", type=_sequence, metavar="N",
+                          help="no more than N by the end of --within")
+    how_many.add_argument("--none", action="store_true",
+                          help="no matching request by the end of --within")
+    verify.add_argument("--timeout", type=float, default=5.0,
+                        help="seconds to wait for --count/--exactly (server caps at 60)")
+    verify.add_argument("--within", type=float, default=1.0, metavar="S",
+                        help="the window of --exactly, --at-most and --none in seconds "
+                        "(default 1; server caps at 60)")
+    verify.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV})")
     verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report there")
 
     check = sub.add_parser("check", help="validate a scenario file")
@@ -138,6 +157,22 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("codes", help="print the response-code table with required headers")
     return parser
+
+
+TOKEN_ENV = "SIPRESPONDER_ADMIN_TOKEN"  # the variable `serve` reads its --admin-token from
+
+
+def _sequence(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
+
+def _at_least(text: str) -> int:
+    if text.isdigit() and int(text) == 0:
+        raise argparse.ArgumentTypeError("--count means at least; for none use --none "
+                                         "(or --at-most / --exactly)")
+    return _positive_int(text)
 
 
 def _positive_int(text: str) -> int:
@@ -351,9 +386,27 @@ def _stamp(path: str) -> tuple[int, int] | None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    """POST /api/requests/wait; 0 satisfied, 1 not, 2 cannot ask."""
-    want: dict[str, Any] = {"count": args.count, "timeout": args.timeout}
-    for key in ("method", "uri", "rule"):
+    """POST /api/requests/wait (or /verify); 0 satisfied, 1 not, 2 cannot ask, 130 on
+    Ctrl-C (the shell's convention for SIGINT), with one line rather than a traceback."""
+    try:
+        return _ask(args)
+    except KeyboardInterrupt:
+        print("verify: interrupted", file=sys.stderr)
+        return 130
+
+
+def _ask(args: argparse.Namespace) -> int:
+    want: dict[str, Any] = {}
+    endpoint = "wait"
+    if args.exactly is not None:
+        want, endpoint = {"exactly": args.exactly}, "verify"
+    elif args.at_most is not None:
+        want, endpoint = {"at_most": args.at_most}, "verify"
+    elif args.none:
+        want, endpoint = {"none": True}, "verify"
+    else:
+        want = {"count": 1 if args.count is None else args.count}
+    for key in ("method", "uri", "rule", "since"):
         if getattr(args, key) is not None:
             want[key] = getattr(args, key)
     if any(":" not in h for h in args.header):
@@ -361,8 +414,11 @@ def _verify(args: argparse.Namespace) -> int:
         return 2
     if args.header:
         want["headers"] = args.header
-    name = " ".join(f"{k}={v}" for k, v in want.items() if k not in ("timeout",))
-    url = args.admin.rstrip("/") + "/api/requests/wait"
+    name = " ".join(f"{k}={v}" for k, v in want.items())
+    want["timeout"] = args.timeout
+    if endpoint == "verify":
+        want["within"] = args.within
+    url = args.admin.rstrip("/") + f"/api/requests/{endpoint}"
     if not url.startswith(("http://", "https://")):
         print(f"error: --admin {args.admin!r}: expected http://HOST:PORT", file=sys.stderr)
         return 2
@@ -372,12 +428,15 @@ def _verify(args: argparse.Namespace) -> int:
         method="POST",
         headers={"Content-Type": "application/json"},
     )
-    if args.token:
-        request.add_header("Authorization", f"Bearer {args.token}")
+    # The same variable `serve` takes its token from, so that one environment serves both.
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     started = time.monotonic()
     status, body, message = 0, None, ""
+    wait = args.timeout + (args.within if endpoint == "verify" else 0) + 10
     try:
-        with urllib.request.urlopen(request, timeout=args.timeout + 10) as resp:
+        with urllib.request.urlopen(request, timeout=max(wait, 10)) as resp:
             status, body = resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         status = exc.code
@@ -391,15 +450,17 @@ def _verify(args: argparse.Namespace) -> int:
     if status == 200 and isinstance(body, dict):
         code, outcome = 0, f"OK: {body.get('count')} request(s) matching {name}"
         print(outcome)
-    elif status == 408 and isinstance(body, dict):
+    elif status in (408, 409) and isinstance(body, dict):
         code = 1
-        outcome = str(body.get("error", "timed out"))
+        outcome = str(body.get("error", "verification failed"))
         print(f"FAILED: {outcome}\nthe journal holds:\n{body.get('listing', '')}")
     else:
         code = 2
         if not message:
             detail = body.get("error") if isinstance(body, dict) else body
             message = f"{url}: HTTP {status}: {detail}"
+            if status == 401 and not token:
+                message += f" (give --token or set {TOKEN_ENV})"
         outcome = message
         print(f"error: {message}", file=sys.stderr)
     if args.junit:

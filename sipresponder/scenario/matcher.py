@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..sip.abnf import canonical_name
 from ..sip.transports import TRANSPORTS
 from .fields import FieldError
+from .globs import glob_regex
 from .model import Condition
 
 if TYPE_CHECKING:
@@ -22,14 +23,6 @@ if TYPE_CHECKING:
     from ..uas.events import Source
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A glob where only '*' is special (any run of characters).
-
-    fnmatch is not used on purpose: its '[...]' classes would swallow IPv6 references.
-    """
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.S)
 
 
 def _regex(field: str, pattern: object) -> re.Pattern[str]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -22,7 +22,7 @@ from ..sip.transports import Transport
 from ..transport.address import ListenAddress, parse_listen
 from ..transport.server import Server
 from ..transport.tls import TLSOptions
-from .journal import Journal, JournalEntry
+from .journal import FilterError, HeaderFilters, Journal, JournalEntry, Query
 
 DEFAULT_LISTEN = ("udp:127.0.0.1:0", "tcp:127.0.0.1:0")
 
@@ -44,31 +44,76 @@ def as_scenario(source: Scenario | str | Path | None) -> Scenario:
 
 def matches(entry: JournalEntry, method: str | None, uri: str | None,
             headers: dict[str, str] | None, rule: str | None) -> bool:
-    """Journal filter: method exact, uri glob (``*``), header globs, rule label/name."""
-    if method is not None and entry.method != method:
-        return False
-    if uri is not None and (entry.uri is None or not fnmatch.fnmatchcase(entry.uri, uri)):
-        return False
-    if rule is not None and (entry.rule is None or (entry.rule != rule
-                                                    and f"'{rule}'" not in entry.rule)):
-        return False
-    for name, pattern in (headers or {}).items():
-        value = entry.header(name)
-        if value is None or not fnmatch.fnmatchcase(value, pattern):
-            return False
-    return True
+    """Journal filter (kept for callers of the first API): see ``Query``."""
+    return Query.build(method, uri, headers, rule).matches(entry)
 
 
-class WaitTimeout(AssertionError):
-    """``wait_for`` ran out of time: ``entries`` are the matching requests that did
-    arrive (fewer than asked for). An AssertionError, so that a test fails with it."""
+class JournalAssertion(AssertionError):
+    """A journal expectation that did not hold: ``entries`` are the matching requests
+    that did arrive, ``summary`` the first line of the message (without the journal
+    listing that follows it). An AssertionError, so that a test fails with it."""
+
+    def __init__(self, message: str, entries: list[JournalEntry], summary: str) -> None:
+        super().__init__(message)
+        self.entries = entries
+        self.summary = summary
+
+
+class WaitTimeout(JournalAssertion):
+    """``wait_for`` ran out of time: fewer matching requests than asked for arrived."""
 
     def __init__(self, message: str, entries: list[JournalEntry], timeout: float,
                  summary: str) -> None:
-        super().__init__(message)
-        self.entries = entries
+        super().__init__(message, entries, summary)
         self.timeout = timeout
-        self.summary = summary  # the first line, without the journal listing
+
+
+class VerifyFailed(JournalAssertion):
+    """``verify`` found a count it was told not to accept: ``too_many`` tells "more
+    arrived than allowed" from "fewer than ``exactly`` arrived before the timeout"."""
+
+    def __init__(self, message: str, entries: list[JournalEntry], summary: str,
+                 too_many: bool) -> None:
+        super().__init__(message, entries, summary)
+        self.too_many = too_many
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """How many matching requests ``verify`` accepts: ``exactly`` N (wait up to the
+    timeout for N, then no more within the window) or ``at_most`` N (none is at most 0)
+    over the window."""
+
+    limit: int  # more than this, at any time up to the end of the window, fails
+    exactly: bool
+
+    @classmethod
+    def build(cls, exactly: object = None, at_most: object = None, none: object = False
+              ) -> Expectation:
+        given = [name for name, value in (("exactly", exactly), ("at_most", at_most))
+                 if value is not None] + (["none"] if none else [])
+        if len(given) != 1:
+            raise ValueError("verify: give exactly one of exactly=N, at_most=N or none=True"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        if not isinstance(none, bool):
+            raise ValueError(f"none: expected true or false, got {none!r}")
+        if none:
+            return cls(0, False)
+        value = exactly if exactly is not None else at_most
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{given[0]}: expected an integer >= 0, got {value!r}")
+        return cls(value, exactly is not None)
+
+    def describe(self) -> str:
+        if self.exactly:
+            return f"exactly {self.limit}"
+        return "no" if self.limit == 0 else f"at most {self.limit}"
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{name}: expected a number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 def describe(entries: list[JournalEntry]) -> str:
@@ -148,38 +193,82 @@ class Responder:
         return self.server.tls_certificate if self.server is not None else None
 
     def requests(self, method: str | None = None, uri: str | None = None,
-                 headers: dict[str, str] | None = None, rule: str | None = None,
+                 headers: HeaderFilters | None = None, rule: str | None = None,
                  since: int | None = None) -> list[JournalEntry]:
-        """Journal entries matching the filters (``since``: sequence numbers above it)."""
-        return [e for e in self.journal if (since is None or e.seq > since)
-                and matches(e, method, uri, headers, rule)]
+        """Journal entries matching the filters (``since``: sequence numbers above it);
+        uri and header values are globs where only ``*`` is special."""
+        return Query.build(method, uri, headers, rule, since).select(self.journal)
 
-    async def wait_for(self, method: str | None = None, uri: str | None = None, *,
-                       headers: dict[str, str] | None = None, rule: str | None = None,
-                       since: int | None = None, count: int = 1, timeout: float = 5.0
-                       ) -> list[JournalEntry]:
-        """Wait until ``count`` matching requests arrived; ``WaitTimeout`` (an
-        AssertionError) listing the journal if ``timeout`` passes first."""
+    async def _watch(self, query: Query, deadline: float,
+                     done: Callable[[int], bool]) -> list[JournalEntry]:
+        """The entries matching ``query`` once ``done(count)`` holds or at ``deadline``
+        (the loop's clock), whichever comes first; woken by each new journal entry."""
         assert self._changed is not None, "the responder is not running"
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         while True:
-            found = self.requests(method, uri, headers, rule, since)
-            if len(found) >= count:
-                return found
+            found = query.select(self.journal)
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                want = ", ".join(f"{k}={v!r}" for k, v in
-                                 (("method", method), ("uri", uri), ("headers", headers),
-                                  ("rule", rule)) if v is not None)
-                summary = (f"expected {count} request(s) matching {want or 'anything'} "
-                           f"within {timeout} s, got {len(found)}")
-                raise WaitTimeout(
-                    f"{summary}; the journal holds:\n" + describe(list(self.journal)),
-                    found, timeout, summary)
+            if done(len(found)) or remaining <= 0:
+                return found
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def _failure(self, summary: str) -> str:
+        return f"{summary}; the journal holds:\n" + describe(list(self.journal))
+
+    async def wait_for(self, method: str | None = None, uri: str | None = None, *,
+                       headers: HeaderFilters | None = None,
+                       rule: str | None = None, since: int | None = None, count: int = 1,
+                       timeout: float = 5.0) -> list[JournalEntry]:
+        """Wait until at least ``count`` matching requests arrived; ``WaitTimeout`` (an
+        AssertionError) listing the journal if ``timeout`` passes first."""
+        query = Query.build(method, uri, headers, rule, since)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise FilterError(f"count: expected an integer >= 1 (at least), got {count!r}; "
+                              "verify(..., none=True) asserts that nothing arrived")
+        timeout = _seconds("timeout", timeout)
+        deadline = asyncio.get_running_loop().time() + timeout
+        found = await self._watch(query, deadline, lambda n: n >= count)
+        if len(found) >= count:
+            return found
+        summary = (f"expected {count} request(s) matching {query.describe()} "
+                   f"within {timeout:g} s, got {len(found)}")
+        raise WaitTimeout(self._failure(summary), found, timeout, summary)
+
+    async def verify(self, method: str | None = None, uri: str | None = None, *,
+                     headers: HeaderFilters | None = None,
+                     rule: str | None = None, since: int | None = None,
+                     exactly: int | None = None, at_most: int | None = None,
+                     none: bool = False, within: float = 1.0, timeout: float = 5.0
+                     ) -> list[JournalEntry]:
+        """Assert how many matching requests arrive; give one of:
+
+        - ``none=True``: none by the end of ``within`` seconds;
+        - ``at_most=N``: no more than N by the end of ``within`` seconds;
+        - ``exactly=N``: N within ``timeout`` seconds, then no more for ``within``
+          seconds (the settle window).
+
+        Requests already in the journal count (narrow with ``since``). A count over the
+        limit fails at once, without waiting out the window. Returns the matching
+        entries; ``VerifyFailed`` (an AssertionError) lists the journal otherwise.
+        """
+        query = Query.build(method, uri, headers, rule, since)
+        expect = Expectation.build(exactly, at_most, none)
+        within, timeout = _seconds("within", within), _seconds("timeout", timeout)
+        loop = asyncio.get_running_loop()
+        what = f"{expect.describe()} request(s) matching {query.describe()}"
+        if expect.exactly:
+            found = await self._watch(query, loop.time() + timeout,
+                                      lambda n: n >= expect.limit)
+            if len(found) < expect.limit:
+                summary = f"expected {what} within {timeout:g} s, got {len(found)}"
+                raise VerifyFailed(self._failure(summary), found, summary, too_many=False)
+        found = await self._watch(query, loop.time() + within, lambda n: n > expect.limit)
+        if len(found) > expect.limit:
+            summary = f"expected {what} (window {within:g} s), got {len(found)}"
+            raise VerifyFailed(self._failure(summary), found, summary, too_many=True)
+        return found
 
     def set_scenario(self, scenario: Scenario | str | Path) -> None:
         """Swap the scenario atomically (a bad one raises ScenarioError, the old stays)."""
@@ -252,13 +341,28 @@ class SyncResponder:
     def wait_for(self, *args: Any, timeout: float = 5.0, **kwargs: Any) -> list[JournalEntry]:
         future = asyncio.run_coroutine_threadsafe(
             self._async.wait_for(*args, timeout=timeout, **kwargs), self._loop)
-        return future.result(timeout + 5)
+        return future.result(_bound(timeout))
+
+    def verify(self, *args: Any, within: float = 1.0, timeout: float = 5.0,
+               **kwargs: Any) -> list[JournalEntry]:
+        """``Responder.verify`` (exactly=N, at_most=N or none=True) from this thread."""
+        future = asyncio.run_coroutine_threadsafe(
+            self._async.verify(*args, within=within, timeout=timeout, **kwargs), self._loop)
+        return future.result(_bound(timeout) + _bound(within))
 
     def set_scenario(self, scenario: Scenario | str | Path) -> None:
         self._call(_immediate(self._async.set_scenario, scenario))
 
     def reset(self) -> None:
         self._call(_immediate(self._async.reset))
+
+
+def _bound(seconds: object) -> float:
+    """How long this thread waits for the loop's answer: the call's own time, plus a
+    margin; a bad value is the coroutine's to refuse, so it gets a plain bound here."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        return 30.0
+    return float(seconds) + 5
 
 
 async def _immediate(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

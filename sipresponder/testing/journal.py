@@ -8,11 +8,16 @@ and every response sent for it, including the ones a stateful rule sends later.
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from ..scenario.globs import glob_match
 
 if TYPE_CHECKING:
     from ..scenario.model import Scenario
@@ -43,6 +48,14 @@ class JournalEntry:
     outcome: str = ""  # "rule 'busy' (#2)", "rejected: 400 ...", "dropped: ..."
     near_miss: NearMiss | None = None
     responses: list[bytes] = field(default_factory=list)
+    # Wall-clock arrival (aware, UTC) for people and logs: ``time`` is a monotonic
+    # clock, good for intervals between entries but meaningless as a date.
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def received_at_text(self) -> str:
+        """``received_at`` in RFC 3339, e.g. ``2026-11-28T01:58:33.123456Z``."""
+        return rfc3339(self.received_at)
 
     def header(self, name: str) -> str | None:
         lower = name.lower()
@@ -56,9 +69,15 @@ class JournalEntry:
         return [int(r[8:11]) for r in self.responses if r[8:11].isdigit()]
 
 
+def rfc3339(moment: datetime) -> str:
+    """An aware datetime as RFC 3339 in UTC, with microseconds and a ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class Journal:
-    def __init__(self, size: int = 1000) -> None:
+    def __init__(self, size: int = 1000, wall_clock: Callable[[], float] = time.time) -> None:
         self.size = size
+        self.wall_clock = wall_clock  # seconds since the epoch, for received_at
         self._entries: deque[JournalEntry] = deque(maxlen=size)
         self._seq = itertools.count(1)
         # Called with each entry once the engine has filled it in (e.g. to wake waiters).
@@ -84,6 +103,7 @@ class Journal:
             responses=(
                 txn.responses if txn is not None else [s.data for s in outcome.sends if s.data]
             ),
+            received_at=datetime.fromtimestamp(self.wall_clock(), UTC),
         )
         if request is not None:
             entry.method = request.method
@@ -125,3 +145,116 @@ def near_miss(request: Request, source: Source, scenario: Scenario) -> NearMiss:
             best = NearMiss(rule.label, failed)
     assert best is not None
     return best
+
+
+# -- queries: the one filter the Python API, the admin API and `verify` share --------------
+FILTERS = ("method", "uri", "headers", "rule", "since")
+
+
+class FilterError(ValueError):
+    """A journal filter that cannot be applied: an unknown key, a value of the wrong
+    shape. A ValueError, so that the admin API answers it with 400."""
+
+
+def check_keys(given: Iterable[str], valid: Sequence[str], what: str = "filter") -> None:
+    """FilterError naming the first key of ``given`` not in ``valid`` (and the closest
+    valid one): a misspelled filter must fail loudly, never match everything."""
+    for key in given:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise FilterError(f"unknown {what} {key!r}{hint}; valid: {', '.join(valid)}")
+
+
+# What a caller may pass as header filters: {"Name": "glob"}, or a list of "Name:glob"
+# strings or (name, glob) pairs (a list may name one header twice).
+HeaderFilters = Mapping[str, str] | Sequence[str | tuple[str, str]]
+
+
+def header_filters(value: object) -> tuple[tuple[str, str], ...]:
+    """Header filters from any ``HeaderFilters`` shape (None: none)."""
+    if value is None:
+        return ()
+    pairs: list[tuple[str, str]] = []
+    if isinstance(value, Mapping):
+        for name, pattern in value.items():
+            if not isinstance(name, str) or not isinstance(pattern, str):
+                raise FilterError(f"headers: {name!r}: {pattern!r}: expected a header name "
+                                  "and a glob, both strings")
+            pairs.append((name, pattern))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if (isinstance(item, tuple) and len(item) == 2
+                    and all(isinstance(x, str) for x in item)):
+                pairs.append(item)
+                continue
+            name, colon, pattern = item.partition(":") if isinstance(item, str) else ("", "", "")
+            if not colon:
+                raise FilterError(f"header filter {item!r}: expected Name:glob")
+            pairs.append((name, pattern.strip()))
+    else:
+        raise FilterError(f'headers: expected {{"Name": "glob"}} or ["Name:glob", ...], '
+                          f"got {type(value).__name__}")
+    for name, _ in pairs:
+        if not name.strip():
+            raise FilterError("header filter with an empty name: expected Name:glob")
+    return tuple((name.strip(), pattern) for name, pattern in pairs)
+
+
+def _text(key: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise FilterError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Which journal entries a test means: method exact, uri and header values as globs
+    (only ``*`` is special, as in scenarios: scenario/globs.py), rule by its label or
+    name, ``since`` a sequence number (entries after it). Unset filters match all."""
+
+    method: str | None = None
+    uri: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    rule: str | None = None
+    since: int | None = None
+
+    @classmethod
+    def build(cls, method: object = None, uri: object = None, headers: object = None,
+              rule: object = None, since: object = None) -> Query:
+        """A Query from loosely typed input (JSON, keyword arguments); FilterError says
+        which value is wrong."""
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int)
+                                  or since < 0):
+            raise FilterError(f"since: expected a sequence number, got {since!r}")
+        return cls(_text("method", method), _text("uri", uri), header_filters(headers),
+                   _text("rule", rule), since)
+
+    def matches(self, entry: JournalEntry) -> bool:
+        if self.since is not None and entry.seq <= self.since:
+            return False
+        if self.method is not None and entry.method != self.method:
+            return False
+        if self.uri is not None and (entry.uri is None or not glob_match(self.uri, entry.uri)):
+            return False
+        if self.rule is not None and (entry.rule is None or (
+                entry.rule != self.rule and f"'{self.rule}'" not in entry.rule)):
+            return False
+        for name, pattern in self.headers:
+            value = entry.header(name)
+            if value is None or not glob_match(pattern, value):
+                return False
+        return True
+
+    def select(self, entries: Iterable[JournalEntry]) -> list[JournalEntry]:
+        return [e for e in entries if self.matches(e)]
+
+    def describe(self) -> str:
+        """``method='INVITE', uri='sip:486@*'`` (``anything`` when nothing is set)."""
+        parts = [f"{k}={v!r}" for k, v in (("method", self.method), ("uri", self.uri))
+                 if v is not None]
+        if self.headers:
+            parts.append(f"headers={dict(self.headers)!r}")
+        parts += [f"{k}={v!r}" for k, v in (("rule", self.rule), ("since", self.since))
+                  if v is not None]
+        return ", ".join(parts) or "anything"

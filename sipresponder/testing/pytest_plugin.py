@@ -4,6 +4,7 @@
         call(sip_responder.uri("486"))            # your SIP client under test
         [invite] = sip_responder.wait_for("INVITE", "sip:486@*")
         assert invite.codes == [486]
+        sip_responder.verify("BYE", none=True, within=0.5)  # and nothing else came
 
     @pytest.mark.sip_scenario("scenarios/ci-test-double.toml")
     def test_with_file(sip_responder): ...
@@ -12,7 +13,8 @@
         r = sip_responder_factory('[[rule]]\\ncode = 603\\n')
 
 The fixture is synchronous (the responder runs on its own thread), so it works in
-plain and in async tests alike; each test gets a fresh responder and journal.
+plain and in async tests alike; each test gets a fresh responder and journal, so
+``verify(..., exactly=N | at_most=N | none=True)`` counts only that test's requests.
 """
 
 from __future__ import annotations

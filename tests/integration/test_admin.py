@@ -10,6 +10,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -119,6 +120,8 @@ async def test_requests_listing_and_filters(running: Running) -> None:
     assert ["User-Agent", "TestPhone/1"] in first["headers"]
     assert first["near_miss"] is None and first["outcome"]
     assert isinstance(first["seq"], int) and isinstance(first["time"], float)
+    received = datetime.fromisoformat(first["received_at"])
+    assert first["received_at"].endswith("Z") and received.utcoffset() == timedelta(0)
     miss = body["entries"][1]["near_miss"]
     assert miss == {"rule": "rule 'busy' (#1)", "failed": ["header User-Agent ~ '^TestPhone'"]}
 
@@ -223,6 +226,166 @@ async def test_wait_rejects_bad_bodies(running: Running, body: str, message: str
         assert message in (await resp.json())["error"]
 
 
+# -- strict filters ---------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/api/requests", "/api/requests/count"])
+async def test_a_misspelled_query_parameter_is_a_400_not_a_pass(running: Running,
+                                                                 path: str) -> None:
+    await running.sip("OPTIONS", "carol")
+    error = await get_json(running, path, 400, params={"metod": "INVITE"})
+    assert error["error"] == ("unknown query parameter 'metod' (did you mean 'method'?); "
+                              "valid: method, uri, header, rule, since")
+    error = await get_json(running, path, 400, params=[("method", "A"), ("method", "B")])
+    assert "more than once" in error["error"]
+
+
+@pytest.mark.parametrize("endpoint", ["wait", "verify"])
+async def test_a_misspelled_body_key_is_a_400_not_a_pass(running: Running,
+                                                          endpoint: str) -> None:
+    await running.sip("OPTIONS", "carol")
+    async with running.http.post(running.url(f"/api/requests/{endpoint}"),
+                                 json={"metod": "REGISTER", "timeout": 1}) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert error.startswith("unknown key 'metod' (did you mean 'method'?); valid: method, "
+                            "uri, headers, rule, since")
+
+
+async def test_uri_filter_matches_an_ipv6_reference(running: Running) -> None:
+    await running.sip("OPTIONS", "x")
+    uri = "sip:alice@[::1]:42005"
+    req = make_request("OPTIONS", uri)
+    await udp_exchange(running.udp_port, req)
+    body = await get_json(running, "/api/requests", params={"uri": uri})
+    assert [e["uri"] for e in body["entries"]] == [uri]
+    async with running.http.post(running.url("/api/requests/wait"),
+                                 json={"uri": uri, "timeout": 2}) as resp:
+        assert resp.status == 200
+
+
+# -- verify: exactly, at most, none -----------------------------------------------------------
+async def post(r: Running, path: str, body: dict) -> tuple[int, dict]:
+    async with r.http.post(r.url(path), json=body) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_verify_endpoint(running: Running) -> None:
+    await running.sip("OPTIONS", "carol")
+    status, body = await post(running, "/api/requests/verify",
+                              {"method": "INVITE", "none": True, "within": 0.2})
+    assert (status, body) == (200, {"count": 0, "entries": []})
+    status, body = await post(running, "/api/requests/verify",
+                              {"method": "OPTIONS", "exactly": 1, "within": 0.2})
+    assert status == 200 and [e["uri"] for e in body["entries"]] == ["sip:carol@127.0.0.1"]
+    status, body = await post(running, "/api/requests/verify",
+                              {"at_most": 0, "within": 30, "uri": "sip:carol@*"})
+    assert status == 409
+    assert body["error"] == ("expected no request(s) matching uri='sip:carol@*' "
+                             "(window 30 s), got 1")
+    assert [e["uri"] for e in body["entries"]] == ["sip:carol@127.0.0.1"]
+    assert "OPTIONS sip:carol@127.0.0.1 -> [default], answered [404]" in body["listing"]
+    assert len(body["journal"]) == 1
+    status, body = await post(running, "/api/requests/verify",
+                              {"method": "BYE", "exactly": 1, "timeout": 0.2, "within": 0})
+    assert status == 408 and body["entries"] == []
+    assert "expected exactly 1 request(s) matching method='BYE' within 0.2 s" in body["error"]
+
+
+async def test_verify_none_fails_when_a_request_arrives_in_the_window(running: Running) -> None:
+    task = asyncio.create_task(post(running, "/api/requests/verify",
+                                    {"method": "OPTIONS", "none": True, "within": 30}))
+    await running.sip("OPTIONS", "late")
+    status, body = await asyncio.wait_for(task, 10)
+    assert status == 409 and body["entries"][0]["uri"] == "sip:late@127.0.0.1"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({}, "give exactly one of"),
+    ({"exactly": 1, "none": True}, "give exactly one of"),
+    ({"exactly": -1}, "exactly: expected an integer >= 0"),
+    ({"none": "yes"}, "none: expected true or false"),
+    ({"none": True, "within": -1}, "within"),
+    ({"none": True, "headers": "X"}, "headers"),
+    ({"count": 1}, "unknown key 'count'"),
+])
+async def test_verify_rejects_bad_bodies(running: Running, body: dict, message: str) -> None:
+    status, answer = await post(running, "/api/requests/verify", body)
+    assert status == 400 and message in answer["error"]
+
+
+# -- one rule by name ---------------------------------------------------------------------------
+async def scenario_text(r: Running) -> str:
+    async with r.http.get(r.url("/api/scenario")) as resp:
+        return await resp.text()
+
+
+async def test_put_and_delete_one_rule(running: Running) -> None:
+    async def put(name: str, body: str) -> tuple[int, dict]:
+        async with running.http.put(running.url(f"/api/rules/{name}"), data=body) as resp:
+            return resp.status, await resp.json()
+
+    # added after the last rule
+    status, body = await put("carol", 'match = { user = "carol" }\ncode = 480\n')
+    assert (status, body) == (200, {"status": "added", "rule": "carol", "rules": 2})
+    assert await running.sip("OPTIONS", "carol") == [480]
+    text = await scenario_text(running)
+    assert SCENARIO.split("[default]")[0] in text  # the rest is kept as written
+    assert parse_scenario(text, "<t>").rules[1].name == "carol"
+    assert '[[rule]]\nname = "carol"\nmatch = {user = "carol"}\ncode = 480\n' in text
+
+    # replaced in place: still first, now answering 603; a [match] subtable is fine
+    status, body = await put("busy", 'code = 603\n[match]\nmethod = "INVITE"\nuser = "bob"\n')
+    assert (status, body["status"]) == (200, "replaced")
+    assert await running.sip("INVITE", "bob") == [603]
+    text = await scenario_text(running)
+    assert [r.name for r in parse_scenario(text, "<t>").rules] == ["busy", "carol"]
+    assert 'name = "busy"\ncode = 603\nmatch = {method = "INVITE", user = "bob"}\n' in text
+
+    # deleted
+    async with running.http.delete(running.url("/api/rules/carol")) as resp:
+        assert resp.status == 200 and (await resp.json())["status"] == "deleted"
+    assert await running.sip("OPTIONS", "carol") == [404]
+    assert "carol" not in await scenario_text(running)
+    async with running.http.delete(running.url("/api/rules/carol")) as resp:
+        assert resp.status == 404
+        assert (await resp.json()) == {"error": "no rule named 'carol'"}
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("code = 302\n", "<PUT /api/rules/busy>: rule 'busy' (#1)"),  # 302 needs a Contact
+    ("code = 99\n", "field 'code'"),
+    ("nonsense = 1\ncode = 200\n", "nonsense"),
+    ('name = "other"\ncode = 200\n', "the URL's name and the body's must agree"),
+    ("code = \n", "not TOML"),
+    ("", "the body is empty"),
+])
+async def test_put_rule_is_validated_like_a_scenario(running: Running, body: str,
+                                                     message: str) -> None:
+    async with running.http.put(running.url("/api/rules/busy"), data=body) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert message in error and "\n" not in error
+    assert await scenario_text(running) == SCENARIO
+    assert await running.sip("INVITE", "bob", [("User-Agent", "TestPhone/1")]) == [486]
+
+
+async def test_put_rule_error_is_the_loaders_one_line_message(running: Running) -> None:
+    async with running.http.put(running.url("/api/rules/busy"), data="code = 302\n") as resp:
+        error = (await resp.json())["error"]
+    edited = SCENARIO.replace(
+        'match = { method = "INVITE", user = "bob", headers = { "User-Agent" = "^TestPhone" } }'
+        '\ncode = 486\n', "code = 302\n")
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(edited, "<PUT /api/rules/busy>")
+    assert error == str(info.value)
+
+
+async def test_deleting_the_last_rule_leaves_the_default(running: Running) -> None:
+    async with running.http.delete(running.url("/api/rules/busy")) as resp:
+        assert resp.status == 200 and (await resp.json())["rules"] == 0
+    assert await running.sip("INVITE", "bob", [("User-Agent", "TestPhone/1")]) == [404]
+    assert "[[rule]]" not in await scenario_text(running)
+
+
 # -- scenario -------------------------------------------------------------------------------
 async def test_get_and_put_scenario(running: Running) -> None:
     async with running.http.get(running.url("/api/scenario")) as resp:
@@ -300,6 +463,8 @@ async def test_token_auth(admin_factory: Callable[..., Awaitable[Running]]) -> N
     assert await get_json(r, "/healthz") == {"status": "ok"}
     for method, path in [("GET", "/api/requests"), ("GET", "/api/requests/count"),
                          ("POST", "/api/requests/wait"), ("DELETE", "/api/requests"),
+                         ("POST", "/api/requests/verify"),
+                         ("PUT", "/api/rules/busy"), ("DELETE", "/api/rules/busy"),
                          ("GET", "/api/scenario"), ("PUT", "/api/scenario"),
                          ("POST", "/api/reset"), ("GET", "/metrics"),
                          ("GET", "/api/openapi.json")]:
@@ -388,6 +553,69 @@ async def test_verify_with_token(admin_factory: Callable[..., Awaitable[Running]
     args = ["verify", "--admin", r.base, "--method", "OPTIONS", "--timeout", "1"]
     assert await asyncio.to_thread(main, args) == 2  # 401
     assert await asyncio.to_thread(main, [*args, "--token", "tok"]) == 0
+
+
+async def test_verify_token_from_the_environment(admin_factory: Callable[..., Awaitable[Running]],
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    r = await admin_factory(token="tok")
+    await r.sip("OPTIONS", "x")
+    args = ["verify", "--admin", r.base, "--method", "OPTIONS", "--timeout", "1"]
+    monkeypatch.delenv("SIPRESPONDER_ADMIN_TOKEN", raising=False)
+    assert await asyncio.to_thread(main, args) == 2
+    assert "give --token or set SIPRESPONDER_ADMIN_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("SIPRESPONDER_ADMIN_TOKEN", "tok")  # what `serve` reads too
+    assert await asyncio.to_thread(main, args) == 0
+    assert await asyncio.to_thread(main, [*args, "--token", "wrong"]) == 2  # the flag wins
+
+
+async def test_verify_exactly_at_most_none(running: Running, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    async def verify(*args: str) -> int:
+        return await asyncio.to_thread(main, ["verify", "--admin", running.base, *args])
+
+    await running.sip("OPTIONS", "a")
+    await running.sip("OPTIONS", "b")
+    assert await verify("--method", "INVITE", "--none", "--within", "0.2") == 0
+    assert "OK: 0 request(s) matching none=True method=INVITE" in capsys.readouterr().out
+    assert await verify("--method", "OPTIONS", "--exactly", "2", "--within", "0.2") == 0
+    assert await verify("--method", "OPTIONS", "--at-most", "2", "--within", "0.2") == 0
+    assert await verify("--uri", "sip:a@*", "--exactly", "1", "--within", "0.2") == 0
+    capsys.readouterr()
+    junit = tmp_path / "none.xml"
+    assert await verify("--method", "OPTIONS", "--none", "--within", "30",
+                        "--junit", str(junit)) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: expected no request(s) matching method='OPTIONS' (window 30 s), got 2" in out
+    assert "OPTIONS sip:b@127.0.0.1 -> [default], answered [404]" in out
+    assert ET.parse(junit).getroot().get("failures") == "1"
+    assert await verify("--method", "OPTIONS", "--at-most", "1", "--within", "30") == 1
+    assert await verify("--method", "OPTIONS", "--exactly", "3", "--timeout", "0.2",
+                        "--within", "0") == 1
+    assert await verify("--method", "OPTIONS", "--since", "1", "--exactly", "1",
+                        "--within", "0.2") == 0
+
+
+def test_verify_options_are_exclusive_and_count_0_points_to_none(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["verify", "--admin", "http://127.0.0.1:1", "--count", "0"])
+    assert info.value.code == 2
+    assert "--count means at least; for none use --none" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["verify", "--admin", "http://127.0.0.1:1", "--none", "--exactly", "1"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_verify_ctrl_c_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("urllib.request.urlopen", interrupted)
+    assert main(["verify", "--admin", "http://127.0.0.1:1", "--method", "INVITE"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "verify: interrupted\n" and "Traceback" not in captured.out
 
 
 # -- the real command: --admin, SIGHUP ------------------------------------------------------

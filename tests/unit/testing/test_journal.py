@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from sipresponder.scenario.globs import glob_regex
 from sipresponder.scenario.loader import load_scenario, parse_scenario
-from sipresponder.testing.journal import Journal, JournalEntry
+from sipresponder.testing.journal import (
+    FILTERS,
+    FilterError,
+    Journal,
+    JournalEntry,
+    Query,
+    check_keys,
+    rfc3339,
+)
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
 from tests.sipclient import make_request
@@ -75,3 +88,78 @@ def test_cancel_487_reaches_the_invite_entry() -> None:
     invite, cancel = list(journal)
     assert invite.codes == [180, 487]
     assert cancel.codes == [200, 487] and cancel.outcome == "CANCEL of a pending INVITE"
+
+
+# -- queries (Query: the filter the Python API, the admin API and verify share) -----------
+def _entry(uri: str = "sip:alice@[::1]:42005", headers: list[tuple[str, str]] | None = None,
+           seq: int = 1) -> JournalEntry:
+    return JournalEntry(seq, 0.0, "udp", ("::1", 5060), b"", method="INVITE", uri=uri,
+                        headers=headers or [("User-Agent", "Phone [beta]")],
+                        rule="rule 'busy' (#1)")
+
+
+@pytest.mark.parametrize(("pattern", "matches"), [
+    ("sip:alice@[::1]:42005", True),  # an IPv6 reference matches itself: '[' is literal
+    ("sip:alice@[::1]*", True),
+    ("sip:alice@[:]:42005", False),  # fnmatch would have read a character class here
+    ("sip:alice@?::1]:42005", False),  # '?' is literal too
+    ("sip:*", True),
+    ("SIP:*", False),  # case-sensitive, as in scenarios
+])
+def test_uri_filter_uses_the_scenario_glob(pattern: str, matches: bool) -> None:
+    assert Query.build(uri=pattern).matches(_entry()) is matches
+    assert (glob_regex(pattern).fullmatch(_entry().uri or "") is not None) is matches
+
+
+def test_header_filters_use_the_same_glob_and_both_shapes() -> None:
+    entry = _entry()
+    assert Query.build(headers={"user-agent": "Phone [beta]"}).matches(entry)
+    assert Query.build(headers=["User-Agent:Phone [b*"]).matches(entry)
+    assert not Query.build(headers={"User-Agent": "Phone [ab]eta]"}).matches(entry)
+    assert not Query.build(headers={"X-Missing": "*"}).matches(entry)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"headers": "User-Agent:x"}, "headers: expected"),
+    ({"headers": ["NoColon"]}, "Name:glob"),
+    ({"headers": [":x"]}, "empty name"),
+    ({"headers": {"User-Agent": 5}}, "both strings"),
+    ({"method": ["INVITE"]}, "method: expected a string"),
+    ({"uri": 5}, "uri: expected a string"),
+    ({"since": "3"}, "since: expected a sequence number"),
+    ({"since": True}, "since"),
+])
+def test_query_refuses_bad_shapes(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(FilterError, match=message):
+        Query.build(**kwargs)
+
+
+def test_unknown_keys_are_named_with_the_valid_ones() -> None:
+    check_keys(["method", "uri"], FILTERS)
+    with pytest.raises(FilterError) as info:
+        check_keys(["method", "metod"], FILTERS)
+    assert str(info.value) == ("unknown filter 'metod' (did you mean 'method'?); valid: "
+                               "method, uri, headers, rule, since")
+    with pytest.raises(FilterError, match="unknown filter 'zzz'; valid: method"):
+        check_keys(["zzz"], FILTERS)
+
+
+def test_query_describe_and_since() -> None:
+    assert Query.build().describe() == "anything"
+    query = Query.build("INVITE", "sip:*", {"To": "*"}, "busy", 3)
+    assert query.describe() == ("method='INVITE', uri='sip:*', headers={'To': '*'}, "
+                                "rule='busy', since=3")
+    assert not query.matches(_entry(headers=[("To", "x")], seq=3))
+    assert query.matches(_entry(headers=[("To", "x")], seq=4))
+
+
+def test_entries_carry_wall_clock_time_beside_the_monotonic_one() -> None:
+    e = Engine(load_scenario(ROOT / "scenarios" / "default.toml"))
+    journal = Journal(wall_clock=lambda: 1_800_000_000.25)
+    journal.record(e.handle(make_request("OPTIONS", "sip:a@x"), UDP, 7.0))
+    [entry] = list(journal)
+    assert entry.time == 7.0
+    assert entry.received_at == datetime(2027, 1, 15, 8, 0, 0, 250000, tzinfo=UTC)
+    assert entry.received_at_text == "2027-01-15T08:00:00.250000Z"
+    assert rfc3339(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))) == (
+        "2026-01-02T01:04:05.000000Z")
