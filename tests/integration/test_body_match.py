@@ -3,6 +3,8 @@ offers neither PCMU nor PCMA, else 200 with an SDP answer) and a MESSAGE body re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sipresponder.testing.api import Responder
 from tests.sipclient import Response, UDPClient, make_request
 
@@ -93,5 +95,24 @@ async def test_message_body_regex_and_its_near_miss() -> None:
             miss = entries[-1].near_miss
             assert miss is not None and miss.rule == "rule 'ping' (#3)"
             assert miss.failed == ["body ~ '^ping\\\\b'"]
+        finally:
+            client.close()
+
+
+async def test_the_media_example_scenario_answers_by_offer() -> None:
+    path = Path(__file__).resolve().parents[2] / "examples" / "media.toml"
+    async with Responder(path) as r:
+        client = await UDPClient.connect(r.address("udp")[1])
+        try:
+            video = offer("0") + b"m=video 51372 RTP/AVP 31\r\n"
+            for user, body, code in [
+                ("codec", offer("18"), 488),
+                ("codec", offer("0"), 200),
+                ("alice", video, 488),
+                ("alice", offer("8") + b"a=sendonly\r\n", 200),
+                ("alice", offer("8"), 404),
+            ]:
+                req = make_request("INVITE", f"sip:{user}@127.0.0.1", headers=SDP, body=body)
+                assert (await final(client, req)).code == code, (user, body)
         finally:
             client.close()
