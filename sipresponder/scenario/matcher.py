@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..sip.abnf import canonical_name
+from ..sip.sdp import DIRECTIONS
 from ..sip.transports import TRANSPORTS
+from .body import body_text, offer
 from .fields import FieldError
 from .globs import glob_regex
 from .model import Condition
@@ -161,6 +163,97 @@ def _transport(value: object) -> list[Condition]:
     return [Condition(f"transport in {sorted(wanted)}", _transport_test(wanted))]
 
 
+def _body_test(search: Callable[[str], re.Match[str] | None]) -> Callable[[Request, Source], bool]:
+    def test(request: Request, source: Source) -> bool:
+        return search(body_text(request)) is not None
+
+    return test
+
+
+def _body(value: object) -> list[Condition]:
+    pattern = _regex("body", value)
+    return [Condition(f"body ~ {pattern.pattern!r}", _body_test(pattern.search))]
+
+
+def _sdp_present(request: Request, source: Source) -> bool:
+    return offer(request) is not None
+
+
+def _sdp_media_test(wanted: frozenset[str]) -> Callable[[Request, Source], bool]:
+    def test(request: Request, source: Source) -> bool:
+        summary = offer(request)
+        return summary is not None and not wanted.isdisjoint(summary.media)
+
+    return test
+
+
+def _sdp_codecs_test(wanted: frozenset[str], offered: bool) -> Callable[[Request, Source], bool]:
+    # offered: some wanted codec is offered; else: none of them is (the 488 case).
+    def test(request: Request, source: Source) -> bool:
+        summary = offer(request)
+        return summary is not None and wanted.isdisjoint(summary.codec_keys) is not offered
+
+    return test
+
+
+def _sdp_direction_test(wanted: frozenset[str]) -> Callable[[Request, Source], bool]:
+    def test(request: Request, source: Source) -> bool:
+        summary = offer(request)
+        return summary is not None and not wanted.isdisjoint(summary.directions)
+
+    return test
+
+
+# encoding name "/" clock rate ["/" encoding parameters] (RFC 4566 6, a=rtpmap).
+_CODEC = re.compile(r"[^/\s]+/[0-9]+(?:/[^/\s]+)?")
+
+
+def _sdp_list(key: str, value: object, check: Callable[[str], bool], shape: str) -> list[str]:
+    items = _names(value)
+    if not items:
+        raise FieldError(key, f"must be {shape} or a non-empty list of them")
+    for item in items:
+        if not check(item):
+            raise FieldError(key, f"{item!r} is not {shape}")
+    return items
+
+
+def _sdp(value: object) -> list[Condition]:
+    """``match.sdp``: conditions on an application/sdp body; each one fails when the
+    request carries none, and an empty table asks only that it carries one."""
+    if not isinstance(value, dict):
+        raise FieldError(
+            "sdp", f"must be a table with any of {', '.join(_SDP_KEYS)} (or {{}}: any SDP body)"
+        )
+    for key in value:
+        if key not in _SDP_KEYS:
+            raise FieldError(
+                f"sdp.{key}", f"unknown condition (expected one of {', '.join(_SDP_KEYS)})"
+            )
+    out: list[Condition] = []
+    if "media" in value:
+        media = _sdp_list("sdp.media", value["media"], lambda m: bool(m) and " " not in m,
+                          'a media type such as "audio"')
+        wanted = frozenset(media)
+        out.append(Condition(f"sdp media include {media}", _sdp_media_test(wanted)))
+    for key, offered in (("codecs", True), ("no_codecs", False)):
+        if key in value:
+            codecs = _sdp_list(f"sdp.{key}", value[key], lambda c: _CODEC.fullmatch(c) is not None,
+                               'a codec as "name/clock rate" such as "PCMA/8000"')
+            keys = frozenset(c.lower() for c in codecs)
+            what = f"sdp codecs {'include' if offered else 'exclude'} {codecs}"
+            out.append(Condition(what, _sdp_codecs_test(keys, offered)))
+    if "direction" in value:
+        directions = _sdp_list("sdp.direction", value["direction"], DIRECTIONS.__contains__,
+                               '"sendrecv", "sendonly", "recvonly" or "inactive"')
+        out.append(Condition(f"sdp direction in {directions}",
+                             _sdp_direction_test(frozenset(directions))))
+    return out or [Condition("sdp body present", _sdp_present)]
+
+
+_SDP_KEYS = ("media", "codecs", "no_codecs", "direction")
+
+
 # The conditions a ``match`` table can hold, compiled in this order (the method is
 # not here: Rule.matches tests it first, from Rule.methods).
 _COMPILERS: dict[str, Callable[[object], list[Condition]]] = {
@@ -171,6 +264,8 @@ _COMPILERS: dict[str, Callable[[object], list[Condition]]] = {
     "headers": _headers,
     "source": _source,
     "transport": _transport,
+    "body": _body,
+    "sdp": _sdp,
 }
 
 

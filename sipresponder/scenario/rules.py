@@ -15,7 +15,8 @@ from .responses import RESPONSE_KEYS, build_provisionals, build_response
 
 RULE_KEYS = RESPONSE_KEYS | {"name", "match", "provisional", "auth"}
 MATCH_KEYS = frozenset(
-    {"method", "uri", "uri_regex", "user", "user_regex", "headers", "source", "transport"}
+    {"method", "uri", "uri_regex", "user", "user_regex", "headers", "source", "transport",
+     "body", "sdp"}
 )
 
 

@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .body import offer
+
 if TYPE_CHECKING:
     from ..sip.message import Request
+    from ..sip.sdp import OfferSummary
     from ..uas.events import Source
 
 
@@ -89,6 +92,22 @@ VARIABLES: dict[str, Getter] = {
         (c.request.get("call-id") or "").encode("latin-1"), digest_size=16
     ).hexdigest(),
 }
+def _sdp_part(get_value: Callable[[OfferSummary], str]) -> Getter:
+    def get(ctx: RenderContext) -> str:
+        summary = offer(ctx.request)
+        return "" if summary is None else get_value(summary)
+
+    return get
+
+
+# The request's SDP offer (empty when it carries none): lists are comma-separated.
+VARIABLES.update({
+    "sdp.media": _sdp_part(lambda s: ",".join(s.media)),
+    "sdp.codecs": _sdp_part(lambda s: ",".join(s.codecs)),
+    "sdp.codec": _sdp_part(lambda s: s.codecs[0] if s.codecs else ""),
+    "sdp.direction": _sdp_part(lambda s: s.directions[0] if s.directions else ""),
+    "sdp.connection": _sdp_part(lambda s: s.connection),
+})
 for _h in ("from", "to"):
     for _a in ("user", "host", "port", "tag", "uri", "display"):
         VARIABLES[f"{_h}.{_a}"] = _addr_part(_h, _a)

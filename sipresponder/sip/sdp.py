@@ -113,3 +113,125 @@ def _choose(fmts: list[str], rtpmap: dict[str, str]) -> str:
         if not rtpmap.get(pt, "").lower().startswith(("telephone-event/", "cn/")):
             return pt
     return fmts[0]
+
+
+# RFC 3551 6, Table 4 and 5: the static payload types an offer may list without an
+# a=rtpmap line (RFC 4566 6: "rtpmap ... may be omitted for static payload types").
+STATIC_PAYLOAD_TYPES = {
+    "0": "PCMU/8000", "3": "GSM/8000", "4": "G723/8000", "5": "DVI4/8000",
+    "6": "DVI4/16000", "7": "LPC/8000", "8": "PCMA/8000", "9": "G722/8000",
+    "10": "L16/44100/2", "11": "L16/44100", "12": "QCELP/8000", "13": "CN/8000",
+    "14": "MPA/90000", "15": "G728/8000", "16": "DVI4/11025", "17": "DVI4/22050",
+    "18": "G729/8000", "25": "CelB/90000", "26": "JPEG/90000", "28": "nv/90000",
+    "31": "H261/90000", "32": "MPV/90000", "33": "MP2T/90000", "34": "H263/90000",
+}
+DIRECTIONS = frozenset(_DIRECTIONS)
+
+
+@dataclass(slots=True, frozen=True)
+class OfferSummary:
+    """What rule conditions and templates read from an offer, over its active streams
+    (m-lines whose port is not 0: RFC 3264 5.1, port 0 offers a stream disabled).
+
+    ``codecs``: "encoding name/clock rate[/encoding parameters]" as the offer spells
+    them (a=rtpmap, else the RFC 3551 static type), in offer order, once each.
+    ``codec_keys``: the same lowercased, plus each "name/rate" without its parameters,
+    so that "opus/48000" finds "opus/48000/2". ``directions``: each stream's
+    direction attribute, its own else the session's else sendrecv (RFC 3264 5.1).
+    ``connection``: the session-level c= address, else the first media-level one.
+    """
+
+    media: tuple[str, ...]
+    codecs: tuple[str, ...]
+    codec_keys: frozenset[str]
+    directions: tuple[str, ...]
+    connection: str
+
+
+@dataclass(slots=True)
+class _Stream:
+    kind: str
+    active: bool
+    rtp: bool
+    fmts: list[str]
+    rtpmap: dict[str, str] = field(default_factory=dict)
+    direction: str | None = None
+
+
+def read_offer(body: bytes) -> OfferSummary | None:
+    """The summary of an SDP body, or None when it is not one (no v= line first).
+
+    Lenient where RFC 4566 5 is strict (LF alone ends a line, unknown or broken lines
+    are skipped): conditions must be decidable on whatever a client sends. The lines
+    read (RFC 4566 9):
+
+        proto-version    = %x76 "=" 1*DIGIT CRLF
+        connection-field = [%x63 "=" nettype SP addrtype SP connection-address CRLF]
+        media-field      = %x6d "=" media SP port ["/" integer] SP proto 1*(SP fmt) CRLF
+        attribute-fields = *(%x61 "=" attribute CRLF)
+        attribute        = (att-field ":" att-value) / att-field
+    and the rtpmap attribute (RFC 4566 6):
+        a=rtpmap:<payload type> <encoding name>/<clock rate> [/<encoding parameters>]
+    """
+    text = body.decode("utf-8", "replace")
+    lines = [raw.strip() for raw in text.splitlines()]
+    lines = [line for line in lines if line]
+    if not lines or not lines[0].startswith("v="):
+        return None
+    streams: list[_Stream] = []
+    session_dir: str | None = None
+    session_conn = ""
+    media_conn = ""
+    for line in lines[1:]:
+        kind, _, value = line.partition("=")
+        if kind == "m":
+            parts = value.split()
+            if len(parts) < 4:
+                continue  # not a media-field: skipped, like any broken line
+            port = parts[1].partition("/")[0]
+            streams.append(_Stream(parts[0], port != "0", "RTP/" in parts[2].upper(), parts[3:]))
+        elif kind == "c":
+            parts = value.split()
+            if len(parts) >= 3:
+                # connection-address may carry "/ttl[/count]" for multicast: the host only.
+                address = parts[2].partition("/")[0]
+                if not streams:
+                    session_conn = address
+                elif not media_conn:
+                    media_conn = address
+        elif kind == "a":
+            target = streams[-1] if streams else None
+            if value in DIRECTIONS:
+                if target is None:
+                    session_dir = value
+                else:
+                    target.direction = value
+            elif target is not None and value.startswith("rtpmap:"):
+                pt, _, encoding = value[len("rtpmap:"):].partition(" ")
+                encoding = encoding.strip()
+                if encoding:
+                    target.rtpmap[pt.strip()] = encoding
+    media: list[str] = []
+    codecs: dict[str, None] = {}  # ordered, once each
+    directions: list[str] = []
+    for s in streams:
+        if not s.active:
+            continue
+        media.append(s.kind)
+        directions.append(s.direction or session_dir or "sendrecv")
+        if not s.rtp:
+            continue  # fmt is not a payload type outside RTP (RFC 4566 5.14)
+        for pt in s.fmts:
+            name = s.rtpmap.get(pt) or STATIC_PAYLOAD_TYPES.get(pt)
+            if name:
+                codecs.setdefault(name)
+    keys: set[str] = set()
+    for name in codecs:
+        low = name.lower()
+        keys.add(low)
+        encoding, _, rest = low.partition("/")
+        keys.add(f"{encoding}/{rest.partition('/')[0]}")
+    return OfferSummary(
+        tuple(media), tuple(codecs), frozenset(keys), tuple(directions),
+        session_conn or media_conn,
+    )

@@ -145,3 +145,116 @@ def test_errors_name_the_key_inside_the_match_table(match: dict[str, Any], field
     error = field_error(match)
     assert error.field == field
     assert error.message.startswith(message)
+
+
+# -- body and SDP conditions ------------------------------------------------------
+
+SDP = [("Content-Type", "application/sdp")]
+# RFC 4566 5 style offers: PCMU + PCMA (a softphone), G.729 only, a hold (sendonly).
+BOTH = (b"v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n"
+        b"m=audio 49170 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n")
+G729 = (b"v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n"
+        b"m=audio 49170 RTP/AVP 18\r\n")
+HOLD = (b"v=0\r\no=alice 1 2 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n"
+        b"m=audio 49170 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendonly\r\n"
+        b"m=video 51372 RTP/AVP 31\r\n")
+
+
+def with_body(body: bytes, headers: list[tuple[str, str]] | None = None) -> Request:
+    raw = make_request("INVITE", "sip:bob@example.com", headers=headers, body=body)
+    return parse_request(raw, datagram=True)
+
+
+def test_body_regex_searches_the_body_as_utf8() -> None:
+    req = with_body("Hello, wörld\r\n".encode(), [("Content-Type", "text/plain")])
+    assert holds({"body": "wörld"}, req)
+    assert holds({"body": "^Hello"}, req)
+    assert not holds({"body": "^wörld"}, req)  # search, anchored where the pattern says
+    assert holds({"body": "\ufffd"}, with_body(b"\xff"))  # undecodable: replaced, no error
+    assert not holds({"body": "."}, request())  # no body: searched as ""
+
+
+def test_bad_body_regex_names_the_field() -> None:
+    err = field_error({"body": "("})
+    assert err.field == "body" and "invalid regular expression" in err.message
+    assert field_error({"body": 3}).field == "body"
+
+
+@pytest.mark.parametrize(("sdp", "body", "matches"), [
+    ({"codecs": ["PCMA/8000"]}, BOTH, True),  # static type 8, no rtpmap
+    ({"codecs": "pcma/8000"}, HOLD, True),  # a string, any case
+    ({"codecs": ["PCMA/8000", "PCMU/8000"]}, G729, False),
+    ({"codecs": ["G729/8000"]}, G729, True),
+    ({"no_codecs": ["PCMU/8000", "PCMA/8000"]}, G729, True),  # the 488 case
+    ({"no_codecs": ["PCMU/8000", "PCMA/8000"]}, BOTH, False),
+    ({"no_codecs": ["PCMU/8000", "PCMA/8000"]}, HOLD, False),
+    ({"media": ["video"]}, HOLD, True),
+    ({"media": "video"}, BOTH, False),
+    ({"direction": "sendonly"}, HOLD, True),
+    ({"direction": ["recvonly", "inactive"]}, HOLD, False),
+    ({"direction": "sendrecv"}, BOTH, True),  # absent: sendrecv (RFC 3264 5.1)
+    ({"direction": "sendrecv"}, HOLD, True),  # the video stream has no attribute
+    ({}, BOTH, True),  # an empty table: any SDP body
+    ({"media": "audio", "codecs": "G729/8000"}, G729, True),
+    ({"media": "audio", "codecs": "G729/8000"}, BOTH, False),
+])
+def test_sdp_conditions(sdp: dict[str, Any], body: bytes, matches: bool) -> None:
+    assert holds({"sdp": sdp}, with_body(body, SDP)) is matches
+
+
+@pytest.mark.parametrize("sdp", [
+    {}, {"codecs": "PCMA/8000"}, {"no_codecs": "PCMA/8000"}, {"media": "audio"},
+    {"direction": "sendrecv"},
+])
+def test_sdp_conditions_need_an_sdp_body(sdp: dict[str, Any]) -> None:
+    # No body, or a body of another Content-Type: no SDP condition holds (not even
+    # no_codecs: a late-offer INVITE is not "an offer without PCMA").
+    assert not holds({"sdp": sdp}, request())
+    assert not holds({"sdp": sdp}, with_body(G729, [("Content-Type", "text/plain")]))
+    assert not holds({"sdp": sdp}, with_body(b"not sdp", SDP))
+    # Content-Type parameters, case and the compact form are all read.
+    assert holds({"sdp": {}}, with_body(BOTH, [("c", "Application/SDP; charset=utf-8")]))
+
+
+def test_sdp_parsed_once_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sipresponder.scenario.body as body
+
+    calls = []
+    real = body.read_offer
+    monkeypatch.setattr(body, "read_offer", lambda b: calls.append(b) or real(b))
+    req = with_body(HOLD, SDP)
+    assert holds({"sdp": {"media": "audio", "codecs": "PCMA/8000", "direction": "sendonly"}}, req)
+    assert holds({"sdp": {"no_codecs": "G729/8000"}}, req)
+    assert len(calls) == 1
+    assert holds({"sdp": {}}, with_body(HOLD, SDP))  # another request: parsed again
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(("sdp", "field", "says"), [
+    ("audio", "sdp", "must be a table"),
+    ({"codec": ["PCMA/8000"]}, "sdp.codec", "unknown condition"),
+    ({"codecs": ["PCMA"]}, "sdp.codecs", "'PCMA' is not a codec"),
+    ({"codecs": []}, "sdp.codecs", "non-empty list"),
+    ({"no_codecs": [8]}, "sdp.no_codecs", "must be"),
+    ({"direction": "hold"}, "sdp.direction", "'hold' is not"),
+    ({"media": ""}, "sdp.media", "is not a media type"),
+])
+def test_bad_sdp_conditions_name_the_field(sdp: object, field: str, says: str) -> None:
+    err = field_error({"sdp": sdp})
+    assert err.field == field and says in err.message
+
+
+def test_body_and_sdp_conditions_describe_themselves() -> None:
+    whats = [c.what for c in compile_conditions({
+        "body": "^Hi",
+        "sdp": {"media": ["audio"], "codecs": ["PCMA/8000"], "no_codecs": ["G729/8000"],
+                "direction": "sendonly"},
+    })]
+    assert whats == [
+        "body ~ '^Hi'",
+        "sdp media include ['audio']",
+        "sdp codecs include ['PCMA/8000']",
+        "sdp codecs exclude ['G729/8000']",
+        "sdp direction in ['sendonly']",
+    ]
+    assert [c.what for c in compile_conditions({"sdp": {}})] == ["sdp body present"]

@@ -124,3 +124,31 @@ def test_errors(text: str, message: str) -> None:
 
 def test_a_template_built_by_hand_renders_its_parts() -> None:
     assert Template("x", ("a", "{b}")).render(RenderContext(request(), UDP)) == "a{b}"
+
+
+# RFC 3264 10.1's audio offer, PCMU/PCMA by static type, plus telephone-events.
+OFFER = (b"v=0\r\no=alice 2890844526 2890844526 IN IP4 host.atlanta.example.com\r\ns=\r\n"
+         b"c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0 8 97\r\n"
+         b"a=rtpmap:97 telephone-event/8000\r\na=recvonly\r\n"
+         b"m=video 51372 RTP/AVP 31\r\n")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("{sdp.media}", "audio,video"),
+    ("{sdp.codecs}", "PCMU/8000,PCMA/8000,telephone-event/8000,H261/90000"),
+    ("{sdp.codec}", "PCMU/8000"),
+    ("{sdp.direction}", "recvonly"),
+    ("{sdp.connection}", "192.0.2.10"),
+])
+def test_sdp_variables(text: str, expected: str) -> None:
+    raw = make_request("INVITE", "sip:bob@example.com",
+                       headers=[("Content-Type", "application/sdp")], body=OFFER)
+    assert render(text, parse_request(raw, datagram=True)) == expected
+
+
+def test_sdp_variables_are_empty_without_an_offer() -> None:
+    text = "[{sdp.media}|{sdp.codecs}|{sdp.codec}|{sdp.direction}|{sdp.connection}]"
+    assert render(text) == "[||||]"
+    raw = make_request("MESSAGE", "sip:bob@example.com",
+                       headers=[("Content-Type", "text/plain")], body=OFFER)
+    assert render(text, parse_request(raw, datagram=True)) == "[||||]"

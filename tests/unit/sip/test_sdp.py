@@ -1,8 +1,9 @@
-"""Unit tests of sdp.py: the answer to an offer (RFC 3264 6) and the default offer."""
+"""Unit tests of sdp.py: the answer to an offer (RFC 3264 6), the default offer and the
+summary of an offer that rule conditions read (read_offer)."""
 
 from __future__ import annotations
 
-from sipresponder.sip.sdp import make_answer, make_offer
+from sipresponder.sip.sdp import make_answer, make_offer, read_offer
 
 # RFC 3264 10.1: an audio and a video stream offered.
 OFFER = (
@@ -115,3 +116,63 @@ def test_offer() -> None:
     ]
     # An offer is also an acceptable offer to answer.
     assert lines(make_answer(offer, "192.0.2.6", 1))[5] == "m=audio 40000 RTP/AVP 0 101"
+
+
+# -- read_offer: what rule conditions and templates read ---------------------------
+
+def test_read_offer_of_the_rfc_3264_offer() -> None:
+    summary = read_offer(OFFER)
+    assert summary is not None
+    assert summary.media == ("audio", "video")
+    assert summary.codecs == ("PCMU/8000", "PCMA/8000", "iLBC/8000", "H261/90000", "MPV/90000")
+    assert {"pcmu/8000", "pcma/8000", "ilbc/8000"} <= summary.codec_keys
+    assert summary.directions == ("sendrecv", "sendrecv")  # RFC 3264 5.1: the default
+    assert summary.connection == "host.atlanta.example.com"
+
+
+def test_read_offer_names_static_payload_types() -> None:
+    # RFC 3551 6: 0, 8, 9 and 18 are PCMU, PCMA, G722 and G729 at 8000 Hz.
+    sdp = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 5004 RTP/AVP 18 9 8 0 101\r\n" \
+          b"a=rtpmap:101 telephone-event/8000\r\n"
+    summary = read_offer(sdp)
+    assert summary is not None
+    assert summary.codecs == ("G729/8000", "G722/8000", "PCMA/8000", "PCMU/8000",
+                              "telephone-event/8000")
+
+
+def test_rtpmap_overrides_and_channels() -> None:
+    sdp = (b"v=0\nm=audio 5004 RTP/SAVPF 111 0\na=rtpmap:111 opus/48000/2\n"
+           b"a=rtpmap:0 pcmu/8000\n")  # LF-only lines are read too
+    summary = read_offer(sdp)
+    assert summary is not None
+    assert summary.codecs == ("opus/48000/2", "pcmu/8000")
+    # "name/rate" finds a codec with encoding parameters; keys are lowercased.
+    assert {"opus/48000", "opus/48000/2", "pcmu/8000"} <= summary.codec_keys
+
+
+def test_directions_session_and_media_level() -> None:
+    sdp = (b"v=0\r\nc=IN IP6 2001:db8::1\r\na=sendonly\r\n"
+           b"m=audio 5004 RTP/AVP 0\r\n"
+           b"m=video 5006 RTP/AVP 31\r\na=inactive\r\n")
+    summary = read_offer(sdp)
+    assert summary is not None
+    assert summary.directions == ("sendonly", "inactive")
+    assert summary.connection == "2001:db8::1"
+
+
+def test_disabled_and_non_rtp_streams() -> None:
+    # Port 0: a disabled stream is not offered (RFC 3264 5.1); T.38 over UDPTL has no
+    # payload types, so its fmt "t38" is no codec.
+    sdp = (b"v=0\r\nm=audio 0 RTP/AVP 0\r\nm=image 5008 udptl t38\r\n"
+           b"c=IN IP4 192.0.2.9/127\r\n")
+    summary = read_offer(sdp)
+    assert summary is not None
+    assert summary.media == ("image",)
+    assert summary.codecs == ()
+    assert summary.connection == "192.0.2.9"  # the media-level one, ttl cut off
+
+
+def test_not_sdp_and_garbage() -> None:
+    assert read_offer(b"") is None
+    assert read_offer(b"hello") is None
+    assert read_offer(b"v=0\r\nm=audio\r\na=rtpmap:\r\n\xff\xfe") is not None  # skipped, no error
