@@ -128,6 +128,14 @@ class Template:
     def is_constant(self) -> bool:
         return all(isinstance(p, str) for p in self.parts)
 
+    @property
+    def constant(self) -> str:
+        """The text of a template with no placeholder (check ``is_constant`` first): what
+        the response compiler turns into literal header lines once, at load."""
+        if not self.is_constant:
+            raise ValueError(f"template {self.source!r} depends on the request")
+        return "".join(p for p in self.parts if isinstance(p, str))
+
     def render(self, ctx: RenderContext) -> str:
         out = []
         for part in self.parts:

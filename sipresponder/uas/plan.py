@@ -191,7 +191,7 @@ def compile_response(
                 parts.append(_line(name, example))
                 present.add(name.lower())
                 continue
-            value = example.render(None)  # type: ignore[arg-type]
+            value = example.constant
         if value:
             parts.append(f"{name}: {one_line(value)}{CRLF}")
             present.add(name.lower())
@@ -216,7 +216,7 @@ def compile_response(
     if spec.reason is None:
         reason = reason_for(code)
     elif spec.reason.is_constant:
-        reason = spec.reason.render(None)  # type: ignore[arg-type]
+        reason = spec.reason.constant
     else:
         reason = spec.reason
     head = f"SIP/2.0 {code} {one_line(reason)}{CRLF}" if isinstance(reason, str) else ""
@@ -309,7 +309,7 @@ def _merge_literals(parts: list[str | Lines]) -> list[str | Lines]:
 
 def _line(name: str, template: Template) -> str | Lines:
     if template.is_constant:
-        return f"{name}: {one_line(template.render(None))}{CRLF}"  # type: ignore[arg-type]
+        return f"{name}: {one_line(template.constant)}{CRLF}"
 
     def render(ctx: RenderContext) -> str:
         return f"{name}: {one_line(template.render(ctx))}{CRLF}"
