@@ -155,16 +155,10 @@ def test_sdp_variables_are_empty_without_an_offer() -> None:
 
 
 def test_a_constant_template_gives_its_text_without_a_request() -> None:
-    from sipresponder.scenario.template import compile_template
-
     assert compile_template("Busy Here").constant == "Busy Here"
 
 
 def test_a_template_with_a_placeholder_has_no_constant_text() -> None:
-    import pytest
-
-    from sipresponder.scenario.template import compile_template
-
     template = compile_template("{ruri.user}")
     assert not template.is_constant
     with pytest.raises(ValueError, match="depends on the request"):
