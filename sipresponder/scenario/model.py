@@ -86,6 +86,9 @@ class ResponseSpec:
     content_type: str | None = None
     sdp: bool = True  # answer an SDP offer in a 2xx to INVITE (and offer when none came)
     delay: float = 0.0  # seconds to wait before sending, after the previous response
+    # A delay drawn per request: ("uniform", low, high) or ("lognormal", median, sigma);
+    # ``delay`` then holds the largest or the median, so that the rule is stateful.
+    delay_draw: tuple[str, float, float] | None = None
     fill_required: bool = False
 
     def sets(self, header: str) -> bool:

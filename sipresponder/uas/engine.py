@@ -64,6 +64,7 @@ class Engine:
         # Every random choice comes from here, never the global generator: with
         # settings.seed, a run replays the same choices from each scenario swap on.
         self.random = random.Random(settings.seed if settings.seed >= 0 else None)
+        self.transactions.random = self.random
         self.transactions.scenario = scenario
         self._scenario = scenario
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
+import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +89,13 @@ class Transaction:
         return send
 
 
+def draw_delay(draw: tuple[str, float, float], rng: random.Random) -> float:
+    """One delay from a response's distribution (ResponseSpec.delay_draw), in 0-3600 s."""
+    kind, a, b = draw
+    value = rng.uniform(a, b) if kind == "uniform" else rng.lognormvariate(math.log(a), b)
+    return min(max(value, 0.0), 3600.0)
+
+
 class TimerQueue:
     """Deadlines with callbacks; the transport asks for the next one and fires it."""
 
@@ -152,6 +161,8 @@ class Transactions:
         self.counters = counters
         self.limit_log = limit_log
         self.timers = TimerQueue()
+        # The engine's seeded generator (it sets its own here): drawn delays.
+        self.random = random.Random()
         self.table: dict[TxnKey, Transaction] = {}
         self.by_dialog: dict[TxnKey, Transaction] = {}
 
@@ -193,13 +204,17 @@ class Transactions:
         if request.method == "INVITE":
             self.by_dialog[dialog_key(request)] = txn
         out: list[Send] = []
-        if request.method == "INVITE" and steps[0][0].delay > 0 and steps[0][1] != 100:
+        delays = [
+            spec.delay if spec.delay_draw is None else draw_delay(spec.delay_draw, self.random)
+            for spec, _ in steps
+        ]
+        if request.method == "INVITE" and delays[0] > 0 and steps[0][1] != 100:
             # RFC 3261 17.2.1: 100 Trying when the TU will not answer right away.
             out.append(txn.sent(self.respond(TRYING, 100, request, source, via, echo)))
         elapsed = 0.0
         for i, (spec, code) in enumerate(steps):
             final = ends and i == len(steps) - 1
-            elapsed += spec.delay
+            elapsed += delays[i]
             step = partial(self._step, txn, spec, code, final, source, via, echo)
             if elapsed == 0:
                 out.extend(step(now))

@@ -85,3 +85,29 @@ def test_settings_values() -> None:
     scenario = parse_scenario("[settings]\nring_timeout = 30\nseed = 0\n[default]\ncode = 404\n",
                               "t.toml")
     assert (scenario.settings.ring_timeout, scenario.settings.seed) == (30.0, 0)
+
+
+def test_drawn_delays_are_read() -> None:
+    spec = load("code = 200\ndelay = {uniform = [0.1, 0.5]}").rules[0].final
+    assert (spec.delay_draw, spec.delay) == (("uniform", 0.1, 0.5), 0.5)
+    spec = load("code = 200\ndelay = {lognormal = {median = 0.2, sigma = 0.5}}").rules[0].final
+    assert (spec.delay_draw, spec.delay) == (("lognormal", 0.2, 0.5), 0.2)
+    assert load("code = 200\ndelay = {uniform = [0.1, 0.5]}").rules[0].stateful
+    provisional = load("code = 200\nprovisional = [{code = 180, delay = {uniform = [0, 1]}}]")
+    assert provisional.rules[0].provisional[0].delay_draw == ("uniform", 0.0, 1.0)
+
+
+@pytest.mark.parametrize(("delay", "field", "words"), [
+    ("{normal = [1, 2]}", "delay", "a drawn delay is"),
+    ("{uniform = [1, 2], lognormal = {median = 1, sigma = 1}}", "delay", "a drawn delay is"),
+    ("{uniform = [1]}", "delay.uniform", "list [low, high]"),
+    ("{uniform = [2, 1]}", "delay.uniform", "above high"),
+    ("{uniform = [-1, 1]}", "delay.uniform", "0 to 3600"),
+    ("{lognormal = {median = 1}}", "delay.lognormal", "median = seconds, sigma"),
+    ("{lognormal = {median = 0, sigma = 1}}", "delay.lognormal.median", "positive"),
+    ("{lognormal = {median = 1, sigma = -0.5}}", "delay.lognormal.sigma", "0 to 10"),
+    ('"soon"', "delay", "0 to 3600"),
+])
+def test_drawn_delay_errors(delay: str, field: str, words: str) -> None:
+    exc = error(f"code = 200\ndelay = {delay}")
+    assert exc.field == field and words in exc.message

@@ -253,3 +253,50 @@ def test_plain_rules_have_no_behaviour() -> None:
 def test_default_can_be_not_answered() -> None:
     e = engine('[default]\naction = "none"\n')
     assert e.handle(make_request("INVITE", "sip:anyone@x"), UDP, 0.0).sends == []
+
+
+DRAWN = """
+[settings]
+seed = 3
+
+[[rule]]
+match.user = "uniform"
+code = 486
+delay = {uniform = [0.1, 0.5]}
+
+[[rule]]
+match.user = "lognormal"
+code = 486
+delay = {lognormal = {median = 0.2, sigma = 0.5}}
+
+[default]
+code = 404
+"""
+
+
+def final_times(e: Engine, user: str, n: int) -> list[float]:
+    """When each of ``n`` INVITEs (each sent at time 0) got its final response."""
+    for i in range(n):
+        e.handle(make_request("INVITE", f"sip:{user}@x", call_id=f"{user}-{i}"), UDP, 0.0)
+    times = []
+    while (deadline := e.next_deadline()) is not None and len(times) < n:
+        times += [deadline for s in e.fire(deadline) if parse_response(s.data).code == 486]
+    return times
+
+
+def test_uniform_delays_are_in_range_and_replayed_by_the_seed() -> None:
+    times = final_times(engine(DRAWN), "uniform", 50)
+    assert len(times) == 50 and all(0.1 <= t <= 0.5 for t in times)
+    assert len(set(times)) > 40  # drawn, not fixed
+    assert final_times(engine(DRAWN), "uniform", 50) == times
+
+
+def test_lognormal_delays_center_on_the_median() -> None:
+    times = sorted(final_times(engine(DRAWN), "lognormal", 101))
+    assert 0.12 < times[50] < 0.33  # the sample median is near 0.2
+    assert sorted(final_times(engine(DRAWN), "lognormal", 101)) == times
+
+
+def test_drawn_delay_sends_100_trying_to_an_invite() -> None:
+    e = engine(DRAWN)
+    assert codes(e.handle(make_request("INVITE", "sip:uniform@x"), UDP, 0.0).sends) == [100]
