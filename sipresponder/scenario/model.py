@@ -117,6 +117,9 @@ class Behaviour:
     fault: str | None = None
     repeat_final: bool = False
     probability: float = 1.0  # of answering at all; the rest are not answered
+    # ``[[rule.choice]]``: final responses drawn by weight (Rule.final is the first).
+    choices: tuple[ResponseSpec, ...] = ()
+    weights: tuple[float, ...] = ()
 
     @property
     def note(self) -> str | None:

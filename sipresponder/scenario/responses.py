@@ -243,11 +243,18 @@ def rows(field: str, value: object, *, join: bool = False) -> list[Template]:
 def check_required(rule: Rule) -> None:
     """Refuse a response of ``rule`` that lacks a header field its code requires
     and the responder cannot derive (unless it asks for ``fill_required``)."""
-    for i, spec in enumerate([*rule.provisional, rule.final]):
+    choices = rule.behaviour.choices if rule.behaviour is not None else ()
+    finals = [] if choices else [rule.final]  # with choices, the final is choice[0]
+    for i, spec in enumerate([*rule.provisional, *finals]):
         try:
             _check_required(spec)
         except FieldError as exc:
             raise (exc if spec is rule.final else exc.within(f"provisional[{i}]")) from None
+    for i, spec in enumerate(choices):
+        try:
+            _check_required(spec)
+        except FieldError as exc:
+            raise exc.within(f"choice[{i}]") from None
 
 
 def _check_required(spec: ResponseSpec) -> None:

@@ -14,7 +14,7 @@ from .model import ACTIONS, CONNECTION_FAULTS, FAULTS, Behaviour, ResponseSpec, 
 from .responses import RESPONSE_KEYS, build_provisionals, build_response
 
 # Keys that change what a rule does with its responses (model.Behaviour).
-BEHAVIOUR_KEYS = frozenset({"action", "fault", "repeat_final", "probability"})
+BEHAVIOUR_KEYS = frozenset({"action", "fault", "repeat_final", "probability", "choice"})
 RULE_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | {"name", "match", "provisional", "auth"}
 DEFAULT_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | {"provisional"}
 # The final response of a rule that sends none (action "none" or "provisional-only"):
@@ -43,7 +43,7 @@ def build_rule(
     except FieldError as exc:
         raise exc.within("match") from None
     user = match.get("user")
-    behaviour = build_behaviour(raw)
+    behaviour = build_behaviour(raw, base_dir)
     provisional, final = _responses(raw, behaviour, base_dir)
     return Rule(
         name,
@@ -67,14 +67,14 @@ def build_default(raw: object, base_dir: Path) -> Rule:
     for key in raw:
         if key not in DEFAULT_KEYS:
             raise FieldError(key, f"unknown key (expected one of {key_list(DEFAULT_KEYS)})")
-    behaviour = build_behaviour(raw)
+    behaviour = build_behaviour(raw, base_dir)
     provisional, final = _responses(raw, behaviour, base_dir)
     return Rule("", 0, [], None, provisional, final, behaviour=behaviour)
 
 
-def build_behaviour(raw: dict[str, object]) -> Behaviour | None:
-    """The rule keys ``action``, ``fault``, ``repeat_final`` and ``probability``;
-    None when the rule has none of them (the engine's stateless path)."""
+def build_behaviour(raw: dict[str, object], base_dir: Path) -> Behaviour | None:
+    """The rule keys ``action``, ``fault``, ``repeat_final``, ``probability`` and
+    ``choice``; None when the rule has none of them (the engine's stateless path)."""
     if not BEHAVIOUR_KEYS & raw.keys():
         return None
     action = raw.get("action", "answer")
@@ -105,7 +105,45 @@ def build_behaviour(raw: dict[str, object]) -> Behaviour | None:
             )
     if fault in CONNECTION_FAULTS and repeat:
         raise FieldError("repeat_final", f'fault = "{fault}" closes the connection: no repeat')
-    return Behaviour(str(action), str(fault) if fault else None, repeat, float(probability))
+    choices, weights = _choices(raw, str(action), base_dir)
+    return Behaviour(
+        str(action), str(fault) if fault else None, repeat, float(probability), choices, weights
+    )
+
+
+def _choices(
+    raw: dict[str, object], action: str, base_dir: Path
+) -> tuple[tuple[ResponseSpec, ...], tuple[float, ...]]:
+    """``[[rule.choice]]``: a final response each, with its ``weight``."""
+    if "choice" not in raw:
+        return (), ()
+    value = raw["choice"]
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        raise FieldError("choice", "must be a list of tables ([[rule.choice]]), one response each")
+    if action != "answer":
+        raise FieldError("choice", f'action = "{action}" sends no final response to choose')
+    for key in sorted(RESPONSE_KEYS & raw.keys()):
+        raise FieldError(
+            key, "a rule with `choice` gives its final responses there: move it into each choice"
+        )
+    specs, weights = [], []
+    for i, item in enumerate(value):
+        where = f"choice[{i}]"
+        weight = item.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+            raise FieldError(f"{where}.weight", f"must be a positive number, not {weight!r}")
+        for key in item:
+            if key not in RESPONSE_KEYS and key != "weight":
+                raise FieldError(
+                    f"{where}.{key}",
+                    f"unknown key (expected weight or one of {key_list(RESPONSE_KEYS)})",
+                )
+        try:
+            specs.append(build_response(item, base_dir))
+        except FieldError as exc:
+            raise exc.within(where) from None
+        weights.append(float(weight))
+    return tuple(specs), tuple(weights)
 
 
 def _responses(
@@ -114,6 +152,8 @@ def _responses(
     """The provisional responses and the final one; a rule that sends no final has
     none of the final's keys (and one that sends nothing, no provisionals either)."""
     action = behaviour.action if behaviour is not None else "answer"
+    if behaviour is not None and behaviour.choices:
+        return build_provisionals(raw, base_dir), behaviour.choices[0]
     if action == "answer":
         return build_provisionals(raw, base_dir), build_response(raw, base_dir)
     for key in sorted(RESPONSE_KEYS & raw.keys()):

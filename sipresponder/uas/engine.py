@@ -208,6 +208,12 @@ class Engine:
             if source.transport == "udp" and behaviour.fault.startswith(("close", "reset")):
                 note = f"fault: {behaviour.fault} (UDP has no connection: not answered)"
         final = rule.final
+        choices = behaviour.choices
+        if choices:
+            [i] = self.random.choices(range(len(choices)), behaviour.weights)
+            final = choices[i]
+            picked = f"choice[{i}]"
+            note = f"{picked}; {note}" if note else picked
         code = self._code(final, request, source)
         finish = partial(faults.apply, behaviour, rng=self.random)
         if not rule.provisional and not final.delay and code >= 200:

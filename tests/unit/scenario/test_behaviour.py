@@ -111,3 +111,29 @@ def test_drawn_delays_are_read() -> None:
 def test_drawn_delay_errors(delay: str, field: str, words: str) -> None:
     exc = error(f"code = 200\ndelay = {delay}")
     assert exc.field == field and words in exc.message
+
+
+def test_choices_are_read() -> None:
+    rule = load("[[rule.choice]]\nweight = 2\ncode = 200\n[[rule.choice]]\ncode = 486\n"
+                "retry_after = 60").rules[0]
+    assert rule.behaviour is not None and rule.behaviour.weights == (2.0, 1.0)
+    assert [c.code for c in rule.behaviour.choices] == [200, 486]
+    assert rule.final is rule.behaviour.choices[0]
+
+
+@pytest.mark.parametrize(("rule", "field", "words"), [
+    ("[[rule.choice]]\nweight = 0\ncode = 200", "choice[0].weight", "positive"),
+    ("[[rule.choice]]\nweight = -1\ncode = 200", "choice[0].weight", "positive"),
+    ('[[rule.choice]]\nweight = "x"\ncode = 200', "choice[0].weight", "positive"),
+    ("[[rule.choice]]\ncode = 200\n[[rule.choice]]\nreason = \"x\"", "choice[1].code",
+     "missing"),
+    ("[[rule.choice]]\ncode = 200\nmatch = {}", "choice[0].match", "unknown key"),
+    ("[[rule.choice]]\ncode = 302", "choice[0].contacts", "requires a Contact"),
+    ("choice = []", "choice", "list of tables"),
+    ("code = 200\n[[rule.choice]]\ncode = 200", "code", "move it into each choice"),
+    ('action = "none"\n[[rule.choice]]\ncode = 200', "choice", "no final response"),
+])
+def test_choice_errors(rule: str, field: str, words: str) -> None:
+    exc = error(rule)
+    assert "rule 'r' (#1)" in exc.where
+    assert exc.field == field and words in exc.message

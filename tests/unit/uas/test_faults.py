@@ -300,3 +300,46 @@ def test_lognormal_delays_center_on_the_median() -> None:
 def test_drawn_delay_sends_100_trying_to_an_invite() -> None:
     e = engine(DRAWN)
     assert codes(e.handle(make_request("INVITE", "sip:uniform@x"), UDP, 0.0).sends) == [100]
+
+
+CHOICE = """
+[settings]
+seed = 11
+
+[[rule]]
+match.user = "weighted"
+
+[[rule.choice]]
+weight = 3
+code = 200
+
+[[rule.choice]]
+weight = 1
+code = 503
+retry_after = 5
+
+[default]
+code = 404
+"""
+
+
+def test_weighted_choice_follows_the_weights_and_the_seed() -> None:
+    def run() -> list[int]:
+        e = engine(CHOICE)
+        return [codes(e.handle(make_request("OPTIONS", "sip:weighted@x"), UDP, 0.0).sends)[0]
+                for _ in range(400)]
+
+    first = run()
+    assert set(first) == {200, 503}
+    assert 240 < first.count(200) < 360  # about three in four
+    assert run() == first
+
+
+def test_weighted_choice_notes_which_was_sent() -> None:
+    e = engine(CHOICE)
+    for _ in range(20):
+        outcome = e.handle(make_request("OPTIONS", "sip:weighted@x"), UDP, 0.0)
+        [response] = [parse_response(s.data) for s in outcome.sends]
+        assert outcome.note == ("choice[0]" if response.code == 200 else "choice[1]")
+        if response.code == 503:
+            assert response.get("Retry-After") == "5"
