@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from sipresponder.testing.api import Responder
+from sipresponder.transport.tls import TLSOptions
 from tests.sipclient import TCPClient, UDPClient, make_request, parse_response
 
 TIMEOUT = 5.0
@@ -176,3 +179,28 @@ async def test_ws_close_after_answers_then_closes() -> None:
             with pytest.raises(ConnectionClosed) as info:
                 await asyncio.wait_for(ws.recv(), TIMEOUT)
             assert info.value.rcvd is not None  # an orderly close
+
+
+@pytest.mark.parametrize(("fault", "error"), [
+    ("reset-before", ConnectionResetError),
+    ("close-before", None),
+])
+async def test_tls_reset_and_close(tls_dir: Path, fault: str, error: type | None) -> None:
+    async with Responder(SCENARIO, listen=["tls:127.0.0.1:0"],
+                         tls=TLSOptions(directory=tls_dir)) as r:
+        assert r.tls_certificate is not None
+        context = ssl.create_default_context(cafile=str(r.tls_certificate))
+        client = await TCPClient.connect(r.address("tls")[1], ssl=context)
+        try:
+            await client.send(make_request("OPTIONS", f"sip:{fault}@127.0.0.1",
+                                           transport="TLS"))
+            if error is None:
+                # An orderly close: EOF (with or without the TLS close_notify).
+                with contextlib.suppress(ssl.SSLError):
+                    assert await read_all(client.reader) == b""
+            else:
+                with pytest.raises(error):
+                    await read_all(client.reader)
+        finally:
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await client.close()

@@ -137,3 +137,9 @@ def test_choice_errors(rule: str, field: str, words: str) -> None:
     exc = error(rule)
     assert "rule 'r' (#1)" in exc.where
     assert exc.field == field and words in exc.message
+
+
+def test_default_takes_choices() -> None:
+    scenario = load("code = 200", "[[default.choice]]\ncode = 404\n[[default.choice]]\ncode = 480\n")
+    assert scenario.default.behaviour is not None
+    assert [c.code for c in scenario.default.behaviour.choices] == [404, 480]
