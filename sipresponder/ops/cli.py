@@ -115,6 +115,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="key of the To-tag hash, overriding the scenario's settings.tag_key; "
         "replicas behind one address must share it",
     )
+    serve.add_argument(
+        "--seed",
+        metavar="N",
+        help="seed of the scenario's random choices, overriding settings.seed "
+        "(-1: a new one every run)",
+    )
     serve.epilog = ENV_HELP
     ping.add_parser(sub)
 
@@ -229,7 +235,7 @@ def _serve(args: argparse.Namespace) -> int:
     admin = None
     try:
         scenario, text = read_scenario(path)
-        scenario = with_tag_secret(scenario, args.tag_secret)
+        scenario = with_tag_secret(scenario, args.tag_secret, args.seed)
         listen = [parse_listen(item) for item in (args.listen or DEFAULT_LISTEN)]
         args.tls = TLSOptions(*(Path(p) if p else None
                                 for p in (args.tls_cert, args.tls_key, args.tls_dir)))
@@ -311,7 +317,7 @@ async def _run(
         server = Server(scenario, args.tls)
         server.shared_udp = shared_udp or {}
         await server.start(listen, reuse_port=reuse_port)
-        keep_tag_secret(server, args.tag_secret)
+        keep_tag_secret(server, args.tag_secret, args.seed)
         stop_server = server.close
 
         def swap(new: Scenario, new_text: str) -> None:
@@ -323,7 +329,7 @@ async def _run(
         responder = Responder(scenario, [str(a) for a in listen], args.journal_size,
                               tls=args.tls)
         await responder.start()
-        keep_tag_secret(responder, args.tag_secret)
+        keep_tag_secret(responder, args.tag_secret, args.seed)
         stop_server = responder.stop
         admin_api = Admin(responder, text, args.admin_token, base_dir=Path(path).parent)
         try:

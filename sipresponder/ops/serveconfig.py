@@ -1,4 +1,4 @@
-"""`serve` settings from SIPRESPONDER_* environment variables, and the tag secret.
+"""`serve` settings from SIPRESPONDER_* environment variables, the tag secret and seed.
 
 Containers and orchestrators configure through the environment, so each `serve`
 option a deployment needs has a variable. Precedence is the usual one: a command-line
@@ -49,6 +49,7 @@ SERVE_ENV = (
     EnvOption("tls_cert", "SIPRESPONDER_TLS_CERT", None),
     EnvOption("tls_key", "SIPRESPONDER_TLS_KEY", None),
     EnvOption("tls_dir", "SIPRESPONDER_TLS_DIR", None),
+    EnvOption("seed", "SIPRESPONDER_SEED", None),
 )
 
 ENV_HELP = (
@@ -78,28 +79,47 @@ def apply_env(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
                     f"{option.env}={raw!r}: expected one of {', '.join(option.choices)}"
                 )
         setattr(args, option.dest, value)
+    seed = getattr(args, "seed", None)
+    if isinstance(seed, str):
+        try:
+            args.seed = int(seed)
+        except ValueError:
+            args.seed = -2
+        if args.seed < -1:
+            raise ValueError(
+                f"--seed / SIPRESPONDER_SEED = {seed!r}: expected an integer, "
+                "0 or more (or -1: a new seed every run)"
+            )
 
 
-def with_tag_secret(scenario: Scenario, secret: str | None) -> Scenario:
-    """``scenario`` with its settings.tag_key replaced by ``secret`` (None: unchanged).
+def with_tag_secret(scenario: Scenario, secret: str | None, seed: int | None = None) -> Scenario:
+    """``scenario`` with its settings.tag_key replaced by ``secret`` and its
+    settings.seed by ``seed`` (None: unchanged).
 
     The To tag is a keyed hash of the request's transaction identifiers, so replicas
     that share the key answer a retransmission with the same tag whichever of them it
-    reaches; the secret comes from the deployment, not from the scenario file."""
-    if secret is None:
+    reaches; the secret comes from the deployment, not from the scenario file. The
+    seed (``--seed``) replays a run's random choices without editing the scenario."""
+    changes: dict[str, Any] = {}
+    if secret is not None:
+        changes["tag_key"] = secret
+    if seed is not None:
+        changes["seed"] = seed
+    if not changes:
         return scenario
-    settings = dataclasses.replace(scenario.settings, tag_key=secret)
+    settings = dataclasses.replace(scenario.settings, **changes)
     return dataclasses.replace(scenario, settings=settings)
 
 
-def keep_tag_secret(holder: Any, secret: str | None) -> None:
+def keep_tag_secret(holder: Any, secret: str | None, seed: int | None = None) -> None:
     """Make every later ``holder.set_scenario`` (SIGHUP, --watch, the admin API's PUT)
-    keep the secret too: a reload must not silently change the tags a replica gives."""
-    if secret is None:
+    keep the secret (and the seed) too: a reload must not silently change the tags a
+    replica gives."""
+    if secret is None and seed is None:
         return
     original: Callable[[Scenario], None] = holder.set_scenario
 
     def set_scenario(scenario: Scenario) -> None:
-        original(with_tag_secret(scenario, secret))
+        original(with_tag_secret(scenario, secret, seed))
 
     holder.set_scenario = set_scenario

@@ -54,6 +54,11 @@ class Settings:
     max_amplification: float = 4.0  # UDP response octets per request octet; 0 = no limit
     loop_ttl: float = 32.0  # seconds a request is remembered for merged-request detection
     media_address: str = ""  # c= address of SDP answers; "" = the local address
+    # How long an `action = "provisional-only"` INVITE transaction waits for its CANCEL
+    # before it is forgotten (silently): the bound on the state ringing forever keeps.
+    ring_timeout: float = 180.0
+    # The seed of the engine's random choices (probability); -1 = a new one every run.
+    seed: int = -1
     checks: dict[str, bool] = field(default_factory=dict)  # request-check switches
 
 
@@ -81,11 +86,52 @@ class ResponseSpec:
     content_type: str | None = None
     sdp: bool = True  # answer an SDP offer in a 2xx to INVITE (and offer when none came)
     delay: float = 0.0  # seconds to wait before sending, after the previous response
+    # A delay drawn per request: ("uniform", low, high) or ("lognormal", median, sigma);
+    # ``delay`` then holds the largest or the median, so that the rule is stateful.
+    delay_draw: tuple[str, float, float] | None = None
     fill_required: bool = False
 
     def sets(self, header: str) -> bool:
         lower = header.lower()
         return header in self.typed or any(n.lower() == lower for n, _ in self.headers)
+
+
+# `action` values: send the responses; send nothing; send the provisionals and no final.
+ACTIONS = ("answer", "none", "provisional-only")
+# `fault` values on stream transports: close the connection or reset it (RST), before
+# the final response or after it. On UDP they mean "not answered".
+CONNECTION_FAULTS = ("close-before", "close-after", "reset-before", "reset-after")
+# `fault` values that send a malformed final response in place of the real one.
+MALFORMED_FAULTS = ("truncated", "bad-content-length", "broken-header", "random-bytes")
+FAULTS = CONNECTION_FAULTS + MALFORMED_FAULTS
+
+
+@dataclass(slots=True, frozen=True)
+class Behaviour:
+    """What a rule does other than send its responses as they are: the rule keys
+    ``action``, ``fault``, ``repeat_final`` and ``probability``. A rule without any
+    of them has none (Rule.behaviour is None), so that the engine's stateless path
+    pays one attribute test for the lot."""
+
+    action: str = "answer"
+    fault: str | None = None
+    repeat_final: bool = False
+    probability: float = 1.0  # of answering at all; the rest are not answered
+    # ``[[rule.choice]]``: final responses drawn by weight (Rule.final is the first).
+    choices: tuple[ResponseSpec, ...] = ()
+    weights: tuple[float, ...] = ()
+
+    @property
+    def note(self) -> str | None:
+        """What the journal says the rule did (None: just answered)."""
+        if self.action == "none":
+            return "not answered"
+        if self.action == "provisional-only":
+            return "not answered: provisional responses only"
+        parts = [f"fault: {self.fault}"] if self.fault else []
+        if self.repeat_final:
+            parts.append("final response sent twice")
+        return "; ".join(parts) or None
 
 
 @dataclass(slots=True)
@@ -99,11 +145,15 @@ class Rule:
     # Digest authentication the request must pass first (an auth.guard.Guard), or None.
     auth: AuthCheck | None = None
     user: str | None = None  # the Request-URI user this rule requires, if one exact one
+    behaviour: Behaviour | None = None  # not answering, faults, chance; None: none
 
     @property
     def stateful(self) -> bool:
         return (
-            bool(self.provisional) or self.final.delay > 0 or isinstance(self.final.code, Template)
+            bool(self.provisional)
+            or self.final.delay > 0
+            or isinstance(self.final.code, Template)
+            or (self.behaviour is not None and self.behaviour.action == "provisional-only")
         )
 
     def matches(self, request: Request, source: Source) -> bool:

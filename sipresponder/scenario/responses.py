@@ -104,7 +104,12 @@ def build_response(raw: dict[str, object], base_dir: Path) -> ResponseSpec:
         raise FieldError("content_type", "a body needs its content_type")
     spec.sdp = boolean("sdp", raw.get("sdp", True))
     spec.fill_required = boolean("fill_required", raw.get("fill_required", False))
-    spec.delay = _delay(raw.get("delay", 0))
+    delay = raw.get("delay", 0)
+    if isinstance(delay, dict):
+        spec.delay_draw = kind_, first, second = _delay_draw(delay)
+        spec.delay = second if kind_ == "uniform" else first
+    else:
+        spec.delay = _delay(delay)
     return spec
 
 
@@ -177,10 +182,42 @@ def _body_file(value: object, base_dir: Path) -> Template:
     return Template(name, (data.decode("latin-1"),))
 
 
-def _delay(value: object) -> float:
+def _delay(value: object, field: str = "delay") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
-        raise FieldError("delay", "must be a number of seconds from 0 to 3600")
+        raise FieldError(
+            field,
+            "must be a number of seconds from 0 to 3600"
+            + (" (or a drawn delay: {uniform = [low, high]} or {lognormal = {...}})"
+               if field == "delay" else ""),
+        )
     return float(value)
+
+
+def _delay_draw(value: dict[str, object]) -> tuple[str, float, float]:
+    """``delay = {uniform = [low, high]}`` or ``{lognormal = {median = m, sigma = s}}``."""
+    if len(value) != 1 or next(iter(value)) not in ("uniform", "lognormal"):
+        raise FieldError(
+            "delay",
+            "a drawn delay is {uniform = [low, high]} or "
+            "{lognormal = {median = seconds, sigma = spread}}",
+        )
+    kind_, spec = next(iter(value.items()))
+    if kind_ == "uniform":
+        if not isinstance(spec, list) or len(spec) != 2:
+            raise FieldError("delay.uniform", "must be a list [low, high] of seconds")
+        low, high = (_delay(v, "delay.uniform") for v in spec)
+        if low > high:
+            raise FieldError("delay.uniform", f"low ({low:g}) is above high ({high:g})")
+        return ("uniform", low, high)
+    if not isinstance(spec, dict) or set(spec) != {"median", "sigma"}:
+        raise FieldError("delay.lognormal", "must be a table {median = seconds, sigma = spread}")
+    median = _delay(spec["median"], "delay.lognormal.median")
+    if median <= 0:
+        raise FieldError("delay.lognormal.median", "must be positive")
+    sigma = spec["sigma"]
+    if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not 0 <= sigma <= 10:
+        raise FieldError("delay.lognormal.sigma", "must be a number from 0 to 10")
+    return ("lognormal", median, float(sigma))
 
 
 def rows(field: str, value: object, *, join: bool = False) -> list[Template]:
@@ -206,11 +243,18 @@ def rows(field: str, value: object, *, join: bool = False) -> list[Template]:
 def check_required(rule: Rule) -> None:
     """Refuse a response of ``rule`` that lacks a header field its code requires
     and the responder cannot derive (unless it asks for ``fill_required``)."""
-    for i, spec in enumerate([*rule.provisional, rule.final]):
+    choices = rule.behaviour.choices if rule.behaviour is not None else ()
+    finals = [] if choices else [rule.final]  # with choices, the final is choice[0]
+    for i, spec in enumerate([*rule.provisional, *finals]):
         try:
             _check_required(spec)
         except FieldError as exc:
             raise (exc if spec is rule.final else exc.within(f"provisional[{i}]")) from None
+    for i, spec in enumerate(choices):
+        try:
+            _check_required(spec)
+        except FieldError as exc:
+            raise exc.within(f"choice[{i}]") from None
 
 
 def _check_required(spec: ResponseSpec) -> None:

@@ -8,12 +8,18 @@ from pathlib import Path
 from ..auth.config import rule_guard
 from ..auth.guard import AuthConfig
 from ..sip.abnf import TOKEN
-from .fields import FieldError, key_list
+from .fields import FieldError, boolean, key_list
 from .matcher import compile_conditions
-from .model import Rule
+from .model import ACTIONS, CONNECTION_FAULTS, FAULTS, Behaviour, ResponseSpec, Rule
 from .responses import RESPONSE_KEYS, build_provisionals, build_response
 
-RULE_KEYS = RESPONSE_KEYS | {"name", "match", "provisional", "auth"}
+# Keys that change what a rule does with its responses (model.Behaviour).
+BEHAVIOUR_KEYS = frozenset({"action", "fault", "repeat_final", "probability", "choice"})
+RULE_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | {"name", "match", "provisional", "auth"}
+DEFAULT_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | {"provisional"}
+# The final response of a rule that sends none (action "none" or "provisional-only"):
+# never sent; there so that every rule has one for the checks that read it.
+NOT_SENT = ResponseSpec(408, sdp=False)
 MATCH_KEYS = frozenset(
     {"method", "uri", "uri_regex", "user", "user_regex", "headers", "source", "transport",
      "body", "sdp"}
@@ -38,17 +44,20 @@ def build_rule(
     except FieldError as exc:
         raise exc.within("match") from None
     user = match.get("user")
+    behaviour = build_behaviour(raw, base_dir)
+    provisional, final = _responses(raw, behaviour, base_dir)
     return Rule(
         name,
         number,
         conditions,
         methods,
-        build_provisionals(raw, base_dir),
-        build_response(raw, base_dir),
+        provisional,
+        final,
         rule_guard(raw["auth"], auth) if "auth" in raw else None,
         # An exact user (a glob without '*') lets the scenario skip this rule for
         # every request to another user without testing it.
         user if isinstance(user, str) and "*" not in user else None,
+        behaviour,
     )
 
 
@@ -57,9 +66,109 @@ def build_default(raw: object, base_dir: Path) -> Rule:
     if not isinstance(raw, dict):
         raise FieldError(None, "must be a table")
     for key in raw:
-        if key not in RESPONSE_KEYS and key != "provisional":
-            raise FieldError(key, f"unknown key (expected one of {key_list(RESPONSE_KEYS)})")
-    return Rule("", 0, [], None, build_provisionals(raw, base_dir), build_response(raw, base_dir))
+        if key not in DEFAULT_KEYS:
+            raise FieldError(key, f"unknown key (expected one of {key_list(DEFAULT_KEYS)})")
+    behaviour = build_behaviour(raw, base_dir)
+    provisional, final = _responses(raw, behaviour, base_dir)
+    return Rule("", 0, [], None, provisional, final, behaviour=behaviour)
+
+
+def build_behaviour(raw: dict[str, object], base_dir: Path) -> Behaviour | None:
+    """The rule keys ``action``, ``fault``, ``repeat_final``, ``probability`` and
+    ``choice``; None when the rule has none of them (the engine's stateless path)."""
+    if not BEHAVIOUR_KEYS & raw.keys():
+        return None
+    action = raw.get("action", "answer")
+    if action not in ACTIONS:
+        raise FieldError("action", f"must be one of {key_list(ACTIONS)}, not {action!r}")
+    fault = raw.get("fault")
+    if fault is not None and fault not in FAULTS:
+        raise FieldError("fault", f"must be one of {key_list(FAULTS)}, not {fault!r}")
+    repeat = boolean("repeat_final", raw.get("repeat_final", False))
+    probability = raw.get("probability", 1.0)
+    if (
+        isinstance(probability, bool)
+        or not isinstance(probability, int | float)
+        or not 0 <= probability <= 1
+    ):
+        raise FieldError(
+            "probability",
+            f"must be a number from 0 to 1 (the chance of an answer), not {probability!r}",
+        )
+    if action != "answer":
+        if fault is not None:
+            raise FieldError(
+                "fault", f'action = "{action}" sends no final response for a fault to change'
+            )
+        if repeat:
+            raise FieldError(
+                "repeat_final", f'action = "{action}" sends no final response to repeat'
+            )
+    if fault in CONNECTION_FAULTS and repeat:
+        raise FieldError("repeat_final", f'fault = "{fault}" closes the connection: no repeat')
+    choices, weights = _choices(raw, str(action), base_dir)
+    return Behaviour(
+        str(action), str(fault) if fault else None, repeat, float(probability), choices, weights
+    )
+
+
+def _choices(
+    raw: dict[str, object], action: str, base_dir: Path
+) -> tuple[tuple[ResponseSpec, ...], tuple[float, ...]]:
+    """``[[rule.choice]]``: a final response each, with its ``weight``."""
+    if "choice" not in raw:
+        return (), ()
+    value = raw["choice"]
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        raise FieldError("choice", "must be a list of tables ([[rule.choice]]), one response each")
+    if action != "answer":
+        raise FieldError("choice", f'action = "{action}" sends no final response to choose')
+    for key in sorted(RESPONSE_KEYS & raw.keys()):
+        raise FieldError(
+            key, "a rule with `choice` gives its final responses there: move it into each choice"
+        )
+    specs, weights = [], []
+    for i, item in enumerate(value):
+        where = f"choice[{i}]"
+        weight = item.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+            raise FieldError(f"{where}.weight", f"must be a positive number, not {weight!r}")
+        for key in item:
+            if key not in RESPONSE_KEYS and key != "weight":
+                raise FieldError(
+                    f"{where}.{key}",
+                    f"unknown key (expected weight or one of {key_list(RESPONSE_KEYS)})",
+                )
+        try:
+            specs.append(build_response(item, base_dir))
+        except FieldError as exc:
+            raise exc.within(where) from None
+        weights.append(float(weight))
+    return tuple(specs), tuple(weights)
+
+
+def _responses(
+    raw: dict[str, object], behaviour: Behaviour | None, base_dir: Path
+) -> tuple[list[ResponseSpec], ResponseSpec]:
+    """The provisional responses and the final one; a rule that sends no final has
+    none of the final's keys (and one that sends nothing, no provisionals either)."""
+    action = behaviour.action if behaviour is not None else "answer"
+    if behaviour is not None and behaviour.choices:
+        return build_provisionals(raw, base_dir), behaviour.choices[0]
+    if action == "answer":
+        return build_provisionals(raw, base_dir), build_response(raw, base_dir)
+    for key in sorted(RESPONSE_KEYS & raw.keys()):
+        raise FieldError(key, f'action = "{action}" sends no final response: remove {key}')
+    provisional = build_provisionals(raw, base_dir)
+    if action == "none" and provisional:
+        raise FieldError(
+            "provisional", 'action = "none" sends nothing (use action = "provisional-only")'
+        )
+    if action == "provisional-only" and not provisional:
+        raise FieldError(
+            "provisional", 'action = "provisional-only" needs provisional responses (e.g. [180])'
+        )
+    return provisional, NOT_SENT
 
 
 def _match_table(value: object) -> dict[str, object]:

@@ -73,5 +73,9 @@ def _check_ranges(settings: Settings) -> None:
     for key in _NOT_NEGATIVE:
         if getattr(settings, key) < 0:
             raise FieldError(key, "must not be negative (0 turns the limit off)")
+    if settings.ring_timeout <= 0:
+        raise FieldError("ring_timeout", "must be a positive number of seconds")
+    if settings.seed < -1:
+        raise FieldError("seed", "must be a non-negative integer (or -1: a new seed every run)")
     if not 0 < settings.timer_t1 <= settings.timer_t2:
         raise FieldError("timer_t1", "must be positive and no larger than timer_t2")

@@ -8,7 +8,10 @@ are decided once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+import struct
 from dataclasses import dataclass
 
 from ..sip.transports import TRANSPORTS, Transport, is_transport
@@ -95,3 +98,14 @@ def bind_socket(addr: ListenAddress, *, reuse_port: bool = False) -> socket.sock
         sock.close()
         raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
     return sock
+
+
+def reset_connection(transport: asyncio.WriteTransport) -> None:
+    """Close a stream so that the peer sees a reset (RST), not an orderly FIN: a
+    scenario's `fault = "reset-..."`. SO_LINGER with a zero timeout makes the kernel
+    drop the connection; abort() makes asyncio close without flushing its buffer."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

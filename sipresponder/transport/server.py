@@ -24,7 +24,7 @@ from ..sip.transports import WEBSOCKET, Transport
 from ..uas.engine import Engine
 from ..uas.events import Send, Source
 from ..uas.outcome import Recorder
-from .address import ListenAddress, bind_socket, listen_backlog
+from .address import ListenAddress, bind_socket, listen_backlog, reset_connection
 from .latency import LatencyHistogram
 from .tls import TLSOptions, server_context
 
@@ -197,7 +197,9 @@ class Server:
                     continue
                 if send.data:
                     conn.transport.write(send.data)
-                if send.close_after:
+                if send.reset:
+                    reset_connection(conn.transport)
+                elif send.close_after:
                     conn.transport.close()
         self._arm_timer()
 

@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from ..sip.transports import Transport
 from ..uas.engine import Engine
 from ..uas.events import Send, Source
-from .address import ListenAddress, bind_socket, listen_backlog
+from .address import ListenAddress, bind_socket, listen_backlog, reset_connection
 
 log = logging.getLogger("sipresponder")
 
@@ -89,7 +89,9 @@ class WebSocketListeners:
             return
         if send.data:
             conn.write(send.data)
-        if send.close_after:
+        if send.reset:
+            conn.reset()
+        elif send.close_after:
             conn.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -131,7 +133,7 @@ class WebSocketListeners:
         await ws.prepare(request)
         conn_id = server.next_conn_id()
         source = Source(name, (peer[0], peer[1]), (local[0], local[1]), conn_id)
-        conn = _Connection(ws)
+        conn = _Connection(ws, transport)
         self.connections[conn_id] = conn
         try:
             while True:
@@ -160,16 +162,22 @@ class WebSocketListeners:
         return ws
 
 
+# A queue entry that resets the stream (compared by identity).
+_RESET = object()
+
+
 class _Connection:
     """One WebSocket: writes in the order the engine produced them, from a queue,
     because the engine's output is synchronous and aiohttp's sending is not."""
 
-    __slots__ = ("_queue", "_writer", "binary", "ws")
+    __slots__ = ("_queue", "_writer", "binary", "transport", "ws")
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
         self.ws = ws
+        self.transport = transport  # the TCP (or TLS) stream under it, for a reset
         self.binary = False  # answer in the frame type the peer last used
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        # None: close; RESET: reset the stream under the WebSocket (no close frame).
+        self._queue: asyncio.Queue[bytes | object | None] = asyncio.Queue()
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def write(self, data: bytes) -> None:
@@ -177,6 +185,9 @@ class _Connection:
 
     def close(self) -> None:
         self._queue.put_nowait(None)
+
+    def reset(self) -> None:
+        self._queue.put_nowait(_RESET)
 
     async def closed(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
@@ -186,6 +197,11 @@ class _Connection:
         ws = self.ws
         try:
             while (data := await self._queue.get()) is not None:
+                if data is _RESET:
+                    # After what was queued before it is written, never a close frame.
+                    reset_connection(self.transport)
+                    return
+                assert isinstance(data, bytes)
                 if ws.closed:
                     continue  # drain: nothing can be sent any more
                 if self.binary:

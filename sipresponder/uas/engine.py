@@ -13,15 +13,18 @@ and calls ``fire(now)``), per-source limits in ``limits``, compiled responses in
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter
+from functools import partial
 
-from ..scenario.model import Refusal, ResponseSpec, Scenario
+from ..scenario.model import Refusal, ResponseSpec, Rule, Scenario
 from ..scenario.template import RenderContext
 from ..sip.headers import Via
 from ..sip.message import NotARequest, Request, parse_request
 from ..sip.response import Echo, header_line, serialize, status_line
 from ..sip.routing import response_destination
 from ..sip.transports import MESSAGE_FRAMED
+from . import faults
 from .eventlog import log_drop, log_request
 from .events import Send, Source
 from .limits import DROP, LimitLog, MergedRequests, RateLimiter
@@ -58,6 +61,10 @@ class Engine:
         )
         self.merged = MergedRequests(settings.loop_ttl) if scenario.switch("loop") else None
         self.plans = PlanCache(scenario)
+        # Every random choice comes from here, never the global generator: with
+        # settings.seed, a run replays the same choices from each scenario swap on.
+        self.random = random.Random(settings.seed if settings.seed >= 0 else None)
+        self.transactions.random = self.random
         self.transactions.scenario = scenario
         self._scenario = scenario
 
@@ -145,6 +152,8 @@ class Engine:
         if rule.auth is not None:  # Digest authentication first: the rule or its stand-in
             rule = rule.auth.check(rule, request, now)
         log_request(request, source, None, rule)
+        if rule.behaviour is not None:
+            return self._behave(data, source, now, scenario, request, via, rule)
         echo = Echo(request, source.remote, scenario.tag_key)
         final = rule.final
         code = self._code(final, request, source)
@@ -162,6 +171,63 @@ class Engine:
         steps.append((final, code))
         sends, txn = transactions.start(steps, request, source, via, echo, now)
         return Outcome(data, source, now, scenario, sends, request, rule, None, txn)
+
+    def _behave(
+        self,
+        data: bytes,
+        source: Source,
+        now: float,
+        scenario: Scenario,
+        request: Request,
+        via: Via,
+        rule: Rule,
+    ) -> Outcome:
+        """A rule with a Behaviour: maybe not answered, maybe only its provisional
+        responses, maybe a fault in place of (or around) its final response."""
+        behaviour = rule.behaviour
+        assert behaviour is not None
+        if behaviour.probability < 1.0 and self.random.random() >= behaviour.probability:
+            self.counters["not_answered"] += 1
+            lost = f"not answered (probability {behaviour.probability:g})"
+            return Outcome(data, source, now, scenario, [], request, rule, lost)
+        note = behaviour.note
+        action = behaviour.action
+        if action == "none":
+            # Stateless: a retransmission matches the same rule and gets nothing too.
+            self.counters["not_answered"] += 1
+            return Outcome(data, source, now, scenario, [], request, rule, note)
+        echo = Echo(request, source.remote, scenario.tag_key)
+        steps = [(spec, self._code(spec, request, source)) for spec in rule.provisional]
+        if action == "provisional-only":
+            sends, txn = self.transactions.start(
+                steps, request, source, via, echo, now, ends=False
+            )
+            return Outcome(data, source, now, scenario, sends, request, rule, note, txn)
+        if behaviour.fault is not None:
+            self.counters[f"fault:{behaviour.fault}"] += 1
+            if source.transport == "udp" and behaviour.fault.startswith(("close", "reset")):
+                note = f"fault: {behaviour.fault} (UDP has no connection: not answered)"
+        final = rule.final
+        choices = behaviour.choices
+        if choices:
+            [i] = self.random.choices(range(len(choices)), behaviour.weights)
+            final = choices[i]
+            picked = f"choice[{i}]"
+            note = f"{picked}; {note}" if note else picked
+        code = self._code(final, request, source)
+        finish = partial(faults.apply, behaviour, rng=self.random)
+        if not rule.provisional and not final.delay and code >= 200:
+            sends = finish(self._respond(final, code, request, source, via, echo))
+            return Outcome(data, source, now, scenario, sends, request, rule, note)
+        if code < 200:
+            steps.append((final, code))
+            final = self.plans.completion(final)
+            code = 200
+        steps.append((final, code))
+        sends, txn = self.transactions.start(
+            steps, request, source, via, echo, now, finish=finish
+        )
+        return Outcome(data, source, now, scenario, sends, request, rule, note, txn)
 
     def handle_framing_error(
         self, head: bytes, code: int, reason: str, source: Source

@@ -29,10 +29,15 @@ class Source:
 
 @dataclass(slots=True)
 class Send:
-    """Octets to write: to ``remote`` over UDP, or on connection ``conn`` over TCP."""
+    """Octets to write: to ``remote`` over UDP, or on connection ``conn`` over TCP.
+
+    ``close_after`` closes the stream once ``data`` is written; with ``reset`` the
+    close is an abort with SO_LINGER 0, which the peer sees as a reset (RST).
+    """
 
     data: bytes
     transport: Transport
     remote: tuple[str, int]
     conn: int | None = None
     close_after: bool = False
+    reset: bool = False

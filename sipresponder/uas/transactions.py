@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
+import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +78,8 @@ class Transaction:
     # CANCEL); not the retransmissions. An Outcome names the transaction so that its
     # recorder can follow this list.
     responses: list[bytes] = field(default_factory=list)
+    # What the final response becomes (a rule's fault, uas.faults.apply); None: itself.
+    finish: Callable[[Send], list[Send]] | None = None
 
     def sent(self, send: Send) -> Send:
         """Note ``send`` as the transaction's latest response."""
@@ -83,6 +87,13 @@ class Transaction:
         if send.data:  # empty: withheld (settings.max_amplification)
             self.responses.append(send.data)
         return send
+
+
+def draw_delay(draw: tuple[str, float, float], rng: random.Random) -> float:
+    """One delay from a response's distribution (ResponseSpec.delay_draw), in 0-3600 s."""
+    kind, a, b = draw
+    value = rng.uniform(a, b) if kind == "uniform" else rng.lognormvariate(math.log(a), b)
+    return min(max(value, 0.0), 3600.0)
 
 
 class TimerQueue:
@@ -150,6 +161,8 @@ class Transactions:
         self.counters = counters
         self.limit_log = limit_log
         self.timers = TimerQueue()
+        # The engine's seeded generator (it sets its own here): drawn delays.
+        self.random = random.Random()
         self.table: dict[TxnKey, Transaction] = {}
         self.by_dialog: dict[TxnKey, Transaction] = {}
 
@@ -165,8 +178,15 @@ class Transactions:
         via: Via,
         echo: Echo,
         now: float,
+        *,
+        ends: bool = True,
+        finish: Callable[[Send], list[Send]] | None = None,
     ) -> tuple[list[Send], Transaction | None]:
         """Send ``steps`` (response, code), each after its delay; the last is final.
+
+        With ``ends`` False no step is final: the transaction rings until a CANCEL
+        ends it, or settings.ring_timeout after its last step, when it is forgotten
+        without a word. ``finish`` turns the final response into what is sent.
 
         Returns what to send now and the new transaction, or a 503 and None at
         settings.max_transactions."""
@@ -179,23 +199,30 @@ class Transactions:
             )
             return [self.respond(BUSY, 503, request, source, via, echo)], None
         key = transaction_key(request, request.method)
-        txn = Transaction(key, request)
+        txn = Transaction(key, request, finish=finish)
         self.table[key] = txn
         if request.method == "INVITE":
             self.by_dialog[dialog_key(request)] = txn
         out: list[Send] = []
-        if request.method == "INVITE" and steps[0][0].delay > 0 and steps[0][1] != 100:
+        delays = [
+            spec.delay if spec.delay_draw is None else draw_delay(spec.delay_draw, self.random)
+            for spec, _ in steps
+        ]
+        if request.method == "INVITE" and delays[0] > 0 and steps[0][1] != 100:
             # RFC 3261 17.2.1: 100 Trying when the TU will not answer right away.
             out.append(txn.sent(self.respond(TRYING, 100, request, source, via, echo)))
         elapsed = 0.0
         for i, (spec, code) in enumerate(steps):
-            final = i == len(steps) - 1
-            elapsed += spec.delay
+            final = ends and i == len(steps) - 1
+            elapsed += delays[i]
             step = partial(self._step, txn, spec, code, final, source, via, echo)
             if elapsed == 0:
                 out.extend(step(now))
             else:
                 txn.steps.append(self.timers.add(now + elapsed, step))
+        if not ends:
+            lifetime = elapsed + settings.ring_timeout
+            txn.steps.append(self.timers.add(now + lifetime, partial(self._expire, txn)))
         return out, txn
 
     def match(
@@ -260,10 +287,16 @@ class Transactions:
     ) -> list[Send]:
         if txn.final_sent:
             return []
-        send = txn.sent(self.respond(spec, code, txn.request, source, via, echo))
-        if final:
-            self._completed(txn, source, now)
-        return [send]
+        send = self.respond(spec, code, txn.request, source, via, echo)
+        if not final:
+            return [txn.sent(send)]
+        sends = [send] if txn.finish is None else txn.finish(send)
+        if not sends:
+            txn.last = None  # nothing final to repeat: no provisional again either
+        for each in sends:
+            txn.sent(each)
+        self._completed(txn, source, now)
+        return sends
 
     def _completed(self, txn: Transaction, source: Source, now: float) -> None:
         txn.final_sent = True

@@ -118,3 +118,31 @@ async def test_a_scenario_put_over_the_admin_api_keeps_the_secret() -> None:
         [got] = await udp_exchange(swapped.address()[1], request)
     assert got.get("To") == want.get("To")
     assert ";tag=" in got.get("To")
+
+
+def test_seed_from_flag_or_variable() -> None:
+    assert serve_args().seed is None
+    assert serve_args(seed="42").seed == 42
+    assert serve_args("--seed", "7", seed="42").seed == 7
+    assert serve_args(seed="-1").seed == -1
+    for bad in ("x", "-2", "1.5"):
+        with pytest.raises(ValueError, match="SIPRESPONDER_SEED"):
+            serve_args(seed=bad)
+
+
+def test_with_tag_secret_sets_the_seed_and_keeps_it_over_swaps() -> None:
+    scenario = parse_scenario('[settings]\nseed = 1\ntag_key = "file"\n', "<t>")
+    seeded = with_tag_secret(scenario, None, 9)
+    assert (seeded.settings.seed, seeded.settings.tag_key) == (9, "file")
+
+    class Holder:
+        def __init__(self) -> None:
+            self.got: list[int] = []
+
+        def set_scenario(self, new) -> None:
+            self.got.append(new.settings.seed)
+
+    holder = Holder()
+    keep_tag_secret(holder, None, 5)
+    holder.set_scenario(scenario)
+    assert holder.got == [5]
