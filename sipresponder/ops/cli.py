@@ -256,6 +256,17 @@ def _serve(args: argparse.Namespace) -> int:
                         "or CANCEL may reach a worker that did not see the request",
                         ", ".join(stateful[:3]) + (" ..." if len(stateful) > 3 else ""),
                     )
+            counted = [r.label for r in scenario.stateful_rules]
+            if counted:
+                # Sequence counters and named states live in each worker process.
+                log.warning(
+                    "--workers %d: %s keep sequence counters or states per worker process; "
+                    "only requests that reach the same worker share them (scope \"source\" "
+                    "or \"call-id\" with --udp-balance source and TCP keep a client on one "
+                    "worker)",
+                    workers,
+                    ", ".join(counted[:3]) + (" ..." if len(counted) > 3 else ""),
+                )
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
