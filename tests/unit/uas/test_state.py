@@ -3,13 +3,15 @@ bounded tables, reset; all sans-I/O through Engine.handle."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sipresponder.scenario.loader import parse_scenario
+from sipresponder.sip.message import parse_request
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
 from sipresponder.uas.state import States, scope_key
-from sipresponder.sip.message import parse_request
 from tests.sipclient import make_request, parse_response
 
 UDP = Source("udp", ("127.0.0.1", 40000), ("127.0.0.1", 5060), 1)
@@ -54,10 +56,10 @@ code = 200
 
 
 def codes(e: Engine, method: str = "OPTIONS", uri: str = "sip:flaky@h", n: int = 1,
-          source: Source = UDP, **kw: object) -> list[int]:
+          source: Source = UDP, **kw: Any) -> list[int]:
     out = []
     for _ in range(n):
-        sends = e.handle(make_request(method, uri, **kw), source, 0.0).sends  # type: ignore[arg-type]
+        sends = e.handle(make_request(method, uri, **kw), source, 0.0).sends
         out.append(parse_response(sends[-1].data).code)
     return out
 
