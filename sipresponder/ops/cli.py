@@ -260,10 +260,10 @@ def _serve(args: argparse.Namespace) -> int:
             if counted:
                 # Sequence counters and named states live in each worker process.
                 log.warning(
-                    "--workers %d: %s keep sequence counters or states per worker process; "
-                    "only requests that reach the same worker share them (scope \"source\" "
-                    "or \"call-id\" with --udp-balance source and TCP keep a client on one "
-                    "worker)",
+                    "--workers %d: the sequence counters and states of %s are per worker; "
+                    "only requests that reach the same worker share them (with "
+                    "--udp-balance source, and over TCP, a client stays on one worker, so "
+                    "scope \"source\" and \"call-id\" work as in one process)",
                     workers,
                     ", ".join(counted[:3]) + (" ..." if len(counted) > 3 else ""),
                 )
