@@ -138,7 +138,7 @@ class Admin:
         app = web.Application(middlewares=[self._auth, self._errors])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/api/requests", self._list)
-        app.router.add_delete("/api/requests", self._reset)
+        app.router.add_delete("/api/requests", self._clear)
         app.router.add_get("/api/requests/count", self._count)
         app.router.add_post("/api/requests/wait", self._wait)
         app.router.add_post("/api/requests/verify", self._verify)
@@ -147,6 +147,8 @@ class Admin:
         app.router.add_put("/api/rules/{name}", self._put_rule)
         app.router.add_delete("/api/rules/{name}", self._delete_rule)
         app.router.add_post("/api/reset", self._reset)
+        app.router.add_get("/api/state", self._states)
+        app.router.add_delete("/api/state", self._reset_states)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/openapi.json", self._openapi)
         return app
@@ -206,8 +208,19 @@ class Admin:
         return web.json_response(
             {"count": len(query_from_params(request).select(self.responder.journal))})
 
+    async def _clear(self, request: web.Request) -> web.Response:
+        self.responder.journal.clear()
+        return web.json_response({"status": "cleared"})
+
     async def _reset(self, request: web.Request) -> web.Response:
         self.responder.reset()
+        return web.json_response({"status": "cleared"})
+
+    async def _states(self, request: web.Request) -> web.Response:
+        return web.json_response(self.responder.states())
+
+    async def _reset_states(self, request: web.Request) -> web.Response:
+        self.responder.reset_states()
         return web.json_response({"status": "cleared"})
 
     async def _wait(self, request: web.Request) -> web.Response:
@@ -418,7 +431,16 @@ OPENAPI: dict[str, Any] = {
                         "content": {"application/json": {
                             "schema": {"$ref": "#/components/schemas/Error"}}}}}},
         },
-        "/api/reset": {"post": {"summary": "clear the journal", "responses": {"200": _OK}}},
+        "/api/reset": {"post": {"summary": "clear the journal, the sequence counters and the "
+                                           "named states", "responses": {"200": _OK}}},
+        "/api/state": {
+            "get": {"summary": "the named states and sequence counters of the stateful rules, "
+                               "by scope and key (a key not listed is in state 'start')",
+                    "responses": {"200": {"description": "states and counters", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/State"}}}}}},
+            "delete": {"summary": "every scope key back to 'start', every sequence to its "
+                                  "first step", "responses": {"200": _OK}},
+        },
         "/metrics": {"get": {"summary": "Prometheus metrics from the engine's counters",
                              "responses": {"200": {"description": "Prometheus text format",
                                                    "content": {"text/plain": {
@@ -428,6 +450,13 @@ OPENAPI: dict[str, Any] = {
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
+            "State": {"type": "object", "properties": {
+                "states": {"type": "array", "items": {"type": "object", "properties": {
+                    "scope": {"type": "string"}, "key": {"type": "string"},
+                    "state": {"type": "string"}}}},
+                "counters": {"type": "array", "items": {"type": "object", "properties": {
+                    "rule": {"type": "integer"}, "scope": {"type": "string"},
+                    "key": {"type": "string"}, "count": {"type": "integer"}}}}}},
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
             "Entry": {"type": "object", "properties": {
                 "seq": {"type": "integer"},

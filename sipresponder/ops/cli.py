@@ -262,6 +262,17 @@ def _serve(args: argparse.Namespace) -> int:
                         "or CANCEL may reach a worker that did not see the request",
                         ", ".join(stateful[:3]) + (" ..." if len(stateful) > 3 else ""),
                     )
+            counted = [r.label for r in scenario.stateful_rules]
+            if counted:
+                # Sequence counters and named states live in each worker process.
+                log.warning(
+                    "--workers %d: the sequence counters and states of %s are per worker; "
+                    "only requests that reach the same worker share them (with "
+                    "--udp-balance source, and over TCP, a client stays on one worker, so "
+                    "scope \"source\" and \"call-id\" work as in one process)",
+                    workers,
+                    ", ".join(counted[:3]) + (" ..." if len(counted) > 3 else ""),
+                )
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ from ..uas.validation import BODY_CHECKS, CHECKS, enabled_checks
 from .fields import FieldError, key_list
 from .model import Rule, Scenario, Settings
 from .responses import check_required
-from .rules import build_default, build_rule
+from .rules import build_default, build_rule, check_states
 from .settings import build_settings
 
 TOP_KEYS = frozenset({"settings", "auth", "rule", "default"})
@@ -89,6 +89,7 @@ class _Loader:
             for rule in [*rules, default]:
                 self.where = rule.label
                 check_required(rule)
+                check_states(rule, rules)
         except FieldError as exc:
             raise self.fail(exc) from None
         return assemble(self.path, settings, rules, default)

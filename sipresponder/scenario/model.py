@@ -63,6 +63,8 @@ class Settings:
 
 
 Matcher = Callable[["Request", "Source"], bool]
+# Whether a stateful rule that matched may answer now (uas.state.States.admits).
+Admit = Callable[["Rule", "Request", "Source"], bool]
 
 
 @dataclass(slots=True)
@@ -134,6 +136,31 @@ class Behaviour:
         return "; ".join(parts) or None
 
 
+SCOPES = ("global", "call-id", "source", "from", "to")
+AFTER = ("repeat-last", "cycle", "fall-through")
+START = "start"  # the state every scope key is in until a rule moves it
+
+
+@dataclass(slots=True)
+class Step:
+    """One answer of a rule's ``sequence``: its provisionals and its final response."""
+
+    provisional: list[ResponseSpec]
+    final: ResponseSpec
+
+
+@dataclass(slots=True)
+class RuleState:
+    """What makes a rule stateful (a sequence, ``when_state``, ``new_state``); the
+    counters and states themselves live in uas.state, per process."""
+
+    scope: str = "global"  # one of SCOPES
+    sequence: tuple[Step, ...] = ()  # empty: the rule's own response every time
+    after: str = "repeat-last"  # one of AFTER: once the sequence is exhausted
+    when_state: str | None = None  # the rule applies only in this state
+    new_state: str | None = None  # answering moves the scope key to this state
+
+
 @dataclass(slots=True)
 class Rule:
     name: str
@@ -146,6 +173,7 @@ class Rule:
     auth: AuthCheck | None = None
     user: str | None = None  # the Request-URI user this rule requires, if one exact one
     behaviour: Behaviour | None = None  # not answering, faults, chance; None: none
+    state: RuleState | None = None  # a sequence or named states, else None (stateless)
 
     @property
     def stateful(self) -> bool:
@@ -154,6 +182,7 @@ class Rule:
             or self.final.delay > 0
             or isinstance(self.final.code, Template)
             or (self.behaviour is not None and self.behaviour.action == "provisional-only")
+            or self.state is not None
         )
 
     def matches(self, request: Request, source: Source) -> bool:
@@ -239,8 +268,11 @@ class Scenario:
         """settings.tag_key as a BLAKE2s key (at most 32 octets)."""
         return self._tag_key
 
-    def match(self, request: Request, source: Source) -> Rule:
+    def match(self, request: Request, source: Source, admit: Admit | None = None) -> Rule:
         """The first rule that matches, else the default.
+
+        A stateful rule (``rule.state``) that matches is taken only if ``admit`` says
+        so (its state is not the one it needs, or its sequence fell through).
 
         Only the rules that could match this Request-URI user are tried: a scenario
         of many per-user rules costs one dictionary lookup, not a test per rule.
@@ -253,6 +285,13 @@ class Scenario:
                 user = None
             rules = self._by_user.get(user, rules)
         for rule in rules:
-            if rule.matches(request, source):
+            if rule.matches(request, source) and (
+                rule.state is None or admit is None or admit(rule, request, source)
+            ):
                 return rule
         return self.default
+
+    @property
+    def stateful_rules(self) -> list[Rule]:
+        """The rules with a sequence or named states (per-process state)."""
+        return [r for r in self.rules if r.state is not None]

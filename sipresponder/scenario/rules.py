@@ -10,12 +10,26 @@ from ..auth.guard import AuthConfig
 from ..sip.abnf import TOKEN
 from .fields import FieldError, boolean, key_list
 from .matcher import compile_conditions
-from .model import ACTIONS, CONNECTION_FAULTS, FAULTS, Behaviour, ResponseSpec, Rule
-from .responses import RESPONSE_KEYS, build_provisionals, build_response
+from .model import (
+    ACTIONS,
+    AFTER,
+    CONNECTION_FAULTS,
+    FAULTS,
+    SCOPES,
+    START,
+    Behaviour,
+    ResponseSpec,
+    Rule,
+    RuleState,
+    Step,
+)
+from .responses import RESPONSE_KEYS, build_provisionals, build_response, check_required
 
 # Keys that change what a rule does with its responses (model.Behaviour).
 BEHAVIOUR_KEYS = frozenset({"action", "fault", "repeat_final", "probability", "choice"})
-RULE_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | {"name", "match", "provisional", "auth"}
+# Keys that make a rule's answer depend on earlier requests (model.RuleState).
+STATE_KEYS = frozenset({"sequence", "after", "scope", "when_state", "new_state"})
+RULE_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | STATE_KEYS | {"name", "match", "provisional", "auth"}
 DEFAULT_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | {"provisional"}
 # The final response of a rule that sends none (action "none" or "provisional-only"):
 # never sent; there so that every rule has one for the checks that read it.
@@ -45,7 +59,22 @@ def build_rule(
         raise exc.within("match") from None
     user = match.get("user")
     behaviour = build_behaviour(raw, base_dir)
-    provisional, final = _responses(raw, behaviour, base_dir)
+    state = _rule_state(raw, base_dir)
+    if behaviour is not None and state is not None:
+        # Each family is defined on a rule's one response; a sequence of faulty or
+        # chancy answers is not defined yet, so say so rather than guess.
+        key = sorted(BEHAVIOUR_KEYS & raw.keys())[0]
+        raise FieldError(
+            key,
+            f"cannot be combined with {key_list(sorted(STATE_KEYS & raw.keys()))} in one rule "
+            "(yet): split it into two rules",
+        )
+    if state is not None and state.sequence:
+        # The first step stands for the rule where one response is needed (the
+        # Allow list, logs); the engine answers with the step the counter picks.
+        provisional, final = state.sequence[0].provisional, state.sequence[0].final
+    else:
+        provisional, final = _responses(raw, behaviour, base_dir)
     return Rule(
         name,
         number,
@@ -57,7 +86,86 @@ def build_rule(
         # An exact user (a glob without '*') lets the scenario skip this rule for
         # every request to another user without testing it.
         user if isinstance(user, str) and "*" not in user else None,
-        behaviour,
+        behaviour=behaviour,
+        state=state,
+    )
+
+
+def _rule_state(raw: dict[str, object], base_dir: Path) -> RuleState | None:
+    """The ``sequence``, ``after``, ``scope``, ``when_state`` and ``new_state`` keys,
+    or None when the rule has none of them (it stays on the stateless path)."""
+    if not STATE_KEYS & raw.keys():
+        return None
+    state = RuleState()
+    scope = raw.get("scope", "global")
+    if scope not in SCOPES:
+        raise FieldError("scope", f"must be one of {', '.join(SCOPES)}, not {scope!r}")
+    state.scope = str(scope)
+    after = raw.get("after", "repeat-last")
+    if after not in AFTER:
+        raise FieldError("after", f"must be one of {', '.join(AFTER)}, not {after!r}")
+    state.after = str(after)
+    for key in ("when_state", "new_state"):
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, str) or not value.strip():
+                raise FieldError(key, 'must be a state name such as "registered"')
+            setattr(state, key, value)
+    if "sequence" in raw:
+        state.sequence = _sequence(raw, base_dir)
+    elif "after" in raw:
+        raise FieldError("after", "applies to a sequence: give the rule a sequence too")
+    return state
+
+
+def _sequence(raw: dict[str, object], base_dir: Path) -> tuple[Step, ...]:
+    own = sorted(k for k in raw if k in RESPONSE_KEYS or k == "provisional")
+    if own:
+        raise FieldError(
+            own[0], "a rule with a sequence answers with its steps: put the response keys "
+            "in each step (sequence = [503, 200] or [[rule.sequence]] tables)",
+        )
+    value = raw["sequence"]
+    if not isinstance(value, list) or not value:
+        raise FieldError("sequence", "must be a non-empty list of codes or response tables")
+    steps = []
+    for i, item in enumerate(value):
+        where = f"sequence[{i}]"
+        if isinstance(item, int) and not isinstance(item, bool):
+            item = {"code": item}
+        if not isinstance(item, dict):
+            raise FieldError(where, "must be a code or a response table")
+        try:
+            for key in item:
+                if key not in RESPONSE_KEYS and key != "provisional":
+                    raise FieldError(
+                        key, f"unknown key (expected one of {key_list(RESPONSE_KEYS)})"
+                    )
+            step = Step(build_provisionals(item, base_dir), build_response(item, base_dir))
+            check_required(Rule("", 0, [], None, step.provisional, step.final))
+        except FieldError as exc:
+            raise exc.within(where) from None
+        steps.append(step)
+    return tuple(steps)
+
+
+def check_states(rule: Rule, rules: list[Rule]) -> None:
+    """Refuse a ``when_state`` that no rule of the same scope ever moves to: the rule
+    could never apply (a typo in a state name, or scopes that do not agree)."""
+    state = rule.state
+    if state is None or state.when_state is None or state.when_state == START:
+        return
+    setters = [r.state for r in rules if r.state is not None and r.state.new_state]
+    if any(s.new_state == state.when_state and s.scope == state.scope for s in setters):
+        return
+    others = [s.scope for s in setters if s.new_state == state.when_state]
+    hint = (
+        f" (rules set it in scope {others[0]!r}, this rule reads scope {state.scope!r})"
+        if others
+        else f" (states set: {sorted({str(s.new_state) for s in setters}) or 'none'})"
+    )
+    raise FieldError(
+        "when_state", f"no rule sets state {state.when_state!r}, so this rule never applies{hint}"
     )
 
 

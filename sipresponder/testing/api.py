@@ -278,8 +278,22 @@ class Responder:
             self.server.set_scenario(loaded)
 
     def reset(self) -> None:
-        """Forget the journal (the scenario stays)."""
+        """Forget the journal, the sequence counters and the named states (the
+        scenario stays)."""
         self.journal.clear()
+        self.reset_states()
+
+    def states(self) -> dict[str, object]:
+        """The named states and sequence counters of the stateful rules, by scope and
+        key: {"states": [{scope, key, state}], "counters": [{rule, scope, key, count}]}
+        (a key absent from "states" is in "start")."""
+        return self.server.engine.states.snapshot() if self.server is not None else {
+            "states": [], "counters": []}
+
+    def reset_states(self) -> None:
+        """Every scope key back to "start" and every sequence to its first step."""
+        if self.server is not None:
+            self.server.engine.states.reset()
 
 
 class SyncResponder:
@@ -355,6 +369,12 @@ class SyncResponder:
 
     def reset(self) -> None:
         self._call(_immediate(self._async.reset))
+
+    def states(self) -> dict[str, object]:
+        return self._call(_immediate(self._async.states))
+
+    def reset_states(self) -> None:
+        self._call(_immediate(self._async.reset_states))
 
 
 def _bound(seconds: object) -> float:

@@ -14,7 +14,9 @@
 
 The fixture is synchronous (the responder runs on its own thread), so it works in
 plain and in async tests alike; each test gets a fresh responder and journal, so
-``verify(..., exactly=N | at_most=N | none=True)`` counts only that test's requests.
+``verify(..., exactly=N | at_most=N | none=True)`` counts only that test's requests,
+and every sequence starts at its first step and every state in "start"
+(``states()`` shows them, ``reset_states()`` starts them over within a test).
 """
 
 from __future__ import annotations

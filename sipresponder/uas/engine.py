@@ -30,6 +30,7 @@ from .events import Send, Source
 from .limits import DROP, LimitLog, MergedRequests, RateLimiter
 from .outcome import Outcome
 from .plan import PlanCache
+from .state import States
 from .transactions import Transactions
 from .validation import Rejection, check_request
 
@@ -65,6 +66,9 @@ class Engine:
         # settings.seed, a run replays the same choices from each scenario swap on.
         self.random = random.Random(settings.seed if settings.seed >= 0 else None)
         self.transactions.random = self.random
+        # Sequence counters and named states start again with each scenario.
+        self.states = States()
+        self._stateful = bool(scenario.stateful_rules)
         self.transactions.scenario = scenario
         self._scenario = scenario
 
@@ -148,20 +152,28 @@ class Engine:
             if found is not None:
                 return Outcome(data, source, now, scenario, found[0], request, None, found[1])
 
-        rule = scenario.match(request, source)
+        if self._stateful:
+            rule = scenario.match(request, source, self.states.admits)
+        else:
+            rule = scenario.match(request, source)
+        provisional = rule.provisional
+        final = rule.final
         if rule.auth is not None:  # Digest authentication first: the rule or its stand-in
             rule = rule.auth.check(rule, request, now)
+            provisional, final = rule.provisional, rule.final
+        if rule.state is not None:  # a challenge (a stand-in rule) neither counts nor moves
+            provisional, final = self.states.take(rule, request, source)
         log_request(request, source, None, rule)
         if rule.behaviour is not None:
             return self._behave(data, source, now, scenario, request, via, rule)
         echo = Echo(request, source.remote, scenario.tag_key)
-        final = rule.final
         code = self._code(final, request, source)
-        if not rule.provisional and not final.delay and code >= 200:
-            # Stateless: the same request always gets the same octets back.
+        if not provisional and not final.delay and code >= 200 and rule.state is None:
+            # Stateless: the same request always gets the same octets back. A stateful
+            # rule keeps a transaction so that a retransmission is not counted again.
             send = self._respond(final, code, request, source, via, echo)
             return Outcome(data, source, now, scenario, [send], request, rule, None)
-        steps = [(spec, self._code(spec, request, source)) for spec in rule.provisional]
+        steps = [(spec, self._code(spec, request, source)) for spec in provisional]
         if code < 200:
             # A 1xx as the final code (e.g. sip:180@ in the default scenario): send it,
             # then complete the transaction with 200 OK.

@@ -466,7 +466,8 @@ async def test_token_auth(admin_factory: Callable[..., Awaitable[Running]]) -> N
                          ("POST", "/api/requests/verify"),
                          ("PUT", "/api/rules/busy"), ("DELETE", "/api/rules/busy"),
                          ("GET", "/api/scenario"), ("PUT", "/api/scenario"),
-                         ("POST", "/api/reset"), ("GET", "/metrics"),
+                         ("POST", "/api/reset"), ("GET", "/api/state"),
+                         ("DELETE", "/api/state"), ("GET", "/metrics"),
                          ("GET", "/api/openapi.json")]:
         async with r.http.request(method, r.url(path)) as resp:
             assert resp.status == 401, (method, path)

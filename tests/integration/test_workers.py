@@ -255,3 +255,15 @@ def test_without_uvloop_the_stdlib_loop_serves() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_workers_warn_naming_the_rules_with_sequences_or_states(tmp_path: Path) -> None:
+    scenario = tmp_path / "flaky.toml"
+    scenario.write_text('[[rule]]\nname = "flaky"\nsequence = [503, 200]\nscope = "call-id"\n')
+    sup = _start("--scenario", str(scenario))
+    try:
+        assert (
+            "--workers 2: the sequence counters and states of rule 'flaky' (#1) are per worker"
+            in sup.log)
+    finally:
+        _stop(sup)
