@@ -46,8 +46,8 @@ class Settings:
     tcp_read_timeout: float = 32.0  # an incomplete message older than this closes the stream
     tcp_idle_timeout: float = 600.0  # a connection silent this long is closed
     max_connections: int = 1024  # concurrent TCP connections; more are refused
-    max_headers: int = 128  # header fields in one request; more earn a 400
-    max_line_length: int = 8192  # octets in one header line; longer earns a 400
+    max_headers: int = 128  # header fields in one request; more earn a 513
+    max_line_length: int = 8192  # octets in one header line; longer earns a 513
     rate_limit: float = 0.0  # requests per second per source IP; 0 = no limit
     rate_burst: int = 0  # token-bucket depth; 0 = max(1, rate_limit)
     rate_limit_action: str = "drop"  # "drop" or "503" (with Retry-After)

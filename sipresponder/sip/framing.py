@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .fastpath import content_lengths
-from .message import find_header_end
+from .message import find_header_end, too_large
 
 
 @dataclass(slots=True)
@@ -78,7 +78,7 @@ class StreamFramer:
             head_end, body_start = find_header_end(buf, max(0, self._scanned - 3))
             if head_end < 0:
                 if len(buf) > self.max_message_size:
-                    frames.append(self._fail(bytes(buf[:4096]), 513, "Message Too Large"))
+                    frames.append(self._too_large(bytes(buf[:4096])))
                 else:
                     self._scanned = len(buf)
                 break
@@ -86,7 +86,7 @@ class StreamFramer:
             if body_start > self.max_message_size:
                 # The header section alone is too big: the same answer whether it came
                 # in one segment or trickled in (and went over the limit unfinished).
-                frames.append(self._fail(bytes(buf[:4096]), 513, "Message Too Large"))
+                frames.append(self._too_large(bytes(buf[:4096])))
                 break
             head = bytes(buf[:head_end])
             lengths = content_lengths(head)
@@ -103,7 +103,7 @@ class StreamFramer:
             # Compare lengths first so a 10**100 never becomes a big integer.
             if len(text.lstrip(b"0")) > 9 or body_start + int(text) > self.max_message_size:
                 # Answer before the body arrives: never buffer a huge declared body.
-                frames.append(self._fail(head, 513, "Message Too Large"))
+                frames.append(self._too_large(head))
                 break
             total = body_start + int(text)
             if len(buf) < total:
@@ -112,6 +112,10 @@ class StreamFramer:
             frames.append(Message(bytes(buf[:total])))
             del buf[:total]
         return frames
+
+    def _too_large(self, head: bytes) -> FramingError:
+        # The same answer the parser and the engine give a datagram over the limits.
+        return self._fail(head, *too_large(f"over {self.max_message_size} octets"))
 
     def _fail(self, head: bytes, code: int, reason: str) -> FramingError:
         self.failed = True

@@ -183,12 +183,23 @@ def find_header_end(data: bytes | bytearray, start: int = 0) -> tuple[int, int]:
     return -1, -1
 
 
+def too_large(detail: str) -> tuple[int, str]:
+    """The answer to a request refused for its size, whichever limit it broke.
+
+    513 Message Too Large (RFC 3261 21.5.7: "the message length exceeded its
+    capabilities"), never 400: the request may be well formed, only more than this
+    responder takes, and a client can tell the two apart. ``detail`` names the limit.
+    """
+    return 513, f"Message Too Large ({detail})"
+
+
 def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
                   max_line_length: int = 0, strict_length: bool = True) -> Request:
     """Parse one request. ``datagram`` selects UDP framing (RFC 3261 18.3).
 
     ``max_headers`` and ``max_line_length`` (0: no limit) bound the header section;
-    past them the request earns a 400 naming the limit and parsing stops early.
+    past them the request earns a 513 naming the limit (see ``too_large``) and the
+    parser reads no further into the offending line (or past the last field allowed).
     ``strict_length`` False takes a UDP body that is shorter than its Content-Length
     as it is instead of answering 400.
 
@@ -230,6 +241,9 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
     headers: list[tuple[str, str]] = []
     fields: dict[str, list[str]] = {}
     known_name = HEADER_NAMES.get
+    # A refusal for size wins over any 400 (as the engine's max_message_size check
+    # does): the parser skipped what was too big, so what it found wrong is partial.
+    oversize: tuple[int, str] | None = None
     # Per-line limit checks only when the whole header section could break them.
     if len(head) <= max_line_length:
         max_line_length = 0
@@ -241,11 +255,11 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
         if bare_cr and "\r" in line:
             error = error or (400, "Malformed header line (bare CR)")
         if max_line_length and len(line) > max_line_length:
-            error = error or (400, "Header line too long")
+            oversize = oversize or too_large(f"header line over {max_line_length} octets")
             continue
         first = line[0]
         if max_headers and len(headers) >= max_headers and first not in WSP:
-            error = error or (400, "Too many header fields")
+            oversize = oversize or too_large(f"over {max_headers} header fields")
             break
         if first in WSP:
             # Folding (RFC 3261 7.3.1): a continuation line joins the previous value.
@@ -274,6 +288,7 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
         else:
             rows.append(value)
 
+    error = oversize or error
     request = Request(method, uri_raw, version, headers, b"", data, error, fields, bare_cr)
     rest = data[body_start:]
     lengths = request.fields.get("content-length")

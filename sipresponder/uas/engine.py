@@ -20,7 +20,7 @@ from functools import partial
 from ..scenario.model import Refusal, ResponseSpec, Rule, Scenario
 from ..scenario.template import RenderContext
 from ..sip.headers import Via
-from ..sip.message import NotARequest, Request, parse_request
+from ..sip.message import NotARequest, Request, parse_request, too_large
 from ..sip.response import Echo, header_line, serialize, status_line
 from ..sip.routing import response_destination
 from ..sip.transports import MESSAGE_FRAMED
@@ -115,7 +115,7 @@ class Engine:
             self._dropped(source, why)
             return Outcome(data, source, now, scenario, [], None, None, f"dropped: {why}")
         if len(data) > settings.max_message_size:
-            request.error = (513, "Message Too Large")
+            request.error = too_large(f"over {settings.max_message_size} octets")
         try:
             via = request.top_via_lenient()
         except ValueError:

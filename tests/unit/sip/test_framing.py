@@ -137,7 +137,7 @@ def test_huge_content_length_is_513_at_once_without_buffering(value: str) -> Non
     data = message(1, b"only the start of the body", length=value)
     [error] = framer.feed(data)
     assert isinstance(error, FramingError)
-    assert (error.code, error.reason) == (513, "Message Too Large")
+    assert (error.code, error.reason) == (513, f"Message Too Large (over {MAX} octets)")
     assert error.head.startswith(b"OPTIONS ") and framer.pending == 0 and framer.failed
 
 
@@ -154,6 +154,16 @@ def test_endless_header_section_is_513() -> None:
     frames = framer.feed(b"X-Junk: " + b"a" * 1000 + b"\r\n")
     assert len(frames) == 1 and isinstance(frames[0], FramingError)
     assert frames[0].code == 513 and framer.pending == 0
+    assert frames[0].reason == "Message Too Large (over 1000 octets)"
+
+
+def test_a_60_kB_header_line_within_max_message_size_is_framed() -> None:
+    """The framer bounds only the message; the parser refuses the line (with 513 too)."""
+    data = message(1).replace(b"\r\n\r\n", b"\r\nX-Big: " + b"a" * 60_000 + b"\r\n\r\n")
+    assert StreamFramer(MAX).feed(data) == [Message(data)]
+    [error] = StreamFramer(len(data) - 1).feed(data)
+    assert isinstance(error, FramingError)
+    assert (error.code, error.reason) == (513, f"Message Too Large (over {len(data) - 1} octets)")
 
 
 def test_bare_lf_messages() -> None:

@@ -106,6 +106,38 @@ def test_malformed_header_line_is_400(line: str) -> None:
     assert req.error == (400, "Malformed header line")
 
 
+# -- limits: a refusal for size is 513 (RFC 3261 21.5.7), never 400 ----------------------------------
+def test_a_60_kB_header_line_is_513_naming_the_limit() -> None:
+    req = parse_request(raw("X-Big: " + "a" * 60_000), datagram=True, max_line_length=8192)
+    assert req.error == (513, "Message Too Large (header line over 8192 octets)")
+    # The line is skipped, the rest is read: the refusal can be routed and echoed.
+    assert req.top_via().branch == "z9hG4bK-1" and req.get("x-big") is None
+
+
+@pytest.mark.parametrize("datagram", [True, False])
+def test_too_many_header_fields_is_513_naming_the_limit(datagram: bool) -> None:
+    data = raw(*(f"X-H{i}: v" for i in range(10)))
+    req = parse_request(data, datagram=datagram, max_headers=8)
+    assert req.error == (513, "Message Too Large (over 8 header fields)")
+    assert parse_request(data, datagram=datagram, max_headers=15).error is None
+
+
+def test_a_line_exactly_at_the_limit_passes() -> None:
+    line = "X-Big: " + "a" * 93
+    assert parse_request(raw(line), datagram=True, max_line_length=100).error is None
+    req = parse_request(raw(line + "a"), datagram=True, max_line_length=100)
+    assert req.error == (513, "Message Too Large (header line over 100 octets)")
+
+
+def test_a_refusal_for_size_wins_over_a_malformed_line() -> None:
+    """The parser skipped what was too big, so a 400 for what it did read would blame
+    the wrong thing; the engine's max_message_size check overrides a 400 the same way."""
+    data = raw("Bad Name: x", "X-Big: " + "a" * 200, "Subject: a\rb")
+    req = parse_request(data, datagram=True, max_line_length=100)
+    assert req.error == (513, "Message Too Large (header line over 100 octets)")
+    assert parse_request(data, datagram=True).error == (400, "Malformed header line")
+
+
 # -- folding -------------------------------------------------------------------------------------
 def test_folding_joins_continuation_lines_with_one_space() -> None:
     req = parse(raw("Subject: first\r\n second\r\n\t\tthird  ", "X-Next: n"))

@@ -172,7 +172,25 @@ def test_oversized_message_gets_513() -> None:
     req = make_request("MESSAGE", "sip:bob@x", body=b"x" * 700,
                        headers=[("Content-Type", "text/plain")])
     [resp] = answer(e, req)
-    assert resp.code == 513
+    assert (resp.code, resp.reason) == (513, "Message Too Large (over 600 octets)")
+
+
+@pytest.mark.parametrize("source", [UDP, TCP])
+def test_a_60_kB_header_line_gets_513_not_400(source: Source) -> None:
+    """Issue 12: the default limits (max_line_length 8192 within max_message_size 65535)
+    answered 400 "Header line too long"; a refusal for size is 513 on every transport."""
+    req = make_request("OPTIONS", "sip:bob@x", transport=source.transport.upper(),
+                       headers=[("X-Big", "a" * 60_000)])
+    [resp] = answer(engine(), req, source)
+    assert (resp.code, resp.reason) == (
+        513, "Message Too Large (header line over 8192 octets)")
+    assert resp.get("Call-ID") is not None and len(resp.raw) < 1000
+
+
+def test_too_many_header_fields_gets_513() -> None:
+    req = make_request("OPTIONS", "sip:bob@x", headers=[(f"X-H{i}", "v") for i in range(130)])
+    [resp] = answer(engine(), req)
+    assert (resp.code, resp.reason) == (513, "Message Too Large (over 128 header fields)")
 
 
 def test_no_usable_via_is_dropped_silently() -> None:
