@@ -189,6 +189,27 @@ async def test_tls_stream_framing_and_pipelining(tls_dir: Path) -> None:
     assert (second.code, second.get("Call-ID")) == (486, "b")
 
 
+async def test_refusals_for_size_over_tls_are_513(tls_dir: Path) -> None:
+    """Issue 12: a 60 kB header line gets 513 (not 400) and the connection stays up; a
+    message over max_message_size gets 513 from the framer, then the connection closes."""
+    async with Responder(listen=["tls:127.0.0.1:0"], tls=TLSOptions(directory=tls_dir)) as r:
+        client = await TCPClient.connect(r.address("tls")[1],
+                                         ssl=client_context(r.tls_certificate))
+        try:
+            await client.send(make_request("OPTIONS", "sip:200@127.0.0.1", transport="TLS",
+                                           headers=[("X-Big", "a" * 60_000)]))
+            line = await client.recv(TIMEOUT)
+            await client.send(make_request("OPTIONS", "sip:200@127.0.0.1", transport="TLS",
+                                           headers=[("X-Big", "a" * 70_000)]))
+            message = await client.recv(TIMEOUT)
+            closed = await asyncio.wait_for(client.reader.read(), TIMEOUT)
+        finally:
+            await client.close()
+    assert (line.code, line.reason) == (513, "Message Too Large (header line over 8192 octets)")
+    assert (message.code, message.reason) == (513, "Message Too Large (over 65535 octets)")
+    assert closed == b""
+
+
 async def test_tls_idle_timeout_and_connection_cap(tls_dir: Path) -> None:
     scenario = "[settings]\nmax_connections = 1\ntcp_idle_timeout = 0.3\n"
     async with Responder(scenario, listen=["tls:127.0.0.1:0"],

@@ -171,13 +171,30 @@ async def test_oversized_messages() -> None:
         connect(r.ws_url(), subprotocols=["sip"], open_timeout=TIMEOUT) as ws,
     ):
         [raw] = await exchange(ws, big)
-        assert parse_response(raw).code == 513
+        resp = parse_response(raw)
+        assert (resp.code, resp.reason) == (513, "Message Too Large (over 2000 octets)")
         [raw] = await exchange(ws, ws_request("OPTIONS", "sip:200@127.0.0.1"))
         assert parse_response(raw).code == 200
         await ws.send(huge)
         with pytest.raises(ConnectionClosed) as info:
             await asyncio.wait_for(ws.recv(), TIMEOUT)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
+async def test_a_60_kB_header_line_gets_513() -> None:
+    """Issue 12: a refusal for size is 513 over WebSocket too (it was 400), and the
+    WebSocket stays usable."""
+    big = ws_request("OPTIONS", "sip:200@127.0.0.1", headers=[("X-Big", "a" * 60_000)])
+    async with (
+        Responder(listen=["ws:127.0.0.1:0"]) as r,
+        connect(r.ws_url(), subprotocols=["sip"], open_timeout=TIMEOUT) as ws,
+    ):
+        [raw] = await exchange(ws, big)
+        resp = parse_response(raw)
+        assert (resp.code, resp.reason) == (
+            513, "Message Too Large (header line over 8192 octets)")
+        [raw] = await exchange(ws, ws_request("OPTIONS", "sip:200@127.0.0.1"))
+        assert parse_response(raw).code == 200
 
 
 async def test_connection_cap_and_idle_timeout() -> None:
