@@ -54,8 +54,8 @@ with (atheris.instrument_imports(include=["sipresponder"]) if _instrument
 from tests.sipclient import parse_response  # noqa: E402 - after the path set-up
 
 DEFAULT_SCENARIO = ROOT / "scenarios" / "default.toml"
-# The default scenario with every check on and tight limits: 513 (header section and
-# message size), 400 (header count, line length), 503 (rate limit), 482, 483, 415 for
+# The default scenario with every check on and tight limits: 513 (header section,
+# message size, header count, line length), 400, 503 (rate limit), 482, 483, 415 for
 # Content-Language, Via routing and the UDP amplification cap all come within reach.
 TIGHT_SETTINGS = """[settings]
 max_message_size = 700

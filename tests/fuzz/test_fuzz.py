@@ -675,8 +675,8 @@ def test_framer_bounded_for_any_segmentation(data: bytes, chunk: int, limit: int
     assert frames(chunk) == frames(max(1, len(data)))
 
 
-# Every bundled scenario, and the default one with every check on and tight limits (513,
-# 400 for header count and line length, 503 rate limiting, 482, 483, Via routing).
+# Every bundled scenario, and the default one with every check on and tight limits (513
+# for size, header count and line length, 503 rate limiting, 482, 483, Via routing).
 SCENARIOS = {p.name: load_scenario(p) for p in sorted((ROOT / "scenarios").glob("*.toml"))}
 SCENARIOS["default-tight"] = fuzz_parser.tight_scenario()
 
