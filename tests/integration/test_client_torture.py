@@ -185,3 +185,23 @@ async def test_twice_and_dial_a_code(responder: Responder, transport: str) -> No
         assert first[0] == 200 and first == second
         await client.send(client.request("INVITE", "486"))
         assert (await client.recv())[0] == 486
+
+
+async def test_hangup_answers_then_closes_the_tcp_connection(responder: Responder) -> None:
+    client = await TCPClient.connect(responder.address("tcp")[1])
+    try:
+        await client.send(make_request("OPTIONS", "sip:hangup@127.0.0.1", transport="TCP"))
+        assert (await client.recv(TIMEOUT)).code == 200
+        assert await asyncio.wait_for(client.reader.read(65536), TIMEOUT) == b""  # EOF
+    finally:
+        await client.close()
+
+
+@TRANSPORTS
+async def test_slow_invite_gets_100_trying_then_200(responder: Responder,
+                                                    transport: str) -> None:
+    async with client_for(responder, transport) as client:
+        await client.send(client.request("INVITE", "slow", branch="z9hG4bK-slow1"))
+        assert (await client.recv())[:2] == (100, "1 INVITE")
+        # lognormal around 1 s: a generous bound, not a timing assertion
+        assert (await client.recv(timeout=30.0))[:2] == (200, "1 INVITE")
