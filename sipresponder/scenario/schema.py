@@ -59,7 +59,8 @@ def _nocase(names: Iterable[str]) -> Schema:
 
 
 def _escape(char: str) -> str:
-    return "\\" + char if char in r".^$*+?()[]{}|\-/" else char
+    # Only the characters special outside a class: "\\-" is an error in ECMA's u mode.
+    return "\\" + char if char in r".^$*+?()[]{}|\\" else char
 
 
 def _one_or_list(item: Schema, *, min_items: int = 0) -> Schema:
