@@ -21,6 +21,7 @@ from .. import __version__
 from ..scenario.bundled import bundled_scenario
 from ..scenario.loader import ScenarioError, load_scenario, read_scenario
 from ..scenario.model import Scenario
+from ..scenario.schema import schema_text
 from ..sip.codes import CODES, HEADER_FIELDS
 from ..transport.address import ListenAddress, parse_listen
 from . import ping
@@ -162,6 +163,9 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
 
     sub.add_parser("codes", help="print the response-code table with required headers")
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    schema.add_argument("--output", metavar="FILE", help="write it to FILE instead")
     return parser
 
 
@@ -198,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "ping":
         return ping.run(args)
+    if args.command == "schema":
+        return _schema(args.output)
     return _serve(args)
 
 
@@ -208,6 +214,19 @@ def _check(path: str) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{path}: OK ({len(scenario.rules)} rules)")
+    return 0
+
+
+def _schema(output: str | None) -> int:
+    text = schema_text()
+    if output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot write {output}: {exc.strerror}", file=sys.stderr)
+        return 1
     return 0
 
 
