@@ -60,6 +60,29 @@ def test_check_accepts_a_good_file(capsys) -> None:
     assert "OK" in capsys.readouterr().out
 
 
+def test_check_takes_several_files_and_names_each_result(tmp_path: Path, capsys) -> None:
+    root = Path(__file__).resolve().parents[2]
+    good = [str(root / "scenarios" / name) for name in ("default.toml", "redirects.toml")]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[rule]]\ncode = 9999\n")
+    assert main(["check", *good]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines()] == good
+    assert main(["check", good[0], str(bad), good[1]]) == 1
+    captured = capsys.readouterr()
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == good
+    assert f"error: {bad}: " in captured.err
+    assert "1 of 3 files failed" in captured.err
+
+
+def test_check_says_what_allow_it_derived(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[[rule]]\nmatch = { method = "SUBSCRIBE" }\ncode = 405\n'
+                    '[[rule]]\nmatch = { method = "INVITE" }\ncode = 200\n')
+    assert main(["check", str(path)]) == 0
+    assert "derived Allow: INVITE, ACK, CANCEL, SUBSCRIBE" in capsys.readouterr().out
+
+
 def test_codes_command_lists_every_code(capsys) -> None:
     assert main(["codes"]) == 0
     out = capsys.readouterr().out
