@@ -147,7 +147,34 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
+    except BrokenPipeError:
+        # `sipresponder codes | head`: the reader left. As Python's docs advise (signal
+        # module, "Note on SIGPIPE"), point stdout at devnull so that the interpreter's
+        # own flush at exit does not raise again, and exit without a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return code
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = _build_parser()
+    # argparse hands a subcommand's unknown flags up to the top-level parser, whose
+    # usage then says nothing about the subcommand: let the subcommand's parser refuse.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        subparsers = next(
+            a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+        )
+        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parse(argv)
     if args.command == "check":
         return _check(args.files)
     if args.command == "verify":
@@ -156,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         _print_codes()
         return 0
     if args.command == "ping":
-        return ping.run(args)
+        try:
+            return ping.run(args)
+        except KeyboardInterrupt:
+            print("ping: interrupted", file=sys.stderr)
+            return 130  # 128 + SIGINT, as a shell reports it
+
     return _serve(args)
 
 

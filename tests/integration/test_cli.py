@@ -132,3 +132,36 @@ def test_json_log_lines_carry_the_event_fields() -> None:
     assert lines[0]["method"] == "INVITE" and lines[0]["call_id"] == "json-1"
     assert lines[1]["code"] == 486 and lines[1]["remote"] == "127.0.0.1:4000"
     assert lines[1]["message"] == "send 486 Busy Here to udp:127.0.0.1:4000"
+
+
+def test_codes_into_a_closed_pipe_exits_quietly() -> None:
+    """`sipresponder codes | head`: the reader is gone before the table is written
+    (closed before the interpreter has even started), so every write hits EPIPE."""
+    proc = subprocess.Popen([sys.executable, "-m", "sipresponder", "codes"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_ctrl_c_in_ping_is_one_line_and_exit_130(monkeypatch, capsys) -> None:
+    from sipresponder.ops import ping
+
+    def interrupted(*args: object, **kwargs: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ping, "run", interrupted)
+    assert main(["ping", "sip:127.0.0.1:9"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "ping: interrupted"
+
+
+def test_an_unknown_serve_flag_shows_serves_usage(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--no-such-flag"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: sipresponder serve ")
+    assert "unrecognized arguments: --no-such-flag" in err
