@@ -82,7 +82,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         help="info logs one line per request and per response; warning (the default) "
-        "logs start, reloads, limits and errors, and /metrics counts the traffic",
+        "logs start-up, reloads, shutdown, limits and errors, and /metrics counts the "
+        "traffic; error logs errors only",
     )
     serve.add_argument(
         "--admin",
@@ -356,7 +357,7 @@ async def _run(
             )
             return
         swap(new, new_text)
-        log.warning(
+        log.info(
             "%s: reloaded scenario %s", why, path, extra={"event": "scenario", "path": path}
         )
 
@@ -369,7 +370,7 @@ async def _run(
                 last = current
                 reload("file changed")
 
-    log.warning(
+    log.info(
         "serving scenario %s", scenario.path, extra={"event": "scenario", "path": scenario.path}
     )
     loop.add_signal_handler(signal.SIGHUP, reload)
@@ -377,7 +378,7 @@ async def _run(
     await stop.wait()
     if watcher is not None:
         watcher.cancel()
-    log.warning("shutting down")
+    log.info("shutting down", extra={"event": "stopping"})
     if admin is not None:
         await admin.close()
     await stop_server()

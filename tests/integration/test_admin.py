@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -236,15 +237,35 @@ async def test_get_and_put_scenario(running: Running) -> None:
         assert await resp.text() == new
 
 
+class KeepRecords(logging.Handler):
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.mark.parametrize("bad", ["[[rule]\ncode = 200\n", "[[rule]]\ncode = 302\n",
                                  "[default]\ncode = 99\n"])
 async def test_put_bad_scenario_is_refused_and_the_old_one_stays(running: Running,
                                                                   bad: str) -> None:
     with pytest.raises(ScenarioError) as info:
         parse_scenario(bad, PUT_SCENARIO_PATH)
-    async with running.http.put(running.url("/api/scenario"), data=bad) as resp:
-        assert resp.status == 400
-        assert (await resp.json()) == {"error": str(info.value)}
+    keep = KeepRecords(logging.WARNING)
+    records = keep.records
+    logger = logging.getLogger("sipresponder")
+    logger.addHandler(keep)
+    try:
+        async with running.http.put(running.url("/api/scenario"), data=bad) as resp:
+            assert resp.status == 400
+            assert (await resp.json()) == {"error": str(info.value)}
+    finally:
+        logger.removeHandler(keep)
+    # the operator sees the rejection too, on one line with the error
+    [record] = [r for r in records if "rejected" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert str(info.value) in record.getMessage() and "\n" not in record.getMessage()
     assert "\n" not in str(info.value)
     assert await running.sip("INVITE", "bob", [("User-Agent", "TestPhone/1")]) == [486]
     async with running.http.get(running.url("/api/scenario")) as resp:

@@ -165,3 +165,59 @@ def test_an_unknown_serve_flag_shows_serves_usage(capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("usage: sipresponder serve ")
     assert "unrecognized arguments: --no-such-flag" in err
+
+
+def test_default_log_level_shows_start_up_at_info_and_keeps_requests_off() -> None:
+    import logging
+
+    from sipresponder.ops.logformat import configure_logging
+
+    root, requests = logging.getLogger("sipresponder"), logging.getLogger("sipresponder.requests")
+    saved = (root.level, requests.level, root.handlers[:], root.propagate)
+    try:
+        configure_logging("human", "warning")  # the default
+        assert root.isEnabledFor(logging.INFO)  # start-up, reloads, shutdown
+        assert not requests.isEnabledFor(logging.INFO)  # one line per request: off
+        configure_logging("human", "info")
+        assert requests.isEnabledFor(logging.INFO) and not requests.isEnabledFor(logging.DEBUG)
+        configure_logging("human", "error")
+        assert not root.isEnabledFor(logging.WARNING)
+    finally:
+        root.setLevel(saved[0])  # setLevel, not .level: it clears isEnabledFor's cache
+        requests.setLevel(saved[1])
+        root.handlers[:], root.propagate = saved[2], saved[3]
+
+
+@pytest.mark.parametrize("level", [None, "info"])
+def test_serve_logs_start_up_and_shutdown_at_info(level: str | None) -> None:
+    """Start-up and shutdown lines are INFO and show by default; a request's line
+    shows only with --log-level info."""
+    import signal
+    import socket
+
+    from tests.sipclient import make_request
+
+    flags = ["--log-level", level] if level else []
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sipresponder", "serve", "--listen", "udp:127.0.0.1:0", *flags],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert proc.stderr is not None
+    try:
+        lines = []
+        while not any("listening on udp:" in line for line in lines):
+            line = proc.stderr.readline()
+            assert line, f"serve exited before listening: {lines}"
+            lines.append(line)
+        port = int(lines[-1].rsplit(":", 1)[1])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(10)
+            sock.sendto(make_request("OPTIONS", "sip:a@127.0.0.1"), ("127.0.0.1", port))
+            assert sock.recv(65535).startswith(b"SIP/2.0 200 ")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    text = "".join(lines) + rest
+    assert " INFO listening on udp:127.0.0.1:" in text
+    assert " INFO serving scenario " in text
+    assert " INFO shutting down" in text
+    assert ("recv OPTIONS" in text) == (level == "info"), text
