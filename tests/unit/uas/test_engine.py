@@ -393,3 +393,12 @@ code = 200
     allow = [m.strip() for m in resp.get("Allow").split(",")]
     assert "SUBSCRIBE" not in allow
     assert {"INVITE", "ACK", "CANCEL", "OPTIONS"} <= set(allow)
+
+
+@pytest.mark.parametrize("method", ["INVITE", "OPTIONS"])
+def test_default_scenario_lists_contacts_for_485(method: str) -> None:
+    """Issue 12: the dial-a-code contract fills Contact lists for 3xx and 485 (RFC 3261
+    21.4.23: a 485 MAY list unambiguous addresses)."""
+    [resp] = answer(engine(), make_request(method, "sip:485@127.0.0.1"))
+    assert (resp.code, resp.reason) == (485, "Ambiguous")
+    assert ", ".join(resp.all("Contact")).count("<sip:485-") == 2, resp.raw
