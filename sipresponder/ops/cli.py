@@ -305,7 +305,8 @@ async def _run(
 ) -> int:
     # Taken before the listeners announce themselves, so that a change made as soon
     # as the responder is up is seen as a change.
-    initial_stamp = _stamp(path)
+    watched = [scenario]  # the last good scenario: its body files are watched too
+    initial_stamp = _stamps(path, scenario)
     from ..transport.server import Server
 
     # Before the listeners announce themselves too: whoever waits for "listening on"
@@ -357,18 +358,31 @@ async def _run(
             )
             return
         swap(new, new_text)
+        watched[0] = new
         log.info(
             "%s: reloaded scenario %s", why, path, extra={"event": "scenario", "path": path}
         )
 
-    async def watch(last: tuple[int, int] | None) -> None:
-        """--watch: poll the file's mtime and size (portable, no inotify dependency)."""
+    async def watch(last: Stamps) -> None:
+        """--watch: poll the mtime and size of the file and of its body files
+        (portable, no inotify dependency)."""
+        gone = False
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
-            current = _stamp(path)
-            if current is not None and current != last:
-                last = current
+            if _stamp(path) is None:
+                if not gone:  # once per disappearance, not every poll
+                    gone = True
+                    log.warning(
+                        "scenario file %s is gone; still serving the last good scenario",
+                        path,
+                        extra={"event": "scenario_missing", "path": path},
+                    )
+                continue
+            current = _stamps(path, watched[0])
+            if gone or current != last:
+                gone = False
                 reload("file changed")
+                last = _stamps(path, watched[0])  # a reload may name other body files
 
     log.info(
         "serving scenario %s", scenario.path, extra={"event": "scenario", "path": scenario.path}
@@ -385,12 +399,20 @@ async def _run(
     return 0
 
 
-def _stamp(path: str) -> tuple[int, int] | None:
+Stamps = tuple[tuple[int, int] | None, ...]
+
+
+def _stamp(path: str | Path) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
         return None  # mid-save by an editor that replaces the file: try again
     return st.st_mtime_ns, st.st_size
+
+
+def _stamps(path: str, scenario: Scenario) -> Stamps:
+    """The scenario file's stamp and its body files' (a missing one: None)."""
+    return (_stamp(path), *(_stamp(f) for f in scenario.body_files))
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -510,3 +510,41 @@ async def test_serve_watch_reloads_on_file_change(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def test_serve_watch_follows_body_files_and_warns_when_the_file_is_gone(
+        tmp_path: Path) -> None:
+    """Issue 12: --watch ignored a changed body_file and said nothing when the scenario
+    file was deleted."""
+    scenario, body = tmp_path / "s.toml", tmp_path / "body.txt"
+    body.write_text("first\r\n")
+    scenario.write_text('[default]\ncode = 200\ncontent_type = "text/plain"\n'
+                        'body_file = "body.txt"\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sipresponder", "serve", "--scenario", str(scenario), "--watch",
+        "--listen", "udp:127.0.0.1:0",
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env)
+    assert proc.stderr is not None
+
+    async def answer() -> bytes:
+        [resp] = await udp_exchange(udp_port, make_request("MESSAGE", "sip:a@127.0.0.1"))
+        assert resp.code == 200
+        return resp.body
+
+    try:
+        udp_line = await _read_until(proc.stderr, "listening on udp:")
+        udp_port = int(udp_line.rsplit(":", 1)[1])
+        assert await answer() == b"first\r\n"
+        body.write_text("the second body\r\n")
+        await _read_until(proc.stderr, "file changed: reloaded scenario")
+        assert await answer() == b"the second body\r\n"
+        scenario.unlink()
+        line = await _read_until(proc.stderr, "is gone")
+        assert "WARNING" in line and str(scenario) in line
+        assert "still serving the last good scenario" in line
+        assert await answer() == b"the second body\r\n"
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
