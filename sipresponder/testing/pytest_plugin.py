@@ -26,7 +26,6 @@ import pytest
 from ..scenario.model import Scenario
 from .api import SyncResponder
 
-
 # pytest-asyncio (which sipresponder's `test` extra installs) warns in every folder that
 # does not set this option; the fixtures here are synchronous and need no event loop.
 _ASYNCIO_LOOP_SCOPE = "asyncio_default_fixture_loop_scope"
