@@ -115,10 +115,12 @@ def test_json_log_lines_carry_the_event_fields() -> None:
             records.append(record)
 
     logger = logging.getLogger("sipresponder")
+    requests = logging.getLogger("sipresponder.requests")  # per-request lines go there
     handler = Keep()
     logger.addHandler(handler)
-    old = logger.level
+    old, old_requests = logger.level, requests.level
     logger.setLevel(logging.INFO)
+    requests.setLevel(logging.INFO)
     try:
         root = Path(__file__).resolve().parents[2]
         engine = Engine(load_scenario(root / "scenarios" / "default.toml"))
@@ -127,6 +129,7 @@ def test_json_log_lines_carry_the_event_fields() -> None:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old)
+        requests.setLevel(old_requests)
     lines = [json.loads(JSONFormatter().format(r)) for r in records]
     assert [line["event"] for line in lines] == ["request", "response"]
     assert lines[0]["method"] == "INVITE" and lines[0]["call_id"] == "json-1"
