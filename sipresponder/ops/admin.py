@@ -264,13 +264,18 @@ class Admin:
         try:
             scenario = self.replace_scenario(data.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            return web.json_response({"error": f"{PUT_SCENARIO_PATH}: not UTF-8 ({exc.reason})"},
-                                     status=400)
+            error = f"{PUT_SCENARIO_PATH}: not UTF-8 ({exc.reason})"
         except ScenarioError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        log.warning("scenario replaced over the admin API (%d rules)", len(scenario.rules),
-                    extra={"event": "scenario", "path": scenario.path})
-        return web.json_response({"status": "replaced", "rules": len(scenario.rules)})
+            error = str(exc)
+        else:
+            log.info("scenario replaced over the admin API (%d rules)", len(scenario.rules),
+                     extra={"event": "scenario", "path": scenario.path})
+            return web.json_response({"status": "replaced", "rules": len(scenario.rules)})
+        # Whoever runs the responder sees why a swap did not happen, not only the caller.
+        log.warning("scenario rejected over the admin API: %s; the running scenario stays",
+                    error, extra={"event": "reload_failed", "path": PUT_SCENARIO_PATH,
+                                  "error": error})
+        return web.json_response({"error": error}, status=400)
 
     # -- one rule by name ----------------------------------------------------------------
     def _swap_rules(self, request: web.Request, text: str, what: str) -> web.Response:

@@ -83,7 +83,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         help="info logs one line per request and per response; warning (the default) "
-        "logs start, reloads, limits and errors, and /metrics counts the traffic",
+        "logs start-up, reloads, shutdown, limits and errors, and /metrics counts the "
+        "traffic; error logs errors only",
     )
     serve.add_argument(
         "--admin",
@@ -159,8 +160,8 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV})")
     verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report there")
 
-    check = sub.add_parser("check", help="validate a scenario file")
-    check.add_argument("file")
+    check = sub.add_parser("check", help="validate scenario files")
+    check.add_argument("files", nargs="+", metavar="FILE")
 
     sub.add_parser("codes", help="print the response-code table with required headers")
 
@@ -192,29 +193,70 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
+    except BrokenPipeError:
+        # `sipresponder codes | head`: the reader left. As Python's docs advise (signal
+        # module, "Note on SIGPIPE"), point stdout at devnull so that the interpreter's
+        # own flush at exit does not raise again, and exit without a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return code
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = _build_parser()
+    # argparse hands a subcommand's unknown flags up to the top-level parser, whose
+    # usage then says nothing about the subcommand: let the subcommand's parser refuse.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        subparsers = next(
+            a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+        )
+        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parse(argv)
     if args.command == "check":
-        return _check(args.file)
+        return _check(args.files)
     if args.command == "verify":
         return _verify(args)
     if args.command == "codes":
         _print_codes()
         return 0
     if args.command == "ping":
-        return ping.run(args)
+        try:
+            return ping.run(args)
+        except KeyboardInterrupt:
+            print("ping: interrupted", file=sys.stderr)
+            return 130  # 128 + SIGINT, as a shell reports it
     if args.command == "schema":
         return _schema(args.output)
     return _serve(args)
 
 
-def _check(path: str) -> int:
-    try:
-        scenario = load_scenario(path)
-    except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{path}: OK ({len(scenario.rules)} rules)")
-    return 0
+def _check(paths: list[str]) -> int:
+    """Each file's result, named; 1 if any file fails."""
+    failed = 0
+    for path in paths:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            # ScenarioError's text starts with the path already.
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        # What the responder derives rather than reads: a 405 leaves out the method
+        # it refuses from this list.
+        print(f"{path}: OK ({len(scenario.rules)} rules); derived Allow: "
+              f"{', '.join(scenario.allow)}")
+    if failed and len(paths) > 1:
+        print(f"{failed} of {len(paths)} files failed", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _schema(output: str | None) -> int:
@@ -333,7 +375,8 @@ async def _run(
 ) -> int:
     # Taken before the listeners announce themselves, so that a change made as soon
     # as the responder is up is seen as a change.
-    initial_stamp = _stamp(path)
+    watched = [scenario]  # the last good scenario: its body files are watched too
+    initial_stamp = _stamps(path, scenario)
     from ..transport.server import Server
 
     # Before the listeners announce themselves too: whoever waits for "listening on"
@@ -385,20 +428,33 @@ async def _run(
             )
             return
         swap(new, new_text)
-        log.warning(
+        watched[0] = new
+        log.info(
             "%s: reloaded scenario %s", why, path, extra={"event": "scenario", "path": path}
         )
 
-    async def watch(last: tuple[int, int] | None) -> None:
-        """--watch: poll the file's mtime and size (portable, no inotify dependency)."""
+    async def watch(last: Stamps) -> None:
+        """--watch: poll the mtime and size of the file and of its body files
+        (portable, no inotify dependency)."""
+        gone = False
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
-            current = _stamp(path)
-            if current is not None and current != last:
-                last = current
+            if _stamp(path) is None:
+                if not gone:  # once per disappearance, not every poll
+                    gone = True
+                    log.warning(
+                        "scenario file %s is gone; still serving the last good scenario",
+                        path,
+                        extra={"event": "scenario_missing", "path": path},
+                    )
+                continue
+            current = _stamps(path, watched[0])
+            if gone or current != last:
+                gone = False
                 reload("file changed")
+                last = _stamps(path, watched[0])  # a reload may name other body files
 
-    log.warning(
+    log.info(
         "serving scenario %s", scenario.path, extra={"event": "scenario", "path": scenario.path}
     )
     loop.add_signal_handler(signal.SIGHUP, reload)
@@ -406,19 +462,27 @@ async def _run(
     await stop.wait()
     if watcher is not None:
         watcher.cancel()
-    log.warning("shutting down")
+    log.info("shutting down", extra={"event": "stopping"})
     if admin is not None:
         await admin.close()
     await stop_server()
     return 0
 
 
-def _stamp(path: str) -> tuple[int, int] | None:
+Stamps = tuple[tuple[int, int] | None, ...]
+
+
+def _stamp(path: str | Path) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
         return None  # mid-save by an editor that replaces the file: try again
     return st.st_mtime_ns, st.st_size
+
+
+def _stamps(path: str, scenario: Scenario) -> Stamps:
+    """The scenario file's stamp and its body files' (a missing one: None)."""
+    return (_stamp(path), *(_stamp(f) for f in scenario.body_files))
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ import json
 import logging
 import time
 
+REQUESTS_LOGGER = "sipresponder.requests"  # uas/eventlog.py and the transports log there
+
 # Attributes every LogRecord has; anything else came through `extra=` and is data.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -32,5 +34,11 @@ def configure_logging(fmt: str, level: str) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger("sipresponder")
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    # Start-up, reload and shutdown lines are INFO on "sipresponder" and show at the
+    # default level (warning); what happens per request or per connection is INFO on
+    # "sipresponder.requests", shown only when info or debug is asked for, so that the
+    # default costs one isEnabledFor test per request.
+    wanted = logging.getLevelName(level.upper())
+    root.setLevel(min(wanted, logging.INFO) if wanted <= logging.WARNING else wanted)
+    logging.getLogger(REQUESTS_LOGGER).setLevel(wanted)
     root.propagate = False

@@ -138,7 +138,7 @@ def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
     try:
         for index in range(workers):
             spawn(index)
-        log.warning(
+        log.info(
             "supervising %d workers (pids %s)",
             workers,
             ", ".join(map(str, children)),

@@ -60,6 +60,28 @@ def parse_scenario(
     return _Loader(path, base_dir or Path(".")).build(doc)
 
 
+def body_files(doc: object, base_dir: Path) -> list[Path]:
+    """Every ``body_file`` of a parsed (valid) scenario document, resolved as
+    responses.py reads them, in file order without repeats."""
+    found: list[Path] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "body_file" and isinstance(value, str):
+                    file = Path(value) if Path(value).is_absolute() else base_dir / value
+                    if file not in found:
+                        found.append(file)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(doc)
+    return found
+
+
 class _Loader:
     """Reads the sections of one file in order, keeping which one it is in (``where``)
     so that a FieldError from a builder becomes a ScenarioError naming file and rule."""
@@ -92,7 +114,9 @@ class _Loader:
                 check_states(rule, rules)
         except FieldError as exc:
             raise self.fail(exc) from None
-        return assemble(self.path, settings, rules, default)
+        scenario = assemble(self.path, settings, rules, default)
+        scenario.body_files = tuple(body_files(doc, self.base_dir))
+        return scenario
 
     def rules(self, raw_rules: object, auth: AuthConfig | None) -> list[Rule]:
         if not isinstance(raw_rules, list):

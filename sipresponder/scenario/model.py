@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .template import Template
@@ -241,6 +242,8 @@ class Scenario:
     checks: tuple[RequestCheck, ...] = ()
     switches: dict[str, bool] = field(default_factory=dict)
     bodyless_checks: tuple[RequestCheck, ...] = ()
+    # The body_file paths the loader read, resolved: `serve --watch` watches them too.
+    body_files: tuple[Path, ...] = ()
     _tag_key: bytes = field(default=b"", init=False, repr=False)
     _generic: tuple[Rule, ...] = field(default=(), init=False, repr=False)
     # Keyed by str only; typed str | None so that a request whose Request-URI has no

@@ -30,8 +30,23 @@ import pytest
 from ..scenario.model import Scenario
 from .api import SyncResponder
 
+# pytest-asyncio (which sipresponder's `test` extra installs) warns in every folder that
+# does not set this option; the fixtures here are synchronous and need no event loop.
+_ASYNCIO_LOOP_SCOPE = "asyncio_default_fixture_loop_scope"
 
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-asyncio's pytest_configure reads it
 def pytest_configure(config: pytest.Config) -> None:
+    try:
+        unset = not config.getini(_ASYNCIO_LOOP_SCOPE)
+    except ValueError:  # pytest-asyncio is not installed: nothing to set
+        unset = False
+    inicache = getattr(config, "_inicache", None)
+    if unset and isinstance(inicache, dict):
+        # "function" is the default pytest-asyncio announces; a user's own setting, in
+        # the ini file or with -o, is never overridden. pytest has no public setter for
+        # another plugin's ini value, so the cache getini reads first is filled in.
+        inicache[_ASYNCIO_LOOP_SCOPE] = "function"
     config.addinivalue_line(
         "markers", "sip_scenario(path_or_toml): the scenario the sip_responder fixture serves")
 

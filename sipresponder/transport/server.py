@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from .websocket import WebSocketListeners
 
 log = logging.getLogger("sipresponder")
+# Per-request and per-connection lines: a logger of their own, kept at WARNING unless
+# --log-level info or debug asks, so that start-up lines at INFO do not turn them on.
+traffic_log = logging.getLogger("sipresponder.requests")
 
 _SOURCES_KEPT = 4096
 
@@ -100,7 +103,7 @@ class Server:
             await self.close()
             raise
         for addr in self.addresses:
-            log.warning("listening on %s", addr, extra={"event": "listening", "address": str(addr)})
+            log.info("listening on %s", addr, extra={"event": "listening", "address": str(addr)})
         return self.addresses
 
     async def _start_udp(self, addr: ListenAddress, reuse_port: bool) -> ListenAddress:
@@ -191,7 +194,7 @@ class Server:
             else:
                 conn = self._tcp.get(send.conn or 0)
                 if conn is None:
-                    log.info(
+                    traffic_log.info(
                         "connection %s to %s:%d is gone; response dropped", send.conn, *send.remote
                     )
                     continue
@@ -252,7 +255,7 @@ class _UDPProtocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a peer that went away: not our problem to solve.
-        log.debug("UDP error: %s", exc)
+        traffic_log.debug("UDP error: %s", exc)
 
 
 class _TCPProtocol(asyncio.Protocol):
@@ -312,7 +315,7 @@ class _TCPProtocol(asyncio.Protocol):
             return
         if self.server._loop.time() - self._last_activity >= timeout:
             self.server.engine.counters["tcp_idle_closed"] += 1
-            log.info("closing idle tcp connection from %s:%d", *self.source.remote)
+            traffic_log.info("closing idle tcp connection from %s:%d", *self.source.remote)
             self.transport.close()
         else:
             self._arm_idle(timeout)

@@ -24,6 +24,9 @@ from ..uas.events import Send, Source
 from .address import ListenAddress, bind_socket, listen_backlog, reset_connection
 
 log = logging.getLogger("sipresponder")
+# Per-request and per-connection lines: a logger of their own, kept at WARNING unless
+# --log-level info or debug asks, so that start-up lines at INFO do not turn them on.
+traffic_log = logging.getLogger("sipresponder.requests")
 
 SUBPROTOCOL = "sip"
 # Messages up to this many times max_message_size reach the engine, which answers
@@ -85,7 +88,8 @@ class WebSocketListeners:
         """Hand the engine's output to the WebSocket it names (server.dispatch calls this)."""
         conn = self.connections.get(send.conn or 0)  # ids start at 1: None finds none
         if conn is None:
-            log.info("websocket %s to %s:%d is gone; response dropped", send.conn, *send.remote)
+            traffic_log.info("websocket %s to %s:%d is gone; response dropped",
+                             send.conn, *send.remote)
             return
         if send.data:
             conn.write(send.data)
@@ -116,7 +120,7 @@ class WebSocketListeners:
             return web.Response(status=426, headers={"Upgrade": "websocket"},
                                 text="SIP over WebSocket (RFC 7118): upgrade to websocket\n")
         if ready.protocol != SUBPROTOCOL:
-            log.info("websocket handshake from %s:%d refused: no 'sip' subprotocol offered",
+            traffic_log.info("websocket handshake from %s:%d refused: no 'sip' subprotocol offered",
                      peer[0], peer[1])
             return web.Response(
                 status=400, headers={"Sec-WebSocket-Protocol": SUBPROTOCOL},
@@ -141,7 +145,8 @@ class WebSocketListeners:
                     msg = await ws.receive()
                 except TimeoutError:
                     engine.counters["ws_idle_closed"] += 1
-                    log.info("closing idle %s connection from %s:%d", name, peer[0], peer[1])
+                    traffic_log.info("closing idle %s connection from %s:%d",
+                                     name, peer[0], peer[1])
                     break
                 if msg.type is WSMsgType.TEXT:
                     conn.binary = False
@@ -151,7 +156,7 @@ class WebSocketListeners:
                     data = msg.data
                 else:  # CLOSE, CLOSING, CLOSED, ERROR (e.g. over max_msg_size)
                     if msg.type is WSMsgType.ERROR:
-                        log.info("%s connection from %s:%d: %s", name, peer[0], peer[1],
+                        traffic_log.info("%s connection from %s:%d: %s", name, peer[0], peer[1],
                                  msg.data)
                     break
                 server.receive(data, source)
@@ -216,6 +221,6 @@ class _Connection:
                 else:
                     await ws.send_str(text)
         except (ConnectionError, RuntimeError) as exc:
-            log.info("websocket write failed: %s", exc)
+            traffic_log.info("websocket write failed: %s", exc)
         with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
             await ws.close()

@@ -35,6 +35,9 @@ from .transactions import Transactions
 from .validation import Rejection, check_request
 
 log = logging.getLogger("sipresponder")
+# Per-request and per-connection lines: a logger of their own, kept at WARNING unless
+# --log-level info or debug asks, so that start-up lines at INFO do not turn them on.
+traffic_log = logging.getLogger("sipresponder.requests")
 
 RATE_LIMITED = Rejection(503, "Service Unavailable", [("Retry-After", "1")])
 LOOP_DETECTED = Rejection(482, "Loop Detected")  # RFC 3261 8.2.2.2
@@ -320,8 +323,8 @@ class Engine:
             source.transport, source.remote, via, settings.response_routing
         )
         dest = Send(data, source.transport, remote, source.conn)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
+        if traffic_log.isEnabledFor(logging.INFO):
+            traffic_log.info(
                 "send %d %s to %s:%s:%d",
                 code,
                 reason,

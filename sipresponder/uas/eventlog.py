@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from ..sip.message import Request
     from .events import Source
 
-log = logging.getLogger("sipresponder")
+# Not "sipresponder": start-up lines are INFO there and show by default, while this
+# logger stays at WARNING unless --log-level info or debug asks (ops/logformat.py).
+log = logging.getLogger("sipresponder.requests")
 
 
 def log_request(

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from ..sip.message import Request
 
 log = logging.getLogger("sipresponder")
+# Per-request and per-connection lines: a logger of their own, kept at WARNING unless
+# --log-level info or debug asks, so that start-up lines at INFO do not turn them on.
+traffic_log = logging.getLogger("sipresponder.requests")
 
 # What to do with a request over its source's rate: drop it silently, or answer
 # 503 (settings.rate_limit_action = "503"), at most once a second per source.
@@ -146,5 +149,5 @@ class LimitLog:
         if now - self._last.get(kind, -1e9) >= 1.0:
             self._last[kind] = now
             log.warning(message, *args, extra=extra)
-        elif log.isEnabledFor(logging.INFO):
-            log.info(message, *args, extra=extra)
+        elif traffic_log.isEnabledFor(logging.INFO):
+            traffic_log.info(message, *args, extra=extra)

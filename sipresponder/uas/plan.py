@@ -167,6 +167,9 @@ def compile_response(
     """The plan for ``spec`` answering ``method`` with ``code`` on ``source``'s
     transport and local address."""
     settings = scenario.settings
+    # RFC 3261 21.4.6: a 405's Allow lists what the target supports, so never the
+    # method being refused, even when a rule names it (the rule that refuses it).
+    refused = method if code == 405 else None
     parts: list[str | Lines] = []
     present: set[str] = set()
     for name, rows in spec.typed.items():
@@ -185,7 +188,7 @@ def compile_response(
             # The Require tags of this request that we do not support.
             parts.append(_unsupported(settings.supported, example))
             continue
-        value = _derived(name, scenario) if name in _DERIVED else None
+        value = _derived(name, scenario, refused) if name in _DERIVED else None
         if value is None and example is not None:
             if not example.is_constant:
                 parts.append(_line(name, example))
@@ -282,10 +285,10 @@ def _sips_dialog(request: Request) -> bool:
     return first.uri.scheme == "sips"
 
 
-def _derived(header: str, scenario: Scenario) -> str | None:
+def _derived(header: str, scenario: Scenario, refused: str | None = None) -> str | None:
     settings = scenario.settings
     if header == "Allow":
-        return ", ".join(scenario.allow)
+        return ", ".join(m for m in scenario.allow if m != refused)
     if header == "Accept":
         return ", ".join(settings.accept)
     if header == "Accept-Encoding":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -399,15 +400,35 @@ async def test_get_and_put_scenario(running: Running) -> None:
         assert await resp.text() == new
 
 
+class KeepRecords(logging.Handler):
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.mark.parametrize("bad", ["[[rule]\ncode = 200\n", "[[rule]]\ncode = 302\n",
                                  "[default]\ncode = 99\n"])
 async def test_put_bad_scenario_is_refused_and_the_old_one_stays(running: Running,
                                                                   bad: str) -> None:
     with pytest.raises(ScenarioError) as info:
         parse_scenario(bad, PUT_SCENARIO_PATH)
-    async with running.http.put(running.url("/api/scenario"), data=bad) as resp:
-        assert resp.status == 400
-        assert (await resp.json()) == {"error": str(info.value)}
+    keep = KeepRecords(logging.WARNING)
+    records = keep.records
+    logger = logging.getLogger("sipresponder")
+    logger.addHandler(keep)
+    try:
+        async with running.http.put(running.url("/api/scenario"), data=bad) as resp:
+            assert resp.status == 400
+            assert (await resp.json()) == {"error": str(info.value)}
+    finally:
+        logger.removeHandler(keep)
+    # the operator sees the rejection too, on one line with the error
+    [record] = [r for r in records if "rejected" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert str(info.value) in record.getMessage() and "\n" not in record.getMessage()
     assert "\n" not in str(info.value)
     assert await running.sip("INVITE", "bob", [("User-Agent", "TestPhone/1")]) == [486]
     async with running.http.get(running.url("/api/scenario")) as resp:
@@ -714,6 +735,44 @@ async def test_serve_watch_reloads_on_file_change(tmp_path: Path) -> None:
         assert "the running scenario stays" in line
         [resp] = await udp_exchange(udp_port, make_request("OPTIONS", "sip:a@127.0.0.1"))
         assert resp.code == 603
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def test_serve_watch_follows_body_files_and_warns_when_the_file_is_gone(
+        tmp_path: Path) -> None:
+    """Issue 12: --watch ignored a changed body_file and said nothing when the scenario
+    file was deleted."""
+    scenario, body = tmp_path / "s.toml", tmp_path / "body.txt"
+    body.write_text("first\r\n")
+    scenario.write_text('[default]\ncode = 200\ncontent_type = "text/plain"\n'
+                        'body_file = "body.txt"\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sipresponder", "serve", "--scenario", str(scenario), "--watch",
+        "--listen", "udp:127.0.0.1:0",
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env)
+    assert proc.stderr is not None
+
+    async def answer() -> bytes:
+        [resp] = await udp_exchange(udp_port, make_request("MESSAGE", "sip:a@127.0.0.1"))
+        assert resp.code == 200
+        return resp.body
+
+    try:
+        udp_line = await _read_until(proc.stderr, "listening on udp:")
+        udp_port = int(udp_line.rsplit(":", 1)[1])
+        assert await answer() == b"first\r\n"
+        body.write_text("the second body\r\n")
+        await _read_until(proc.stderr, "file changed: reloaded scenario")
+        assert await answer() == b"the second body\r\n"
+        scenario.unlink()
+        line = await _read_until(proc.stderr, "is gone")
+        assert "WARNING" in line and str(scenario) in line
+        assert "still serving the last good scenario" in line
+        assert await answer() == b"the second body\r\n"
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

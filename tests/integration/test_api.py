@@ -118,7 +118,7 @@ def test_sync_responder() -> None:
                                                  make_request("INVITE", "sip:486@127.0.0.1")))
         assert resp.code == 486
         [entry] = r.wait_for("INVITE", "sip:486@*", timeout=2)
-        assert entry.rule == "rule 'status-code' (#1)"
+        assert entry.rule == "rule 'status-code' (#2)"
 
 
 def test_plugin_fixture(sip_responder) -> None:

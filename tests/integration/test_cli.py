@@ -60,6 +60,29 @@ def test_check_accepts_a_good_file(capsys) -> None:
     assert "OK" in capsys.readouterr().out
 
 
+def test_check_takes_several_files_and_names_each_result(tmp_path: Path, capsys) -> None:
+    root = Path(__file__).resolve().parents[2]
+    good = [str(root / "scenarios" / name) for name in ("default.toml", "redirects.toml")]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[rule]]\ncode = 9999\n")
+    assert main(["check", *good]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines()] == good
+    assert main(["check", good[0], str(bad), good[1]]) == 1
+    captured = capsys.readouterr()
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == good
+    assert f"error: {bad}: " in captured.err
+    assert "1 of 3 files failed" in captured.err
+
+
+def test_check_says_what_allow_it_derived(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[[rule]]\nmatch = { method = "SUBSCRIBE" }\ncode = 405\n'
+                    '[[rule]]\nmatch = { method = "INVITE" }\ncode = 200\n')
+    assert main(["check", str(path)]) == 0
+    assert "derived Allow: INVITE, ACK, CANCEL, SUBSCRIBE" in capsys.readouterr().out
+
+
 def test_codes_command_lists_every_code(capsys) -> None:
     assert main(["codes"]) == 0
     out = capsys.readouterr().out
@@ -92,10 +115,12 @@ def test_json_log_lines_carry_the_event_fields() -> None:
             records.append(record)
 
     logger = logging.getLogger("sipresponder")
+    requests = logging.getLogger("sipresponder.requests")  # per-request lines go there
     handler = Keep()
     logger.addHandler(handler)
-    old = logger.level
+    old, old_requests = logger.level, requests.level
     logger.setLevel(logging.INFO)
+    requests.setLevel(logging.INFO)
     try:
         root = Path(__file__).resolve().parents[2]
         engine = Engine(load_scenario(root / "scenarios" / "default.toml"))
@@ -104,8 +129,98 @@ def test_json_log_lines_carry_the_event_fields() -> None:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old)
+        requests.setLevel(old_requests)
     lines = [json.loads(JSONFormatter().format(r)) for r in records]
     assert [line["event"] for line in lines] == ["request", "response"]
     assert lines[0]["method"] == "INVITE" and lines[0]["call_id"] == "json-1"
     assert lines[1]["code"] == 486 and lines[1]["remote"] == "127.0.0.1:4000"
     assert lines[1]["message"] == "send 486 Busy Here to udp:127.0.0.1:4000"
+
+
+def test_codes_into_a_closed_pipe_exits_quietly() -> None:
+    """`sipresponder codes | head`: the reader is gone before the table is written
+    (closed before the interpreter has even started), so every write hits EPIPE."""
+    proc = subprocess.Popen([sys.executable, "-m", "sipresponder", "codes"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_ctrl_c_in_ping_is_one_line_and_exit_130(monkeypatch, capsys) -> None:
+    from sipresponder.ops import ping
+
+    def interrupted(*args: object, **kwargs: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ping, "run", interrupted)
+    assert main(["ping", "sip:127.0.0.1:9"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "ping: interrupted"
+
+
+def test_an_unknown_serve_flag_shows_serves_usage(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--no-such-flag"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: sipresponder serve ")
+    assert "unrecognized arguments: --no-such-flag" in err
+
+
+def test_default_log_level_shows_start_up_at_info_and_keeps_requests_off() -> None:
+    import logging
+
+    from sipresponder.ops.logformat import configure_logging
+
+    root, requests = logging.getLogger("sipresponder"), logging.getLogger("sipresponder.requests")
+    saved = (root.level, requests.level, root.handlers[:], root.propagate)
+    try:
+        configure_logging("human", "warning")  # the default
+        assert root.isEnabledFor(logging.INFO)  # start-up, reloads, shutdown
+        assert not requests.isEnabledFor(logging.INFO)  # one line per request: off
+        configure_logging("human", "info")
+        assert requests.isEnabledFor(logging.INFO) and not requests.isEnabledFor(logging.DEBUG)
+        configure_logging("human", "error")
+        assert not root.isEnabledFor(logging.WARNING)
+    finally:
+        root.setLevel(saved[0])  # setLevel, not .level: it clears isEnabledFor's cache
+        requests.setLevel(saved[1])
+        root.handlers[:], root.propagate = saved[2], saved[3]
+
+
+@pytest.mark.parametrize("level", [None, "info"])
+def test_serve_logs_start_up_and_shutdown_at_info(level: str | None) -> None:
+    """Start-up and shutdown lines are INFO and show by default; a request's line
+    shows only with --log-level info."""
+    import signal
+    import socket
+
+    from tests.sipclient import make_request
+
+    flags = ["--log-level", level] if level else []
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sipresponder", "serve", "--listen", "udp:127.0.0.1:0", *flags],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert proc.stderr is not None
+    try:
+        lines = []
+        while not any("listening on udp:" in line for line in lines):
+            line = proc.stderr.readline()
+            assert line, f"serve exited before listening: {lines}"
+            lines.append(line)
+        port = int(lines[-1].rsplit(":", 1)[1])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(10)
+            sock.sendto(make_request("OPTIONS", "sip:a@127.0.0.1"), ("127.0.0.1", port))
+            assert sock.recv(65535).startswith(b"SIP/2.0 200 ")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    text = "".join(lines) + rest
+    assert " INFO listening on udp:127.0.0.1:" in text
+    assert " INFO serving scenario " in text
+    assert " INFO shutting down" in text
+    assert ("recv OPTIONS" in text) == (level == "info"), text

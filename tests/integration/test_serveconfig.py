@@ -25,9 +25,12 @@ def _keep_logging() -> Iterator[None]:
     """main(["serve", ...]) configures the "sipresponder" logger on the test's captured
     stderr; put it back, or later tests log into a closed stream."""
     logger = logging.getLogger("sipresponder")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
+    requests = logging.getLogger("sipresponder.requests")  # configured too
+    saved = (logger.handlers[:], logger.level, logger.propagate, requests.level)
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved
+    logger.handlers[:], logger.propagate = saved[0], saved[2]
+    logger.setLevel(saved[1])  # setLevel: it clears the loggers' isEnabledFor caches
+    requests.setLevel(saved[3])
 
 
 def serve_args(*argv: str, **environ: str) -> argparse.Namespace:

@@ -8,6 +8,8 @@ row of the -trace_stat CSV (successful, failed, retransmitted, unexpected counts
 from __future__ import annotations
 
 import csv
+import re
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from tests.interop.conftest import ResponderProcess, free_port
 pytestmark = pytest.mark.interop
 
 SCENARIOS = Path(__file__).parent / "sipp"
+ROOT = Path(__file__).resolve().parents[2]
 CALLS = 200
 RATE = 1000  # calls per second: CALLS calls take about 0.2 s to place
 SIPP_TIMEOUT = 20  # -timeout (s): SIPp gives up and fails on its own
@@ -136,3 +139,29 @@ def test_ringing_call_final_not_retransmitted_after_ack(
                    port_for(responder_process, transport), "-d", "1200", calls=calls)
     assert_all_calls_passed(run, calls)
     assert run.count("Retransmissions") == 0, run.output
+
+
+def test_the_readmes_sipp_line_succeeds(responder_process: ResponderProcess,
+                                        tmp_path: Path) -> None:
+    """Issue 12: the README's `sipp -sn uac ... -s 486` ended in "100 failed calls" and
+    exit status 1. The README's line is run as written, but for the responder's port
+    (and -nostdin, since no terminal is attached)."""
+    sipp = require_binary("sipp")
+    readme = (ROOT / "README.md").read_text()
+    [line] = [row for row in readme.splitlines()
+              if row.startswith("sipp ") and "-s 486" in row]
+    argv = shlex.split(line.split("#", 1)[0])
+    assert "127.0.0.1:5060" in argv, line
+    argv = [sipp, *(f"127.0.0.1:{responder_process.udp_port}" if a == "127.0.0.1:5060"
+                    else str(ROOT / a) if a.endswith(".xml") else a for a in argv[1:])]
+    for _attempt in range(3):
+        # SIPp binds its own local port 5060 by default, or the next free one.
+        proc = subprocess.run([*argv, "-nostdin"], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, errors="replace",
+                              timeout=PROCESS_TIMEOUT, check=False)
+        if not (proc.returncode in BIND_FAILED and "bind" in proc.stderr.lower()):
+            break
+    output = proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, output
+    assert re.search(r"Successful call\s*\|\s*\d+\s*\|\s*100\b", output), output
+    assert re.search(r"Failed call\s*\|\s*\d+\s*\|\s*0\b", output), output

@@ -113,3 +113,18 @@ def test_body_file_is_read_relative_to_the_scenario(tmp_path: Path) -> None:
         '[[rule]]\ncode = 200\nbody_file = "answer.txt"\ncontent_type = "text/plain"\n')
     scenario = load_scenario(tmp_path / "s.toml")
     assert scenario.rules[0].final.body.parts == ("hello {not-a-template}\n",)
+
+
+def test_scenario_names_its_body_files(tmp_path: Path) -> None:
+    """serve --watch watches these too (issue 12)."""
+    for name in ("a.txt", "b.sdp", "c.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "s.toml").write_text(
+        '[[rule]]\ncode = 200\nbody_file = "a.txt"\ncontent_type = "text/plain"\n'
+        'provisional = [{ code = 183, body_file = "b.sdp", content_type = "application/sdp" }]\n'
+        '[[rule]]\ncode = 200\nbody_file = "a.txt"\ncontent_type = "text/plain"\n'
+        f'[default]\ncode = 404\nbody_file = "{tmp_path / "c.txt"}"\n'
+        'content_type = "text/plain"\n')
+    scenario = load_scenario(tmp_path / "s.toml")
+    assert scenario.body_files == (tmp_path / "a.txt", tmp_path / "b.sdp", tmp_path / "c.txt")
+    assert load_scenario(SCENARIOS / "default.toml").body_files == ()

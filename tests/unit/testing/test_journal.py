@@ -48,7 +48,7 @@ def test_entry_of_a_rule_answer_and_listeners() -> None:
     assert seen == [entry]
     assert (entry.seq, entry.time, entry.transport, entry.remote, entry.raw) == (
         1, 5.0, "udp", UDP.remote, data)
-    assert (entry.method, entry.uri, entry.rule) == ("OPTIONS", "sip:a@x", "rule 'options' (#2)")
+    assert (entry.method, entry.uri, entry.rule) == ("OPTIONS", "sip:a@x", "rule 'options' (#3)")
     assert entry.outcome == entry.rule and entry.codes == [200]
     assert entry.header("call-id") is not None
     for _ in range(3):

@@ -391,3 +391,32 @@ def test_transaction_limit_answers_503() -> None:
         e.handle(make_request("INVITE", "sip:ring@x"), UDP, 0.0)
     [resp] = answer(e, make_request("INVITE", "sip:ring@x"))
     assert resp.code == 503 and resp.get("Retry-After")
+
+
+def test_a_405_never_allows_the_method_it_refuses() -> None:
+    """Issue 12: the derived Allow counted every method the rules name, the refused
+    one included, so a 405 to SUBSCRIBE said `Allow: ..., SUBSCRIBE, ...`."""
+    e = engine("""
+[[rule]]
+match = { method = "SUBSCRIBE" }
+code = 405
+
+[[rule]]
+match = { method = ["INVITE", "OPTIONS"] }
+code = 200
+""")
+    [resp] = answer(e, make_request("SUBSCRIBE", "sip:bob@127.0.0.1",
+                                    headers=[("Event", "presence")]))
+    assert resp.code == 405
+    allow = [m.strip() for m in resp.get("Allow").split(",")]
+    assert "SUBSCRIBE" not in allow
+    assert {"INVITE", "ACK", "CANCEL", "OPTIONS"} <= set(allow)
+
+
+@pytest.mark.parametrize("method", ["INVITE", "OPTIONS"])
+def test_default_scenario_lists_contacts_for_485(method: str) -> None:
+    """Issue 12: the dial-a-code contract fills Contact lists for 3xx and 485 (RFC 3261
+    21.4.23: a 485 MAY list unambiguous addresses)."""
+    [resp] = answer(engine(), make_request(method, "sip:485@127.0.0.1"))
+    assert (resp.code, resp.reason) == (485, "Ambiguous")
+    assert ", ".join(resp.all("Contact")).count("<sip:485-") == 2, resp.raw
