@@ -166,7 +166,7 @@ class Admin:
         bound = self.runner.addresses[0]
         self.address = (bound[0], bound[1])
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        log.warning("admin API on http://%s:%d", shown, bound[1],
+        log.info("admin API on http://%s:%d", shown, bound[1],
                     extra={"event": "admin", "address": f"{shown}:{bound[1]}"})
         return self.address
 
@@ -291,7 +291,7 @@ class Admin:
             return web.json_response({"error": str(exc)}, status=400)
         self.responder.set_scenario(scenario)
         self.scenario_text = text
-        log.warning("rule %r %s over the admin API (%d rules)", name, what,
+        log.info("rule %r %s over the admin API (%d rules)", name, what,
                     len(scenario.rules), extra={"event": "scenario", "path": path})
         return web.json_response({"status": what, "rule": name, "rules": len(scenario.rules)})
 
