@@ -218,7 +218,11 @@ def test_serve_logs_start_up_and_shutdown_at_info(level: str | None) -> None:
             assert sock.recv(65535).startswith(b"SIP/2.0 200 ")
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        # Read through the same text wrapper that readline() used: communicate() reads
+        # the raw pipe and would lose lines readline() had already buffered.
+        rest = proc.stderr.read()
+        proc.stderr.close()
     text = "".join(lines) + rest
     assert " INFO listening on udp:127.0.0.1:" in text
     assert " INFO serving scenario " in text
