@@ -18,7 +18,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from .. import __version__
-from ..scenario.bundled import bundled_scenario
+from ..scenario.bundled import scenario_path
 from ..scenario.loader import ScenarioError, load_scenario, read_scenario
 from ..scenario.model import Scenario
 from ..scenario.schema import schema_text
@@ -244,7 +244,7 @@ def _check(paths: list[str]) -> int:
     failed = 0
     for path in paths:
         try:
-            scenario = load_scenario(path)
+            scenario = load_scenario(scenario_path(path))
         except ScenarioError as exc:
             # ScenarioError's text starts with the path already.
             print(f"error: {exc}", file=sys.stderr)
@@ -292,7 +292,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.log_format, args.log_level)
-    path = args.scenario or str(bundled_scenario())
+    path = str(scenario_path(args.scenario))
     admin = None
     try:
         scenario, text = read_scenario(path)

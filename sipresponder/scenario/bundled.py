@@ -17,3 +17,19 @@ def bundled_names() -> list[str]:
     """The bundled scenario files, by name."""
     folder = resources.files("sipresponder") / "scenarios"
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def scenario_path(name: str | None) -> Path:
+    """The scenario file ``--scenario NAME`` means: the bundled default for None, the
+    file when one of that name exists, else the bundled scenario of that name (with or
+    without ``.toml``: ``--scenario client-torture``). A name that is neither comes
+    back as it is, for the loader to report that it cannot read it."""
+    if name is None:
+        return bundled_scenario()
+    path = Path(name)
+    if path.exists() or path.name != name:  # a file, or a path with folders: as given
+        return path
+    for candidate in (name, f"{name}.toml"):
+        if candidate in bundled_names():
+            return bundled_scenario(candidate)
+    return path

@@ -60,6 +60,13 @@ def test_check_accepts_a_good_file(capsys) -> None:
     assert "OK" in capsys.readouterr().out
 
 
+def test_check_takes_a_bundled_scenario_by_name(tmp_path: Path, monkeypatch,
+                                                         capsys) -> None:
+    monkeypatch.chdir(tmp_path)  # no file of that name here: the bundled one is meant
+    assert main(["check", "client-torture"]) == 0
+    assert capsys.readouterr().out.startswith("client-torture: OK (")
+
+
 def test_check_takes_several_files_and_names_each_result(tmp_path: Path, capsys) -> None:
     root = Path(__file__).resolve().parents[2]
     good = [str(root / "scenarios" / name) for name in ("default.toml", "redirects.toml")]

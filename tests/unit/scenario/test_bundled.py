@@ -31,3 +31,24 @@ def test_every_bundled_scenario_loads_by_name() -> None:
 
 def test_an_unknown_name_is_a_path_that_does_not_exist() -> None:
     assert not bundled_scenario("no-such.toml").exists()
+
+
+def test_scenario_path_finds_a_bundled_name_with_or_without_toml(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    from sipresponder.scenario.bundled import scenario_path
+
+    monkeypatch.chdir(tmp_path)
+    assert scenario_path(None) == bundled_scenario()
+    assert scenario_path("client-torture") == bundled_scenario("client-torture.toml")
+    assert scenario_path("client-torture.toml") == bundled_scenario("client-torture.toml")
+
+
+def test_scenario_path_prefers_a_file_and_leaves_unknown_names_alone(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    from sipresponder.scenario.bundled import scenario_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default.toml").write_text("")  # a user's own file of a bundled name
+    assert scenario_path("default.toml") == Path("default.toml")
+    assert scenario_path("nope") == Path("nope")  # the loader says it cannot read it
+    assert scenario_path("sub/client-torture") == Path("sub/client-torture")
