@@ -8,8 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-_STATIC_RTPMAP = {"0": "PCMU/8000", "8": "PCMA/8000", "9": "G722/8000", "18": "G729/8000",
-                  "3": "GSM/8000", "31": "H261/90000", "34": "H263/90000"}
+# RFC 3551 6, Table 4 and 5: the static payload types an offer may list without an
+# a=rtpmap line (RFC 4566 6: "rtpmap ... may be omitted for static payload types").
+STATIC_PAYLOAD_TYPES = {
+    "0": "PCMU/8000", "3": "GSM/8000", "4": "G723/8000", "5": "DVI4/8000",
+    "6": "DVI4/16000", "7": "LPC/8000", "8": "PCMA/8000", "9": "G722/8000",
+    "10": "L16/44100/2", "11": "L16/44100", "12": "QCELP/8000", "13": "CN/8000",
+    "14": "MPA/90000", "15": "G728/8000", "16": "DVI4/11025", "17": "DVI4/22050",
+    "18": "G729/8000", "25": "CelB/90000", "26": "JPEG/90000", "28": "nv/90000",
+    "31": "H261/90000", "32": "MPV/90000", "33": "MP2T/90000", "34": "H263/90000",
+}
+# The static types an answer names in an a=rtpmap line of its own (the usual voice and
+# video codecs); other static types are answered without one, as RFC 4566 6 allows.
+_STATIC_RTPMAP = {pt: STATIC_PAYLOAD_TYPES[pt] for pt in ("0", "8", "9", "18", "3", "31", "34")}
 _DIRECTIONS = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive",
                "sendrecv": "sendrecv"}
 _BASE_PORT = 40000
@@ -115,16 +126,6 @@ def _choose(fmts: list[str], rtpmap: dict[str, str]) -> str:
     return fmts[0]
 
 
-# RFC 3551 6, Table 4 and 5: the static payload types an offer may list without an
-# a=rtpmap line (RFC 4566 6: "rtpmap ... may be omitted for static payload types").
-STATIC_PAYLOAD_TYPES = {
-    "0": "PCMU/8000", "3": "GSM/8000", "4": "G723/8000", "5": "DVI4/8000",
-    "6": "DVI4/16000", "7": "LPC/8000", "8": "PCMA/8000", "9": "G722/8000",
-    "10": "L16/44100/2", "11": "L16/44100", "12": "QCELP/8000", "13": "CN/8000",
-    "14": "MPA/90000", "15": "G728/8000", "16": "DVI4/11025", "17": "DVI4/22050",
-    "18": "G729/8000", "25": "CelB/90000", "26": "JPEG/90000", "28": "nv/90000",
-    "31": "H261/90000", "32": "MPV/90000", "33": "MP2T/90000", "34": "H263/90000",
-}
 DIRECTIONS = frozenset(_DIRECTIONS)
 
 
