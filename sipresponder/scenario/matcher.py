@@ -96,22 +96,24 @@ def _transport_test(wanted: frozenset[str]) -> Callable[[Request, Source], bool]
 
 def _uri(value: object) -> list[Condition]:
     pattern = _glob("uri", value)
-    return [Condition(f"uri {value!r}", _uri_test(pattern.fullmatch))]
+    return [Condition(f"uri {value!r}", _uri_test(pattern.fullmatch), request_line=True)]
 
 
 def _uri_regex(value: object) -> list[Condition]:
     pattern = _regex("uri_regex", value)
-    return [Condition(f"uri_regex {pattern.pattern!r}", _uri_test(pattern.search))]
+    return [Condition(f"uri_regex {pattern.pattern!r}", _uri_test(pattern.search),
+                      request_line=True)]
 
 
 def _user(value: object) -> list[Condition]:
     pattern = _glob("user", value)
-    return [Condition(f"user {value!r}", _user_test(pattern.fullmatch))]
+    return [Condition(f"user {value!r}", _user_test(pattern.fullmatch), request_line=True)]
 
 
 def _user_regex(value: object) -> list[Condition]:
     pattern = _regex("user_regex", value)
-    return [Condition(f"user_regex {pattern.pattern!r}", _user_test(pattern.search))]
+    return [Condition(f"user_regex {pattern.pattern!r}", _user_test(pattern.search),
+                      request_line=True)]
 
 
 def _headers(value: object) -> list[Condition]:
@@ -160,7 +162,7 @@ def _transport(value: object) -> list[Condition]:
             "transport", 'must be "udp", "tcp", "tls", "ws", "wss" or a list of them'
         )
     wanted = frozenset(v.lower() for v in items)
-    return [Condition(f"transport in {sorted(wanted)}", _transport_test(wanted))]
+    return [Condition(f"transport in {sorted(wanted)}", _transport_test(wanted), request_line=True)]
 
 
 def _body_test(search: Callable[[str], re.Match[str] | None]) -> Callable[[Request, Source], bool]:

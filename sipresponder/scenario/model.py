@@ -70,10 +70,14 @@ Admit = Callable[["Rule", "Request", "Source"], bool]
 
 @dataclass(slots=True)
 class Condition:
-    """One compiled condition of a rule; ``what`` describes it for logs and errors."""
+    """One compiled condition of a rule; ``what`` describes it for logs and errors.
+
+    ``request_line``: the test reads only the Request-URI and the listener (transport,
+    local address), which the compiled path keys its answers by (uas/fast.py)."""
 
     what: str
     test: Matcher
+    request_line: bool = False
 
 
 @dataclass(slots=True)
@@ -280,6 +284,16 @@ class Scenario:
         Only the rules that could match this Request-URI user are tried: a scenario
         of many per-user rules costs one dictionary lookup, not a test per rule.
         """
+        for rule in self.candidates(request):
+            if rule.matches(request, source) and (
+                rule.state is None or admit is None or admit(rule, request, source)
+            ):
+                return rule
+        return self.default
+
+    def candidates(self, request: Request) -> tuple[Rule, ...]:
+        """The rules that could match ``request``, in file order: those with no exact
+        Request-URI user, and those whose user is the request's."""
         rules = self._generic
         if self._by_user:
             try:
@@ -287,12 +301,7 @@ class Scenario:
             except ValueError:
                 user = None
             rules = self._by_user.get(user, rules)
-        for rule in rules:
-            if rule.matches(request, source) and (
-                rule.state is None or admit is None or admit(rule, request, source)
-            ):
-                return rule
-        return self.default
+        return rules
 
     @property
     def stateful_rules(self) -> list[Rule]:

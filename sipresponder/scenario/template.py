@@ -112,6 +112,14 @@ for _h in ("from", "to"):
     for _a in ("user", "host", "port", "tag", "uri", "display"):
         VARIABLES[f"{_h}.{_a}"] = _addr_part(_h, _a)
 
+# The variables a template may read and still give the same text for every request
+# with the same request line on the same listener: what the compiled path keys by.
+REQUEST_LINE_VARIABLES: frozenset[Getter] = frozenset(
+    VARIABLES[name]
+    for name in ("method", "ruri", "ruri.user", "ruri.host", "ruri.port", "ruri.scheme",
+                 "transport", "local.ip", "local.port", "local.hostport")
+)
+
 _FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
 
@@ -135,6 +143,11 @@ class Template:
         if not self.is_constant:
             raise ValueError(f"template {self.source!r} depends on the request")
         return "".join(p for p in self.parts if isinstance(p, str))
+
+    @property
+    def reads_request_line_only(self) -> bool:
+        """Whether the text depends on nothing but the request line and the listener."""
+        return all(isinstance(p, str) or p in REQUEST_LINE_VARIABLES for p in self.parts)
 
     def render(self, ctx: RenderContext) -> str:
         out = []

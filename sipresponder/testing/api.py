@@ -150,6 +150,7 @@ class Responder:
     async def start(self) -> Responder:
         self.server = Server(self._scenario, self._tls)
         self.server.recorder = self.journal.record
+        self.server.answered_recorder = self.journal.record_answered
         changed = self._changed = asyncio.Event()
         self.journal.listeners.append(lambda entry: changed.set())
         self.addresses = await self.server.start(self._listen)

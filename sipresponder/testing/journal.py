@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..scenario.globs import glob_match
+from ..sip.message import NotARequest, parse_request
+from ..sip.transports import MESSAGE_FRAMED
 
 if TYPE_CHECKING:
-    from ..scenario.model import Scenario
+    from ..scenario.model import Rule, Scenario
     from ..sip.message import Request
     from ..uas.events import Source
     from ..uas.outcome import Outcome
@@ -51,6 +53,10 @@ class JournalEntry:
     # Wall-clock arrival (aware, UTC) for people and logs: ``time`` is a monotonic
     # clock, good for intervals between entries but meaningless as a date.
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # A request the compiled path answered is recorded unparsed (its octets, rule and
+    # response): method, uri, headers and near_miss are filled in from ``raw`` when the
+    # journal is read (``materialize``), not on the hot path.
+    unparsed: tuple[Scenario, Source, Rule | None] | None = None
 
     @property
     def received_at_text(self) -> str:
@@ -117,14 +123,60 @@ class Journal:
         for listener in self.listeners:
             listener(entry)
 
+    def record_answered(self, data: bytes, source: Source, time: float, scenario: Scenario,
+                        rule: Rule | None, response: bytes | None, note: str | None) -> None:
+        """Add the entry for a message the compiled path handled (uas/fast.py): the
+        answer ``rule`` gave (``response``), or none with ``note`` (an absorbed ACK).
+        Nothing is parsed here; ``materialize`` does it when the journal is read."""
+        entry = JournalEntry(
+            next(self._seq),
+            time,
+            source.transport,
+            source.remote,
+            data,
+            rule=rule.label if rule is not None else None,
+            outcome=note if note is not None else rule.label if rule is not None else "",
+            responses=[response] if response else [],
+            received_at=datetime.fromtimestamp(self.wall_clock(), UTC),
+            unparsed=(scenario, source, rule),
+        )
+        self._entries.append(entry)
+        if self.listeners:
+            materialize(entry)
+            for listener in self.listeners:
+                listener(entry)
+
     def clear(self) -> None:
         self._entries.clear()
 
     def __iter__(self) -> Iterator[JournalEntry]:
-        return iter(list(self._entries))
+        entries = list(self._entries)
+        for entry in entries:
+            if entry.unparsed is not None:
+                materialize(entry)
+        return iter(entries)
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def materialize(entry: JournalEntry) -> None:
+    """Fill in an entry recorded unparsed (``Journal.record_answered``) from its octets:
+    what ``Journal.record`` takes from the engine's parsed request."""
+    pending = entry.unparsed
+    if pending is None:
+        return
+    entry.unparsed = None
+    scenario, source, rule = pending
+    try:
+        request = parse_request(entry.raw, datagram=entry.transport in MESSAGE_FRAMED)
+    except NotARequest:  # cannot happen: the compiled path answers only clean requests
+        return
+    entry.method = request.method
+    entry.uri = request.uri_raw
+    entry.headers = request.headers
+    if rule is not None and rule.number == 0 and scenario.rules:
+        entry.near_miss = near_miss(request, source, scenario)
 
 
 def near_miss(request: Request, source: Source, scenario: Scenario) -> NearMiss:

@@ -24,6 +24,11 @@ class LatencyHistogram:
         self.counts[bisect_left(BUCKETS, seconds)] += 1
         self.total += seconds
 
+    def observe_many(self, seconds: float, count: int) -> None:
+        """``count`` messages that took ``seconds`` each (a batch's share per datagram)."""
+        self.counts[bisect_left(BUCKETS, seconds)] += count
+        self.total += seconds * count
+
     def cumulative(self) -> list[tuple[str, int]]:
         """(upper bound, cumulative count) pairs as Prometheus wants them."""
         out = []

@@ -16,14 +16,16 @@ import socket
 import ssl
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from ..scenario.model import Scenario
 from ..sip.framing import FramingError, Message, Ping, StreamFramer
-from ..sip.transports import WEBSOCKET, Transport
+from ..sip.transports import MESSAGE_FRAMED, WEBSOCKET, Transport
+from ..uas.compiled import BATCHED_UDP
 from ..uas.engine import Engine
 from ..uas.events import Send, Source
-from ..uas.outcome import Recorder
+from ..uas.fast import MISS
+from ..uas.outcome import AnsweredRecorder, Recorder
 from .address import ListenAddress, bind_socket, listen_backlog, reset_connection
 from .latency import LatencyHistogram
 from .tls import TLSOptions, server_context
@@ -62,13 +64,16 @@ class Server:
     def __init__(self, scenario: Scenario, tls: TLSOptions | None = None) -> None:
         self.engine = Engine(scenario)
         self.recorder: Recorder | None = None  # given every Outcome (the testing journal)
+        # Given what the compiled path answered (Journal.record_answered); with a
+        # recorder but none of these, the compiled path stays off so nothing goes unrecorded.
+        self.answered_recorder: AnsweredRecorder | None = None
         self.tls = tls or TLSOptions()
         self._ssl: ssl.SSLContext | None = None
         self.tls_certificate: Path | None = None  # the file tls:/wss: clients should trust
         self._ws: WebSocketListeners | None = None
         self.latency = LatencyHistogram()  # time from a message's arrival to its answer
         self.addresses: list[ListenAddress] = []
-        self._udp: dict[int, _UDPProtocol] = {}
+        self._udp: dict[int, UDPListener] = {}
         self._tcp: dict[int, _TCPProtocol] = {}
         self._servers: list[asyncio.Server] = []
         # One numbering for UDP listeners and TCP, TLS and WebSocket connections: a
@@ -109,9 +114,18 @@ class Server:
     async def _start_udp(self, addr: ListenAddress, reuse_port: bool) -> ListenAddress:
         sock = self.shared_udp.get(addr) or bind_socket(addr, reuse_port=reuse_port)
         listener_id = self.next_conn_id()
-        protocol = _UDPProtocol(self, listener_id, addr.host)
-        await self._loop.create_datagram_endpoint(lambda: protocol, sock=sock)
-        self._udp[listener_id] = protocol
+        if BATCHED_UDP:
+            # recvmmsg/sendmmsg with the compiled table (transport/batch.py)
+            from .batch import BatchUDPListener
+
+            batch = BatchUDPListener(self, listener_id, addr.host, sock)
+            batch.start(self._loop)
+            listener: UDPListener = batch
+        else:
+            protocol = _UDPProtocol(self, listener_id, addr.host)
+            await self._loop.create_datagram_endpoint(lambda: protocol, sock=sock)
+            listener = protocol
+        self._udp[listener_id] = listener
         return ListenAddress("udp", addr.host, sock.getsockname()[1])
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -171,14 +185,53 @@ class Server:
         self.engine.limit_log.hit(kind, "%s", message)
 
     # -- engine glue -------------------------------------------------------------------
-    def receive(self, data: bytes, source: Source) -> None:
-        """One whole message from any transport: the engine's answer, written, and the
-        time that took (the admin API's processing histogram)."""
+    def fast_on(self) -> bool:
+        """Whether the compiled path may answer now: built, allowed by the scenario,
+        nothing recorded that it could not record, no per-request log lines asked for."""
+        return (
+            self.engine.fast is not None
+            and (self.recorder is None or self.answered_recorder is not None)
+            and not traffic_log.isEnabledFor(logging.INFO)
+        )
+
+    def receive(self, data: bytes, source: Source, learn: int | None = None) -> None:
+        """One whole message from any transport: the answer, written, and the time that
+        took (the admin API's processing histogram).
+
+        The compiled path answers first when it can (uas/fast.py); whatever it defers,
+        the engine handles, and on a miss the engine's answer teaches it. ``learn``:
+        the caller already asked the compiled path, which missed for this listener id.
+        """
         started = perf_counter()
-        outcome = self.engine.handle(data, source, self._loop.time())
+        engine = self.engine
+        fast = engine.fast
+        if learn is None and fast is not None and self.fast_on():
+            local_id = fast.local_id(source)
+            if local_id is not None:
+                got = fast.table.answer(
+                    data, source.remote[0], source.remote[1], local_id,
+                    source.transport in MESSAGE_FRAMED, not engine.transactions.table,
+                )
+                if isinstance(got, bytes):  # b"": an ACK absorbed
+                    fast.fold(engine.counters)
+                    if self.answered_recorder is not None:
+                        _, _, rule = fast.tallies[fast.table.last_tally]
+                        self.answered_recorder(
+                            data, source, self._loop.time(), fast.scenario, rule, got or None,
+                            None if got else "ACK absorbed",
+                        )
+                    if got:
+                        self.dispatch([Send(got, source.transport, source.remote, source.conn)])
+                    self.latency.observe(perf_counter() - started)
+                    return
+                if got == MISS:
+                    learn = local_id
+        outcome = engine.handle(data, source, self._loop.time())
         if self.recorder is not None:
             self.recorder(outcome)
         self.dispatch(outcome.sends)
+        if learn is not None and fast is not None and engine.fast is fast:
+            fast.learn(outcome, learn)
         self.latency.observe(perf_counter() - started)
 
     def dispatch(self, sends: list[Send]) -> None:
@@ -218,6 +271,19 @@ class Server:
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
         self.dispatch(self.engine.fire(self._loop.time()))
+
+
+class UDPSender(Protocol):
+    """What Server.dispatch and close need of a UDP listener's transport."""
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class UDPListener(Protocol):
+    @property
+    def transport(self) -> UDPSender: ...
 
 
 class _UDPProtocol(asyncio.DatagramProtocol):

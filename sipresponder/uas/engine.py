@@ -25,8 +25,10 @@ from ..sip.response import Echo, header_line, serialize, status_line
 from ..sip.routing import response_destination
 from ..sip.transports import MESSAGE_FRAMED
 from . import faults
+from .compiled import speedups
 from .eventlog import log_drop, log_request
 from .events import Send, Source
+from .fast import FastPath, applies
 from .limits import DROP, LimitLog, MergedRequests, RateLimiter
 from .outcome import Outcome
 from .plan import PlanCache
@@ -65,6 +67,13 @@ class Engine:
         )
         self.merged = MergedRequests(settings.loop_ttl) if scenario.switch("loop") else None
         self.plans = PlanCache(scenario)
+        # The compiled answers of this scenario (uas/fast.py), when the extension is
+        # built and the scenario allows it; None: every request takes handle().
+        self.fast = (
+            FastPath(scenario, self.plans)
+            if speedups is not None and applies(scenario)
+            else None
+        )
         # Every random choice comes from here, never the global generator: with
         # settings.seed, a run replays the same choices from each scenario swap on.
         self.random = random.Random(settings.seed if settings.seed >= 0 else None)

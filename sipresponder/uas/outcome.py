@@ -75,3 +75,11 @@ class Outcome:
 # Called by the transport with every Outcome it got from the engine (the testing
 # journal's ``record``); None in production, where nothing is recorded.
 Recorder = Callable[[Outcome], None]
+
+
+# Called by the transport with what the compiled path answered without an Outcome
+# (Journal.record_answered): octets, source, time, scenario, the rule that answered,
+# the response sent, and a note (an absorbed ACK has no rule and no response).
+AnsweredRecorder = Callable[
+    [bytes, "Source", float, "Scenario", "Rule | None", "bytes | None", "str | None"], None
+]

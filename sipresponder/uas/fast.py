@@ -1,0 +1,231 @@
+"""Teaching the compiled path what the engine answers (issue 13), without I/O.
+
+The compiled table (``_speedups.Table``, behind ``uas/compiled.py``) answers a request
+when it knows the answer for its request line on its listener: the status line and
+the header lines after the echo (a ``ResponsePlan``'s ``head`` and ``fixed``). It
+learns that answer from the engine, here, and only when the answer cannot depend on
+anything else:
+
+- the engine answered with one response from a rule, no note, no transaction
+  (stateless), to the packet's source;
+- that rule's conditions read only the request line and the listener
+  (``Condition.request_line``), its code is a number or a template of the request
+  line, it has no provisional responses, delay, behaviour, state or authentication;
+- every rule the scenario would try before it fails on the request line alone;
+- its plan is literal after the echo (``ResponsePlan.fixed``): no body, no header
+  line that reads the request.
+
+Before an answer is kept, the table is asked for this very request and must return
+the engine's octets byte for byte; otherwise that request line is left to the engine
+and a warning names it (the differential tests make that warning a failure).
+
+Everything the compiled code does not cover it defers, and the caller then runs
+``Engine.handle``: the Python engine stays the one definition of behaviour.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..scenario.template import Template
+from ..sip.transports import MESSAGE_FRAMED
+from ..uas.validation import CHECKS
+from .compiled import speedups
+
+if TYPE_CHECKING:
+    from ..scenario.model import Rule, Scenario
+    from ..sip.message import Request
+    from .events import Source
+    from .outcome import Outcome
+    from .plan import PlanCache
+
+log = logging.getLogger("sipresponder")
+
+# The counters an answer adds to (request, response) and the rule that gave it.
+Tally = tuple[str, "str | None", "Rule | None"]
+# serve_udp / Table.answer deferral reasons (csrc/speedups.c): only a miss teaches.
+MISS = 1
+_MAX_LISTENERS = 0xFFFF  # local ids are two octets of the table's key
+_MAX_TALLIES = 256  # csrc/speedups.c MAX_TALLY
+
+
+def applies(scenario: Scenario) -> bool:
+    """Whether the compiled path may answer for ``scenario`` at all: per-source state
+    (rate limit, merged-request memory) and Via-based routing are the engine's alone."""
+    settings = scenario.settings
+    if not set(CHECKS) <= scenario.switches.keys():
+        return False  # a Scenario built without the loader runs no checks at all
+    return (
+        not settings.rate_limit
+        and not scenario.switch("loop")
+        and settings.response_routing == "source"
+    )
+
+
+class FastPath:
+    """The compiled answers of one engine's current scenario (one per scenario: a swap
+    makes a new one, so nothing learned outlives the scenario it came from)."""
+
+    def __init__(self, scenario: Scenario, plans: PlanCache) -> None:
+        assert speedups is not None
+        settings = scenario.settings
+        switches = {name: scenario.switch(name) for name in CHECKS}
+        self.scenario = scenario
+        self.plans = plans
+        self.table: Any = speedups.Table(
+            scenario.tag_key,
+            tuple(a.encode("latin-1") for a in settings.accept),
+            settings.max_headers,
+            settings.max_line_length,
+            settings.max_message_size,
+            settings.max_amplification,
+            switches,
+            switches["content_length"],
+        )
+        # What the table answered, by tally: the counters it adds to and the rule that
+        # answered (for the journal). Tally 0 counts absorbed ACKs.
+        self.tallies: list[Tally] = [("request:ACK", None, None)]
+        self._tally_of: dict[tuple[str, str, int], int] = {}
+        self._local_ids: dict[tuple[str, tuple[str, int]], int] = {}
+        self._warned: set[bytes] = set()
+
+    def local_id(self, source: Source) -> int | None:
+        """The table's number for ``source``'s listener (transport and local address),
+        or None when there are too many to number."""
+        key = (source.transport, source.local)
+        found = self._local_ids.get(key)
+        if found is None:
+            if len(self._local_ids) >= _MAX_LISTENERS:
+                return None
+            found = self._local_ids[key] = len(self._local_ids) + 1
+        return found
+
+    def fold(self, counters: dict[str, int]) -> None:
+        """Add what the table answered since the last fold to the engine's counters
+        (the ones /metrics reads), as ``Engine.handle`` would have counted it."""
+        tallies = self.tallies
+        for index, count in self.table.take_tally():
+            request_key, response_key, _ = tallies[index]
+            counters[request_key] = counters.get(request_key, 0) + count
+            if response_key is not None:
+                counters[response_key] = counters.get(response_key, 0) + count
+
+    # -- learning ------------------------------------------------------------------------
+    def learn(self, outcome: Outcome, local_id: int) -> None:
+        """After the engine answered a request the table missed: keep the answer for
+        its request line when it depends on nothing else, else remember to defer."""
+        data = outcome.data
+        end = data.find(b"\r\n")
+        if end < 0:
+            return
+        line = data[:end]
+        kept = self._answer_for(outcome)
+        table = self.table
+        if kept is None:
+            table.learn(local_id, line, None, None, 0)
+            return
+        head, tail, tally = kept
+        table.learn(local_id, line, head, tail, tally)
+        source = outcome.source
+        got = table.answer(
+            data, source.remote[0], source.remote[1], local_id,
+            source.transport in MESSAGE_FRAMED, False, count=False,
+        )
+        expected = outcome.sends[0].data
+        if isinstance(got, bytes) and got == expected:
+            return
+        if isinstance(got, int):
+            # This request was unusual to the compiled code (another with the same line
+            # may not be): learn again from the next one.
+            table.forget(local_id, line)
+            return
+        table.learn(local_id, line, None, None, 0)
+        if line not in self._warned and len(self._warned) < 64:
+            self._warned.add(line)
+            log.warning(
+                "compiled path disagrees with the engine for %r (left to the engine): "
+                "engine %r, compiled %r", line, expected[:400], got[:400],
+            )
+
+    def _answer_for(self, outcome: Outcome) -> tuple[bytes, bytes, int] | None:
+        request, rule = outcome.request, outcome.rule
+        if (
+            request is None
+            or rule is None
+            or outcome.note is not None
+            or outcome.transaction is not None
+            or request.error is not None
+            or len(outcome.sends) != 1
+            or outcome.scenario is not self.scenario
+        ):
+            return None
+        send = outcome.sends[0]
+        source = outcome.source
+        if send.remote != source.remote or send.close_after or send.reset or not send.data:
+            return None
+        if not _request_line_rule(rule) or not _earlier_rules_fail(self.scenario, request,
+                                                                   source, rule):
+            return None
+        data = send.data
+        if data[8:11].isdigit():
+            code = int(data[8:11])
+        else:
+            return None
+        if code < 200:
+            return None
+        plan = self.plans.get((id(rule.final), code, request.method, source.transport,
+                               source.local))
+        if plan is None or plan.fixed is None or not isinstance(plan.reason, str):
+            return None
+        tally = self._tally(f"request:{request.method}", f"response:{code}", rule)
+        if tally is None:
+            return None
+        return plan.head.encode("latin-1"), plan.fixed.encode("latin-1"), tally
+
+    def _tally(self, request_key: str, response_key: str, rule: Rule) -> int | None:
+        key = (request_key, response_key, id(rule))  # rules live as long as the scenario
+        index = self._tally_of.get(key)
+        if index is None:
+            if len(self.tallies) >= _MAX_TALLIES:
+                return None
+            index = self._tally_of[key] = len(self.tallies)
+            self.tallies.append((request_key, response_key, rule))
+        return index
+
+
+def _request_line_template(value: object) -> bool:
+    return isinstance(value, int) or (
+        isinstance(value, Template) and value.reads_request_line_only
+    )
+
+
+def _request_line_rule(rule: Rule) -> bool:
+    """Whether ``rule`` matches, and answers, the same for every request with one
+    request line on one listener."""
+    final = rule.final
+    return (
+        rule.auth is None
+        and rule.behaviour is None
+        and rule.state is None
+        and not rule.provisional
+        and not final.delay
+        and final.delay_draw is None
+        and _request_line_template(final.code)
+        and all(c.request_line for c in rule.conditions)
+    )
+
+
+def _earlier_rules_fail(scenario: Scenario, request: Request, source: Source,
+                        rule: Rule) -> bool:
+    """Whether every rule ``Scenario.match`` tries before ``rule`` fails on a condition
+    of the request line (or its method), so that it fails for every request with this
+    line. ``rule`` the default: every candidate must."""
+    for earlier in scenario.candidates(request):
+        if earlier is rule:
+            return True
+        if earlier.methods is not None and request.method not in earlier.methods:
+            continue
+        if not any(c.request_line and not c.test(request, source) for c in earlier.conditions):
+            return False
+    return rule.number == 0
