@@ -241,14 +241,33 @@ static int valid_uri(span raw)
         rest.p += at + 1;
         rest.n -= at + 1;
     }
-    /* host: [A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9_.])?, matched as a prefix */
-    if (rest.n == 0 || !IS(rest.p[0], C_ALNUM))
-        return 0; /* includes '[': IPv6 references are left to the engine */
-    Py_ssize_t i = 1;
-    while (i < rest.n && IS(rest.p[i], C_HOST))
+    Py_ssize_t i;
+    if (rest.n > 0 && rest.p[0] == '[') {
+        /* IPv6reference = "[" IPv6address "]": uri._valid_ipv6 asks ipaddress; here only
+         * the hex-and-colon forms, where inet_pton(3) and ipaddress agree (an embedded
+         * IPv4 address, a zone or RFC 3261's ":::" typo go to the engine). */
+        i = 1;
+        while (i < rest.n && IS(rest.p[i], C_V6))
+            i++;
+        if (i == 1 || i >= rest.n || rest.p[i] != ']' || i - 1 > 45)
+            return 0;
+        char text[46];
+        struct in6_addr addr;
+        memcpy(text, rest.p + 1, (size_t)(i - 1));
+        text[i - 1] = '\0';
+        if (strchr(text, '.') != NULL || inet_pton(AF_INET6, text, &addr) != 1)
+            return 0;
         i++;
-    if (rest.p[i - 1] == '-')
-        return 0; /* the match would stop before the '-', leaving it as the tail */
+    } else {
+        /* host: [A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9_.])?, matched as a prefix */
+        if (rest.n == 0 || !IS(rest.p[0], C_ALNUM))
+            return 0;
+        i = 1;
+        while (i < rest.n && IS(rest.p[i], C_HOST))
+            i++;
+        if (rest.p[i - 1] == '-')
+            return 0; /* the match would stop before the '-', leaving it as the tail */
+    }
     if (i < rest.n && rest.p[i] == ':') {
         Py_ssize_t d = i + 1, port = 0;
         while (d < rest.n && d - (i + 1) < 5 && rest.p[d] >= '0' && rest.p[d] <= '9')

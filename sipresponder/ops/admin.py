@@ -26,6 +26,7 @@ from ..sip.transports import TRANSPORTS
 from ..testing.api import JournalAssertion, Responder, VerifyFailed, WaitTimeout, describe
 from ..testing.journal import FILTERS, JournalEntry, Query, check_keys
 from ..transport.address import split_hostport
+from ..uas import compiled
 from .metrics import responder_registry
 
 log = logging.getLogger("sipresponder")
@@ -197,7 +198,12 @@ class Admin:
             return web.json_response({"error": str(exc)}, status=400)
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response({
+            "status": "ok",
+            # "compiled" or "pure Python", and why (sipresponder/uas/compiled.py)
+            "request_path": "compiled" if compiled.AVAILABLE else "pure Python",
+            "request_path_detail": compiled.STATUS,
+        })
 
     async def _list(self, request: web.Request) -> web.Response:
         found = query_from_params(request).select(self.responder.journal)

@@ -24,6 +24,7 @@ from ..scenario.model import Scenario
 from ..scenario.schema import schema_text
 from ..sip.codes import CODES, HEADER_FIELDS
 from ..transport.address import ListenAddress, parse_listen
+from ..uas import compiled
 from . import ping
 from .logformat import configure_logging
 from .serveconfig import ENV_HELP, UDP_BALANCE, apply_env, keep_tag_secret, with_tag_secret
@@ -38,7 +39,8 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="sipresponder",
         description="A stateless SIP UAS that answers every request as its scenario says.",
     )
-    parser.add_argument("--version", action="version", version=f"sipresponder {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"sipresponder {__version__}; request path: {compiled.STATUS}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="answer SIP requests")
@@ -359,8 +361,19 @@ def _serve(args: argparse.Namespace) -> int:
             return 0
 
     if workers > 1:
+        log_request_path()  # once, from the process that starts the workers
         return supervise(workers, lambda index: run(reuse_port=True))
     return run(reuse_port=False)
+
+
+def log_request_path() -> None:
+    """Whether requests take the compiled path, and how to get it when they cannot."""
+    if compiled.AVAILABLE or os.environ.get(compiled.NO_EXTENSIONS):
+        log.info("request path: %s", compiled.STATUS,
+                 extra={"event": "request_path", "detail": compiled.STATUS})
+    else:
+        log.warning("request path: %s", compiled.STATUS,
+                    extra={"event": "request_path", "detail": compiled.STATUS})
 
 
 async def _run(
@@ -457,6 +470,8 @@ async def _run(
     log.info(
         "serving scenario %s", scenario.path, extra={"event": "scenario", "path": scenario.path}
     )
+    if not reuse_port:  # workers: the supervisor said it
+        log_request_path()
     loop.add_signal_handler(signal.SIGHUP, reload)
     watcher = asyncio.create_task(watch(initial_stamp)) if args.watch else None
     await stop.wait()

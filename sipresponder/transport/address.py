@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import struct
 from dataclasses import dataclass
@@ -109,3 +110,19 @@ def reset_connection(transport: asyncio.WriteTransport) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
+
+
+@functools.lru_cache(maxsize=4096)
+def local_ip_towards(remote_ip: str, bound_ip: str) -> str:
+    """The address this host uses to reach ``remote_ip`` (for Contact and SDP when the
+    socket is bound to a wildcard). A connected UDP socket sends nothing."""
+    if bound_ip not in ("0.0.0.0", "::"):
+        return bound_ip
+    family = socket.AF_INET6 if ":" in remote_ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((remote_ip, 9))
+            local_ip: str = probe.getsockname()[0]
+            return local_ip
+    except OSError:
+        return "127.0.0.1" if family == socket.AF_INET else "::1"

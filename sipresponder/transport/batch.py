@@ -20,14 +20,15 @@ import logging
 import socket
 from collections import deque
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..uas.compiled import speedups
+from ..uas.engine import Engine
 from ..uas.events import Source
 from ..uas.fast import MISS
-
-if TYPE_CHECKING:
-    from .server import Server
+from ..uas.outcome import AnsweredRecorder
+from .address import local_ip_towards
+from .latency import LatencyHistogram
 
 traffic_log = logging.getLogger("sipresponder.requests")
 
@@ -38,10 +39,30 @@ _QUEUE_MAX = 4096  # answers waiting for a writable socket; more are dropped (lo
 _SOURCES_KEPT = 4096
 
 
+class BatchHost(Protocol):
+    """What a batch listener needs of the server it belongs to (transport.server's
+    Server): its engine and recorder, the latency histogram, the receive path."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def answered_recorder(self) -> AnsweredRecorder | None: ...
+
+    @property
+    def latency(self) -> LatencyHistogram: ...
+
+    def fast_on(self) -> bool: ...
+
+    def loop_time(self) -> float: ...
+
+    def receive(self, data: bytes, source: Source, learn: int | None = None) -> None: ...
+
+
 class BatchUDPListener:
     """One UDP socket, read with the compiled batch reader."""
 
-    def __init__(self, server: Server, listener_id: int, bound_ip: str,
+    def __init__(self, server: BatchHost, listener_id: int, bound_ip: str,
                  sock: socket.socket) -> None:
         assert speedups is not None
         self.server = server
@@ -68,12 +89,10 @@ class BatchUDPListener:
         loop.add_reader(self.fd, self._readable)
 
     def _source(self, addr: tuple[str, int]) -> Source:
-        from .server import _local_ip_towards
-
         source = self._sources.get(addr)
         if source is None:
             source = Source(
-                "udp", addr, (_local_ip_towards(addr[0], self.bound_ip), self.local_port),
+                "udp", addr, (local_ip_towards(addr[0], self.bound_ip), self.local_port),
                 self.listener_id,
             )
             if len(self._sources) >= _SOURCES_KEPT:
@@ -118,7 +137,7 @@ class BatchUDPListener:
         if fast is not None and fast_count:
             fast.fold(engine.counters)
             if answered:
-                now = server._loop.time()
+                now = server.loop_time()
                 record = server.answered_recorder
                 assert record is not None
                 for data, addr, tally, response in answered:

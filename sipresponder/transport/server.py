@@ -9,7 +9,6 @@ message to Server.receive, the one place the engine is called from.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import socket
@@ -26,7 +25,13 @@ from ..uas.engine import Engine
 from ..uas.events import Send, Source
 from ..uas.fast import MISS
 from ..uas.outcome import AnsweredRecorder, Recorder
-from .address import ListenAddress, bind_socket, listen_backlog, reset_connection
+from .address import (
+    ListenAddress,
+    bind_socket,
+    listen_backlog,
+    local_ip_towards,
+    reset_connection,
+)
 from .latency import LatencyHistogram
 from .tls import TLSOptions, server_context
 
@@ -39,22 +44,6 @@ log = logging.getLogger("sipresponder")
 traffic_log = logging.getLogger("sipresponder.requests")
 
 _SOURCES_KEPT = 4096
-
-
-@functools.lru_cache(maxsize=4096)
-def _local_ip_towards(remote_ip: str, bound_ip: str) -> str:
-    """The address this host uses to reach ``remote_ip`` (for Contact and SDP when the
-    socket is bound to a wildcard). A connected UDP socket sends nothing."""
-    if bound_ip not in ("0.0.0.0", "::"):
-        return bound_ip
-    family = socket.AF_INET6 if ":" in remote_ip else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect((remote_ip, 9))
-            local_ip: str = probe.getsockname()[0]
-            return local_ip
-    except OSError:
-        return "127.0.0.1" if family == socket.AF_INET else "::1"
 
 
 class Server:
@@ -185,6 +174,9 @@ class Server:
         self.engine.limit_log.hit(kind, "%s", message)
 
     # -- engine glue -------------------------------------------------------------------
+    def loop_time(self) -> float:
+        return self._loop.time()
+
     def fast_on(self) -> bool:
         """Whether the compiled path may answer now: built, allowed by the scenario,
         nothing recorded that it could not record, no per-request log lines asked for."""
@@ -308,7 +300,7 @@ class _UDPProtocol(asyncio.DatagramProtocol):
         source = Source(
             "udp",
             (ip, port),
-            (_local_ip_towards(ip, self.bound_ip), self.local_port),
+            (local_ip_towards(ip, self.bound_ip), self.local_port),
             self.listener_id,
         )
         if len(self._sources) >= _SOURCES_KEPT:

@@ -157,6 +157,115 @@ def test_default_scenario_answers_compiled() -> None:
         assert checked.answered == before + 1, (method, user)
 
 
+tokens = st.text(st.sampled_from("abcXYZ0129-._!%*+`'~"), min_size=1, max_size=8)
+
+
+def usually(draw: st.DrawFn, plain: str, odd: list[str]) -> str:
+    """``plain`` eleven times in twelve, else one of ``odd``: most requests stay ones the
+    compiled path answers, each oddity still comes up often."""
+    return plain if draw(st.integers(0, 11)) else draw(st.sampled_from(odd))
+
+
+@st.composite
+def name_addr(draw: st.DrawFn, user: str, host: str, tag: bool) -> str:
+    uri = f"sip:{user}@{host}" + usually(draw, "", [";transport=udp", ";lr", "?subject=x",
+                                                   ";x=[::1]", "%41"])
+    display = usually(draw, "sipp ", ["", "Alice Smith ", '"A \\"q\\", b" ', '"" '])
+    bracketed = bool(display) or "?" in uri or draw(st.booleans())
+    text = f"{display}<{uri}>" if bracketed else uri
+    if tag:
+        text += usually(draw, ";tag=", [";TAG=", ";tag = ", ";x=1;tag="]) + draw(tokens)
+    else:
+        text += usually(draw, "", [";tag", ";x", ";x=1", ";;", "; tag=", ";tag=a;tag=b"])
+    return text
+
+
+@st.composite
+def via(draw: st.DrawFn, source: Source) -> str:
+    ip, port = source.remote
+    own = f"[{ip}]" if ":" in ip else ip
+    host = usually(draw, own, ["host.example.com", "192.0.2.33", "[2001:db8::1]", "[::1]",
+                               ip.upper()])
+    transport = usually(draw, source.transport.upper(), ["udp", "TLS", "SCTP"])
+    value = f"SIP/2.0/{transport} {host}" + usually(draw, f":{port}",
+                                                    ["", " : 5060", ":99999", ":0"])
+    params = [f"branch={usually(draw, 'z9hG4bK-', ['z9hG4bK', 'x'])}{draw(tokens)}"]
+    params += draw(st.lists(st.sampled_from(
+        ["rport", "rport=1234", "received=192.0.2.1", "ttl=1", "x", "X=Y", "RPORT",
+         "received=[::1]", "branch=second", "maddr=224.0.0.1"]), max_size=2))
+    draw(st.randoms()).shuffle(params)
+    seps = [usually(draw, ";", [" ;", "; ", ";\t"]) for _ in params]
+    return value + "".join(sep + p for sep, p in zip(seps, params, strict=True))
+
+
+@st.composite
+def plain_request(draw: st.DrawFn) -> tuple[bytes, Source]:
+    """A request like the ones real clients send, varied where the compiled path must
+    read it right: Via (received, rport, IPv6, several values), From/To forms and tags,
+    CSeq spacing, compact and odd-case names, optional fields, bodies."""
+    source = draw(st.sampled_from(SOURCES))
+    method = draw(st.sampled_from(METHODS))
+    user = draw(st.sampled_from(USERS))
+    lip, lport = source.local
+    lhost = f"[{lip}]" if ":" in lip else lip
+    vias = draw(st.lists(via(source), min_size=1, max_size=3))
+    rows: list[tuple[str, str]] = []
+    i = 0
+    while i < len(vias):
+        n = draw(st.integers(1, len(vias) - i))
+        rows.append((usually(draw, "Via", ["v", "VIA", "via"]),
+                     usually(draw, ", ", [",", " ,\t"]).join(vias[i : i + n])))
+        i += n
+    number = usually(draw, "", ["0", "00"]) + str(draw(st.integers(0, 2**31)))
+    cseq_method = usually(draw, method, METHODS)
+    rows += [
+        (usually(draw, "From", ["f", "FROM"]),
+         draw(name_addr("sipp", usually(draw, "127.0.0.1:5061", ["[::1]:5061", "[2001:db8::]",
+                                                               "[::ffff:1.2.3.4]", "[1::2::3]",
+                                                               "a-", "-a", "host_1."]), tag=usually(draw, "y", ["y", ""]) == "y"))),
+        (usually(draw, "To", ["t", "tO"]),
+         draw(name_addr(user, f"{lhost}:{lport}", tag=usually(draw, "", ["y"]) == "y"))),
+        (usually(draw, "Call-ID", ["i", "call-id"]), f"{draw(tokens)}@{draw(tokens)}"),
+        ("CSeq", f"{number}{usually(draw, ' ', ['  ', chr(9)])}{cseq_method}"),
+    ]
+    for name, values in (("Max-Forwards", ["70", "0", "00", "1"]),
+                         ("Expires", ["3600", "0", "x", "\xb2"]),
+                         ("Contact", ["<sip:sipp@127.0.0.1:5061>", "*", '"x" <sip:a@b>',
+                                      "<sip:a@b", "sip:a@b;expires=60"]),
+                         ("Require", ["timer"]), ("Supported", ["100rel, timer"]),
+                         ("Accept", ["application/sdp", "text/plain;q=0"]),
+                         ("User-Agent", ["softphone/1.0"]), ("Subject", ["Performance Test"]),
+                         ("Max-Forwards", ["69"]), ("Route", ["<sip:proxy;lr>"])):
+        if draw(st.integers(0, 9)) == 0:
+            rows.append((name, draw(st.sampled_from(values))))
+    body = b""
+    if draw(st.integers(0, 3)) == 0:
+        body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        rows.append((usually(draw, "Content-Type", ["c"]),
+                     usually(draw, "application/sdp",
+                             ["Application/SDP; x=1", "image/png", "text/plain"])))
+        if draw(st.integers(0, 9)) == 0:
+            rows.append(("Content-Encoding", "gzip"))
+    length = usually(draw, "exact", ["none", "zeros", "short", "long"])
+    if length == "exact":
+        rows.append((usually(draw, "Content-Length", ["l"]), str(len(body))))
+    elif length == "zeros":
+        rows.append(("Content-Length", "00" + str(len(body))))
+    elif length == "short" and body:
+        rows.append(("Content-Length", str(len(body) - 1)))
+    elif length == "long":
+        rows.append(("Content-Length", str(len(body) + 5)))
+    vias_first = [r for r in rows if r[0].lower() in ("via", "v")]
+    others = [r for r in rows if r[0].lower() not in ("via", "v")]
+    draw(st.randoms()).shuffle(others)
+    at = draw(st.integers(0, len(others)))
+    rows = others[:at] + vias_first + others[at:]
+    colon = usually(draw, ": ", [":", ":  ", ": \t"])
+    head = f"{method} sip:{user}@{lhost}:{lport} SIP/2.0\r\n" + "".join(
+        f"{name}{colon}{value}\r\n" for name, value in rows)
+    return head.encode("latin-1") + b"\r\n" + body, source
+
+
 _ENGINE: dict[str, Engine] = {}
 
 
@@ -206,6 +315,24 @@ def under_learned_line(draw: st.DrawFn) -> tuple[bytes, Source]:
 def test_generated_requests(case: tuple[bytes, Source]) -> None:
     data, source = case
     compare(default_engine(), data, source, TOTAL)
+
+
+PLAIN = Checked()
+
+
+@fuzz_settings(600)
+@given(plain_request())
+def test_plain_requests(case: tuple[bytes, Source]) -> None:
+    data, source = case
+    compare(default_engine(), data, source, PLAIN)
+
+
+def test_plain_requests_were_mostly_answered_compiled() -> None:
+    """Runs after test_plain_requests: a good share took the compiled path (so that the
+    comparisons above compared something)."""
+    if PLAIN.answered + PLAIN.deferred == 0:
+        pytest.skip("test_plain_requests did not run")
+    assert PLAIN.answered * 10 >= PLAIN.answered + PLAIN.deferred, PLAIN
 
 
 @st.composite
