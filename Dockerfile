@@ -7,8 +7,11 @@
 # BASE: any Debian-like image with python3 (3.11 or newer), venv and pip. Pinned to
 # a patch release so that a rebuild gets the interpreter the last one got.
 ARG BASE=python:3.12.8-slim-bookworm
+# BUILD_BASE: the build stage's image, the same as BASE unless a build needs a base
+# with a C compiler and the Python headers already in it (the tests use one).
+ARG BUILD_BASE=python:3.12.8-slim-bookworm
 
-FROM ${BASE} AS build
+FROM ${BUILD_BASE} AS build
 WORKDIR /src
 # Only for builds behind a proxy, and never in the final image: PIP_INDEX_URL as a
 # build argument, and a TLS-intercepting proxy's CA bundle dropped into the build
@@ -17,6 +20,20 @@ ARG PIP_INDEX_URL=https://pypi.org/simple
 COPY pyproject.toml README.md build-ca.pe[m] ./
 COPY scenarios ./scenarios
 COPY sipresponder ./sipresponder
+# The compiled request path (sipresponder._speedups) is built here, in the build
+# stage only: a C compiler and the Python headers, from the base's apt when it lacks
+# them. The final stage copies the built virtualenv and ships no compiler. Without
+# network or apt, pip still installs (the extension is optional) and the image runs
+# the pure-Python engine: `docker run IMAGE --version` says which.
+# hadolint ignore=DL3008
+RUN include="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
+ && if ! command -v cc >/dev/null 2>&1 || [ ! -f "$include/Python.h" ]; then \
+      { apt-get update \
+        && apt-get install -y --no-install-recommends gcc libc6-dev \
+        && { [ -f "$include/Python.h" ] \
+             || apt-get install -y --no-install-recommends python3-dev; } ; } \
+      || echo "no C compiler: sipresponder runs on its pure-Python engine"; \
+    fi
 # fast: uvloop; tls: cryptography, so that tls:/wss: listeners work without a
 # certificate of their own (a lab certificate is made at start). pip is only needed
 # to build the virtualenv: it is removed from it afterwards.

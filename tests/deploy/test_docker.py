@@ -42,9 +42,13 @@ from tests.sipclient import make_request, udp_exchange
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("SIPRESPONDER_TEST_BASE", "local/bookworm-python")
+# The build stage's base: the same plus a C compiler and the Python headers, so that
+# the compiled request path is built without apt inside the build (the runtime base
+# stays without them: the image must ship no compiler).
+BUILD_BASE_IMAGE = os.environ.get("SIPRESPONDER_TEST_BUILD_BASE", "local/bookworm-python-build")
 IMAGE_TAG = "sipresponder-test:latest"
-BASE_BUILD = ["mmdebstrap", "--variant=apt", "--include=python3,python3-venv,python3-pip",
-              "bookworm", "-"]
+BASE_PACKAGES = "python3,python3-venv,python3-pip"
+BUILD_PACKAGES = BASE_PACKAGES + ",gcc,libc6-dev,python3-dev"
 # Time-outs for steps that fetch from package registries (slow the first time).
 BASE_BUILD_TIMEOUT, IMAGE_BUILD_TIMEOUT = 900, 900
 FIGURES: dict[str, float] = {}  # measured here, printed at the end of the module
@@ -118,23 +122,25 @@ def _image_exists(name: str) -> bool:
     return docker("image", "inspect", name, check=False).returncode == 0
 
 
-@pytest.fixture(scope="module")
-def base_image(engine: None) -> str:
+def _strap(name: str, packages: str) -> str:
+    """A Debian bookworm image with ``packages``, made once with mmdebstrap."""
     with _lock("sipresponder-test-base.lock"):
-        if _image_exists(BASE_IMAGE):
-            return BASE_IMAGE
+        if _image_exists(name):
+            return name
         if shutil.which("mmdebstrap") is None:
-            message = f"{BASE_IMAGE} is missing and mmdebstrap is not installed " \
+            message = f"{name} is missing and mmdebstrap is not installed " \
                       "(apt-get install mmdebstrap)"
             if os.environ.get("CI") == "true":
                 pytest.fail(message)
             pytest.skip(message)
         started = time.monotonic()
         with tempfile.TemporaryFile() as errors:
-            strap = subprocess.Popen(BASE_BUILD, stdout=subprocess.PIPE, stderr=errors)
+            strap = subprocess.Popen(
+                ["mmdebstrap", "--variant=apt", f"--include={packages}", "bookworm", "-"],
+                stdout=subprocess.PIPE, stderr=errors)
             assert strap.stdout is not None
             try:
-                imported = subprocess.run(["docker", "import", "-", BASE_IMAGE],
+                imported = subprocess.run(["docker", "import", "-", name],
                                           stdin=strap.stdout, capture_output=True,
                                           timeout=BASE_BUILD_TIMEOUT)
             finally:
@@ -143,11 +149,21 @@ def base_image(engine: None) -> str:
             errors.seek(0)
             log = errors.read().decode(errors="replace")[-3000:]
         if strap.returncode != 0 or imported.returncode != 0:
-            pytest.fail(f"building {BASE_IMAGE} failed: mmdebstrap exited {strap.returncode}, "
+            pytest.fail(f"building {name} failed: mmdebstrap exited {strap.returncode}, "
                         f"docker import {imported.returncode}:\n{log}\n"
                         f"{imported.stderr.decode(errors='replace')}")
-        FIGURES["base build s"] = time.monotonic() - started
-        return BASE_IMAGE
+        FIGURES[f"{name} build s"] = time.monotonic() - started
+        return name
+
+
+@pytest.fixture(scope="module")
+def base_image(engine: None) -> str:
+    return _strap(BASE_IMAGE, BASE_PACKAGES)
+
+
+@pytest.fixture(scope="module")
+def build_base_image(engine: None) -> str:
+    return _strap(BUILD_BASE_IMAGE, BUILD_PACKAGES)
 
 
 def _build_context(into: Path) -> list[str]:
@@ -177,7 +193,7 @@ def _build_context(into: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def image(base_image: str) -> Iterator[str]:
+def image(base_image: str, build_base_image: str) -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         context = Path(tmp) / "context"
         context.mkdir()
@@ -188,7 +204,7 @@ def image(base_image: str) -> Iterator[str]:
         # --network host: the build reaches the package index as this machine does.
         # The image is then used by its ID, so a concurrent run's build cannot swap it.
         docker("build", "--network", "host", "--build-arg", f"BASE={base_image}",
-               *extra, "--iidfile", str(iid), "-t", IMAGE_TAG, str(context),
+               "--build-arg", f"BUILD_BASE={build_base_image}", *extra, "--iidfile", str(iid), "-t", IMAGE_TAG, str(context),
                timeout=IMAGE_BUILD_TIMEOUT)
         FIGURES["image build s"] = time.monotonic() - started
         image_id = iid.read_text().strip()
@@ -297,6 +313,12 @@ def test_image_facts(image: str) -> None:
                      "ls /src /opt/sipresponder/bin/pip 2>&1; ls /scenarios").stdout
     assert "No such file" in listing and "build-ca.pem" not in listing
     assert "default.toml" in listing
+    # The compiled request path was built in the build stage; no compiler came along.
+    version = docker("run", "--rm", "--network", "none", image, "--version").stdout
+    assert "request path: compiled" in version, version
+    compilers = docker("run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c",
+                       "command -v cc gcc clang || echo none").stdout
+    assert compilers.strip() == "none", compilers
     base_size = json.loads(docker("image", "inspect", BASE_IMAGE).stdout)[0]["Size"]
     FIGURES["image MB"] = info["Size"] / 1e6
     assert info["Size"] - base_size < 80e6, "more than the venv was added to the base"
