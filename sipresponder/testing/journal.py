@@ -86,7 +86,8 @@ class Journal:
         self.wall_clock = wall_clock  # seconds since the epoch, for received_at
         self._entries: deque[JournalEntry] = deque(maxlen=size)
         self._seq = itertools.count(1)
-        # Called with each entry once the engine has filled it in (e.g. to wake waiters).
+        # Called with each entry once the engine has filled it in (e.g. to wake waiters);
+        # one the compiled path answered is still unparsed: see materialize().
         self.listeners: list[Callable[[JournalEntry], None]] = []
 
     def record(self, outcome: Outcome) -> None:
@@ -141,10 +142,10 @@ class Journal:
             unparsed=(scenario, source, rule),
         )
         self._entries.append(entry)
-        if self.listeners:
-            materialize(entry)
-            for listener in self.listeners:
-                listener(entry)
+        # A listener that reads the entry's parsed fields calls materialize(entry)
+        # first; the Responder's, which only wakes its waiters, costs no parse.
+        for listener in self.listeners:
+            listener(entry)
 
     def clear(self) -> None:
         self._entries.clear()
