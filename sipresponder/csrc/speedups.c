@@ -51,6 +51,8 @@ enum {
 
 #define MAX_VIAS 16
 #define MAX_PARAMS 32
+#define MAX_CONTACT_ROWS 16
+#define MAX_BINDINGS 32
 #define MAX_TALLY 256
 #define BATCH 64
 #define DGRAM_MAX 65536
@@ -290,9 +292,17 @@ static int valid_uri(span raw)
 /* -- name-addr: headers.parse_name_addr --------------------------------------------------
  *   name-addr      =  [ display-name ] LAQUOT addr-spec RAQUOT
  *   display-name   =  *(token LWS)/ quoted-string                  RFC 3261 25.1
- * Returns 1 and sets *tag (the first "tag" parameter; has_tag 0 when absent or
- * valueless, as NameAddr.tag is None then) when the Python parser would succeed. */
-static int name_addr(span value, span *tag, int *has_tag)
+ * Returns 1 and fills *out when the Python parser would succeed; 0 when it would fail
+ * or this code is unsure (the caller defers either way). */
+typedef struct {
+    int bracketed;
+    span uri;  /* NameAddr.uri.raw */
+    span rest; /* NameAddr.params_raw: ";..." or empty */
+    param params[MAX_PARAMS];
+    int nparams;
+} name_addr_t;
+
+static int parse_name_addr(span value, name_addr_t *out)
 {
     span text = strip_wsp(value);
     Py_ssize_t i = 0, lt;
@@ -342,19 +352,29 @@ static int name_addr(span value, span *tag, int *has_tag)
     }
     if (uri_text.n == 0 || !valid_uri(uri_text))
         return 0;
-    *has_tag = 0;
+    out->bracketed = lt >= 0;
+    out->uri = uri_text;
+    out->rest = rest;
+    out->nparams = 0;
     if (rest.n == 0)
         return 1;
     if (rest.p[0] != ';')
         return 0;
-    param params[MAX_PARAMS];
-    int n = parse_params((span){rest.p + 1, rest.n - 1}, params, MAX_PARAMS);
-    if (n < 0)
+    out->nparams = parse_params((span){rest.p + 1, rest.n - 1}, out->params, MAX_PARAMS);
+    return out->nparams >= 0;
+}
+
+/* NameAddr.tag: the first "tag" parameter's value; *has_tag 0 when absent or valueless */
+static int name_addr(span value, span *tag, int *has_tag)
+{
+    name_addr_t na;
+    if (!parse_name_addr(value, &na))
         return 0;
-    for (int k = 0; k < n; k++) {
-        if (ieq(params[k].name, "tag")) {
-            *has_tag = params[k].has_value;
-            *tag = params[k].value;
+    *has_tag = 0;
+    for (int k = 0; k < na.nparams; k++) {
+        if (ieq(na.params[k].name, "tag")) {
+            *has_tag = na.params[k].has_value;
+            *tag = na.params[k].value;
             break;
         }
     }
@@ -527,6 +547,8 @@ typedef struct {
     span vias[MAX_VIAS];
     int n_vias;
     Py_ssize_t body_len;
+    span contacts[MAX_CONTACT_ROWS]; /* the Contact rows, for a registrar's bindings */
+    int n_contacts;
     via_t top;                  /* vias[0], parsed */
     span to_tag, from_tag;      /* the first "tag" parameters ... */
     int has_to_tag, has_from_tag; /* ... when they carry a value (NameAddr.tag) */
@@ -730,6 +752,10 @@ static int scan(Table *t, const char *data, Py_ssize_t len, int datagram, req_t 
             r->n_require++;
             break;
         case H_CONTACT:
+            if (!split_clean(value) || r->n_contacts >= MAX_CONTACT_ROWS)
+                return SR_UNUSUAL;
+            r->contacts[r->n_contacts++] = value;
+            break;
         case H_ACCEPT:
             if (!split_clean(value))
                 return SR_UNUSUAL;
@@ -926,11 +952,123 @@ static int to_tag(Table *t, req_t *r, char out[16])
     return 1;
 }
 
-/* head + echo + tail, or NULL with *why set (no Python error) */
-static PyObject *render(Table *t, req_t *r, span head, span tail, const char *ip, size_t iplen,
-                        int port, int *why)
+/* plan.bindings: the Contacts a registrar-like 200 lists, each with its expiry.
+ * Returns the octets written, or -1 when the engine must answer (a value this code is
+ * not sure how Python reads). ``b`` NULL: only measure. */
+static int python_space(char c)
 {
-    Py_ssize_t cap = head.n + tail.n + 256 + 2 * (Py_ssize_t)iplen;
+    /* str.strip()'s whitespace among latin-1 characters */
+    unsigned char u = (unsigned char)c;
+    return (u >= 0x09 && u <= 0x0d) || (u >= 0x1c && u <= 0x20) || u == 0x85 || u == 0xa0;
+}
+
+static unsigned long long capped_number(span digits)
+{
+    unsigned long long v = 0;
+    for (Py_ssize_t k = 0; k < digits.n; k++) {
+        v = v * 10 + (unsigned long long)(digits.p[k] - '0');
+        if (v > 4294967295ULL)
+            return 4294967295ULL; /* min(int(x), 2**32 - 1) */
+    }
+    return v;
+}
+
+static int any_high(span s)
+{
+    for (Py_ssize_t k = 0; k < s.n; k++)
+        if ((unsigned char)s.p[k] >= 0x80)
+            return 1;
+    return 0;
+}
+
+static int write_bindings(buf_t *b, req_t *r)
+{
+    unsigned long long dflt = 3600; /* plan._DEFAULT_EXPIRES */
+    if (r->n_expires) {
+        /* header.isdigit(): a non-ASCII digit would make int() raise in the engine */
+        if (any_high(r->expires))
+            return -1;
+        if (ascii_digits(r->expires))
+            dflt = capped_number(r->expires);
+    }
+    int count = 0;
+    for (int row = 0; row < r->n_contacts; row++) {
+        span v = r->contacts[row];
+        /* abnf.split_top_level on a row without '"': split on ',' outside <...> */
+        Py_ssize_t start = 0, i = 0;
+        while (i <= v.n) {
+            if (i < v.n && v.p[i] == '<') {
+                Py_ssize_t end = find_char(v, i, '>');
+                if (end < 0)
+                    return -1;
+                i = end + 1;
+                continue;
+            }
+            if (i < v.n && v.p[i] != ',') {
+                i++;
+                continue;
+            }
+            span value = strip_wsp((span){v.p + start, i - start});
+            start = i + 1;
+            i++;
+            if (value.n == 0 || (value.n == 1 && value.p[0] == '*'))
+                continue;
+            name_addr_t na;
+            if (!parse_name_addr(value, &na))
+                return -1; /* the engine skips an invalid one: let it say which */
+            param *expires = NULL;
+            for (int k = 0; k < na.nparams; k++)
+                if (ieq(na.params[k].name, "expires"))
+                    expires = &na.params[k]; /* the last one, as the loop there keeps */
+            unsigned long long value_expires = dflt;
+            int given = expires != NULL && expires->has_value;
+            if (given) {
+                if (any_high(expires->value))
+                    return -1;
+                if (ascii_digits(expires->value))
+                    value_expires = capped_number(expires->value);
+            }
+            if (value_expires == 0)
+                continue; /* unregistered */
+            if (++count > MAX_BINDINGS)
+                return -1;
+            if (b == NULL)
+                continue;
+            puts_(b, "Contact: ");
+            if (na.bracketed) {
+                if (python_space(value.p[0]) || python_space(value.p[value.n - 1]))
+                    return -1; /* value.strip() would take more than WSP */
+                puts_span(b, value);
+            } else {
+                puts_(b, "<");
+                puts_span(b, na.uri);
+                puts_(b, ">");
+                puts_span(b, na.rest);
+            }
+            if (!given) {
+                char num[32];
+                int len = snprintf(num, sizeof num, ";expires=%llu", value_expires);
+                put(b, num, len);
+            }
+            puts_(b, "\r\n");
+        }
+    }
+    return count;
+}
+
+/* head + echo + tail, or NULL with *why set (no Python error) */
+static PyObject *render(Table *t, req_t *r, span head, span tail, span after, int bindings,
+                        const char *ip, size_t iplen, int port, int *why)
+{
+    Py_ssize_t cap = head.n + tail.n + after.n + 256 + 2 * (Py_ssize_t)iplen;
+    if (bindings) {
+        if (write_bindings(NULL, r) < 0) {
+            *why = SR_UNUSUAL;
+            return NULL;
+        }
+        for (int k = 0; k < r->n_contacts; k++)
+            cap += r->contacts[k].n + 48 * (MAX_BINDINGS + 1);
+    }
     for (int k = 0; k < r->n_vias; k++)
         cap += r->vias[k].n + 8;
     cap += r->from.n + r->to.n + r->call_id.n + r->cseq.n + 64;
@@ -971,6 +1109,10 @@ static PyObject *render(Table *t, req_t *r, span head, span tail, const char *ip
     puts_span(&b, r->cseq);
     puts_(&b, "\r\n");
     puts_span(&b, tail);
+    if (bindings) {
+        write_bindings(&b, r);
+        puts_span(&b, after);
+    }
     if (b.n > cap) { /* cannot happen: cap counts every piece */
         Py_DECREF(out);
         *why = SR_UNUSUAL;
@@ -1021,10 +1163,14 @@ static int answer(Table *t, const char *data, Py_ssize_t len, int datagram, int 
     if (entry == Py_None)
         return SR_LEARNED_NO;
     PyObject *head = PyTuple_GET_ITEM(entry, 0), *tail = PyTuple_GET_ITEM(entry, 1);
+    PyObject *after = PyTuple_GET_ITEM(entry, 3);
+    int bindings = after != Py_None;
+    span after_span = bindings ? (span){PyBytes_AS_STRING(after), PyBytes_GET_SIZE(after)}
+                               : (span){"", 0};
     int why = SR_UNUSUAL;
     PyObject *out = render(t, &r, (span){PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head)},
-                           (span){PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail)}, ip, iplen,
-                           port, &why);
+                           (span){PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail)}, after_span,
+                           bindings, ip, iplen, port, &why);
     if (out == NULL)
         return PyErr_Occurred() ? -1 : why;
     /* Engine._send: never a reflector (settings.max_amplification) */
@@ -1107,8 +1253,8 @@ static PyObject *Table_learn(Table *self, PyObject *args)
 {
     int local_id, tally;
     Py_buffer line;
-    PyObject *head, *tail;
-    if (!PyArg_ParseTuple(args, "iy*OOi", &local_id, &line, &head, &tail, &tally))
+    PyObject *head, *tail, *after = Py_None;
+    if (!PyArg_ParseTuple(args, "iy*OOi|O", &local_id, &line, &head, &tail, &tally, &after))
         return NULL;
     PyObject *key = make_key(local_id, (span){line.buf, line.len});
     PyBuffer_Release(&line);
@@ -1123,12 +1269,15 @@ static PyObject *Table_learn(Table *self, PyObject *args)
     if (head == Py_None) {
         value = Py_NewRef(Py_None);
     } else {
-        if (!PyBytes_Check(head) || !PyBytes_Check(tail)) {
+        if (!PyBytes_Check(head) || !PyBytes_Check(tail) ||
+            (after != Py_None && !PyBytes_Check(after))) {
             Py_DECREF(key);
-            PyErr_SetString(PyExc_TypeError, "head and tail: bytes (or head None: defer)");
+            PyErr_SetString(PyExc_TypeError,
+                            "head, tail and after: bytes (head None: defer; after None: no "
+                            "bindings)");
             return NULL;
         }
-        value = Py_BuildValue("(OOi)", head, tail, tally);
+        value = Py_BuildValue("(OOiO)", head, tail, tally, after);
         if (value == NULL) {
             Py_DECREF(key);
             return NULL;
@@ -1438,8 +1587,9 @@ static PyObject *blake2s_tag(PyObject *module, PyObject *args)
 
 static PyMethodDef Table_methods[] = {
     {"learn", (PyCFunction)Table_learn, METH_VARARGS,
-     "learn(local_id, request_line, head, tail, tally): answer this request line on this "
-     "listener with head + echo + tail (head None: always defer it)"},
+     "learn(local_id, request_line, head, tail, tally, after=None): answer this request line "
+     "on this listener with head + echo + tail (+ the request's Contact bindings + after, "
+     "when after is given); head None: always defer it"},
     {"answer", (PyCFunction)(void (*)(void))Table_answer, METH_VARARGS | METH_KEYWORDS,
      "answer(data, ip, port, local_id, datagram, ack_ok, *, count=True) -> bytes (b'' for an "
      "absorbed ACK) or an int: why it was deferred"},

@@ -77,7 +77,7 @@ def query_from_params(request: web.Request) -> Query:
         if len(q.getall(key, [])) > 1:
             raise ValueError(f"query parameter {key!r} given more than once")
     since = q.get("since")
-    if since is not None and not since.isdigit():
+    if since is not None and not (since.isascii() and since.isdigit()):
         raise ValueError(f"since={since!r}: expected a sequence number")
     return Query.build(q.get("method"), q.get("uri"), q.getall("header", []), q.get("rule"),
                        None if since is None else int(since))

@@ -47,7 +47,7 @@ def split_hostport(text: str, default_host: str) -> tuple[str, int]:
         host, _, port_text = text.rpartition(":")
         if ":" in host:
             raise ValueError(f"{text!r}: expected HOST:PORT (IPv6 hosts go in brackets)")
-    if not port_text.isdigit() or int(port_text) > 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
         raise ValueError(f"{text!r}: invalid port {port_text!r}")
     return host or default_host, int(port_text)
 

@@ -288,7 +288,7 @@ class Engine:
         if isinstance(spec.code, int):
             return spec.code
         text = spec.code.render(RenderContext(request, source))
-        if text.isdigit() and 100 <= int(text) <= 699:
+        if text.isascii() and text.isdigit() and 100 <= int(text) <= 699:
             return int(text)
         log.warning("scenario produced an invalid status code %r; answering 500", text)
         return 500

@@ -12,8 +12,9 @@ anything else:
   (``Condition.request_line``), its code is a number or a template of the request
   line, it has no provisional responses, delay, behaviour, state or authentication;
 - every rule the scenario would try before it fails on the request line alone;
-- its plan is literal after the echo (``ResponsePlan.fixed``): no body, no header
-  line that reads the request.
+- its plan is literal after the echo (``ResponsePlan.fixed``: no body, no header
+  line that reads the request), or literal around a registrar's Contact bindings,
+  which the compiled code renders the way ``plan.bindings`` does.
 
 Before an answer is kept, the table is asked for this very request and must return
 the engine's octets byte for byte; otherwise that request line is left to the engine
@@ -29,9 +30,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..scenario.template import Template
+from ..sip.response import NO_BODY
 from ..sip.transports import MESSAGE_FRAMED
-from ..uas.validation import CHECKS
 from .compiled import speedups
+from .plan import BINDINGS_LINES
+from .validation import CHECKS
 
 if TYPE_CHECKING:
     from ..scenario.model import Rule, Scenario
@@ -125,8 +128,8 @@ class FastPath:
         if kept is None:
             table.learn(local_id, line, None, None, 0)
             return
-        head, tail, tally = kept
-        table.learn(local_id, line, head, tail, tally)
+        head, tail, tally, after = kept
+        table.learn(local_id, line, head, tail, tally, after)
         source = outcome.source
         got = table.answer(
             data, source.remote[0], source.remote[1], local_id,
@@ -148,7 +151,7 @@ class FastPath:
                 "engine %r, compiled %r", line, expected[:400], got[:400],
             )
 
-    def _answer_for(self, outcome: Outcome) -> tuple[bytes, bytes, int] | None:
+    def _answer_for(self, outcome: Outcome) -> tuple[bytes, bytes, int, bytes | None] | None:
         request, rule = outcome.request, outcome.rule
         if (
             request is None
@@ -176,12 +179,26 @@ class FastPath:
             return None
         plan = self.plans.get((id(rule.final), code, request.method, source.transport,
                                source.local))
-        if plan is None or plan.fixed is None or not isinstance(plan.reason, str):
+        if plan is None or not isinstance(plan.reason, str):
             return None
+        if plan.fixed is not None:
+            tail, after = plan.fixed, None
+        else:
+            # A registrar's 200: literal lines around the request's Contact bindings,
+            # which the compiled code renders as plan.bindings does.
+            parts = plan.parts
+            dynamic = [i for i, p in enumerate(parts) if not isinstance(p, str)]
+            if (plan.body is not None or plan.sdp or len(dynamic) != 1
+                    or parts[dynamic[0]] is not BINDINGS_LINES):
+                return None
+            at = dynamic[0]
+            tail = "".join(p for p in parts[:at] if isinstance(p, str))
+            after = "".join(p for p in parts[at + 1:] if isinstance(p, str)) + NO_BODY
         tally = self._tally(f"request:{request.method}", f"response:{code}", rule)
         if tally is None:
             return None
-        return plan.head.encode("latin-1"), plan.fixed.encode("latin-1"), tally
+        return (plan.head.encode("latin-1"), tail.encode("latin-1"), tally,
+                None if after is None else after.encode("latin-1"))
 
     def _tally(self, request_key: str, response_key: str, rule: Rule) -> int | None:
         key = (request_key, response_key, id(rule))  # rules live as long as the scenario

@@ -121,3 +121,29 @@ def test_own_contact_per_transport() -> None:
     assert own_contact(UDP) == "<sip:sipresponder@192.0.2.9:5060>"
     tls = Source("tls", ("192.0.2.1", 1), ("::1", 5061), 3)
     assert own_contact(tls) == "<sip:sipresponder@[::1]:5061;transport=tls>"
+
+
+def test_bindings_take_a_non_ascii_digit_expiry_as_no_number() -> None:
+    """str.isdigit() holds for '²' but int() refuses it: found by the differential
+    fuzzing of the compiled path (an internal error for every such REGISTER)."""
+    from sipresponder.uas.plan import bindings
+
+    raw = ("REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-1\r\n"
+           "From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c\r\n"
+           "CSeq: 1 REGISTER\r\nContact: <sip:a@192.0.2.1>;expires=\xb2, <sip:b@192.0.2.1>\r\n"
+           "Expires: \xb2\xb3\r\nContent-Length: 0\r\n\r\n").encode("latin-1")
+    request = parse_request(raw, datagram=True)
+    assert bindings(request) == ["<sip:a@192.0.2.1>;expires=\xb2",
+                                 "<sip:b@192.0.2.1>;expires=3600"]
+
+
+def test_a_status_code_template_rendering_a_non_ascii_digit_is_a_500() -> None:
+    scenario = parse_scenario('[[rule]]\ncode = "{ruri.user}"\nfill_required = true\n', "t.toml")
+    engine = Engine(scenario)
+    raw = ("OPTIONS sip:%B2%B2%B2@example.com SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-1\r\nFrom: <sip:a@example.com>;tag=1\r\n"
+           "To: <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+           "Content-Length: 0\r\n\r\n").encode()
+    outcome = engine.handle(raw, Source("udp", ("192.0.2.1", 5060), ("127.0.0.1", 5060), 1), 0)
+    assert engine.counters["internal_errors"] == 0
+    assert [s.data[:12] for s in outcome.sends] == [b"SIP/2.0 500 "]
