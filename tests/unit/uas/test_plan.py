@@ -140,10 +140,10 @@ def test_bindings_take_a_non_ascii_digit_expiry_as_no_number() -> None:
 def test_a_status_code_template_rendering_a_non_ascii_digit_is_a_500() -> None:
     scenario = parse_scenario('[[rule]]\ncode = "{ruri.user}"\nfill_required = true\n', "t.toml")
     engine = Engine(scenario)
-    raw = ("OPTIONS sip:%B2%B2%B2@example.com SIP/2.0\r\n"
-           "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-1\r\nFrom: <sip:a@example.com>;tag=1\r\n"
-           "To: <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
-           "Content-Length: 0\r\n\r\n").encode()
+    raw = (b"OPTIONS sip:%B2%B2%B2@example.com SIP/2.0\r\n"
+           b"Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-1\r\nFrom: <sip:a@example.com>;tag=1\r\n"
+           b"To: <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+           b"Content-Length: 0\r\n\r\n")
     outcome = engine.handle(raw, Source("udp", ("192.0.2.1", 5060), ("127.0.0.1", 5060), 1), 0)
     assert engine.counters["internal_errors"] == 0
     assert [s.data[:12] for s in outcome.sends] == [b"SIP/2.0 500 "]
