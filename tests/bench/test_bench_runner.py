@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+_BENCH = Path(__file__).resolve().parents[2] / "bench"
+_PATH = _BENCH / "run.py"
+if str(_BENCH) not in sys.path:  # run.py imports bench/saturation.py as its script does
+    sys.path.insert(0, str(_BENCH))
 _SPEC = importlib.util.spec_from_file_location("bench_run", _PATH)
 assert _SPEC is not None and _SPEC.loader is not None
 run = importlib.util.module_from_spec(_SPEC)
