@@ -121,6 +121,7 @@ class StepRecord:
     server_cpus: float  # the server's CPU seconds per second of the step
     sipp_cpus: float
     machine_cpus: float  # all CPUs' busy time per second (server, SIPp, runner, others)
+    other_cpus: float  # of those, what other work on the machine took
     cpu_us_per_call: float
     late_p50_ms: float | None
     p99_ms: float | None
@@ -152,6 +153,7 @@ class Run:
     udp_drops: int
     client_cpu_s: float = 0.0  # the SIPp processes' utime + stime
     machine_cpus: float = 0.0  # busy CPU seconds per second of the whole machine
+    other_cpus: float = 0.0  # of those, neither the server, SIPp nor this runner's
     late_p50_ms: float | None = None  # the probe's median over the second half of the run
     offered_per_s: float | None = None  # open loop: the rate SIPp was told to offer
     # saturation: every step of the search, and what limited the highest sustained rate
@@ -607,6 +609,7 @@ def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, rou
     busy_before, wall_before = machine_busy_seconds(), time.monotonic()
     # the SIPp processes are the only children reaped during the run
     reaped_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    runner_before = resource.getrusage(resource.RUSAGE_SELF)  # the probe and the sampler
     sampler.start()
     sipps: list[subprocess.Popen] = []
     try:
@@ -625,11 +628,15 @@ def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, rou
         probe.stop.set()
         sampler.stop.set()
     cpu = cpu_seconds(server.pid) - cpu_before
-    machine_cpus = (machine_busy_seconds() - busy_before) / (time.monotonic() - wall_before)
+    wall = time.monotonic() - wall_before
+    machine_cpus = (machine_busy_seconds() - busy_before) / wall
     drops = udp_rcvbuf_errors() - drops_before
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_cpu = (reaped.ru_utime + reaped.ru_stime
                   - reaped_before.ru_utime - reaped_before.ru_stime)
+    runner = resource.getrusage(resource.RUSAGE_SELF)
+    runner_cpu = (runner.ru_utime + runner.ru_stime
+                  - runner_before.ru_utime - runner_before.ru_stime)
     if probe.ident is not None:  # started
         probe.join(3)
     sampler.join(3)
@@ -661,7 +668,8 @@ def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, rou
         peak_pss_kb=sampler.peak_pss, peak_rss_kb=sampler.peak_rss, udp_drops=drops,
         client_cpu_s=round(client_cpu, 2), offered_per_s=offered,
         late_p50_ms=_round(percentile(probe.samples_ms[len(probe.samples_ms) // 2:], 50)),
-        machine_cpus=round(machine_cpus, 2))
+        machine_cpus=round(machine_cpus, 2),
+        other_cpus=round(machine_cpus - (cpu + client_cpu + runner_cpu) / wall, 2))
 
 
 def next_failed_step(run: Run) -> StepRecord | None:
@@ -719,7 +727,8 @@ def run_saturation(workload: Workload, server: Server, step_seconds: float, tmp:
                           sustained=not reasons, reasons=reasons,
                           server_cpus=round(run.cpu_s / seconds, 2),
                           sipp_cpus=round(run.client_cpu_s / seconds, 2),
-                          machine_cpus=run.machine_cpus, cpu_us_per_call=run.cpu_us_per_call,
+                          machine_cpus=run.machine_cpus, other_cpus=run.other_cpus,
+                          cpu_us_per_call=run.cpu_us_per_call,
                           late_p50_ms=run.late_p50_ms, p99_ms=run.p99_ms,
                           failure_kinds=run.failure_kinds)
         steps.append(step)
@@ -727,7 +736,8 @@ def run_saturation(workload: Workload, server: Server, step_seconds: float, tmp:
               f"{offered:>9,.0f}/s  answered {answered:>9,.0f}/s  "
               f"{'sustained' if not reasons else 'not sustained: ' + '; '.join(reasons)}  "
               f"CPU {run.cpu_us_per_call:.1f} us/call; CPUs: server {step.server_cpus}, "
-              f"SIPp {step.sipp_cpus}, machine {step.machine_cpus}; probe late p50 "
+              f"SIPp {step.sipp_cpus}, machine {step.machine_cpus} (other work "
+              f"{step.other_cpus}); probe late p50 "
               f"{run.late_p50_ms} ms, p99 {run.p99_ms} ms", flush=True)
         settle(server)
     if not runs:
@@ -914,7 +924,8 @@ def markdown(summaries: list[Summary], idle: dict[str, int], info: dict[str, obj
             why = ("" if nxt is None else
                    f"; at {nxt.offered_per_s:,.0f}/s: " + "; ".join(nxt.reasons)
                    + f" (CPUs busy: server {nxt.server_cpus}, SIPp {nxt.sipp_cpus}, "
-                     f"machine {nxt.machine_cpus} of {info['nproc']})")
+                     f"machine {nxt.machine_cpus} of {info['nproc']}, of which other "
+                     f"work {nxt.other_cpus})")
             lines.append(f"- {s.server}: {s.calls_per_s:,.0f} calls/s at "
                          f"{num(s.cpu_us_per_call, '.1f')} µs CPU/call, "
                          f"{len(median_run.steps)} steps; limited by: **{s.bound}**{why}")
