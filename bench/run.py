@@ -1092,7 +1092,8 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"{name:<14} {server.name:<13} round {round_}: "
                               f"{run.calls_per_s:>9,.0f}/s  failed {run.failed}  "
                               f"CPU {run.cpu_us_per_call:.1f} us/call  p50 {run.p50_ms} ms  "
-                              f"p99 {run.p99_ms} ms  drops {run.udp_drops}"
+                              f"p99 {run.p99_ms} ms  drops {run.udp_drops}  CPUs: machine "
+                              f"{run.machine_cpus}, other work {run.other_cpus}"
                               + (f"  {run.failure_kinds} (SIPp exit {run.sipp_exit})"
                                  if run.failed else ""), flush=True)
             if not complete:
