@@ -33,9 +33,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import itertools
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -47,8 +49,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+import saturation  # bench/saturation.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -56,6 +60,7 @@ DEFAULT_SCENARIO = ROOT / "sipresponder" / "scenarios" / "default.toml"
 BUFFER = 4 * 1024 * 1024
 USERS = 50
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+RUN_TAGS = itertools.count(1)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; not in every Python
 
 
@@ -69,6 +74,8 @@ class Workload:
     kamailio_cfg: str  # in bench/kamailio/
     method: str  # what the latency probe sends
     unit: str  # what one SIPp call is
+    # open loop: the saturation search (bench/saturation.py) instead of one closed-loop run
+    open_loop: bool = False
 
     @property
     def sipp_transport(self) -> str:
@@ -94,6 +101,8 @@ WORKLOADS = {
                  "default.cfg", "REGISTER", "req"),
         Workload("rules50-udp", "options.xml", "udp", "bench", BENCH / "rules50.toml",
                  "rules50.cfg", "OPTIONS", "req"),
+        Workload("saturation", "options.xml", "udp", "bench", DEFAULT_SCENARIO,
+                 "default.cfg", "OPTIONS", "req", open_loop=True),
     ]
 }
 REFERENCES = ("kamailio", "naive")
@@ -101,6 +110,24 @@ NAIVE_WORKLOADS = {"options-udp"}  # the naive responder only answers UDP with 2
 
 
 # -- results ------------------------------------------------------------------------------
+@dataclass
+class StepRecord:
+    """One open-loop step of a saturation search."""
+
+    offered_per_s: float
+    answered_per_s: float
+    sustained: bool
+    reasons: list[str]  # why not sustained (bench/saturation.py: verdict)
+    server_cpus: float  # the server's CPU seconds per second of the step
+    sipp_cpus: float
+    machine_cpus: float  # all CPUs' busy time per second (server, SIPp, runner, others)
+    other_cpus: float  # of those, what other work on the machine took
+    cpu_us_per_call: float
+    late_p50_ms: float | None
+    p99_ms: float | None
+    failure_kinds: dict[str, int]
+
+
 @dataclass
 class Run:
     """One SIPp run against one server."""
@@ -124,6 +151,14 @@ class Run:
     peak_pss_kb: int
     peak_rss_kb: int
     udp_drops: int
+    client_cpu_s: float = 0.0  # the SIPp processes' utime + stime
+    machine_cpus: float = 0.0  # busy CPU seconds per second of the whole machine
+    other_cpus: float = 0.0  # of those, neither the server, SIPp nor this runner's
+    late_p50_ms: float | None = None  # the probe's median over the second half of the run
+    offered_per_s: float | None = None  # open loop: the rate SIPp was told to offer
+    # saturation: every step of the search, and what limited the highest sustained rate
+    steps: list[StepRecord] = field(default_factory=list)
+    bound: str | None = None
 
 
 @dataclass
@@ -142,6 +177,7 @@ class Summary:
     peak_rss_kb: int
     udp_drops: int  # summed over the rounds
     runs: list[Run] = field(default_factory=list)
+    bound: str | None = None  # saturation: what limited the median round's rate
 
 
 # -- pure helpers (tests/bench/test_bench_runner.py) -----------------------------------------------
@@ -195,6 +231,33 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def env_assignment(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` of --server-env and --compare-env as (KEY, VALUE); VALUE may be
+    empty or hold ``=``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+        raise ValueError(f"expected KEY=VALUE with KEY made of letters, digits and _ "
+                         f"(not starting with a digit), got {text!r}")
+    return key, value
+
+
+def env_arg(text: str) -> tuple[str, str]:
+    """argparse's type for KEY=VALUE options."""
+    try:
+        return env_assignment(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def variant_label(env: dict[str, str]) -> str:
+    """The table's name for sipresponder run with --compare-env's variables."""
+    return "sipresponder (" + " ".join(f"{k}={v}" for k, v in env.items()) + ")"
+
+
+def is_sipresponder(label: str) -> bool:
+    return label == "sipresponder" or label.startswith("sipresponder (")
+
+
 # -- processes -----------------------------------------------------------------------------
 def process_tree(root: int) -> list[int]:
     """root and all its descendants (Kamailio forks its workers, so may sipresponder)."""
@@ -239,6 +302,18 @@ def memory_kb(root: int) -> tuple[int, int, int]:
     return pss, rss, largest
 
 
+def parse_cpu_busy(text: str) -> float:
+    """Busy seconds of all CPUs together from /proc/stat's first line (everything but
+    idle and iowait; guest time is already in user)."""
+    fields = [int(v) for v in text.split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    return parse_cpu_busy(Path("/proc/stat").read_text())
+
+
 def udp_rcvbuf_errors() -> int:
     lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
              if line.startswith("Udp:")]
@@ -278,16 +353,20 @@ def stop_group(proc: subprocess.Popen, pids: list[int], timeout: float = 10) -> 
 class Server:
     """A server under test as a subprocess in its own process group."""
 
-    def __init__(self, name: str, cmd: list[str], port: int, tmp: Path, tcp: bool) -> None:
+    def __init__(self, name: str, cmd: list[str], port: int, tmp: Path, tcp: bool,
+                 env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.name, self.cmd, self.port, self.tcp = name, cmd, port, tcp
-        self.log_path = tmp / f"{name}.log"
+        self.env = env or {}  # added to the runner's environment
+        self.workers = workers  # the processes that answer UDP (saturation's bound)
+        self.log_path = tmp / f"{''.join(c if c.isalnum() else '-' for c in name)}.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 15) -> None:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(self.cmd, cwd=self.log_path.parent,
                                          stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout
         while not self.answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -343,21 +422,23 @@ class Server:
 
 
 def server_command(name: str, workload: Workload, port: int, tmp: Path,
-                   serve_args: list[str], kamailio_malloc: str = "tlsf") -> list[str]:
-    if name == "sipresponder":
+                   serve_args: list[str], kamailio_malloc: str = "tlsf",
+                   kamailio_udp_workers: int = 2) -> list[str]:
+    if is_sipresponder(name):
         cmd = [sys.executable, "-m", "sipresponder", "serve", "--scenario",
                str(workload.scenario), "--listen", f"udp:127.0.0.1:{port}",
                "--listen", f"tcp:127.0.0.1:{port}", "--log-level", "warning"]
         return [*cmd, *serve_args]
     if name == "kamailio":
-        # foreground (-DD), log to stderr (-E), 2 UDP and 2 TCP workers, its pid file
+        # foreground (-DD), log to stderr (-E), 2 UDP (saturation: as many as
+        # sipresponder has processes) and 2 TCP workers, its pid file
         # and runtime dir in our temp dir; as root it drops to nobody/nogroup. -x: the
         # memory manager; the default, qm, makes each `$rU == "..."` of rules50.cfg cost
         # about 1.5 us in qm_malloc (80 us per request instead of 8), so tlsf by default
         cmd = [kamailio_binary() or "kamailio", "-DD", "-E", "-x", kamailio_malloc,
                "-f", str(BENCH / "kamailio" / workload.kamailio_cfg),
                "-l", f"udp:127.0.0.1:{port}", "-l", f"tcp:127.0.0.1:{port}",
-               "-n", "2", "-N", "2", "-m", "64", "-M", "8",
+               "-n", str(kamailio_udp_workers), "-N", "2", "-m", "64", "-M", "8",
                "-P", str(tmp / f"kamailio-{port}.pid"), "-Y", str(tmp), "-w", str(tmp)]
         if os.geteuid() == 0:
             cmd += ["-u", "nobody", "-g", "nogroup"]
@@ -483,25 +564,52 @@ class MemorySampler(threading.Thread):
                 return
 
 
+def closed_loop(clients: int) -> list[list[str]]:
+    """SIPp's load options for ``clients`` processes sharing the 50 users."""
+    return [["-users", str(USERS // clients + (i < USERS % clients))] for i in range(clients)]
+
+
+def open_loop(rates: list[int], seconds: float) -> list[list[str]]:
+    """SIPp's load options for one open-loop step: each process offers its rate for
+    ``seconds`` (``-m``: then it stops and waits for its last answers), a call with no
+    answer after 2 s fails (``-recv_timeout``), and the limit on calls in flight (``-l``)
+    is 3 s of calls, so that a server falling behind shows as timeouts, not as SIPp
+    quietly offering less."""
+    # -timer_resol 1: SIPp's default of 10 ms sends a call rate as bursts every 10 ms
+    # (150 requests at 15,000/s), a queue in the server that the offered rate does not make
+    return [["-r", str(rate), "-rp", "1000", "-m", str(max(1, round(rate * seconds))),
+             "-l", str(max(100, 3 * rate)), "-recv_timeout", "2000", "-timer_resol", "1"]
+            for rate in rates]
+
+
 def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, round_: int,
-             probe_rate: float, clients: int = 1) -> Run:
-    """One closed-loop SIPp run against one server, with the probe and the sampler.
-    With ``clients`` > 1, that many SIPp processes share the 50 users, each on its own
-    socket or connection (SO_REUSEPORT spreads sockets, not datagrams, over workers)."""
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{server.name}-{workload.name}-", dir=tmp))
-    users = [USERS // clients + (i < USERS % clients) for i in range(clients)]
+             probe_rate: float, clients: int = 1, load: list[list[str]] | None = None,
+             offered: float | None = None) -> Run:
+    """One SIPp run against one server, with the probe and the sampler: ``clients``
+    SIPp processes (each on its own socket or connection: SO_REUSEPORT spreads sockets,
+    not datagrams, over workers), closed-loop sharing the 50 users unless ``load``
+    gives each its own options (an open-loop step, see ``open_loop``)."""
+    load = load or closed_loop(clients)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{workload.name}-", dir=tmp))
+    # closed loop: -timeout ends the run; open loop: -m does, -timeout is the backstop
+    sipp_timeout = duration if offered is None else duration + 10
     cmds = [["sipp", f"127.0.0.1:{server.port}",
              "-sf", str(BENCH / "sipp" / workload.sipp_xml),
              "-s", workload.service, "-t", workload.sipp_transport, "-i", "127.0.0.1",
-             "-p", str(free_port()), "-users", str(n), "-buff_size", str(BUFFER),
-             "-timeout", f"{duration:g}s", "-nostdin",
+             "-p", str(free_port()), *options, "-buff_size", str(BUFFER),
+             "-timeout", f"{sipp_timeout:g}s", "-nostdin",
              "-trace_stat", "-stf", str(run_dir / f"stat{i}.csv"), "-fd", "1",
              "-trace_screen", "-screen_file", str(run_dir / f"screen{i}.log"),
              "-trace_err", "-error_file", str(run_dir / f"errors{i}.log")]
-            for i, n in enumerate(users)]
-    probe = Probe(workload, server.port, probe_rate, f"probe-{server.name}-{round_}")
+            for i, options in enumerate(load)]
+    # a tag per run: the saturation steps of a round must not repeat Call-IDs and branches
+    probe = Probe(workload, server.port, probe_rate, f"probe-{next(RUN_TAGS)}-{round_}")
     sampler = MemorySampler(server.pid)
     drops_before, cpu_before = udp_rcvbuf_errors(), cpu_seconds(server.pid)
+    busy_before, wall_before = machine_busy_seconds(), time.monotonic()
+    # the SIPp processes are the only children reaped during the run
+    reaped_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    runner_before = resource.getrusage(resource.RUSAGE_SELF)  # the probe and the sampler
     sampler.start()
     sipps: list[subprocess.Popen] = []
     try:
@@ -510,9 +618,9 @@ def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, rou
                 sipps.append(subprocess.Popen(cmd, cwd=run_dir, stdin=subprocess.DEVNULL,
                                               stdout=out, stderr=subprocess.STDOUT,
                                               start_new_session=True))
-        time.sleep(0.3)  # the probe starts once SIPp's 50 calls are in flight
+        time.sleep(0.3)  # the probe starts once SIPp's calls are in flight
         probe.start()
-        exit_codes = [sipp.wait(duration + 30) for sipp in sipps]
+        exit_codes = [sipp.wait(sipp_timeout + 30) for sipp in sipps]
     finally:
         for sipp in sipps:
             if sipp.poll() is None:
@@ -520,13 +628,21 @@ def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, rou
         probe.stop.set()
         sampler.stop.set()
     cpu = cpu_seconds(server.pid) - cpu_before
+    wall = time.monotonic() - wall_before
+    machine_cpus = (machine_busy_seconds() - busy_before) / wall
     drops = udp_rcvbuf_errors() - drops_before
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (reaped.ru_utime + reaped.ru_stime
+                  - reaped_before.ru_utime - reaped_before.ru_stime)
+    runner = resource.getrusage(resource.RUSAGE_SELF)
+    runner_cpu = (runner.ru_utime + runner.ru_stime
+                  - runner_before.ru_utime - runner_before.ru_stime)
     if probe.ident is not None:  # started
         probe.join(3)
     sampler.join(3)
     figures: list[dict[str, float]] = []
     kinds: dict[str, int] = {}
-    for i in range(clients):
+    for i in range(len(cmds)):
         try:
             text = (run_dir / f"stat{i}.csv").read_text()
             figures.append(parse_sipp_stat(text))
@@ -549,7 +665,96 @@ def run_sipp(workload: Workload, server: Server, duration: float, tmp: Path, rou
         p50_ms=_round(percentile(probe.samples_ms, 50)),
         p99_ms=_round(percentile(probe.samples_ms, 99)),
         probe_samples=len(probe.samples_ms), probe_lost=probe.lost, failure_kinds=kinds,
-        peak_pss_kb=sampler.peak_pss, peak_rss_kb=sampler.peak_rss, udp_drops=drops)
+        peak_pss_kb=sampler.peak_pss, peak_rss_kb=sampler.peak_rss, udp_drops=drops,
+        client_cpu_s=round(client_cpu, 2), offered_per_s=offered,
+        late_p50_ms=_round(percentile(probe.samples_ms[len(probe.samples_ms) // 2:], 50)),
+        machine_cpus=round(machine_cpus, 2),
+        other_cpus=round(machine_cpus - (cpu + client_cpu + runner_cpu) / wall, 2))
+
+
+def next_failed_step(run: Run) -> StepRecord | None:
+    """The lowest step of a saturation search above its highest sustained rate."""
+    best = max((st.offered_per_s for st in run.steps if st.sustained), default=0.0)
+    return min((st for st in run.steps if not st.sustained and st.offered_per_s > best),
+               key=lambda st: st.offered_per_s, default=None)
+
+
+def settle(server: Server, timeout: float = 5) -> None:
+    """Wait until the server is (nearly) idle: a failed step leaves a queue in its
+    socket buffer, which must not count against the next step."""
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds(server.pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = cpu_seconds(server.pid)
+        if now - before <= 0.02:  # at most 10 % of a CPU over the last 0.2 s
+            return
+        before = now
+
+
+def run_saturation(workload: Workload, server: Server, step_seconds: float, tmp: Path,
+                   round_: int, probe_rate: float, clients: int, search: saturation.Search,
+                   criteria: saturation.Criteria,
+                   deadline: float) -> tuple[Run | None, bool]:
+    """The saturation search against one server: open-loop steps at the rates
+    ``search`` picks. The result is the run of the highest sustained step, with every
+    step and the bound in ``steps`` and ``bound`` (calls/s 0 when none was sustained;
+    None when ``deadline`` came before the first step), and whether ``deadline`` cut
+    the search short."""
+    cut_short = False
+    sustained: list[float] = []
+    failed: list[float] = []
+    runs: dict[float, Run] = {}
+    steps: list[StepRecord] = []
+    while (rate := search.next_rate(sustained, failed)) is not None:
+        if time.monotonic() + step_seconds + 15 > deadline:
+            cut_short = True
+            break
+        rates = saturation.split_rate(rate, clients)
+        offered = float(sum(rates))
+        run = run_sipp(workload, server, step_seconds, tmp, round_, probe_rate,
+                       load=open_loop(rates, step_seconds), offered=offered)
+        answered = run.successful / run.seconds if run.seconds > 0 else 0.0
+        reasons = saturation.verdict(
+            saturation.Step(offered=offered, answered=answered, failed=run.failed,
+                            retransmissions=run.retransmissions,
+                            late_p50_ms=run.late_p50_ms, probe_lost=run.probe_lost),
+            criteria)
+        (failed if reasons else sustained).append(offered)
+        runs[offered] = run
+        seconds = run.seconds or float("inf")
+        step = StepRecord(offered_per_s=offered, answered_per_s=round(answered, 1),
+                          sustained=not reasons, reasons=reasons,
+                          server_cpus=round(run.cpu_s / seconds, 2),
+                          sipp_cpus=round(run.client_cpu_s / seconds, 2),
+                          machine_cpus=run.machine_cpus, other_cpus=run.other_cpus,
+                          cpu_us_per_call=run.cpu_us_per_call,
+                          late_p50_ms=run.late_p50_ms, p99_ms=run.p99_ms,
+                          failure_kinds=run.failure_kinds)
+        steps.append(step)
+        print(f"{workload.name:<14} {server.name:<13} round {round_}: offered "
+              f"{offered:>9,.0f}/s  answered {answered:>9,.0f}/s  "
+              f"{'sustained' if not reasons else 'not sustained: ' + '; '.join(reasons)}  "
+              f"CPU {run.cpu_us_per_call:.1f} us/call; CPUs: server {step.server_cpus}, "
+              f"SIPp {step.sipp_cpus}, machine {step.machine_cpus} (other work "
+              f"{step.other_cpus}); probe late p50 "
+              f"{run.late_p50_ms} ms, p99 {run.p99_ms} ms", flush=True)
+        settle(server)
+    if not runs:
+        return None, cut_short
+    best = max(sustained, default=None)
+    above = [r for r in failed if best is None or r > best]
+    limit: str
+    if not above:
+        limit = ("not reached: --max-seconds ran out" if cut_short else
+                 "not reached: the search stopped first (raise --saturation-steps)")
+    else:
+        first = next(st for st in steps if st.offered_per_s == min(above))
+        limit = saturation.bound(first.server_cpus, server.workers, first.sipp_cpus,
+                                 clients, first.machine_cpus, os.cpu_count() or 1)
+    # none sustained, not even the floor: the lowest step's figures, at 0 calls/s
+    result = replace(runs[min(failed)], calls_per_s=0.0) if best is None else runs[best]
+    return replace(result, steps=steps, bound=limit), cut_short
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
@@ -561,6 +766,7 @@ def summarize(runs: list[Run]) -> Summary:
         present = [v for v in values if v is not None]
         return _round(statistics.median(present)) if present else None
 
+    middle = statistics.median(r.calls_per_s for r in runs)
     return Summary(
         workload=runs[0].workload, server=runs[0].server, rounds=len(runs),
         calls_per_s=round(statistics.median(r.calls_per_s for r in runs), 1),
@@ -569,7 +775,8 @@ def summarize(runs: list[Run]) -> Summary:
         p50_ms=median([r.p50_ms for r in runs]), p99_ms=median([r.p99_ms for r in runs]),
         peak_pss_kb=max(r.peak_pss_kb for r in runs),
         peak_rss_kb=max(r.peak_rss_kb for r in runs),
-        udp_drops=sum(r.udp_drops for r in runs), runs=runs)
+        udp_drops=sum(r.udp_drops for r in runs), runs=runs,
+        bound=min(runs, key=lambda r: abs(r.calls_per_s - middle)).bound)
 
 
 # -- the whole run ---------------------------------------------------------------------------
@@ -628,13 +835,23 @@ def machine() -> dict[str, object]:
 
 @contextlib.contextmanager
 def servers_for(workload: Workload, names: list[str], tmp: Path, serve_args: list[str],
-                kamailio_malloc: str) -> Iterator[list[Server]]:
+                kamailio_malloc: str, envs: dict[str, dict[str, str]] | None = None,
+                workers: int = 1) -> Iterator[list[Server]]:
+    """The servers of one workload, started in the order of ``names`` and stopped at
+    the end; ``envs`` holds each sipresponder's added environment by name, ``workers``
+    is its number of processes (saturation gives Kamailio as many UDP workers)."""
     started: list[Server] = []
+    envs = envs or {}
+    kamailio_udp_workers = workers if workload.open_loop else 2
     try:
         for name in names:
             port = free_port()
-            cmd = server_command(name, workload, port, tmp, serve_args, kamailio_malloc)
-            server = Server(name, cmd, port, tmp, tcp=name != "naive")
+            cmd = server_command(name, workload, port, tmp, serve_args, kamailio_malloc,
+                                 kamailio_udp_workers)
+            server = Server(name, cmd, port, tmp, tcp=name != "naive",
+                            env=envs.get(name),
+                            workers={"kamailio": kamailio_udp_workers, "naive": 1}.get(
+                                name, workers))
             started.append(server)
             server.start()
         time.sleep(0.5)  # the servers' other workers settle (only one answered the check)
@@ -669,6 +886,16 @@ def markdown(summaries: list[Summary], idle: dict[str, int], info: dict[str, obj
         "peak PSS MB | peak RSS MB | UDP drops |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    def ratio_row(mine: Summary, theirs: Summary) -> str:
+        return (
+            f"| {mine.workload} | **{mine.server} / {theirs.server}** | "
+            f"**{num(ratio(mine.calls_per_s, theirs.calls_per_s), '.2f')}x** | | "
+            f"{num(ratio(mine.cpu_us_per_call, theirs.cpu_us_per_call), '.2f')}x | "
+            f"{num(ratio(mine.p50_ms, theirs.p50_ms), '.2f')}x | "
+            f"{num(ratio(mine.p99_ms, theirs.p99_ms), '.2f')}x | "
+            f"{num(ratio(mine.peak_pss_kb, theirs.peak_pss_kb), '.2f')}x | "
+            f"{num(ratio(mine.peak_rss_kb, theirs.peak_rss_kb), '.2f')}x | |")
+
     by_key = {(s.workload, s.server): s for s in summaries}
     for s in summaries:
         lines.append(
@@ -678,17 +905,30 @@ def markdown(summaries: list[Summary], idle: dict[str, int], info: dict[str, obj
             f"{s.peak_rss_kb / 1024:.1f} | {s.udp_drops} |")
         if s.server == "sipresponder":
             continue
-        mine = by_key.get((s.workload, "sipresponder"))
-        if mine is None:
+        plain = by_key.get((s.workload, "sipresponder"))
+        if is_sipresponder(s.server):  # a --compare-env variant: against the plain run
+            if plain is not None:
+                lines.append(ratio_row(s, plain))
             continue
-        lines.append(
-            f"| {s.workload} | **sipresponder / {s.server}** | "
-            f"**{num(ratio(mine.calls_per_s, s.calls_per_s), '.2f')}x** | | "
-            f"{num(ratio(mine.cpu_us_per_call, s.cpu_us_per_call), '.2f')}x | "
-            f"{num(ratio(mine.p50_ms, s.p50_ms), '.2f')}x | "
-            f"{num(ratio(mine.p99_ms, s.p99_ms), '.2f')}x | "
-            f"{num(ratio(mine.peak_pss_kb, s.peak_pss_kb), '.2f')}x | "
-            f"{num(ratio(mine.peak_rss_kb, s.peak_rss_kb), '.2f')}x | |")
+        lines.extend(ratio_row(mine, s) for mine in summaries
+                     if mine.workload == s.workload and is_sipresponder(mine.server))
+    saturated = [s for s in summaries if s.bound is not None]
+    if saturated:
+        lines += ["", "Saturation (open loop; the highest rate sustained: 0 failed calls, "
+                      "0 retransmissions, answers at the offered pace, the probe's median "
+                      f"late in the step under {info.get('saturation_queue_ms', '?')} ms):",
+                  ""]
+        for s in saturated:
+            median_run = min(s.runs, key=lambda r: abs(r.calls_per_s - s.calls_per_s))
+            nxt = next_failed_step(median_run)
+            why = ("" if nxt is None else
+                   f"; at {nxt.offered_per_s:,.0f}/s: " + "; ".join(nxt.reasons)
+                   + f" (CPUs busy: server {nxt.server_cpus}, SIPp {nxt.sipp_cpus}, "
+                     f"machine {nxt.machine_cpus} of {info['nproc']}, of which other "
+                     f"work {nxt.other_cpus})")
+            lines.append(f"- {s.server}: {s.calls_per_s:,.0f} calls/s at "
+                         f"{num(s.cpu_us_per_call, '.1f')} µs CPU/call, "
+                         f"{len(median_run.steps)} steps; limited by: **{s.bound}**{why}")
     if idle:
         lines += ["", f"sipresponder idle, 1 s after start: RSS {idle['rss_kb'] / 1024:.1f} MB, "
                       f"PSS {idle['pss_kb'] / 1024:.1f} MB ({idle['processes']} "
@@ -709,7 +949,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds per workload")
     parser.add_argument("--workloads", default=",".join(WORKLOADS),
                         help=f"comma-separated, of: {', '.join(WORKLOADS)}")
-    parser.add_argument("--workers", help="passed to sipresponder serve --workers")
+    parser.add_argument("--workers", type=int,
+                        help="passed to sipresponder serve --workers; saturation then gives "
+                             "Kamailio as many UDP workers (-n)")
     parser.add_argument("--udp-balance", choices=["source", "datagram"],
                         help="passed to sipresponder serve --udp-balance (with --workers; "
                              "datagram spreads one SIPp's UDP load over the workers)")
@@ -726,6 +968,29 @@ def main(argv: list[str] | None = None) -> int:
                         help="latency probe requests per second during each run")
     parser.add_argument("--max-seconds", type=float, default=1800,
                         help="the whole run stops starting new runs after this")
+    parser.add_argument("--server-env", type=env_arg, action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="set in sipresponder's environment (repeatable), e.g. "
+                             "SIPRESPONDER_NO_EXTENSIONS=1")
+    parser.add_argument("--compare-env", type=env_arg, action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="also run sipresponder with these set (repeatable; on top of "
+                             "--server-env), as a second server in each round, with its "
+                             "ratio to the plain one")
+    group = parser.add_argument_group(
+        "saturation", "the open-loop search of the saturation workload (bench/saturation.py)")
+    group.add_argument("--step-seconds", type=float, default=3,
+                       help="seconds of each open-loop step")
+    group.add_argument("--saturation-start", type=float, default=2000,
+                       help="the first rate offered, calls/s")
+    group.add_argument("--saturation-steps", type=int, default=12,
+                       help="at most this many steps per server and round")
+    group.add_argument("--saturation-precision", type=float, default=0.05,
+                       help="stop when the lowest failed rate is within this of the highest "
+                            "sustained one")
+    group.add_argument("--saturation-queue-ms", type=float, default=10,
+                       help="a step where the probe's median response time over its second "
+                            "half is above this is not sustained (a standing queue)")
     parser.add_argument("--json", type=Path, help="write every run and the summary here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
     parser.add_argument("--keep", action="store_true",
@@ -739,17 +1004,42 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.rounds < 1 or args.duration <= 0 or not 1 <= args.clients <= USERS:
         parser.error(f"unknown workload or reference {unknown}, or bad "
                      "--rounds/--duration/--clients")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be at least 1, not {args.workers}")
+    try:
+        search = saturation.Search(start=args.saturation_start,
+                                   precision=args.saturation_precision,
+                                   max_steps=args.saturation_steps,
+                                   floor=min(100, args.saturation_start))
+        criteria = saturation.Criteria(max_queue_ms=args.saturation_queue_ms)
+    except ValueError as exc:
+        parser.error(f"bad saturation option: {exc}")
+    if args.step_seconds <= 0:
+        parser.error(f"--step-seconds must be positive, not {args.step_seconds}")
+    server_env = dict(args.server_env)
+    compare_env = dict(args.compare_env)
+    variant = variant_label(compare_env) if compare_env else None
+    envs = {"sipresponder": server_env}
+    if variant:
+        envs[variant] = {**server_env, **compare_env}
     missing = missing_tools(references)
     if missing:
         print("bench/run.py needs:\n" + "\n".join(f"  - {m}" for m in missing),
               file=sys.stderr)
         return 2
     info = machine()
-    info["kamailio_options"] = f"-x {args.kamailio_malloc} -n 2 -N 2"
-    info["sipresponder_workers"] = args.workers or "1 (no --workers)"
+    workers = args.workers or 1
+    info["kamailio_options"] = (f"-x {args.kamailio_malloc} -n 2 -N 2"
+                                + (f"; saturation -n {workers}" if "saturation" in workloads
+                                   else ""))
+    described = str(args.workers or "1 (no --workers)")
     if args.udp_balance:
-        info["sipresponder_workers"] += f", --udp-balance {args.udp_balance}"
-    serve_args = [*(["--workers", args.workers] if args.workers else []),
+        described += f", --udp-balance {args.udp_balance}"
+    if server_env:
+        described += ", env " + " ".join(f"{k}={v}" for k, v in server_env.items())
+    info["sipresponder_workers"] = described
+    info["saturation_queue_ms"] = args.saturation_queue_ms
+    serve_args = [*(["--workers", str(args.workers)] if args.workers else []),
                   *(["--udp-balance", args.udp_balance] if args.udp_balance else [])]
     info["sipp_clients"] = args.clients
     if min(int(info["rmem_max"]), int(info["wmem_max"])) < BUFFER:  # type: ignore[call-overload]
@@ -768,10 +1058,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in workloads:
             workload = WORKLOADS[name]
-            names = ["sipresponder"] + [r for r in references
-                                        if r != "naive" or name in NAIVE_WORKLOADS]
-            with servers_for(workload, names, tmp, serve_args,
-                             args.kamailio_malloc) as servers:
+            names = ["sipresponder", *([variant] if variant else []),
+                     *[r for r in references if r != "naive" or name in NAIVE_WORKLOADS]]
+            with servers_for(workload, names, tmp, serve_args, args.kamailio_malloc, envs,
+                             workers) as servers:
                 if not idle:
                     time.sleep(1)
                     idle["pss_kb"], idle["rss_kb"], idle["largest_process_rss_kb"] = \
@@ -779,6 +1069,20 @@ def main(argv: list[str] | None = None) -> int:
                     idle["processes"] = len(process_tree(servers[0].pid))
                 for round_ in range(1, args.rounds + 1):
                     for server in servers:
+                        if workload.open_loop:
+                            found, cut_short = run_saturation(
+                                workload, server, args.step_seconds, tmp, round_,
+                                args.probe_rate, args.clients, search, criteria, deadline)
+                            if cut_short:
+                                complete = False
+                            if found is None:
+                                break
+                            runs.append(found)
+                            print(f"{name:<14} {server.name:<13} round {round_}: highest "
+                                  f"sustained {found.calls_per_s:,.0f}/s at "
+                                  f"{found.cpu_us_per_call:.1f} us/call; limited by "
+                                  f"{found.bound}", flush=True)
+                            continue
                         if time.monotonic() + args.duration + 15 > deadline:
                             complete = False
                             break
@@ -788,7 +1092,8 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"{name:<14} {server.name:<13} round {round_}: "
                               f"{run.calls_per_s:>9,.0f}/s  failed {run.failed}  "
                               f"CPU {run.cpu_us_per_call:.1f} us/call  p50 {run.p50_ms} ms  "
-                              f"p99 {run.p99_ms} ms  drops {run.udp_drops}"
+                              f"p99 {run.p99_ms} ms  drops {run.udp_drops}  CPUs: machine "
+                              f"{run.machine_cpus}, other work {run.other_cpus}"
                               + (f"  {run.failure_kinds} (SIPp exit {run.sipp_exit})"
                                  if run.failed else ""), flush=True)
             if not complete:

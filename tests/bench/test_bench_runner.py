@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+_BENCH = Path(__file__).resolve().parents[2] / "bench"
+_PATH = _BENCH / "run.py"
+if str(_BENCH) not in sys.path:  # run.py imports bench/saturation.py as its script does
+    sys.path.insert(0, str(_BENCH))
 _SPEC = importlib.util.spec_from_file_location("bench_run", _PATH)
 assert _SPEC is not None and _SPEC.loader is not None
 run = importlib.util.module_from_spec(_SPEC)
@@ -94,3 +97,88 @@ def test_probe_ack_reuses_the_invite_via_and_the_answer_to_tag() -> None:
     assert "To: <sip:486@127.0.0.1>;tag=abc" in lines
     assert "Call-ID: t-7" in lines and "CSeq: 1 ACK" in lines
     assert lines[-2:] == ["", ""]
+
+
+def test_env_assignment() -> None:
+    assert run.env_assignment("SIPRESPONDER_NO_EXTENSIONS=1") == ("SIPRESPONDER_NO_EXTENSIONS", "1")
+    assert run.env_assignment("A=") == ("A", "")
+    assert run.env_assignment("OPTS=a=b") == ("OPTS", "a=b")
+    for bad in ["NOEQUALS", "=1", "1A=x", "A-B=1", "A B=1"]:
+        with pytest.raises(ValueError, match="KEY=VALUE"):
+            run.env_assignment(bad)
+
+
+def test_bad_server_env_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run.main(["--server-env", "NOEQUALS"])
+    assert exited.value.code == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_variant_labels_are_recognised_as_sipresponder() -> None:
+    label = run.variant_label({"SIPRESPONDER_NO_EXTENSIONS": "1", "X": "y"})
+    assert label == "sipresponder (SIPRESPONDER_NO_EXTENSIONS=1 X=y)"
+    assert run.is_sipresponder(label) and run.is_sipresponder("sipresponder")
+    assert not run.is_sipresponder("kamailio") and not run.is_sipresponder("naive")
+
+
+def test_cpu_busy_from_proc_stat() -> None:
+    # cpu user nice system idle iowait irq softirq steal guest guest_nice
+    text = "cpu  300 10 90 5000 40 0 20 80 0 0\ncpu0 150 5 45 2500 20 0 10 40 0 0\n"
+    assert run.parse_cpu_busy(text) == pytest.approx(500 / run.CLK_TCK)
+
+
+def test_sipp_load_options() -> None:
+    assert run.closed_loop(3) == [["-users", "17"], ["-users", "17"], ["-users", "16"]]
+    (one,) = run.open_loop([5000], 3)
+    options = dict(zip(one[::2], one[1::2], strict=True))
+    assert options["-r"] == "5000" and options["-rp"] == "1000"
+    assert options["-m"] == "15000"  # the step's calls, then SIPp stops
+    assert int(options["-l"]) >= 3 * 5000  # the limit does not throttle the offer
+    assert options["-timer_resol"] == "1"
+
+
+def record(offered: float, sustained: bool) -> object:
+    return run.StepRecord(offered_per_s=offered, answered_per_s=offered * 0.99,
+                          sustained=sustained, reasons=[] if sustained else ["3 failed calls"],
+                          server_cpus=0.9, sipp_cpus=0.5, machine_cpus=1.6, other_cpus=0.1,
+                          cpu_us_per_call=50.0, late_p50_ms=0.3, p99_ms=2.0,
+                          failure_kinds={})
+
+
+def a_run(server: str, workload: str, calls: float, steps: list[object] | None = None,
+          bound: str | None = None) -> object:
+    return run.Run(workload=workload, server=server, round=1, calls_per_s=calls,
+                   successful=int(calls * 3), failed=0, retransmissions=0, seconds=3.0,
+                   sipp_exit=0, cpu_s=1.0, cpu_us_per_call=1e6 / calls, p50_ms=0.2,
+                   p99_ms=1.0, probe_samples=600, probe_lost=0, failure_kinds={},
+                   peak_pss_kb=20_000, peak_rss_kb=30_000, udp_drops=0,
+                   steps=steps or [], bound=bound)
+
+
+def test_next_failed_step_is_the_lowest_failure_above_the_best() -> None:
+    steps = [record(2000, True), record(8000, False), record(4000, True),
+             record(5657, False), record(3000, False)]
+    found = run.next_failed_step(a_run("kamailio", "saturation", 3960, steps))
+    assert found is not None and found.offered_per_s == 5657
+    assert run.next_failed_step(a_run("kamailio", "saturation", 3960, steps[:1])) is None
+
+
+def test_markdown_ratios_for_a_compare_env_variant_and_the_saturation_note() -> None:
+    variant = run.variant_label({"SIPRESPONDER_NO_EXTENSIONS": "1"})
+    steps = [record(2000, True), record(4000, False)]
+    summaries = [run.summarize([r]) for r in [
+        a_run("sipresponder", "saturation", 4000, steps, "server"),
+        a_run(variant, "saturation", 2000, steps, "server"),
+        a_run("kamailio", "saturation", 8000, steps, "clients"),
+    ]]
+    info = {"nproc": 2, "cpu": "x", "kernel": "k", "python": "3", "event_loop": "uvloop",
+            "sipp": "SIPp", "kamailio": "kamailio", "kamailio_options": "-n 1",
+            "sipresponder_workers": "1", "sipp_clients": 1, "loadavg_at_start": ["0"],
+            "saturation_queue_ms": 10}
+    table = run.markdown(summaries, {}, info, "python bench/run.py", True)
+    assert f"| saturation | **{variant} / sipresponder** | **0.50x** |" in table
+    assert "| saturation | **sipresponder / kamailio** | **0.50x** |" in table
+    assert f"| saturation | **{variant} / kamailio** | **0.25x** |" in table
+    assert "- sipresponder: 4,000 calls/s" in table and "limited by: **server**" in table
+    assert "at 4,000/s: 3 failed calls" in table
