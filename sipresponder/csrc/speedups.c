@@ -1354,6 +1354,141 @@ static PyObject *Table_answer(Table *self, PyObject *args, PyObject *kwds)
     return resp;
 }
 
+/* The length of the message at the start of a stream, as sip/framing.py StreamFramer
+ * cuts it (header section + Content-Length), or -1 when the framer should look: no
+ * header end yet, no single plain Content-Length line, folding. */
+static Py_ssize_t stream_total(const char *data, Py_ssize_t len)
+{
+    Py_ssize_t head_end = -1;
+    for (Py_ssize_t i = 0; i + 3 < len; i++) {
+        if (data[i] == '\r' && data[i + 1] == '\n' && data[i + 2] == '\r' && data[i + 3] == '\n') {
+            head_end = i;
+            break;
+        }
+        if (data[i] == '\n' && i + 1 < len && data[i + 1] == '\n')
+            return -1; /* a bare-LF message: the framer's find_header_end decides */
+    }
+    if (head_end < 0)
+        return -1;
+    Py_ssize_t found = -1;
+    int count = 0;
+    Py_ssize_t pos = 0;
+    while (pos < head_end) {
+        Py_ssize_t end = pos;
+        while (end < head_end && data[end] != '\n')
+            end++;
+        span line = {data + pos, end - pos};
+        if (line.n > 0 && line.p[line.n - 1] == '\r')
+            line.n--;
+        pos = end + 1;
+        if (line.n > 0 && IS_WSP(line.p[0]))
+            return -1; /* folding: abnf.content_lengths reads continuation lines */
+        Py_ssize_t colon = find_char(line, 0, ':');
+        if (colon <= 0)
+            continue;
+        span name = {line.p, colon};
+        span trimmed = name;
+        while (trimmed.n > 0 && IS_WSP(trimmed.p[trimmed.n - 1]))
+            trimmed.n--;
+        if (!ieq(trimmed, "content-length") && !ieq(trimmed, "l"))
+            continue;
+        if (trimmed.n != name.n)
+            return -1;
+        span value = strip_wsp((span){line.p + colon + 1, line.n - colon - 1});
+        if (!ascii_digits(value) || ++count > 1)
+            return -1;
+        while (value.n > 1 && value.p[0] == '0') {
+            value.p++;
+            value.n--;
+        }
+        if (value.n > 9)
+            return -1;
+        found = 0;
+        for (Py_ssize_t k = 0; k < value.n; k++)
+            found = found * 10 + (value.p[k] - '0');
+    }
+    if (count != 1)
+        return -1;
+    return head_end + 4 + found;
+}
+
+/* answer_stream(data, ip, port, local_id, ack_ok, journal)
+ *   -> (responses, used, count, records)
+ * The complete messages at the start of a TCP/TLS stream (the framer's buffer empty)
+ * that the table answers, one after the other; it stops at the first one it does not
+ * (incomplete, a keep-alive, anything it defers), which the framer then takes from
+ * ``used`` on. records: [(offset, length, tally, response or None)] when journal. */
+static PyObject *Table_answer_stream(Table *self, PyObject *args)
+{
+    Py_buffer data;
+    const char *ip;
+    Py_ssize_t iplen;
+    int port, local_id, ack_ok, journal;
+    if (!PyArg_ParseTuple(args, "y*s#iipp", &data, &ip, &iplen, &port, &local_id, &ack_ok,
+                          &journal))
+        return NULL;
+    const char *p = data.buf;
+    Py_ssize_t len = data.len, used = 0, count = 0;
+    PyObject *parts = PyList_New(0), *records = journal ? PyList_New(0) : Py_NewRef(Py_None);
+    if (parts == NULL || records == NULL)
+        goto fail;
+    while (used < len) {
+        if (p[used] == '\r' || p[used] == '\n')
+            break; /* keep-alives and stray CRLFs: the framer's */
+        Py_ssize_t total = stream_total(p + used, len - used);
+        if (total < 0 || total > len - used)
+            break;
+        PyObject *resp = NULL;
+        int tally = 0;
+        int rc = answer(self, p + used, total, 0, local_id, ip, (size_t)iplen, port, ack_ok,
+                        &resp, &tally);
+        if (rc < 0)
+            goto fail;
+        if (rc != SR_ANSWERED) {
+            self->deferred[rc]++;
+            break;
+        }
+        self->tally[tally]++;
+        count++;
+        if (journal) {
+            PyObject *item = Py_BuildValue("(nniO)", used, total, tally, resp ? resp : Py_None);
+            if (item == NULL || PyList_Append(records, item) < 0) {
+                Py_XDECREF(item);
+                Py_XDECREF(resp);
+                goto fail;
+            }
+            Py_DECREF(item);
+        }
+        if (resp != NULL) {
+            int bad = PyList_Append(parts, resp);
+            Py_DECREF(resp);
+            if (bad < 0)
+                goto fail;
+        }
+        used += total;
+    }
+    PyBuffer_Release(&data);
+    PyObject *empty = PyBytes_FromStringAndSize("", 0);
+    if (empty == NULL) {
+        Py_DECREF(parts);
+        Py_DECREF(records);
+        return NULL;
+    }
+    PyObject *joined = _PyBytes_Join(empty, parts);
+    Py_DECREF(empty);
+    Py_DECREF(parts);
+    if (joined == NULL) {
+        Py_DECREF(records);
+        return NULL;
+    }
+    return Py_BuildValue("(NnnN)", joined, used, count, records);
+fail:
+    PyBuffer_Release(&data);
+    Py_XDECREF(parts);
+    Py_XDECREF(records);
+    return NULL;
+}
+
 static PyObject *Table_take_tally(Table *self, PyObject *unused)
 {
     PyObject *out = PyList_New(0);
@@ -1593,6 +1728,10 @@ static PyMethodDef Table_methods[] = {
     {"answer", (PyCFunction)(void (*)(void))Table_answer, METH_VARARGS | METH_KEYWORDS,
      "answer(data, ip, port, local_id, datagram, ack_ok, *, count=True) -> bytes (b'' for an "
      "absorbed ACK) or an int: why it was deferred"},
+    {"answer_stream", (PyCFunction)Table_answer_stream, METH_VARARGS,
+     "answer_stream(data, ip, port, local_id, ack_ok, journal) -> (responses, used, count, "
+     "records): "
+     "the complete messages at the start of a stream that the table answers"},
     {"forget", (PyCFunction)Table_forget, METH_VARARGS,
      "forget(local_id, request_line): learn it again from the next request"},
     {"clear", (PyCFunction)Table_clear, METH_NOARGS, "forget every learned request line"},

@@ -381,6 +381,11 @@ class _TCPProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         server = self.server
         self._last_activity = server._loop.time()
+        if not self.framer.pending and not self.framer.failed and server.fast_on():
+            data = self._answer_compiled(data)
+            if not data:
+                self._watch_incomplete()
+                return
         frames = self.framer.feed(data)
         if frames and self._read_timer is not None:
             # A message completed: the timeout is for each message, not the connection.
@@ -395,6 +400,38 @@ class _TCPProtocol(asyncio.Protocol):
                 server.dispatch(server.engine.handle_framing_error(
                     frame.head, frame.code, frame.reason, self.source))
         self._watch_incomplete()
+
+    def _answer_compiled(self, data: bytes) -> bytes:
+        """Answer the whole messages at the start of ``data`` that the compiled table
+        knows, with one write; return the rest, for the framer and the engine."""
+        server = self.server
+        engine = server.engine
+        fast = engine.fast
+        assert fast is not None
+        local_id = fast.local_id(self.source)
+        if local_id is None:
+            return data
+        started = perf_counter()
+        remote = self.source.remote
+        record = server.answered_recorder
+        out, used, count, records = fast.table.answer_stream(
+            data, remote[0], remote[1], local_id, not engine.transactions.table,
+            record is not None,
+        )
+        if not used:
+            return data
+        fast.fold(engine.counters)
+        if records:
+            assert record is not None
+            now = server._loop.time()
+            for offset, length, tally, response in records:
+                _, _, rule = fast.tallies[tally]
+                record(data[offset:offset + length], self.source, now, fast.scenario, rule,
+                       response, None if response is not None else "ACK absorbed")
+        if out:
+            self.transport.write(out)
+        server.latency.observe_many((perf_counter() - started) / count, count)
+        return data[used:]
 
     def _watch_incomplete(self) -> None:
         """Close a connection whose incomplete message stalls (RFC 4475 clerr.dat over TCP)."""

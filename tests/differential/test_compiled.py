@@ -368,3 +368,39 @@ def test_generated_requests_were_answered_compiled() -> None:
     if TOTAL.answered + TOTAL.deferred == 0:
         pytest.skip("the generated tests did not run")
     assert TOTAL.answered > 0, TOTAL
+
+
+STREAM = Checked()
+
+
+@fuzz_settings(100)
+@given(st.lists(plain_request(), min_size=1, max_size=4), st.booleans())
+def test_streams(cases: list[tuple[bytes, Source]], pings: bool) -> None:
+    """answer_stream against StreamFramer + the engine: the messages it answers at the
+    start of a TCP stream are the framer's first ones, answered as the engine does."""
+    from sipresponder.sip.framing import Message, StreamFramer
+
+    engine = default_engine()
+    fast = engine.fast
+    assert fast is not None
+    source = SOURCES[2]
+    local_id = fast.local_id(source)
+    data = (b"\r\n\r\n" if pings else b"").join(c[0] for c in cases)
+    for message in (c[0] for c in cases):  # teach each request line first
+        compare(engine, message, source, Checked())
+    out, used, count, records = fast.table.answer_stream(
+        data, source.remote[0], source.remote[1], local_id, not engine.transactions.table, True)
+    frames = StreamFramer(engine.scenario.settings.max_message_size).feed(data)
+    messages = [f.data for f in frames if isinstance(f, Message)]
+    assert len(records) == count <= len(messages)
+    expected = b""
+    offset = 0
+    for (start, length, _, response), message in zip(records, messages, strict=False):
+        assert data[start:start + length] == message and start == offset
+        offset = start + length
+        sends = engine.handle(message, source, 1000.0).sends
+        assert [s.data for s in sends] == ([response] if response is not None else [])
+        expected += response or b""
+    assert out == expected and used == offset
+    STREAM.answered += count
+    STREAM.deferred += len(messages) - count
