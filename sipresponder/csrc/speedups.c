@@ -534,6 +534,9 @@ typedef struct {
     int chk_duplicates, chk_cseq_method, chk_expires, chk_max_forwards, chk_require;
     int chk_content_type, chk_content_encoding, chk_content_language;
     Py_ssize_t tally[MAX_TALLY];
+    int tallied; /* some tally[k] is not 0: fold() has work */
+    PyObject *counters; /* the engine's counters (a dict), or NULL: take_tally() reads them */
+    PyObject *keys;     /* list: tally -> (request counter key, response counter key or None) */
     Py_ssize_t deferred[5];
     int last_tally; /* of the last answer() that answered: which rule, for the journal */
 } Table;
@@ -1135,6 +1138,54 @@ static PyObject *make_key(int local_id, span line)
     return key;
 }
 
+/* Add the tallies to the engine's counters (Engine.counters: "request:M", "response:C"),
+ * as Engine.handle counts what it answers; -1 with a Python error. */
+static int add_count(PyObject *counters, PyObject *key, Py_ssize_t n)
+{
+    if (key == Py_None)
+        return 0;
+    PyObject *old = PyDict_GetItemWithError(counters, key);
+    if (old == NULL && PyErr_Occurred())
+        return -1;
+    PyObject *count = PyLong_FromSsize_t(n);
+    if (count == NULL)
+        return -1;
+    PyObject *sum = old ? PyNumber_Add(old, count) : Py_NewRef(count);
+    Py_DECREF(count);
+    if (sum == NULL)
+        return -1;
+    int rc = PyDict_SetItem(counters, key, sum);
+    Py_DECREF(sum);
+    return rc;
+}
+
+static int fold(Table *t)
+{
+    if (!t->tallied || t->counters == NULL || t->keys == NULL)
+        return 0;
+    t->tallied = 0;
+    Py_ssize_t nkeys = PyList_GET_SIZE(t->keys);
+    for (Py_ssize_t k = 0; k < MAX_TALLY; k++) {
+        Py_ssize_t n = t->tally[k];
+        if (n == 0)
+            continue;
+        if (k >= nkeys) {
+            t->tallied = 1; /* no key yet: left for take_tally() */
+            continue;
+        }
+        PyObject *pair = PyList_GET_ITEM(t->keys, k);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) < 2) {
+            PyErr_SetString(PyExc_TypeError, "Table keys: (request key, response key) tuples");
+            return -1;
+        }
+        t->tally[k] = 0;
+        if (add_count(t->counters, PyTuple_GET_ITEM(pair, 0), n) < 0 ||
+            add_count(t->counters, PyTuple_GET_ITEM(pair, 1), n) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* One request. Returns SR_ANSWERED with *resp (a new reference; NULL for an ACK that
  * was absorbed) and *tally, a defer reason, or -1 with a Python error set. */
 static int answer(Table *t, const char *data, Py_ssize_t len, int datagram, int local_id,
@@ -1188,6 +1239,8 @@ static void Table_dealloc(Table *self)
 {
     Py_XDECREF(self->entries);
     Py_XDECREF(self->accept);
+    Py_XDECREF(self->counters);
+    Py_XDECREF(self->keys);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1293,6 +1346,18 @@ static PyObject *Table_learn(Table *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *Table_bind(Table *self, PyObject *args)
+{
+    PyObject *counters, *keys;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyDict_Type, &counters, &PyList_Type, &keys))
+        return NULL;
+    Py_INCREF(counters);
+    Py_XSETREF(self->counters, counters);
+    Py_INCREF(keys);
+    Py_XSETREF(self->keys, keys);
+    Py_RETURN_NONE;
+}
+
 static PyObject *Table_forget(Table *self, PyObject *args)
 {
     int local_id;
@@ -1348,7 +1413,12 @@ static PyObject *Table_answer(Table *self, PyObject *args, PyObject *kwds)
     }
     if (count)
         self->tally[tally]++;
+    self->tallied = 1;
     self->last_tally = tally;
+    if (count && fold(self) < 0) {
+        Py_XDECREF(resp);
+        return NULL;
+    }
     if (resp == NULL)
         return PyBytes_FromStringAndSize("", 0);
     return resp;
@@ -1449,6 +1519,7 @@ static PyObject *Table_answer_stream(Table *self, PyObject *args)
             break;
         }
         self->tally[tally]++;
+        self->tallied = 1;
         count++;
         if (journal) {
             PyObject *item = Py_BuildValue("(nniO)", used, total, tally, resp ? resp : Py_None);
@@ -1468,6 +1539,11 @@ static PyObject *Table_answer_stream(Table *self, PyObject *args)
         used += total;
     }
     PyBuffer_Release(&data);
+    if (fold(self) < 0) {
+        Py_DECREF(parts);
+        Py_DECREF(records);
+        return NULL;
+    }
     PyObject *empty = PyBytes_FromStringAndSize("", 0);
     if (empty == NULL) {
         Py_DECREF(parts);
@@ -1609,6 +1685,7 @@ static PyObject *serve_udp(PyObject *module, PyObject *args)
             }
             if (rc == SR_ANSWERED) {
                 t->tally[tally]++; /* enabled, so t is a Table */
+                t->tallied = 1;
                 if (journal) {
                     PyObject *item = Py_BuildValue("(y#(si)iO)", data, len, ip, port, tally,
                                                    resp ? resp : Py_None);
@@ -1690,6 +1767,8 @@ static PyObject *serve_udp(PyObject *module, PyObject *args)
             Py_DECREF(tx_obj[k]);
         goto fail;
     }
+    if (t != NULL && fold(t) < 0)
+        goto fail;
     return Py_BuildValue("(NNNn)", deferred, jlist, unsent, received);
 fail:
     Py_XDECREF(deferred);
@@ -1728,6 +1807,9 @@ static PyMethodDef Table_methods[] = {
     {"answer", (PyCFunction)(void (*)(void))Table_answer, METH_VARARGS | METH_KEYWORDS,
      "answer(data, ip, port, local_id, datagram, ack_ok, *, count=True) -> bytes (b'' for an "
      "absorbed ACK) or an int: why it was deferred"},
+    {"bind", (PyCFunction)Table_bind, METH_VARARGS,
+     "bind(counters, keys): add what is answered to the dict counters, by keys[tally] = "
+     "(request key, response key or None), at the end of every call"},
     {"answer_stream", (PyCFunction)Table_answer_stream, METH_VARARGS,
      "answer_stream(data, ip, port, local_id, ack_ok, journal) -> (responses, used, count, "
      "records): "

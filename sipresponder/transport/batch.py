@@ -135,7 +135,6 @@ class BatchUDPListener:
             return
         fast_count = received - len(deferred)
         if fast is not None and fast_count:
-            fast.fold(engine.counters)
             if answered:
                 now = server.loop_time()
                 record = server.answered_recorder

@@ -205,7 +205,6 @@ class Server:
                     source.transport in MESSAGE_FRAMED, not engine.transactions.table,
                 )
                 if isinstance(got, bytes):  # b"": an ACK absorbed
-                    fast.fold(engine.counters)
                     if self.answered_recorder is not None:
                         _, _, rule = fast.tallies[fast.table.last_tally]
                         self.answered_recorder(
@@ -420,7 +419,6 @@ class _TCPProtocol(asyncio.Protocol):
         )
         if not used:
             return data
-        fast.fold(engine.counters)
         if records:
             assert record is not None
             now = server._loop.time()

@@ -70,7 +70,7 @@ class Engine:
         # The compiled answers of this scenario (uas/fast.py), when the extension is
         # built and the scenario allows it; None: every request takes handle().
         self.fast = (
-            FastPath(scenario, self.plans)
+            FastPath(scenario, self.plans, self.counters)
             if speedups is not None and applies(scenario)
             else None
         )

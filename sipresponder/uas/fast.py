@@ -70,7 +70,8 @@ class FastPath:
     """The compiled answers of one engine's current scenario (one per scenario: a swap
     makes a new one, so nothing learned outlives the scenario it came from)."""
 
-    def __init__(self, scenario: Scenario, plans: PlanCache) -> None:
+    def __init__(self, scenario: Scenario, plans: PlanCache,
+                 counters: dict[str, int]) -> None:
         assert speedups is not None
         settings = scenario.settings
         switches = {name: scenario.switch(name) for name in CHECKS}
@@ -90,6 +91,9 @@ class FastPath:
         # answered (for the journal). Tally 0 counts absorbed ACKs.
         self.tallies: list[Tally] = [("request:ACK", None, None)]
         self._tally_of: dict[tuple[str, str, int], int] = {}
+        # The table adds what it answers to the engine's counters itself, at the end of
+        # each call, by tally (these tuples' first two items): no fold per batch here.
+        self.table.bind(counters, self.tallies)
         self._local_ids: dict[tuple[str, tuple[str, int]], int] = {}
         self._warned: set[bytes] = set()
 
@@ -105,8 +109,9 @@ class FastPath:
         return found
 
     def fold(self, counters: dict[str, int]) -> None:
-        """Add what the table answered since the last fold to the engine's counters
-        (the ones /metrics reads), as ``Engine.handle`` would have counted it."""
+        """Add to ``counters`` what the table answered and has not counted itself (it
+        counts into the engine's counters at the end of every call: this is for a
+        table used without them, as the fuzz targets do)."""
         tallies = self.tallies
         for index, count in self.table.take_tally():
             request_key, response_key, _ = tallies[index]
