@@ -56,7 +56,8 @@ class BatchHost(Protocol):
 
     def loop_time(self) -> float: ...
 
-    def receive(self, data: bytes, source: Source, learn: int | None = None) -> None: ...
+    def receive(self, data: bytes, source: Source, *, asked: bool = False,
+                learn: int | None = None, any_local: bool = False) -> None: ...
 
 
 class BatchUDPListener:
@@ -78,9 +79,10 @@ class BatchUDPListener:
         self._queue: deque[tuple[bytes, tuple[str, int]]] = deque()
         self._sources: dict[tuple[str, int], Source] = {}
         self._serve: Any = speedups.serve_udp
-        # The compiled answers depend on the local address, which a wildcard bind
-        # only knows per peer: those listeners read in batches but answer in Python.
-        self._specific = bound_ip not in ("0.0.0.0", "::")
+        # A wildcard bind knows its local address only per peer (Source.local): its
+        # table entries are the ones that do not depend on it (FastPath.learn's
+        # ``any_local``), under a number of the wildcard address itself.
+        self._wildcard = bound_ip in ("0.0.0.0", "::")
         self._local_id: tuple[object, int | None] = (None, None)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -103,7 +105,7 @@ class BatchUDPListener:
     def _table_id(self) -> tuple[Any, int | None]:
         """The engine's current compiled table and this listener's number in it."""
         fast = self.server.engine.fast
-        if fast is None or not self._specific:
+        if fast is None:
             return None, None
         cached_fast, local_id = self._local_id
         if cached_fast is not fast:
@@ -152,7 +154,9 @@ class BatchUDPListener:
             if isinstance(addr, bytes):
                 continue  # an address Python could not name either (never seen on IP)
             source = self._source(addr)
-            server.receive(data, source, learn=local_id if reason == MISS and enabled else None)
+            server.receive(data, source, asked=enabled,
+                           learn=local_id if reason == MISS and enabled else None,
+                           any_local=self._wildcard)
 
     # -- writing (Server.dispatch's transport.sendto) ------------------------------------
     def sendto(self, data: bytes, addr: tuple[str, int]) -> None:

@@ -186,18 +186,22 @@ class Server:
             and not traffic_log.isEnabledFor(logging.INFO)
         )
 
-    def receive(self, data: bytes, source: Source, learn: int | None = None) -> None:
+    def receive(self, data: bytes, source: Source, *, asked: bool = False,
+                learn: int | None = None, any_local: bool = False) -> None:
         """One whole message from any transport: the answer, written, and the time that
         took (the admin API's processing histogram).
 
         The compiled path answers first when it can (uas/fast.py); whatever it defers,
-        the engine handles, and on a miss the engine's answer teaches it. ``learn``:
-        the caller already asked the compiled path, which missed for this listener id.
+        the engine handles, and on a miss the engine's answer teaches it. ``asked``:
+        the caller already asked the compiled path (the batch reader), which deferred;
+        ``learn``: it missed, for this listener id;
+        ``any_local``: that id names a wildcard listener, whose answers may not depend on
+        the local address.
         """
         started = perf_counter()
         engine = self.engine
         fast = engine.fast
-        if learn is None and fast is not None and self.fast_on():
+        if not asked and fast is not None and self.fast_on():
             local_id = fast.local_id(source)
             if local_id is not None:
                 got = fast.table.answer(
@@ -222,7 +226,7 @@ class Server:
             self.recorder(outcome)
         self.dispatch(outcome.sends)
         if learn is not None and fast is not None and engine.fast is fast:
-            fast.learn(outcome, learn)
+            fast.learn(outcome, learn, any_local)
         self.latency.observe(perf_counter() - started)
 
     def dispatch(self, sends: list[Send]) -> None:

@@ -27,13 +27,14 @@ Everything the compiled code does not cover it defers, and the caller then runs
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..scenario.template import Template
 from ..sip.response import NO_BODY
 from ..sip.transports import MESSAGE_FRAMED
 from .compiled import speedups
-from .plan import BINDINGS_LINES
+from .plan import BINDINGS_LINES, compile_response
 from .validation import CHECKS
 
 if TYPE_CHECKING:
@@ -120,15 +121,17 @@ class FastPath:
                 counters[response_key] = counters.get(response_key, 0) + count
 
     # -- learning ------------------------------------------------------------------------
-    def learn(self, outcome: Outcome, local_id: int) -> None:
+    def learn(self, outcome: Outcome, local_id: int, any_local: bool = False) -> None:
         """After the engine answered a request the table missed: keep the answer for
-        its request line when it depends on nothing else, else remember to defer."""
+        its request line when it depends on nothing else, else remember to defer.
+        ``any_local``: ``local_id`` names a wildcard listener (0.0.0.0), whose requests
+        arrive on many local addresses: keep only an answer that names none of them."""
         data = outcome.data
         end = data.find(b"\r\n")
         if end < 0:
             return
         line = data[:end]
-        kept = self._answer_for(outcome)
+        kept = self._answer_for(outcome, any_local)
         table = self.table
         if kept is None:
             table.learn(local_id, line, None, None, 0)
@@ -156,7 +159,8 @@ class FastPath:
                 "engine %r, compiled %r", line, expected[:400], got[:400],
             )
 
-    def _answer_for(self, outcome: Outcome) -> tuple[bytes, bytes, int, bytes | None] | None:
+    def _answer_for(self, outcome: Outcome, any_local: bool = False
+                    ) -> tuple[bytes, bytes, int, bytes | None] | None:
         request, rule = outcome.request, outcome.rule
         if (
             request is None
@@ -186,6 +190,13 @@ class FastPath:
                                source.local))
         if plan is None or not isinstance(plan.reason, str):
             return None
+        if any_local:
+            # The same plan compiled for another local address must read the same.
+            elsewhere = replace(source, local=("192.0.2.254", 9))
+            other = compile_response(rule.final, code, request.method, elsewhere,
+                                     self.scenario)
+            if other.head != plan.head or other.parts != plan.parts:
+                return None
         if plan.fixed is not None:
             tail, after = plan.fixed, None
         else:

@@ -188,3 +188,38 @@ def test_healthz_and_version_name_the_request_path(pure: bool) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+
+@compiled
+@pytest.mark.skipif(not BATCHED_UDP, reason="recvmmsg/sendmmsg: Linux only")
+async def test_a_wildcard_listener_answers_compiled_what_names_no_local_address() -> None:
+    """On 0.0.0.0 the local address is known per peer only: an answer that names none
+    (OPTIONS' 200) is kept for the listener; one that does (the 302's Contact of the
+    redirects scenario names local.hostport) is left to the engine each time."""
+    scenario = """
+[[rule]]
+name = "moved"
+match = { method = "INVITE" }
+code = 302
+contacts = ["<sip:elsewhere@{local.hostport}>"]
+[[rule]]
+name = "options"
+match = { method = "OPTIONS" }
+code = 200
+"""
+    async with Responder(scenario, listen=["udp:0.0.0.0:0"]) as r:
+        port = r.address("udp")[1]
+        options = [make_request("OPTIONS", f"sip:bench@127.0.0.1:{port}", call_id=f"w{i}")
+                   for i in range(20)]
+        answers = await udp_burst(port, options[:1])
+        answers += await udp_burst(port, options[1:])
+        assert {parse_response(a).code for a in answers} == {200}
+        assert deferred_total(r) == 1
+        invites = [make_request("INVITE", f"sip:bob@127.0.0.1:{port}", call_id=f"m{i}")
+                   for i in range(3)]
+        for invite in invites:
+            [moved] = await udp_burst(port, [invite])
+            response = parse_response(moved)
+            assert response.code == 302
+            assert response.get("Contact") == f"<sip:elsewhere@127.0.0.1:{port}>"
+        assert deferred_total(r) == 1 + 3, r.server.engine.fast.table.deferred()
