@@ -334,6 +334,8 @@ class _TCPProtocol(asyncio.Protocol):
         self.framer = StreamFramer(settings.max_message_size)
         self._read_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        # The compiled table this connection last used and its listener number there.
+        self._fast_id: tuple[object, int | None] = (None, None)
         self._last_activity = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -411,7 +413,10 @@ class _TCPProtocol(asyncio.Protocol):
         engine = server.engine
         fast = engine.fast
         assert fast is not None
-        local_id = fast.local_id(self.source)
+        cached, local_id = self._fast_id
+        if cached is not fast:  # a new connection, or a new scenario's table
+            local_id = fast.local_id(self.source)
+            self._fast_id = (fast, local_id)
         if local_id is None:
             return data
         started = perf_counter()
