@@ -383,8 +383,10 @@ OPENAPI: dict[str, Any] = {
                             "'Authorization: Bearer TOKEN'."},
     "security": [{"bearer": []}],
     "paths": {
-        "/healthz": {"get": {"summary": "liveness", "security": [],
-                             "responses": {"200": _OK}}},
+        "/healthz": {"get": {
+            "summary": "liveness, and whether requests take the compiled path "
+                       "(request_path: compiled or pure Python; request_path_detail: why)",
+            "security": [], "responses": {"200": _OK}}},
         "/api/requests": {
             "get": {"summary": "journal entries matching the filters", "parameters": _FILTERS,
                     "responses": {"200": _ENTRIES, "400": _ERROR}},
