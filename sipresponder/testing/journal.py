@@ -11,10 +11,11 @@ from __future__ import annotations
 import difflib
 import itertools
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..scenario.globs import glob_match
@@ -51,6 +52,15 @@ class JournalEntry:
     # Wall-clock arrival (aware, UTC) for people and logs: ``time`` is a monotonic
     # clock, good for intervals between entries but meaningless as a date.
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # For the console's ladder: the responder's own address, the call it belongs to,
+    # what became of it (uas.outcome.KINDS), and when each response left (the engine's
+    # clock, parallel to ``responses``: shared with the transaction like the list).
+    local: tuple[str, int] = ("", 0)
+    call_id: str | None = None
+    cseq: str | None = None
+    kind: str = "answered"
+    response_times: list[float] = field(default_factory=list)
+    rule_number: int | None = None
 
     @property
     def received_at_text(self) -> str:
@@ -82,6 +92,12 @@ class Journal:
         self._seq = itertools.count(1)
         # Called with each entry once the engine has filled it in (e.g. to wake waiters).
         self.listeners: list[Callable[[JournalEntry], None]] = []
+        # Called with an entry when its transaction sent it a later response.
+        self.update_listeners: list[Callable[[JournalEntry], None]] = []
+        self.clear_listeners: list[Callable[[], None]] = []  # called after clear()
+        # Matches per rule number, for the scenario that made them (a swap restarts).
+        self.hits: Counter[int] = Counter()
+        self.hits_scenario: Scenario | None = None
 
     def record(self, outcome: Outcome) -> None:
         """Add the entry for one handled message (a transport's ``Recorder``) and tell
@@ -104,11 +120,26 @@ class Journal:
                 txn.responses if txn is not None else [s.data for s in outcome.sends if s.data]
             ),
             received_at=datetime.fromtimestamp(self.wall_clock(), UTC),
+            local=source.local,
+            kind=outcome.kind,
         )
+        if txn is not None:
+            entry.response_times = txn.times
+            txn.on_response = partial(self._updated, entry)
+        else:
+            entry.response_times = [outcome.time] * len(entry.responses)
+        if rule is not None:
+            entry.rule_number = rule.number
+            if outcome.scenario is not self.hits_scenario:
+                self.hits.clear()
+                self.hits_scenario = outcome.scenario
+            self.hits[rule.number] += 1
         if request is not None:
             entry.method = request.method
             entry.uri = request.uri_raw
             entry.headers = request.headers
+            entry.call_id = request.get("call-id")
+            entry.cseq = request.get("cseq")
             if rule is not None:
                 entry.rule = rule.label
                 if rule.number == 0 and outcome.scenario.rules:
@@ -117,8 +148,14 @@ class Journal:
         for listener in self.listeners:
             listener(entry)
 
+    def _updated(self, entry: JournalEntry) -> None:
+        for listener in self.update_listeners:
+            listener(entry)
+
     def clear(self) -> None:
         self._entries.clear()
+        for listener in self.clear_listeners:
+            listener()
 
     def __iter__(self) -> Iterator[JournalEntry]:
         return iter(list(self._entries))

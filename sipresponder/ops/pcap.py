@@ -1,0 +1,204 @@
+"""Journal entries as a classic pcap file (``GET /api/requests.pcap``, ``sipresponder pcap``).
+
+Sans-I/O: entries in, the file's octets out. Each request and each response is its
+own packet, with the real addresses and ports, at its real time (the wall clock of
+the entry's arrival; a response at its offset on the engine's clock). The framing is
+synthetic: Ethernet (locally administered MACs), IPv4 or IPv6, and UDP for udp
+entries or TCP for every stream transport. Checksums are computed, so no dissector
+flags them.
+
+TCP: each (peer, responder) address pair is one connection, opened by a synthetic
+three-way handshake just before its first message; sequence and acknowledgement
+numbers then follow the octets each side sent, so Wireshark's TCP analysis sees no
+gap, overlap or unseen ACK and reassembles each SIP message from its Content-Length.
+A message over ``SEGMENT`` octets is split into segments.
+
+tls, ws and wss entries are written as plain TCP too: the journal holds the SIP
+message the responder read, not the TLS records or WebSocket frames it came in, and
+re-encrypting or re-framing them would only hide the SIP. Wireshark dissects them as
+SIP by heuristic (or on port 5060); a capture on a TLS port (5061, 443) may need
+``-d tcp.port==PORT,sip`` since Wireshark tries TLS there first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..testing.journal import JournalEntry
+
+MAGIC = 0xA1B2C3D4  # microsecond timestamps
+LINKTYPE_ETHERNET = 1
+SNAPLEN = 262144
+SEGMENT = 32768  # octets of TCP payload a packet at most (well under IPv4's 65535)
+UDP_MAX = 65507  # octets of UDP payload IPv4 can carry; more is cut (cannot be sent anyway)
+PEER_MAC = bytes.fromhex("020000000001")
+RESPONDER_MAC = bytes.fromhex("020000000002")
+PEER_ISN = 0x10000000  # initial sequence numbers of the synthetic connections
+RESPONDER_ISN = 0x50000000
+HANDSHAKE_LEAD = 1e-6  # s: the handshake's packets come this much before the first message
+
+_SYN, _ACK, _PSH = 0x02, 0x10, 0x08
+
+
+@dataclass(slots=True)
+class Message:
+    """One message on the wire: when, which way, what."""
+
+    time: float  # seconds since the epoch
+    transport: str
+    src: tuple[str, int]
+    dst: tuple[str, int]
+    data: bytes
+    from_peer: bool
+    order: int = 0  # ties in time keep the journal's order
+
+
+def messages(entries: Iterable[JournalEntry]) -> list[Message]:
+    """The requests and responses of ``entries`` in time order."""
+    out: list[Message] = []
+    for entry in sorted(entries, key=lambda e: e.seq):
+        # Anchor the engine's monotonic clock to the arrival's wall clock.
+        epoch = entry.received_at.timestamp()
+        local = _local(entry)
+        out.append(Message(epoch, entry.transport, entry.remote, local, entry.raw, True))
+        for i, response in enumerate(entry.responses):
+            sent = entry.response_times[i] if i < len(entry.response_times) else entry.time
+            out.append(Message(epoch + max(0.0, sent - entry.time), entry.transport, local,
+                               entry.remote, response, False))
+    for order, message in enumerate(out):
+        message.order = order
+    out.sort(key=lambda m: (m.time, m.order))
+    return out
+
+
+def _local(entry: JournalEntry) -> tuple[str, int]:
+    """The responder's address; an entry recorded without one gets the unspecified
+    address of the peer's family (port 0 is a real UDP/TCP value in a header)."""
+    if entry.local[0]:
+        return entry.local
+    return ("::" if ":" in entry.remote[0] else "0.0.0.0", 0)
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self.peer_seq = PEER_ISN + 1
+        self.responder_seq = RESPONDER_ISN + 1
+
+
+def write_pcap(entries: Iterable[JournalEntry]) -> bytes:
+    """The pcap file of ``entries``: see the module docstring."""
+    out = [struct.pack("<IHHiIII", MAGIC, 2, 4, 0, 0, SNAPLEN, LINKTYPE_ETHERNET)]
+    connections: dict[tuple[tuple[str, int], tuple[str, int]], _Connection] = {}
+    for message in messages(entries):
+        if message.transport == "udp":
+            data = message.data[:UDP_MAX]
+            udp = _udp(message.src, message.dst, data)
+            out.append(_record(message.time, _frame(message, 17, udp)))
+            continue
+        peer, responder = ((message.src, message.dst) if message.from_peer
+                           else (message.dst, message.src))
+        conn = connections.get((peer, responder))
+        if conn is None:
+            conn = connections[(peer, responder)] = _Connection()
+            out.extend(_handshake(message.time - 3 * HANDSHAKE_LEAD, peer, responder))
+        for start in range(0, max(len(message.data), 1), SEGMENT):
+            chunk = message.data[start:start + SEGMENT]
+            if message.from_peer:
+                seq, ack = conn.peer_seq, conn.responder_seq
+                conn.peer_seq = (conn.peer_seq + len(chunk)) & 0xFFFFFFFF
+            else:
+                seq, ack = conn.responder_seq, conn.peer_seq
+                conn.responder_seq = (conn.responder_seq + len(chunk)) & 0xFFFFFFFF
+            segment = _tcp(message.src, message.dst, seq, ack, _ACK | _PSH, chunk)
+            out.append(_record(message.time, _frame(message, 6, segment)))
+    return b"".join(out)
+
+
+def _handshake(time: float, peer: tuple[str, int], responder: tuple[str, int]) -> list[bytes]:
+    steps = [
+        (True, PEER_ISN, 0, _SYN),
+        (False, RESPONDER_ISN, PEER_ISN + 1, _SYN | _ACK),
+        (True, PEER_ISN + 1, RESPONDER_ISN + 1, _ACK),
+    ]
+    out = []
+    for i, (from_peer, seq, ack, flags) in enumerate(steps):
+        src, dst = (peer, responder) if from_peer else (responder, peer)
+        segment = _tcp(src, dst, seq, ack, flags, b"")
+        out.append(_record(time + i * HANDSHAKE_LEAD,
+                           _frame(Message(time, "tcp", src, dst, b"", from_peer), 6, segment)))
+    return out
+
+
+def _record(time: float, frame: bytes) -> bytes:
+    seconds = int(time)
+    micros = min(round((time - seconds) * 1_000_000), 999_999)
+    captured = frame[:SNAPLEN]
+    return struct.pack("<IIII", seconds, micros, len(captured), len(frame)) + captured
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    address = ipaddress.ip_address(host.split("%", 1)[0])  # a scope id is not on the wire
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _addresses(src: tuple[str, int], dst: tuple[str, int]
+               ) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address,
+                          ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Both in one family: an IPv4 peer of an IPv6 responder (or the reverse) is
+    written as IPv4-mapped IPv6."""
+    s, d = _ip(src[0]), _ip(dst[0])
+    if s.version != d.version:
+        s = ipaddress.IPv6Address(f"::ffff:{s}") if s.version == 4 else s
+        d = ipaddress.IPv6Address(f"::ffff:{d}") if d.version == 4 else d
+    return s, d
+
+
+def _frame(message: Message, protocol: int, payload: bytes) -> bytes:
+    """Ethernet + IP around ``payload``."""
+    s, d = _addresses(message.src, message.dst)
+    macs = (RESPONDER_MAC + PEER_MAC) if message.from_peer else (PEER_MAC + RESPONDER_MAC)
+    if s.version == 4:
+        header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, 64,
+                             protocol, 0, s.packed, d.packed)
+        header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+        return macs + b"\x08\x00" + header + payload
+    header = struct.pack("!IHBB16s16s", 0x60000000, len(payload), protocol, 64, s.packed,
+                         d.packed)
+    return macs + b"\x86\xdd" + header + payload
+
+
+def _pseudo_header(src: tuple[str, int], dst: tuple[str, int], protocol: int,
+                   length: int) -> bytes:
+    s, d = _addresses(src, dst)
+    if s.version == 4:
+        return s.packed + d.packed + struct.pack("!BBH", 0, protocol, length)
+    return s.packed + d.packed + struct.pack("!IxxxB", length, protocol)
+
+
+def _udp(src: tuple[str, int], dst: tuple[str, int], data: bytes) -> bytes:
+    length = 8 + len(data)
+    header = struct.pack("!HHHH", src[1], dst[1], length, 0)
+    checksum = _checksum(_pseudo_header(src, dst, 17, length) + header + data) or 0xFFFF
+    return header[:6] + struct.pack("!H", checksum) + data
+
+
+def _tcp(src: tuple[str, int], dst: tuple[str, int], seq: int, ack: int, flags: int,
+         data: bytes) -> bytes:
+    header = struct.pack("!HHIIBBHHH", src[1], dst[1], seq, ack, 5 << 4, flags, 65535, 0, 0)
+    checksum = _checksum(_pseudo_header(src, dst, 6, len(header) + len(data)) + header + data)
+    return header[:16] + struct.pack("!H", checksum) + header[18:] + data
+
+
+def _checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071)."""
+    if len(data) % 2:
+        data += b"\x00"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
