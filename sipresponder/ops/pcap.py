@@ -13,11 +13,15 @@ numbers then follow the octets each side sent, so Wireshark's TCP analysis sees 
 gap, overlap or unseen ACK and reassembles each SIP message from its Content-Length.
 A message over ``SEGMENT`` octets is split into segments.
 
-tls, ws and wss entries are written as plain TCP too: the journal holds the SIP
-message the responder read, not the TLS records or WebSocket frames it came in, and
-re-encrypting or re-framing them would only hide the SIP. Wireshark dissects them as
-SIP by heuristic (or on port 5060); a capture on a TLS port (5061, 443) may need
-``-d tcp.port==PORT,sip`` since Wireshark tries TLS there first.
+tls and wss entries are written without TLS: the journal holds the SIP the responder
+read, not the records it came in, and re-encrypting them would only hide it. Both
+are plain TCP carrying the SIP messages, which Wireshark dissects as SIP by its
+heuristic (tried once the TLS dissector refuses the octets on 5061 or 443; an HTTP
+upgrade on 443 would draw an "unencrypted HTTP" warning). ws entries are TCP carrying
+WebSocket frames (RFC 7118) after a synthetic HTTP upgrade with
+``Sec-WebSocket-Protocol: sip``: on a web port (80, 8080) plain TCP would be taken
+for HTTP, while this way Wireshark and sngrep follow the upgrade and dissect each
+frame's payload as SIP, as it was on the wire.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ RESPONDER_ISN = 0x50000000
 HANDSHAKE_LEAD = 1e-6  # s: the handshake's packets come this much before the first message
 
 _SYN, _ACK, _PSH = 0x02, 0x10, 0x08
+WEBSOCKET = ("ws",)  # framed as WebSocket; wss is written as tls is (see the docstring)
+# The responder's answer to the synthetic upgrade (the accept value of RFC 6455's own
+# example key, the one the upgrade sends).
+WS_ACCEPTED = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+               b"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kACCzm4l0ETVaI=\r\n"
+               b"Sec-WebSocket-Protocol: sip\r\n\r\n")
 
 
 @dataclass(slots=True)
@@ -103,18 +113,67 @@ def write_pcap(entries: Iterable[JournalEntry]) -> bytes:
         conn = connections.get((peer, responder))
         if conn is None:
             conn = connections[(peer, responder)] = _Connection()
-            out.extend(_handshake(message.time - 3 * HANDSHAKE_LEAD, peer, responder))
-        for start in range(0, max(len(message.data), 1), SEGMENT):
-            chunk = message.data[start:start + SEGMENT]
-            if message.from_peer:
-                seq, ack = conn.peer_seq, conn.responder_seq
-                conn.peer_seq = (conn.peer_seq + len(chunk)) & 0xFFFFFFFF
-            else:
-                seq, ack = conn.responder_seq, conn.peer_seq
-                conn.responder_seq = (conn.responder_seq + len(chunk)) & 0xFFFFFFFF
-            segment = _tcp(message.src, message.dst, seq, ack, _ACK | _PSH, chunk)
-            out.append(_record(message.time, _frame(message, 6, segment)))
+            lead = 5 if message.transport in WEBSOCKET else 3
+            start = message.time - lead * HANDSHAKE_LEAD
+            out.extend(_handshake(start, peer, responder))
+            if message.transport in WEBSOCKET:
+                upgrade = Message(start + 3 * HANDSHAKE_LEAD, "tcp", peer, responder,
+                                  _ws_upgrade(responder), True)
+                accepted = Message(start + 4 * HANDSHAKE_LEAD, "tcp", responder, peer,
+                                   WS_ACCEPTED, False)
+                out += _segments(conn, upgrade) + _segments(conn, accepted)
+        if message.transport in WEBSOCKET:
+            message.data = _ws_frame(message.data, masked=message.from_peer,
+                                     key=conn.peer_seq if message.from_peer else 0)
+        out += _segments(conn, message)
     return b"".join(out)
+
+
+def _segments(conn: _Connection, message: Message) -> list[bytes]:
+    """``message`` as TCP segments of ``conn``, its sequence numbers moved on."""
+    out = []
+    for start in range(0, max(len(message.data), 1), SEGMENT):
+        chunk = message.data[start:start + SEGMENT]
+        if message.from_peer:
+            seq, ack = conn.peer_seq, conn.responder_seq
+            conn.peer_seq = (conn.peer_seq + len(chunk)) & 0xFFFFFFFF
+        else:
+            seq, ack = conn.responder_seq, conn.peer_seq
+            conn.responder_seq = (conn.responder_seq + len(chunk)) & 0xFFFFFFFF
+        segment = _tcp(message.src, message.dst, seq, ack, _ACK | _PSH, chunk)
+        out.append(_record(message.time, _frame(message, 6, segment)))
+    return out
+
+
+def _ws_upgrade(responder: tuple[str, int]) -> bytes:
+    host = f"[{responder[0]}]" if ":" in responder[0] else responder[0]
+    return (f"GET / HTTP/1.1\r\nHost: {host}:{responder[1]}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\n\r\n").encode()
+
+
+def _ws_frame(data: bytes, masked: bool, key: int) -> bytes:
+    """One final WebSocket frame (RFC 6455 5.2): text when ``data`` is UTF-8 (RFC 7118
+    lets either carry SIP), masked from the client as the RFC requires."""
+    try:
+        data.decode("utf-8")
+        opcode = 0x1
+    except UnicodeDecodeError:
+        opcode = 0x2
+    mask_bit = 0x80 if masked else 0
+    size = len(data)
+    if size < 126:
+        head = struct.pack("!BB", 0x80 | opcode, mask_bit | size)
+    elif size < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, mask_bit | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, mask_bit | 127, size)
+    if not masked:
+        return head + data
+    mask = struct.pack("!I", key & 0xFFFFFFFF)
+    repeated = (mask * (size // 4 + 1))[:size]
+    body = (int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")).to_bytes(size, "big")
+    return head + mask + body
 
 
 def _handshake(time: float, peer: tuple[str, int], responder: tuple[str, int]) -> list[bytes]:
