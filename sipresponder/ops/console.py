@@ -81,7 +81,13 @@ class EventHub:
         is open, so a journal without watchers pays nothing."""
         if not self.queues:
             return
-        chunk = sse(event, data())
+        try:
+            chunk = sse(event, data())
+        except Exception:
+            # Called from the journal, inside the transport's receive and the engine's
+            # timers: a bug here must cost one event, never a message or a timer.
+            log.exception("console: cannot encode the %s event", event)
+            return
         for queue in list(self.queues):
             try:
                 queue.put_nowait(chunk)

@@ -329,3 +329,24 @@ async def test_static_files_stay_inside_the_package(console: Console) -> None:
     async with console.http.get(console.base + "/console/no-such-file.js") as r:
         assert r.status == 404
         assert "no such console asset" in (await r.json())["error"]
+
+
+async def test_an_event_that_cannot_be_encoded_costs_the_event_not_the_message(
+        console: Console, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(entry: Any) -> dict[str, Any]:
+        raise RuntimeError("bug")
+
+    # The console the admin app made: the owner of the journal listener it added.
+    [web_console] = [getattr(f, "__self__", None) for f in console.responder.journal.listeners
+                     if getattr(f, "__name__", "") == "_entry_added"]
+    async with console.http.get(console.base + "/api/events") as response:
+        stream = EventStream(response)
+        good = web_console.entry_json
+        web_console.entry_json = broken
+        [answer] = await udp_exchange(console.udp_port, make_request("OPTIONS", "sip:a@1.2.3.4"))
+        assert answer.code == 200
+        assert "cannot encode the entry event" in caplog.text
+        web_console.entry_json = good
+        await udp_exchange(console.udp_port, make_request("OPTIONS", "sip:b@1.2.3.4"))
+        event, entry = await stream.next()
+        assert (event, entry["seq"], entry["uri"]) == ("entry", 2, "sip:b@1.2.3.4")
