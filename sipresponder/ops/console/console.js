@@ -83,6 +83,7 @@ function refreshList() {
 
 const refreshSoon = debounce(refreshList, 120);
 filterForm.addEventListener("input", refreshSoon);
+filterForm.addEventListener("change", refreshSoon); // a <select> picked by script fires only change
 filterForm.addEventListener("submit", (event) => { event.preventDefault(); refreshList(); });
 $("#filters-reset").addEventListener("click", () => {
   filterForm.reset();
@@ -337,8 +338,12 @@ document.addEventListener("keydown", (event) => {
 metrics = new MetricsTab($("#tab-metrics"));
 scenario = new ScenarioTab($("#tab-scenario"), { onRulesChanged: rulesChanged, notify });
 drawLegend($("#legend"));
-const initial = tabs.find((t) => t.id === `tab-button-${location.hash.slice(1)}`) || tabs[0];
-openTab(initial);
+const tabOfHash = () => tabs.find((t) => t.id === `tab-button-${location.hash.slice(1)}`);
+openTab(tabOfHash() || tabs[0]);
+window.addEventListener("hashchange", () => {
+  const tab = tabOfHash();
+  if (tab) openTab(tab);
+});
 scenario.load().catch((err) => notify(err.message, true));
 refreshList();
 connect();

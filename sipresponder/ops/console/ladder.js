@@ -262,7 +262,8 @@ function drawArrow(arrow, y, laneX, width, t0, showTimes, onSelect, selectedId, 
   const g = s("g", {
     class: `arrow ${cls}${arrow.id === selectedId ? " selected" : ""}`,
     tabindex: 0, role: "button", "data-id": arrow.id, "data-seq": arrow.seq,
-    "data-class": cls, "data-outcome": arrow.outcome || "",
+    "data-class": cls, "data-outcome": arrow.outcome || "", "data-from": arrow.from, "data-to": arrow.to,
+    "data-label": arrow.label, "data-call-id": arrow.call_id || "",
     "aria-label": `${arrow.label}, ${word}, ${formatSeconds(arrow.time - t0)} after the first message`,
   });
   g.append(s("rect", { class: "row-hit", x: 4, y: y, width: width - 8, height: ROW_H - 2, rx: 4 }));

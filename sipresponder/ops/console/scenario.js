@@ -102,7 +102,8 @@ export class ScenarioTab {
     this.editor.setAttribute("aria-invalid", error ? "true" : "false");
   }
 
-  async check() {
+  /** Validate the editor's text; `prefix` leads the error line (after a refused Apply). */
+  async check(prefix = "") {
     const ticket = ++this.lastCheck;
     const text = this.editor.value;
     let result;
@@ -123,7 +124,7 @@ export class ScenarioTab {
       this.valid = false;
       this.setError(result);
       const where = result.line ? `line ${result.line}${result.column ? `, column ${result.column}` : ""}: ` : "";
-      this.setStatus("error", `${where}${result.error}`);
+      this.setStatus("error", `${prefix}${where}${withoutSource(result.error)}`);
     }
   }
 
@@ -135,8 +136,8 @@ export class ScenarioTab {
       const body = await response.json().catch(() => ({}));
       if (!response.ok) {
         this.valid = false;
-        this.setStatus("error", `Not applied, the running scenario stays: ${body.error || response.status}`);
-        this.check();
+        this.setStatus("error", `Not applied, the running scenario stays: ${withoutSource(body.error || String(response.status))}`);
+        await this.check("Not applied, the running scenario stays: "); // marks the line too
         return;
       }
       this.running = text;
@@ -247,6 +248,11 @@ export class ScenarioTab {
     const cell = this.gutter.querySelector(`[data-line="${line}"]`);
     if (cell) cell.classList.add("target");
   }
+}
+
+/** The loader names its source first ("<PUT /api/scenario>: ..."): here it is the editor. */
+function withoutSource(error) {
+  return error.replace(/^<[^>]*>:\s*/, "");
 }
 
 /** The states object as [key, value] rows, whatever its nesting. */
