@@ -210,6 +210,10 @@ def test_the_ladder_shows_the_call_in_order_with_labels_and_lanes(
     words = [w.text for w in css(browser, "#ladder .arrow .label .word")]
     assert "(provisional)" in words and "(ACK absorbed)" in words, words
 
+    # The artifact: the ladder with the INVITE's message open beside it.
+    css(browser, f'#ladder .arrow[data-id="{drawn[0]["id"]}"]')[0].click()
+    wait_for(browser, lambda d: css(d, "#detail .rule-toml"), "the INVITE's matched rule")
+    assert len(arrows(browser)) == 6  # redrawn narrower, still whole
     shot = save_screenshot(browser, tmp_path)
     assert shot.stat().st_size > 10_000  # a drawn page, not a blank one
 

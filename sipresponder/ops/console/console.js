@@ -163,7 +163,12 @@ function redrawLadder(follow = false) {
   const focusId = focused ? focused.dataset.id : null;
   const stick = follow && box.scrollHeight - box.scrollTop - box.clientHeight < 40; // follow the newest
   const keep = box.scrollTop;
-  ladderSvg = drawLadder(box, ladderModel, { onSelect: selectArrow, selectedId: selectedArrow && selectedArrow.id, fitWidth: box.clientWidth - 4 });
+  const arrows = ladderModel.arrows || [];
+  const first = arrows.length ? journal.entries.get(arrows[0].seq) : null;
+  ladderSvg = drawLadder(box, ladderModel, {
+    onSelect: selectArrow, selectedId: selectedArrow && selectedArrow.id, fitWidth: box.clientWidth - 4,
+    startClock: first ? clockOf(first.received_at) : "",
+  });
   box.dataset.arrows = String((ladderModel.arrows || []).length);
   box.scrollTop = stick ? box.scrollHeight : keep;
   if (focusId) {
@@ -207,6 +212,12 @@ $("#detail-close").addEventListener("click", () => {
   const back = id && document.querySelector(`#ladder .arrow[data-id="${CSS.escape(id)}"]`);
   if (back) back.focus(); // the keyboard user returns to the arrow they opened
 });
+
+/** "07:58:13.775" of an ISO time (UTC, as the journal writes it). */
+function clockOf(iso) {
+  const match = /T(\d\d:\d\d:\d\d(?:\.\d{1,3})?)/.exec(iso || "");
+  return match ? `${match[1]} UTC` : "";
+}
 
 // -- exports ------------------------------------------------------------------------------
 function selectionQuery() {

@@ -3,12 +3,12 @@
 // more than colour: line style (dashed provisional, dotted ACK, dash-dot retransmission),
 // the arrow head (filled, open, round, cross), an icon and a word in the label.
 
-import { s, clear } from "./dom.js";
+import { h, s, clear } from "./dom.js";
 
 const MIN_GAP = 170; // px between lifelines: room for a label over the shortest arrow
 const MAX_GAP = 340;
 const CHAR_W = 7; // px, about one character of the 12px label font
-const TIME_COL = 118; // px for the timestamp column on the left
+const TIME_COL = 100; // px for the timestamp column on the left
 const HEAD_H = 50; // px for the lane header boxes
 const ROW_H = 38; // px per arrow
 const MARGIN = 24;
@@ -67,7 +67,7 @@ export const LADDER_CSS = `
 .ladder .arrow.selected .row-hit { fill: var(--selected, rgba(29, 95, 191, 0.18)); }
 .ladder .arrow:focus-visible .row-hit { stroke: var(--accent, #1d5fbf); stroke-width: 1.5; }
 .ladder .line { fill: none; stroke-width: 1.6; }
-.ladder .label { font-size: 12px; fill: var(--fg, #1b2330); }
+.ladder .label { font-size: 12px; fill: var(--fg, #1b2330); paint-order: stroke; stroke: var(--ladder-bg, #ffffff); stroke-width: 4px; stroke-linejoin: round; }
 .ladder .label .word { font-size: 10px; fill: var(--muted, #5b6778); font-style: italic; }
 .ladder .request .line { stroke: var(--c-request, #1b2330); }
 .ladder .request .label { font-weight: 600; }
@@ -173,7 +173,7 @@ function truncate(text, max) {
  * Draw the ladder model into `container` (cleared first). `onSelect(arrow)` runs when an
  * arrow is clicked or Enter/Space is pressed on it. Returns the <svg>.
  */
-export function drawLadder(container, model, { onSelect, selectedId, showTimes = true, fitWidth = 0 } = {}) {
+export function drawLadder(container, model, { onSelect, selectedId, showTimes = true, fitWidth = 0, startClock = "" } = {}) {
   clear(container);
   const lanes = model.lanes || [];
   const arrows = model.arrows || [];
@@ -222,7 +222,7 @@ export function drawLadder(container, model, { onSelect, selectedId, showTimes =
     g.append(s("text", { class: "lane-sub", x, y: top + 32 }, truncate(sub, Math.floor(boxW / 6.5))));
     svg.append(g);
   }
-  svg.append(s("text", { class: "lane-sub", x: MARGIN, y: top + 17, style: "text-anchor: start" }, "time"));
+  svg.append(s("text", { class: "lane-sub", x: MARGIN, y: top + 17, style: "text-anchor: start" }, startClock ? `from ${startClock}` : "time"));
   svg.append(s("text", { class: "lane-sub", x: MARGIN, y: top + 32, style: "text-anchor: start" }, "Δ previous"));
 
   const t0 = arrows.length ? arrows[0].time : 0;
@@ -281,7 +281,9 @@ function drawArrow(arrow, y, laneX, width, t0, showTimes, onSelect, selectedId, 
   g.append(line);
   const mid = self ? x1 + 50 : (x1 + x2) / 2;
   // Over a long arrow the label may be long; the word after it counts too.
-  const room = Math.max(labelChars, Math.floor(Math.abs(x2 - x1) / CHAR_W) - 2) - (word ? word.length : 0);
+  // The label may run past the lanes (nothing else is on its row), not past the picture.
+  const half = Math.min(mid - TIME_COL, width - mid - 4);
+  const room = Math.max(labelChars, Math.floor((self ? width - mid : 2 * half) / CHAR_W)) - (word ? word.length : 0);
   const label = s("text", { class: "label", x: mid, y: lineY - 6, "text-anchor": self ? "start" : "middle" },
     truncate(arrow.label, Math.max(12, room)));
   label.append(s("title", {}, arrow.label));
@@ -334,7 +336,7 @@ export function standaloneSvg(svg) {
   return `<?xml version="1.0" encoding="UTF-8"?>\n${serialized}\n`;
 }
 
-/** The legend: each class with a sample of its line, head and icon. */
+/** The legend: each class with a sample of its line, head and icon (wraps to the width). */
 export function drawLegend(container) {
   clear(container);
   const items = [
@@ -342,20 +344,16 @@ export function drawLegend(container) {
     ["redirect", "3xx redirect"], ["client-error", "4xx-6xx error"], ["absorbed", "ACK absorbed"],
     ["retransmission", "retransmission"], ["rejected", "rejected (malformed)"],
   ];
-  const width = 170;
-  const svg = s("svg", {
-    xmlns: "http://www.w3.org/2000/svg", class: "ladder legend", width: width * 4, height: 44,
-    viewBox: `0 0 ${width * 4} 44`, role: "img", "aria-label": "Legend of the ladder's line styles",
-  });
-  svg.append(s("style", {}, LADDER_CSS));
-  svg.append(markerDefs());
-  items.forEach(([cls, text], i) => {
-    const x = (i % 4) * width + 6;
-    const y = i < 4 ? 14 : 36;
-    const g = s("g", { class: `arrow ${cls}` });
-    g.append(s("line", { class: "line", x1: x, y1: y, x2: x + 40, y2: y, "marker-end": `url(#head-${cls})` }));
-    g.append(s("text", { class: "label", x: x + 50, y: y + 4, style: "font-weight: normal" }, text));
-    svg.append(g);
-  });
-  container.append(svg);
+  // One hidden SVG holds the markers the samples point at.
+  const defs = s("svg", { width: 0, height: 0, class: "ladder", "aria-hidden": "true", style: "position: absolute" });
+  defs.append(s("style", {}, LADDER_CSS), markerDefs());
+  container.append(defs);
+  const list = h("ul", { class: "legend-items" });
+  for (const [cls, text] of items) {
+    const sample = s("svg", { width: 44, height: 12, class: "ladder", "aria-hidden": "true" },
+      s("g", { class: `arrow ${cls}` }, s("line", { class: "line", x1: 2, y1: 6, x2: 40, y2: 6, "marker-end": `url(#head-${cls})` })));
+    list.append(h("li", { class: `legend-${cls}` }, sample, text));
+  }
+  list.append(h("li", { class: "legend-badge" }, "badges: no answer, dropped, fault, rejected"));
+  container.append(list);
 }

@@ -80,7 +80,6 @@ export function showMessage(panel, entry, responseIndex, { onShowRule } = {}) {
       entry.kind ? ` · ${entry.kind}` : "")));
 
   panel.append(section(isResponse ? "Response sent" : "Request received", rawMessage(raw)));
-  panel.append(section("Header fields", headerTable(isResponse ? parseHeaders(raw) : entry.headers || parseHeaders(raw))));
 
   const ruleBits = [];
   if (entry.rule) {
@@ -103,6 +102,7 @@ export function showMessage(panel, entry, responseIndex, { onShowRule } = {}) {
   }
 
   const responses = entry.responses || [];
+  const headerSection = section("Header fields", headerTable(isResponse ? parseHeaders(raw) : entry.headers || parseHeaders(raw)));
   panel.append(section(`Responses sent (${responses.length})`,
     responses.length
       ? h("ol", { class: "responses" }, responses.map((text, i) => h("li", {},
@@ -111,4 +111,5 @@ export function showMessage(panel, entry, responseIndex, { onShowRule } = {}) {
             ? h("span", { class: "muted" }, ` +${((entry.response_times[i] - entry.time) * 1000).toFixed(1)} ms`) : ""),
           rawMessage(text)))))
       : h("p", { class: "muted" }, entry.kind === "absorbed" ? "none: an ACK is never answered" : "none")));
+  panel.append(headerSection);
 }

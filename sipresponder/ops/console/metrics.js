@@ -10,7 +10,7 @@ const HISTORY = 60; // samples kept
 const PERIOD = 3000; // ms between reads while the tab is visible
 const W = 560;
 const H = 170;
-const PAD = { left: 46, right: 12, top: 12, bottom: 26 };
+const PAD = { left: 46, right: 12, top: 22, bottom: 26 };
 const DASHES = ["", "6 3", "2 3", "10 3 2 3", "1 2", "12 4"];
 const COLORS = ["var(--s1)", "var(--s2)", "var(--s3)", "var(--s4)", "var(--s5)", "var(--s6)"];
 
@@ -91,31 +91,35 @@ function frame(title) {
   return svg;
 }
 
+/** A round upper bound for the y axis, and a number of grid steps that keeps ticks round. */
 function niceMax(value) {
-  if (value <= 0) return 1;
+  if (value <= 0) return [1, 4];
   const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 5, 10]) if (step * power >= value) return step * power;
-  return 10 * power;
+  for (const [step, divisions] of [[1, 5], [2, 4], [5, 5], [10, 5]]) {
+    if (step * power >= value) return [step * power, divisions];
+  }
+  return [10 * power, 5];
 }
 
-function axes(svg, maxY, unit) {
+function axes(svg, [maxY, divisions], unit) {
   const x0 = PAD.left;
   const y0 = H - PAD.bottom;
-  for (let k = 0; k <= 4; k++) {
-    const y = y0 - ((H - PAD.top - PAD.bottom) * k) / 4;
+  for (let k = 0; k <= divisions; k++) {
+    const y = y0 - ((H - PAD.top - PAD.bottom) * k) / divisions;
     svg.append(s("line", { class: "grid", x1: x0, x2: W - PAD.right, y1: y, y2: y }));
-    const v = (maxY * k) / 4;
-    svg.append(s("text", { class: "tick", x: x0 - 6, y: y + 4, "text-anchor": "end" }, v >= 10 ? v.toFixed(0) : v.toFixed(1)));
+    const v = (maxY * k) / divisions;
+    svg.append(s("text", { class: "tick", x: x0 - 6, y: y + 4, "text-anchor": "end" }, String(+v.toPrecision(3))));
   }
-  svg.append(s("text", { class: "tick unit", x: x0, y: H - 6 }, unit));
+  svg.append(s("text", { class: "tick unit", x: x0 - 40, y: 12 }, unit));
 }
 
 export function lineChart(box, series, unit) {
   clear(box);
   const svg = frame(`${unit} over the last reads`);
   const points = series.flatMap((line) => line.points);
-  const maxY = niceMax(Math.max(0, ...points.map((p) => p[1])));
-  axes(svg, maxY, unit);
+  const scale = niceMax(Math.max(0, ...points.map((p) => p[1])));
+  const maxY = scale[0];
+  axes(svg, scale, unit);
   if (!points.length) {
     svg.append(s("text", { class: "tick", x: W / 2, y: H / 2, "text-anchor": "middle" }, "collecting… (rates need two reads)"));
   }
@@ -148,14 +152,16 @@ export function histogram(box, latency) {
     counts.push([le, Math.max(0, cumulative - previous)]);
     previous = cumulative;
   }
-  const maxY = niceMax(Math.max(0, ...counts.map((c) => c[1])));
-  axes(svg, maxY, "requests");
+  const scale = niceMax(Math.max(0, ...counts.map((c) => c[1])));
+  const maxY = scale[0];
+  axes(svg, scale, "requests per bucket");
   const slot = (W - PAD.left - PAD.right) / Math.max(counts.length, 1);
   counts.forEach(([le, n], i) => {
     const x = PAD.left + i * slot;
     const hgt = (n / maxY) * (H - PAD.top - PAD.bottom);
     svg.append(s("rect", { class: "bar", x: x + 2, y: H - PAD.bottom - hgt, width: Math.max(slot - 4, 1), height: hgt }, s("title", {}, `≤ ${leText(le)}: ${n}`)));
-    if (counts.length <= 16 || i % 2 === 0) {
+    // Every label where they fit, else every other one.
+    if (slot >= 44 || i % 2 === 0) {
       svg.append(s("text", { class: "tick", x: x + slot / 2, y: H - PAD.bottom + 13, "text-anchor": "middle" }, leText(le)));
     }
   });
@@ -168,5 +174,6 @@ function leText(le) {
   if (le === "+Inf" || le === Infinity || le === null) return "more";
   const v = Number(le);
   if (!Number.isFinite(v)) return "more";
+  if (v < 0.001) return `${+(v * 1e6).toPrecision(3)}µs`;
   return v < 1 ? `${+(v * 1000).toPrecision(3)}ms` : `${v}s`;
 }

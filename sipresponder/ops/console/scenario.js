@@ -192,11 +192,12 @@ export class ScenarioTab {
     const body = $("#rules-body", this.root);
     clear(body);
     for (const rule of rules) {
-      body.append(h("tr", { "data-rule": rule.name },
+      const name = rule.name || (rule.number === 0 ? "[default]" : `#${rule.number}`);
+      body.append(h("tr", { "data-rule": rule.name || "" },
         h("td", { class: "num" }, String(rule.number)),
         h("td", {}, rule.line
-          ? h("button", { type: "button", class: "link-button", title: `Go to line ${rule.line}`, onclick: () => this.showLine(rule.line) }, rule.name)
-          : rule.name),
+          ? h("button", { type: "button", class: "link-button", title: `Go to line ${rule.line}`, onclick: () => this.showLine(rule.line) }, name)
+          : name),
         h("td", { class: "num hits" }, String(rule.hits)),
         h("td", {}, rule.stateful ? "stateful" : "")));
     }
