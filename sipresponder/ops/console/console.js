@@ -168,6 +168,7 @@ function redrawLadder(follow = false) {
   ladderSvg = drawLadder(box, ladderModel, {
     onSelect: selectArrow, selectedId: selectedArrow && selectedArrow.id, fitWidth: box.clientWidth - 4,
     startClock: first ? clockOf(first.received_at) : "",
+    title: `sipresponder ladder: ${$("#ladder-title").textContent.replace(/^Ladder: /, "")}, from ${first ? first.received_at : "?"}`,
   });
   box.dataset.arrows = String((ladderModel.arrows || []).length);
   box.scrollTop = stick ? box.scrollHeight : keep;
@@ -216,7 +217,7 @@ $("#detail-close").addEventListener("click", () => {
 /** "07:58:13.775" of an ISO time (UTC, as the journal writes it). */
 function clockOf(iso) {
   const match = /T(\d\d:\d\d:\d\d(?:\.\d{1,3})?)/.exec(iso || "");
-  return match ? `${match[1]} UTC` : "";
+  return match ? `${match[1]}Z` : "";
 }
 
 // -- exports ------------------------------------------------------------------------------

@@ -173,7 +173,7 @@ function truncate(text, max) {
  * Draw the ladder model into `container` (cleared first). `onSelect(arrow)` runs when an
  * arrow is clicked or Enter/Space is pressed on it. Returns the <svg>.
  */
-export function drawLadder(container, model, { onSelect, selectedId, showTimes = true, fitWidth = 0, startClock = "" } = {}) {
+export function drawLadder(container, model, { onSelect, selectedId, showTimes = true, fitWidth = 0, startClock = "", title = "" } = {}) {
   clear(container);
   const lanes = model.lanes || [];
   const arrows = model.arrows || [];
@@ -204,6 +204,7 @@ export function drawLadder(container, model, { onSelect, selectedId, showTimes =
     viewBox: `0 0 ${width} ${height}`, role: "group",
     "aria-label": `Ladder diagram: ${arrows.length} messages between ${ordered.length} lanes`,
   });
+  svg.append(s("title", {}, title || `sipresponder ladder: ${arrows.length} messages`));
   svg.append(s("style", {}, LADDER_CSS));
   svg.append(markerDefs());
   svg.append(s("rect", { class: "bg", x: 0, y: 0, width, height }));
@@ -222,8 +223,8 @@ export function drawLadder(container, model, { onSelect, selectedId, showTimes =
     g.append(s("text", { class: "lane-sub", x, y: top + 32 }, truncate(sub, Math.floor(boxW / 6.5))));
     svg.append(g);
   }
-  svg.append(s("text", { class: "lane-sub", x: MARGIN, y: top + 17, style: "text-anchor: start" }, startClock ? `from ${startClock}` : "time"));
-  svg.append(s("text", { class: "lane-sub", x: MARGIN, y: top + 32, style: "text-anchor: start" }, "Δ previous"));
+  svg.append(s("text", { class: "lane-sub", x: MARGIN, y: top + 17, style: "text-anchor: start" }, startClock || "time"));
+  svg.append(s("text", { class: "lane-sub", x: MARGIN, y: top + 32, style: "text-anchor: start" }, "+s, Δ previous"));
 
   const t0 = arrows.length ? arrows[0].time : 0;
   let y = top + HEAD_H + 8;
