@@ -5,7 +5,8 @@ own packet, with the real addresses and ports, at its real time (the wall clock 
 the entry's arrival; a response at its offset on the engine's clock). The framing is
 synthetic: Ethernet (locally administered MACs), IPv4 or IPv6, and UDP for udp
 entries or TCP for every stream transport. Checksums are computed, so no dissector
-flags them.
+flags them. A response is written back to the address its request came from (the
+journal keeps no other; RFC 3261 18.2.2 sends it there unless the Via says otherwise).
 
 TCP: each (peer, responder) address pair is one connection, opened by a synthetic
 three-way handshake just before its first message; sequence and acknowledgement
