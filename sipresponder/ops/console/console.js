@@ -168,6 +168,7 @@ function redrawLadder(follow = false) {
   ladderSvg = drawLadder(box, ladderModel, {
     onSelect: selectArrow, selectedId: selectedArrow && selectedArrow.id, fitWidth: box.clientWidth - 4,
     startClock: first ? clockOf(first.received_at) : "",
+    stickyHeader: true,
     title: `sipresponder ladder: ${$("#ladder-title").textContent.replace(/^Ladder: /, "")}, from ${first ? first.received_at : "?"}`,
   });
   box.dataset.arrows = String((ladderModel.arrows || []).length);
@@ -294,7 +295,10 @@ journal.onChange((what) => {
   // A later response to an entry the ladder shows: redraw it.
   if (what.kind === "update" && ladderSeqs.includes(what.seq)) loadLadder();
   metrics.poke();
+  if (!$("#tab-scenario").hidden) rulesSoon(); // the hit counts move
 });
+
+const rulesSoon = debounce(() => scenario.loadRules(), 1000);
 
 // -- the event stream ---------------------------------------------------------------------
 function connect() {
@@ -330,7 +334,11 @@ function rulesChanged(rules) {
   const select = $("#filter-rule");
   const current = select.value;
   clear(select).append(h("option", { value: "" }, "any rule"), h("option", { value: "(none)" }, "no rule"));
-  for (const rule of rules) select.append(h("option", { value: rule.name }, `${rule.name} (${rule.hits})`));
+  for (const rule of rules) {
+    // The journal names a rule by its label; a name matches it too ([default] has none).
+    const value = rule.name || rule.label;
+    select.append(h("option", { value }, `${rule.name || "[default]"} (${rule.hits} hits)`));
+  }
   select.value = [...select.options].some((o) => o.value === current) ? current : "";
 }
 

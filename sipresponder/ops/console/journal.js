@@ -6,6 +6,9 @@
 import { h, clear } from "./dom.js";
 
 export const MAX_LIST = 500; // calls listed at most (the newest); the journal itself may hold more
+// Entries the page keeps: the server's ring pushes old ones out without an event, so the
+// page drops its oldest too, and a console left open for days stays small.
+export const MAX_ENTRIES = 5000;
 
 function glob(pattern) {
   const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
@@ -120,6 +123,11 @@ export class Journal {
       this.pending = [];
     } else {
       this.entries.set(data.seq, data);
+      if (this.entries.size > MAX_ENTRIES) {
+        // Map order is arrival order, and seq grows with it: the first keys are the oldest.
+        const oldest = this.entries.keys();
+        while (this.entries.size > MAX_ENTRIES) this.entries.delete(oldest.next().value);
+      }
     }
   }
 

@@ -7,7 +7,8 @@ import { h, s, clear } from "./dom.js";
 
 const MIN_GAP = 170; // px between lifelines: room for a label over the shortest arrow
 const MAX_GAP = 340;
-const CHAR_W = 7; // px, about one character of the 12px label font
+const CHAR_W = 7;
+const RIGHT_HAND_PEERS = 2; // up to this many peer lanes, the responder's lane is the last // px, about one character of the 12px label font
 const TIME_COL = 100; // px for the timestamp column on the left
 const HEAD_H = 50; // px for the lane header boxes
 const ROW_H = 38; // px per arrow
@@ -173,21 +174,24 @@ function truncate(text, max) {
  * Draw the ladder model into `container` (cleared first). `onSelect(arrow)` runs when an
  * arrow is clicked or Enter/Space is pressed on it. Returns the <svg>.
  */
-export function drawLadder(container, model, { onSelect, selectedId, showTimes = true, fitWidth = 0, startClock = "", title = "" } = {}) {
+export function drawLadder(container, model, { onSelect, selectedId, showTimes = true, fitWidth = 0, startClock = "", title = "", stickyHeader = false } = {}) {
   clear(container);
   const lanes = model.lanes || [];
   const arrows = model.arrows || [];
   const laneX = new Map();
-  // The responder's lane sits first on the right-hand side of the peers when there is one
-  // peer (client left, server right, as ladder diagrams usually read); otherwise in order.
-  const ordered = [...lanes.filter((l) => l.kind !== "responder"), ...lanes.filter((l) => l.kind === "responder")];
+  // With a peer or two the responder's lane is on the right (client left, server right, as
+  // RFC ladder diagrams read); with more it comes first, next to the times, so that every
+  // arrow starts or ends in view and the far peers are a horizontal scroll away.
+  const peers = lanes.filter((l) => l.kind !== "responder");
+  const responders = lanes.filter((l) => l.kind === "responder");
+  const ordered = peers.length <= RIGHT_HAND_PEERS ? [...peers, ...responders] : [...responders, ...peers];
   // The lanes spread over the width there is (fitWidth), within bounds that keep labels readable.
   const fixed = TIME_COL + MARGIN * 2 + 200;
   const spans = Math.max(1, ordered.length - 1);
   const gap = Math.round(Math.min(MAX_GAP, Math.max(MIN_GAP, ((fitWidth || 0) - fixed) / spans)));
   ordered.forEach((lane, i) => laneX.set(lane.id, TIME_COL + MARGIN + 100 + i * gap));
   const width = fixed + spans * gap;
-  const labelChars = Math.floor((gap - 16) / CHAR_W);
+  const geometry = { laneX, width, gap, labelChars: Math.floor((gap - 16) / CHAR_W), responderX: laneX.get("responder") };
 
   // Where a new call starts, a separator row with its Call-ID.
   const rows = [];
@@ -235,11 +239,32 @@ export function drawLadder(container, model, { onSelect, selectedId, showTimes =
       y += ROW_H;
       continue;
     }
-    svg.append(drawArrow(row.arrow, y, laneX, width, t0, showTimes, onSelect, selectedId, labelChars));
+    svg.append(drawArrow(row.arrow, y, geometry, t0, showTimes, onSelect, selectedId));
     y += ROW_H;
   }
+  if (stickyHeader) container.append(headerCopy(svg, width, top + HEAD_H));
   container.append(svg);
   return svg;
+}
+
+/** The lane boxes again, in a strip that stays on top while the ladder scrolls down. */
+function headerCopy(svg, width, height) {
+  const head = s("svg", { class: "ladder", width, height, viewBox: `0 0 ${width} ${height}`, "aria-hidden": "true" });
+  head.append(s("rect", { class: "bg", x: 0, y: 0, width, height }));
+  for (const node of svg.querySelectorAll(":scope > .lane, :scope > .lane-sub")) {
+    const copy = node.cloneNode(true);
+    if (copy.classList.contains("lane")) {
+      copy.setAttribute("class", "lane-copy");
+      for (const line of copy.querySelectorAll(".lifeline")) line.remove();
+    }
+    head.append(copy);
+  }
+  const strip = document.createElement("div");
+  strip.className = "ladder-head";
+  strip.style.height = `${height}px`;
+  strip.style.marginBottom = `-${height}px`;
+  strip.append(head);
+  return strip;
 }
 
 function splitLaneLabel(lane, responder) {
@@ -253,7 +278,8 @@ function splitLaneLabel(lane, responder) {
   return [lane.label || lane.id, "peer"];
 }
 
-function drawArrow(arrow, y, laneX, width, t0, showTimes, onSelect, selectedId, labelChars) {
+function drawArrow(arrow, y, geometry, t0, showTimes, onSelect, selectedId) {
+  const { laneX, width, gap, labelChars, responderX } = geometry;
   const cls = CLASS_WORDS[arrow.class] ? arrow.class : "request";
   const x1 = laneX.get(arrow.from);
   const x2 = laneX.get(arrow.to);
@@ -280,12 +306,23 @@ function drawArrow(arrow, y, laneX, width, t0, showTimes, onSelect, selectedId, 
     ? s("path", { class: "line", d: `M${x1},${lineY - 8} h40 v12 h-38`, "marker-end": `url(#head-${cls})` })
     : s("line", { class: "line", x1, y1: lineY, x2: x2 - dir * 1, y2: lineY, "marker-end": `url(#head-${cls})` });
   g.append(line);
-  const mid = self ? x1 + 50 : (x1 + x2) / 2;
-  // Over a long arrow the label may be long; the word after it counts too.
-  // The label may run past the lanes (nothing else is on its row), not past the picture.
-  const half = Math.min(mid - TIME_COL, width - mid - 4);
-  const room = Math.max(labelChars, Math.floor((self ? width - mid : 2 * half) / CHAR_W)) - (word ? word.length : 0);
-  const label = s("text", { class: "label", x: mid, y: lineY - 6, "text-anchor": self ? "start" : "middle" },
+  // A label sits over the middle of its arrow, and may run past the lanes (nothing else is
+  // on its row), not past the picture. Over an arrow longer than the lanes' gap it sits
+  // at the responder's end instead, so it stays in view when the far end is scrolled away.
+  let lx = self ? x1 + 50 : (x1 + x2) / 2;
+  let anchor = self ? "start" : "middle";
+  let room;
+  if (!self && Math.abs(x2 - x1) > gap * 1.5 && responderX !== undefined) {
+    const right = Math.max(x1, x2) > responderX; // the peer is right of the responder
+    lx = responderX + (right ? 28 : -28);
+    anchor = right ? "start" : "end";
+    room = Math.floor((Math.abs(x2 - x1) - 60) / CHAR_W);
+  } else {
+    const half = Math.min(lx - TIME_COL, width - lx - 4);
+    room = Math.max(labelChars, Math.floor((self ? width - lx : 2 * half) / CHAR_W));
+  }
+  room -= word ? word.length : 0; // the word after the label counts too
+  const label = s("text", { class: "label", x: lx, y: lineY - 6, "text-anchor": anchor },
     truncate(arrow.label, Math.max(12, room)));
   label.append(s("title", {}, arrow.label));
   if (word) label.append(s("tspan", { class: "word", dx: 6 }, word));
