@@ -19,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ..scenario.globs import glob_match
+from ..uas.outcome import note_kind
 
 if TYPE_CHECKING:
     from ..scenario.model import Scenario
@@ -52,15 +53,27 @@ class JournalEntry:
     # Wall-clock arrival (aware, UTC) for people and logs: ``time`` is a monotonic
     # clock, good for intervals between entries but meaningless as a date.
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    # For the console's ladder: the responder's own address, the call it belongs to,
-    # what became of it (uas.outcome.KINDS), and when each response left (the engine's
-    # clock, parallel to ``responses``: shared with the transaction like the list).
+    # For the console's ladder: the responder's own address, when each response left
+    # (the engine's clock, parallel to ``responses``: shared with the transaction like
+    # the list) and the matched rule's number. What reading can derive (the Call-ID,
+    # the kind) is derived when read: recording stays cheap.
     local: tuple[str, int] = ("", 0)
-    call_id: str | None = None
-    cseq: str | None = None
-    kind: str = "answered"
     response_times: list[float] = field(default_factory=list)
     rule_number: int | None = None
+
+    @property
+    def call_id(self) -> str | None:
+        return self.header("call-id") or self.header("i")  # RFC 3261 7.3.3 compact form
+
+    @property
+    def cseq(self) -> str | None:
+        return self.header("cseq")
+
+    @property
+    def kind(self) -> str:
+        """What became of the message, one of uas.outcome.KINDS."""
+        answered = self.rule is not None and self.outcome == self.rule
+        return note_kind(None if answered else self.outcome or None, self.rule is not None)
 
     @property
     def received_at_text(self) -> str:
@@ -107,6 +120,11 @@ class Journal:
         request = outcome.request
         rule = outcome.rule
         txn = outcome.transaction
+        if txn is not None:
+            responses, times = txn.responses, txn.times
+        else:
+            responses = [s.data for s in outcome.sends if s.data]
+            times = [outcome.time] * len(responses)
         entry = JournalEntry(
             next(self._seq),
             outcome.time,
@@ -116,30 +134,23 @@ class Journal:
             outcome=(
                 outcome.note if outcome.note is not None else rule.label if rule else ""
             ),
-            responses=(
-                txn.responses if txn is not None else [s.data for s in outcome.sends if s.data]
-            ),
+            responses=responses,
             received_at=datetime.fromtimestamp(self.wall_clock(), UTC),
             local=source.local,
-            kind=outcome.kind,
+            response_times=times,
         )
         if txn is not None:
-            entry.response_times = txn.times
             txn.on_response = partial(self._updated, entry)
-        else:
-            entry.response_times = [outcome.time] * len(entry.responses)
         if rule is not None:
-            entry.rule_number = rule.number
+            number = entry.rule_number = rule.number
             if outcome.scenario is not self.hits_scenario:
                 self.hits.clear()
                 self.hits_scenario = outcome.scenario
-            self.hits[rule.number] += 1
+            self.hits[number] += 1
         if request is not None:
             entry.method = request.method
             entry.uri = request.uri_raw
             entry.headers = request.headers
-            entry.call_id = request.get("call-id")
-            entry.cseq = request.get("cseq")
             if rule is not None:
                 entry.rule = rule.label
                 if rule.number == 0 and outcome.scenario.rules:

@@ -9,6 +9,16 @@ from sipresponder.ops.ladder import ladder, status_line
 from sipresponder.testing.journal import JournalEntry
 
 PEER = ("127.0.0.1", 40000)
+# A kind as the journal has it: the outcome's note and the matched rule's label.
+NOTES: dict[str, tuple[str | None, str | None]] = {
+    "answered": (None, "rule #1"),
+    "absorbed": ("ACK absorbed", None),
+    "not-answered": ("not answered", "rule #1"),
+    "retransmission": ("retransmission: the last response again", None),
+    "rejected": ("rejected: 400 Missing Call-ID", None),
+    "dropped": ("dropped: not a request (garbage)", None),
+    "fault": ("fault: random-bytes", "rule #1"),
+}
 LOCAL = ("127.0.0.1", 5060)
 
 
@@ -20,9 +30,11 @@ def entry(seq: int, method: str | None, call_id: str | None, time: float,
           responses: list[tuple[bytes, float]] = (), kind: str = "answered",  # type: ignore[assignment]
           transport: str = "udp", remote: tuple[str, int] = PEER,
           uri: str = "sip:486@127.0.0.1") -> JournalEntry:
+    note, rule = NOTES[kind]
     return JournalEntry(
         seq, time, transport, remote, b"x", method=method, uri=uri if method else None,
-        local=LOCAL, call_id=call_id, kind=kind, responses=[r for r, _ in responses],
+        headers=[("Call-ID", call_id)] if call_id else [], rule=rule,
+        outcome=note or rule or "", local=LOCAL, responses=[r for r, _ in responses],
         response_times=[t for _, t in responses])
 
 
@@ -106,6 +118,11 @@ def test_every_code_class_and_an_empty_journal() -> None:
                        404: "client-error", 503: "server-error", 603: "global-error"}
     assert ladder([]) == {"lanes": [{"id": "responder", "kind": "responder",
                                      "label": "sipresponder"}], "calls": [], "arrows": []}
+
+
+def test_entries_have_the_kind_their_note_says() -> None:
+    for kind in NOTES:
+        assert entry(1, "INVITE", "c", 0.0, kind=kind).kind == kind
 
 
 def test_status_line() -> None:

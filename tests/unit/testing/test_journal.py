@@ -196,3 +196,11 @@ def test_entries_carry_wall_clock_time_beside_the_monotonic_one() -> None:
     assert entry.received_at_text == "2027-01-15T08:00:00.250000Z"
     assert rfc3339(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))) == (
         "2026-01-02T01:04:05.000000Z")
+
+
+def test_call_id_in_its_compact_form_and_kind_read_off_the_entry() -> None:
+    entry = JournalEntry(1, 0.0, "udp", ("::1", 5060), b"", headers=[("i", "abc")],
+                         rule="rule #1", outcome="fault: truncated")
+    assert (entry.call_id, entry.cseq, entry.kind) == ("abc", None, "fault")
+    entry.outcome = "rule #1"
+    assert entry.kind == "answered"
