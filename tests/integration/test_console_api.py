@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -350,3 +351,14 @@ async def test_an_event_that_cannot_be_encoded_costs_the_event_not_the_message(
         await udp_exchange(console.udp_port, make_request("OPTIONS", "sip:b@1.2.3.4"))
         event, entry = await stream.next()
         assert (event, entry["seq"], entry["uri"]) == ("entry", 2, "sip:b@1.2.3.4")
+
+
+def test_pcap_cli_says_why_it_cannot(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "x.pcap"
+    assert main(["pcap", "--admin", "ftp://127.0.0.1:1", "--output", str(out)]) == 2
+    assert "expected http://HOST:PORT" in capsys.readouterr().err
+    with socket.socket() as unused:  # bound, never listening: the connection is refused
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+        assert main(["pcap", "--admin", f"http://127.0.0.1:{port}", "--output", str(out)]) == 2
+    assert "cannot reach" in capsys.readouterr().err and not out.exists()
