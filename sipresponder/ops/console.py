@@ -34,7 +34,9 @@ log = logging.getLogger("sipresponder")
 
 STATIC = Path(__file__).with_name("console")  # index.html, JS, CSS, icons (package data)
 KEEPALIVE = 15.0  # seconds between ": keepalive" comments on an idle event stream
-QUEUE_LIMIT = 10_000  # events a slow client may lag behind before its stream is closed
+# Events a slow client may lag behind before its stream is ended (it reconnects and
+# gets the journal afresh): bounds the memory a stuck browser tab can hold.
+QUEUE_LIMIT = 2000
 CHECK_PATH = "<POST /api/scenario/check>"  # names the text in ScenarioError messages
 LADDER_KEYS = ("call_id", "seq")  # GET /api/ladder and /api/requests.pcap, besides filters
 # Where ?token= stands in for the Bearer header: what a browser loads without script
@@ -128,7 +130,7 @@ class Console:
         router = app.router
         router.add_get("/", self._index)
         router.add_get("/console/{path:.+}", self._static)
-        router.add_get("/api/events", self._events)
+        router.add_get("/api/events", self._events, allow_head=False)  # a stream never ends
         router.add_get("/api/ladder", self._ladder)
         router.add_get("/api/requests.pcap", self._pcap)
         router.add_get(r"/api/requests/{seq:\d+}", self._entry)

@@ -362,3 +362,19 @@ def test_pcap_cli_says_why_it_cannot(tmp_path: Any, capsys: pytest.CaptureFixtur
         port = unused.getsockname()[1]
         assert main(["pcap", "--admin", f"http://127.0.0.1:{port}", "--output", str(out)]) == 2
     assert "cannot reach" in capsys.readouterr().err and not out.exists()
+
+
+async def test_a_client_that_falls_too_far_behind_gets_its_stream_ended(
+        console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sipresponder.ops.console.QUEUE_LIMIT", 2)
+    async with console.http.get(console.base + "/api/events") as response:
+        assert await response.content.readline() == b"retry: 2000\n"
+        [web_console] = [getattr(f, "__self__", None)
+                         for f in console.responder.journal.listeners
+                         if getattr(f, "__name__", "") == "_entry_added"]
+        # Three events at once, with no chance for the stream to take them: one too many.
+        for _ in range(3):
+            web_console.hub.publish("cleared", dict)
+        assert not web_console.hub.queues
+        rest = await asyncio.wait_for(response.content.read(), EVENT_TIMEOUT)
+        assert rest == b"\n"  # the stream ended without the events it could not keep
