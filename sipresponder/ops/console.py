@@ -123,7 +123,7 @@ class Console:
         self.query = query
         self.hub = EventHub()
         self.started = time.monotonic()
-        self._original_set_scenario: Any = None
+        self._wrapped: tuple[Any, Any] | None = None  # (Responder.set_scenario, our wrapper)
 
     # -- wiring ----------------------------------------------------------------------------
     def attach(self, app: web.Application) -> None:
@@ -150,7 +150,6 @@ class Console:
         # --watch): wrap it, as serveconfig.keep_tag_secret does.
         responder: Any = self.host.responder
         original = responder.set_scenario
-        self._original_set_scenario = original
         loop = asyncio.get_running_loop()
 
         def set_scenario(scenario: Scenario) -> None:
@@ -160,6 +159,7 @@ class Console:
             loop.call_soon(self._scenario_swapped)
 
         responder.set_scenario = set_scenario
+        self._wrapped = (original, set_scenario)
 
     async def _shutdown(self, app: web.Application) -> None:
         self.hub.close_all()  # open streams end, so the runner's cleanup does not wait
@@ -172,9 +172,10 @@ class Console:
                 listeners.remove(listener)
         if self._cleared in journal.clear_listeners:
             journal.clear_listeners.remove(self._cleared)
-        if self._original_set_scenario is not None:
-            responder: Any = self.host.responder
-            responder.set_scenario = self._original_set_scenario
+        responder: Any = self.host.responder
+        # Unwrapped only if no one wrapped it after us (their wrapper calls ours).
+        if self._wrapped is not None and responder.set_scenario is self._wrapped[1]:
+            responder.set_scenario = self._wrapped[0]
 
     def _entry_added(self, entry: JournalEntry) -> None:
         self.hub.publish("entry", lambda: self.entry_json(entry))

@@ -378,3 +378,13 @@ async def test_a_client_that_falls_too_far_behind_gets_its_stream_ended(
         assert not web_console.hub.queues
         rest = await asyncio.wait_for(response.content.read(), EVENT_TIMEOUT)
         assert rest == b"\n"  # the stream ended without the events it could not keep
+
+
+async def test_closing_the_admin_takes_the_console_off_the_responder(console: Console) -> None:
+    journal = console.responder.journal
+    assert len(journal.listeners) == 2  # the Responder's own waiter and the console's
+    assert not hasattr(console.responder.set_scenario, "__func__")  # the console's wrapper
+    await console.admin.close()
+    assert len(journal.listeners) == 1
+    assert journal.update_listeners == [] and journal.clear_listeners == []
+    assert console.responder.set_scenario.__func__ is Responder.set_scenario  # type: ignore[attr-defined]
