@@ -112,9 +112,10 @@ def wait_for(driver: Any, condition: Callable[[Any], Any], what: str,
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        # A node redrawn between finding and reading it is stale: read again.
-        return WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)
-                             ).until(condition)
+        # A node redrawn between finding and reading it is stale, or not there yet while
+        # its panel loads: read again.
+        return WebDriverWait(driver, WAIT, ignored_exceptions=(
+            StaleElementReferenceException, IndexError)).until(condition)
     except TimeoutException:
         shown = f"; it shows {state()}" if state else ""
         raise AssertionError(f"page never showed {what} within {WAIT}s{shown}") from None
@@ -124,6 +125,11 @@ def css(driver: Any, selector: str) -> list[Any]:
     from selenium.webdriver.common.by import By
 
     return list(driver.find_elements(By.CSS_SELECTOR, selector))
+
+
+def first(driver: Any, selector: str) -> Any:
+    """The first element ``selector`` finds, once there is one (bounded wait)."""
+    return wait_for(driver, lambda d: css(d, selector)[0], selector)
 
 
 def arrows(driver: Any) -> list[dict[str, Any]]:
@@ -216,7 +222,7 @@ def test_the_ladder_shows_the_call_in_order_with_labels_and_lanes(
     assert "(provisional)" in words and "(ACK absorbed)" in words, words
 
     # The artifact: the ladder with the INVITE's message open beside it.
-    css(browser, f'#ladder .arrow[data-id="{drawn[0]["id"]}"]')[0].click()
+    first(browser, f'#ladder .arrow[data-id="{drawn[0]["id"]}"]').click()
     wait_for(browser, lambda d: css(d, "#detail .rule-toml"), "the INVITE's matched rule")
     assert len(arrows(browser)) == 6  # redrawn narrower, still whole
     shot = save_screenshot(browser, tmp_path)
@@ -229,33 +235,33 @@ def test_clicking_an_arrow_shows_its_message_and_the_matched_rule(
 
     open_console(browser, console_server, calls=4)
     drawn = pick_call(browser, traffic.invite_call, 6)
-    css(browser, f'#ladder .arrow[data-id="{drawn[0]["id"]}"]')[0].click()
+    first(browser, f'#ladder .arrow[data-id="{drawn[0]["id"]}"]').click()
     wait_for(browser, lambda d: css(d, "#detail .start-line")
              and css(d, "#detail .start-line")[0].text.startswith("INVITE sip:180@"),
              "the INVITE's raw text")
     names = {n.text for n in css(browser, "#detail pre.raw .hname")}
     assert {"Via", "From", "To", "Call-ID", "CSeq", "Content-Type"} <= names, names
-    raw = css(browser, "#detail pre.raw")[0].text
+    raw = first(browser, "#detail pre.raw").text
     assert f"Call-ID: {traffic.invite_call}" in raw
     assert "m=audio" in raw  # the SDP body too
     table = {row.find_element("css selector", "th").text: row.find_element("css selector", "td").text
              for row in css(browser, "#detail table.headers tbody tr")}
     assert table["Call-ID"] == traffic.invite_call, table
-    assert "status-code" in css(browser, "#detail .rule-name")[0].text
-    assert 'name = "status-code"' in css(browser, "#detail pre.rule-toml")[0].text
+    assert "status-code" in first(browser, "#detail .rule-name").text
+    assert 'name = "status-code"' in first(browser, "#detail pre.rule-toml").text
     sent = [s.text for s in css(browser, "#detail ol.responses summary")]
     assert [s.split(" +")[0] for s in sent] == ["SIP/2.0 180 Ringing", "SIP/2.0 200 OK"], sent
 
     # The keyboard: the arrows are focusable and Enter opens one.
-    target = css(browser, f'#ladder .arrow[data-id="{drawn[2]["id"]}"]')[0]
+    target = first(browser, f'#ladder .arrow[data-id="{drawn[2]["id"]}"]')
     browser.execute_script("arguments[0].focus()", target)
     target.send_keys(Keys.ENTER)
     wait_for(browser, lambda d: css(d, "#detail-title")[0].text == "Response SIP/2.0 200 OK",
              "the 200 OK after Enter")
-    assert css(browser, "#detail .start-line")[0].text == "SIP/2.0 200 OK"
+    assert first(browser, "#detail .start-line").text == "SIP/2.0 200 OK"
 
     # The rule's link opens it in the scenario editor, caret on its table.
-    css(browser, '#detail [data-action="show-rule"]')[0].click()
+    first(browser, '#detail [data-action="show-rule"]').click()
     wait_for(browser, lambda d: css(d, "#tab-scenario")[0].is_displayed(), "the scenario tab")
     selected = browser.execute_script(
         "const t = document.querySelector('#scenario-text');"
@@ -273,12 +279,12 @@ def test_a_malformed_request_is_shown_as_rejected_and_as_text(
     assert [a["cls"] for a in drawn] == ["request", "rejected"]
     assert drawn[0]["outcome"] == "rejected"
     assert drawn[1]["label"].startswith("400 "), drawn
-    css(browser, f'#ladder .arrow[data-id="{drawn[0]["id"]}"]')[0].click()
+    first(browser, f'#ladder .arrow[data-id="{drawn[0]["id"]}"]').click()
     wait_for(browser, lambda d: css(d, "#detail .start-line")
              and css(d, "#detail .start-line")[0].text.startswith("OPTIONS sip:broken@"),
              "the malformed request's raw text")
     # Attacker-controlled text is text: the markup shows as written and never runs.
-    assert '<img src=x onerror="window.injected=1"><b>bold</b>' in css(browser, "#detail pre.raw")[0].text
+    assert '<img src=x onerror="window.injected=1"><b>bold</b>' in first(browser, "#detail pre.raw").text
     assert not css(browser, "#detail img, #detail b, #calls img, #ladder img")
     assert browser.execute_script("return window.injected === undefined")
 
@@ -295,25 +301,25 @@ def test_filters_hide_what_they_should(
                  and {a["callId"] for a in arrows(d)} == calls, what,
                  lambda: f"calls {call_rows(browser)}")
 
-    method = css(browser, "#filter-method")[0]
+    method = first(browser, "#filter-method")
     method.send_keys("OPTIONS")
     only({traffic.options_call, traffic.malformed_call}, "only the OPTIONS calls")
     assert all(not a["label"].startswith(("INVITE", "ACK", "BYE")) for a in arrows(browser))
 
     from selenium.webdriver.support.ui import Select
 
-    Select(css(browser, "#filter-status")[0]).select_by_value("4xx")
+    Select(first(browser, "#filter-status")).select_by_value("4xx")
     only({traffic.malformed_call}, "only the OPTIONS with a 4xx")
 
-    css(browser, "#filters-reset")[0].click()
+    first(browser, "#filters-reset").click()
     only(everything, "every call after Reset")
 
-    css(browser, "#filter-text")[0].send_keys("Busy Here")
+    first(browser, "#filter-text").send_keys("Busy Here")
     only({traffic.busy_call}, "only the call answered 486 Busy Here")
-    css(browser, "#filters-reset")[0].click()
-    css(browser, "#filter-source")[0].send_keys("tcp")
+    first(browser, "#filters-reset").click()
+    first(browser, "#filter-source").send_keys("tcp")
     only({traffic.options_call}, "only sipsak's TCP call")
-    css(browser, "#filters-reset")[0].click()
+    first(browser, "#filters-reset").click()
     only(everything, "every call again")
 
 
@@ -331,7 +337,7 @@ def test_exports_are_a_pcap_a_standalone_svg_and_json(
         wait_for(browser, lambda _: path.exists() and path.stat().st_size > 0, f"{name} saved")
         return path.read_bytes()
 
-    css(browser, "#export-svg")[0].click()
+    first(browser, "#export-svg").click()
     svg = ET.fromstring(downloaded("sipresponder-ladder.svg"))
     ns = "{http://www.w3.org/2000/svg}"
     assert svg.tag == f"{ns}svg"
@@ -339,12 +345,12 @@ def test_exports_are_a_pcap_a_standalone_svg_and_json(
     labels = [g.get("data-label") for g in svg.iter(f"{ns}g") if "arrow" in (g.get("class") or "").split()]
     assert labels[0].startswith("INVITE sip:486@") and "486 Busy Here" in labels, labels
 
-    css(browser, "#export-json")[0].click()
+    first(browser, "#export-json").click()
     selection = json.loads(downloaded("sipresponder-selection.json"))
     assert {e["call_id"] for e in selection["entries"]} == {traffic.busy_call}
     assert [e["method"] for e in selection["entries"]] == ["INVITE", "ACK"]
 
-    css(browser, "#export-pcap")[0].click()  # with the token: fetched, then saved
+    first(browser, "#export-pcap").click()  # with the token: fetched, then saved
     pcap = downloaded("sipresponder.pcap")
     assert pcap[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x0a\x0d\x0d\x0a"), pcap[:4]
     assert b"486 Busy Here" in pcap and traffic.options_call.encode() not in pcap
@@ -370,7 +376,7 @@ def test_a_broken_scenario_is_refused_and_a_fixed_one_applied(
                       if css(d, "#scenario-text")[0].get_attribute("value") else None,
                       "the running scenario in the editor")
     assert editor.get_attribute("value") == console_server.scenario.read_text()
-    status = css(browser, "#scenario-status")[0]
+    status = first(browser, "#scenario-status")
 
     broken = '[[rule]]\nname = "options"\nmatch = { method = "OPTIONS" }\ncode = 99\n'
     editor.send_keys(Keys.CONTROL, "a")
@@ -378,8 +384,8 @@ def test_a_broken_scenario_is_refused_and_a_fixed_one_applied(
     wait_for(browser, lambda d: status.get_attribute("data-state") == "error", "the error")
     assert status.text.startswith("line 4, column 1: rule 'options' (#1): field 'code': 99"), status.text
     assert [c.text for c in css(browser, "#scenario-gutter .error")] == ["4"]
-    assert css(browser, "#scenario-mark")[0].is_displayed()
-    css(browser, "#scenario-apply")[0].click()
+    assert first(browser, "#scenario-mark").is_displayed()
+    first(browser, "#scenario-apply").click()
     wait_for(browser, lambda d: "Not applied" in status.text, "the refused Apply")
     assert options_answer().startswith("SIP/2.0 200 "), "the broken scenario was applied"
 
@@ -391,7 +397,7 @@ def test_a_broken_scenario_is_refused_and_a_fixed_one_applied(
     assert not css(browser, "#scenario-gutter .error")
     added = [line.text for line in css(browser, "#scenario-diff .dadd")]
     assert "+code = 480" in added, added
-    css(browser, "#scenario-apply")[0].click()
+    first(browser, "#scenario-apply").click()
     wait_for(browser, lambda d: status.text.startswith("Applied"), "the applied scenario")
     assert options_answer().startswith("SIP/2.0 480 ")
     wait_for(browser, lambda d: [r.get_attribute("data-rule") for r in css(d, "#rules-body tr")][:1]
@@ -421,7 +427,7 @@ def test_pause_holds_new_entries_back_and_clear_empties_the_journal(
         {e["call_id"] for e in api(console_server, "/api/requests")["entries"]}), "every call")
     shown = call_rows(browser)
 
-    css(browser, "#pause")[0].click()
+    first(browser, "#pause").click()
     # (the scenario test left OPTIONS answered 480: sipsak's exit status is 1 for that)
     result = sipsak(console_server.responder, "udp", "-s", "sip:200@127.0.0.1:{port}")
     assert result.returncode in (0, 1), result.stdout + result.stderr
@@ -429,10 +435,10 @@ def test_pause_holds_new_entries_back_and_clear_empties_the_journal(
     assert call_rows(browser) == shown, "a paused list changed"
     assert len(api(console_server, "/api/requests")["entries"]) == before + 1
 
-    css(browser, "#pause")[0].click()  # Resume
+    first(browser, "#pause").click()  # Resume
     wait_for(browser, lambda d: len(call_rows(d)) == len(shown) + 1, "the held call after Resume")
 
-    css(browser, "#clear")[0].click()
+    first(browser, "#clear").click()
     wait_for(browser, lambda d: not call_rows(d) and css(d, "#calls .empty"), "an empty list")
     assert api(console_server, "/api/requests")["entries"] == []
     assert css(browser, "#ladder .empty-ladder")
