@@ -76,12 +76,18 @@ function ruleNameMatches(label, name) {
 
 /** The one-line summary of a call: "INVITE 180 200 · ACK · BYE 200". */
 export function summarize(entries) {
-  return entries.map((e) => {
+  const parts = [];
+  for (const e of entries) {
     const codes = (e.codes || []).join(" ");
     const method = e.method || "(malformed)";
     const mark = { "not-answered": " (no answer)", fault: " (fault)", rejected: " (rejected)", dropped: " (dropped)", retransmission: " (retransmitted)" }[e.kind] || "";
-    return `${method}${codes ? ` ${codes}` : ""}${mark}`;
-  }).join(" · ");
+    const text = `${method}${codes ? ` ${codes}` : ""}${mark}`;
+    // Repeats (a client's retransmissions) count up instead of filling the row.
+    const last = parts[parts.length - 1];
+    if (last && last.text === text) last.times += 1;
+    else parts.push({ text, times: 1 });
+  }
+  return parts.map((p) => (p.times > 1 ? `${p.text} ×${p.times}` : p.text)).join(" · ");
 }
 
 function clockOf(entry) {

@@ -8,6 +8,7 @@ import { h, s, clear } from "./dom.js";
 const MIN_GAP = 170; // px between lifelines: room for a label over the shortest arrow
 const MAX_GAP = 340;
 const CHAR_W = 7;
+const BADGE_W = 98; // px: the outcome badge (icon and word)
 const RIGHT_HAND_PEERS = 2; // up to this many peer lanes, the responder's lane is the last // px, about one character of the 12px label font
 const TIME_COL = 100; // px for the timestamp column on the left
 const HEAD_H = 50; // px for the lane header boxes
@@ -332,12 +333,12 @@ function drawArrow(arrow, y, geometry, t0, showTimes, onSelect, selectedId) {
   if (ico && !self) g.append(ico);
   if (outcome) {
     const bad = outcome === "fault" || outcome === "rejected" || outcome === "dropped";
-    const bx = x2 + dir * 14 + (dir > 0 ? 0 : -86);
+    const bx = x2 + dir * 14 + (dir > 0 ? 0 : -BADGE_W);
     const badge = s("g", { class: `badge ${bad ? "bad" : "warn"}`, "data-outcome": outcome });
-    badge.append(s("rect", { x: bx, y: lineY - 9, width: 86, height: 18, rx: 9 }));
+    badge.append(s("rect", { x: bx, y: lineY - 9, width: BADGE_W, height: 18, rx: 9 }));
     const oi = icon(outcome, bx + 10, lineY);
     if (oi) badge.append(oi);
-    badge.append(s("text", { x: bx + 49, y: lineY + 3.5 }, OUTCOME_WORDS[outcome].toUpperCase()));
+    badge.append(s("text", { x: bx + 11 + BADGE_W / 2, y: lineY + 3.5 }, OUTCOME_WORDS[outcome].toUpperCase()));
     g.append(badge);
   }
   const select = () => onSelect && onSelect(arrow);
@@ -357,10 +358,9 @@ function drawArrow(arrow, y, geometry, t0, showTimes, onSelect, selectedId) {
 }
 
 function arrowWord(arrow, cls, outcome) {
-  if (cls === "request") return outcome ? "" : "";
-  if (cls === "success" || cls === "client-error" || cls === "server-error" || cls === "global-error" || cls === "redirect") {
-    return `(${CLASS_WORDS[cls]})`;
-  }
+  if (cls === "request") return "";
+  // A response of a fault entry is what the fault did to it (malformed, sent then closed).
+  if (arrow.outcome === "fault") return `(${CLASS_WORDS[cls]}, fault)`;
   return `(${CLASS_WORDS[cls]})`;
 }
 
