@@ -200,7 +200,10 @@ def _record(time: float, frame: bytes) -> bytes:
 
 
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    address = ipaddress.ip_address(host.split("%", 1)[0])  # a scope id is not on the wire
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # a scope id is not on the wire
+    except ValueError:  # not an address (an entry built by hand): the unspecified one
+        return ipaddress.IPv4Address(0)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address

@@ -171,8 +171,10 @@ def test_ws_entries_are_websocket_frames_after_an_upgrade() -> None:
 def test_an_empty_journal_is_a_valid_file_and_odd_input_does_not_crash() -> None:
     assert read(write_pcap([])) == []
     odd = [entry(1, raw=b"\xff" * 3, responses=[b"garbage"], response_times=[]),
-           entry(2, local=("", 0)), entry(3, remote=("::ffff:127.0.0.1", 1), local=("::", 5060))]
+           entry(2, local=("", 0)), entry(3, remote=("::ffff:127.0.0.1", 1), local=("::", 5060)),
+           entry(4, remote=("not-an-address", 1), local=("fe80::1%lo", 5060))]
     packets = read(write_pcap(odd))
     assert [p.payload for p in packets[:2]] == [b"\xff" * 3, b"garbage"]
     assert packets[2].dst == ("0.0.0.0", 0)
     assert (packets[4].src, packets[4].dst) == (("::ffff:7f00:1", 1), ("::", 5060))
+    assert (packets[6].src, packets[6].dst) == (("::ffff:0:0", 1), ("fe80::1", 5060))
