@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import asyncio_dgram
 import pytest
 
 from sipresponder.ops.admin import Admin
@@ -388,3 +389,27 @@ async def test_closing_the_admin_takes_the_console_off_the_responder(console: Co
     assert len(journal.listeners) == 1
     assert journal.update_listeners == [] and journal.clear_listeners == []
     assert console.responder.set_scenario.__func__ is Responder.set_scenario  # type: ignore[attr-defined]
+
+
+async def test_ladder_marks_not_answered_fault_and_rejected(console: Console) -> None:
+    scenario = ('[[rule]]\nmatch = { user = "silent" }\naction = "none"\n\n'
+                '[[rule]]\nmatch = { user = "broken" }\ncode = 200\nfault = "truncated"\n')
+    async with console.http.put(console.base + "/api/scenario", data=scenario) as put:
+        assert put.status == 200
+    stream = await asyncio_dgram.connect(("127.0.0.1", console.udp_port))
+    try:
+        await stream.send(make_request("OPTIONS", "sip:silent@127.0.0.1", call_id="silent"))
+        await stream.send(make_request("OPTIONS", "sip:broken@127.0.0.1", call_id="broken"))
+        truncated, _ = await asyncio.wait_for(stream.recv(), EVENT_TIMEOUT)
+        assert truncated.startswith(b"SIP/2.0 200 OK")
+        await stream.send(make_request("FOO", "sip:x@127.0.0.1", call_id="foo"))
+        rejected, _ = await asyncio.wait_for(stream.recv(), EVENT_TIMEOUT)
+        assert rejected.startswith(b"SIP/2.0 501 ")
+    finally:
+        stream.close()
+    model = await console.get("/api/ladder")
+    assert [(a["call_id"], a["class"], a["outcome"]) for a in model["arrows"]] == [
+        ("silent", "request", "not-answered"),
+        ("broken", "request", "fault"), ("broken", "success", "fault"),
+        ("foo", "request", "rejected"), ("foo", "rejected", "rejected"),
+    ]
