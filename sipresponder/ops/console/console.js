@@ -166,6 +166,7 @@ function redrawLadder(follow = false) {
   const arrows = ladderModel.arrows || [];
   const first = arrows.length ? journal.entries.get(arrows[0].seq) : null;
   ladderSvg = drawLadder(box, ladderModel, {
+    laneNotes: userAgents(arrows),
     onSelect: selectArrow, selectedId: selectedArrow && selectedArrow.id, fitWidth: box.clientWidth - 4,
     startClock: first ? clockOf(first.received_at) : "",
     stickyHeader: true,
@@ -214,6 +215,18 @@ $("#detail-close").addEventListener("click", () => {
   const back = id && document.querySelector(`#ladder .arrow[data-id="${CSS.escape(id)}"]`);
   if (back) back.focus(); // the keyboard user returns to the arrow they opened
 });
+
+/** Lane id -> the User-Agent its first request named: who the peer is, when it says so. */
+function userAgents(arrows) {
+  const notes = {};
+  for (const arrow of arrows) {
+    if (arrow.from === "responder" || notes[arrow.from] !== undefined) continue;
+    const entry = journal.entries.get(arrow.seq);
+    const ua = entry && (entry.headers || []).find(([name]) => name.toLowerCase() === "user-agent");
+    notes[arrow.from] = ua ? ua[1] : "";
+  }
+  return notes;
+}
 
 /** "07:58:13.775" of an ISO time (UTC, as the journal writes it). */
 function clockOf(iso) {

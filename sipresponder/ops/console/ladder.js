@@ -175,7 +175,7 @@ function truncate(text, max) {
  * Draw the ladder model into `container` (cleared first). `onSelect(arrow)` runs when an
  * arrow is clicked or Enter/Space is pressed on it. Returns the <svg>.
  */
-export function drawLadder(container, model, { onSelect, selectedId, showTimes = true, fitWidth = 0, startClock = "", title = "", stickyHeader = false } = {}) {
+export function drawLadder(container, model, { onSelect, selectedId, showTimes = true, fitWidth = 0, startClock = "", title = "", stickyHeader = false, laneNotes = {} } = {}) {
   clear(container);
   const lanes = model.lanes || [];
   const arrows = model.arrows || [];
@@ -219,12 +219,12 @@ export function drawLadder(container, model, { onSelect, selectedId, showTimes =
   for (const lane of ordered) {
     const x = laneX.get(lane.id);
     const responder = lane.kind === "responder";
-    const [title, sub] = splitLaneLabel(lane, responder);
+    const [name, sub] = splitLaneLabel(lane, responder, laneNotes[lane.id]);
     const g = s("g", { class: `lane ${responder ? "responder" : "peer"}`, "data-lane": lane.id });
     g.append(s("line", { class: "lifeline", x1: x, y1: top + HEAD_H - 6, x2: x, y2: bottom }));
     const boxW = Math.min(200, gap - 12);
     g.append(s("rect", { class: `lane-box ${responder ? "responder" : ""}`, x: x - boxW / 2, y: top, width: boxW, height: HEAD_H - 10, rx: 6 }));
-    g.append(s("text", { class: "lane-title", x, y: top + 17 }, truncate(title, Math.floor(boxW / 7.5))));
+    g.append(s("text", { class: "lane-title", x, y: top + 17 }, truncate(name, Math.floor(boxW / 7.5))));
     g.append(s("text", { class: "lane-sub", x, y: top + 32 }, truncate(sub, Math.floor(boxW / 6.5))));
     svg.append(g);
   }
@@ -268,15 +268,16 @@ function headerCopy(svg, width, height) {
   return strip;
 }
 
-function splitLaneLabel(lane, responder) {
+function splitLaneLabel(lane, responder, note) {
   if (responder) {
     const where = (lane.label || "").replace(/^sipresponder\s*/, "");
     return ["sipresponder", where || "responder"];
   }
   // "127.0.0.1:5061 (UDP)" -> title "127.0.0.1:5061", sub "UDP peer"
   const match = /^(.*)\s+\((\w+)\)$/.exec(lane.label || "");
-  if (match) return [match[1], `${match[2]} peer`];
-  return [lane.label || lane.id, "peer"];
+  const who = note ? ` · ${note}` : "";
+  if (match) return [match[1], `${match[2]} peer${who}`];
+  return [lane.label || lane.id, `peer${who}`];
 }
 
 function drawArrow(arrow, y, geometry, t0, showTimes, onSelect, selectedId) {
