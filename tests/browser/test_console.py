@@ -418,13 +418,46 @@ def test_metrics_are_charts(browser: Any, console_server: ConsoleServer, traffic
     assert bars, "no histogram bars"
 
 
+def test_the_keyboard_moves_between_tabs_and_calls(
+        browser: Any, console_server: ConsoleServer, traffic: Traffic) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    open_console(browser, console_server, calls=len(call_rows_now(browser, console_server)))
+
+    def selected_tab() -> str:
+        tab: str = browser.execute_script(
+            "return document.querySelector('[role=tab][aria-selected=true]').id")
+        return tab
+
+    first(browser, "#tab-button-journal").send_keys(Keys.ARROW_RIGHT)
+    wait_for(browser, lambda d: selected_tab() == "tab-button-scenario", "the Scenario tab")
+    assert browser.switch_to.active_element.get_attribute("id") == "tab-button-scenario"
+    browser.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    wait_for(browser, lambda d: selected_tab() == "tab-button-metrics", "the Metrics tab")
+    browser.switch_to.active_element.send_keys(Keys.HOME)
+    wait_for(browser, lambda d: first(d, "#tab-journal").is_displayed(), "the Journal tab")
+
+    rows = call_rows(browser)
+    first(browser, "#calls li.call .call-button").send_keys(Keys.ARROW_DOWN)
+    focused = browser.switch_to.active_element
+    assert focused.find_element("xpath", "..").get_attribute("data-call-id") == rows[1]
+    focused.send_keys(Keys.ENTER)
+    wait_for(browser, lambda d: {a["callId"] for a in arrows(d)} == {rows[1]},
+             "the second call's ladder after Enter")
+
+
+def call_rows_now(browser: Any, server: ConsoleServer) -> set[str | None]:
+    """The calls the journal holds now (what the list should show)."""
+    return {e["call_id"] or f"#{e['seq']}" for e in api(server, "/api/requests")["entries"]}
+
+
 def test_pause_holds_new_entries_back_and_clear_empties_the_journal(
         browser: Any, console_server: ConsoleServer, traffic: Traffic) -> None:
     browser.get(console_server.url + "#journal")
     wait_for(browser, lambda d: css(d, "#conn")[0].text == "live", "the live event stream")
     before = len(api(console_server, "/api/requests")["entries"])
-    wait_for(browser, lambda d: len(call_rows(d)) == len(
-        {e["call_id"] for e in api(console_server, "/api/requests")["entries"]}), "every call")
+    calls = len(call_rows_now(browser, console_server))
+    wait_for(browser, lambda d: len(call_rows(d)) == calls, "every call")
     shown = call_rows(browser)
 
     first(browser, "#pause").click()

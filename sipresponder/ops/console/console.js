@@ -74,7 +74,19 @@ function refreshList() {
   visible = journal.calls(filter);
   const keys = new Set(visible.map((c) => c.key));
   for (const key of [...selected]) if (!keys.has(key)) selected.delete(key);
-  renderCalls($("#calls"), visible, selected, { onPick: pickCall });
+  const list = $("#calls");
+  // A redraw keeps the reader's place: the focused call, and the bottom (the newest) if
+  // that is where they were.
+  const focusedRow = document.activeElement && document.activeElement.closest && document.activeElement.closest("#calls li.call");
+  const focusKey = focusedRow ? focusedRow.dataset.key : null;
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 30;
+  const keep = list.scrollTop;
+  renderCalls(list, visible, selected, { onPick: pickCall });
+  list.scrollTop = atBottom ? list.scrollHeight : keep;
+  if (focusKey) {
+    const again = list.querySelector(`li.call[data-key="${CSS.escape(focusKey)}"] button`);
+    if (again) again.focus({ preventScroll: true });
+  }
   const entries = visible.reduce((n, c) => n + c.entries.length, 0);
   $("#list-count").textContent = `${visible.length} call${visible.length === 1 ? "" : "s"}, ${entries} request${entries === 1 ? "" : "s"}${journal.entries.size !== entries ? ` (of ${journal.entries.size})` : ""}`;
   $("#filters-active").hidden = !Object.values(filterValues()).some(Boolean);
@@ -102,6 +114,18 @@ function pickCall(key, add) {
   }
   refreshList();
 }
+
+// Up and Down move between calls (Enter or Space on one shows it).
+$("#calls").addEventListener("keydown", (event) => {
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  const buttons = [...document.querySelectorAll("#calls .call-button")];
+  const i = buttons.indexOf(document.activeElement);
+  const next = buttons[i + (event.key === "ArrowDown" ? 1 : -1)];
+  if (i >= 0 && next) {
+    event.preventDefault();
+    next.focus();
+  }
+});
 
 $("#show-all").addEventListener("click", () => {
   selected.clear();
