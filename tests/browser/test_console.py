@@ -170,16 +170,16 @@ def pick_call(driver: Any, call_id: str, arrow_count: int) -> list[dict[str, Any
     return arrows(driver)
 
 
-def save_screenshot(driver: Any, tmp_path: Path) -> Path:
+def save_screenshot(driver: Any, tmp_path: Path, name: str = SCREENSHOT) -> Path:
     png = driver.get_screenshot_as_png()
     assert png.startswith(b"\x89PNG"), "not a PNG screenshot"
     width, height = struct.unpack(">II", png[16:24])
     assert (width, height) == (1280, 720), f"screenshot is {width}x{height}, not 1280x720"
-    path = tmp_path / SCREENSHOT
+    path = tmp_path / name
     path.write_bytes(png)
     if target := os.environ.get("SIPRESPONDER_SCREENSHOT_DIR"):
         Path(target).mkdir(parents=True, exist_ok=True)
-        (Path(target) / SCREENSHOT).write_bytes(png)
+        (Path(target) / name).write_bytes(png)
     return path
 
 
@@ -451,6 +451,56 @@ def call_rows_now(browser: Any, server: ConsoleServer) -> set[str | None]:
     return {e["call_id"] or f"#{e['seq']}" for e in api(server, "/api/requests")["entries"]}
 
 
+CONTRAST_SCRIPT = """
+const rgb = (text) => text.match(/[0-9.]+/g).slice(0, 3).map(Number);
+const lum = ([r, g, b]) => {
+  const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+};
+const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+const background = rgb(getComputedStyle(document.querySelector('#ladder svg .bg')).fill);
+const page = rgb(getComputedStyle(document.body).backgroundColor);
+const found = [];
+for (const node of document.querySelectorAll('#ladder svg text, #ladder svg tspan')) {
+  if (!node.textContent.trim()) continue;
+  const where = node.closest('.badge') ? null : background;  // badges have their own fill
+  if (!where) continue;
+  found.push([node.closest('[data-class]') ? node.closest('[data-class]').dataset.class : node.getAttribute('class'),
+              node.textContent.slice(0, 30), ratio(rgb(getComputedStyle(node).fill), where)]);
+}
+for (const node of document.querySelectorAll('#calls .call-summary, #calls .call-meta span')) {
+  found.push(['list', node.textContent.slice(0, 30), ratio(rgb(getComputedStyle(node).color), page)]);
+}
+return {dark: lum(background) < 0.2, texts: found};
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_is_readable_in_light_and_dark_mode(
+        browser: Any, console_server: ConsoleServer, traffic: Traffic, scheme: str,
+        tmp_path: Path) -> None:
+    """Every label of the ladder and the call list has WCAG AA contrast (4.5:1) with its
+    background, in the scheme the system prefers."""
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+        "features": [{"name": "prefers-color-scheme", "value": scheme}]})
+    try:
+        open_console(browser, console_server, calls=len(call_rows_now(browser, console_server)))
+        wait_for(browser, lambda d: int(first(d, "#ladder").get_attribute("data-arrows") or 0) > 0,
+                 "the ladder of every call")
+        seen = browser.execute_script(CONTRAST_SCRIPT)
+        assert seen["dark"] == (scheme == "dark"), seen["dark"]
+        poor = [text for text in seen["texts"] if text[2] < 4.5]
+        assert not poor, f"text below 4.5:1 in {scheme} mode: {poor}"
+        kinds = {text[0] for text in seen["texts"]}
+        assert {"request", "provisional", "success", "client-error", "absorbed", "rejected",
+                "list"} <= kinds, kinds
+        if scheme == "dark":
+            save_screenshot(browser, tmp_path, "console-ladder-dark.png")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+# Last: it empties the journal the tests above read.
 def test_pause_holds_new_entries_back_and_clear_empties_the_journal(
         browser: Any, console_server: ConsoleServer, traffic: Traffic) -> None:
     browser.get(console_server.url + "#journal")

@@ -78,18 +78,18 @@ export const LADDER_CSS = `
 .ladder .redirect .line { stroke: var(--c-redirect, #7a4fbf); stroke-dasharray: 12 3 2 3; }
 .ladder .client-error .line, .ladder .server-error .line, .ladder .global-error .line { stroke: var(--c-error, #c0262d); stroke-width: 2.6; }
 .ladder .absorbed .line { stroke: var(--c-absorbed, #6b7685); stroke-dasharray: 2 3; }
-.ladder .retransmission .line { stroke: var(--c-retrans, #b86e00); stroke-dasharray: 9 3 2 3; }
+.ladder .retransmission .line { stroke: var(--c-retrans, #975a00); stroke-dasharray: 9 3 2 3; }
 .ladder .rejected .line { stroke: var(--c-error, #c0262d); stroke-dasharray: 4 2; stroke-width: 2; }
 .ladder .success .label { fill: var(--c-success, #1d7a35); }
 .ladder .client-error .label, .ladder .server-error .label, .ladder .global-error .label, .ladder .rejected .label { fill: var(--c-error, #c0262d); font-weight: 600; }
-.ladder .retransmission .label { fill: var(--c-retrans, #b86e00); }
+.ladder .retransmission .label { fill: var(--c-retrans, #975a00); }
 .ladder .head-filled { stroke: none; }
 .ladder .head-open { fill: none; stroke-width: 1.6; }
 .ladder .icon { fill: none; stroke-width: 1.8; stroke-linecap: round; stroke-linejoin: round; }
 .ladder .icon-bg { stroke: none; }
 .ladder .badge rect { stroke-width: 1.2; }
 .ladder .badge text { font-size: 10px; font-weight: 700; text-anchor: middle; }
-.ladder .badge.warn rect { fill: var(--badge-warn-bg, #fff1d6); stroke: var(--c-retrans, #b86e00); }
+.ladder .badge.warn rect { fill: var(--badge-warn-bg, #fff1d6); stroke: var(--c-retrans, #975a00); }
 .ladder .badge.warn text { fill: var(--c-retrans, #8a5200); }
 .ladder .badge.bad rect { fill: var(--badge-bad-bg, #fde3e4); stroke: var(--c-error, #c0262d); }
 .ladder .badge.bad text { fill: var(--c-error, #c0262d); }
@@ -106,7 +106,7 @@ const COLOR_VAR = {
   "server-error": "var(--c-error, #c0262d)",
   "global-error": "var(--c-error, #c0262d)",
   absorbed: "var(--c-absorbed, #6b7685)",
-  retransmission: "var(--c-retrans, #b86e00)",
+  retransmission: "var(--c-retrans, #975a00)",
   rejected: "var(--c-error, #c0262d)",
 };
 
