@@ -500,6 +500,61 @@ def test_text_is_readable_in_light_and_dark_mode(
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
 
+MODULES_SCRIPT = r"""
+const [done, token] = [arguments[arguments.length - 1], arguments[0]];
+const load = (name) => import(`/console/${name}.js?token=${token}`);
+Promise.all([load("diff"), load("journal"), load("message")]).then(([diff, journal, message]) => {
+  const ops = (a, b) => diff.lineDiff(a, b).map((d) => d.op + d.text);
+  const long = Array.from({length: 20}, (_, i) => `line ${i}`);
+  const changed = [...long];
+  changed[10] = "changed";
+  const filter = journal.buildFilter({uri: "sip:486@*", status: "4xx"});
+  const entry = (uri, codes, extra = {}) => ({seq: 1, uri, codes, method: "INVITE", raw: "", ...extra});
+  const pre = message.rawMessage("INVITE sip:a@b SIP/2.0\r\nVia: x\r\n <b>folded</b>\r\n\r\nv=0");
+  done({
+    replace: ops("a\nb\nc", "a\nx\nc"),
+    insert: ops("a\nc", "a\nb\nc"),
+    same: ops("a", "a"),
+    hunks: diff.hunks(diff.lineDiff(long.join("\n"), changed.join("\n")), 2).map((d) => d.op + d.text),
+    filter: [filter(entry("sip:486@127.0.0.1", [100, 486])), filter(entry("sip:486@x", [200])),
+             filter(entry("sip:200@x", [486]))],
+    noAnswer: journal.buildFilter({status: "none"})(entry("sip:x", [])),
+    rule: [journal.buildFilter({rule: "busy"})(entry("x", [], {rule: "rule 'busy' (#1)"})),
+           journal.buildFilter({rule: "(none)"})(entry("x", [], {rule: "rule 'busy' (#1)"}))],
+    summary: journal.summarize([entry("x", [], {method: "OPTIONS", kind: "not-answered"}),
+                                entry("x", [], {method: "OPTIONS", kind: "not-answered"}),
+                                entry("x", [180, 200], {kind: "answered"})]),
+    start: pre.querySelector(".start-line").textContent,
+    names: [...pre.querySelectorAll(".hname")].map((n) => n.textContent),
+    markup: pre.querySelectorAll("b").length,
+    headers: message.parseHeaders("SIP/2.0 200 OK\r\nVia: a\r\n  b\r\nTo: c\r\n\r\nbody: no"),
+  });
+}, (error) => done({error: String(error)}));
+"""
+
+
+def test_the_page_modules_diff_filter_and_mark_up(
+        browser: Any, console_server: ConsoleServer) -> None:
+    """The page's own logic, run in the browser as the page runs it: the LCS line diff,
+    the filters, the call summary and the raw-message markup."""
+    browser.get(console_server.url)
+    got = browser.execute_async_script(MODULES_SCRIPT, console_server.token)
+    assert "error" not in got, got
+    assert got["replace"] == [" a", "-b", "+x", " c"]
+    assert got["insert"] == [" a", "+b", " c"]
+    assert got["same"] == [" a"]
+    assert got["hunks"] == ["…8 unchanged lines", " line 8", " line 9", "-line 10", "+changed",
+                            " line 11", " line 12", "…7 unchanged lines"]
+    assert got["filter"] == [True, False, False]
+    assert got["noAnswer"] is True
+    assert got["rule"] == [True, False]
+    assert got["summary"] == "OPTIONS (no answer) ×2 · INVITE 180 200"
+    assert got["start"] == "INVITE sip:a@b SIP/2.0"
+    assert got["names"] == ["Via"]  # a folded line is no header name
+    assert got["markup"] == 0  # "<b>folded</b>" stayed text
+    assert got["headers"] == [["Via", "a b"], ["To", "c"]]
+
+
 # Last: it empties the journal the tests above read.
 def test_pause_holds_new_entries_back_and_clear_empties_the_journal(
         browser: Any, console_server: ConsoleServer, traffic: Traffic) -> None:

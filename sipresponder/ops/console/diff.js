@@ -24,12 +24,13 @@ export function lineDiff(before, after) {
       out.push({ op: " ", text: a[i], old: i + 1, new: j + 1 });
       i++;
       j++;
-    } else if (j < m && (i === n || table[i * width + j + 1] >= table[(i + 1) * width + j])) {
-      out.push({ op: "+", text: b[j], old: null, new: j + 1 });
-      j++;
-    } else {
+    } else if (i < n && (j === m || table[(i + 1) * width + j] >= table[i * width + j + 1])) {
+      // On a tie the old line goes first: a changed line reads "-old" then "+new".
       out.push({ op: "-", text: a[i], old: i + 1, new: null });
       i++;
+    } else {
+      out.push({ op: "+", text: b[j], old: null, new: j + 1 });
+      j++;
     }
   }
   return out;
