@@ -146,7 +146,9 @@ function updateLadderSelection(force = false) {
   const title = selected.size
     ? `${selected.size} selected call${selected.size === 1 ? "" : "s"}`
     : `all ${visible.length} call${visible.length === 1 ? "" : "s"}${filterActive() ? " matching the filters" : ""}`;
-  $("#ladder-title").textContent = `Ladder: ${title}`;
+  const all = (selected.size ? visible.filter((c) => selected.has(c.key)) : visible).reduce((n, c) => n + c.entries.length, 0);
+  const capped = all > seqs.length ? ` (the newest ${seqs.length} of ${all} requests)` : "";
+  $("#ladder-title").textContent = `Ladder: ${title}${capped}`;
   $("#show-all").hidden = !selected.size;
   updateExports();
   loadLadder();

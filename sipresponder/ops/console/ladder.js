@@ -13,6 +13,7 @@ const RIGHT_HAND_PEERS = 2; // up to this many peer lanes, the responder's lane 
 const TIME_COL = 100; // px for the timestamp column on the left
 const HEAD_H = 50; // px for the lane header boxes
 const ROW_H = 38; // px per arrow
+const SEP_H = 24; // px for the line and Call-ID where a new call starts
 const MARGIN = 24;
 
 // What each class means to a reader, shown after the label and in the legend.
@@ -203,7 +204,7 @@ export function drawLadder(container, model, { onSelect, selectedId, showTimes =
     lastCall = arrow.call_id;
     rows.push({ arrow });
   }
-  const height = HEAD_H + MARGIN * 2 + rows.length * ROW_H + 10;
+  const height = HEAD_H + MARGIN * 2 + rows.reduce((sum, row) => sum + (row.arrow ? ROW_H : SEP_H), 0) + 10;
   const svg = s("svg", {
     xmlns: "http://www.w3.org/2000/svg", class: "ladder", width, height,
     viewBox: `0 0 ${width} ${height}`, role: "group",
@@ -235,9 +236,9 @@ export function drawLadder(container, model, { onSelect, selectedId, showTimes =
   let y = top + HEAD_H + 8;
   for (const row of rows) {
     if (row.separator !== undefined) {
-      svg.append(s("line", { class: "call-sep", x1: MARGIN, x2: width - MARGIN, y1: y + 8, y2: y + 8 }));
-      svg.append(s("text", { class: "call-title", x: MARGIN, y: y + 24 }, truncate(`Call-ID ${row.separator ?? "(none)"}`, 80)));
-      y += ROW_H;
+      svg.append(s("line", { class: "call-sep", x1: MARGIN, x2: width - MARGIN, y1: y + 6, y2: y + 6 }));
+      svg.append(s("text", { class: "call-title", x: MARGIN, y: y + 20 }, truncate(`Call-ID ${row.separator ?? "(none)"}`, 80)));
+      y += SEP_H;
       continue;
     }
     svg.append(drawArrow(row.arrow, y, geometry, t0, showTimes, onSelect, selectedId));
