@@ -19,6 +19,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
@@ -30,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import WAIT, ConsoleServer
+from tests.conftest import require_binary
 from tests.interop.test_sipp import run_sipp
 from tests.interop.test_sipsak import sipsak
 
@@ -407,6 +409,46 @@ def test_a_broken_scenario_is_refused_and_a_fixed_one_applied(
         "Authorization": f"Bearer {console_server.token}"})
     with urllib.request.urlopen(request, timeout=WAIT) as response:
         assert response.read().decode() == fixed
+
+
+def test_a_later_response_updates_the_call_and_its_ladder(
+        browser: Any, console_server: ConsoleServer, traffic: Traffic) -> None:
+    """A final response sent 2 s after the 180 reaches the page as an ``update`` event:
+    the call first reads OPTIONS 180, then OPTIONS 180 200, and its ladder grows."""
+    slow = ('[[rule]]\nname = "slow"\nmatch = { user = "slow" }\nprovisional = [180]\n'
+            'code = 200\ndelay = 2.0\n\n[default]\ncode = 480\n')
+    request = urllib.request.Request(
+        console_server.base + "/api/scenario", data=slow.encode(), method="PUT",
+        headers={"Authorization": f"Bearer {console_server.token}"})
+    with urllib.request.urlopen(request, timeout=WAIT) as response:
+        assert response.status == 200
+    open_console(browser, console_server, calls=len(call_rows_now(browser, console_server)))
+    binary = require_binary("sipsak")
+    peer = subprocess.Popen(
+        [binary, "-s", f"sip:slow@127.0.0.1:{console_server.responder.udp_port}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def summary_of_slow(d: Any) -> str:
+            text: str = d.execute_script(
+                "const rows = [...document.querySelectorAll('#calls li.call')]"
+                ".filter((li) => li.textContent.includes('OPTIONS 180'));"
+                "return rows.length ? rows[0].querySelector('.call-summary').textContent : '';")
+            return text
+
+        wait_for(browser, lambda d: summary_of_slow(d) == "OPTIONS 180", "the call before its final")
+        row = first(browser, "#calls li.call:last-child")
+        call_id = row.get_attribute("data-call-id")
+        drawn = pick_call(browser, call_id, 2)
+        assert [a["cls"] for a in drawn] == ["request", "provisional"], drawn
+        assert drawn[0]["label"].startswith("OPTIONS sip:slow@127.0.0.1:"), drawn
+        assert drawn[1]["label"] == "180 Ringing", drawn
+        wait_for(browser, lambda d: summary_of_slow(d) == "OPTIONS 180 200", "the call after its final")
+        wait_for(browser, lambda d: [a["label"] for a in arrows(d)][2:] == ["200 OK"], "the 200 in the ladder")
+        delta = browser.execute_script(
+            "return [...document.querySelectorAll('#ladder .arrow .delta')].pop().textContent")
+        assert delta.startswith("Δ 2.0") or delta.startswith("Δ 1.99"), delta
+    finally:
+        assert peer.wait(WAIT) == 0  # sipsak got its 200
 
 
 def test_metrics_are_charts(browser: Any, console_server: ConsoleServer, traffic: Traffic) -> None:
