@@ -5,7 +5,8 @@
 
 import { h, s, clear } from "./dom.js";
 
-const MIN_GAP = 170; // px between lifelines: room for a label over the shortest arrow
+const MIN_GAP = 140; // px between lifelines: room for a lane's address (labels may run past)
+const SIDE = 86; // px left of the first lifeline and right of the last: half a lane box, a badge
 const MAX_GAP = 340;
 const CHAR_W = 7;
 const BADGE_W = 98; // px: the outcome badge (icon and word)
@@ -188,10 +189,10 @@ export function drawLadder(container, model, { onSelect, selectedId, showTimes =
   const responders = lanes.filter((l) => l.kind === "responder");
   const ordered = peers.length <= RIGHT_HAND_PEERS ? [...peers, ...responders] : [...responders, ...peers];
   // The lanes spread over the width there is (fitWidth), within bounds that keep labels readable.
-  const fixed = TIME_COL + MARGIN * 2 + 200;
+  const fixed = TIME_COL + MARGIN * 2 + 2 * SIDE;
   const spans = Math.max(1, ordered.length - 1);
   const gap = Math.round(Math.min(MAX_GAP, Math.max(MIN_GAP, ((fitWidth || 0) - fixed) / spans)));
-  ordered.forEach((lane, i) => laneX.set(lane.id, TIME_COL + MARGIN + 100 + i * gap));
+  ordered.forEach((lane, i) => laneX.set(lane.id, TIME_COL + MARGIN + SIDE + i * gap));
   const width = fixed + spans * gap;
   const geometry = { laneX, width, gap, labelChars: Math.floor((gap - 16) / CHAR_W), responderX: laneX.get("responder") };
 
@@ -223,7 +224,7 @@ export function drawLadder(container, model, { onSelect, selectedId, showTimes =
     const [name, sub] = splitLaneLabel(lane, responder, laneNotes[lane.id]);
     const g = s("g", { class: `lane ${responder ? "responder" : "peer"}`, "data-lane": lane.id });
     g.append(s("line", { class: "lifeline", x1: x, y1: top + HEAD_H - 6, x2: x, y2: bottom }));
-    const boxW = Math.min(200, gap - 12);
+    const boxW = Math.min(2 * SIDE + 20, gap - 12);
     g.append(s("rect", { class: `lane-box ${responder ? "responder" : ""}`, x: x - boxW / 2, y: top, width: boxW, height: HEAD_H - 10, rx: 6 }));
     g.append(s("text", { class: "lane-title", x, y: top + 17 }, truncate(name, Math.floor(boxW / 7.5))));
     g.append(s("text", { class: "lane-sub", x, y: top + 32 }, truncate(sub, Math.floor(boxW / 6.5))));

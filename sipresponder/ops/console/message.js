@@ -60,6 +60,16 @@ function startLine(text) {
   return text.split(/\r\n|\n/, 1)[0];
 }
 
+async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "Copied";
+  } catch {
+    button.textContent = "Copy failed"; // a page not on loopback or HTTPS has no clipboard
+  }
+  setTimeout(() => { button.textContent = "Copy"; }, 1500);
+}
+
 /**
  * Fill `panel` with entry `entry` (GET /api/requests/{seq}), showing the message of the
  * selected arrow (`responseIndex` null: the request). `onShowRule(line)` jumps to the rule
@@ -79,7 +89,11 @@ export function showMessage(panel, entry, responseIndex, { onShowRule } = {}) {
       `#${entry.seq} · ${isResponse ? "sent to" : "from"} ${where} · ${entry.received_at || ""}`,
       entry.kind ? ` · ${entry.kind}` : "")));
 
-  panel.append(section(isResponse ? "Response sent" : "Request received", rawMessage(raw)));
+  const copy = h("button", { type: "button", class: "small copy", title: "Copy the message as text",
+    onclick: () => copyText(raw, copy) }, "Copy");
+  panel.append(section(isResponse ? "Response sent" : "Request received", copy,
+    isResponse ? h("p", { class: "muted in-reply" }, "in reply to ", h("code", {}, startLine(entry.raw))) : null,
+    rawMessage(raw)));
 
   const ruleBits = [];
   if (entry.rule) {
@@ -97,7 +111,8 @@ export function showMessage(panel, entry, responseIndex, { onShowRule } = {}) {
 
   if (entry.near_miss) {
     panel.append(section("Near miss",
-      h("p", {}, "The closest rule that did not match: ", h("strong", {}, entry.near_miss.rule)),
+      h("p", {}, "The closest rule that did not match: ", h("strong", {}, entry.near_miss.rule),
+        ". The conditions that failed:"),
       h("ul", { class: "failed" }, entry.near_miss.failed.map((why) => h("li", {}, why)))));
   }
 
