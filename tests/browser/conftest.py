@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,18 +47,19 @@ class ConsoleServer:
 
     responder: ResponderProcess
     base: str  # http://127.0.0.1:PORT
-    token: str
+    token: str | None
     scenario: Path
 
     @property
     def url(self) -> str:
-        return f"{self.base}/?token={self.token}"
+        return f"{self.base}/?token={self.token}" if self.token else f"{self.base}/"
 
 
-def _start_console_server(scenario: Path) -> tuple[ConsoleServer, threading.Thread]:
+def _start_console_server(scenario: Path, token: str | None = TOKEN
+                          ) -> tuple[ConsoleServer, threading.Thread]:
     cmd = [sys.executable, "-m", "sipresponder", "serve", "--scenario", str(scenario),
            "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0",
-           "--admin", "127.0.0.1:0", "--admin-token", TOKEN]
+           "--admin", "127.0.0.1:0", *(["--admin-token", token] if token else [])]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -86,16 +88,14 @@ def _start_console_server(scenario: Path) -> tuple[ConsoleServer, threading.Thre
         pytest.fail(f"serve --admin did not report its ports within {START_TIMEOUT}s "
                     f"(exit code {proc.returncode}):\n{running.log_text}")
     running.udp_port, running.tcp_port = running.ports["udp"], running.ports["tcp"]
-    return ConsoleServer(running, found["admin"], TOKEN, scenario), reader
+    return ConsoleServer(running, found["admin"], token, scenario), reader
 
 
-@pytest.fixture(scope="module")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
-    """`sipresponder serve --admin --admin-token` on OS-picked loopback ports, serving a
-    copy of the default scenario (the tests edit it through the console)."""
-    scenario = tmp_path_factory.mktemp("console") / "scenario.toml"
-    scenario.write_text((ROOT / "scenarios" / "default.toml").read_text())
-    server, reader = _start_console_server(scenario)
+@contextmanager
+def serving_console(scenario: Path, token: str | None = TOKEN) -> Iterator[ConsoleServer]:
+    """`sipresponder serve --admin [--admin-token]` on OS-picked loopback ports; on exit,
+    checks that it stopped cleanly and logged no error."""
+    server, reader = _start_console_server(scenario, token)
     try:
         yield server
     finally:
@@ -108,6 +108,16 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
     # The refused scenario of the test is logged as a warning; nothing may be an error.
     trouble = [line for line in server.responder.log if _TROUBLE.search(line)]
     assert not trouble, "responder logged errors:\n" + log
+
+
+@pytest.fixture(scope="module")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+    """The console's server with a token, serving a copy of the default scenario (the
+    tests edit it through the console)."""
+    scenario = tmp_path_factory.mktemp("console") / "scenario.toml"
+    scenario.write_text((ROOT / "scenarios" / "default.toml").read_text())
+    with serving_console(scenario) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

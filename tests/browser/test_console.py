@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import WAIT, ConsoleServer
-from tests.conftest import require_binary
+from tests.browser.conftest import WAIT, ConsoleServer, serving_console
+from tests.conftest import ROOT, require_binary
 from tests.interop.test_sipp import run_sipp
 from tests.interop.test_sipsak import sipsak
 
@@ -622,3 +622,21 @@ def test_pause_holds_new_entries_back_and_clear_empties_the_journal(
     wait_for(browser, lambda d: not call_rows(d) and css(d, "#calls .empty"), "an empty list")
     assert api(console_server, "/api/requests")["entries"] == []
     assert css(browser, "#ladder .empty-ladder")
+
+
+def test_without_a_token_the_console_works_the_same(
+        browser: Any, tmp_path: Path) -> None:
+    """`serve --admin` without --admin-token, the way most open it: no import map, plain
+    links; the page still goes live and draws what arrives."""
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text((ROOT / "scenarios" / "default.toml").read_text())
+    with serving_console(scenario, token=None) as plain:
+        browser.get(plain.url)
+        wait_for(browser, lambda d: first(d, "#conn").text == "live", "the live event stream")
+        assert not css(browser, 'script[type="importmap"]')
+        result = sipsak(plain.responder, "udp", "-s", "sip:200@127.0.0.1:{port}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        wait_for(browser, lambda d: len(call_rows(d)) == 1
+                 and first(d, "#ladder").get_attribute("data-arrows") == "2", "the OPTIONS")
+        assert [a["label"] for a in arrows(browser)][1] == "200 OK"
+        assert first(browser, "#export-pcap").get_attribute("href") == f"{plain.base}/api/requests.pcap"
