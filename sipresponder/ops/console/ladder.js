@@ -289,13 +289,15 @@ function drawArrow(arrow, y, geometry, t0, showTimes, onSelect, selectedId) {
   const x2 = laneX.get(arrow.to);
   const isRequest = arrow.response_index === null || arrow.response_index === undefined;
   const outcome = isRequest && OUTCOME_WORDS[arrow.outcome] ? arrow.outcome : null;
-  const word = arrowWord(arrow, cls, outcome);
+  const word = arrowWord(arrow, cls);
+  const spoken = [arrow.label, word.replace(/[()]/g, ""), outcome ? OUTCOME_WORDS[outcome] : "",
+    `${formatSeconds(arrow.time - t0)} after the first message`].filter(Boolean).join(", ");
   const g = s("g", {
     class: `arrow ${cls}${arrow.id === selectedId ? " selected" : ""}`,
     tabindex: 0, role: "button", "data-id": arrow.id, "data-seq": arrow.seq,
     "data-class": cls, "data-outcome": arrow.outcome || "", "data-from": arrow.from, "data-to": arrow.to,
     "data-label": arrow.label, "data-call-id": arrow.call_id || "",
-    "aria-label": `${arrow.label}, ${word}, ${formatSeconds(arrow.time - t0)} after the first message`,
+    "aria-label": spoken,
   });
   g.append(s("rect", { class: "row-hit", x: 4, y: y, width: width - 8, height: ROW_H - 2, rx: 4 }));
   const lineY = y + ROW_H - 12;
@@ -360,7 +362,7 @@ function drawArrow(arrow, y, geometry, t0, showTimes, onSelect, selectedId) {
   return g;
 }
 
-function arrowWord(arrow, cls, outcome) {
+function arrowWord(arrow, cls) {
   if (cls === "request") return "";
   // A response of a fault entry is what the fault did to it (malformed, sent then closed).
   if (arrow.outcome === "fault") return `(${CLASS_WORDS[cls]}, fault)`;
