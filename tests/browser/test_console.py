@@ -415,13 +415,8 @@ def test_a_later_response_updates_the_call_and_its_ladder(
         browser: Any, console_server: ConsoleServer, traffic: Traffic) -> None:
     """A final response sent 2 s after the 180 reaches the page as an ``update`` event:
     the call first reads OPTIONS 180, then OPTIONS 180 200, and its ladder grows."""
-    slow = ('[[rule]]\nname = "slow"\nmatch = { user = "slow" }\nprovisional = [180]\n'
-            'code = 200\ndelay = 2.0\n\n[default]\ncode = 480\n')
-    request = urllib.request.Request(
-        console_server.base + "/api/scenario", data=slow.encode(), method="PUT",
-        headers={"Authorization": f"Bearer {console_server.token}"})
-    with urllib.request.urlopen(request, timeout=WAIT) as response:
-        assert response.status == 200
+    put_scenario(console_server, '[[rule]]\nname = "slow"\nmatch = { user = "slow" }\n'
+                 'provisional = [180]\ncode = 200\ndelay = 2.0\n\n[default]\ncode = 480\n')
     open_console(browser, console_server, calls=len(call_rows_now(browser, console_server)))
     binary = require_binary("sipsak")
     peer = subprocess.Popen(
@@ -449,6 +444,34 @@ def test_a_later_response_updates_the_call_and_its_ladder(
         assert delta.startswith("Δ 2.0") or delta.startswith("Δ 1.99"), delta
     finally:
         assert peer.wait(WAIT) == 0  # sipsak got its 200
+
+
+def put_scenario(server: ConsoleServer, text: str) -> None:
+    request = urllib.request.Request(
+        server.base + "/api/scenario", data=text.encode(), method="PUT",
+        headers={"Authorization": f"Bearer {server.token}"})
+    with urllib.request.urlopen(request, timeout=WAIT) as response:
+        assert response.status == 200
+
+
+def test_the_counters_of_a_stateful_rule_and_their_reset(
+        browser: Any, console_server: ConsoleServer, traffic: Traffic) -> None:
+    put_scenario(console_server, '[[rule]]\nname = "flaky"\nmatch = { user = "flaky" }\n'
+                 'sequence = [{ code = 503, retry_after = 1 }, { code = 200 }]\n\n'
+                 '[default]\ncode = 404\n')
+    result = sipsak(console_server.responder, "udp", "-s", "sip:flaky@127.0.0.1:{port}")
+    assert result.returncode == 1, "the first request of the sequence gets 503"
+    browser.get(console_server.url + "#scenario")
+    wait_for(browser, lambda d: [[c.text for c in r.find_elements("css selector", "td")]
+                                 for r in css(d, '#state-box [data-table="counters"] tbody tr')]
+             == [["1", "global", "", "1"]], "the sequence's counter")
+    hits = wait_for(browser, lambda d: {r.get_attribute("data-rule"): r.find_element(
+        "css selector", ".hits").text for r in css(d, "#rules-body tr")}, "the rules")
+    assert hits == {"flaky": "1", "": "0"}, hits
+    first(browser, "#state-reset").click()
+    wait_for(browser, lambda d: "No stateful rule holds state" in first(d, "#state-box").text,
+             "the counters after Reset")
+    assert api(console_server, "/api/state") == {"states": [], "counters": []}
 
 
 def test_metrics_are_charts(browser: Any, console_server: ConsoleServer, traffic: Traffic) -> None:

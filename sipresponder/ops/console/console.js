@@ -45,7 +45,7 @@ function openTab(tab, focus = false) {
   }
   if (focus) tab.focus();
   metrics.show(tab.id === "tab-button-metrics");
-  if (tab.id === "tab-button-scenario") scenario.loadRules();
+  if (tab.id === "tab-button-scenario") Promise.all([scenario.loadRules(), scenario.loadStates()]);
   history.replaceState(null, "", `${location.search}#${tab.id.replace("tab-button-", "")}`);
 }
 
@@ -334,10 +334,10 @@ journal.onChange((what) => {
   // A later response to an entry the ladder shows: redraw it.
   if (what.kind === "update" && ladderSeqs.includes(what.seq)) loadLadder();
   metrics.poke();
-  if (!$("#tab-scenario").hidden) rulesSoon(); // the hit counts move
+  if (!$("#tab-scenario").hidden) rulesSoon(); // the hit counts and counters move
 });
 
-const rulesSoon = debounce(() => scenario.loadRules(), 1000);
+const rulesSoon = debounce(() => Promise.all([scenario.loadRules(), scenario.loadStates()]), 1000);
 
 // -- the event stream ---------------------------------------------------------------------
 function connect() {

@@ -215,14 +215,18 @@ export class ScenarioTab {
       return;
     }
     clear(box);
-    const rows = flattenStates(states);
-    if (!rows.length) {
-      box.append(h("p", { class: "muted" }, "No stateful rule holds state."));
+    const named = (states && states.states) || [];
+    const counters = (states && states.counters) || [];
+    if (!named.length && !counters.length) {
+      box.append(h("p", { class: "muted" }, "No stateful rule holds state: every key is in start, every sequence at its first step."));
       return;
     }
-    box.append(h("table", { class: "states" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Rule / key"), h("th", { scope: "col" }, "Value"))),
-      h("tbody", {}, rows.map(([key, value]) => h("tr", {}, h("td", {}, key), h("td", { class: "num" }, value))))));
+    if (named.length) {
+      box.append(table(["Scope", "Key", "State"], named.map((x) => [x.scope, x.key, x.state]), "states"));
+    }
+    if (counters.length) {
+      box.append(table(["Rule", "Scope", "Key", "Count"], counters.map((x) => [x.rule, x.scope, x.key, x.count]), "counters"));
+    }
   }
 
   async resetStates() {
@@ -256,14 +260,8 @@ function withoutSource(error) {
   return error.replace(/^<[^>]*>:\s*/, "");
 }
 
-/** The states object as [key, value] rows, whatever its nesting. */
-function flattenStates(value, prefix = "") {
-  if (value === null || typeof value !== "object") return prefix ? [[prefix, String(value)]] : [];
-  const rows = [];
-  for (const [key, inner] of Object.entries(value)) {
-    const name = prefix ? `${prefix} › ${key}` : key;
-    if (inner !== null && typeof inner === "object") rows.push(...flattenStates(inner, name));
-    else rows.push([name, String(inner)]);
-  }
-  return rows;
+function table(columns, rows, name) {
+  return h("table", { class: "states", "data-table": name },
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, rows.map((row) => h("tr", {}, row.map((cell) => h("td", {}, cell === null || cell === undefined ? "" : String(cell)))))));
 }
