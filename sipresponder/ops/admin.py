@@ -24,9 +24,10 @@ from ..scenario.loader import ScenarioError, parse_scenario
 from ..scenario.model import Scenario
 from ..sip.transports import TRANSPORTS
 from ..testing.api import JournalAssertion, Responder, VerifyFailed, WaitTimeout, describe
-from ..testing.journal import FILTERS, JournalEntry, Query, check_keys
+from ..testing.journal import FILTERS, JournalEntry, Query, check_keys, materialize
 from ..transport.address import split_hostport
 from ..uas import compiled
+from .console import add_console, add_console_openapi, query_token_allowed
 from .metrics import responder_registry
 
 log = logging.getLogger("sipresponder")
@@ -44,6 +45,7 @@ def parse_admin_address(text: str) -> tuple[str, int]:
 
 
 def entry_json(entry: JournalEntry) -> dict[str, Any]:
+    materialize(entry)  # a compiled answer is journaled unparsed (the console's events)
     near = entry.near_miss
     return {
         "seq": entry.seq,
@@ -60,6 +62,12 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         "near_miss": None if near is None else {"rule": near.rule, "failed": list(near.failed)},
         "responses": [r.decode("latin-1") for r in entry.responses],
         "codes": entry.codes,
+        "local": [entry.local[0], entry.local[1]],
+        "call_id": entry.call_id,
+        "cseq": entry.cseq,
+        "kind": entry.kind,
+        "response_times": entry.response_times,
+        "rule_number": entry.rule_number,
     }
 
 
@@ -68,11 +76,11 @@ WAIT_KEYS = (*FILTERS, "count", "timeout")  # POST /api/requests/wait
 VERIFY_KEYS = (*FILTERS, "exactly", "at_most", "none", "within", "timeout")
 
 
-def query_from_params(request: web.Request) -> Query:
-    """The journal query of a GET's parameters; a misspelled one is a ValueError (400),
-    never a filter silently left out."""
+def query_from_params(request: web.Request, extra: tuple[str, ...] = ()) -> Query:
+    """The journal query of a GET's parameters (``extra``: other keys the caller reads);
+    a misspelled one is a ValueError (400), never a filter silently left out."""
     q = request.query
-    check_keys(q.keys(), QUERY_KEYS, "query parameter")
+    check_keys(q.keys(), (*QUERY_KEYS, *extra), "query parameter")
     for key in ("method", "uri", "rule", "since"):
         if len(q.getall(key, [])) > 1:
             raise ValueError(f"query parameter {key!r} given more than once")
@@ -152,6 +160,7 @@ class Admin:
         app.router.add_delete("/api/state", self._reset_states)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/openapi.json", self._openapi)
+        add_console(app, self, entry_json, query_from_params)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
@@ -182,6 +191,8 @@ class Admin:
                     ) -> web.StreamResponse:
         if self.token is not None and request.path != "/healthz":
             given = request.headers.get("Authorization", "")
+            if not given and query_token_allowed(request):  # the console: EventSource
+                given = f"Bearer {request.query.get('token', '')}"
             expected = f"Bearer {self.token}"
             if not hmac.compare_digest(given.encode(), expected.encode()):
                 return web.json_response({"error": "missing or wrong bearer token"}, status=401,
@@ -522,3 +533,4 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+add_console_openapi(OPENAPI)  # the console's endpoints (ops/console.py)

@@ -1,4 +1,4 @@
-"""Command line: serve, check, codes, verify, ping."""
+"""Command line: serve, check, codes, verify, ping, pcap."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,27 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV})")
     verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report there")
 
+    pcap = sub.add_parser(
+        "pcap",
+        help="download a running responder's journal as a pcap file",
+        description="Download the journal (GET /api/requests.pcap) of a responder served "
+        "with --admin: each request and response its own packet, with the real addresses, "
+        "ports and times, for Wireshark, tshark or sngrep. Exit 0 written, 2 cannot.",
+    )
+    pcap.add_argument("--admin", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080")
+    pcap.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV})")
+    pcap.add_argument("--method", help="exact request method, e.g. INVITE")
+    pcap.add_argument("--uri", help="request-URI glob (only * is special), e.g. 'sip:486@*'")
+    pcap.add_argument(
+        "--header", action="append", default=[], metavar="NAME:GLOB", help="repeatable"
+    )
+    pcap.add_argument("--rule", help="the rule that answered: its label or name")
+    pcap.add_argument("--since", type=_sequence, metavar="SEQ",
+                      help="only journal entries after this sequence number")
+    pcap.add_argument("--call-id", help="only the entries of this Call-ID")
+    pcap.add_argument("--output", "-o", required=True, metavar="FILE",
+                      help="where to write the pcap file ('-': standard output)")
+
     check = sub.add_parser("check", help="validate scenario files")
     check.add_argument("files", nargs="+", metavar="FILE")
 
@@ -227,6 +249,8 @@ def _main(argv: list[str] | None) -> int:
         return _check(args.files)
     if args.command == "verify":
         return _verify(args)
+    if args.command == "pcap":
+        return _download_pcap(args)
     if args.command == "codes":
         _print_codes()
         return 0
@@ -498,6 +522,47 @@ def _stamp(path: str | Path) -> tuple[int, int] | None:
 def _stamps(path: str, scenario: Scenario) -> Stamps:
     """The scenario file's stamp and its body files' (a missing one: None)."""
     return (_stamp(path), *(_stamp(f) for f in scenario.body_files))
+
+
+def _download_pcap(args: argparse.Namespace) -> int:
+    """GET /api/requests.pcap with the filters into --output; 0 written, 2 not."""
+    params: list[tuple[str, str]] = [
+        (key, str(getattr(args, attr))) for key, attr in (
+            ("method", "method"), ("uri", "uri"), ("rule", "rule"), ("since", "since"),
+            ("call_id", "call_id")) if getattr(args, attr) is not None]
+    params += [("header", h) for h in args.header]
+    base = args.admin.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        print(f"error: --admin {args.admin!r}: expected http://HOST:PORT", file=sys.stderr)
+        return 2
+    url = f"{base}/api/requests.pcap" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    request = urllib.request.Request(url)
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            data = resp.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("error", exc.reason)
+        except (ValueError, AttributeError):
+            detail = exc.reason
+        print(f"error: {url}: {exc.code} {detail}", file=sys.stderr)
+        return 2
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"error: cannot reach {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 2
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+        return 0
+    try:
+        Path(args.output).write_bytes(data)
+    except OSError as exc:
+        print(f"error: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output} ({len(data)} octets)", file=sys.stderr)
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:

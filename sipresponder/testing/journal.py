@@ -11,15 +11,17 @@ from __future__ import annotations
 import difflib
 import itertools
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..scenario.globs import glob_match
 from ..sip.message import NotARequest, parse_request
 from ..sip.transports import MESSAGE_FRAMED
+from ..uas.outcome import note_kind
 
 if TYPE_CHECKING:
     from ..scenario.model import Rule, Scenario
@@ -57,6 +59,27 @@ class JournalEntry:
     # response): method, uri, headers and near_miss are filled in from ``raw`` when the
     # journal is read (``materialize``), not on the hot path.
     unparsed: tuple[Scenario, Source, Rule | None] | None = None
+    # For the console's ladder: the responder's own address, when each response left
+    # (the engine's clock, parallel to ``responses``: shared with the transaction like
+    # the list) and the matched rule's number. What reading can derive (the Call-ID,
+    # the kind) is derived when read: recording stays cheap.
+    local: tuple[str, int] = ("", 0)
+    response_times: list[float] = field(default_factory=list)
+    rule_number: int | None = None
+
+    @property
+    def call_id(self) -> str | None:
+        return self.header("call-id") or self.header("i")  # RFC 3261 7.3.3 compact form
+
+    @property
+    def cseq(self) -> str | None:
+        return self.header("cseq")
+
+    @property
+    def kind(self) -> str:
+        """What became of the message, one of uas.outcome.KINDS."""
+        answered = self.rule is not None and self.outcome == self.rule
+        return note_kind(None if answered else self.outcome or None, self.rule is not None)
 
     @property
     def received_at_text(self) -> str:
@@ -89,6 +112,12 @@ class Journal:
         # Called with each entry once the engine has filled it in (e.g. to wake waiters);
         # one the compiled path answered is still unparsed: see materialize().
         self.listeners: list[Callable[[JournalEntry], None]] = []
+        # Called with an entry when its transaction sent it a later response.
+        self.update_listeners: list[Callable[[JournalEntry], None]] = []
+        self.clear_listeners: list[Callable[[], None]] = []  # called after clear()
+        # Matches per rule number, for the scenario that made them (a swap restarts).
+        self.hits: Counter[int] = Counter()
+        self.hits_scenario: Scenario | None = None
 
     def record(self, outcome: Outcome) -> None:
         """Add the entry for one handled message (a transport's ``Recorder``) and tell
@@ -98,6 +127,11 @@ class Journal:
         request = outcome.request
         rule = outcome.rule
         txn = outcome.transaction
+        if txn is not None:
+            responses, times = txn.responses, txn.times
+        else:
+            responses = [s.data for s in outcome.sends if s.data]
+            times = [outcome.time] * len(responses)
         entry = JournalEntry(
             next(self._seq),
             outcome.time,
@@ -107,11 +141,19 @@ class Journal:
             outcome=(
                 outcome.note if outcome.note is not None else rule.label if rule else ""
             ),
-            responses=(
-                txn.responses if txn is not None else [s.data for s in outcome.sends if s.data]
-            ),
+            responses=responses,
             received_at=datetime.fromtimestamp(self.wall_clock(), UTC),
+            local=source.local,
+            response_times=times,
         )
+        if txn is not None:
+            txn.on_response = partial(self._updated, entry)
+        if rule is not None:
+            number = entry.rule_number = rule.number
+            if outcome.scenario is not self.hits_scenario:
+                self.hits.clear()
+                self.hits_scenario = outcome.scenario
+            self.hits[number] += 1
         if request is not None:
             entry.method = request.method
             entry.uri = request.uri_raw
@@ -140,15 +182,29 @@ class Journal:
             responses=[response] if response else [],
             received_at=datetime.fromtimestamp(self.wall_clock(), UTC),
             unparsed=(scenario, source, rule),
+            local=source.local,
+            response_times=[time] if response else [],
         )
+        if rule is not None:
+            number = entry.rule_number = rule.number
+            if scenario is not self.hits_scenario:
+                self.hits.clear()
+                self.hits_scenario = scenario
+            self.hits[number] += 1
         self._entries.append(entry)
         # A listener that reads the entry's parsed fields calls materialize(entry)
         # first; the Responder's, which only wakes its waiters, costs no parse.
         for listener in self.listeners:
             listener(entry)
 
+    def _updated(self, entry: JournalEntry) -> None:
+        for listener in self.update_listeners:
+            listener(entry)
+
     def clear(self) -> None:
         self._entries.clear()
+        for listener in self.clear_listeners:
+            listener()
 
     def __iter__(self) -> Iterator[JournalEntry]:
         entries = list(self._entries)

@@ -67,9 +67,40 @@ class Outcome:
         self.note = note
         self.transaction = transaction
 
+    @property
+    def kind(self) -> str:
+        """One word for what became of the message, one of ``KINDS``."""
+        return note_kind(self.note, self.rule is not None)
+
     def __repr__(self) -> str:
         what = self.note if self.note is not None else self.rule.label if self.rule else ""
         return f"<Outcome {what!r}: {len(self.sends)} send(s)>"
+
+
+KINDS = ("answered", "absorbed", "retransmission", "not-answered", "fault", "rejected",
+         "dropped")
+_NOTE_KINDS = (
+    ("ACK absorbed", "absorbed"),
+    ("retransmission", "retransmission"),
+    ("not answered", "not-answered"),
+    ("rejected", "rejected"),
+    ("dropped", "dropped"),
+)
+
+
+def note_kind(note: str | None, has_rule: bool) -> str:
+    """One of ``KINDS`` (the console draws each differently) for an Outcome's ``note``
+    and whether a rule matched: read off the note, which the engine writes in these
+    words."""
+    if note is None:
+        # No rule and no note: an internal error cost the message (nothing sent).
+        return "answered" if has_rule else "dropped"
+    for prefix, kind in _NOTE_KINDS:
+        if note.startswith(prefix):
+            return kind
+    if "fault:" in note:  # "fault: truncated", "choice[1]; fault: ..."
+        return "fault"
+    return "answered"  # "CANCEL of a pending INVITE", "choice[0]", "sent twice"
 
 
 # Called by the transport with every Outcome it got from the engine (the testing

@@ -78,14 +78,20 @@ class Transaction:
     # CANCEL); not the retransmissions. An Outcome names the transaction so that its
     # recorder can follow this list.
     responses: list[bytes] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # when each of ``responses`` was sent
+    # Told after each response joins ``responses`` (the journal, to announce a late one).
+    on_response: Callable[[], None] | None = None
     # What the final response becomes (a rule's fault, uas.faults.apply); None: itself.
     finish: Callable[[Send], list[Send]] | None = None
 
-    def sent(self, send: Send) -> Send:
-        """Note ``send`` as the transaction's latest response."""
+    def sent(self, send: Send, now: float) -> Send:
+        """Note ``send``, sent at ``now``, as the transaction's latest response."""
         self.last = send
         if send.data:  # empty: withheld (settings.max_amplification)
             self.responses.append(send.data)
+            self.times.append(now)
+            if self.on_response is not None:
+                self.on_response()
         return send
 
 
@@ -210,7 +216,7 @@ class Transactions:
         ]
         if request.method == "INVITE" and delays[0] > 0 and steps[0][1] != 100:
             # RFC 3261 17.2.1: 100 Trying when the TU will not answer right away.
-            out.append(txn.sent(self.respond(TRYING, 100, request, source, via, echo)))
+            out.append(txn.sent(self.respond(TRYING, 100, request, source, via, echo), now))
         elapsed = 0.0
         for i, (spec, code) in enumerate(steps):
             final = ends and i == len(steps) - 1
@@ -251,7 +257,7 @@ class Transactions:
             out.append(txn.sent(self.respond(
                 REQUEST_TERMINATED, 487, invite, source, invite.top_via_lenient(),
                 Echo(invite, source.remote, tag_key),
-            )))
+            ), now))
             self._completed(txn, source, now)
         return out, note
 
@@ -289,12 +295,12 @@ class Transactions:
             return []
         send = self.respond(spec, code, txn.request, source, via, echo)
         if not final:
-            return [txn.sent(send)]
+            return [txn.sent(send, now)]
         sends = [send] if txn.finish is None else txn.finish(send)
         if not sends:
             txn.last = None  # nothing final to repeat: no provisional again either
         for each in sends:
-            txn.sent(each)
+            txn.sent(each, now)
         self._completed(txn, source, now)
         return sends
 

@@ -90,6 +90,39 @@ def test_cancel_487_reaches_the_invite_entry() -> None:
     assert cancel.codes == [200, 487] and cancel.outcome == "CANCEL of a pending INVITE"
 
 
+def test_entry_fields_of_the_console() -> None:
+    e = Engine(parse_scenario(RINGING, "<t>"))
+    journal = Journal()
+    updated: list[JournalEntry] = []
+    journal.update_listeners.append(updated.append)
+    invite = make_request("INVITE", "sip:a@x", branch="z9hG4bK-j3", call_id="j3")
+    journal.record(e.handle(invite, UDP, 1.0))
+    journal.record(e.handle(make_request("OPTIONS", "sip:a@x", call_id="o1"), UDP, 1.5))
+    journal.record(e.handle(b"garbage\r\n\r\n", UDP, 1.6))
+    ring, options, garbage = list(journal)
+    assert (ring.local, ring.call_id, ring.cseq, ring.kind, ring.rule_number) == (
+        UDP.local, "j3", "1 INVITE", "answered", 1)
+    assert ring.response_times == [1.0] and options.response_times == [1.5]
+    assert (options.rule_number, garbage.rule_number, garbage.kind) == (0, None, "dropped")
+    assert updated == []
+    e.fire(3.0)
+    assert updated == [ring] and ring.response_times == [1.0, 3.0]
+    assert journal.hits == {1: 1, 0: 1} and journal.hits_scenario is e.scenario
+
+
+def test_hits_restart_with_another_scenario_and_clear_tells_its_listeners() -> None:
+    journal = Journal()
+    first = Engine(parse_scenario(RINGING, "<t>"))
+    journal.record(first.handle(make_request("OPTIONS", "sip:a@x"), UDP, 0.0))
+    second = Engine(parse_scenario(RINGING, "<t>"))
+    journal.record(second.handle(make_request("INVITE", "sip:a@x"), UDP, 0.0))
+    assert journal.hits == {1: 1} and journal.hits_scenario is second.scenario
+    cleared: list[int] = []
+    journal.clear_listeners.append(lambda: cleared.append(len(journal)))
+    journal.clear()
+    assert cleared == [0] and journal.hits == {1: 1}  # hits count since the scenario loaded
+
+
 # -- queries (Query: the filter the Python API, the admin API and verify share) -----------
 def _entry(uri: str = "sip:alice@[::1]:42005", headers: list[tuple[str, str]] | None = None,
            seq: int = 1) -> JournalEntry:
@@ -163,3 +196,11 @@ def test_entries_carry_wall_clock_time_beside_the_monotonic_one() -> None:
     assert entry.received_at_text == "2027-01-15T08:00:00.250000Z"
     assert rfc3339(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))) == (
         "2026-01-02T01:04:05.000000Z")
+
+
+def test_call_id_in_its_compact_form_and_kind_read_off_the_entry() -> None:
+    entry = JournalEntry(1, 0.0, "udp", ("::1", 5060), b"", headers=[("i", "abc")],
+                         rule="rule #1", outcome="fault: truncated")
+    assert (entry.call_id, entry.cseq, entry.kind) == ("abc", None, "fault")
+    entry.outcome = "rule #1"
+    assert entry.kind == "answered"

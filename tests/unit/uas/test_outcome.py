@@ -96,3 +96,34 @@ def test_an_internal_error_costs_one_message(monkeypatch: pytest.MonkeyPatch) ->
     out = e.handle(make_request("OPTIONS", "sip:a@x"), UDP, 0.0)
     assert out.sends == [] and out.request is None and out.note is None and out.rule is None
     assert e.counters["internal_errors"] == 1
+
+
+@pytest.mark.parametrize(("note", "has_rule", "kind"), [
+    (None, True, "answered"),
+    (None, False, "dropped"),  # an internal error cost the message
+    ("ACK absorbed", False, "absorbed"),
+    ("retransmission: the last response again", False, "retransmission"),
+    ("not answered", True, "not-answered"),
+    ("not answered (probability 0.5)", True, "not-answered"),
+    ("not answered: provisional responses only", True, "not-answered"),
+    ("rejected: 400 Bad Request", False, "rejected"),
+    ("dropped: not a request (empty)", False, "dropped"),
+    ("fault: truncated", True, "fault"),
+    ("fault: close-before (UDP has no connection: not answered)", True, "fault"),
+    ("choice[1]; fault: random-bytes", True, "fault"),
+    ("choice[0]", True, "answered"),
+    ("CANCEL of a pending INVITE", False, "answered"),
+])
+def test_kind(note: str | None, has_rule: bool, kind: str) -> None:
+    e = default()
+    rule = e.scenario.default if has_rule else None
+    out = Outcome(b"", UDP, 0.0, e.scenario, [], None, rule, note)
+    assert out.kind == kind
+
+
+def test_kind_of_real_outcomes() -> None:
+    e = default()
+    assert e.handle(make_request("OPTIONS", "sip:a@x"), UDP, 0.0).kind == "answered"
+    assert e.handle(make_request("ACK", "sip:a@x"), UDP, 0.0).kind == "absorbed"
+    assert e.handle(make_request("FOO", "sip:a@x"), UDP, 0.0).kind == "rejected"
+    assert e.handle(b"garbage\r\n\r\n", UDP, 0.0).kind == "dropped"

@@ -115,6 +115,18 @@ def test_responses_list_follows_the_transaction() -> None:
     assert txn.responses == [b"180 INVITE", b"200 INVITE"]
 
 
+def test_each_response_has_its_send_time_and_tells_the_observer() -> None:
+    h = Harness()
+    data = make_request("INVITE", "sip:a@x", transport="TCP")
+    h.start(data, [(0.0, 180), (2.0, 200)], TCP)
+    txn = h.txns.table[transaction_key(parse(data), "INVITE")]
+    told: list[int] = []
+    txn.on_response = lambda: told.append(len(txn.responses))
+    assert txn.times == [0.0]
+    h.fire_all(5.0)
+    assert txn.times == [0.0, 2.0] and told == [2]
+
+
 def test_retransmitted_request_gets_the_last_response() -> None:
     h = Harness()
     data = make_request("INVITE", "sip:a@x")

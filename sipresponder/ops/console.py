@@ -1,0 +1,477 @@
+"""The web console's routes on the admin app: the page, its assets, the live event stream,
+the ladder, the pcap export, the scenario check, rules with hits and metrics as JSON.
+
+``add_console(app, host, ...)`` adds them to the admin ``web.Application`` (admin.py
+calls it); the page and its assets are package data in ``ops/console/`` (nothing from
+a CDN: it works offline). The event stream is server-sent events fed by the
+journal's listeners: every new entry, a later response to an entry (``update``),
+a cleared journal, a scenario swap. The ladder and the pcap file are built by the
+sans-I/O modules ``ops.ladder`` and ``ops.pcap``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from ..scenario.loader import ScenarioError, parse_scenario
+from ..scenario.model import Scenario
+from ..scenario.positions import error_position, rule_tables, rule_text, section_start
+from ..testing.api import Responder
+from ..testing.journal import JournalEntry, Query
+from .ladder import ladder
+from .pcap import write_pcap
+
+log = logging.getLogger("sipresponder")
+
+STATIC = Path(__file__).with_name("console")  # index.html, JS, CSS, icons (package data)
+KEEPALIVE = 15.0  # seconds between ": keepalive" comments on an idle event stream
+# Events a slow client may lag behind before its stream is ended (it reconnects and
+# gets the journal afresh): bounds the memory a stuck browser tab can hold.
+QUEUE_LIMIT = 2000
+CHECK_PATH = "<POST /api/scenario/check>"  # names the text in ScenarioError messages
+LADDER_KEYS = ("call_id", "seq")  # GET /api/ladder and /api/requests.pcap, besides filters
+# Where ?token= stands in for the Bearer header: what a browser loads without script
+# control over its headers (the page, its assets, EventSource).
+QUERY_TOKEN_PATHS = ("/", "/api/events")
+QUERY_TOKEN_PREFIX = "/console/"
+
+
+class ConsoleHost(Protocol):
+    """What the console reads of the admin API (ops.admin.Admin)."""
+
+    responder: Responder
+    scenario_text: str
+    base_dir: Path | None
+
+
+EntryJSON = Callable[[JournalEntry], dict[str, Any]]
+QueryParams = Callable[[web.Request, tuple[str, ...]], Query]
+
+
+def query_token_allowed(request: web.Request) -> bool:
+    """Whether ``?token=`` may authenticate this request (GET of the page, an asset or
+    the event stream; never an API call that changes or reads more)."""
+    return request.method == "GET" and (
+        request.path in QUERY_TOKEN_PATHS or request.path.startswith(QUERY_TOKEN_PREFIX))
+
+
+class EventHub:
+    """The open event streams, one bounded queue each; ``None`` in a queue ends it."""
+
+    def __init__(self) -> None:
+        self.queues: set[asyncio.Queue[bytes | None]] = set()
+
+    def subscribe(self) -> asyncio.Queue[bytes | None]:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[bytes | None]) -> None:
+        self.queues.discard(queue)
+
+    def publish(self, event: str, data: Callable[[], object]) -> None:
+        """Send ``event`` to every stream; ``data`` is built (and encoded) only when one
+        is open, so a journal without watchers pays nothing."""
+        if not self.queues:
+            return
+        try:
+            chunk = sse(event, data())
+        except Exception:
+            # Called from the journal, inside the transport's receive and the engine's
+            # timers: a bug here must cost one event, never a message or a timer.
+            log.exception("console: cannot encode the %s event", event)
+            return
+        for queue in list(self.queues):
+            try:
+                queue.put_nowait(chunk)
+            except asyncio.QueueFull:
+                # Too far behind: end its stream; EventSource reconnects and gets the
+                # journal afresh, which is better than a stream with holes.
+                self._end(queue)
+
+    def close_all(self) -> None:
+        for queue in list(self.queues):
+            self._end(queue)
+
+    def _end(self, queue: asyncio.Queue[bytes | None]) -> None:
+        self.queues.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
+
+
+def sse(event: str, data: object) -> bytes:
+    """One server-sent event (json.dumps never writes a line break)."""
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+class Console:
+    """The console's handlers around the admin host."""
+
+    def __init__(self, host: ConsoleHost, entry_json: EntryJSON, query: QueryParams) -> None:
+        self.host = host
+        self.entry_json = entry_json
+        self.query = query
+        self.hub = EventHub()
+        self.started = time.monotonic()
+        self._wrapped: tuple[Any, Any] | None = None  # (Responder.set_scenario, our wrapper)
+
+    # -- wiring ----------------------------------------------------------------------------
+    def attach(self, app: web.Application) -> None:
+        router = app.router
+        router.add_get("/", self._index)
+        router.add_get("/console/{path:.+}", self._static)
+        router.add_get("/api/events", self._events, allow_head=False)  # a stream never ends
+        router.add_get("/api/ladder", self._ladder)
+        router.add_get("/api/requests.pcap", self._pcap)
+        router.add_get(r"/api/requests/{seq:\d+}", self._entry)
+        router.add_post("/api/scenario/check", self._check)
+        router.add_get("/api/rules", self._rules)
+        router.add_get("/api/metrics.json", self._metrics)
+        app.on_startup.append(self._listen)
+        app.on_shutdown.append(self._shutdown)
+        app.on_cleanup.append(self._unlisten)
+
+    async def _listen(self, app: web.Application) -> None:
+        journal = self.host.responder.journal
+        journal.listeners.append(self._entry_added)
+        journal.update_listeners.append(self._entry_updated)
+        journal.clear_listeners.append(self._cleared)
+        # Every swap goes through Responder.set_scenario (PUT, a rule edit, SIGHUP,
+        # --watch): wrap it, as serveconfig.keep_tag_secret does.
+        responder: Any = self.host.responder
+        original = responder.set_scenario
+        loop = asyncio.get_running_loop()
+
+        def set_scenario(scenario: Scenario) -> None:
+            original(scenario)
+            # Later: the admin updates scenario_text right after the swap, and the
+            # rules' lines are read from it.
+            loop.call_soon(self._scenario_swapped)
+
+        responder.set_scenario = set_scenario
+        self._wrapped = (original, set_scenario)
+
+    async def _shutdown(self, app: web.Application) -> None:
+        self.hub.close_all()  # open streams end, so the runner's cleanup does not wait
+
+    async def _unlisten(self, app: web.Application) -> None:
+        journal = self.host.responder.journal
+        for listeners, listener in ((journal.listeners, self._entry_added),
+                                    (journal.update_listeners, self._entry_updated)):
+            if listener in listeners:
+                listeners.remove(listener)
+        if self._cleared in journal.clear_listeners:
+            journal.clear_listeners.remove(self._cleared)
+        responder: Any = self.host.responder
+        # Unwrapped only if no one wrapped it after us (their wrapper calls ours).
+        if self._wrapped is not None and responder.set_scenario is self._wrapped[1]:
+            responder.set_scenario = self._wrapped[0]
+
+    def _entry_added(self, entry: JournalEntry) -> None:
+        self.hub.publish("entry", lambda: self.entry_json(entry))
+
+    def _entry_updated(self, entry: JournalEntry) -> None:
+        self.hub.publish("update", lambda: self.entry_json(entry))
+
+    def _cleared(self) -> None:
+        self.hub.publish("cleared", dict)
+
+    def _scenario_swapped(self) -> None:
+        self.hub.publish("scenario", lambda: {"rules": self.rules_json()})
+
+    # -- the page --------------------------------------------------------------------------
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return self._file(STATIC / "index.html")
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        base = STATIC.resolve()
+        path = (base / request.match_info["path"]).resolve()
+        if not path.is_relative_to(base):
+            return web.json_response({"error": "no such console asset"}, status=404)
+        return self._file(path)
+
+    @staticmethod
+    def _file(path: Path) -> web.StreamResponse:
+        if not path.is_file():
+            what = "the console page" if path.name == "index.html" else "no such console asset"
+            return web.json_response(
+                {"error": f"{what} ({path.name}) is not installed in {STATIC}"}, status=404)
+        # no-cache: revalidated each load, so an upgraded package never runs old scripts.
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    # -- the live journal ------------------------------------------------------------------
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no"})  # a proxy (nginx) must not hold events back
+        await response.prepare(request)
+        # Subscribe and take the snapshot with no await between: nothing is missed or
+        # sent twice.
+        queue = self.hub.subscribe()
+        past = b"".join(sse("entry", self.entry_json(e)) for e in self.host.responder.journal)
+        try:
+            await response.write(b"retry: 2000\n\n" + past)
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                except TimeoutError:
+                    chunk = b": keepalive\n\n"
+                if chunk is None:
+                    break
+                await response.write(chunk)
+        except (ConnectionResetError, ConnectionError):
+            pass  # the browser went away
+        finally:
+            self.hub.unsubscribe(queue)
+        return response
+
+    def selection(self, request: web.Request) -> list[JournalEntry]:
+        """The entries the journal filters, ``call_id`` and ``seq=1,2,3`` select."""
+        entries = self.query(request, LADDER_KEYS).select(self.host.responder.journal)
+        q = request.query
+        for key in LADDER_KEYS:
+            if len(q.getall(key, [])) > 1:
+                raise ValueError(f"query parameter {key!r} given more than once")
+        call_id = q.get("call_id")
+        if call_id is not None:
+            entries = [e for e in entries if e.call_id == call_id]
+        seq = q.get("seq")
+        if seq is not None:
+            parts = [p.strip() for p in seq.split(",") if p.strip()]
+            if not parts or not all(p.isdigit() for p in parts):
+                raise ValueError(f"seq={seq!r}: expected sequence numbers, e.g. seq=1,2,3")
+            wanted = {int(p) for p in parts}
+            entries = [e for e in entries if e.seq in wanted]
+        return entries
+
+    async def _ladder(self, request: web.Request) -> web.Response:
+        return web.json_response(ladder(self.selection(request)))
+
+    async def _pcap(self, request: web.Request) -> web.Response:
+        body = write_pcap(self.selection(request))
+        name = datetime.now(UTC).strftime("sipresponder-%Y%m%dT%H%M%SZ.pcap")
+        return web.Response(body=body, headers={
+            "Content-Type": "application/vnd.tcpdump.pcap",
+            "Content-Disposition": f'attachment; filename="{name}"'})
+
+    async def _entry(self, request: web.Request) -> web.Response:
+        seq = int(request.match_info["seq"])
+        for entry in self.host.responder.journal:
+            if entry.seq == seq:
+                break
+        else:
+            return web.json_response(
+                {"error": f"no journal entry {seq} (cleared, or pushed out of the ring)"},
+                status=404)
+        found = self.entry_json(entry)
+        table = (rule_text(self.host.scenario_text, entry.rule_number)
+                 if entry.rule_number is not None else None)
+        found["rule_line"], found["rule_toml"] = table if table else (None, None)
+        return web.json_response(found)
+
+    # -- the scenario ----------------------------------------------------------------------
+    async def _check(self, request: web.Request) -> web.Response:
+        data = await request.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return web.json_response({"ok": False, "error": f"{CHECK_PATH}: not UTF-8 "
+                                      f"({exc.reason})", "line": None, "column": None},
+                                     status=422)
+        try:
+            scenario = parse_scenario(text, CHECK_PATH, base_dir=self.host.base_dir)
+        except ScenarioError as exc:
+            line, column = error_position(exc, text)
+            return web.json_response({"ok": False, "error": str(exc), "line": line,
+                                      "column": column}, status=422)
+        return web.json_response({"ok": True, "rules": rules_json(scenario, text, None)})
+
+    def running_scenario(self) -> Scenario | None:
+        server = self.host.responder.server
+        return server.engine.scenario if server is not None else None
+
+    def rules_json(self) -> list[dict[str, Any]]:
+        scenario = self.running_scenario()
+        if scenario is None:
+            return []
+        journal = self.host.responder.journal
+        hits = journal.hits if journal.hits_scenario is scenario else None
+        return rules_json(scenario, self.host.scenario_text, hits or {})
+
+    async def _rules(self, request: web.Request) -> web.Response:
+        return web.json_response(self.rules_json())
+
+    # -- metrics ---------------------------------------------------------------------------
+    async def _metrics(self, request: web.Request) -> web.Response:
+        server = self.host.responder.server
+        requests: dict[str, int] = {}
+        responses: dict[str, int] = {}
+        buckets: list[list[float | int | None]] = []
+        total, count = 0.0, 0
+        if server is not None:
+            for key, value in sorted(server.engine.counters.items()):
+                kind, sep, label = key.partition(":")
+                if sep and kind == "request":
+                    requests[label] = value
+                elif sep and kind == "response":
+                    responses[label] = value
+            for bound, running in server.latency.cumulative():
+                # JSON has no infinity: the last bucket's bound is null.
+                buckets.append([None if bound == "+Inf" else float(bound), running])
+            total, count = server.latency.total, sum(server.latency.counts)
+        return web.json_response({
+            "requests": requests, "responses": responses,
+            "latency": {"buckets": buckets, "sum": total, "count": count},
+            "uptime": time.monotonic() - self.started})
+
+
+def rules_json(scenario: Scenario, text: str, hits: dict[int, int] | None
+               ) -> list[dict[str, Any]]:
+    """The scenario's rules, then its default (number 0), with their hits (None: not
+    counted, 0 each) and the line of their table in ``text`` (None when not found)."""
+    tables = rule_tables(text)
+    lines: list[int | None] = ([t.line for t in tables] if len(tables) == len(scenario.rules)
+                               else [None] * len(scenario.rules))
+    default = section_start(text, "[default]")
+    out = []
+    for rule, line in [*zip(scenario.rules, lines, strict=True),
+                       (scenario.default, default.line if default else None)]:
+        out.append({"number": rule.number, "name": rule.name, "label": rule.label,
+                    "hits": (hits or {}).get(rule.number, 0), "stateful": rule.stateful,
+                    "line": line})
+    return out
+
+
+def add_console(app: web.Application, host: ConsoleHost, entry_json: EntryJSON,
+                query: QueryParams) -> Console:
+    """Add the console's routes to the admin ``app`` (see the module docstring)."""
+    console = Console(host, entry_json, query)
+    console.attach(app)
+    return console
+
+
+# -- the OpenAPI document's part for the console ----------------------------------------
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_SELECTION = [
+    {"name": "call_id", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "only the entries of this Call-ID"},
+    {"name": "seq", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "only these entries: comma-separated sequence numbers, e.g. 1,2,3"},
+]
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_RULES = {"type": "array", "items": {"type": "object", "properties": {
+    "number": {"type": "integer", "description": "1-based; 0 is [default]"},
+    "name": {"type": "string"}, "label": {"type": "string"},
+    "hits": {"type": "integer", "description": "requests it matched since it was loaded"},
+    "stateful": {"type": "boolean"},
+    "line": {"type": "integer", "nullable": True,
+             "description": "the line of its table in the scenario text"}}}}
+_LADDER = {"type": "object", "properties": {
+    "lanes": {"type": "array", "items": {"type": "object", "properties": {
+        "id": {"type": "string", "description": "responder, or transport:host:port"},
+        "label": {"type": "string"},
+        "kind": {"type": "string", "enum": ["peer", "responder"]}}}},
+    "calls": {"type": "array", "items": {"type": "object", "properties": {
+        "call_id": {"type": "string", "nullable": True},
+        "first": {"type": "number"}, "last": {"type": "number"},
+        "entries": {"type": "array", "items": {"type": "integer"}},
+        "summary": {"type": "string", "description": "e.g. INVITE -> 486; ACK"}}}},
+    "arrows": {"type": "array", "description": "in time order", "items": {
+        "type": "object", "properties": {
+            "id": {"type": "string", "description": "SEQ.0 the request, SEQ.N response N-1"},
+            "seq": {"type": "integer"},
+            "response_index": {"type": "integer", "nullable": True},
+            "from": {"type": "string"}, "to": {"type": "string"},
+            "label": {"type": "string"},
+            "class": {"type": "string", "enum": [
+                "request", "provisional", "success", "redirect", "client-error",
+                "server-error", "global-error", "absorbed", "retransmission", "rejected"]},
+            "time": {"type": "number"},
+            "delta": {"type": "number", "description": "seconds since the previous arrow"},
+            "outcome": {"type": "string", "description": "the entry's kind"},
+            "call_id": {"type": "string", "nullable": True}}}}}}
+_ENTRY_ADDITIONS: dict[str, Any] = {
+    "local": {"type": "array", "description": "[ip, port] the responder received it on",
+              "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}},
+    "call_id": {"type": "string", "nullable": True},
+    "cseq": {"type": "string", "nullable": True},
+    "kind": {"type": "string", "enum": ["answered", "absorbed", "retransmission",
+                                        "not-answered", "fault", "rejected", "dropped"]},
+    "response_times": {"type": "array", "items": {"type": "number"},
+                       "description": "when each response was sent (the time's clock)"},
+    "rule_number": {"type": "integer", "nullable": True,
+                    "description": "the matched rule's number (0: [default])"},
+}
+
+
+def add_console_openapi(document: dict[str, Any]) -> None:
+    """Describe the console's endpoints and entry fields in the admin's OpenAPI document."""
+    filters = document["paths"]["/api/requests"]["get"]["parameters"]
+    document["components"]["schemas"]["Entry"]["properties"].update(_ENTRY_ADDITIONS)
+    token = {"name": "token", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "the admin token, for clients that cannot send a header"}
+    html = {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}
+    document["paths"].update({
+        "/": {"get": {"summary": "the web console", "parameters": [token],
+                      "responses": {"200": html, "404": _json(_ERROR_REF, "not installed")}}},
+        "/console/{path}": {"get": {
+            "summary": "the console's static assets (package data)",
+            "parameters": [token, {"name": "path", "in": "path", "required": True,
+                                   "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the file"},
+                          "404": _json(_ERROR_REF, "no such asset")}}},
+        "/api/events": {"get": {
+            "summary": "server-sent events: the journal as 'entry' events, then each new "
+                       "entry, 'update' (a later response), 'cleared', 'scenario'",
+            "parameters": [token],
+            "responses": {"200": {"description": "the stream", "content": {
+                "text/event-stream": {"schema": {"type": "string"}}}}}}},
+        "/api/ladder": {"get": {
+            "summary": "the ladder diagram of the selected entries", "parameters":
+                [*filters, *_SELECTION],
+            "responses": {"200": _json(_LADDER, "lanes, calls, arrows"),
+                          "400": _json(_ERROR_REF, "bad filter")}}},
+        "/api/requests.pcap": {"get": {
+            "summary": "the selected entries as a pcap file (synthetic IP/UDP or TCP)",
+            "parameters": [*filters, *_SELECTION],
+            "responses": {"200": {"description": "pcap", "content": {
+                "application/vnd.tcpdump.pcap": {"schema": {"type": "string",
+                                                            "format": "binary"}}}},
+                          "400": _json(_ERROR_REF, "bad filter")}}},
+        "/api/requests/{seq}": {"get": {
+            "summary": "one entry, with its rule's TOML table (rule_toml, rule_line)",
+            "parameters": [{"name": "seq", "in": "path", "required": True,
+                            "schema": {"type": "integer"}}],
+            "responses": {"200": _json({"$ref": "#/components/schemas/Entry"}, "the entry"),
+                          "404": _json(_ERROR_REF, "no such entry")}}},
+        "/api/scenario/check": {"post": {
+            "summary": "validate a scenario without applying it",
+            "requestBody": {"required": True, "content": {"application/toml": {
+                "schema": {"type": "string"}}}},
+            "responses": {
+                "200": _json({"type": "object", "properties": {
+                    "ok": {"type": "boolean"}, "rules": _RULES}}, "valid"),
+                "422": _json({"type": "object", "properties": {
+                    "ok": {"type": "boolean"}, "error": {"type": "string"},
+                    "line": {"type": "integer", "nullable": True},
+                    "column": {"type": "integer", "nullable": True}}}, "invalid")}}},
+        "/api/rules": {"get": {"summary": "the running scenario's rules with their hits",
+                               "responses": {"200": _json(_RULES, "rules, then [default]")}}},
+        "/api/metrics.json": {"get": {
+            "summary": "the counters as JSON: requests by method, responses by code, the "
+                       "processing-time histogram (last bound null: +Inf), uptime",
+            "responses": {"200": _json({"type": "object"}, "counters")}}},
+    })
