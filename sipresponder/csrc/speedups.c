@@ -1026,6 +1026,24 @@ static void Table_dealloc(Table *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* fuzz fix (fuzz/fuzz_speedups.py): Table.__new__(Table) without __init__ left
+ * entries and accept NULL, and every method then dereferenced NULL. A table is born
+ * empty instead (max_message_size 0: it defers every request until __init__). */
+static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Table *self = (Table *)PyType_GenericNew(type, args, kwds);
+    if (self == NULL)
+        return NULL;
+    self->entries = PyDict_New();
+    self->accept = PyTuple_New(0);
+    if (self->entries == NULL || self->accept == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+/* end of fuzz fix */
+
 static int Table_init(Table *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"tag_key", "accept", "max_headers", "max_line_length",
@@ -1445,7 +1463,7 @@ static PyTypeObject TableType = {
     .tp_basicsize = sizeof(Table),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "The compiled answers of one engine's scenario, by listener and request line.",
-    .tp_new = PyType_GenericNew,
+    .tp_new = Table_new, /* fuzz fix: was PyType_GenericNew (NULL entries) */
     .tp_init = (initproc)Table_init,
     .tp_dealloc = (destructor)Table_dealloc,
     .tp_methods = Table_methods,
