@@ -32,11 +32,11 @@ Without atheris, or with file arguments only, it replays those inputs through
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import logging
 import os
 import sys
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +117,14 @@ class Disagreements(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.seen: list[str] = []
+        self.count = 0
+        self.last = ""
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if "compiled path disagrees" in message or "internal error" in message:
-            self.seen.append(message)
+            self.count += 1
+            self.last = message
 
 
 DISAGREEMENTS = Disagreements()
@@ -138,20 +140,24 @@ def quiet_logging() -> None:
 
 
 def clean_request(method: str, user: str, source: Source, n: int) -> bytes:
-    """A request as SIPp writes one (tests/differential's): what the table learns from."""
+    """A request as SIPp writes one (tests/differential's): what the table learns from.
+    Over IPv6 the URIs of From, To and Contact name hosts: the compiled path leaves an
+    IPv6 reference in them to the engine, so a table taught with one learns nothing."""
     ip, port = source.remote
     host = f"[{ip}]" if ":" in ip else ip
     lip, lport = source.local
     lhost = f"[{lip}]" if ":" in lip else lip
     transport = source.transport.upper()
+    peer, us = (f"{host}:{port}", f"{lhost}:{lport}") if ":" not in ip else (
+        "client.example", "localhost")
     return (
         f"{method} sip:{user}@{lhost}:{lport} SIP/2.0\r\n"
         f"Via: SIP/2.0/{transport} {host}:{port};branch=z9hG4bK-{n}\r\n"
-        f"From: sipp <sip:sipp@{host}:{port}>;tag={n}SIPpTag00{n}\r\n"
-        f"To: <sip:{user}@{lhost}:{lport}>\r\n"
+        f"From: sipp <sip:sipp@{peer}>;tag={n}SIPpTag00{n}\r\n"
+        f"To: <sip:{user}@{us}>\r\n"
         f"Call-ID: {n}-{port}@{host}\r\n"
         f"CSeq: 1 {method}\r\n"
-        f"Contact: <sip:sipp@{host}:{port}>\r\n"
+        f"Contact: <sip:sipp@{peer}>\r\n"
         f"Max-Forwards: 70\r\n"
         f"Content-Length: 0\r\n\r\n"
     ).encode()
@@ -200,7 +206,7 @@ class Oracle:
         before = engine.counters["internal_errors"]
         outcome = engine.handle(data, source, NOW)
         if engine.counters["internal_errors"] != before:
-            _fail(f"Engine.handle counted an internal error: {DISAGREEMENTS.seen[-1:]}", data)
+            _fail(f"Engine.handle counted an internal error: {DISAGREEMENTS.last}", data)
         transactions = engine.transactions
         if transactions.table or len(transactions.timers):
             transactions.table.clear()
@@ -223,10 +229,10 @@ class Oracle:
             _fail(f"Table.answer returned {got!r}", data)
         if got == MISS and miss_learns:
             outcome = self.engine_sends(data, source)
-            before = len(DISAGREEMENTS.seen)
+            before = DISAGREEMENTS.count
             self.fast.learn(outcome, local_id)
-            if len(DISAGREEMENTS.seen) != before:
-                _fail(DISAGREEMENTS.seen[-1], data)
+            if DISAGREEMENTS.count != before:
+                _fail(DISAGREEMENTS.last, data)
             if not learn:
                 line = data[: data.find(b"\r\n")] if b"\r\n" in data else b""
                 self.table.forget(local_id, line)
@@ -277,6 +283,12 @@ def scratch_tables() -> list[Any]:
     return out
 
 
+def mix(data: bytes) -> int:
+    """64 well-mixed bits of the input: the choices below (zlib.crc32's low bits follow
+    the input's last octets too closely, and most inputs end alike)."""
+    return int.from_bytes(hashlib.blake2s(data, digest_size=8).digest(), "little")
+
+
 def cut(data: bytes, seed: int, k: int) -> bytes:
     """A slice of the input chosen by ``seed``: heads and tails with what the input holds."""
     if not data:
@@ -287,7 +299,7 @@ def cut(data: bytes, seed: int, k: int) -> bytes:
 
 def exercise_api(tables: list[Any], data: bytes) -> None:
     """learn / answer / forget / clear on a scratch table, arguments drawn from the input."""
-    seed = zlib.crc32(data)
+    seed = mix(data)
     table = tables[seed % len(tables)]
     end = data.find(b"\r\n")
     line = data[:end] if end >= 0 else data[:64]
@@ -323,9 +335,9 @@ def exercise_api(tables: list[Any], data: bytes) -> None:
         if isinstance(got, int):
             if got not in DEFERRALS:
                 _fail(f"scratch Table.answer returned {got!r}", data)
-        elif got and learned and isinstance(head, bytes) and isinstance(tail, bytes):
-            if not (got.startswith(head) and got.endswith(tail)):
-                _fail(f"scratch answer {got[:300]!r} is not head + echo + tail", data)
+        elif (got and learned and isinstance(head, bytes) and isinstance(tail, bytes)
+              and not (got.startswith(head) and got.endswith(tail))):
+            _fail(f"scratch answer {got[:300]!r} is not head + echo + tail", data)
     with contextlib.suppress(*EXPECTED_ERRORS):
         table.forget(local_id, line)
     with contextlib.suppress(*EXPECTED_ERRORS):
@@ -352,7 +364,7 @@ def check(data: bytes) -> None:
     checker = oracle()
     # Learning a missed line costs an engine run: one source an input learns (the
     # others' misses are only counted), chosen by the input.
-    learner = zlib.crc32(data) % len(checker.sources)
+    learner = mix(data) % len(checker.sources)
     for n, source in enumerate(checker.sources):
         checker.handle(data, source, learn=False, miss_learns=n == learner)
     if not TABLES:

@@ -1,0 +1,130 @@
+"""The fuzz targets of the compiled path, short (fuzz/fuzz_speedups.py, fuzz/fuzz_batch.py).
+
+CI replays their seeds (the torture corpus, fuzz/seeds/, fuzz/seeds-speedups/,
+fuzz/seeds-batch/) through each target's oracle -- the compiled table defers or
+sends exactly the engine's octets; the batch reader answers or hands back every
+datagram, in order -- pins what the long runs found as ``test_regression_*``, and
+runs each atheris target for a few thousand inputs. fuzz/README.md has the long
+runs, with AddressSanitizer.
+
+Skipped, with the reason, where the extension is not built (SIPRESPONDER_NO_EXTENSIONS
+or no compiler) or atheris is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from sipresponder.uas.compiled import STATUS, speedups
+
+pytestmark = pytest.mark.skipif(speedups is None, reason=f"compiled path: {STATUS}")
+
+ROOT = Path(__file__).resolve().parents[2]
+FUZZ = ROOT / "fuzz"
+REGRESSIONS = Path(__file__).resolve().parent / "regressions"
+
+
+def files(*folders: Path) -> list[Path]:
+    return sorted(p for folder in folders for p in folder.rglob("*") if p.is_file())
+
+
+TABLE_SEEDS = files(ROOT / "tests" / "torture", FUZZ / "seeds", FUZZ / "seeds-speedups")
+BATCH_SEEDS = files(FUZZ / "seeds-batch")
+
+
+def target(name: str) -> ModuleType:
+    """fuzz/<name>.py, imported once under its own name (fuzz_batch imports
+    fuzz_speedups by that name)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, FUZZ / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def fuzz_speedups() -> Iterator[ModuleType]:
+    module = target("fuzz_speedups")
+    yield module
+    # The oracle's handler collects the warnings it reads: not beyond these tests.
+    logging.getLogger("sipresponder").removeHandler(module.DISAGREEMENTS)
+
+
+def test_table_target_holds_on_the_seeds(fuzz_speedups: ModuleType) -> None:
+    for path in TABLE_SEEDS:
+        fuzz_speedups.check(path.read_bytes())
+    # Some answered compiled (else the oracle compared nothing): the taught lines.
+    assert fuzz_speedups.oracle().answered > 0
+
+
+@pytest.mark.skipif(speedups is None or not getattr(speedups, "HAVE_MMSG", 0),
+                    reason="no recvmmsg/sendmmsg here (Linux only)")
+def test_batch_target_holds_on_the_seeds(fuzz_speedups: ModuleType) -> None:
+    fuzz_batch = target("fuzz_batch")
+    for path in BATCH_SEEDS:
+        fuzz_batch.check(path.read_bytes())
+    assert fuzz_batch.batch_oracle().answered > 0
+
+
+def test_a_disagreement_is_a_failure(fuzz_speedups: ModuleType) -> None:
+    """The oracle is not vacuous: an answer that is not the engine's octets fails."""
+    checker = fuzz_speedups.oracle()
+    source = checker.sources[0]
+    data = fuzz_speedups.clean_request("OPTIONS", "bench", source, 77)
+    got = checker.handle(data, source, learn=False)
+    assert isinstance(got, bytes) and got
+    with pytest.raises(fuzz_speedups.FuzzFailure, match="but the engine sent"):
+        checker.check_answer(data, source, got.replace(b"200 OK", b"200 Ok", 1))
+
+
+# -- what the long runs found --------------------------------------------------------------
+def test_regression_uninitialised_table_is_empty_not_a_crash() -> None:
+    """fuzz_speedups.py under ASan: Table.__new__(Table) without __init__ had NULL
+    entries, and every method dereferenced them (SEGV in Table_forget). A subprocess:
+    before the fix this killed the interpreter."""
+    run = subprocess.run([sys.executable, str(REGRESSIONS / "speedups_uninitialised_table.py")],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    assert run.stdout.strip() == "ok"
+
+
+# -- the atheris targets themselves: a short CI pass -----------------------------------------
+def short_run(tmp_path: Path, name: str, seeds: list[Path], runs: int) -> None:
+    pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris)")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for path in seeds:
+        shutil.copy(path, corpus / f"{path.parent.name}-{path.name}")
+    run = subprocess.run(
+        [sys.executable, str(FUZZ / f"{name}.py"), str(corpus),
+         f"-dict={FUZZ / 'speedups.dict'}", f"-runs={runs}", "-max_len=4096", "-seed=1",
+         f"-artifact_prefix={tmp_path}/"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    tail = "\n".join(line for line in run.stderr.splitlines()[-40:]
+                     if not line.startswith("INFO: Instrumenting"))
+    assert run.returncode == 0, tail
+    assert re.search(r"Done \d+ runs", run.stderr), tail
+
+
+def test_atheris_short_run_table(tmp_path: Path) -> None:
+    """A few thousand coverage-guided inputs against the compiled table (fuzz/README.md)."""
+    short_run(tmp_path, "fuzz_speedups", TABLE_SEEDS, 4000)
+
+
+@pytest.mark.skipif(speedups is None or not getattr(speedups, "HAVE_MMSG", 0),
+                    reason="no recvmmsg/sendmmsg here (Linux only)")
+def test_atheris_short_run_batch(tmp_path: Path) -> None:
+    """A couple of thousand inputs against the batch reader, over loopback."""
+    short_run(tmp_path, "fuzz_batch", BATCH_SEEDS, 2000)
