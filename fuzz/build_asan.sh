@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 python=${PYTHON:-python}
 include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 suffix=$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-out="$here/build-asan"
+out="${OUT:-$here/build-asan}"
 mkdir -p "$out"
 warn="-std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers"
 case "${1:-clang}" in

@@ -190,6 +190,7 @@ class Oracle:
                 for source in sources:
                     self.handle(clean_request(method, user, source, n), source, learn=True)
         self.taught = self.table.size()
+        self.answered = 0  # what the inputs got, not the teaching ACKs
         if self.taught == 0:
             raise SystemExit("the table learned nothing from the common requests")
 
@@ -338,6 +339,12 @@ def exercise_api(tables: list[Any], data: bytes) -> None:
         elif (got and learned and isinstance(head, bytes) and isinstance(tail, bytes)
               and not (got.startswith(head) and got.endswith(tail))):
             _fail(f"scratch answer {got[:300]!r} is not head + echo + tail", data)
+    if (seed >> 22) % 64 == 0:
+        reinit(table, seed, data)
+    key = cut(data, seed, 3)[:32]
+    if speedups.blake2s_tag(key, data) != hashlib.blake2s(data, key=key,
+                                                         digest_size=8).digest():
+        _fail(f"blake2s_tag differs from hashlib's for key {key!r}", data)
     with contextlib.suppress(*EXPECTED_ERRORS):
         table.forget(local_id, line)
     with contextlib.suppress(*EXPECTED_ERRORS):
@@ -345,6 +352,46 @@ def exercise_api(tables: list[Any], data: bytes) -> None:
         table.deferred()
         if table.size() > 8 or (seed >> 18) % 16 == 0:
             table.clear()
+
+
+class Untruthful:
+    """A check switch whose truth cannot be told."""
+
+    def __bool__(self) -> bool:
+        raise RuntimeError("no truth value")
+
+
+def reinit(table: Any, seed: int, data: bytes) -> None:
+    """Table.__init__ again, on a live table, with arguments it must refuse: the error
+    is the argument's, and the table still answers afterwards."""
+    checks: dict[str, object] = {name: True for name in CHECK_NAMES}
+    key = b"k"
+    accept: tuple[object, ...] = (b"application/sdp",)
+    wrong = (seed >> 28) % 4
+    if wrong == 0:
+        checks["expires"] = Untruthful()
+        expected: type[Exception] = RuntimeError
+    elif wrong == 1:
+        del checks["require"]
+        expected = KeyError
+    elif wrong == 2:
+        key = b"k" * 33
+        expected = ValueError
+    else:
+        accept = (b"*/*", "text/plain")
+        expected = TypeError
+    try:
+        table.__init__(key, accept, 10, 100, 1000, 0.0, checks, True)
+    except expected:
+        pass
+    except Exception as exc:  # any other error is the finding
+        _fail(f"Table.__init__ with a wrong argument raised {exc!r}, not {expected.__name__}",
+              data)
+    else:
+        _fail(f"Table.__init__ took a wrong argument (expected {expected.__name__})", data)
+    got = table.answer(data, "127.0.0.1", 5060, 1, True, True)
+    if not isinstance(got, (bytes, int)):
+        _fail(f"after a refused __init__, answer returned {got!r}", data)
 
 
 ORACLE: Oracle | None = None
