@@ -1092,6 +1092,8 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwds)
             return -1;
         }
         *named[k].flag = PyObject_IsTrue(v);
+        if (*named[k].flag < 0) /* fuzz fix: a switch whose truth raised (SystemError) */
+            return -1;
     }
     self->strict_length = strict_length;
     self->max_entries = max_entries;

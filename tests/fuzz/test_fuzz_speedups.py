@@ -100,6 +100,21 @@ def test_regression_uninitialised_table_is_empty_not_a_crash() -> None:
     assert run.stdout.strip() == "ok"
 
 
+def test_regression_a_check_switch_that_raises_is_the_error() -> None:
+    """fuzz_speedups.py (reinit): Table.__init__ ignored PyObject_IsTrue's -1 and
+    returned success with the switch's exception pending: a SystemError."""
+    assert speedups is not None
+
+    class Untruthful:
+        def __bool__(self) -> bool:
+            raise RuntimeError("no truth value")
+
+    checks: dict[str, object] = {name: True for name in target("fuzz_speedups").CHECK_NAMES}
+    checks["max_forwards"] = Untruthful()
+    with pytest.raises(RuntimeError, match="no truth value"):
+        speedups.Table(b"k", (), 10, 100, 1000, 0.0, checks, True)
+
+
 # -- the atheris targets themselves: a short CI pass -----------------------------------------
 def short_run(tmp_path: Path, name: str, seeds: list[Path], runs: int) -> None:
     pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris)")
