@@ -19,7 +19,8 @@ read with ``serve_udp``. ``check`` fails (raises) when any of these does not hol
 * ``take_tally`` counts every answer.
 
 Several variants are drawn from the input's length: no table, the table off, no journal, one
-batch per call (the caller calls again until the socket is drained).
+batch per call (the caller calls again until the socket is drained), and a Unix
+socketpair, whose datagrams carry no source address (deferred, address b"").
 
 Loopback only, bounded: the sockets are made once, every read waits at most
 WAIT seconds.
@@ -151,6 +152,9 @@ class BatchOracle:
         local_id = oracle.local_id(source)
         datagrams = data.split(SEPARATOR)[:MAX_DATAGRAMS]
         variant = (len(data) >> 1) % 16
+        if variant == 4:
+            self.check_no_address(datagrams, data)
+            return
         table = None if variant == 0 else oracle.table
         enabled = variant != 1
         journal = variant != 2 and table is not None  # no table: no journal either
@@ -198,6 +202,28 @@ class BatchOracle:
                 _fail(f"take_tally counted {counted} answers, "
                       f"{len(datagrams) - len(deferred)} were given", data)
         self.check_client(loop, sent_back, unsent, data)
+
+    def check_no_address(self, datagrams: list[bytes], data: bytes) -> None:
+        """Datagrams that carry no source address (a Unix socketpair): serve_udp can
+        name no source, so each comes back deferred, UNUSUAL, with the raw (empty)
+        address, never an address left over from an earlier call."""
+        oracle = self.oracle
+        with contextlib.ExitStack() as stack:
+            sender, reader = (stack.enter_context(s) for s in
+                              socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM))
+            sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+            reader.setblocking(False)
+            for datagram in datagrams:
+                sender.send(datagram)
+            deferred, answered, _ = self.serve(reader.fileno(), oracle.table, 1, True, True,
+                                               8, len(datagrams), data)
+        if answered or [d[0] for d in deferred] != datagrams:
+            _fail(f"socketpair datagrams: {len(answered)} answered, deferred "
+                  f"{[d[0][:40] for d in deferred]!r}", data)
+        for item in deferred:
+            if item[1:] != (b"", 3):
+                _fail(f"a datagram with no source came back as {item[1:]!r}", data)
 
     def check_answered(self, item: tuple, datagram: bytes, loop: Loopback, local_id: int,
                        source: Source, data: bytes) -> None:
