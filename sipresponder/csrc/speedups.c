@@ -1298,6 +1298,10 @@ static PyObject *serve_udp(PyObject *module, PyObject *args)
             rx[i].msg_hdr.msg_iovlen = 1;
             rx[i].msg_hdr.msg_name = &rx_addr[i];
             rx[i].msg_hdr.msg_namelen = sizeof(rx_addr[i]);
+            /* fuzz fix: a datagram with no source address (msg_namelen 0: a Unix
+             * socketpair) left rx_addr as an earlier call wrote it, and its stale
+             * source was reported; AF_UNSPEC is named by nobody, so it defers. */
+            rx_addr[i].ss_family = AF_UNSPEC;
         }
         int n = recvmmsg(fd, rx, BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+import select
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -113,6 +115,32 @@ def test_regression_a_check_switch_that_raises_is_the_error() -> None:
     checks["max_forwards"] = Untruthful()
     with pytest.raises(RuntimeError, match="no truth value"):
         speedups.Table(b"k", (), 10, 100, 1000, 0.0, checks, True)
+
+
+@pytest.mark.skipif(speedups is None or not getattr(speedups, "HAVE_MMSG", 0),
+                    reason="no recvmmsg/sendmmsg here (Linux only)")
+def test_regression_a_datagram_without_source_is_not_given_an_old_one() -> None:
+    """fuzz_batch.py (socketpair variant): recvmmsg writes no address for a datagram
+    without one, and serve_udp reported the source of a datagram an earlier call had
+    read (its sockaddr buffer is on the stack, reused). Now it has no address."""
+    assert speedups is not None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        udp.bind(("127.0.0.1", 0))
+        udp.setblocking(False)
+        client.bind(("127.0.0.1", 0))
+        client.sendto(b"first", udp.getsockname())
+        assert select.select([udp], [], [], 5.0)[0]
+        deferred, _, _, _ = speedups.serve_udp(udp.fileno(), None, 1, False, True, False, 1)
+        assert deferred == [(b"first", client.getsockname(), speedups.OFF)]
+    sender, reader = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with sender, reader:
+        reader.setblocking(False)
+        sender.send(b"second")
+        deferred, _, _, received = speedups.serve_udp(reader.fileno(), None, 1, False, True,
+                                                      False, 1)
+    assert received == 1
+    assert deferred == [(b"second", b"", speedups.UNUSUAL)]
 
 
 # -- the atheris targets themselves: a short CI pass -----------------------------------------
