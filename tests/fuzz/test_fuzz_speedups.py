@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import re
 import select
 import shutil
@@ -144,7 +145,8 @@ def test_regression_a_datagram_without_source_is_not_given_an_old_one() -> None:
 
 
 # -- the atheris targets themselves: a short CI pass -----------------------------------------
-def short_run(tmp_path: Path, name: str, seeds: list[Path], runs: int) -> None:
+def short_run(tmp_path: Path, name: str, seeds: list[Path], runs: int,
+              env: dict[str, str] | None = None) -> None:
     pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris)")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -154,20 +156,41 @@ def short_run(tmp_path: Path, name: str, seeds: list[Path], runs: int) -> None:
         [sys.executable, str(FUZZ / f"{name}.py"), str(corpus),
          f"-dict={FUZZ / 'speedups.dict'}", f"-runs={runs}", "-max_len=4096", "-seed=1",
          f"-artifact_prefix={tmp_path}/"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     tail = "\n".join(line for line in run.stderr.splitlines()[-40:]
                      if not line.startswith("INFO: Instrumenting"))
     assert run.returncode == 0, tail
     assert re.search(r"Done \d+ runs", run.stderr), tail
+    if env is not None:  # the build the run was told to load is the one it loaded
+        assert f"sipresponder._speedups: {env['SIPRESPONDER_SPEEDUPS_SO']}" in run.stderr, tail
 
 
 def test_atheris_short_run_table(tmp_path: Path) -> None:
     """A few thousand coverage-guided inputs against the compiled table (fuzz/README.md)."""
-    short_run(tmp_path, "fuzz_speedups", TABLE_SEEDS, 4000)
+    short_run(tmp_path, "fuzz_speedups", TABLE_SEEDS, 3000)
+
+
+def test_atheris_short_run_table_under_asan(tmp_path: Path) -> None:
+    """The same, against an AddressSanitizer build with libFuzzer coverage of the C code
+    (fuzz/build_asan.sh: clang, atheris's asan_with_fuzzer.so preloaded)."""
+    atheris = pytest.importorskip("atheris", reason="atheris is not installed")
+    if shutil.which("clang") is None and shutil.which("clang-14") is None:
+        pytest.skip("no clang for the AddressSanitizer build (apt-get install -y clang)")
+    runtime = Path(atheris.path()) / "asan_with_fuzzer.so"
+    if not runtime.is_file():
+        pytest.skip(f"atheris ships no {runtime.name} here")
+    build = subprocess.run(["sh", str(FUZZ / "build_asan.sh")], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "OUT": str(tmp_path / "asan"),
+                                             "PYTHON": sys.executable})
+    assert build.returncode == 0, build.stderr
+    env = {**os.environ, "SIPRESPONDER_SPEEDUPS_SO": build.stdout.strip(),
+           "SIPRESPONDER_FUZZ_PYTHON_COVERAGE": "0", "LD_PRELOAD": str(runtime),
+           "ASAN_OPTIONS": "detect_leaks=0"}
+    short_run(tmp_path, "fuzz_speedups", TABLE_SEEDS, 3000, env=env)
 
 
 @pytest.mark.skipif(speedups is None or not getattr(speedups, "HAVE_MMSG", 0),
                     reason="no recvmmsg/sendmmsg here (Linux only)")
 def test_atheris_short_run_batch(tmp_path: Path) -> None:
-    """A couple of thousand inputs against the batch reader, over loopback."""
-    short_run(tmp_path, "fuzz_batch", BATCH_SEEDS, 2000)
+    """A thousand inputs against the batch reader, over loopback."""
+    short_run(tmp_path, "fuzz_batch", BATCH_SEEDS, 1000)
