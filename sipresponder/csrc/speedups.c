@@ -1244,6 +1244,24 @@ static void Table_dealloc(Table *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* fuzz fix (fuzz/fuzz_speedups.py): Table.__new__(Table) without __init__ left
+ * entries and accept NULL, and every method then dereferenced NULL. A table is born
+ * empty instead (max_message_size 0: it defers every request until __init__). */
+static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Table *self = (Table *)PyType_GenericNew(type, args, kwds);
+    if (self == NULL)
+        return NULL;
+    self->entries = PyDict_New();
+    self->accept = PyTuple_New(0);
+    if (self->entries == NULL || self->accept == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+/* end of fuzz fix */
+
 static int Table_init(Table *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"tag_key", "accept", "max_headers", "max_line_length",
@@ -1292,6 +1310,8 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwds)
             return -1;
         }
         *named[k].flag = PyObject_IsTrue(v);
+        if (*named[k].flag < 0) /* fuzz fix: a switch whose truth raised (SystemError) */
+            return -1;
     }
     self->strict_length = strict_length;
     self->max_entries = max_entries;
@@ -1657,6 +1677,10 @@ static PyObject *serve_udp(PyObject *module, PyObject *args)
             rx[i].msg_hdr.msg_iovlen = 1;
             rx[i].msg_hdr.msg_name = &rx_addr[i];
             rx[i].msg_hdr.msg_namelen = sizeof(rx_addr[i]);
+            /* fuzz fix: a datagram with no source address (msg_namelen 0: a Unix
+             * socketpair) left rx_addr as an earlier call wrote it, and its stale
+             * source was reported; AF_UNSPEC is named by nobody, so it defers. */
+            rx_addr[i].ss_family = AF_UNSPEC;
         }
         int n = recvmmsg(fd, rx, BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
@@ -1835,7 +1859,7 @@ static PyTypeObject TableType = {
     .tp_basicsize = sizeof(Table),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "The compiled answers of one engine's scenario, by listener and request line.",
-    .tp_new = PyType_GenericNew,
+    .tp_new = Table_new, /* fuzz fix: was PyType_GenericNew (NULL entries) */
     .tp_init = (initproc)Table_init,
     .tp_dealloc = (destructor)Table_dealloc,
     .tp_methods = Table_methods,
