@@ -414,9 +414,38 @@ def check(data: bytes) -> None:
     learner = mix(data) % len(checker.sources)
     for n, source in enumerate(checker.sources):
         checker.handle(data, source, learn=False, miss_learns=n == learner)
+    check_stream(checker, data)
     if not TABLES:
         TABLES.extend(scratch_tables())
     exercise_api(TABLES, data)
+
+
+def check_stream(checker: Oracle, data: bytes) -> None:
+    """Table.answer_stream on the input as a TCP stream (twice over, so that a
+    complete first message is followed by another): what it answers is whole messages
+    from the start, each answered as Table.answer answers it alone, in order."""
+    source = next((s for s in checker.sources if s.transport == "tcp"), None)
+    if source is None:
+        return
+    local_id = checker.local_id(source)
+    stream = data + data
+    out, used, count, records = checker.table.answer_stream(
+        stream, source.remote[0], source.remote[1], local_id, True, True)
+    if not (0 <= used <= len(stream)) or count != len(records):
+        _fail(f"answer_stream: used {used} of {len(stream)}, count {count}, "
+              f"{len(records)} records", data)
+    offset, expected = 0, b""
+    for start, length, _tally, response in records:
+        if start != offset or length <= 0:
+            _fail(f"answer_stream: a record at {start}+{length} after {offset}", data)
+        alone = checker.table.answer(stream[start:start + length], source.remote[0],
+                                     source.remote[1], local_id, False, True, count=False)
+        if alone != (response if response is not None else b""):
+            _fail(f"answer_stream answered {response!r}, answer {alone!r}", data)
+        expected += response or b""
+        offset = start + length
+    if out != expected or used != offset:
+        _fail("answer_stream: its octets or its length are not its records'", data)
 
 
 def test_one_input(data: bytes) -> None:
