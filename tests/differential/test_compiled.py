@@ -13,12 +13,14 @@ the table has learned, their byte-level mutations, and every bundled and example
 scenario. ``checked.answered`` guards against the table silently deferring all.
 
 Skipped, with the reason, where the extension is not built (SIPRESPONDER_NO_EXTENSIONS
-or no compiler); .ci/run builds it, so CI runs these.
+or no compiler), except with CI=true, where .ci/run builds it: there a missing build is
+an error, not a skip.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +31,17 @@ from hypothesis import strategies as st
 from sipresponder.scenario.loader import load_scenario
 from sipresponder.scenario.model import Scenario
 from sipresponder.sip.transports import MESSAGE_FRAMED
-from sipresponder.uas.compiled import STATUS, speedups
+from sipresponder.uas.compiled import NO_EXTENSIONS, STATUS, speedups
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
 from sipresponder.uas.fast import MISS
 from tests.fuzz.test_fuzz import fuzz_settings, mutated, valid_requests
 
+if (speedups is None and os.environ.get("CI") == "true"
+        and os.environ.get(NO_EXTENSIONS, "") in ("", "0")):
+    # .ci/run installs the compiler and headers: a build that fell back to pure Python
+    # there must not pass as a skip.
+    raise RuntimeError(f"CI=true but the compiled path is not built: {STATUS}")
 pytestmark = pytest.mark.skipif(speedups is None, reason=f"compiled path: {STATUS}")
 
 ROOT = Path(__file__).resolve().parents[2]
