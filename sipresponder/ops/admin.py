@@ -44,7 +44,7 @@ def parse_admin_address(text: str) -> tuple[str, int]:
 
 def entry_json(entry: JournalEntry) -> dict[str, Any]:
     near = entry.near_miss
-    return {
+    fields = {
         "seq": entry.seq,
         "time": entry.time,
         "received_at": entry.received_at_text,
@@ -60,6 +60,9 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         "responses": [r.decode("latin-1") for r in entry.responses],
         "codes": entry.codes,
     }
+    # The merged journal of --workers (ops/cluster.py) says which worker answered.
+    fields.update(getattr(entry, "origin", {}))
+    return fields
 
 
 QUERY_KEYS = ("method", "uri", "header", "rule", "since")  # GET /api/requests[/count]
