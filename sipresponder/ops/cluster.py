@@ -35,6 +35,7 @@ import itertools
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,6 +66,10 @@ CALL_TIMEOUT = 5.0
 # While a worker is down, a wait asks again this often whether it is back: nothing
 # tells the gatherer when the supervisor has restarted it.
 REJOIN_POLL = 0.2
+# A worker refuses a swap this long before the gatherer stops waiting for its answer,
+# so that a swap it carries out is one the gatherer hears of (ops: WorkerChannel._scenario).
+SWAP_MARGIN = 1.0
+JOIN_TIMEOUT = 30.0  # how long the gatherer waits for every worker before it says it is up
 
 
 def socket_path(directory: Path, index: int) -> Path:
@@ -121,6 +126,7 @@ class WorkerChannel:
         app.router.add_get("/cluster/hello", self._hello)
         app.router.add_get("/cluster/journal", self._journal)
         app.router.add_post("/cluster/changed", self._changed)
+        app.router.add_put("/cluster/scenario", self._scenario)
         # A cancelled long-poll (the gatherer's wait is over) ends here too.
         self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self.runner.setup()
@@ -144,6 +150,21 @@ class WorkerChannel:
             since = 0
         entries = [entry_json(e) for e in self.admin.responder.journal if e.seq > since]
         return web.json_response({**self.hello(), "entries": entries})
+
+    async def _scenario(self, request: web.Request) -> web.Response:
+        """PUT /api/scenario, refused once ``not_after`` (CLOCK_MONOTONIC, the same in
+        every process) has passed: the gatherer has given up on this call by then and
+        told the others to go back, so a call that waited in a stopped worker's queue
+        must not swap its scenario in afterwards."""
+        text = (await request.read()).decode("utf-8")
+        if time.monotonic() > float(request.query["not_after"]):
+            return web.json_response({"error": "the swap came too late; not applied"},
+                                     status=409)
+        try:
+            self.admin.replace_scenario(text)
+        except ScenarioError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"status": "replaced"})
 
     async def _changed(self, request: web.Request) -> web.Response:
         """Answer once an entry after ``after`` is journaled (at once when ``pid`` is
@@ -231,6 +252,15 @@ class WorkerLink:
             raise WorkerDown(f"worker {self.index} is not answering "
                              f"({type(exc).__name__}: {exc or 'no reply'})") from None
 
+    async def serve(self, text: str) -> None:
+        """Have the worker serve ``text``; WorkerDown, or ClusterFailed if it refuses."""
+        status, body = await self.call(
+            "PUT", "/cluster/scenario", data=text.encode(),
+            params={"not_after": repr(time.monotonic() + CALL_TIMEOUT - SWAP_MARGIN)})
+        failed = failures({self.index: (status, body)})
+        if failed:
+            raise ClusterFailed("the scenario was refused", failed)
+
     async def close(self) -> None:
         if self.session is not None:
             await self.session.close()
@@ -278,6 +308,7 @@ class Cluster(Responder):
         self._seq = itertools.count(1)
         self._merging = asyncio.Lock()  # one fetch at a time, or entries merge twice
         self._swapping = asyncio.Lock()  # one scenario change at a time
+        self._background: set[asyncio.Task[None]] = set()  # held until done
 
     async def start(self, *, reuse_port: bool = False,
                     shared_udp: dict[ListenAddress, socket.socket] | None = None) -> Cluster:
@@ -285,6 +316,8 @@ class Cluster(Responder):
         return self
 
     async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         for link in self.links:
             await link.close()
 
@@ -306,6 +339,17 @@ class Cluster(Responder):
         if failed:
             raise ClusterFailed(what, failed)
         return outcomes
+
+    async def joined(self, timeout: float) -> dict[int, str]:
+        """Wait until every worker answers on its channel (the workers start after the
+        gatherer); those still silent at ``timeout``, and why."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            failed = failures(await self.each("GET", "/cluster/hello", timeout=1.0))
+            if not failed or loop.time() >= deadline:
+                return failed
+            await asyncio.sleep(REJOIN_POLL)  # no event says a channel is up: ask again
 
     # -- the merged journal ------------------------------------------------------------
     async def merge(self) -> None:
@@ -343,8 +387,8 @@ class Cluster(Responder):
             return
         async with self._swapping:  # not while a swap is half done
             if hello["scenario"] != scenario_digest(self.scenario_text):
-                with contextlib.suppress(WorkerDown):
-                    await link.call("PUT", "/api/scenario", data=self.scenario_text.encode())
+                with contextlib.suppress(WorkerDown, ClusterFailed):
+                    await link.serve(self.scenario_text)
 
     async def _watch(self, query: Query, deadline: float,
                      done: Callable[[int], bool]) -> list[JournalEntry]:
@@ -382,19 +426,47 @@ class Cluster(Responder):
             scenario = parse_scenario(text, path, base_dir=self.base_dir)
             previous = self.scenario_text
             _write_current(self.directory, text)
-            outcomes = await self.each("PUT", "/api/scenario", data=text.encode())
-            failed = failures(outcomes)
-            if failed:
-                _write_current(self.directory, previous)
-                back = [i for i in outcomes if i not in failed]
-                await asyncio.gather(*(self.links[i].call(
-                    "PUT", "/api/scenario", data=previous.encode()) for i in back),
-                    return_exceptions=True)
-                raise ClusterFailed("the scenario was not swapped (workers "
-                                    f"{', '.join(map(str, back)) or 'none'} went back to "
-                                    "the previous one)", failed)
-            self.scenario_text = text
-            return scenario
+            results = await asyncio.gather(*(link.serve(text) for link in self.links),
+                                           return_exceptions=True)
+            failed = {}
+            for index, result in enumerate(results):
+                if isinstance(result, ClusterFailed):
+                    failed.update(result.failed)
+                elif isinstance(result, WorkerDown):
+                    failed[index] = str(result)
+                elif isinstance(result, BaseException):
+                    raise result
+            if not failed:
+                self.scenario_text = text
+                return scenario
+            _write_current(self.directory, previous)
+            back = [i for i in range(len(self.links)) if i not in failed]
+            await asyncio.gather(*(self.links[i].serve(previous) for i in back),
+                                 return_exceptions=True)
+            # A failed worker may still swap (its answer was late): make sure it ends up
+            # serving the previous scenario once it answers again.
+            task = asyncio.create_task(self._bring_back(set(failed)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            raise ClusterFailed("the scenario was not swapped (workers "
+                                f"{', '.join(map(str, back)) or 'none'} went back to "
+                                "the previous one)", failed)
+
+    async def _bring_back(self, indexes: set[int]) -> None:
+        """Until each of these workers has answered serving the current scenario, ask
+        it again every REJOIN_POLL (nothing says when a stuck worker moves again)."""
+        while indexes:
+            await asyncio.sleep(REJOIN_POLL)
+            for index in list(indexes):
+                link = self.links[index]
+                try:
+                    status, hello = await link.call("GET", "/cluster/hello", timeout=1.0)
+                except WorkerDown:
+                    continue
+                if status == 200 and hello["scenario"] == scenario_digest(self.scenario_text):
+                    indexes.discard(index)
+                elif status == 200:
+                    await self._rejoin(link, hello)
 
     # -- metrics -------------------------------------------------------------------------
     async def metrics(self) -> bytes:
@@ -471,6 +543,9 @@ class ClusterAdmin(Admin):
         self.runner = web.AppRunner(self.app(), access_log=None)
         await self.runner.setup()
         await web.SockSite(self.runner, sock).start()
+        missing = await self.cluster.joined(JOIN_TIMEOUT)
+        if missing:
+            log.warning("admin API: %s", "; ".join(missing.values()))
         host, port = sock.getsockname()[:2]
         self.address = (host, port)
         shown = f"[{host}]" if ":" in host else host
