@@ -1,0 +1,110 @@
+"""Memory of ``serve --workers N``: PSS and RSS of the supervisor and of each child.
+
+PSS (proportional set size, /proc/PID/smaps_rollup) charges a page shared by k
+processes 1/k to each, so the sum over the tree is what the tree really costs;
+private (Private_Dirty) is what the process alone holds, what one more worker
+costs; RSS counts a shared page in full in every process. Each child is measured idle, then
+after --requests OPTIONS (default REQUESTS) from 64 source ports, so that every
+worker has compiled its plans, journaled, and collected its garbage a few times.
+
+    python bench/workers_memory.py --workers 4 [--admin] [--pythonpath DIR]
+
+``--pythonpath`` runs another checkout (e.g. the commit before a change) with the
+Python of this one, for a before/after comparison on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REQUESTS = 20000
+LISTENING = re.compile(r"listening on udp:127\.0\.0\.1:(\d+)")
+OPTIONS = (
+    "OPTIONS sip:200@127.0.0.1 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{n};rport\r\n"
+    "Max-Forwards: 70\r\nFrom: <sip:bench@127.0.0.1>;tag=b{n}\r\nTo: <sip:200@127.0.0.1>\r\n"
+    "Call-ID: mem-{n}@bench\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+def memory(pid: int) -> tuple[int, int, int]:
+    """(PSS, private dirty, RSS) in kB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        fields[name] = int(value.split()[0])
+    return fields["Pss"], fields["Private_Dirty"], fields["Rss"]
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def report(label: str, pids: dict[str, int]) -> None:
+    figures = {name: memory(pid) for name, pid in pids.items()}
+    for name, (pss, private, rss) in figures.items():
+        print(f"  {label:5} {name:11} PSS {pss / 1024:6.1f} MB  private {private / 1024:6.1f} MB"
+              f"  RSS {rss / 1024:6.1f} MB")
+    total = sum(pss for pss, _, _ in figures.values())
+    print(f"  {label:5} {'tree':11} PSS {total / 1024:6.1f} MB (sum)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=REQUESTS)
+    parser.add_argument("--admin", action="store_true", help="serve with --admin 127.0.0.1:0")
+    parser.add_argument("--pythonpath", help="the checkout to run (default: the installed one)")
+    args = parser.parse_args()
+    env = dict(os.environ)
+    if args.pythonpath:
+        env["PYTHONPATH"] = args.pythonpath
+    cmd = [sys.executable, "-m", "sipresponder", "serve", "--workers", str(args.workers),
+           "--listen", "udp:127.0.0.1:0"] + (["--admin", "127.0.0.1:0"] if args.admin else [])
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    try:
+        port = 0
+        seen = 0
+        deadline = time.monotonic() + 30
+        while seen < args.workers and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                sys.exit("serve ended before listening")
+            if m := LISTENING.search(line):
+                seen, port = seen + 1, int(m[1])
+        time.sleep(1.0)  # let the workers' start-up garbage settle before measuring idle
+        kids = children(proc.pid)
+        pids = {"supervisor": proc.pid, **{f"child {i}": pid for i, pid in enumerate(kids)}}
+        print(" ".join(cmd[1:]) + (f"  (PYTHONPATH={args.pythonpath})" if args.pythonpath
+                                   else ""))
+        report("idle", pids)
+        socks = []
+        for _ in range(64):  # 64 source ports: every worker gets some (SO_REUSEPORT hash)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(5)
+            socks.append(sock)
+        for n in range(args.requests):
+            sock = socks[n % len(socks)]
+            sock.sendto(OPTIONS.format(port=sock.getsockname()[1], n=n).encode(),
+                        ("127.0.0.1", port))
+            sock.recv(65535)
+        for sock in socks:
+            sock.close()
+        report("busy", pids)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
