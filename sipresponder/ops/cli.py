@@ -96,7 +96,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--admin",
         metavar="HOST:PORT",
         help="serve the admin HTTP API (journal, scenario swap, /metrics) there; "
-        "HOST defaults to 127.0.0.1, port 0 picks a free one; enables the journal",
+        "HOST defaults to 127.0.0.1, port 0 picks a free one; enables the journal "
+        "(with --workers: one API over all of them, journals merged, metrics summed)",
     )
     serve.add_argument(
         "--admin-token",

@@ -110,12 +110,14 @@ class WorkerChannel:
         self.path = path
         self.latest = 0  # the seq of the newest entry journaled
         self.changed = asyncio.Event()
+        self.waiting = 0  # long polls in progress
         self.runner: web.AppRunner | None = None
         admin.responder.journal.listeners.append(self._seen)
 
     def _seen(self, entry: JournalEntry) -> None:
-        self.latest = entry.seq
-        self.changed.set()
+        self.latest = entry.seq  # per request: kept to this and a test when nobody waits
+        if self.waiting:
+            self.changed.set()
 
     def hello(self) -> dict[str, Any]:
         return {"worker": self.index, "pid": os.getpid(),
@@ -178,8 +180,12 @@ class WorkerChannel:
             if remaining <= 0:
                 break
             self.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
+            self.waiting += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), remaining)
+            finally:
+                self.waiting -= 1
         return web.json_response({**self.hello(), "latest": self.latest})
 
 

@@ -11,7 +11,11 @@ Kamailio's UDP workers share theirs) — for stateless scenarios.
 
 The supervisor forks the workers before any event loop exists, forwards SIGTERM,
 SIGINT and SIGHUP to them, and restarts a worker that dies. Stateless To tags are
-the same in every worker: they are keyed by the scenario's tag key.
+the same in every worker: they are keyed by the scenario's tag key. With ``--admin``
+it also forks the gatherer (``ops/cluster.py``), which serves the admin API for all
+the workers, and sends SIGHUP to it alone. The supervisor itself never runs an event
+loop or a thread (forking from such a process is not safe), and does no work per
+request: it waits for its children to end.
 """
 
 from __future__ import annotations
