@@ -59,7 +59,9 @@ from .admin import MAX_WAIT, PUT_SCENARIO_PATH, RULE_PATH, Admin, entry_json
 
 log = logging.getLogger("sipresponder")
 
-CURRENT_SCENARIO = "scenario.toml"  # in the private directory: what a (re)started worker serves
+# In the private directory: what a (re)started worker serves, and the last merged seq.
+CURRENT_SCENARIO = "scenario.toml"
+LAST_NUMBER = "merged-seq"
 # How long one call to a worker may take beyond its own wait: a worker that does not
 # answer in this time counts as failed (it is busy or stuck), it is not waited for.
 CALL_TIMEOUT = 5.0
@@ -94,10 +96,24 @@ def current_scenario(directory: Path, path: str) -> tuple[Scenario, str] | None:
         return None
 
 
-def _write_current(directory: Path, text: str) -> None:
-    staged = directory / f".{CURRENT_SCENARIO}.new"
+def _write_atomically(path: Path, text: str) -> None:
+    staged = path.with_name(f".{path.name}.new")
     staged.write_text(text, encoding="utf-8")
-    os.replace(staged, directory / CURRENT_SCENARIO)  # a starting worker reads all or nothing
+    os.replace(staged, path)  # whoever reads it at start reads all of it or the old one
+
+
+def _write_current(directory: Path, text: str) -> None:
+    _write_atomically(directory / CURRENT_SCENARIO, text)
+
+
+def _last_number(directory: Path) -> int:
+    """The last ``seq`` a previous gatherer of this run handed out: a restarted one
+    numbers on from there, so that a client's ``since`` misses nothing (the workers'
+    journals are merged again from the start, so it may see entries twice)."""
+    try:
+        return int((directory / LAST_NUMBER).read_text())
+    except (FileNotFoundError, ValueError):
+        return 0
 
 
 # -- the worker's side ---------------------------------------------------------------------
@@ -311,7 +327,7 @@ class Cluster(Responder):
         self.base_dir = base_dir
         self.scenario_text = scenario_text
         self.links = [WorkerLink(i, socket_path(directory, i)) for i in range(workers)]
-        self._seq = itertools.count(1)
+        self._seq = itertools.count(_last_number(directory) + 1)
         self._merging = asyncio.Lock()  # one fetch at a time, or entries merge twice
         self._swapping = asyncio.Lock()  # one scenario change at a time
         self._background: set[asyncio.Task[None]] = set()  # held until done
@@ -377,8 +393,11 @@ class Cluster(Responder):
 
             batches = await asyncio.gather(*(fetch(link) for link in self.links))
             new = sorted(itertools.chain.from_iterable(batches), key=lambda t: t[:3])
-            self.merged.add(entry_from_json(data, next(self._seq), worker)
-                             for _, worker, _, data in new)
+            entries = [entry_from_json(data, next(self._seq), worker)
+                       for _, worker, _, data in new]
+            if entries:
+                _write_atomically(self.directory / LAST_NUMBER, str(entries[-1].seq))
+                self.merged.add(entries)
 
     async def _rejoin(self, link: WorkerLink, hello: dict[str, Any]) -> None:
         """Note a restarted worker, and give it the current scenario if it serves

@@ -38,7 +38,8 @@ ADMIN = re.compile(r"admin API on (http://127\.0\.0\.1:\d+) \(gathering from 2 w
 class Cluster:
     """A running ``serve --workers 2 --admin 127.0.0.1:0`` and what it logged."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, token: str | None = None) -> None:
+        self.token = token
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIPRESPONDER_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sipresponder", "serve", "--workers", "2",
@@ -47,8 +48,8 @@ class Cluster:
         self.lines: list[str] = []
         self._news = threading.Condition()
         threading.Thread(target=self._drain, daemon=True).start()
-        self.base = ADMIN.search(self.wait_line(ADMIN.pattern))[1]  # type: ignore[index]
-        self.udp = int(LISTENING.search(self.wait_line(LISTENING.pattern, 2))[1])  # type: ignore[index]
+        self.base = self.wait_match(ADMIN)
+        self.udp = int(self.wait_match(LISTENING, 2))
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
@@ -71,10 +72,18 @@ class Cluster:
                 pytest.fail(f"no line matching {pattern!r}; logged:\n{''.join(self.lines)}")
             return found()[times - 1]
 
+    def wait_match(self, pattern: re.Pattern[str], times: int = 1) -> str:
+        """The first group of the ``times``-th line matching ``pattern``."""
+        found = pattern.search(self.wait_line(pattern.pattern, times))
+        assert found is not None
+        return found[1]
+
     def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
              timeout: float = 15) -> tuple[int, Any]:
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method)
+        if self.token is not None:
+            request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=timeout) as resp:
                 status, text = resp.status, resp.read().decode()
@@ -294,5 +303,46 @@ def test_states_are_listed_per_worker(tmp_path: Path) -> None:
         assert running.get("/api/state")["counters"] == []
         assert running.call("POST", "/api/reset")[0] == 200
         assert running.get("/api/requests/count")["count"] == 0
+    finally:
+        running.stop()
+
+
+def test_a_restarted_gatherer_numbers_on(cluster: Cluster) -> None:
+    for i in range(6):
+        ask(cluster.udp, options(f"g{i}"))
+    before = cluster.get("/api/requests")["entries"]
+    workers = {w["pid"] for w in cluster.get("/healthz")["workers"]}
+    children = Path(f"/proc/{cluster.proc.pid}/task/{cluster.proc.pid}/children")
+    [gatherer] = {int(p) for p in children.read_text().split()} - workers
+    os.kill(gatherer, signal.SIGKILL)
+    cluster.wait_line(r"the admin gatherer \(pid \d+\) ended with status -9; restarting it")
+    cluster.wait_line(ADMIN.pattern, 2)  # the same address: the supervisor holds it
+    ask(cluster.udp, options("after-restart"))
+    after = cluster.get(f"/api/requests?since={before[-1]['seq']}")["entries"]
+    # The workers' journals merged again, numbered after everything handed out before.
+    assert len(after) == 7
+    assert min(e["seq"] for e in after) > before[-1]["seq"]
+    assert cluster.get("/healthz")["status"] == "ok"
+
+
+def test_watch_and_the_token_work_with_workers(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text("[default]\ncode = 480\n")
+    running = Cluster("--scenario", str(scenario), "--watch", "--admin-token", "s3cret",
+                      token="s3cret")
+    try:
+        running.token = None
+        assert running.call("GET", "/api/requests")[0] == 401
+        assert running.call("GET", "/healthz")[0] == 200
+        running.token = "s3cret"
+        assert {code_of(ask(running.udp, options(f"a{i}"))) for i in range(8)} == {480}
+        scenario.write_text("[default]\ncode = 603\n")
+        running.wait_line("file changed: reloaded scenario")
+        deadline = time.monotonic() + 10
+        while running.call("GET", "/api/scenario")[1] != "[default]\ncode = 603\n":
+            assert time.monotonic() < deadline, "GET /api/scenario never showed the reload"
+            time.sleep(0.05)  # the swap runs after the log line; the bound is the deadline
+        assert {code_of(ask(running.udp, options(f"b{i}"))) for i in range(16)} == {603}
+        assert sum("file changed: reloaded" in line for line in running.lines) == 1
     finally:
         running.stop()
