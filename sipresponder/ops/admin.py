@@ -488,6 +488,10 @@ OPENAPI: dict[str, Any] = {
                     "failed": {"type": "array", "items": {"type": "string"}}}},
                 "responses": {"type": "array", "items": {"type": "string"}},
                 "codes": {"type": "array", "items": {"type": "integer"}},
+                "worker": {"type": "integer", "description": "serve --workers only: the "
+                           "worker that answered (seq is then the merged journal's)"},
+                "worker_seq": {"type": "integer", "description": "serve --workers only: "
+                               "the entry's seq in that worker's own journal"},
             }},
             "Entries": {"type": "object", "properties": {
                 "count": {"type": "integer"},
