@@ -8,6 +8,7 @@ after --requests OPTIONS (default REQUESTS) from 64 source ports, so that every
 worker has compiled its plans, journaled, and collected its garbage a few times.
 
     python bench/workers_memory.py --workers 4 [--admin] [--pythonpath DIR]
+    python bench/workers_memory.py --gc-probe
 
 ``--pythonpath`` runs another checkout (e.g. the commit before a change) with the
 Python of this one, for a before/after comparison on the same machine.
@@ -56,13 +57,49 @@ def report(label: str, pids: dict[str, int]) -> None:
     print(f"  {label:5} {'tree':11} PSS {total / 1024:6.1f} MB (sum)")
 
 
+def gc_probe(freeze: bool) -> int:
+    """Private memory (kB) of a forked child after one full collection, with or without
+    ``gc.freeze()`` in the parent just before the fork (what cli._preload does): a
+    collection writes to the header of every object it visits, and each write copies
+    the page it is on out of what the child shares with its parent."""
+    import gc
+
+    from sipresponder.ops import admin, cluster  # noqa: F401  (what a worker imports)
+    from sipresponder.transport import server  # noqa: F401
+
+    if freeze:
+        gc.freeze()
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        gc.collect()
+        os.write(ready_w, b".")
+        time.sleep(30)
+        os._exit(0)
+    os.read(ready_r, 1)
+    private = memory(pid)[1]
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    if freeze:
+        gc.unfreeze()
+    return private
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--requests", type=int, default=REQUESTS)
     parser.add_argument("--admin", action="store_true", help="serve with --admin 127.0.0.1:0")
     parser.add_argument("--pythonpath", help="the checkout to run (default: the installed one)")
+    parser.add_argument("--gc-probe", action="store_true",
+                        help="instead: a forked child's private memory after a full "
+                        "collection, with and without gc.freeze() before the fork")
     args = parser.parse_args()
+    if args.gc_probe:
+        for freeze in (False, True):
+            print(f"gc.freeze() before fork: {'yes' if freeze else 'no '}: child's private "
+                  f"memory after gc.collect(): {gc_probe(freeze) / 1024:.1f} MB")
+        return 0
     env = dict(os.environ)
     if args.pythonpath:
         env["PYTHONPATH"] = args.pythonpath
