@@ -1,4 +1,4 @@
-"""Memory of ``serve --workers N``: PSS and RSS of the supervisor and of each child.
+"""What ``serve --workers N`` costs: memory of each process, CPU per request of all.
 
 PSS (proportional set size, /proc/PID/smaps_rollup) charges a page shared by k
 processes 1/k to each, so the sum over the tree is what the tree really costs;
@@ -6,9 +6,12 @@ private (Private_Dirty) is what the process alone holds, what one more worker
 costs; RSS counts a shared page in full in every process. Each child is measured idle, then
 after --requests OPTIONS (default REQUESTS) from 64 source ports, so that every
 worker has compiled its plans, journaled, and collected its garbage a few times.
+The CPU time (user + system, /proc/PID/stat) all the processes used for that
+traffic, divided by the requests, is the CPU per request (16 requests in flight; the
+client shares the machine, so compare runs made one after the other).
 
-    python bench/workers_memory.py --workers 4 [--admin] [--pythonpath DIR]
-    python bench/workers_memory.py --gc-probe
+    python bench/workers_cost.py --workers 4 [--admin] [--pythonpath DIR]
+    python bench/workers_cost.py --gc-probe
 
 ``--pythonpath`` runs another checkout (e.g. the commit before a change) with the
 Python of this one, for a before/after comparison on the same machine.
@@ -42,6 +45,12 @@ def memory(pid: int) -> tuple[int, int, int]:
         name, value = line.split(":", 1)
         fields[name] = int(value.split()[0])
     return fields["Pss"], fields["Private_Dirty"], fields["Rss"]
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system time of ``pid`` so far, in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def children(pid: int) -> list[int]:
@@ -123,20 +132,28 @@ def main() -> int:
         print(" ".join(cmd[1:]) + (f"  (PYTHONPATH={args.pythonpath})" if args.pythonpath
                                    else ""))
         report("idle", pids)
+        before = {pid: cpu_ticks(pid) for pid in pids.values()}
         socks = []
         for _ in range(64):  # 64 source ports: every worker gets some (SO_REUSEPORT hash)
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.bind(("127.0.0.1", 0))
             sock.settimeout(5)
             socks.append(sock)
-        for n in range(args.requests):
-            sock = socks[n % len(socks)]
-            sock.sendto(OPTIONS.format(port=sock.getsockname()[1], n=n).encode(),
-                        ("127.0.0.1", port))
-            sock.recv(65535)
+        in_flight = 16
+        for first in range(0, args.requests, in_flight):
+            batch = [(socks[n % len(socks)], n)
+                     for n in range(first, min(first + in_flight, args.requests))]
+            for sock, n in batch:
+                sock.sendto(OPTIONS.format(port=sock.getsockname()[1], n=n).encode(),
+                            ("127.0.0.1", port))
+            for sock, _ in batch:
+                sock.recv(65535)
+        used = sum(cpu_ticks(pid) - before[pid] for pid in pids.values())
         for sock in socks:
             sock.close()
         report("busy", pids)
+        per_request = used / os.sysconf("SC_CLK_TCK") / args.requests * 1e6
+        print(f"  CPU {per_request:.1f} µs per request, all processes together")
     finally:
         proc.terminate()
         proc.wait(10)
