@@ -3,7 +3,8 @@
 The real CLI runs as a subprocess; requests go from many source ports, so that the
 kernel's SO_REUSEPORT hash hands some to each worker (with ``--udp-balance datagram``
 whichever worker reads first takes each), and every check is made through the
-supervisor's admin address.
+supervisor's admin address. Where a test asserts that both workers answered, it sends
+24 requests from 24 source ports (all on one worker: a chance of 2**-23).
 """
 
 from __future__ import annotations
@@ -185,24 +186,24 @@ def test_wait_and_verify_count_requests_on_both_workers(cluster: Cluster) -> Non
     with ThreadPoolExecutor(1) as pool:
         started = time.monotonic()
         waiting = pool.submit(cluster.call, "POST", "/api/requests/wait",
-                              {"uri": "sip:200@*", "count": 8, "timeout": 20})
-        for i in range(8):
+                              {"uri": "sip:200@*", "count": 24, "timeout": 20})
+        for i in range(24):
             ask(cluster.udp, options(f"w{i}"))
         status, body = waiting.result(30)
     assert status == 200, body
-    assert body["count"] == 8
-    assert time.monotonic() - started < 15  # woken by the 8th request, not the timeout
+    assert body["count"] == 24
+    assert time.monotonic() - started < 15  # woken by the 24th request, not the timeout
     assert {e["worker"] for e in body["entries"]} == {0, 1}
     status, body = cluster.call("POST", "/api/requests/verify",
-                                {"uri": "sip:200@*", "exactly": 8, "within": 0.2})
-    assert status == 200 and body["count"] == 8
+                                {"uri": "sip:200@*", "exactly": 24, "within": 0.2})
+    assert status == 200 and body["count"] == 24
     status, body = cluster.call("POST", "/api/requests/verify",
-                                {"uri": "sip:200@*", "at_most": 7, "within": 0.2})
+                                {"uri": "sip:200@*", "at_most": 23, "within": 0.2})
     assert status == 409
-    assert body["error"].startswith("expected at most 7 request(s)")
-    assert len(body["journal"]) == 8
-    status, body = cluster.call("POST", "/api/requests/wait", {"count": 9, "timeout": 0.3})
-    assert status == 408 and "got 8" in body["error"]
+    assert body["error"].startswith("expected at most 23 request(s)")
+    assert len(body["journal"]) == 24
+    status, body = cluster.call("POST", "/api/requests/wait", {"count": 25, "timeout": 0.3})
+    assert status == 408 and "got 24" in body["error"]
     status, body = cluster.call("POST", "/api/requests/wait", {"cuont": 9})
     assert status == 400 and "'cuont'" in body["error"]
 
@@ -212,7 +213,7 @@ def test_a_scenario_swap_reaches_every_worker(cluster: Cluster) -> None:
     status, body = cluster.call("PUT", "/api/scenario", raw=busy.encode())
     assert status == 200 and body == {"status": "replaced", "rules": 1}
     assert cluster.call("GET", "/api/scenario") == (200, busy)
-    assert {code_of(ask(cluster.udp, options(f"s{i}"))) for i in range(16)} == {486}
+    assert {code_of(ask(cluster.udp, options(f"s{i}"))) for i in range(24)} == {486}
     assert {e["worker"] for e in cluster.get("/api/requests?rule=busy")["entries"]} == {0, 1}
     # Refused once, by the gatherer: nothing changes anywhere.
     status, body = cluster.call("PUT", "/api/scenario", raw=b"[[rule]]\ncode = 99\n")
@@ -295,10 +296,10 @@ def test_states_are_listed_per_worker(tmp_path: Path) -> None:
     scenario.write_text('[[rule]]\nname = "flaky"\nsequence = [503, 200]\nscope = "call-id"\n')
     running = Cluster("--scenario", str(scenario))
     try:
-        for i in range(12):
+        for i in range(24):
             assert code_of(ask(running.udp, options(f"f{i}"))) == 503
         counters = running.get("/api/state")["counters"]
-        assert len(counters) == 12 and {c["worker"] for c in counters} == {0, 1}
+        assert len(counters) == 24 and {c["worker"] for c in counters} == {0, 1}
         assert running.call("DELETE", "/api/state")[0] == 200
         assert running.get("/api/state")["counters"] == []
         assert running.call("POST", "/api/reset")[0] == 200
