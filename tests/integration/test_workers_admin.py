@@ -285,8 +285,13 @@ def test_sighup_reloads_every_worker_once(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "GET /api/scenario never showed the reload"
             time.sleep(0.05)  # the swap runs after the log line; the bound is the deadline
         assert {code_of(ask(running.udp, options(f"b{i}"))) for i in range(16)} == {603}
-        # The gatherer reloaded, not each worker on its own.
+        # The gatherer reloaded, not each worker on its own (nor did they get the signal).
         assert sum("SIGHUP: reloaded" in line for line in running.lines) == 1
+        assert not any("SIGHUP to a worker" in line for line in running.lines)
+        worker = running.get("/healthz")["workers"][1]["pid"]
+        os.kill(worker, signal.SIGHUP)
+        running.wait_line("SIGHUP to a worker is ignored: send it to the supervisor")
+        assert running.get("/healthz")["workers"][1]["pid"] == worker  # it did not die
     finally:
         running.stop()
 
