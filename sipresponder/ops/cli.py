@@ -391,9 +391,11 @@ def _preload(admin: bool) -> None:
     """Import what the workers run before forking them, then freeze the heap.
 
     Every worker then shares those modules' pages with the supervisor (copy-on-write)
-    instead of importing its own copy; ``gc.freeze`` moves the objects out of the
-    collector's generations, so that a worker's collections do not write to their
-    headers (which would copy the pages after all)."""
+    instead of importing its own copy (checking the arguments imports most of them
+    already; this keeps it so). ``gc.freeze`` moves the objects out of the collector's
+    generations, so that a worker's full collections do not write to their headers,
+    which copies the pages: `python bench/workers_cost.py --gc-probe` measured 13.9 MB
+    copied by one full collection without it, 2.0 MB with it."""
     from ..transport import server  # noqa: F401
 
     if admin:

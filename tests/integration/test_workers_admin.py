@@ -352,3 +352,17 @@ def test_watch_and_the_token_work_with_workers(tmp_path: Path) -> None:
         assert sum("file changed: reloaded" in line for line in running.lines) == 1
     finally:
         running.stop()
+
+
+def test_a_taken_admin_port_is_refused_before_any_worker_starts() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "sipresponder", "serve", "--workers", "2",
+             "--listen", "udp:127.0.0.1:0", "--admin", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "supervising" not in result.stderr
