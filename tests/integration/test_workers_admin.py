@@ -366,3 +366,39 @@ def test_a_taken_admin_port_is_refused_before_any_worker_starts() -> None:
     assert result.returncode == 2
     assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
     assert "supervising" not in result.stderr
+
+
+async def test_one_fetch_merges_in_arrival_order_and_since_counts_merged_numbers(
+        tmp_path: Path) -> None:
+    """In one process, no fork: two responders with their channels, one Cluster."""
+    from sipresponder.ops.admin import Admin
+    from sipresponder.ops.cluster import Cluster, WorkerChannel, socket_path
+    from sipresponder.testing.api import Responder, as_scenario
+    from tests.sipclient import udp_exchange
+
+    responders = [await Responder(listen=["udp:127.0.0.1:0"]).start() for _ in range(2)]
+    channels = [WorkerChannel(Admin(r, ""), i, socket_path(tmp_path, i))
+                for i, r in enumerate(responders)]
+    cluster = Cluster(as_scenario(None), "", 2, tmp_path)
+    try:
+        for channel in channels:
+            await channel.start()
+        order = [0, 1, 1, 0, 1, 0, 0]
+        for n, worker in enumerate(order):
+            await udp_exchange(responders[worker].address()[1], options(f"o{n}"))
+        await cluster.merge()
+        merged = list(cluster.journal)
+        assert [e.seq for e in merged] == list(range(1, 8))
+        assert [e.worker for e in merged] == order  # type: ignore[attr-defined]
+        assert [e.header("Call-ID") for e in merged] == [
+            f"o{n}@workers-admin" for n in range(7)]
+        await udp_exchange(responders[1].address()[1], options("late"))
+        found = await cluster.wait_for(since=7, timeout=5)
+        assert [(e.seq, e.header("Call-ID")) for e in found] == [(8, "late@workers-admin")]
+        assert (tmp_path / "merged-seq").read_text() == "8"
+    finally:
+        await cluster.stop()
+        for channel in channels:
+            await channel.close()
+        for responder in responders:
+            await responder.stop()
