@@ -428,6 +428,10 @@ async def _run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # The same for SIGHUP, whose default ends the process: one that comes before the
+    # reload below exists is kept and acted on then.
+    early_hup: list[int] = []
+    loop.add_signal_handler(signal.SIGHUP, early_hup.append, 1)
     closers: list[Callable[[], Awaitable[None]]] = []  # the admin API's, before the server's
     reloads = True  # SIGHUP and --watch (a worker of the gatherer leaves them to it)
     if role is not None and role.index is None:
@@ -513,12 +517,14 @@ async def _run(
     log.info(
         "serving scenario %s", scenario.path, extra={"event": "scenario", "path": scenario.path}
     )
-    if reloads:
-        loop.add_signal_handler(signal.SIGHUP, reload)
-    else:
-        loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
-            "SIGHUP to a worker is ignored: send it to the supervisor, which reloads the "
-            "scenario of every worker at once"))
+    def ignore_hup() -> None:
+        log.warning("SIGHUP to a worker is ignored: send it to the supervisor, which "
+                    "reloads the scenario of every worker at once")
+
+    on_hup = reload if reloads else ignore_hup
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    if early_hup:
+        on_hup()
     watcher = asyncio.create_task(watch(initial_stamp)) if args.watch and reloads else None
     await stop.wait()
     if watcher is not None:
