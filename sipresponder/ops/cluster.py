@@ -71,6 +71,9 @@ REJOIN_POLL = 0.2
 # A worker refuses a swap this long before the gatherer stops waiting for its answer,
 # so that a swap it carries out is one the gatherer hears of (ops: WorkerChannel._scenario).
 SWAP_MARGIN = 1.0
+# /healthz: a worker that does not say hello this soon is reported down (a probe's own
+# timeout is often 1 s, hence not CALL_TIMEOUT).
+HEALTH_TIMEOUT = 1.0
 JOIN_TIMEOUT = 30.0  # how long the gatherer waits for every worker before it says it is up
 
 
@@ -593,7 +596,7 @@ class ClusterAdmin(Admin):
         return scenario
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        outcomes = await self.cluster.each("GET", "/cluster/hello", timeout=1.0)
+        outcomes = await self.cluster.each("GET", "/cluster/hello", timeout=HEALTH_TIMEOUT)
         failed = failures(outcomes)
         workers = [{"worker": i, "up": i not in failed,
                     **({"pid": r[1]["pid"]} if not isinstance(r, WorkerDown) and i not in failed

@@ -100,6 +100,17 @@ class Cluster:
         assert status == 200, body
         return body
 
+    def healthy(self) -> Any:
+        """/healthz once it says every worker is up (a busy machine may make a worker
+        miss the one-second bound of one probe; the bound here is 15 s)."""
+        deadline = time.monotonic() + 15
+        while True:
+            status, body = self.call("GET", "/healthz")
+            if status == 200:
+                return body
+            assert time.monotonic() < deadline, body
+            time.sleep(0.05)  # polling the probe; the bound is the deadline
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -229,7 +240,7 @@ def test_a_scenario_swap_reaches_every_worker(cluster: Cluster) -> None:
 def test_a_killed_worker_rejoins_with_the_swapped_scenario(cluster: Cluster) -> None:
     status, _ = cluster.call("PUT", "/api/scenario", raw=b"[default]\ncode = 480\n")
     assert status == 200
-    health = cluster.get("/healthz")
+    health = cluster.healthy()
     assert health["status"] == "ok" and [w["up"] for w in health["workers"]] == [True, True]
     victim = health["workers"][0]["pid"]
     os.kill(victim, signal.SIGKILL)
@@ -252,12 +263,14 @@ def test_a_killed_worker_rejoins_with_the_swapped_scenario(cluster: Cluster) -> 
 
 
 def test_a_stuck_worker_is_reported_and_the_swap_undone(cluster: Cluster) -> None:
-    pids = [w["pid"] for w in cluster.get("/healthz")["workers"]]
+    pids = [w["pid"] for w in cluster.healthy()["workers"]]
     os.kill(pids[1], signal.SIGSTOP)
     try:
         status, health = cluster.call("GET", "/healthz")
         assert status == 503 and health["status"] == "degraded"
-        assert [w["up"] for w in health["workers"]] == [True, False]
+        assert health["workers"][1] == {"worker": 1, "up": False, "error": health[
+            "workers"][1]["error"]} and "worker 1 is not answering" in health[
+            "workers"][1]["error"]
         status, body = cluster.call("PUT", "/api/scenario", raw=b"[default]\ncode = 480\n")
         assert status == 502
         assert "worker 1 is not answering" in body["error"]
@@ -265,7 +278,7 @@ def test_a_stuck_worker_is_reported_and_the_swap_undone(cluster: Cluster) -> Non
         assert list(body["workers"]) == ["1"]
     finally:
         os.kill(pids[1], signal.SIGCONT)
-    assert cluster.get("/healthz")["status"] == "ok"
+    assert cluster.healthy()["status"] == "ok"
     # The running scenario stayed everywhere: the default answers 200 to OPTIONS.
     assert {code_of(ask(cluster.udp, options(f"x{i}"))) for i in range(16)} == {200}
     assert "code = 480" not in cluster.call("GET", "/api/scenario")[1]
@@ -288,10 +301,10 @@ def test_sighup_reloads_every_worker_once(tmp_path: Path) -> None:
         # The gatherer reloaded, not each worker on its own (nor did they get the signal).
         assert sum("SIGHUP: reloaded" in line for line in running.lines) == 1
         assert not any("SIGHUP to a worker" in line for line in running.lines)
-        worker = running.get("/healthz")["workers"][1]["pid"]
+        worker = running.healthy()["workers"][1]["pid"]
         os.kill(worker, signal.SIGHUP)
         running.wait_line("SIGHUP to a worker is ignored: send it to the supervisor")
-        assert running.get("/healthz")["workers"][1]["pid"] == worker  # it did not die
+        assert running.healthy()["workers"][1]["pid"] == worker  # it did not die
     finally:
         running.stop()
 
@@ -317,7 +330,7 @@ def test_a_restarted_gatherer_numbers_on(cluster: Cluster) -> None:
     for i in range(6):
         ask(cluster.udp, options(f"g{i}"))
     before = cluster.get("/api/requests")["entries"]
-    workers = {w["pid"] for w in cluster.get("/healthz")["workers"]}
+    workers = {w["pid"] for w in cluster.healthy()["workers"]}
     children = Path(f"/proc/{cluster.proc.pid}/task/{cluster.proc.pid}/children")
     [gatherer] = {int(p) for p in children.read_text().split()} - workers
     os.kill(gatherer, signal.SIGKILL)
@@ -328,7 +341,7 @@ def test_a_restarted_gatherer_numbers_on(cluster: Cluster) -> None:
     # The workers' journals merged again, numbered after everything handed out before.
     assert len(after) == 7
     assert min(e["seq"] for e in after) > before[-1]["seq"]
-    assert cluster.get("/healthz")["status"] == "ok"
+    assert cluster.healthy()["status"] == "ok"
 
 
 def test_watch_and_the_token_work_with_workers(tmp_path: Path) -> None:
@@ -339,7 +352,7 @@ def test_watch_and_the_token_work_with_workers(tmp_path: Path) -> None:
     try:
         running.token = None
         assert running.call("GET", "/api/requests")[0] == 401
-        assert running.call("GET", "/healthz")[0] == 200
+        assert running.call("GET", "/healthz")[0] != 401  # the probe needs no token
         running.token = "s3cret"
         assert {code_of(ask(running.udp, options(f"a{i}"))) for i in range(8)} == {480}
         scenario.write_text("[default]\ncode = 603\n")
