@@ -47,7 +47,7 @@ def parse_admin_address(text: str) -> tuple[str, int]:
 def entry_json(entry: JournalEntry) -> dict[str, Any]:
     materialize(entry)  # a compiled answer is journaled unparsed (the console's events)
     near = entry.near_miss
-    return {
+    fields = {
         "seq": entry.seq,
         "time": entry.time,
         "received_at": entry.received_at_text,
@@ -69,6 +69,9 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         "response_times": entry.response_times,
         "rule_number": entry.rule_number,
     }
+    # The merged journal of --workers (ops/cluster.py) says which worker answered.
+    fields.update(getattr(entry, "origin", {}))
+    return fields
 
 
 QUERY_KEYS = ("method", "uri", "header", "rule", "since")  # GET /api/requests[/count]
@@ -504,6 +507,10 @@ OPENAPI: dict[str, Any] = {
                     "failed": {"type": "array", "items": {"type": "string"}}}},
                 "responses": {"type": "array", "items": {"type": "string"}},
                 "codes": {"type": "array", "items": {"type": "integer"}},
+                "worker": {"type": "integer", "description": "serve --workers only: the "
+                           "worker that answered (seq is then the merged journal's)"},
+                "worker_seq": {"type": "integer", "description": "serve --workers only: "
+                               "the entry's seq in that worker's own journal"},
             }},
             "Entries": {"type": "object", "properties": {
                 "count": {"type": "integer"},

@@ -11,7 +11,11 @@ Kamailio's UDP workers share theirs) — for stateless scenarios.
 
 The supervisor forks the workers before any event loop exists, forwards SIGTERM,
 SIGINT and SIGHUP to them, and restarts a worker that dies. Stateless To tags are
-the same in every worker: they are keyed by the scenario's tag key.
+the same in every worker: they are keyed by the scenario's tag key. With ``--admin``
+it also forks the gatherer (``ops/cluster.py``), which serves the admin API for all
+the workers, and sends SIGHUP to it alone. The supervisor itself never runs an event
+loop or a thread (forking from such a process is not safe), and does no work per
+request: it waits for its children to end.
 """
 
 from __future__ import annotations
@@ -94,9 +98,15 @@ def bind_shared_udp(
     return out, shared
 
 
-def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
-    """Run ``run_worker(index)`` in ``workers`` forked processes until told to stop."""
-    children: dict[int, int] = {}  # pid -> worker index
+GATHERER = -1  # the index of the admin gatherer (ops/cluster.py) among the children
+
+
+def supervise(workers: int, run_worker: Callable[[int], int],
+              run_gatherer: Callable[[], int] | None = None) -> int:
+    """Run ``run_worker(index)`` in ``workers`` forked processes until told to stop, and
+    ``run_gatherer()`` (``--admin``) in one more, restarted like them. SIGHUP goes to the
+    gatherer alone when there is one: it reloads the scenario once for all workers."""
+    children: dict[int, int] = {}  # pid -> worker index (GATHERER for the gatherer)
     started: dict[int, float] = {}  # worker index -> when it last started
     stopping = False
     status = 0
@@ -105,7 +115,9 @@ def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
         nonlocal stopping
         if signum != signal.SIGHUP:
             stopping = True
-        for pid in list(children):
+        for pid, index in list(children.items()):
+            if signum == signal.SIGHUP and run_gatherer is not None and index != GATHERER:
+                continue
             with contextlib.suppress(ProcessLookupError):  # it has just ended
                 os.kill(pid, signum)
 
@@ -125,7 +137,10 @@ def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
                 if os.getppid() != supervisor:
                     os._exit(0)  # the supervisor died before the line above
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
-                code = run_worker(index)
+                if index == GATHERER and run_gatherer is not None:
+                    code = run_gatherer()
+                else:
+                    code = run_worker(index)
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -136,12 +151,14 @@ def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     try:
+        if run_gatherer is not None:
+            spawn(GATHERER)
         for index in range(workers):
             spawn(index)
         log.info(
             "supervising %d workers (pids %s)",
             workers,
-            ", ".join(map(str, children)),
+            ", ".join(str(pid) for pid, index in children.items() if index != GATHERER),
             extra={"event": "workers", "workers": workers},
         )
         quick_failures = 0
@@ -156,23 +173,22 @@ def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
             if stopping:
                 continue
             code = os.waitstatus_to_exitcode(wait_status)
+            name = "the admin gatherer" if index == GATHERER else f"worker {index}"
             if code == SETUP_ERROR:
-                log.error("worker %d could not start; stopping", index)
+                log.error("%s could not start; stopping", name)
                 status = SETUP_ERROR
                 forward(signal.SIGTERM, None)
                 continue
             quick = time.monotonic() - started[index] < QUICK_FAILURE
             quick_failures = quick_failures + 1 if quick else 0
             if quick_failures >= MAX_QUICK_FAILURES:
-                log.error(
-                    "worker %d died %d times right after starting; stopping", index, quick_failures
-                )
+                log.error("%s died %d times right after starting; stopping", name, quick_failures)
                 status = 1
                 forward(signal.SIGTERM, None)
                 continue
             log.error(
-                "worker %d (pid %d) ended with status %d; restarting it",
-                index,
+                "%s (pid %d) ended with status %d; restarting it",
+                name,
                 pid,
                 code,
                 extra={"event": "worker_restart", "worker": index, "status": code},
@@ -182,3 +198,13 @@ def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return status
+
+
+def bind_admin(host: str, port: int) -> socket.socket:
+    """The admin API's listening socket, bound here, once: the gatherer serves it, and
+    a restarted gatherer serves the same address (requests wait in its backlog)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -147,13 +148,17 @@ class Responder:
         self.addresses: list[ListenAddress] = []
         self._changed: asyncio.Event | None = None
 
-    async def start(self) -> Responder:
+    async def start(self, *, reuse_port: bool = False,
+                    shared_udp: dict[ListenAddress, socket.socket] | None = None) -> Responder:
+        """Listen; ``reuse_port`` and ``shared_udp`` are for a worker of ``--workers``
+        (see ops/supervisor.py)."""
         self.server = Server(self._scenario, self._tls)
+        self.server.shared_udp = shared_udp or {}
         self.server.recorder = self.journal.record
         self.server.answered_recorder = self.journal.record_answered
         changed = self._changed = asyncio.Event()
         self.journal.listeners.append(lambda entry: changed.set())
-        self.addresses = await self.server.start(self._listen)
+        self.addresses = await self.server.start(self._listen, reuse_port=reuse_port)
         return self
 
     async def stop(self) -> None:

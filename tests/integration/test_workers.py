@@ -193,7 +193,6 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_all(supervised: Supervise
     [
         (["--workers", "0"], "--workers '0': expected a positive number or 'auto'"),
         (["--workers", "two"], "--workers 'two': expected a positive number or 'auto'"),
-        (["--workers", "2", "--admin", "127.0.0.1:0"], "--admin needs --workers 1"),
     ],
 )
 def test_bad_worker_options_are_refused(args: list[str], message: str) -> None:

@@ -1,0 +1,82 @@
+"""The gatherer's pure parts (ops/cluster.py): entries and metrics across the wire."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sipresponder.ops.admin import entry_json
+from sipresponder.ops.cluster import (
+    ClusterFailed,
+    MergedJournal,
+    WorkerDown,
+    _Fixed,
+    entry_from_json,
+    failures,
+    summed,
+)
+from sipresponder.ops.metrics import counter_metrics, latency_metric
+from sipresponder.testing.journal import JournalEntry, NearMiss, Query
+from sipresponder.transport.latency import LatencyHistogram
+
+ENTRY = JournalEntry(
+    7, 12.5, "udp", ("127.0.0.1", 40000), b"OPTIONS sip:a@h SIP/2.0\r\n\xe9\r\n",
+    "OPTIONS", "sip:a@h", [("Via", "SIP/2.0/UDP h"), ("Call-ID", "x@y")], "rule 'a' (#1)",
+    "rule 'a' (#1)", NearMiss("b", ["method in ['INVITE']"]),
+    [b"SIP/2.0 200 OK\r\n\r\n"], datetime(2026, 12, 1, 8, 0, 1, 123456, tzinfo=UTC))
+
+
+def test_an_entry_crosses_the_channel_unchanged_but_for_its_numbers() -> None:
+    merged = entry_from_json(entry_json(ENTRY), seq=41, worker=3)
+    shown = entry_json(merged)
+    assert shown == {**entry_json(ENTRY), "seq": 41, "worker": 3, "worker_seq": 7}
+    assert merged.raw == ENTRY.raw and merged.received_at == ENTRY.received_at
+    assert merged.header("call-id") == "x@y" and merged.codes == [200]
+
+
+def test_the_merged_journal_is_bounded_and_queried_by_its_own_numbers() -> None:
+    journal = MergedJournal(3)
+    seen: list[int] = []
+    journal.listeners.append(lambda e: seen.append(e.seq))
+    journal.add(entry_from_json(entry_json(ENTRY), seq=n, worker=n % 2) for n in range(1, 6))
+    assert [e.seq for e in journal] == [3, 4, 5] and seen == [1, 2, 3, 4, 5]
+    assert [e.seq for e in Query.build(since=3).select(journal)] == [4, 5]
+
+
+def exposition(counters: dict[str, int], latencies: list[float]) -> str:
+    """A worker's /metrics text, made the way ops/metrics.py makes it."""
+    hist = LatencyHistogram()
+    for seconds in latencies:
+        hist.observe(seconds)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed([*counter_metrics(counters), latency_metric(hist)]))
+    return generate_latest(registry).decode()
+
+
+def test_metrics_add_up_sample_by_sample() -> None:
+    one = exposition({"request:OPTIONS": 3, "response:200": 3}, [0.0001, 0.002])
+    two = exposition({"request:INVITE": 1, "response:486": 1, "dropped": 2}, [0.0001])
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(summed([one, two, one])))
+    total = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for family in text_string_to_metric_families(generate_latest(registry).decode())
+             for s in family.samples}
+    assert total[("sipresponder_requests_total", (("method", "OPTIONS"),))] == 6
+    assert total[("sipresponder_requests_total", (("method", "INVITE"),))] == 1
+    assert total[("sipresponder_responses_total", (("code", "486"),))] == 1
+    assert total[("sipresponder_events_total", (("reason", "dropped"),))] == 2
+    assert total[("sipresponder_processing_seconds_count", ())] == 5
+    assert total[("sipresponder_processing_seconds_bucket", (("le", "+Inf"),))] == 5
+    assert total[("sipresponder_processing_seconds_sum", ())] == pytest.approx(2 * 0.0021 + 0.0001)
+
+
+def test_failures_name_the_worker_and_why() -> None:
+    failed = failures({0: (200, {}), 1: WorkerDown("worker 1 is not answering (timeout)"),
+                       2: (400, {"error": "bad rule"}), 3: (502, "gateway")})
+    assert failed == {1: "worker 1 is not answering (timeout)",
+                      2: "worker 2: HTTP 400: bad rule", 3: "worker 3: HTTP 502: gateway"}
+    assert str(ClusterFailed("not reset", {2: failed[2], 1: failed[1]})) == (
+        "not reset: worker 1 is not answering (timeout); worker 2: HTTP 400: bad rule")
