@@ -23,6 +23,12 @@ Per run it records:
   (/proc/PID/smaps_rollup) and of VmRSS, sampled twice a second;
 * UDP receive-buffer drops on the whole machine (RcvbufErrors, /proc/net/snmp).
 
+The ``saturation`` workload is an open loop instead: SIPp offers a fixed rate in short
+steps, and the search of bench/saturation.py finds the highest rate one sipresponder
+process (and one Kamailio UDP worker) sustains; see bench/README.md. With
+``--compare-env KEY=VALUE`` a second sipresponder, with that environment, runs beside
+the first in every round (``--server-env`` sets variables for both).
+
 The table gives the median of the rounds and the ratio sipresponder/reference.
 The runner installs nothing: it says which tool is missing and how to get it.
 Everything runs on 127.0.0.1; the whole run stops after ``--max-seconds``.
