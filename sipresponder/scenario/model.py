@@ -284,14 +284,7 @@ class Scenario:
         Only the rules that could match this Request-URI user are tried: a scenario
         of many per-user rules costs one dictionary lookup, not a test per rule.
         """
-        rules = self._generic  # candidates(), inline: this is the per-request path
-        if self._by_user:
-            try:
-                user = request.uri.user
-            except ValueError:
-                user = None
-            rules = self._by_user.get(user, rules)
-        for rule in rules:
+        for rule in self.candidates(request):
             if rule.matches(request, source) and (
                 rule.state is None or admit is None or admit(rule, request, source)
             ):
