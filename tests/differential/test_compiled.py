@@ -332,6 +332,7 @@ def under_learned_line(draw: st.DrawFn) -> tuple[bytes, Source]:
 
 
 
+@pytest.mark.timeout(300)  # a loaded CI machine: hypothesis' examples, not a hang
 @fuzz_settings(400)
 @given(under_learned_line())
 def test_generated_requests(case: tuple[bytes, Source]) -> None:
@@ -342,6 +343,7 @@ def test_generated_requests(case: tuple[bytes, Source]) -> None:
 PLAIN = Checked()
 
 
+@pytest.mark.timeout(300)
 @fuzz_settings(600)
 @given(plain_request())
 def test_plain_requests(case: tuple[bytes, Source]) -> None:
@@ -363,6 +365,7 @@ def mutated_under_learned_line(draw: st.DrawFn) -> tuple[bytes, Source]:
     return draw(mutated(st.just(request))), source
 
 
+@pytest.mark.timeout(300)
 @fuzz_settings(400)
 @given(mutated_under_learned_line())
 def test_mutated_requests(case: tuple[bytes, Source]) -> None:
@@ -380,6 +383,7 @@ def test_generated_requests_were_answered_compiled() -> None:
 STREAM = Checked()
 
 
+@pytest.mark.timeout(300)
 @fuzz_settings(100)
 @given(st.lists(plain_request(), min_size=1, max_size=4), st.booleans())
 def test_streams(cases: list[tuple[bytes, Source]], pings: bool) -> None:
