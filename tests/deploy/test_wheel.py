@@ -45,7 +45,7 @@ def test_the_wheel_carries_the_compiled_path(tmp_path: Path) -> None:
     assert installed.returncode == 0, installed.stderr[-3000:]
     assert not list(target.glob("sipresponder/csrc/*")), "the C sources went into the wheel"
     probe = subprocess.run(
-        [sys.executable, "-c",
+        [sys.executable, "-S", "-c",  # -S: see the test below
          "import sipresponder.uas.compiled as c, sipresponder; "
          "print(c.STATUS); print(sipresponder.__file__)"],
         capture_output=True, text=True, timeout=60,
@@ -55,3 +55,34 @@ def test_the_wheel_carries_the_compiled_path(tmp_path: Path) -> None:
     status, location = probe.stdout.splitlines()
     assert status == "compiled (sipresponder._speedups)"
     assert location.startswith(str(target))
+
+
+@pytest.mark.timeout(600)
+def test_without_a_compiler_pip_installs_the_pure_python_path(tmp_path: Path) -> None:
+    """`pip install .` where the C compiler fails (CC=false): the install succeeds, and
+    the installed package says it runs pure Python and how to get the compiled path."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.so", ".devbench",
+        ".hypothesis", ".pytest_cache", ".ruff_cache", ".mypy_cache", "node_modules", "fuzz"))
+    target = tmp_path / "site"
+    env = {**os.environ, "CC": "false", "CXX": "false"}
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--no-cache-dir",
+         "--target", str(target), str(source)],
+        capture_output=True, text=True, env=env, timeout=550)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert not list(target.glob("sipresponder/_speedups*"))
+    # -S: no site-packages, so that an editable install of this checkout (whose finder
+    # would map sipresponder._speedups to the source tree) cannot answer for it.
+    probe = subprocess.run(
+        [sys.executable, "-S", "-c",
+         "import sipresponder.uas.compiled as c, sipresponder; "
+         "print(c.STATUS); print(sipresponder.__file__)"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(target), "SIPRESPONDER_NO_EXTENSIONS": ""})
+    assert probe.returncode == 0, probe.stderr
+    status, location = probe.stdout.splitlines()
+    assert location.startswith(str(target))
+    assert status.startswith("pure Python (the compiled extension is not built"), status
+    assert "apt-get install gcc python3-dev" in status
