@@ -271,10 +271,7 @@ def test_one_input(data: bytes) -> None:
 
 
 def replay(paths: list[str]) -> int:
-    files = []
-    for arg in paths:
-        path = Path(arg)
-        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    files = fuzz_speedups.input_files(paths)
     for path in files:
         check(path.read_bytes())
     print(f"replayed {len(files)} inputs: all properties hold "

@@ -452,11 +452,17 @@ def test_one_input(data: bytes) -> None:
     check(data)
 
 
-def replay(paths: list[str]) -> int:
-    files = []
+def input_files(paths: list[str]) -> list[Path]:
+    """The files named, and those under the folders named (replay's inputs; fuzz_batch's too)."""
+    files: list[Path] = []
     for arg in paths:
         path = Path(arg)
         files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return files
+
+
+def replay(paths: list[str]) -> int:
+    files = input_files(paths)
     for path in files:
         check(path.read_bytes())
     print(f"replayed {len(files)} inputs: all properties hold "
