@@ -142,9 +142,7 @@ class BatchUDPListener:
                 record = server.answered_recorder
                 assert record is not None
                 for data, addr, tally, response in answered:
-                    _, _, rule = fast.tallies[tally]
-                    record(data, self._source(addr), now, fast.scenario, rule, response,
-                           None if response is not None else "ACK absorbed")
+                    fast.journal(record, data, self._source(addr), now, tally, response)
             # The compiled answers share the batch's time: one value per datagram.
             server.latency.observe_many((perf_counter() - started) / received, fast_count)
         if unsent:

@@ -210,11 +210,8 @@ class Server:
                 )
                 if isinstance(got, bytes):  # b"": an ACK absorbed
                     if self.answered_recorder is not None:
-                        _, _, rule = fast.tallies[fast.table.last_tally]
-                        self.answered_recorder(
-                            data, source, self._loop.time(), fast.scenario, rule, got or None,
-                            None if got else "ACK absorbed",
-                        )
+                        fast.journal(self.answered_recorder, data, source, self._loop.time(),
+                                     fast.table.last_tally, got or None)
                     if got:
                         self.dispatch([Send(got, source.transport, source.remote, source.conn)])
                     self.latency.observe(perf_counter() - started)
@@ -432,9 +429,8 @@ class _TCPProtocol(asyncio.Protocol):
             assert record is not None
             now = server._loop.time()
             for offset, length, tally, response in records:
-                _, _, rule = fast.tallies[tally]
-                record(data[offset:offset + length], self.source, now, fast.scenario, rule,
-                       response, None if response is not None else "ACK absorbed")
+                fast.journal(record, data[offset:offset + length], self.source, now, tally,
+                             response)
         if out:
             self.transport.write(out)
         server.latency.observe_many((perf_counter() - started) / count, count)

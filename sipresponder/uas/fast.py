@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ..scenario.model import Rule, Scenario
     from ..sip.message import Request
     from .events import Source
-    from .outcome import Outcome
+    from .outcome import AnsweredRecorder, Outcome
     from .plan import PlanCache
 
 log = logging.getLogger("sipresponder")
@@ -119,6 +119,14 @@ class FastPath:
             counters[request_key] = counters.get(request_key, 0) + count
             if response_key is not None:
                 counters[response_key] = counters.get(response_key, 0) + count
+
+    def journal(self, record: AnsweredRecorder, data: bytes, source: Source, now: float,
+                tally: int, response: bytes | None) -> None:
+        """Give ``record`` (Journal.record_answered) what the table answered for ``data``:
+        the rule behind ``tally`` and the response, or, for an absorbed ACK, neither."""
+        rule = self.tallies[tally][2]
+        record(data, source, now, self.scenario, rule, response,
+               None if response is not None else "ACK absorbed")
 
     # -- learning ------------------------------------------------------------------------
     def learn(self, outcome: Outcome, local_id: int, any_local: bool = False) -> None:
