@@ -109,17 +109,6 @@ class FastPath:
             found = self._local_ids[key] = len(self._local_ids) + 1
         return found
 
-    def fold(self, counters: dict[str, int]) -> None:
-        """Add to ``counters`` what the table answered and has not counted itself (it
-        counts into the engine's counters at the end of every call: this is for a
-        table used without them, as the fuzz targets do)."""
-        tallies = self.tallies
-        for index, count in self.table.take_tally():
-            request_key, response_key, _ = tallies[index]
-            counters[request_key] = counters.get(request_key, 0) + count
-            if response_key is not None:
-                counters[response_key] = counters.get(response_key, 0) + count
-
     def journal(self, record: AnsweredRecorder, data: bytes, source: Source, now: float,
                 tally: int, response: bytes | None) -> None:
         """Give ``record`` (Journal.record_answered) what the table answered for ``data``:
