@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -290,3 +291,23 @@ async def test_explicit_ports_are_kept() -> None:
         # a TCP listener on a port of its own, and a UDP one on the port named
         with pytest.raises(OSError, match=r"cannot listen on udp:127\.0\.0\.1"):
             await Responder(listen=[f"udp:127.0.0.1:{port}", "tcp:127.0.0.1:0"]).start()
+
+
+def test_a_wait_on_another_loop_is_one_clear_line() -> None:
+    """A Responder started on one loop and awaited on another (a fixture and a test of
+    different pytest-asyncio loop scopes) would never be woken: it says so instead."""
+    from sipresponder.testing.api import Responder
+
+    responder = Responder()
+    with pytest.raises(RuntimeError, match=r"the responder is not running \(use `async with"):
+        asyncio.run(responder.wait_for(timeout=0))
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(responder.start())
+        with pytest.raises(RuntimeError, match="awaited on another event loop than the one "
+                           "the responder started on: give the test and the fixture the "
+                           "same loop scope"):
+            asyncio.run(responder.verify(none=True, within=0))
+    finally:
+        loop.run_until_complete(responder.stop())
+        loop.close()
