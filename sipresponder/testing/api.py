@@ -193,12 +193,13 @@ class Responder:
                 _on_port(udp, pairs, held): sock for udp, sock in held.items()}})
             try:
                 self.addresses = await server.start(listen, reuse_port=reuse_port)
-            except OSError as exc:
-                for sock in held.values():
+            except BaseException as exc:
+                for sock in held.values():  # the server closed those it had started
                     sock.close()
-                if exc.errno != errno.EADDRINUSE or not pairs or attempt == SAME_PORT_TRIES - 1:
-                    raise
-                continue
+                if (isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE and pairs
+                        and attempt < SAME_PORT_TRIES - 1):
+                    continue
+                raise
             self.server = server
             return self
         raise AssertionError("unreachable: the last try returns or raises")
