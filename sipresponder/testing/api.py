@@ -7,7 +7,9 @@ journal, and lets the test wait for requests, swap the scenario and reset.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import errno
 import socket
 import threading
 from collections.abc import Callable, Coroutine
@@ -20,12 +22,17 @@ from ..scenario.bundled import bundled_scenario
 from ..scenario.loader import load_scenario, parse_scenario
 from ..scenario.model import Scenario
 from ..sip.transports import Transport
-from ..transport.address import ListenAddress, parse_listen
+from ..transport.address import ListenAddress, bind_socket, parse_listen
 from ..transport.server import Server
 from ..transport.tls import TLSOptions
+from .failure import arrived
+from .failure import describe as describe  # re-exported: ops/admin.py, sipresponder.api
 from .journal import FilterError, HeaderFilters, Journal, JournalEntry, Query
 
 DEFAULT_LISTEN = ("udp:127.0.0.1:0", "tcp:127.0.0.1:0")
+# A UDP port the OS picked may be taken for TCP by someone else: try again with a
+# fresh one (each try is one bind; collisions are rare, so a few suffice).
+SAME_PORT_TRIES = 8
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -51,13 +58,20 @@ def matches(entry: JournalEntry, method: str | None, uri: str | None,
 
 class JournalAssertion(AssertionError):
     """A journal expectation that did not hold: ``entries`` are the matching requests
-    that did arrive, ``summary`` the first line of the message (without the journal
-    listing that follows it). An AssertionError, so that a test fails with it."""
+    that did arrive, ``summary`` the verdict (``expected ..., got N``). The message's
+    first line is the verdict and what arrived instead (the closest requests, with the
+    values that missed), which is what pytest's short summary shows; the journal
+    listing follows it. An AssertionError, so that a test fails with it."""
 
     def __init__(self, message: str, entries: list[JournalEntry], summary: str) -> None:
         super().__init__(message)
         self.entries = entries
         self.summary = summary
+
+    @property
+    def headline(self) -> str:
+        """The first line of the message: the verdict and what arrived."""
+        return str(self).split("\n", 1)[0]
 
 
 class WaitTimeout(JournalAssertion):
@@ -111,23 +125,36 @@ class Expectation:
         return "no" if self.limit == 0 else f"at most {self.limit}"
 
 
+def _same_port_pairs(listen: list[ListenAddress]) -> list[tuple[ListenAddress, ListenAddress]]:
+    """Each udp:HOST:0 listener with the first tcp:HOST:0 of the same host left."""
+    tcp = [a for a in listen if a.transport == "tcp" and a.port == 0]
+    pairs = []
+    for udp in listen:
+        if udp.transport == "udp" and udp.port == 0:
+            mate = next((t for t in tcp if t.host == udp.host), None)
+            if mate is not None:
+                tcp.remove(mate)
+                pairs.append((udp, mate))
+    return pairs
+
+
+def _on_port(addr: ListenAddress, pairs: list[tuple[ListenAddress, ListenAddress]],
+             held: dict[ListenAddress, socket.socket]) -> ListenAddress:
+    """``addr`` with the port of the UDP socket bound for its pair, if it has one."""
+    for udp, tcp in pairs:
+        if addr in (udp, tcp):
+            return ListenAddress(addr.transport, addr.host, held[udp].getsockname()[1])
+    return addr
+
+
 def _seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ValueError(f"{name}: expected a number of seconds >= 0, got {value!r}")
     return float(value)
 
 
-def describe(entries: list[JournalEntry]) -> str:
-    if not entries:
-        return "  (the journal is empty: nothing arrived)"
-    lines = []
-    for e in entries:
-        miss = ""
-        if e.near_miss is not None:
-            miss = f"; closest {e.near_miss.rule} failed on {', '.join(e.near_miss.failed)}"
-        lines.append(f"  #{e.seq} {e.transport}:{e.remote[0]}:{e.remote[1]} {e.method} {e.uri}"
-                     f" -> {e.outcome}, answered {e.codes}{miss}")
-    return "\n".join(lines)
+class BlockingCall(RuntimeError):
+    """A SyncResponder call that would block the event loop of the calling thread."""
 
 
 class Responder:
@@ -147,19 +174,42 @@ class Responder:
         self.server: Server | None = None
         self.addresses: list[ListenAddress] = []
         self._changed: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self, *, reuse_port: bool = False,
                     shared_udp: dict[ListenAddress, socket.socket] | None = None) -> Responder:
         """Listen; ``reuse_port`` and ``shared_udp`` are for a worker of ``--workers``
-        (see ops/supervisor.py)."""
-        self.server = Server(self._scenario, self._tls)
-        self.server.shared_udp = shared_udp or {}
-        self.server.recorder = self.journal.record
-        self.server.answered_recorder = self.journal.record_answered
+        (see ops/supervisor.py). A UDP and a TCP listener on the same host, both on
+        port 0, share the one port the OS picks, as a real SIP server's do (RFC 3261
+        18.2.1), so that a client's fallback from UDP to TCP finds the same port."""
+        self._loop = asyncio.get_running_loop()
         changed = self._changed = asyncio.Event()
         self.journal.listeners.append(lambda entry: changed.set())
-        self.addresses = await self.server.start(self._listen, reuse_port=reuse_port)
-        return self
+        pairs = [] if reuse_port or shared_udp else _same_port_pairs(self._listen)
+        for attempt in range(SAME_PORT_TRIES):
+            held = {udp: bind_socket(udp) for udp, _ in pairs}
+            listen = [_on_port(addr, pairs, held) for addr in self._listen]
+            server = self._new_server({**(shared_udp or {}), **{
+                _on_port(udp, pairs, held): sock for udp, sock in held.items()}})
+            try:
+                self.addresses = await server.start(listen, reuse_port=reuse_port)
+            except BaseException as exc:
+                for sock in held.values():  # the server closed those it had started
+                    sock.close()
+                if (isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE and pairs
+                        and attempt < SAME_PORT_TRIES - 1):
+                    continue
+                raise
+            self.server = server
+            return self
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _new_server(self, shared_udp: dict[ListenAddress, socket.socket]) -> Server:
+        server = Server(self._scenario, self._tls)
+        server.shared_udp = shared_udp
+        server.recorder = self.journal.record
+        server.answered_recorder = self.journal.record_answered
+        return server
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -205,6 +255,20 @@ class Responder:
         uri and header values are globs where only ``*`` is special."""
         return Query.build(method, uri, headers, rule, since).select(self.journal)
 
+    def _own_loop(self, call: str) -> asyncio.AbstractEventLoop:
+        """The running loop, when it is the one the responder started on: its journal
+        events wake only waiters on that loop, so a wait on another would see nothing."""
+        loop = asyncio.get_running_loop()
+        if self._changed is None or self.server is None:
+            raise RuntimeError(f"Responder.{call}(): the responder is not running "
+                               "(use `async with Responder(...)` or await start())")
+        if loop is not self._loop:
+            raise RuntimeError(
+                f"Responder.{call}() awaited on another event loop than the one the "
+                "responder started on: give the test and the fixture the same loop "
+                "scope (pytest-asyncio's loop_scope)")
+        return loop
+
     async def _watch(self, query: Query, deadline: float,
                      done: Callable[[int], bool]) -> list[JournalEntry]:
         """The entries matching ``query`` once ``done(count)`` holds or at ``deadline``
@@ -220,8 +284,11 @@ class Responder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
-    def _failure(self, summary: str) -> str:
-        return f"{summary}; the journal holds:\n" + describe(list(self.journal))
+    def _failure(self, summary: str, query: Query, found: list[JournalEntry],
+                 want_more: bool) -> str:
+        journal = list(self.journal)
+        return (f"{summary}{arrived(query, found, journal, want_more)}\n"
+                f"the journal holds:\n{describe(journal, query)}")
 
     async def wait_for(self, method: str | None = None, uri: str | None = None, *,
                        headers: HeaderFilters | None = None,
@@ -229,18 +296,19 @@ class Responder:
                        timeout: float = 5.0) -> list[JournalEntry]:
         """Wait until at least ``count`` matching requests arrived; ``WaitTimeout`` (an
         AssertionError) listing the journal if ``timeout`` passes first."""
+        __tracebackhide__ = True  # a failed expectation is the test's line, not ours
         query = Query.build(method, uri, headers, rule, since)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise FilterError(f"count: expected an integer >= 1 (at least), got {count!r}; "
                               "verify(..., none=True) asserts that nothing arrived")
         timeout = _seconds("timeout", timeout)
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = self._own_loop("wait_for").time() + timeout
         found = await self._watch(query, deadline, lambda n: n >= count)
         if len(found) >= count:
             return found
         summary = (f"expected {count} request(s) matching {query.describe()} "
                    f"within {timeout:g} s, got {len(found)}")
-        raise WaitTimeout(self._failure(summary), found, timeout, summary)
+        raise WaitTimeout(self._failure(summary, query, found, True), found, timeout, summary)
 
     async def verify(self, method: str | None = None, uri: str | None = None, *,
                      headers: HeaderFilters | None = None,
@@ -259,21 +327,24 @@ class Responder:
         limit fails at once, without waiting out the window. Returns the matching
         entries; ``VerifyFailed`` (an AssertionError) lists the journal otherwise.
         """
+        __tracebackhide__ = True  # a failed expectation is the test's line, not ours
         query = Query.build(method, uri, headers, rule, since)
         expect = Expectation.build(exactly, at_most, none)
         within, timeout = _seconds("within", within), _seconds("timeout", timeout)
-        loop = asyncio.get_running_loop()
+        loop = self._own_loop("verify")
         what = f"{expect.describe()} request(s) matching {query.describe()}"
         if expect.exactly:
             found = await self._watch(query, loop.time() + timeout,
                                       lambda n: n >= expect.limit)
             if len(found) < expect.limit:
                 summary = f"expected {what} within {timeout:g} s, got {len(found)}"
-                raise VerifyFailed(self._failure(summary), found, summary, too_many=False)
+                raise VerifyFailed(self._failure(summary, query, found, True), found, summary,
+                                   too_many=False)
         found = await self._watch(query, loop.time() + within, lambda n: n > expect.limit)
         if len(found) > expect.limit:
             summary = f"expected {what} (window {within:g} s), got {len(found)}"
-            raise VerifyFailed(self._failure(summary), found, summary, too_many=True)
+            raise VerifyFailed(self._failure(summary, query, found, False), found, summary,
+                               too_many=True)
         return found
 
     def set_scenario(self, scenario: Scenario | str | Path) -> None:
@@ -359,16 +430,22 @@ class SyncResponder:
         return self._call(_immediate(self._async.requests, *args, **kwargs))
 
     def wait_for(self, *args: Any, timeout: float = 5.0, **kwargs: Any) -> list[JournalEntry]:
+        """``Responder.wait_for`` from this thread (which it blocks meanwhile)."""
+        __tracebackhide__ = True
+        _refuse_in_event_loop("wait_for")
         future = asyncio.run_coroutine_threadsafe(
             self._async.wait_for(*args, timeout=timeout, **kwargs), self._loop)
-        return future.result(_bound(timeout))
+        return _result(future, _bound(timeout))
 
     def verify(self, *args: Any, within: float = 1.0, timeout: float = 5.0,
                **kwargs: Any) -> list[JournalEntry]:
-        """``Responder.verify`` (exactly=N, at_most=N or none=True) from this thread."""
+        """``Responder.verify`` (exactly=N, at_most=N or none=True) from this thread
+        (which it blocks meanwhile)."""
+        __tracebackhide__ = True
+        _refuse_in_event_loop("verify")
         future = asyncio.run_coroutine_threadsafe(
             self._async.verify(*args, within=within, timeout=timeout, **kwargs), self._loop)
-        return future.result(_bound(timeout) + _bound(within))
+        return _result(future, _bound(timeout) + _bound(within))
 
     def set_scenario(self, scenario: Scenario | str | Path) -> None:
         self._call(_immediate(self._async.set_scenario, scenario))
@@ -381,6 +458,33 @@ class SyncResponder:
 
     def reset_states(self) -> None:
         self._call(_immediate(self._async.reset_states))
+
+
+def _refuse_in_event_loop(call: str) -> None:
+    """BlockingCall when this thread runs an event loop (an async test): blocking it
+    for seconds would stall every client on that loop, the one under test included,
+    and the wait would then blame the client for what never got sent."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise BlockingCall(
+        f"SyncResponder.{call}() would block the running event loop of this thread, and "
+        "with it the client under test: in an async test use the sip_responder_async "
+        f"fixture (a Responder) and `await sip_responder_async.{call}(...)`")
+
+
+def _result(future: concurrent.futures.Future[T], timeout: float) -> T:
+    """The future's result; a failed expectation or a refused argument is raised with
+    the traceback cut here, so that pytest shows the test's line and the message, not
+    the frames of concurrent.futures and of the responder's thread."""
+    __tracebackhide__ = True
+    try:
+        return future.result(timeout)
+    except (AssertionError, ValueError) as exc:
+        if not future.done() or future.exception() is not exc:
+            raise
+        raise exc.with_traceback(None) from None
 
 
 def _bound(seconds: object) -> float:
