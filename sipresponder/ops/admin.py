@@ -27,7 +27,15 @@ from ..testing.api import JournalAssertion, Responder, VerifyFailed, WaitTimeout
 from ..testing.journal import FILTERS, JournalEntry, Query, check_keys, materialize
 from ..transport.address import split_hostport
 from ..uas import compiled
-from .console import add_console, add_console_openapi, query_token_allowed
+from . import perimeter
+from .console import (
+    MAX_EVENT_CLIENTS,
+    add_console,
+    add_console_openapi,
+    query_token_allowed,
+    token_page,
+    wants_token_page,
+)
 from .metrics import responder_registry
 
 log = logging.getLogger("sipresponder")
@@ -133,6 +141,10 @@ class Admin:
         self.scenario_text = scenario_text
         self.token = token
         self.base_dir = base_dir
+        # Host names a browser may use for it besides IP literals and localhost
+        # (--admin-host; ops/perimeter.py), and the live event streams it serves at once.
+        self.hosts: frozenset[str] = frozenset()
+        self.max_event_clients = MAX_EVENT_CLIENTS
         self.registry = responder_registry(responder)
         self.runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
@@ -147,7 +159,7 @@ class Admin:
 
     # -- the web app ---------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._auth, self._errors])
+        app = web.Application(middlewares=[self._perimeter, self._auth, self._errors])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/api/requests", self._list)
         app.router.add_delete("/api/requests", self._clear)
@@ -189,6 +201,15 @@ class Admin:
             self.runner = None
 
     @web.middleware
+    async def _perimeter(self, request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+        refused = perimeter.refusal(request, self.token, self.hosts)
+        if refused is not None:
+            return refused
+        return await handler(request)
+
+    @web.middleware
     async def _auth(self, request: web.Request,
                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
@@ -198,6 +219,8 @@ class Admin:
                 given = f"Bearer {request.query.get('token', '')}"
             expected = f"Bearer {self.token}"
             if not hmac.compare_digest(given.encode(), expected.encode()):
+                if wants_token_page(request):  # a browser opening the console
+                    return token_page(request)
                 return web.json_response({"error": "missing or wrong bearer token"}, status=401,
                                          headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)
