@@ -416,8 +416,12 @@ OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "sipresponder admin API", "version": "1",
              "description": "The request journal, the scenario being served, and metrics. "
-                            "With --admin-token every endpoint but /healthz needs "
-                            "'Authorization: Bearer TOKEN'."},
+                            "With a token every endpoint but /healthz needs "
+                            "'Authorization: Bearer TOKEN'. Every POST, PUT and DELETE "
+                            "needs Content-Type application/json (application/toml for "
+                            "TOML) or the header X-Sipresponder: 1 (else 415); a foreign "
+                            "Origin gets 403; without a token, a Host that is not an IP "
+                            "address, localhost or an --admin-host name gets 421."},
     "security": [{"bearer": []}],
     "paths": {
         "/healthz": {"get": {

@@ -597,12 +597,25 @@ def add_console_openapi(document: dict[str, Any]) -> None:
                                    "schema": {"type": "string"}}],
             "responses": {"200": {"description": "the file"},
                           "404": _json(_ERROR_REF, "no such asset")}}},
+        "/console": {"get": {
+            "summary": "redirects to the console (/), keeping the query (?token=)",
+            "parameters": [token], "responses": {"302": {"description": "to /"}}}},
+        "/api/events/stats": {"get": {
+            "summary": "the event streams: open (clients), still receiving, events and "
+                       "octets queued, streams cut for falling behind, and the limits",
+            "responses": {"200": _json({"type": "object", "properties": {
+                key: {"type": "integer"} for key in (
+                    "clients", "receiving", "queued_events", "queued_octets", "cut",
+                    "max_events", "max_octets", "max_clients")}}, "the counts")}}},
         "/api/events": {"get": {
             "summary": "server-sent events: the journal as 'entry' events, then each new "
                        "entry, 'update' (a later response), 'cleared', 'scenario'",
             "parameters": [token],
-            "responses": {"200": {"description": "the stream", "content": {
-                "text/event-stream": {"schema": {"type": "string"}}}}}}},
+            "responses": {"200": {"description": "the stream; a client that falls behind "
+                                                 "gets a last 'overflow' event and the end",
+                                  "content": {"text/event-stream": {
+                                      "schema": {"type": "string"}}}},
+                          "503": _json(_ERROR_REF, "the most event streams are open")}}},
         "/api/ladder": {"get": {
             "summary": "the ladder diagram of the selected entries", "parameters":
                 [*filters, *_SELECTION],

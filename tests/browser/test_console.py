@@ -449,7 +449,8 @@ def test_a_later_response_updates_the_call_and_its_ladder(
 def put_scenario(server: ConsoleServer, text: str) -> None:
     request = urllib.request.Request(
         server.base + "/api/scenario", data=text.encode(), method="PUT",
-        headers={"Authorization": f"Bearer {server.token}"})
+        headers={"Authorization": f"Bearer {server.token}",
+                 "Content-Type": "application/toml"})
     with urllib.request.urlopen(request, timeout=WAIT) as response:
         assert response.status == 200
 
