@@ -30,6 +30,7 @@ from ..uas import compiled
 from . import perimeter
 from .console import (
     MAX_EVENT_CLIENTS,
+    Console,
     add_console,
     add_console_openapi,
     query_token_allowed,
@@ -145,6 +146,7 @@ class Admin:
         # (--admin-host; ops/perimeter.py), and the live event streams it serves at once.
         self.hosts: frozenset[str] = frozenset()
         self.max_event_clients = MAX_EVENT_CLIENTS
+        self.console: Console | None = None  # the last app()'s
         self.registry = responder_registry(responder)
         self.runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
@@ -175,7 +177,7 @@ class Admin:
         app.router.add_delete("/api/state", self._reset_states)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/openapi.json", self._openapi)
-        add_console(app, self, entry_json, query_from_params)
+        self.console = add_console(app, self, entry_json, query_from_params)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:

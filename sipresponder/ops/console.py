@@ -233,10 +233,17 @@ class EventHub:
                 stream.abort()
 
     def stats(self) -> dict[str, int]:
-        """What the streams hold now (GET /api/events/stats)."""
+        """What the streams hold now (GET /api/events/stats): queued here, and written
+        but still in the connections' send buffers (a client that does not read)."""
+        buffered = 0
+        for stream in self.open:
+            transport = cast("asyncio.Transport | None", stream.transport)
+            if transport is not None and not transport.is_closing():
+                buffered += transport.get_write_buffer_size()
         return {"clients": len(self.open), "receiving": len(self.live),
                 "queued_events": sum(len(s.chunks) for s in self.open),
-                "queued_octets": sum(s.octets for s in self.open), "cut": self.cut,
+                "queued_octets": sum(s.octets for s in self.open),
+                "buffered_octets": buffered, "cut": self.cut,
                 "max_events": self.max_events, "max_octets": self.max_octets}
 
 
@@ -605,7 +612,8 @@ def add_console_openapi(document: dict[str, Any]) -> None:
                        "octets queued, streams cut for falling behind, and the limits",
             "responses": {"200": _json({"type": "object", "properties": {
                 key: {"type": "integer"} for key in (
-                    "clients", "receiving", "queued_events", "queued_octets", "cut",
+                    "clients", "receiving", "queued_events", "queued_octets",
+                    "buffered_octets", "cut",
                     "max_events", "max_octets", "max_clients")}}, "the counts")}}},
         "/api/events": {"get": {
             "summary": "server-sent events: the journal as 'entry' events, then each new "
