@@ -1,7 +1,8 @@
 """The admin HTTP API: query the journal, wait for and verify requests, swap the scenario
 or one rule, metrics.
 
-Opt-in with ``sipresponder serve --admin HOST:PORT`` (loopback unless told otherwise).
+Opt-in with ``sipresponder serve --admin HOST:PORT`` (loopback unless told otherwise;
+elsewhere only with a token: ops/perimeter.py, which also checks Host, Origin and CSRF).
 It wraps a running :class:`~sipresponder.testing.api.Responder`, so the journal filters and the
 wait logic are the ones the in-process test API uses; /metrics serves ops.metrics.
 """
