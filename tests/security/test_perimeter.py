@@ -419,3 +419,43 @@ async def test_websocket_origin_allow_list() -> None:
 def test_a_bad_ws_origin_is_refused_at_load(value: str) -> None:
     with pytest.raises(ScenarioError, match="ws_origins"):
         parse_scenario(f"[settings]\nws_origins = {value}\n", "<test>")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="--workers forks (Linux)")
+async def test_the_perimeter_holds_under_workers() -> None:
+    """The gatherer of --workers serves the same checks and the same event-stream cap
+    (the workers' private channels, over Unix sockets, are not browsers' business)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIPRESPONDER_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sipresponder", "serve", "--workers", "2",
+        "--listen", "udp:127.0.0.1:0", "--admin", "127.0.0.1:0",
+        "--admin-max-event-clients", "1",
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        env={**env, "PYTHONPATH": str(ROOT)})
+    assert proc.stderr is not None
+    try:
+        line = await _read_until(proc.stderr, "admin API on http://")
+        base = line.split("admin API on ", 1)[1].split()[0]
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
+            async with http.post(base + "/api/reset", data=b"x",
+                                 headers={"Content-Type": "text/plain"}) as resp:
+                assert resp.status == 415
+            async with http.get(base + "/api/requests", headers={"Host": "evil.example"}) as resp:
+                assert resp.status == 421
+            async with http.get(base + "/api/requests",
+                                headers={"Origin": "http://evil.example"}) as resp:
+                assert resp.status == 403
+            # What passes goes on to every worker, through their private channels.
+            async with http.post(base + "/api/reset", headers={"X-Sipresponder": "1"}) as resp:
+                assert resp.status == 200, await resp.text()
+            async with http.put(base + "/api/scenario", data=SCENARIO,
+                                headers={"Content-Type": "application/toml"}) as resp:
+                assert resp.status == 200, await resp.text()
+            async with http.get(base + "/api/events") as stream:
+                assert stream.status == 200
+                await stream.content.readline()
+                async with http.get(base + "/api/events") as refused:
+                    assert refused.status == 503
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
