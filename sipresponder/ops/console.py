@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,7 +121,7 @@ class EventStream:
     __slots__ = ("chunks", "deadline", "ended", "octets", "ready", "transport")
 
     def __init__(self, transport: asyncio.BaseTransport | None) -> None:
-        self.chunks: deque[bytes] = deque()
+        self.chunks: list[bytes] = []  # taken whole (take), so a list does
         self.octets = 0
         self.ended = False
         self.ready = asyncio.Event()

@@ -401,6 +401,7 @@ async def test_websocket_origin_allow_list() -> None:
                 pass
         assert refused.value.response.status_code == 403
         assert b"ws_origins" in refused.value.response.body
+        assert r.server is not None and r.server.engine.counters["ws_origin_refused"] == 1
         for origin in (Origin("https://app.example"), None):  # listed; not a browser
             async with connect(url, subprotocols=sip, open_timeout=TIMEOUT,
                                origin=origin) as ws:
