@@ -200,7 +200,9 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--within", type=float, default=1.0, metavar="S",
                         help="the window of --exactly, --at-most and --none in seconds "
                         "(default 1; server caps at 60)")
-    verify.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV})")
+    verify.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV}; "
+                        "on the command line every local user can read it)")
+    verify.add_argument("--token-file", metavar="FILE", help="the token, read from FILE")
     verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report there")
 
     pcap = sub.add_parser(
@@ -211,7 +213,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "ports and times, for Wireshark, tshark or sngrep. Exit 0 written, 2 cannot.",
     )
     pcap.add_argument("--admin", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080")
-    pcap.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV})")
+    pcap.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV}; "
+                      "on the command line every local user can read it)")
+    pcap.add_argument("--token-file", metavar="FILE", help="the token, read from FILE")
     pcap.add_argument("--method", help="exact request method, e.g. INVITE")
     pcap.add_argument("--uri", help="request-URI glob (only * is special), e.g. 'sip:486@*'")
     pcap.add_argument(
@@ -723,7 +727,11 @@ def _download_pcap(args: argparse.Namespace) -> int:
         return 2
     url = f"{base}/api/requests.pcap" + (f"?{urllib.parse.urlencode(params)}" if params else "")
     request = urllib.request.Request(url)
-    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV, "").strip()
+    try:
+        token = _client_token(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -749,6 +757,20 @@ def _download_pcap(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {args.output} ({len(data)} octets)", file=sys.stderr)
     return 0
+
+
+def _client_token(args: argparse.Namespace) -> str:
+    """The token `verify` and `pcap` send: --token, --token-file, or the variable
+    `serve` takes its own from, so that one environment serves both ("": none)."""
+    if args.token is not None and args.token_file is not None:
+        raise ValueError("give --token or --token-file, not both")
+    if args.token_file is not None:
+        from .perimeter import read_token_file
+
+        return read_token_file(args.token_file, "--token-file")
+    if args.token is not None:
+        return str(args.token)
+    return os.environ.get(TOKEN_ENV, "").strip()
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -794,8 +816,11 @@ def _ask(args: argparse.Namespace) -> int:
         method="POST",
         headers={"Content-Type": "application/json"},
     )
-    # The same variable `serve` takes its token from, so that one environment serves both.
-    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV, "").strip()
+    try:
+        token = _client_token(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     started = time.monotonic()

@@ -70,10 +70,10 @@ def check_token(token: str, where: str) -> str:
     return token
 
 
-def read_token_file(path: str) -> str:
+def read_token_file(path: str, flag: str = "--admin-token-file") -> str:
     """The token in the file ``path`` (surrounding white space, such as the final line
     break an editor or ``echo`` adds, removed); ValueError with one line else."""
-    where = f"--admin-token-file {path}"
+    where = f"{flag} {path}"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang start-up
     except OSError as exc:

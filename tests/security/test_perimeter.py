@@ -460,3 +460,22 @@ async def test_the_perimeter_holds_under_workers() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_verify_and_pcap_read_their_token_from_a_file(
+        admin_factory: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("SIPRESPONDER_ADMIN_TOKEN", raising=False)
+    r: Running = await admin_factory(token="s3cret")  # type: ignore[operator]
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    ask = ["verify", "--admin", r.base, "--method", "OPTIONS", "--none", "--within", "0"]
+    assert await asyncio.to_thread(main, [*ask, "--token-file", str(token)]) == 0
+    assert await asyncio.to_thread(main, ask) == 2  # no token: 401
+    out = tmp_path / "j.pcap"
+    assert await asyncio.to_thread(main, ["pcap", "--admin", r.base, "--token-file",
+                                          str(token), "--output", str(out)]) == 0
+    assert out.read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4")
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, [*ask, "--token-file", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.startswith("error: --token-file ")
