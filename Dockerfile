@@ -60,7 +60,9 @@ COPY scenarios /scenarios
 # lets Kubernetes' runAsNonRoot verify that it is not root.
 USER 5060:5060
 # SIP over UDP and TCP, SIP over TLS, and the admin API (off unless
-# SIPRESPONDER_ADMIN=0.0.0.0:8080 is set).
+# SIPRESPONDER_ADMIN=0.0.0.0:8080 is set; a non-loopback address also needs a token,
+# SIPRESPONDER_ADMIN_TOKEN_FILE=/run/secrets/... or SIPRESPONDER_ADMIN_TOKEN, or
+# SIPRESPONDER_ADMIN_INSECURE=1 to run it open knowingly: it refuses to start else).
 EXPOSE 5060/udp 5060/tcp 5061/tcp 8080/tcp
 # A real SIP OPTIONS to the first SIPRESPONDER_LISTEN address, expecting a 2xx
 # (SIPRESPONDER_PING_EXPECT=486 for a scenario that answers OPTIONS otherwise).

@@ -1,7 +1,8 @@
 """The admin HTTP API: query the journal, wait for and verify requests, swap the scenario
 or one rule, metrics.
 
-Opt-in with ``sipresponder serve --admin HOST:PORT`` (loopback unless told otherwise).
+Opt-in with ``sipresponder serve --admin HOST:PORT`` (loopback unless told otherwise;
+elsewhere only with a token: ops/perimeter.py, which also checks Host, Origin and CSRF).
 It wraps a running :class:`~sipresponder.testing.api.Responder`, so the journal filters and the
 wait logic are the ones the in-process test API uses; /metrics serves ops.metrics.
 """
@@ -27,7 +28,16 @@ from ..testing.api import JournalAssertion, Responder, VerifyFailed, WaitTimeout
 from ..testing.journal import FILTERS, JournalEntry, Query, check_keys, materialize
 from ..transport.address import split_hostport
 from ..uas import compiled
-from .console import add_console, add_console_openapi, query_token_allowed
+from . import perimeter
+from .console import (
+    MAX_EVENT_CLIENTS,
+    Console,
+    add_console,
+    add_console_openapi,
+    query_token_allowed,
+    token_page,
+    wants_token_page,
+)
 from .metrics import responder_registry
 
 log = logging.getLogger("sipresponder")
@@ -133,6 +143,11 @@ class Admin:
         self.scenario_text = scenario_text
         self.token = token
         self.base_dir = base_dir
+        # Host names a browser may use for it besides IP literals and localhost
+        # (--admin-host; ops/perimeter.py), and the live event streams it serves at once.
+        self.hosts: frozenset[str] = frozenset()
+        self.max_event_clients = MAX_EVENT_CLIENTS
+        self.console: Console | None = None  # the last app()'s
         self.registry = responder_registry(responder)
         self.runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
@@ -147,7 +162,7 @@ class Admin:
 
     # -- the web app ---------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._auth, self._errors])
+        app = web.Application(middlewares=[self._perimeter, self._auth, self._errors])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/api/requests", self._list)
         app.router.add_delete("/api/requests", self._clear)
@@ -163,7 +178,7 @@ class Admin:
         app.router.add_delete("/api/state", self._reset_states)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/openapi.json", self._openapi)
-        add_console(app, self, entry_json, query_from_params)
+        self.console = add_console(app, self, entry_json, query_from_params)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
@@ -189,6 +204,15 @@ class Admin:
             self.runner = None
 
     @web.middleware
+    async def _perimeter(self, request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+        refused = perimeter.refusal(request, self.token, self.hosts)
+        if refused is not None:
+            return refused
+        return await handler(request)
+
+    @web.middleware
     async def _auth(self, request: web.Request,
                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
@@ -198,6 +222,8 @@ class Admin:
                 given = f"Bearer {request.query.get('token', '')}"
             expected = f"Bearer {self.token}"
             if not hmac.compare_digest(given.encode(), expected.encode()):
+                if wants_token_page(request):  # a browser opening the console
+                    return token_page(request)
                 return web.json_response({"error": "missing or wrong bearer token"}, status=401,
                                          headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)
@@ -393,8 +419,12 @@ OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "sipresponder admin API", "version": "1",
              "description": "The request journal, the scenario being served, and metrics. "
-                            "With --admin-token every endpoint but /healthz needs "
-                            "'Authorization: Bearer TOKEN'."},
+                            "With a token every endpoint but /healthz needs "
+                            "'Authorization: Bearer TOKEN'. Every POST, PUT and DELETE "
+                            "needs Content-Type application/json (application/toml for "
+                            "TOML) or the header X-Sipresponder: 1 (else 415); a foreign "
+                            "Origin gets 403; without a token, a Host that is not an IP "
+                            "address, localhost or an --admin-host name gets 421."},
     "security": [{"bearer": []}],
     "paths": {
         "/healthz": {"get": {

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from .cluster import ClusterRole
 
 log = logging.getLogger("sipresponder")
+TOKEN_ENV = "SIPRESPONDER_ADMIN_TOKEN"  # the variable `serve` reads its --admin-token from
+# ops/console.py's, repeated so that `--help` does not import aiohttp.
+MAX_EVENT_CLIENTS = 32
 WATCH_INTERVAL = 0.5  # seconds between --watch checks
 DEFAULT_LISTEN = ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]
 
@@ -105,7 +108,37 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--admin-token",
         metavar="TOKEN",
-        help="require 'Authorization: Bearer TOKEN' on every admin endpoint but /healthz",
+        help="require 'Authorization: Bearer TOKEN' on every admin endpoint but /healthz; "
+        "every local user can read it in ps: prefer --admin-token-file or "
+        f"${TOKEN_ENV}",
+    )
+    serve.add_argument(
+        "--admin-token-file",
+        metavar="FILE",
+        help="the same, with the token read from FILE (white space around it ignored), "
+        "e.g. a mounted secret",
+    )
+    serve.add_argument(
+        "--admin-insecure",
+        action="store_true",
+        default=None,  # None: serveconfig.apply_env reads SIPRESPONDER_ADMIN_INSECURE
+        help="serve the admin API on a non-loopback address without a token (refused "
+        "otherwise): anyone who reaches it can read the journal and replace the scenario",
+    )
+    serve.add_argument(
+        "--admin-host",
+        action="append",
+        metavar="NAME",
+        help="a host name browsers may reach the admin API by, besides IP addresses and "
+        "localhost, when it has no token (repeatable; other names are refused against "
+        "DNS rebinding)",
+    )
+    serve.add_argument(
+        "--admin-max-event-clients",
+        type=_positive_int,
+        metavar="N",
+        help=f"live event streams (/api/events, the console) served at once; more get 503 "
+        f"(default {MAX_EVENT_CLIENTS})",
     )
     serve.add_argument(
         "--watch",
@@ -167,7 +200,9 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--within", type=float, default=1.0, metavar="S",
                         help="the window of --exactly, --at-most and --none in seconds "
                         "(default 1; server caps at 60)")
-    verify.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV})")
+    verify.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV}; "
+                        "on the command line every local user can read it)")
+    verify.add_argument("--token-file", metavar="FILE", help="the token, read from FILE")
     verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report there")
 
     pcap = sub.add_parser(
@@ -178,7 +213,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "ports and times, for Wireshark, tshark or sngrep. Exit 0 written, 2 cannot.",
     )
     pcap.add_argument("--admin", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080")
-    pcap.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV})")
+    pcap.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV}; "
+                      "on the command line every local user can read it)")
+    pcap.add_argument("--token-file", metavar="FILE", help="the token, read from FILE")
     pcap.add_argument("--method", help="exact request method, e.g. INVITE")
     pcap.add_argument("--uri", help="request-URI glob (only * is special), e.g. 'sip:486@*'")
     pcap.add_argument(
@@ -201,7 +238,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TOKEN_ENV = "SIPRESPONDER_ADMIN_TOKEN"  # the variable `serve` reads its --admin-token from
 
 
 def _sequence(text: str) -> int:
@@ -319,6 +355,7 @@ def _serve(args: argparse.Namespace) -> int:
     from ..transport.tls import TLSOptions
     from .supervisor import bind_admin, bind_shared_udp, resolve_ports, supervise, worker_count
 
+    token_in_argv = args.admin_token is not None
     try:  # SIPRESPONDER_* variables fill in what the command line left out
         apply_env(args, os.environ)
     except ValueError as exc:
@@ -333,12 +370,7 @@ def _serve(args: argparse.Namespace) -> int:
         listen = [parse_listen(item) for item in (args.listen or DEFAULT_LISTEN)]
         args.tls = TLSOptions(*(Path(p) if p else None
                                 for p in (args.tls_cert, args.tls_key, args.tls_dir)))
-        if args.admin_token is not None and args.admin is None:
-            raise ValueError("--admin-token needs --admin")
-        if args.admin is not None:
-            from .admin import parse_admin_address
-
-            admin = parse_admin_address(args.admin)
+        admin = _admin_perimeter(args, token_in_argv)
         workers = worker_count(args.workers)
         shared_udp: dict[ListenAddress, socket.socket] = {}
         admin_socket = None
@@ -412,6 +444,62 @@ def _serve(args: argparse.Namespace) -> int:
             lambda index: run(True, ClusterRole(directory, workers, index)),
             lambda: run(True, ClusterRole(directory, workers, None, admin_socket)),
         )
+
+
+def _admin_perimeter(args: argparse.Namespace, token_in_argv: bool) -> tuple[str, int] | None:
+    """The admin address, once its token, Host names and bind are settled (ValueError,
+    one line, when they cannot be); ``args.admin_token`` is then the token or None."""
+    from .perimeter import check_bind, check_token, is_loopback, read_token_file, split_host
+
+    given = [flag for flag, value in (
+        ("--admin-token", args.admin_token), ("--admin-token-file", args.admin_token_file),
+        ("--admin-insecure", args.admin_insecure), ("--admin-host", args.admin_host),
+        ("--admin-max-event-clients", args.admin_max_event_clients)) if value]
+    if args.admin is None:
+        if given:
+            raise ValueError(f"{given[0]} needs --admin")
+        return None
+    if args.admin_token is not None and args.admin_token_file is not None:
+        raise ValueError(f"give --admin-token-file or --admin-token (${TOKEN_ENV}), not both")
+    if args.admin_token_file is not None:
+        args.admin_token = read_token_file(args.admin_token_file)
+    elif args.admin_token is not None:
+        where = "--admin-token" if token_in_argv else TOKEN_ENV
+        args.admin_token = check_token(args.admin_token.strip(), where)
+        if token_in_argv:
+            log.warning("--admin-token puts the token on the command line, where every "
+                        "local user can read it (ps, /proc/PID/cmdline): prefer "
+                        "--admin-token-file FILE or %s", TOKEN_ENV,
+                        extra={"event": "admin_token_in_argv"})
+    clients = args.admin_max_event_clients
+    if isinstance(clients, str):  # from SIPRESPONDER_ADMIN_MAX_EVENT_CLIENTS
+        if not (clients.isascii() and clients.isdigit() and int(clients) > 0):
+            raise ValueError(f"SIPRESPONDER_ADMIN_MAX_EVENT_CLIENTS={clients!r}: expected a "
+                             "positive integer")
+        args.admin_max_event_clients = int(clients)
+    hosts = []
+    for name in args.admin_host or ():
+        parts = split_host(name)
+        if parts is None:
+            raise ValueError(f"--admin-host {name!r}: expected a host name")
+        hosts.append(parts[0])
+    args.admin_hosts = frozenset(hosts)
+    from .admin import parse_admin_address
+
+    host, port = parse_admin_address(args.admin)
+    check_bind(host, port, args.admin_token, bool(args.admin_insecure))
+    if args.admin_token is None and not is_loopback(host):
+        log.warning("the admin API on %s:%d has no token (--admin-insecure): anyone who "
+                    "reaches it can read the journal and replace the scenario", host, port,
+                    extra={"event": "admin_insecure"})
+    return host, port
+
+
+def _configure_admin(api: Any, args: argparse.Namespace) -> None:
+    """The perimeter settings of ``serve`` on an Admin (or ClusterAdmin)."""
+    api.hosts = args.admin_hosts
+    if args.admin_max_event_clients is not None:
+        api.max_event_clients = args.admin_max_event_clients
 
 
 def _preload(admin: bool) -> None:
@@ -493,6 +581,7 @@ async def _run(
         stop_server = responder.stop
         admin_api = Admin(responder, text, None if role else args.admin_token,
                           base_dir=Path(path).parent)
+        _configure_admin(admin_api, args)
         try:
             if role is not None and role.index is not None:
                 from .cluster import WorkerChannel, socket_path
@@ -589,6 +678,7 @@ async def _gather(
     cluster = Cluster(scenario, text, role.workers, role.directory, args.journal_size,
                       base_dir=Path(path).parent)
     cluster_admin = ClusterAdmin(cluster, args.admin_token, base_dir=Path(path).parent)
+    _configure_admin(cluster_admin, args)
     await cluster_admin.start_on(role.admin_socket)
     closers.append(cluster_admin.close)
     swaps: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak refs)
@@ -637,7 +727,11 @@ def _download_pcap(args: argparse.Namespace) -> int:
         return 2
     url = f"{base}/api/requests.pcap" + (f"?{urllib.parse.urlencode(params)}" if params else "")
     request = urllib.request.Request(url)
-    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV, "").strip()
+    try:
+        token = _client_token(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -663,6 +757,20 @@ def _download_pcap(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {args.output} ({len(data)} octets)", file=sys.stderr)
     return 0
+
+
+def _client_token(args: argparse.Namespace) -> str:
+    """The token `verify` and `pcap` send: --token, --token-file, or the variable
+    `serve` takes its own from, so that one environment serves both ("": none)."""
+    if args.token is not None and args.token_file is not None:
+        raise ValueError("give --token or --token-file, not both")
+    if args.token_file is not None:
+        from .perimeter import read_token_file
+
+        return read_token_file(args.token_file, "--token-file")
+    if args.token is not None:
+        return str(args.token)
+    return os.environ.get(TOKEN_ENV, "").strip()
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -708,8 +816,11 @@ def _ask(args: argparse.Namespace) -> int:
         method="POST",
         headers={"Content-Type": "application/json"},
     )
-    # The same variable `serve` takes its token from, so that one environment serves both.
-    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV, "").strip()
+    try:
+        token = _client_token(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     started = time.monotonic()

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 
@@ -34,14 +34,23 @@ log = logging.getLogger("sipresponder")
 
 STATIC = Path(__file__).with_name("console")  # index.html, JS, CSS, icons (package data)
 KEEPALIVE = 15.0  # seconds between ": keepalive" comments on an idle event stream
-# Events a slow client may lag behind before its stream is ended (it reconnects and
-# gets the journal afresh): bounds the memory a stuck browser tab can hold.
-QUEUE_LIMIT = 2000
+# The event streams served at once (--admin-max-event-clients); one more gets a 503.
+MAX_EVENT_CLIENTS = 32
+# What one stream may lag behind, in events and in octets, before it is cut with a final
+# 'overflow' event (it reconnects and gets the journal afresh): what a stuck browser
+# tab or a client that never reads can hold. The octets are shared by every stream
+# queued the same event, so the sum over clients is bounded by this too.
+QUEUE_EVENTS = 1000
+QUEUE_OCTETS = 4 << 20
+# Seconds a cut stream has to take its last event before its connection is aborted:
+# a client that never reads would otherwise keep its slot and its socket buffers.
+CUT_GRACE = 10.0
+SNAPSHOT_CHUNK = 64 << 10  # octets of the journal written at once to a new stream
 CHECK_PATH = "<POST /api/scenario/check>"  # names the text in ScenarioError messages
 LADDER_KEYS = ("call_id", "seq")  # GET /api/ladder and /api/requests.pcap, besides filters
 # Where ?token= stands in for the Bearer header: what a browser loads without script
 # control over its headers (the page, its assets, EventSource).
-QUERY_TOKEN_PATHS = ("/", "/api/events")
+QUERY_TOKEN_PATHS = ("/", "/console", "/api/events")
 QUERY_TOKEN_PREFIX = "/console/"
 
 
@@ -51,6 +60,47 @@ class ConsoleHost(Protocol):
     responder: Responder
     scenario_text: str
     base_dir: Path | None
+    max_event_clients: int
+
+
+# No other site may frame the console (a framed page can be clicked through).
+NO_FRAMES = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
+TOKEN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sipresponder console: token</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{{font:16px system-ui,sans-serif;max-width:30rem;margin:4rem auto;padding:0 1rem}}
+input,button{{font:inherit;padding:.4rem}}input{{width:100%;box-sizing:border-box;margin:.5rem 0}}
+@media (prefers-color-scheme:dark){{body{{background:#16181c;color:#e8e8e8}}}}
+</style></head><body>
+<h1>sipresponder console</h1>
+<p>This admin API asks for its token{wrong}.</p>
+<form method="get" action="./">
+<label for="token">Token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Open the console</button>
+</form>
+<p>Whoever started it set the token with <code>--admin-token-file</code>,
+<code>SIPRESPONDER_ADMIN_TOKEN</code> or <code>--admin-token</code>.</p>
+</body></html>
+"""
+
+
+def wants_token_page(request: web.Request) -> bool:
+    """A browser opening the console (not an API client, which gets the JSON 401)."""
+    return (request.method == "GET" and request.path in ("/", "/console")
+            and "text/html" in request.headers.get("Accept", ""))
+
+
+def token_page(request: web.Request) -> web.Response:
+    """The 401 a browser gets without the token: a form that asks for it (no script)."""
+    wrong = "; the one given is not it" if "token" in request.query else ""
+    return web.Response(
+        status=401, text=TOKEN_PAGE.format(wrong=wrong), content_type="text/html",
+        headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store",
+                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                            "form-action 'self'; frame-ancestors 'none'",
+                 "X-Frame-Options": "DENY"})
 
 
 EntryJSON = Callable[[JournalEntry], dict[str, Any]]
@@ -64,24 +114,79 @@ def query_token_allowed(request: web.Request) -> bool:
         request.path in QUERY_TOKEN_PATHS or request.path.startswith(QUERY_TOKEN_PREFIX))
 
 
+class EventStream:
+    """One client's queue of encoded events, bounded by the hub; ``ended``: nothing more
+    will be queued (cut, or the app shuts down), send what is left and stop."""
+
+    __slots__ = ("chunks", "deadline", "ended", "octets", "ready", "transport")
+
+    def __init__(self, transport: asyncio.BaseTransport | None) -> None:
+        self.chunks: list[bytes] = []  # taken whole (take), so a list does
+        self.octets = 0
+        self.ended = False
+        self.ready = asyncio.Event()
+        self.transport = transport
+        self.deadline: asyncio.TimerHandle | None = None
+
+    def take(self) -> bytes | None:
+        """Everything queued, joined; None once ended and empty."""
+        if not self.chunks:
+            return None if self.ended else b""
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        self.octets = 0
+        self.ready.clear()
+        return data
+
+    async def next(self, timeout: float) -> bytes | None:
+        """What to write next: queued events, a keepalive after ``timeout`` idle seconds,
+        or None at the end."""
+        if not self.chunks and not self.ended:
+            self.ready.clear()
+            try:
+                await asyncio.wait_for(self.ready.wait(), timeout)
+            except TimeoutError:
+                return b": keepalive\n\n"
+        return self.take()
+
+    def abort(self) -> None:
+        """Drop the connection and what its socket still holds (it stopped reading)."""
+        # uvloop's transports do not derive from asyncio's classes: no isinstance.
+        transport = cast("asyncio.Transport | None", self.transport)
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+
+
 class EventHub:
-    """The open event streams, one bounded queue each; ``None`` in a queue ends it."""
+    """The open event streams, each with its own bounded queue."""
 
-    def __init__(self) -> None:
-        self.queues: set[asyncio.Queue[bytes | None]] = set()
+    def __init__(self, max_events: int = QUEUE_EVENTS, max_octets: int = QUEUE_OCTETS,
+                 grace: float = CUT_GRACE) -> None:
+        self.open: set[EventStream] = set()  # every stream being served
+        self.live: set[EventStream] = set()  # those still queued new events
+        self.max_events = max_events
+        self.max_octets = max_octets
+        self.grace = grace
+        self.cut = 0  # streams cut for falling behind, since start
 
-    def subscribe(self) -> asyncio.Queue[bytes | None]:
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LIMIT)
-        self.queues.add(queue)
-        return queue
+    def subscribe(self, transport: asyncio.BaseTransport | None) -> EventStream:
+        stream = EventStream(transport)
+        self.open.add(stream)
+        self.live.add(stream)
+        return stream
 
-    def unsubscribe(self, queue: asyncio.Queue[bytes | None]) -> None:
-        self.queues.discard(queue)
+    def unsubscribe(self, stream: EventStream) -> None:
+        # A cut stream's deadline stays: ending the response may still wait on a
+        # client that does not read.
+        self.open.discard(stream)
+        self.live.discard(stream)
+        stream.chunks.clear()
+        stream.octets = 0
 
     def publish(self, event: str, data: Callable[[], object]) -> None:
         """Send ``event`` to every stream; ``data`` is built (and encoded) only when one
         is open, so a journal without watchers pays nothing."""
-        if not self.queues:
+        if not self.live:
             return
         try:
             chunk = sse(event, data())
@@ -90,23 +195,55 @@ class EventHub:
             # timers: a bug here must cost one event, never a message or a timer.
             log.exception("console: cannot encode the %s event", event)
             return
-        for queue in list(self.queues):
-            try:
-                queue.put_nowait(chunk)
-            except asyncio.QueueFull:
-                # Too far behind: end its stream; EventSource reconnects and gets the
-                # journal afresh, which is better than a stream with holes.
-                self._end(queue)
+        for stream in list(self.live):
+            if (len(stream.chunks) >= self.max_events
+                    or stream.octets + len(chunk) > self.max_octets):
+                self._cut(stream)
+                continue
+            stream.chunks.append(chunk)
+            stream.octets += len(chunk)
+            stream.ready.set()
+
+    def _cut(self, stream: EventStream) -> None:
+        """End a stream that fell behind: its queue is dropped for one last event that
+        says why, and its connection is aborted if it does not take it in time."""
+        waiting = len(stream.chunks)
+        self.live.discard(stream)
+        self.cut += 1
+        stream.chunks.clear()
+        why = (f"this event stream fell {waiting} events ({stream.octets} octets) behind "
+               f"(at most {self.max_events} events, {self.max_octets} octets) and was "
+               f"ended; reconnect to get the journal afresh")
+        stream.chunks.append(sse("overflow", {"error": why}))
+        stream.octets = len(stream.chunks[0])
+        stream.ended = True
+        stream.ready.set()
+        stream.deadline = asyncio.get_running_loop().call_later(self.grace, stream.abort)
 
     def close_all(self) -> None:
-        for queue in list(self.queues):
-            self._end(queue)
+        """End every stream (the app shuts down); one stuck writing is aborted, so that
+        shutting down does not wait for a client that does not read."""
+        for stream in list(self.open):
+            self.live.discard(stream)
+            stream.ended = True
+            stream.ready.set()
+            transport = cast("asyncio.Transport | None", stream.transport)
+            if transport is not None and transport.get_write_buffer_size():
+                stream.abort()
 
-    def _end(self, queue: asyncio.Queue[bytes | None]) -> None:
-        self.queues.discard(queue)
-        while not queue.empty():
-            queue.get_nowait()
-        queue.put_nowait(None)
+    def stats(self) -> dict[str, int]:
+        """What the streams hold now (GET /api/events/stats): queued here, and written
+        but still in the connections' send buffers (a client that does not read)."""
+        buffered = 0
+        for stream in self.open:
+            transport = cast("asyncio.Transport | None", stream.transport)
+            if transport is not None and not transport.is_closing():
+                buffered += transport.get_write_buffer_size()
+        return {"clients": len(self.open), "receiving": len(self.live),
+                "queued_events": sum(len(s.chunks) for s in self.open),
+                "queued_octets": sum(s.octets for s in self.open),
+                "buffered_octets": buffered, "cut": self.cut,
+                "max_events": self.max_events, "max_octets": self.max_octets}
 
 
 def sse(event: str, data: object) -> bytes:
@@ -129,8 +266,10 @@ class Console:
     def attach(self, app: web.Application) -> None:
         router = app.router
         router.add_get("/", self._index)
+        router.add_get("/console", self._to_index)
         router.add_get("/console/{path:.+}", self._static)
         router.add_get("/api/events", self._events, allow_head=False)  # a stream never ends
+        router.add_get("/api/events/stats", self._event_stats)
         router.add_get("/api/ladder", self._ladder)
         router.add_get("/api/requests.pcap", self._pcap)
         router.add_get(r"/api/requests/{seq:\d+}", self._entry)
@@ -191,7 +330,14 @@ class Console:
 
     # -- the page --------------------------------------------------------------------------
     async def _index(self, request: web.Request) -> web.StreamResponse:
-        return self._file(STATIC / "index.html")
+        response = self._file(STATIC / "index.html")
+        # Never inside another site's frame: a page there could trick a click on Apply.
+        response.headers.update(NO_FRAMES)
+        return response
+
+    async def _to_index(self, request: web.Request) -> web.StreamResponse:
+        query = f"?{request.query_string}" if request.query_string else ""
+        raise web.HTTPFound(f"/{query}")
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         base = STATIC.resolve()
@@ -203,37 +349,61 @@ class Console:
     @staticmethod
     def _file(path: Path) -> web.StreamResponse:
         if not path.is_file():
-            what = "the console page" if path.name == "index.html" else "no such console asset"
-            return web.json_response(
-                {"error": f"{what} ({path.name}) is not installed in {STATIC}"}, status=404)
+            # The install path is not the client's business (and tells an attacker
+            # where the package lives).
+            what = ("the console page is not installed" if path.name == "index.html"
+                    else "no such console asset")
+            return web.json_response({"error": what}, status=404)
         # no-cache: revalidated each load, so an upgraded package never runs old scripts.
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
     # -- the live journal ------------------------------------------------------------------
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        limit = self.host.max_event_clients
+        if len(self.hub.open) >= limit:
+            return web.json_response(
+                {"error": f"{limit} event streams are open already, the most this admin API "
+                          f"serves (--admin-max-event-clients); close one or retry later"},
+                status=503, headers={"Retry-After": "5"})
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no"})  # a proxy (nginx) must not hold events back
+        # The connection ends with the stream: a cut client sees the end at once.
+        response.force_close()
         await response.prepare(request)
         # Subscribe and take the snapshot with no await between: nothing is missed or
-        # sent twice.
-        queue = self.hub.subscribe()
-        past = b"".join(sse("entry", self.entry_json(e)) for e in self.host.responder.journal)
+        # sent twice. The snapshot holds the entries, not their text: each is encoded
+        # as it is written, so a client that does not read holds one chunk, not the
+        # journal.
+        stream = self.hub.subscribe(request.transport)
+        past = list(self.host.responder.journal)
         try:
-            await response.write(b"retry: 2000\n\n" + past)
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(queue.get(), KEEPALIVE)
-                except TimeoutError:
-                    chunk = b": keepalive\n\n"
-                if chunk is None:
-                    break
-                await response.write(chunk)
+            await response.write(b"retry: 2000\n\n")
+            pending: list[bytes] = []
+            size = 0
+            for entry in past:
+                if stream.ended:
+                    break  # cut while the journal was still being written
+                encoded = sse("entry", self.entry_json(entry))
+                pending.append(encoded)
+                size += len(encoded)
+                if size >= SNAPSHOT_CHUNK:
+                    await response.write(b"".join(pending))
+                    pending, size = [], 0
+            if pending and not stream.ended:
+                await response.write(b"".join(pending))
+            del past, pending
+            while (chunk := await stream.next(KEEPALIVE)) is not None:
+                if chunk:
+                    await response.write(chunk)
         except (ConnectionResetError, ConnectionError):
-            pass  # the browser went away
+            pass  # the browser went away, or the stream was cut and aborted
         finally:
-            self.hub.unsubscribe(queue)
+            self.hub.unsubscribe(stream)
         return response
+
+    async def _event_stats(self, request: web.Request) -> web.Response:
+        return web.json_response({**self.hub.stats(), "max_clients": self.host.max_event_clients})
 
     def selection(self, request: web.Request) -> list[JournalEntry]:
         """The entries the journal filters, ``call_id`` and ``seq=1,2,3`` select."""
@@ -433,12 +603,26 @@ def add_console_openapi(document: dict[str, Any]) -> None:
                                    "schema": {"type": "string"}}],
             "responses": {"200": {"description": "the file"},
                           "404": _json(_ERROR_REF, "no such asset")}}},
+        "/console": {"get": {
+            "summary": "redirects to the console (/), keeping the query (?token=)",
+            "parameters": [token], "responses": {"302": {"description": "to /"}}}},
+        "/api/events/stats": {"get": {
+            "summary": "the event streams: open (clients), still receiving, events and "
+                       "octets queued, streams cut for falling behind, and the limits",
+            "responses": {"200": _json({"type": "object", "properties": {
+                key: {"type": "integer"} for key in (
+                    "clients", "receiving", "queued_events", "queued_octets",
+                    "buffered_octets", "cut",
+                    "max_events", "max_octets", "max_clients")}}, "the counts")}}},
         "/api/events": {"get": {
             "summary": "server-sent events: the journal as 'entry' events, then each new "
                        "entry, 'update' (a later response), 'cleared', 'scenario'",
             "parameters": [token],
-            "responses": {"200": {"description": "the stream", "content": {
-                "text/event-stream": {"schema": {"type": "string"}}}}}}},
+            "responses": {"200": {"description": "the stream; a client that falls behind "
+                                                 "gets a last 'overflow' event and the end",
+                                  "content": {"text/event-stream": {
+                                      "schema": {"type": "string"}}}},
+                          "503": _json(_ERROR_REF, "the most event streams are open")}}},
         "/api/ladder": {"get": {
             "summary": "the ladder diagram of the selected entries", "parameters":
                 [*filters, *_SELECTION],

@@ -19,6 +19,7 @@ from ..scenario.model import Scenario
 LOG_FORMATS = ("human", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 UDP_BALANCE = ("source", "datagram")  # how --workers share a UDP port (supervisor.py)
+FLAG_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def split_list(text: str) -> list[str]:
@@ -33,6 +34,7 @@ class EnvOption:
     default: Any  # when neither the flag nor the variable is given
     choices: tuple[str, ...] = ()
     is_list: bool = False
+    is_flag: bool = False  # a store_true flag: the variable is 1/true/yes or 0/false/no
 
 
 SERVE_ENV = (
@@ -41,6 +43,10 @@ SERVE_ENV = (
     EnvOption("listen", "SIPRESPONDER_LISTEN", None, is_list=True),
     EnvOption("admin", "SIPRESPONDER_ADMIN", None),
     EnvOption("admin_token", "SIPRESPONDER_ADMIN_TOKEN", None),
+    EnvOption("admin_token_file", "SIPRESPONDER_ADMIN_TOKEN_FILE", None),
+    EnvOption("admin_insecure", "SIPRESPONDER_ADMIN_INSECURE", False, is_flag=True),
+    EnvOption("admin_host", "SIPRESPONDER_ADMIN_HOSTS", None, is_list=True),
+    EnvOption("admin_max_event_clients", "SIPRESPONDER_ADMIN_MAX_EVENT_CLIENTS", None),
     EnvOption("log_format", "SIPRESPONDER_LOG_FORMAT", "human", LOG_FORMATS),
     EnvOption("log_level", "SIPRESPONDER_LOG_LEVEL", "warning", LOG_LEVELS),
     EnvOption("workers", "SIPRESPONDER_WORKERS", "1"),
@@ -72,6 +78,10 @@ def apply_env(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
         value: Any = raw
         if option.is_list:
             value = split_list(raw)
+        elif option.is_flag:
+            if raw.lower() not in FLAG_VALUES:
+                raise ValueError(f"{option.env}={raw!r}: expected 1, true, yes, 0, false or no")
+            value = FLAG_VALUES[raw.lower()]
         elif option.choices:
             value = raw.lower()
             if value not in option.choices:

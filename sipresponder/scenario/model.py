@@ -60,6 +60,9 @@ class Settings:
     ring_timeout: float = 180.0
     # The seed of the engine's random choices (probability); -1 = a new one every run.
     seed: int = -1
+    # Origins whose web pages may open a ws:/wss: listener (scheme://host[:port], as a
+    # browser sends them); empty: any. A handshake without Origin is not a browser's.
+    ws_origins: tuple[str, ...] = ()
     checks: dict[str, bool] = field(default_factory=dict)  # request-check switches
 
 

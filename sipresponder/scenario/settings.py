@@ -79,3 +79,16 @@ def _check_ranges(settings: Settings) -> None:
         raise FieldError("seed", "must be a non-negative integer (or -1: a new seed every run)")
     if not 0 < settings.timer_t1 <= settings.timer_t2:
         raise FieldError("timer_t1", "must be positive and no larger than timer_t2")
+    settings.ws_origins = tuple(web_origin(o) for o in settings.ws_origins)
+
+
+def web_origin(text: str) -> str:
+    """A ``ws_origins`` item as a browser's Origin header spells it (lowercase, no
+    path, no final slash); FieldError when it is no origin."""
+    origin = text.strip().lower().rstrip("/")
+    scheme, sep, authority = origin.partition("://")
+    if origin == "null" or (sep and scheme in ("http", "https") and authority
+                            and not any(c in authority for c in "/?#@ ")):
+        return origin
+    raise FieldError("ws_origins", f"{text!r} is not an origin: expected "
+                     "scheme://host[:port], e.g. \"https://app.example\"")

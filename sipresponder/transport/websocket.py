@@ -115,6 +115,16 @@ class WebSocketListeners:
             receive_timeout=settings.tcp_idle_timeout or None,
             timeout=CLOSE_TIMEOUT,
         )
+        origin = request.headers.get("Origin")
+        if settings.ws_origins and origin is not None and (
+                origin.strip().lower().rstrip("/") not in settings.ws_origins):
+            # A web page of another site (a browser always names its page's origin):
+            # the scenario's ws_origins decide who may drive this responder.
+            engine.counters["ws_origin_refused"] += 1
+            traffic_log.info("websocket handshake from %s:%d refused: Origin %r is not in "
+                             "settings.ws_origins", peer[0], peer[1], origin)
+            return web.Response(status=403, text=f"Origin {origin!r} is not in the "
+                                "scenario's settings.ws_origins\n")
         ready = ws.can_prepare(request)
         if not ready.ok:
             return web.Response(status=426, headers={"Upgrade": "websocket"},

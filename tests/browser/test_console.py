@@ -449,7 +449,8 @@ def test_a_later_response_updates_the_call_and_its_ladder(
 def put_scenario(server: ConsoleServer, text: str) -> None:
     request = urllib.request.Request(
         server.base + "/api/scenario", data=text.encode(), method="PUT",
-        headers={"Authorization": f"Bearer {server.token}"})
+        headers={"Authorization": f"Bearer {server.token}",
+                 "Content-Type": "application/toml"})
     with urllib.request.urlopen(request, timeout=WAIT) as response:
         assert response.status == 200
 
@@ -663,3 +664,17 @@ def test_without_a_token_the_console_works_the_same(
                  and first(d, "#ladder").get_attribute("data-arrows") == "2", "the OPTIONS")
         assert [a["label"] for a in arrows(browser)][1] == "200 OK"
         assert first(browser, "#export-pcap").get_attribute("href") == f"{plain.base}/api/requests.pcap"
+
+
+def test_without_its_token_the_console_asks_for_it(
+        browser: Any, console_server: ConsoleServer) -> None:
+    """Behind a token, a browser that opens / without it gets a form (not a raw JSON
+    401); typing the token in opens the live console."""
+    browser.get(console_server.base + "/console")
+    field = first(browser, "input#token")
+    assert "asks for its token" in browser.page_source
+    field.send_keys(console_server.token)
+    field.submit()
+    wait_for(browser, lambda d: first(d, "#conn").text == "live", "the live event stream",
+             lambda: browser.current_url)
+    assert browser.current_url.startswith(f"{console_server.base}/?token={console_server.token}")

@@ -61,7 +61,9 @@ async def admin_factory() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
         responder = await Responder(parse_scenario(scenario, "<test>")).start()
         admin = Admin(responder, scenario, token)
         await admin.start("127.0.0.1", 0)
-        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+        # X-Sipresponder: what the admin API asks of every POST, PUT and DELETE (CSRF).
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20),
+                                     headers={"X-Sipresponder": "1"})
         running = Running(responder, admin, http)
         started.append(running)
         return running

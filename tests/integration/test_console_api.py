@@ -83,7 +83,9 @@ async def console_factory() -> AsyncIterator[Callable[..., Awaitable[Console]]]:
                                     ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]).start()
         admin = Admin(responder, SCENARIO, token)
         await admin.start("127.0.0.1", 0)
-        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+        # X-Sipresponder: what the admin API asks of every POST, PUT and DELETE (CSRF).
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20),
+                                     headers={"X-Sipresponder": "1"})
         console = Console(responder, admin, http, token)
         started.append(console)
         return console
@@ -367,18 +369,20 @@ def test_pcap_cli_says_why_it_cannot(tmp_path: Any, capsys: pytest.CaptureFixtur
 
 async def test_a_client_that_falls_too_far_behind_gets_its_stream_ended(
         console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sipresponder.ops.console.QUEUE_LIMIT", 2)
     async with console.http.get(console.base + "/api/events") as response:
         assert await response.content.readline() == b"retry: 2000\n"
         [web_console] = [getattr(f, "__self__", None)
                          for f in console.responder.journal.listeners
                          if getattr(f, "__name__", "") == "_entry_added"]
+        monkeypatch.setattr(web_console.hub, "max_events", 2)
         # Three events at once, with no chance for the stream to take them: one too many.
         for _ in range(3):
             web_console.hub.publish("cleared", dict)
-        assert not web_console.hub.queues
+        assert not web_console.hub.live
         rest = await asyncio.wait_for(response.content.read(), EVENT_TIMEOUT)
-        assert rest == b"\n"  # the stream ended without the events it could not keep
+        # The stream ended without the events it could not keep, saying why.
+        assert rest.startswith(b"\nevent: overflow\ndata: ") and b"fell 2 events" in rest
+        assert b"event: cleared" not in rest
 
 
 async def test_closing_the_admin_takes_the_console_off_the_responder(console: Console) -> None:

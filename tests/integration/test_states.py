@@ -127,7 +127,8 @@ async def test_admin_get_and_delete_state(responder: Responder) -> None:
     host, port = admin.address  # type: ignore[misc]
     base = f"http://{host}:{port}"
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20),
+                                         headers={"X-Sipresponder": "1"}) as http:
             sip = responder.address("udp")[1]
             assert await codes(sip, "flaky", call_id="x@t") == [503]
             async with http.get(base + "/api/state") as resp:

@@ -82,7 +82,9 @@ class Cluster:
     def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
              timeout: float = 15) -> tuple[int, Any]:
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
+        # X-Sipresponder: what the admin API asks of every POST, PUT and DELETE (CSRF).
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"X-Sipresponder": "1"})
         if self.token is not None:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:

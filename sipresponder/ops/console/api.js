@@ -12,8 +12,12 @@ export class ApiError extends Error {
   }
 }
 
+// Sent on every request: the server refuses a POST, PUT or DELETE that a page of
+// another site could have sent (a form, a plain fetch), and none of those can set it.
+const CSRF_HEADER = { "X-Sipresponder": "1" };
+
 function headers(extra) {
-  const all = { ...(extra || {}) };
+  const all = { ...CSRF_HEADER, ...(extra || {}) };
   if (token) all.Authorization = `Bearer ${token}`;
   return all;
 }
