@@ -11,6 +11,7 @@ from ..auth.config import AUTH_KEYS, parse_auth
 from ..auth.guard import AuthConfig
 from ..sip.abnf import STANDARD_METHODS
 from ..uas.validation import BODY_CHECKS, CHECKS, enabled_checks
+from .bundled import missing_hint
 from .fields import FieldError, unknown
 from .model import Rule, Scenario, Settings
 from .responses import check_required
@@ -62,7 +63,8 @@ def read_scenario(path: str | Path) -> tuple[Scenario, str]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ScenarioError(str(path), "", None, f"cannot read: {exc.strerror}") from None
+        raise ScenarioError(str(path), "", None,
+                            f"cannot read: {exc.strerror}{missing_hint(path)}") from None
     scenario = parse_scenario(data, str(path), base_dir=path.parent)
     return scenario, data.decode("utf-8", "replace")
 

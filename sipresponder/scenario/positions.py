@@ -91,16 +91,24 @@ def section_start(text: str, where: str) -> Table | None:
 
 
 def rule_text(text: str, number: int) -> tuple[int, str] | None:
-    """The line and the TOML text of rule ``number``'s table (0: ``[default]``), with
-    its sub-tables (``[rule.match]``, ``[[rule.choice]]``); None when not found."""
+    """The line of rule ``number``'s table header (0: ``[default]``) and the TOML text
+    of the table with its sub-tables (``[rule.match]``, ``[[rule.choice]]``), None when
+    not found. The comments right above the header are the rule's and come with it;
+    those at its end are above the next table, so they are that table's."""
     start = section_start(text, "[default]" if number == 0 else f"rule #{number}")
     if start is None:
         return None
     first, last = _section(text, start)
-    lines = text.splitlines()[first - 1:last]
-    while lines and not lines[-1].strip():
+    all_lines = text.splitlines()
+    code = {n for n, _ in _code_lines(text)}
+    while first > 1 and first - 1 in code and all_lines[first - 2].strip().startswith("#"):
+        first -= 1
+    lines = all_lines[first - 1:last]
+    while len(lines) > 1 and last in code and (
+            not lines[-1].strip() or lines[-1].strip().startswith("#")):
         lines.pop()
-    return first, "\n".join(lines) + "\n"
+        last -= 1
+    return start.line, "\n".join(lines) + "\n"
 
 
 def _key_position(text: str, first: int, last: int, key: str) -> tuple[int, int] | None:
@@ -113,6 +121,36 @@ def _key_position(text: str, first: int, last: int, key: str) -> tuple[int, int]
     return None
 
 
+def _inner_key(text: str, at: tuple[int, int], last: int, key: str) -> tuple[int, int] | None:
+    """The first ``key =`` at or after ``at`` up to line ``last``: a key inside an inline
+    table (``match = { usr = "x" }``) or in a sub-table below its header."""
+    pattern = re.compile(rf"(?<![\w-])[\"']?{re.escape(key)}[\"']?[ \t]*=")
+    for number, line in _code_lines(text):
+        if at[0] <= number <= last:
+            found = pattern.search(line, at[1] - 1 if number == at[0] else 0)
+            if found:
+                return number, found.start() + 1
+    return None
+
+
+def _field_position(text: str, first: int, last: int, field: str) -> tuple[int, int] | None:
+    """Where the (dotted) ``field`` is between lines ``first`` and ``last``: its first
+    key's line, then each inner key after it, as far as they can be found (up to a
+    list index)."""
+    parts = [p for p in re.split(r"[.\[\]]", field) if p]
+    found = _key_position(text, first, last, parts[0]) if parts else None
+    if found is None:
+        return None
+    for part in parts[1:]:
+        if part.isdigit():
+            break  # which item of a list: not told by a line scan, so not guessed
+        inner = _inner_key(text, (found[0], found[1] + len(parts[0])), last, part)
+        if inner is None:
+            break
+        found = inner
+    return found
+
+
 def error_position(error: ScenarioError, text: str) -> tuple[int | None, int | None]:
     """(line, column) of ``error`` in ``text``, 1-based; None where it cannot be told."""
     at = _AT.search(error.message)
@@ -121,14 +159,15 @@ def error_position(error: ScenarioError, text: str) -> tuple[int | None, int | N
     if "(at end of document)" in error.message:
         lines = text.splitlines() or [""]
         return len(lines), len(lines[-1]) + 1
-    field = re.split(r"[.\[]", error.field)[0] if error.field else None
+    field = error.field or None
     if not error.where:
         if field is None:
             return None, None
         last_top = next((t.line - 1 for t in tables(text)), len(text.splitlines()))
-        found = _key_position(text, 1, last_top, field)
+        found = _field_position(text, 1, last_top, field)
         if found is None:  # a top-level key given as a table: [name] or [[name]]
-            heads = [t for t in tables(text) if t.name[0] == field]
+            top = re.split(r"[.\[]", field)[0]
+            heads = [t for t in tables(text) if t.name[0] == top]
             return (heads[0].line, 1) if heads else (None, None)
         return found
     start = section_start(text, error.where)
@@ -136,7 +175,7 @@ def error_position(error: ScenarioError, text: str) -> tuple[int | None, int | N
         return None, None
     if field is not None:
         first, last = _section(text, start)
-        found = _key_position(text, first + 1, last, field)
+        found = _field_position(text, first + 1, last, field)
         if found is not None:
             return found
     return start.line, 1
