@@ -10,8 +10,9 @@ it has no ``auth`` (a challenge is not an answer the author meant), no state
 (``sequence``, ``when_state``: the state may let the request through) and no
 ``probability`` below 1; and it covers the later rule only when each of its
 conditions is also one of the later rule's (compared by what each condition tests,
-``Condition.what``, which names the key and its value), so that whatever the later
-rule matches it matches too. Methods are compared as sets: several earlier rules
+``Condition.what``, which names the key and its value) or holds for whatever the
+later rule matches (``uri = "*"``; ``user = "*"`` where the later rule names a user),
+so that whatever the later rule matches it matches too. Methods are compared as sets: several earlier rules
 with the same other conditions may cover the later rule's methods between them.
 """
 
@@ -50,12 +51,28 @@ def _tests(rule: Rule) -> frozenset[str]:
     return frozenset(condition.what for condition in rule.conditions)
 
 
+# The glob "*" (re.S: any run) matches every Request-URI; as a user, every URI that has
+# a user part, which every other user or user_regex condition demands too.
+_EVERY_URI = "uri '*'"
+_ANY_USER = "user '*'"
+
+
+def _covers(earlier: frozenset[str], later: frozenset[str]) -> bool:
+    """Whether every request that meets the conditions ``later`` meets ``earlier``."""
+    return all(
+        test in later
+        or test == _EVERY_URI
+        or (test == _ANY_USER and any(t.startswith(("user ", "user_regex ")) for t in later))
+        for test in earlier
+    )
+
+
 def shadowed(rules: list[Rule]) -> list[Shadow]:
     """The rules of ``rules`` (file order) that earlier ones always take first."""
     found = []
     for position, rule in enumerate(rules):
         tests = _tests(rule)
-        covering = [r for r in rules[:position] if _takes_all(r) and _tests(r) <= tests]
+        covering = [r for r in rules[:position] if _takes_all(r) and _covers(_tests(r), tests)]
         whole = next((r for r in covering if r.methods is None), None)
         if whole is not None:
             found.append(Shadow(rule, (whole,)))

@@ -28,6 +28,8 @@ def test_a_rule_after_a_catch_all_can_never_match() -> None:
     'match = { method = ["INVITE", "OPTIONS"] }',
     'match = { method = "INVITE", user = "carol" }',
     'match = { user = "carol" }',
+    'match = { user = "*" }',
+    'match = { uri = "*", method = "INVITE" }',
     'match = { method = "*", user = "carol" }',
     'match = { method = "INVITE", user = "carol", headers = { X-Test = "^a" } }',
     "probability = 1.0",
@@ -50,6 +52,7 @@ def test_looser_or_equal_earlier_rules_shadow(earlier: str) -> None:
     'match = { method = "OPTIONS" }',
     'match = { method = "INVITE", user = "dave" }',
     'match = { method = "INVITE", user = "car*" }',
+    'match = { method = "INVITE", uri = "sip:*" }',
     'match = { method = "INVITE", transport = "tcp" }',
     'match = { method = "INVITE", headers = { X-Test = "^b" } }',
 ])
@@ -59,6 +62,14 @@ def test_what_is_not_certain_is_not_reported(earlier: str) -> None:
         f'[[rule]]\nname = "a"\n{earlier}\n{code}\n'
         '[[rule]]\nname = "b"\nmatch = { method = "INVITE", user = "carol" }\ncode = 486\n'
     ) == []
+
+
+def test_any_user_covers_only_rules_that_name_a_user() -> None:
+    assert warnings_of(
+        '[[rule]]\nname = "a"\nmatch = { user = "*" }\ncode = 200\n\n'
+        '[[rule]]\nname = "b"\nmatch = { user_regex = "^1" }\ncode = 486\n\n'
+        '[[rule]]\nname = "c"\nmatch = { method = "INVITE" }\ncode = 486\n'
+    ) == ["rule 'b' (#2) can never match: rule 'a' (#1) matches everything it would"]
 
 
 def test_several_rules_may_cover_the_methods_between_them() -> None:
