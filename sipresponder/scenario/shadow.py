@@ -12,8 +12,9 @@ it has no ``auth`` (a challenge is not an answer the author meant), no state
 conditions is also one of the later rule's (compared by what each condition tests,
 ``Condition.what``, which names the key and its value) or holds for whatever the
 later rule matches (``uri = "*"``; ``user = "*"`` where the later rule names a user),
-so that whatever the later rule matches it matches too. Methods are compared as sets: several earlier rules
-with the same other conditions may cover the later rule's methods between them.
+so that whatever the later rule matches it matches too. Methods are compared as
+sets: several earlier rules with the same other conditions may cover the later
+rule's methods between them.
 """
 
 from __future__ import annotations
