@@ -19,7 +19,7 @@ rule's methods between them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .model import Rule
 
@@ -58,37 +58,69 @@ _EVERY_URI = "uri '*'"
 _ANY_USER = "user '*'"
 
 
-def _covers(earlier: frozenset[str], later: frozenset[str]) -> bool:
-    """Whether every request that meets the conditions ``later`` meets ``earlier``."""
-    return all(
-        test in later
-        or test == _EVERY_URI
-        or (test == _ANY_USER and any(t.startswith(("user ", "user_regex ")) for t in later))
-        for test in earlier
-    )
+# Past this many conditions a rule's subsets are too many to look up one by one: the
+# groups are scanned instead (whichever is fewer).
+_SUBSETS = 10
+
+
+@dataclass(slots=True)
+class _Group:
+    """The earlier rules that take all they match with one same set of conditions: the
+    first that takes any method, and the first that takes each named method."""
+
+    any_method: tuple[int, Rule] | None = None
+    by_method: dict[str, tuple[int, Rule]] = field(default_factory=dict)
+
+    def add(self, position: int, rule: Rule) -> None:
+        if rule.methods is None:
+            if self.any_method is None:
+                self.any_method = (position, rule)
+            return
+        for method in rule.methods:
+            self.by_method.setdefault(method, (position, rule))
+
+
+def _implied(tests: frozenset[str]) -> frozenset[str]:
+    """``tests`` with what they imply: any user condition implies user '*'."""
+    if any(t.startswith(("user ", "user_regex ")) for t in tests):
+        return tests | {_ANY_USER}
+    return tests
+
+
+def _subsets(tests: frozenset[str]) -> list[frozenset[str]]:
+    items = sorted(tests)
+    return [frozenset(t for i, t in enumerate(items) if mask >> i & 1)
+            for mask in range(1 << len(items))]
 
 
 def shadowed(rules: list[Rule]) -> list[Shadow]:
-    """The rules of ``rules`` (file order) that earlier ones always take first."""
+    """The rules of ``rules`` (file order) that earlier ones always take first.
+
+    Earlier rules are grouped by their conditions (less uri '*', which every request
+    meets); a later rule is covered by the groups whose conditions are a subset of its
+    own (and what they imply), found by looking its subsets up, so that a scenario of
+    thousands of rules costs a few lookups a rule, not a pass over all earlier ones."""
     found = []
+    groups: dict[frozenset[str], _Group] = {}
     for position, rule in enumerate(rules):
         tests = _tests(rule)
-        covering = [r for r in rules[:position] if _takes_all(r) and _covers(_tests(r), tests)]
-        whole = next((r for r in covering if r.methods is None), None)
+        have = _implied(tests)
+        keys = (_subsets(have) if len(have) <= _SUBSETS and 1 << len(have) < len(groups)
+                else list(groups))
+        covering = [groups[k] for k in keys if k in groups and k <= have]
+        whole = min((g.any_method for g in covering if g.any_method), default=None,
+                    key=lambda taken: taken[0])
         if whole is not None:
-            found.append(Shadow(rule, (whole,)))
-            continue
-        if rule.methods is None:
-            continue  # it takes any method; rules naming methods leave some to it
-        left, by = set(rule.methods), []
-        for earlier in covering:
-            assert earlier.methods is not None
-            if left & earlier.methods:
-                by.append(earlier)
-                left -= earlier.methods
-            if not left:
-                found.append(Shadow(rule, tuple(by)))
-                break
+            found.append(Shadow(rule, (whole[1],)))
+        elif rule.methods is not None:
+            # Each method goes to the first covering rule that names it.
+            takers = [min((g.by_method[m] for g in covering if m in g.by_method), default=None,
+                          key=lambda taken: taken[0]) for m in sorted(rule.methods)]
+            if all(takers):
+                by = {t[0]: t[1] for t in takers if t}  # by position: one rule once
+                found.append(Shadow(rule, tuple(by[p] for p in sorted(by))))
+        if _takes_all(rule):
+            groups.setdefault(tests - {_EVERY_URI}, _Group()).add(position, rule)
     return found
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from sipresponder.scenario.loader import load_scenario, parse_scenario
-from sipresponder.scenario.shadow import shadow_warnings
+from sipresponder.scenario.model import Condition, ResponseSpec, Rule
+from sipresponder.scenario.shadow import shadow_warnings, shadowed
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 
@@ -96,3 +97,22 @@ def test_a_shadowed_rule_is_reported_even_when_it_is_stateful() -> None:
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.name)
 def test_bundled_scenarios_have_no_dead_rules(path: Path) -> None:
     assert shadow_warnings(load_scenario(path).rules) == []
+
+
+def test_thousands_of_rules_cost_lookups_not_pairs() -> None:
+    """20,000 rules: every pair compared (the first version) would take minutes; the
+    groups make it a few lookups a rule. The answer is asserted, the test's timeout
+    guards the time."""
+    def rule(number: int, user: str | None, methods: frozenset[str] | None) -> Rule:
+        conditions = [Condition(f"user {user!r}", lambda request, source: True)] if user else []
+        return Rule(f"r{number}", number, conditions, methods, [], ResponseSpec(200))
+
+    invite = frozenset({"INVITE"})
+    rules = [rule(n, f"u{n}", invite) for n in range(1, 20_001)]
+    assert shadowed(rules) == []
+    rules += [rule(20_001, None, invite), rule(20_002, "u7", invite),
+              rule(20_003, None, None)]
+    assert [(s.rule.number, [r.number for r in s.by]) for s in shadowed(rules)] == [
+        (20_002, [7])]
+    same = [rule(n, None, invite) for n in range(1, 20_001)]
+    assert {tuple(r.number for r in s.by) for s in shadowed(same)} == {(1,)}
