@@ -47,9 +47,14 @@ class ScenarioError(ValueError):
         self.errors: tuple[ScenarioError, ...] = (self, *more)
 
 
-# One file's errors past this many are counted, not listed: each costs the reader a
-# line, and a generated file can hold thousands of the same mistake.
+# Reading stops at this many errors: each costs the reader a line and the loader a
+# did-you-mean, and a generated file can hold thousands of the same mistake (a scenario
+# PUT over the admin API must not buy seconds of CPU with them).
 MAX_ERRORS = 100
+
+
+class _Enough(Exception):
+    """MAX_ERRORS were found: stop reading."""
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -127,6 +132,8 @@ class _Loader:
 
     def note(self, error: FieldError) -> None:
         self.errors.append(self.fail(error))
+        if len(self.errors) == MAX_ERRORS:
+            raise _Enough
 
     def section(self, where: str, raw: object, known: Iterable[str], what: str,
                 build: Callable[[], T]) -> T | None:
@@ -146,6 +153,12 @@ class _Loader:
             return None
 
     def build(self, doc: dict[str, object]) -> Scenario:
+        try:
+            return self._build(doc)
+        except _Enough:
+            raise self.collected() from None
+
+    def _build(self, doc: dict[str, object]) -> Scenario:
         for key in doc:
             if key not in TOP_KEYS:
                 self.note(unknown(key, key, TOP_KEYS, "top-level key"))
@@ -173,11 +186,11 @@ class _Loader:
         return scenario
 
     def collected(self) -> ScenarioError:
-        """One ScenarioError, the first, carrying all (at most MAX_ERRORS of them)."""
-        found = self.errors[:MAX_ERRORS]
-        if len(self.errors) > MAX_ERRORS:
-            found.append(ScenarioError(self.path, "", None, f"{len(self.errors) - MAX_ERRORS} "
-                                       "more errors not shown"))
+        """One ScenarioError, the first, carrying all (reading stops at MAX_ERRORS)."""
+        found = list(self.errors)
+        if len(found) >= MAX_ERRORS:
+            found.append(ScenarioError(self.path, "", None, f"stopped after {MAX_ERRORS} "
+                                       "errors; the rest of the file was not checked"))
         first = found[0]
         return ScenarioError(first.path, first.where, first.field, first.message, found[1:])
 

@@ -11,7 +11,9 @@ skipped, and whatever cannot be found is None, never a guess.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .loader import ScenarioError
 
@@ -30,7 +32,10 @@ class Table:
     array: bool
 
 
-def _code_lines(text: str) -> list[tuple[int, str]]:
+# The console places every error of a check (up to loader.MAX_ERRORS) in one text:
+# the scans are kept for the last few texts rather than redone for each error.
+@lru_cache(maxsize=4)
+def _code_lines(text: str) -> tuple[tuple[int, str], ...]:
     """(1-based number, line) of every line not inside a multi-line string."""
     out: list[tuple[int, str]] = []
     inside: str | None = None
@@ -40,10 +45,11 @@ def _code_lines(text: str) -> list[tuple[int, str]]:
         for quote in ('"""', "'''"):
             if inside in (None, quote) and line.count(quote) % 2 == 1:
                 inside = quote if inside is None else None
-    return out
+    return tuple(out)
 
 
-def tables(text: str) -> list[Table]:
+@lru_cache(maxsize=4)
+def tables(text: str) -> tuple[Table, ...]:
     """The table headers of ``text`` in order."""
     found = []
     for number, line in _code_lines(text):
@@ -51,27 +57,34 @@ def tables(text: str) -> list[Table]:
         if match and len(match[1]) == len(match[3]):
             name = tuple(part.strip().strip("\"'") for part in match[2].split("."))
             found.append(Table(number, name, len(match[1]) == 2))
-    return found
+    return tuple(found)
 
 
 def _section(text: str, start: Table) -> tuple[int, int]:
     """The lines (first, last) of ``start``'s table with its sub-tables."""
     heads = tables(text)
-    last = len(text.splitlines())
-    after = False
-    for table in heads:
-        if table == start:
-            after = True
-            continue
-        if after and (table.name[0] != start.name[0] or table.name == start.name):
+    last = _line_count(text)
+    # headers are in line order: start's is found by bisection, not compared with each
+    for table in heads[bisect_right(heads, start.line, key=lambda t: t.line):]:
+        if table.name[0] != start.name[0] or table.name == start.name:
             last = table.line - 1
             break
     return start.line, last
 
 
+@lru_cache(maxsize=4)
+def _line_count(text: str) -> int:
+    return len(text.splitlines())
+
+
+@lru_cache(maxsize=4)
+def _rule_tables(text: str) -> tuple[Table, ...]:
+    return tuple(t for t in tables(text) if t.name == ("rule",) and t.array)
+
+
 def rule_tables(text: str) -> list[Table]:
     """The ``[[rule]]`` headers, rule #1 first."""
-    return [t for t in tables(text) if t.name == ("rule",) and t.array]
+    return list(_rule_tables(text))
 
 
 def section_start(text: str, where: str) -> Table | None:
@@ -79,7 +92,7 @@ def section_start(text: str, where: str) -> Table | None:
     ``rule #2``, ``[settings]``, ``[auth]``, ``[default]``."""
     rule = _RULE_WHERE.match(where)
     if rule:
-        rules = rule_tables(text)
+        rules = _rule_tables(text)
         number = int(rule[1])
         return rules[number - 1] if 0 < number <= len(rules) else None
     section = _SECTION_WHERE.match(where)
@@ -111,13 +124,21 @@ def rule_text(text: str, number: int) -> tuple[int, str] | None:
     return start.line, "\n".join(lines) + "\n"
 
 
+def _between(text: str, first: int, last: int) -> tuple[tuple[int, str], ...]:
+    """The code lines numbered ``first`` to ``last`` (found by bisection: a big file's
+    errors each look at their own section, not at every line)."""
+    lines = _code_lines(text)
+    start = bisect_left(lines, first, key=lambda item: item[0])
+    end = bisect_right(lines, last, key=lambda item: item[0])
+    return lines[start:end]
+
+
 def _key_position(text: str, first: int, last: int, key: str) -> tuple[int, int] | None:
     pattern = re.compile(rf"^(\s*)(\[\[?\s*[\w.]*\b)?[\"']?{re.escape(key)}[\"']?\s*(=|[.\]])")
-    for number, line in _code_lines(text):
-        if first <= number <= last:
-            match = pattern.match(line)
-            if match:
-                return number, len(match[1]) + 1
+    for number, line in _between(text, first, last):
+        match = pattern.match(line)
+        if match:
+            return number, len(match[1]) + 1
     return None
 
 
@@ -125,11 +146,10 @@ def _inner_key(text: str, at: tuple[int, int], last: int, key: str) -> tuple[int
     """The first ``key =`` at or after ``at`` up to line ``last``: a key inside an inline
     table (``match = { usr = "x" }``) or in a sub-table below its header."""
     pattern = re.compile(rf"(?<![\w-])[\"']?{re.escape(key)}[\"']?[ \t]*=")
-    for number, line in _code_lines(text):
-        if at[0] <= number <= last:
-            found = pattern.search(line, at[1] - 1 if number == at[0] else 0)
-            if found:
-                return number, found.start() + 1
+    for number, line in _between(text, at[0], last):
+        found = pattern.search(line, at[1] - 1 if number == at[0] else 0)
+        if found:
+            return number, found.start() + 1
     return None
 
 
