@@ -27,7 +27,7 @@ from ..scenario.loader import ScenarioError, read_scenario
 from ..scenario.model import Scenario
 from ..scenario.positions import error_position, rule_tables
 from ..scenario.schema import schema_text
-from ..scenario.shadow import shadowed
+from ..scenario.shadow import shadow_warnings, shadowed
 from ..sip.codes import CODES, HEADER_FIELDS
 from ..transport.address import ListenAddress, parse_listen
 from ..uas import compiled
@@ -311,6 +311,14 @@ def _check(paths: list[str], strict: bool = False) -> int:
     return 1 if failed else 0
 
 
+def _warn_shadowed(scenario: Scenario) -> None:
+    """Served all the same, a rule that can never match is worth a line at each load
+    (the one place a `serve` user sees what `check` would have said)."""
+    for warning in shadow_warnings(scenario.rules):
+        log.warning("%s: %s", scenario.path, warning,
+                    extra={"event": "rule_shadowed", "path": scenario.path})
+
+
 def _readable(path: Path) -> str:
     try:
         return path.read_text("utf-8", "replace")
@@ -365,6 +373,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         scenario, text = read_scenario(path)
         scenario = with_tag_secret(scenario, args.tag_secret, args.seed)
+        _warn_shadowed(scenario)
         listen = [parse_listen(item) for item in (args.listen or DEFAULT_LISTEN)]
         args.tls = TLSOptions(*(Path(p) if p else None
                                 for p in (args.tls_cert, args.tls_key, args.tls_dir)))
@@ -560,6 +569,7 @@ async def _run(
             )
             return
         swap(new, new_text)
+        _warn_shadowed(new)
         watched[0] = new
         log.info(
             "%s: reloaded scenario %s", why, path, extra={"event": "scenario", "path": path}

@@ -288,3 +288,30 @@ def test_serve_logs_start_up_and_shutdown_at_info(level: str | None) -> None:
     assert " INFO serving scenario " in text
     assert " INFO shutting down" in text
     assert ("recv OPTIONS" in text) == (level == "info"), text
+
+
+def test_serve_warns_of_a_rule_that_can_never_match(tmp_path: Path) -> None:
+    import signal
+
+    path = tmp_path / "dead.toml"
+    path.write_text('[[rule]]\nname = "all"\ncode = 200\n\n'
+                    '[[rule]]\nname = "carol"\nmatch = { user = "carol" }\ncode = 480\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sipresponder", "serve", "--scenario", str(path),
+         "--listen", "udp:127.0.0.1:0"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert proc.stderr is not None
+    try:
+        lines: list[str] = []
+        while not any("listening on udp:" in line for line in lines):
+            line = proc.stderr.readline()
+            assert line, f"serve exited before listening: {lines}"
+            lines.append(line)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        proc.stderr.read()
+        proc.stderr.close()
+    assert any(line.rstrip().endswith(
+        f" WARNING {path}: rule 'carol' (#2) can never match: rule 'all' (#1) matches "
+        "everything it would") for line in lines), lines
