@@ -20,9 +20,11 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..scenario.edit import RuleNotFound, delete_rule, put_rule
+from ..scenario.edit import POSITIONS, RuleNotFound, delete_rule, put_rule
 from ..scenario.loader import ScenarioError, parse_scenario
 from ..scenario.model import Scenario
+from ..scenario.positions import error_position
+from ..scenario.shadow import shadow_warnings
 from ..sip.transports import TRANSPORTS
 from ..testing.api import JournalAssertion, Responder, VerifyFailed, WaitTimeout, describe
 from ..testing.journal import FILTERS, JournalEntry, Query, check_keys, materialize
@@ -52,6 +54,29 @@ RULE_PATH = "<{method} /api/rules/{name}>"  # the same for the rule endpoints
 def parse_admin_address(text: str) -> tuple[str, int]:
     """HOST:PORT, [IPv6]:PORT, or PORT / :PORT (loopback)."""
     return split_hostport(text if ":" in text else f":{text}", "127.0.0.1")
+
+
+def refused_json(exc: ScenarioError, text: str) -> dict[str, Any]:
+    """The body of a 400 for a scenario refused: the first error as ``error``, every
+    one in ``errors``, and where the first is in ``text`` (the scenario as it would
+    have been) as ``line`` and ``column`` (null when not known)."""
+    line, column = error_position(exc, text)
+    return {"error": str(exc), "errors": [str(e) for e in exc.errors],
+            "line": line, "column": column}
+
+
+def accepted_json(scenario: Scenario, **fields: Any) -> dict[str, Any]:
+    """The body of a 200 for a scenario swapped in: ``fields``, the rule count and the
+    ``warnings`` (rules that can never match; they do not refuse it)."""
+    return {**fields, "rules": len(scenario.rules),
+            "warnings": shadow_warnings(scenario.rules)}
+
+
+def rule_json(scenario: Scenario, what: str, name: str) -> dict[str, Any]:
+    """The body of a 200 for PUT or DELETE /api/rules/{name}; ``number`` is the rule's
+    place (1 = first; null once deleted)."""
+    number = next((r.number for r in scenario.rules if r.name == name), None)
+    return accepted_json(scenario, status=what, rule=name, number=number)
 
 
 def entry_json(entry: JournalEntry) -> dict[str, Any]:
@@ -307,21 +332,24 @@ class Admin:
 
     async def _put_scenario(self, request: web.Request) -> web.Response:
         data = await request.read()
+        refused: dict[str, Any] = {}
         try:
-            scenario = self.replace_scenario(data.decode("utf-8"))
+            text = data.decode("utf-8")
+            scenario = self.replace_scenario(text)
         except UnicodeDecodeError as exc:
             error = f"{PUT_SCENARIO_PATH}: not UTF-8 ({exc.reason})"
         except ScenarioError as exc:
             error = str(exc)
+            refused = refused_json(exc, text)
         else:
             log.info("scenario replaced over the admin API (%d rules)", len(scenario.rules),
                      extra={"event": "scenario", "path": scenario.path})
-            return web.json_response({"status": "replaced", "rules": len(scenario.rules)})
+            return web.json_response(accepted_json(scenario, status="replaced"))
         # Whoever runs the responder sees why a swap did not happen, not only the caller.
         log.warning("scenario rejected over the admin API: %s; the running scenario stays",
                     error, extra={"event": "reload_failed", "path": PUT_SCENARIO_PATH,
                                   "error": error})
-        return web.json_response({"error": error}, status=400)
+        return web.json_response(refused or {"error": error}, status=400)
 
     # -- one rule by name ----------------------------------------------------------------
     def _swap_rules(self, request: web.Request, text: str, what: str) -> web.Response:
@@ -334,21 +362,31 @@ class Admin:
         except ScenarioError as exc:
             log.warning("%s refused: %s", path, exc,
                         extra={"event": "scenario_refused", "path": path, "error": str(exc)})
-            return web.json_response({"error": str(exc)}, status=400)
+            return web.json_response(refused_json(exc, text), status=400)
         self.responder.set_scenario(scenario)
         self.scenario_text = text
         log.info("rule %r %s over the admin API (%d rules)", name, what,
                     len(scenario.rules), extra={"event": "scenario", "path": path})
-        return web.json_response({"status": what, "rule": name, "rules": len(scenario.rules)})
+        return web.json_response(rule_json(scenario, what, name))
 
-    async def _put_rule(self, request: web.Request) -> web.Response:
-        data = await request.read()
+    def edited_rule(self, request: web.Request, data: bytes) -> tuple[str, str]:
+        """The scenario text with PUT /api/rules/{name}'s rule in it (``?position=``
+        places it), and what happened to the rule (added, replaced); ValueError (a
+        400) for a bad body or position."""
         name = request.match_info["name"]
+        for key in request.query:
+            if key != "position":
+                raise ValueError(f"unknown query parameter {key!r}; valid: position")
         try:
-            text, added = put_rule(self.scenario_text, name, data.decode("utf-8"))
+            body = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValueError(f"rule {name!r}: the body is not UTF-8 ({exc.reason})") from None
-        return self._swap_rules(request, text, "added" if added else "replaced")
+        text, added = put_rule(self.scenario_text, name, body, request.query.get("position"))
+        return text, "added" if added else "replaced"
+
+    async def _put_rule(self, request: web.Request) -> web.Response:
+        text, what = self.edited_rule(request, await request.read())
+        return self._swap_rules(request, text, what)
 
     async def _delete_rule(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -411,9 +449,18 @@ _FAILED = {"application/json": {"schema": {
         "journal": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}}}}}}
 _RULE_NAME = [{"name": "name", "in": "path", "required": True, "description": "the rule's name",
                "schema": {"type": "string"}}]
-_REFUSED = {"description": "invalid (the old scenario stays); error is the one-line "
-                           "ScenarioError message",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_REFUSED = {"description": "invalid (the old scenario stays): error is the first one-line "
+                           "ScenarioError message, errors all of them, line and column where "
+                           "the first is in the edited scenario's text",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refused"}}}}
+_POSITION = {"name": "position", "in": "query", "required": False,
+             "description": f"where the rule goes: {POSITIONS} (NAME: another rule); without "
+                            "it an existing rule keeps its place and a new one goes after the "
+                            "last rule (after any catch-all, where it may never match: see "
+                            "warnings)",
+             "schema": {"type": "string", "pattern": "^(first|last|(before|after):.+)$"}}
+_SWAPPED = {"description": "swapped in; warnings name the rules that can never match",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Swapped"}}}}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -464,16 +511,16 @@ OPENAPI: dict[str, Any] = {
                 "409": {"description": "more arrived than allowed", "content": _FAILED},
             }}},
         "/api/rules/{name}": {
-            "put": {"parameters": _RULE_NAME,
-                    "summary": "replace the rule of this name in place, or add it after the "
-                               "last rule; the edited scenario is validated like a whole one "
-                               "and swapped in atomically",
+            "put": {"parameters": [*_RULE_NAME, _POSITION],
+                    "summary": "set the rule of this name: replaced in place, or added after "
+                               "the last rule, or put where position says; the edited scenario "
+                               "is validated like a whole one and swapped in atomically",
                     "requestBody": {"required": True, "content": {"application/toml": {
                         "schema": {"type": "string", "description": "the rule's keys as "
                                    "TOML, e.g. code = 486 and match = { user = \"bob\" }"}}}},
-                    "responses": {"200": _OK, "400": _REFUSED}},
+                    "responses": {"200": _SWAPPED, "400": _REFUSED}},
             "delete": {"parameters": _RULE_NAME, "summary": "delete the rule of this name",
-                       "responses": {"200": _OK, "400": _REFUSED, "404": _ERROR}},
+                       "responses": {"200": _SWAPPED, "400": _REFUSED, "404": _ERROR}},
         },
         "/api/scenario": {
             "get": {"summary": "the TOML text being served", "responses": {"200": {
@@ -482,11 +529,7 @@ OPENAPI: dict[str, Any] = {
             "put": {"summary": "validate and swap in a scenario atomically",
                     "requestBody": {"required": True, "content": {"application/toml": {
                         "schema": {"type": "string"}}}},
-                    "responses": {"200": _OK, "400": {
-                        "description": "invalid scenario (the old one stays); error is the "
-                                       "one-line ScenarioError message",
-                        "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/Error"}}}}}},
+                    "responses": {"200": _SWAPPED, "400": _REFUSED}},
         },
         "/api/reset": {"post": {"summary": "clear the journal, the sequence counters and the "
                                            "named states", "responses": {"200": _OK}}},
@@ -515,6 +558,22 @@ OPENAPI: dict[str, Any] = {
                     "rule": {"type": "integer"}, "scope": {"type": "string"},
                     "key": {"type": "string"}, "count": {"type": "integer"}}}}}},
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
+            "Refused": {"type": "object", "properties": {
+                "error": {"type": "string", "description": "the first error, one line"},
+                "errors": {"type": "array", "items": {"type": "string"},
+                           "description": "every error of the scenario, one line each"},
+                "line": {"type": "integer", "nullable": True},
+                "column": {"type": "integer", "nullable": True}}},
+            "Swapped": {"type": "object", "properties": {
+                "status": {"type": "string", "enum": ["added", "replaced", "deleted"]},
+                "rule": {"type": "string"},
+                "number": {"type": "integer", "nullable": True,
+                           "description": "the rule's place, 1 = first"},
+                "rules": {"type": "integer"},
+                "warnings": {"type": "array", "items": {"type": "string"},
+                             "description": "rules that can never match, e.g. rule 'carol' "
+                                            "(#22) can never match: rule 'catch-all' (#21) "
+                                            "matches everything it would"}}},
             "Entry": {"type": "object", "properties": {
                 "seq": {"type": "integer"},
                 "time": {"type": "number", "description": "the server's monotonic clock "

@@ -23,9 +23,11 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .. import __version__
 from ..scenario.bundled import scenario_path
-from ..scenario.loader import ScenarioError, load_scenario, read_scenario
+from ..scenario.loader import ScenarioError, read_scenario
 from ..scenario.model import Scenario
+from ..scenario.positions import error_position, rule_tables
 from ..scenario.schema import schema_text
+from ..scenario.shadow import shadow_warnings, shadowed
 from ..sip.codes import CODES, HEADER_FIELDS
 from ..transport.address import ListenAddress, parse_listen
 from ..uas import compiled
@@ -230,6 +232,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate scenario files")
     check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("--strict", action="store_true",
+                       help="fail on warnings too (a rule that can never match)")
 
     sub.add_parser("codes", help="print the response-code table with required headers")
 
@@ -287,9 +291,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _main(argv: list[str] | None) -> int:
+    if not (sys.argv[1:] if argv is None else argv):
+        # No subcommand: what there is to do, rather than argparse's one-line complaint.
+        _build_parser().print_help()
+        return 2
     args = _parse(argv)
     if args.command == "check":
-        return _check(args.files)
+        return _check(args.files, args.strict)
     if args.command == "verify":
         return _verify(args)
     if args.command == "pcap":
@@ -308,24 +316,59 @@ def _main(argv: list[str] | None) -> int:
     return _serve(args)
 
 
-def _check(paths: list[str]) -> int:
-    """Each file's result, named; 1 if any file fails."""
+def _check(paths: list[str], strict: bool = False) -> int:
+    """Each file's result, named: every error and warning of it, one line each with
+    its place in the file; 1 if any file fails (with --strict, or has a warning)."""
     failed = 0
-    for path in paths:
+    for name in paths:
+        path = scenario_path(name)
         try:
-            scenario = load_scenario(scenario_path(path))
+            scenario, text = read_scenario(path)
         except ScenarioError as exc:
-            # ScenarioError's text starts with the path already.
-            print(f"error: {exc}", file=sys.stderr)
+            text = _readable(path)
+            for error in exc.errors:
+                print(f"error: {_located(error, text)}", file=sys.stderr)
             failed += 1
             continue
+        warnings = shadowed(scenario.rules)
+        heads = rule_tables(text)
+        for shadow in warnings:
+            number = shadow.rule.number
+            where = f":{heads[number - 1].line}:1" if len(heads) == len(scenario.rules) else ""
+            print(f"warning: {path}{where}: {shadow}", file=sys.stderr)
+        failed += bool(strict and warnings)
         # What the responder derives rather than reads: a 405 leaves out the method
         # it refuses from this list.
-        print(f"{path}: OK ({len(scenario.rules)} rules); derived Allow: "
+        noted = f", {len(warnings)} warning{'s' * (len(warnings) != 1)}" if warnings else ""
+        print(f"{name}: OK ({len(scenario.rules)} rules{noted}); derived Allow: "
               f"{', '.join(scenario.allow)}")
     if failed and len(paths) > 1:
         print(f"{failed} of {len(paths)} files failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _warn_shadowed(scenario: Scenario) -> None:
+    """Served all the same, a rule that can never match is worth a line at each load
+    (the one place a `serve` user sees what `check` would have said)."""
+    for warning in shadow_warnings(scenario.rules):
+        log.warning("%s: %s", scenario.path, warning,
+                    extra={"event": "rule_shadowed", "path": scenario.path})
+
+
+def _readable(path: Path) -> str:
+    try:
+        return path.read_text("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _located(error: ScenarioError, text: str) -> str:
+    """The error's one line with the file's name as FILE:LINE:COLUMN where the place
+    is known (the form editors and CI annotations jump to)."""
+    line, column = error_position(error, text) if text else (None, None)
+    if line is None:
+        return str(error)
+    return f"{error.path}:{line}:{column or 1}{str(error)[len(error.path):]}"
 
 
 def _schema(output: str | None) -> int:
@@ -367,6 +410,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         scenario, text = read_scenario(path)
         scenario = with_tag_secret(scenario, args.tag_secret, args.seed)
+        _warn_shadowed(scenario)
         listen = [parse_listen(item) for item in (args.listen or DEFAULT_LISTEN)]
         args.tls = TLSOptions(*(Path(p) if p else None
                                 for p in (args.tls_cert, args.tls_key, args.tls_dir)))
@@ -614,6 +658,7 @@ async def _run(
             )
             return
         swap(new, new_text)
+        _warn_shadowed(new)
         watched[0] = new
         log.info(
             "%s: reloaded scenario %s", why, path, extra={"event": "scenario", "path": path}

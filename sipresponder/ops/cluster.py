@@ -49,13 +49,22 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..scenario.edit import RuleNotFound, delete_rule, put_rule
+from ..scenario.edit import RuleNotFound, delete_rule
 from ..scenario.loader import ScenarioError, parse_scenario
 from ..scenario.model import Scenario
 from ..testing.api import Responder
 from ..testing.journal import Journal, JournalEntry, NearMiss, Query
 from ..transport.address import ListenAddress
-from .admin import MAX_WAIT, PUT_SCENARIO_PATH, RULE_PATH, Admin, entry_json
+from .admin import (
+    MAX_WAIT,
+    PUT_SCENARIO_PATH,
+    RULE_PATH,
+    Admin,
+    accepted_json,
+    entry_json,
+    refused_json,
+    rule_json,
+)
 
 log = logging.getLogger("sipresponder")
 
@@ -650,7 +659,7 @@ class ClusterAdmin(Admin):
         except ScenarioError as exc:
             log.warning("%s refused: %s; the running scenario stays", path, exc,
                         extra={"event": "reload_failed", "path": path, "error": str(exc)})
-            return web.json_response({"error": str(exc)}, status=400)
+            return web.json_response(refused_json(exc, text), status=400)
         except ClusterFailed as exc:
             return _refused(exc)
         log.info("scenario swapped over the admin API on %d workers (%d rules)",
@@ -666,19 +675,13 @@ class ClusterAdmin(Admin):
             return web.json_response(
                 {"error": f"{PUT_SCENARIO_PATH}: not UTF-8 ({exc.reason})"}, status=400)
         return await self._swap_text(text, PUT_SCENARIO_PATH,
-                                     lambda s: {"status": "replaced", "rules": len(s.rules)})
+                                     lambda s: accepted_json(s, status="replaced"))
 
     async def _put_rule(self, request: web.Request) -> web.Response:
-        data = await request.read()
         name = request.match_info["name"]
-        try:
-            text, added = put_rule(self.scenario_text, name, data.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"rule {name!r}: the body is not UTF-8 ({exc.reason})") from None
-        what = "added" if added else "replaced"
-        return await self._swap_text(
-            text, RULE_PATH.format(method="PUT", name=name),
-            lambda s: {"status": what, "rule": name, "rules": len(s.rules)})
+        text, what = self.edited_rule(request, await request.read())
+        return await self._swap_text(text, RULE_PATH.format(method="PUT", name=name),
+                                     lambda s: rule_json(s, what, name))
 
     async def _delete_rule(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -688,7 +691,7 @@ class ClusterAdmin(Admin):
             return web.json_response({"error": f"no rule named {name!r}"}, status=404)
         return await self._swap_text(
             text, RULE_PATH.format(method="DELETE", name=name),
-            lambda s: {"status": "deleted", "rule": name, "rules": len(s.rules)})
+            lambda s: rule_json(s, "deleted", name))
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=await self.cluster.metrics(),

@@ -25,6 +25,7 @@ from aiohttp import web
 from ..scenario.loader import ScenarioError, parse_scenario
 from ..scenario.model import Scenario
 from ..scenario.positions import error_position, rule_tables, rule_text, section_start
+from ..scenario.shadow import shadow_warnings
 from ..testing.api import Responder
 from ..testing.journal import JournalEntry, Query
 from .ladder import ladder
@@ -462,9 +463,15 @@ class Console:
             scenario = parse_scenario(text, CHECK_PATH, base_dir=self.host.base_dir)
         except ScenarioError as exc:
             line, column = error_position(exc, text)
+            errors = [dict(zip(("error", "line", "column"), (str(e), *error_position(e, text)),
+                               strict=True)) for e in exc.errors]
             return web.json_response({"ok": False, "error": str(exc), "line": line,
-                                      "column": column}, status=422)
-        return web.json_response({"ok": True, "rules": rules_json(scenario, text, None)})
+                                      "column": column, "errors": errors}, status=422)
+        # count: the rules alone, as PUT /api/scenario counts them (the list ends with
+        # [default], rule 0).
+        return web.json_response({"ok": True, "rules": rules_json(scenario, text, None),
+                                  "count": len(scenario.rules),
+                                  "warnings": shadow_warnings(scenario.rules)})
 
     def running_scenario(self) -> Scenario | None:
         server = self.host.responder.server
@@ -647,11 +654,21 @@ def add_console_openapi(document: dict[str, Any]) -> None:
                 "schema": {"type": "string"}}}},
             "responses": {
                 "200": _json({"type": "object", "properties": {
-                    "ok": {"type": "boolean"}, "rules": _RULES}}, "valid"),
+                    "ok": {"type": "boolean"}, "rules": _RULES,
+                    "count": {"type": "integer", "description": "the rules, [default] not "
+                              "counted (as PUT /api/scenario counts them)"},
+                    "warnings": {"type": "array", "items": {"type": "string"},
+                                 "description": "rules that can never match"}}}, "valid"),
                 "422": _json({"type": "object", "properties": {
                     "ok": {"type": "boolean"}, "error": {"type": "string"},
                     "line": {"type": "integer", "nullable": True},
-                    "column": {"type": "integer", "nullable": True}}}, "invalid")}}},
+                    "column": {"type": "integer", "nullable": True},
+                    "errors": {"type": "array", "description": "every error, the first "
+                               "first", "items": {"type": "object", "properties": {
+                                   "error": {"type": "string"},
+                                   "line": {"type": "integer", "nullable": True},
+                                   "column": {"type": "integer", "nullable": True}}}}}},
+                    "invalid")}}},
         "/api/rules": {"get": {"summary": "the running scenario's rules with their hits",
                                "responses": {"200": _json(_RULES, "rules, then [default]")}}},
         "/api/metrics.json": {"get": {

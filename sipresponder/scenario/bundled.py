@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from importlib import resources
 from pathlib import Path
 
@@ -33,3 +34,14 @@ def scenario_path(name: str | None) -> Path:
         if candidate in bundled_names():
             return bundled_scenario(candidate)
     return path
+
+
+def missing_hint(path: Path) -> str:
+    """What to add to "cannot read" for a scenario file that does not exist: for a bare
+    name (no folder), the bundled scenarios, with the one it may have meant."""
+    if path.name != str(path) or path.exists():
+        return ""
+    stems = [name.removesuffix(".toml") for name in bundled_names()]
+    close = difflib.get_close_matches(path.name.removesuffix(".toml"), stems, n=1)
+    meant = f"did you mean {close[0]!r}? " if close else ""
+    return f"; nor is it a bundled scenario ({meant}bundled: {', '.join(stems)})"

@@ -1,5 +1,6 @@
 """Edit one ``[[rule]]`` of a scenario's TOML text by name (the admin API's rule
-endpoints): replace it, add it, delete it.
+endpoints): replace it, add it (first, last, before or after another), move it,
+delete it.
 
 The result is TOML text that the caller loads through the loader like any scenario, so
 an edited scenario is validated exactly as a whole one is. The rest of the file is kept
@@ -129,13 +130,22 @@ def _lines_and_blocks(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     return lines, blocks
 
 
-def _edited(text: str, doc: dict[str, Any], index: int | None, rule: dict[str, Any] | None
-            ) -> str:
-    """``text`` with rule ``index`` replaced by ``rule`` (index None: ``rule`` added last;
-    rule None: rule ``index`` deleted), as text that parses to exactly that."""
+def _lead(lines: list[str], start: int) -> int:
+    """Where the comment lines right above line ``start`` (a table header) begin: they
+    belong to that table (a blank line ends them), so they move and go with it."""
+    while start > 0 and lines[start - 1].strip().startswith("#"):
+        start -= 1
+    return start
+
+
+def _expected(doc: dict[str, Any], index: int | None, rule: dict[str, Any] | None,
+              at: int | None = None) -> dict[str, Any]:
     expected = copy.deepcopy(doc)
     rules: list[dict[str, Any]] = expected.setdefault("rule", [])
-    if index is None:
+    if at is not None:
+        assert rule is not None
+        rules.insert(at, rule)
+    elif index is None:
         assert rule is not None
         rules.append(rule)
     elif rule is None:
@@ -144,37 +154,72 @@ def _edited(text: str, doc: dict[str, Any], index: int | None, rule: dict[str, A
         rules[index] = rule
     if not rules:
         del expected["rule"]
-    lines, blocks = _lines_and_blocks(text)
-    if len(blocks) == len(doc.get("rule", [])):
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += "\n"
-        new = "" if rule is None else _rule_block(rule)
-        if index is None and not blocks:
-            edited = [*lines, "\n" if lines else "", new]
-        else:
-            start, end = blocks[-1 if index is None else index]
-            # A block's last lines are often blank lines and comments that introduce the
-            # table after it: they stay where they are.
-            body_end = end
-            while body_end > start + 1 and _filler(lines[body_end - 1]):
-                body_end -= 1
-            gap = [] if end < len(lines) and _filler(lines[end - 1]) else ["\n"]
-            if index is None:
-                edited = [*lines[:body_end], "\n", new,
-                          *(gap if end < len(lines) else []), *lines[body_end:]]
-            elif rule is None:
-                edited = [*lines[:start],
-                          *(line for line in lines[body_end:end] if line.strip()),
-                          *lines[end:]]
-            else:
-                edited = [*lines[:start], new, *lines[body_end:]]
-        candidate = "".join(edited)
+    return expected
+
+
+def _checked(candidate: list[str] | None, expected: dict[str, Any]) -> str:
+    """The edited text when it parses to ``expected``, else the scenario written anew."""
+    if candidate is not None:
+        text = "".join(candidate)
         try:
-            if tomllib.loads(candidate) == expected:
-                return candidate
+            if tomllib.loads(text) == expected:
+                return text
         except tomllib.TOMLDecodeError:
             pass
     return dump_scenario(expected)
+
+
+def _edited(text: str, doc: dict[str, Any], index: int | None, rule: dict[str, Any] | None,
+            comments: tuple[str, ...] | list[str] = ()) -> str:
+    """``text`` with rule ``index`` replaced by ``rule`` (index None: ``rule`` added last;
+    rule None: rule ``index`` deleted), as text that parses to exactly that; an added
+    rule comes after ``comments``."""
+    expected = _expected(doc, index, rule)
+    lines, blocks = _lines_and_blocks(text)
+    if len(blocks) != len(doc.get("rule", [])):
+        return _checked(None, expected)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    new = "" if rule is None else _rule_block(rule)
+    if index is None:
+        new = "".join(comments) + new
+    if index is None and not blocks:
+        return _checked([*lines, "\n" if lines else "", new], expected)
+    start, end = blocks[-1 if index is None else index]
+    # A block's last lines are often blank lines and comments that introduce the
+    # table after it: they stay where they are.
+    body_end = end
+    while body_end > start + 1 and _filler(lines[body_end - 1]):
+        body_end -= 1
+    gap = [] if end < len(lines) and _filler(lines[end - 1]) else ["\n"]
+    if index is None:
+        edited = [*lines[:body_end], "\n", new,
+                  *(gap if end < len(lines) else []), *lines[body_end:]]
+    elif rule is None:
+        # The rule's own comments (right above its header) go with it.
+        edited = [*lines[:_lead(lines, start)],
+                  *(line for line in lines[body_end:end] if line.strip()),
+                  *lines[end:]]
+    else:
+        edited = [*lines[:start], new, *lines[body_end:]]
+    return _checked(edited, expected)
+
+
+def _inserted(text: str, doc: dict[str, Any], at: int, rule: dict[str, Any],
+              comments: list[str]) -> str:
+    """``text`` with ``rule`` (after its ``comments``) added as rule ``at`` (0-based),
+    before that rule's own comments; at the end when ``at`` is the number of rules."""
+    rules = doc.get("rule", [])
+    if at >= len(rules):
+        return _edited(text, doc, None, rule, comments)
+    expected = _expected(doc, None, rule, at)
+    lines, blocks = _lines_and_blocks(text)
+    if len(blocks) != len(rules):
+        return _checked(None, expected)
+    place = _lead(lines, blocks[at][0])
+    before = ["\n"] if place > 0 and lines[place - 1].strip() else []
+    return _checked([*lines[:place], *before, *comments, _rule_block(rule), "\n",
+                     *lines[place:]], expected)
 
 
 def _filler(line: str) -> bool:
@@ -192,14 +237,51 @@ def _find(doc: dict[str, Any], name: str) -> int | None:
     return None
 
 
-def put_rule(text: str, name: str, body: str) -> tuple[str, bool]:
-    """The scenario text with rule ``name`` replaced by ``body`` (in its place) or, when
-    there is none of that name, added after the last rule; and whether it was added.
-    ValueError for a body that is not a TOML table or names another rule."""
+POSITIONS = "first, last, before:NAME or after:NAME"
+
+
+def parse_position(position: str) -> tuple[str, str | None]:
+    """``first``, ``last``, ``before:NAME``, ``after:NAME`` as (where, NAME or None);
+    ValueError naming the position otherwise."""
+    where, colon, anchor = position.partition(":")
+    if (where in ("first", "last") and not colon) or (
+            where in ("before", "after") and colon and anchor):
+        return where, anchor or None
+    raise ValueError(f"position {position!r}: expected {POSITIONS}")
+
+
+def put_rule(text: str, name: str, body: str, position: str | None = None
+             ) -> tuple[str, bool]:
+    """The scenario text with rule ``name`` set to ``body``, and whether it was added.
+    Without ``position`` an existing rule keeps its place and a new one goes after the
+    last rule; with one (``first``, ``last``, ``before:NAME``, ``after:NAME``) the rule
+    is put there, moved if it existed. ValueError for a body that is not a TOML table,
+    names another rule, or a position that is malformed or names no rule."""
     rule = parse_rule_body(body, name)
+    where, anchor = parse_position(position) if position is not None else (None, None)
     doc = tomllib.loads(text)
     index = _find(doc, name)
-    return _edited(text, doc, index, rule), index is None
+    if anchor is not None and _find(doc, anchor) is None:
+        raise ValueError(f"position {position!r}: no rule named {anchor!r} "
+                         f"(rules: {', '.join(rule_names(text)) or 'none'})")
+    # Placed next to itself, a rule stays where it is.
+    if where is None or anchor == name:
+        return _edited(text, doc, index, rule), index is None
+    comments: list[str] = []
+    if index is not None:
+        lines, blocks = _lines_and_blocks(text)
+        if len(blocks) == len(doc["rule"]):
+            start = blocks[index][0]
+            comments = lines[_lead(lines, start):start]
+        text = _edited(text, doc, index, None)
+        doc = tomllib.loads(text)
+    count = len(doc.get("rule", []))
+    at = {"first": 0, "last": count}.get(where)
+    if at is None:
+        found = _find(doc, str(anchor))
+        assert found is not None
+        at = found + (where == "after")
+    return _inserted(text, doc, at, rule, comments), index is None
 
 
 def delete_rule(text: str, name: str) -> str:

@@ -7,6 +7,7 @@ loader adds the file and the rule (``ScenarioError``).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 from .template import Template, TemplateError, compile_template
@@ -48,12 +49,33 @@ def table(field: str | None, value: object) -> dict[str, object]:
     return value
 
 
+# Up to this many known keys an error lists them all; past it, one long line helps
+# less than a near miss (did you mean) and a pointer to where they are listed.
+LISTED_KEYS = 12
+
+
+def unknown(field: str, key: str, known: Iterable[str], what: str = "key",
+            hint: str = "") -> FieldError:
+    """The error for ``key``, not one of ``known``: "did you mean" when one is close
+    (a typo), else the known keys when they are few."""
+    allowed = sorted(known)
+    close = difflib.get_close_matches(key, allowed, n=1)
+    if close:
+        advice = f"did you mean {close[0]!r}?"
+    elif len(allowed) <= LISTED_KEYS:
+        advice = f"expected one of {key_list(allowed)}"
+    else:
+        advice = (f"no known {what} is close to it; `sipresponder schema` lists all "
+                  f"{len(allowed)}")
+    return FieldError(field, f"unknown {what}{hint} ({advice})")
+
+
 def reject_unknown(raw: dict[str, object], known: Iterable[str], what: str = "key") -> None:
-    """Refuse the first key of ``raw`` not in ``known``, listing the known ones."""
+    """Refuse the first key of ``raw`` not in ``known`` (see ``unknown``)."""
     allowed = frozenset(known)
     for key in raw:
         if key not in allowed:
-            raise FieldError(key, f"unknown {what} (expected one of {key_list(allowed)})")
+            raise unknown(key, key, allowed, what)
 
 
 def string(field: str, value: object) -> str:

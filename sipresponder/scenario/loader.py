@@ -3,30 +3,58 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
-from ..auth.config import parse_auth
+from ..auth.config import AUTH_KEYS, parse_auth
 from ..auth.guard import AuthConfig
 from ..sip.abnf import STANDARD_METHODS
 from ..uas.validation import BODY_CHECKS, CHECKS, enabled_checks
-from .fields import FieldError, key_list
+from .bundled import missing_hint
+from .fields import FieldError, unknown
 from .model import Rule, Scenario, Settings
 from .responses import check_required
-from .rules import build_default, build_rule, check_states
-from .settings import build_settings
+from .rules import (
+    DEFAULT_KEYS,
+    MATCH_KEYS,
+    RULE_KEYS,
+    build_default,
+    build_rule,
+    check_states,
+    unknown_rule_key,
+)
+from .settings import SETTING_KEYS, build_settings
 
 TOP_KEYS = frozenset({"settings", "auth", "rule", "default"})
+T = TypeVar("T")
 
 
 class ScenarioError(ValueError):
-    """A scenario that cannot be used; str() is one line naming file, rule and field."""
+    """A scenario that cannot be used; str() is one line naming file, rule and field.
 
-    def __init__(self, path: str, where: str, field: str | None, message: str) -> None:
+    ``errors`` is every error the loader found in the file, this one (the first)
+    first: a file with three typos gets all three at once (``sipresponder check``
+    prints them, the admin API returns them in its ``errors`` list)."""
+
+    def __init__(self, path: str, where: str, field: str | None, message: str,
+                 more: Sequence[ScenarioError] = ()) -> None:
         self.path, self.where, self.field, self.message = path, where, field, message
         loc = f"{path}: {where}" if where else path
         if field:
             loc += f": field '{field}'"
         super().__init__(f"{loc}: {message}")
+        self.errors: tuple[ScenarioError, ...] = (self, *more)
+
+
+# Reading stops at this many errors: each costs the reader a line and the loader a
+# did-you-mean, and a generated file can hold thousands of the same mistake (a scenario
+# PUT over the admin API must not buy seconds of CPU with them).
+MAX_ERRORS = 100
+
+
+class _Enough(Exception):
+    """MAX_ERRORS were found: stop reading."""
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -40,7 +68,8 @@ def read_scenario(path: str | Path) -> tuple[Scenario, str]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ScenarioError(str(path), "", None, f"cannot read: {exc.strerror}") from None
+        raise ScenarioError(str(path), "", None,
+                            f"cannot read: {exc.strerror}{missing_hint(path)}") from None
     scenario = parse_scenario(data, str(path), base_dir=path.parent)
     return scenario, data.decode("utf-8", "replace")
 
@@ -84,58 +113,139 @@ def body_files(doc: object, base_dir: Path) -> list[Path]:
 
 class _Loader:
     """Reads the sections of one file in order, keeping which one it is in (``where``)
-    so that a FieldError from a builder becomes a ScenarioError naming file and rule."""
+    so that a FieldError from a builder becomes a ScenarioError naming file and rule.
+
+    It goes on past an error to report every one the file has: each section (top
+    level, [settings], [auth], each rule, [default]) gives every unknown key it holds
+    or else the first error its builder raises. The checks across rules
+    (``when_state``) run only when every rule was read, so that a broken rule
+    causes no second error in another."""
 
     def __init__(self, path: str, base_dir: Path) -> None:
         self.path = path
         self.base_dir = base_dir
         self.where = ""
+        self.errors: list[ScenarioError] = []
 
     def fail(self, error: FieldError) -> ScenarioError:
         return ScenarioError(self.path, self.where, error.field, error.message)
 
+    def note(self, error: FieldError) -> None:
+        self.errors.append(self.fail(error))
+        if len(self.errors) == MAX_ERRORS:
+            raise _Enough
+
+    def section(self, where: str, raw: object, known: Iterable[str], what: str,
+                build: Callable[[], T]) -> T | None:
+        """``build()``, or None after noting its error or the table's unknown keys."""
+        self.where = where
+        known = frozenset(known)
+        if isinstance(raw, dict):
+            bad = [key for key in raw if key not in known]
+            for key in bad:
+                self.note(unknown(key, key, known, what))
+            if bad:
+                return None
+        try:
+            return build()
+        except FieldError as exc:
+            self.note(exc)
+            return None
+
     def build(self, doc: dict[str, object]) -> Scenario:
         try:
-            for key in doc:
-                if key not in TOP_KEYS:
-                    raise FieldError(
-                        key, f"unknown top-level key (expected one of {key_list(TOP_KEYS)})"
-                    )
-            self.where = "[settings]"
-            settings = build_settings(doc.get("settings", {}))
-            self.where = "[auth]"
-            auth = parse_auth(doc["auth"]) if "auth" in doc else None
-            rules = self.rules(doc.get("rule", []), auth)
-            self.where = "[default]"
-            default = build_default(doc.get("default", {"code": 404}), self.base_dir)
-            for rule in [*rules, default]:
-                self.where = rule.label
-                check_required(rule)
+            return self._build(doc)
+        except _Enough:
+            raise self.collected() from None
+
+    def _build(self, doc: dict[str, object]) -> Scenario:
+        for key in doc:
+            if key not in TOP_KEYS:
+                self.note(unknown(key, key, TOP_KEYS, "top-level key"))
+        raw_settings = doc.get("settings", {})
+        settings = self.section("[settings]", raw_settings, SETTING_KEYS, "setting",
+                                lambda: build_settings(raw_settings))
+        auth = None
+        if "auth" in doc:
+            auth = self.section("[auth]", doc["auth"], AUTH_KEYS, "key",
+                                lambda: parse_auth(doc["auth"]))
+        rules, complete = self.rules(doc.get("rule", []), auth, "auth" in doc and auth is None)
+        raw_default = doc.get("default", {"code": 404})
+        default = self.section("[default]", raw_default, DEFAULT_KEYS, "key",
+                               lambda: _required(build_default(raw_default, self.base_dir)))
+        for rule in rules if complete else []:
+            self.where = rule.label
+            try:
                 check_states(rule, rules)
-        except FieldError as exc:
-            raise self.fail(exc) from None
+            except FieldError as exc:
+                self.note(exc)
+        if self.errors or settings is None or default is None:
+            raise self.collected()
         scenario = assemble(self.path, settings, rules, default)
         scenario.body_files = tuple(body_files(doc, self.base_dir))
         return scenario
 
-    def rules(self, raw_rules: object, auth: AuthConfig | None) -> list[Rule]:
+    def collected(self) -> ScenarioError:
+        """One ScenarioError, the first, carrying all (reading stops at MAX_ERRORS)."""
+        found = list(self.errors)
+        if len(found) >= MAX_ERRORS:
+            found.append(ScenarioError(self.path, "", None, f"stopped after {MAX_ERRORS} "
+                                       "errors; the rest of the file was not checked"))
+        first = found[0]
+        return ScenarioError(first.path, first.where, first.field, first.message, found[1:])
+
+    def rules(self, raw_rules: object, auth: AuthConfig | None, auth_failed: bool
+              ) -> tuple[list[Rule], bool]:
+        """The rules that could be read, and whether that is all of them."""
         if not isinstance(raw_rules, list):
-            raise ScenarioError(self.path, "", "rule", "must be an array of tables ([[rule]])")
+            self.where = ""
+            self.note(FieldError("rule", "must be an array of tables ([[rule]])"))
+            return [], False
         rules = []
         names: set[str] = set()
+        complete = True
         for number, raw in enumerate(raw_rules, 1):
             name = raw.get("name") if isinstance(raw, dict) else None
             self.where = (
                 f"rule {name!r} (#{number})" if isinstance(name, str) else f"rule #{number}"
             )
-            if not isinstance(raw, dict):
-                raise FieldError(None, "must be a table")
-            rule = build_rule(raw, number, auth, self.base_dir)
+            rule = self.rule(raw, number, auth, auth_failed)
+            if rule is None:
+                complete = False
+                continue
             if rule.name and rule.name in names:
-                raise FieldError("name", f"duplicate rule name {rule.name!r}")
+                self.note(FieldError("name", f"duplicate rule name {rule.name!r}"))
             names.add(rule.name)
             rules.append(rule)
-        return rules
+        return rules, complete
+
+    def rule(self, raw: object, number: int, auth: AuthConfig | None, auth_failed: bool
+             ) -> Rule | None:
+        if not isinstance(raw, dict):
+            self.note(FieldError(None, "must be a table"))
+            return None
+        bad = [unknown_rule_key(key) for key in raw if key not in RULE_KEYS]
+        match = raw.get("match")
+        if isinstance(match, dict):
+            bad += [unknown(f"match.{key}", key, MATCH_KEYS, "condition")
+                    for key in match if key not in MATCH_KEYS]
+        for error in bad:
+            self.note(error)
+        if bad:
+            return None
+        try:
+            return _required(build_rule(raw, number, auth, self.base_dir))
+        except FieldError as exc:
+            # A rule's auth cannot be read against an [auth] table that was refused:
+            # that error is [auth]'s, already reported.
+            if not (auth_failed and exc.field is not None and exc.field.startswith("auth")):
+                self.note(exc)
+            return None
+
+
+def _required(rule: Rule) -> Rule:
+    check_required(rule)
+    return rule
 
 
 def assemble(path: str, settings: Settings, rules: list[Rule], default: Rule) -> Scenario:

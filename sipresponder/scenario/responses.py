@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..sip.abnf import TOKEN
 from ..sip.codes import CODES, HEADER_FIELDS, requirements
-from .fields import FieldError, boolean, key_list, kind, string, template
+from .fields import FieldError, boolean, kind, string, template, unknown
 from .model import ResponseSpec, Rule
 from .template import Template
 
@@ -79,7 +79,7 @@ def build_provisionals(raw: dict[str, object], base_dir: Path) -> list[ResponseS
 def _provisional(raw: dict[str, object], base_dir: Path) -> ResponseSpec:
     for key in raw:
         if key not in RESPONSE_KEYS:
-            raise FieldError(key, f"unknown key (expected one of {key_list(RESPONSE_KEYS)})")
+            raise unknown(key, key, RESPONSE_KEYS)
     spec = build_response(raw, base_dir)
     if isinstance(spec.code, int) and not 101 <= spec.code <= 199:
         raise FieldError("code", f"{spec.code} is not a provisional code (101-199)")

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..auth.config import rule_guard
 from ..auth.guard import AuthConfig
 from ..sip.abnf import TOKEN
-from .fields import FieldError, boolean, key_list
+from .fields import FieldError, boolean, key_list, unknown
 from .matcher import compile_conditions
 from .model import (
     ACTIONS,
@@ -40,14 +40,22 @@ MATCH_KEYS = frozenset(
 )
 
 
+def unknown_rule_key(key: str) -> FieldError:
+    """The error for a key a rule does not take (a condition written outside ``match``
+    is the usual one)."""
+    if key in MATCH_KEYS:
+        return FieldError(key, f"unknown key (match conditions go in the rule's `match` "
+                               f"table: match = {{ {key} = ... }})")
+    return unknown(key, key, RULE_KEYS)
+
+
 def build_rule(
     raw: dict[str, object], number: int, auth: AuthConfig | None, base_dir: Path
 ) -> Rule:
     """Rule ``number`` (1-based) of the file; ``auth`` is the scenario's [auth] table."""
     for key in raw:
         if key not in RULE_KEYS:
-            hint = " (match conditions go in the rule's `match` table)" if key in MATCH_KEYS else ""
-            raise FieldError(key, f"unknown key{hint} (expected one of {key_list(RULE_KEYS)})")
+            raise unknown_rule_key(key)
     name = raw.get("name", "")
     if not isinstance(name, str) or ("name" in raw and not name):
         raise FieldError("name", "must be a non-empty string")
@@ -138,9 +146,7 @@ def _sequence(raw: dict[str, object], base_dir: Path) -> tuple[Step, ...]:
         try:
             for key in item:
                 if key not in RESPONSE_KEYS and key != "provisional":
-                    raise FieldError(
-                        key, f"unknown key (expected one of {key_list(RESPONSE_KEYS)})"
-                    )
+                    raise unknown(key, key, RESPONSE_KEYS | {"provisional"})
             step = Step(build_provisionals(item, base_dir), build_response(item, base_dir))
             check_required(Rule("", 0, [], None, step.provisional, step.final))
         except FieldError as exc:
@@ -175,7 +181,7 @@ def build_default(raw: object, base_dir: Path) -> Rule:
         raise FieldError(None, "must be a table")
     for key in raw:
         if key not in DEFAULT_KEYS:
-            raise FieldError(key, f"unknown key (expected one of {key_list(DEFAULT_KEYS)})")
+            raise unknown(key, key, DEFAULT_KEYS)
     behaviour = build_behaviour(raw, base_dir)
     provisional, final = _responses(raw, behaviour, base_dir)
     return Rule("", 0, [], None, provisional, final, behaviour=behaviour)
@@ -243,10 +249,7 @@ def _choices(
             raise FieldError(f"{where}.weight", f"must be a positive number, not {weight!r}")
         for key in item:
             if key not in RESPONSE_KEYS and key != "weight":
-                raise FieldError(
-                    f"{where}.{key}",
-                    f"unknown key (expected weight or one of {key_list(RESPONSE_KEYS)})",
-                )
+                raise unknown(f"{where}.{key}", key, RESPONSE_KEYS | {"weight"})
         try:
             specs.append(build_response(item, base_dir))
         except FieldError as exc:
@@ -284,9 +287,7 @@ def _match_table(value: object) -> dict[str, object]:
         raise FieldError("match", "must be a table")
     for key in value:
         if key not in MATCH_KEYS:
-            raise FieldError(
-                f"match.{key}", f"unknown condition (expected one of {key_list(MATCH_KEYS)})"
-            )
+            raise unknown(f"match.{key}", key, MATCH_KEYS, "condition")
     return value
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import fields as dataclass_fields
 
 from ..uas.validation import CHECKS
-from .fields import FieldError, key_list, kind, str_list, table
+from .fields import FieldError, kind, str_list, table, unknown
 from .model import Settings
 
-_KNOWN = frozenset(f.name for f in dataclass_fields(Settings))
+SETTING_KEYS = frozenset(f.name for f in dataclass_fields(Settings))
+_KNOWN = SETTING_KEYS
 # Settings where 0 turns a limit off; below it means nothing.
 _NOT_NEGATIVE = (
     "max_headers",
@@ -29,7 +30,7 @@ def build_settings(raw: object) -> Settings:
     settings = Settings()
     for key, value in raw.items():
         if key not in _KNOWN:
-            raise FieldError(key, f"unknown setting (expected one of {key_list(_KNOWN)})")
+            raise unknown(key, key, _KNOWN, "setting")
         setattr(settings, key, _value(key, value, getattr(settings, key)))
     _check_ranges(settings)
     return settings
@@ -54,9 +55,7 @@ def check_switches(value: object) -> dict[str, bool]:
         raise FieldError("checks", "must be a table of check name = true / false")
     for name, on in value.items():
         if name not in CHECKS:
-            raise FieldError(
-                f"checks.{name}", f"unknown check (expected one of {key_list(CHECKS)})"
-            )
+            raise unknown(f"checks.{name}", name, CHECKS, "check")
         if not isinstance(on, bool):
             raise FieldError(f"checks.{name}", f"must be true or false, not {kind(on)}")
     return dict(value)

@@ -678,3 +678,88 @@ def test_without_its_token_the_console_asks_for_it(
     wait_for(browser, lambda d: first(d, "#conn").text == "live", "the live event stream",
              lambda: browser.current_url)
     assert browser.current_url.startswith(f"{console_server.base}/?token={console_server.token}")
+
+
+# -- issue 18: the editor counts, places and warns; the badge and the title read right ----
+QUIET = """\
+# the silent one
+[[rule]]
+name = "silent"
+match = { user = "silent" }
+action = "none"
+
+# answers everything else
+[[rule]]
+name = "ok"
+code = 200
+"""
+
+
+def send_unanswered(port: int) -> None:
+    """An OPTIONS to the rule that never answers (nothing comes back to wait for)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        local = sock.getsockname()[1]
+        sock.sendto((
+            "OPTIONS sip:silent@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bKquiet1\r\n"
+            "From: <sip:probe@127.0.0.1>;tag=q\r\nTo: <sip:silent@127.0.0.1>\r\n"
+            "Call-ID: console-quiet-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n").encode(), ("127.0.0.1", port))
+
+
+def test_the_no_answer_badge_the_rule_panel_and_the_editors_counts(
+        browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    scenario = tmp_path / "quiet.toml"
+    scenario.write_text(QUIET)
+    with serving_console(scenario, token=None) as server:
+        browser.get(server.url)
+        wait_for(browser, lambda d: first(d, "#conn").text == "live", "the live event stream")
+        send_unanswered(server.responder.udp_port)
+        wait_for(browser, lambda d: first(d, "#ladder .badge"), "the NO ANSWER badge")
+        assert first(browser, "#ladder-title").text == "Ladder: the 1 call"  # not "all 1 call"
+        # The badge is painted to its right end: the point just inside it hits it, where
+        # the SVG's box used to clip it.
+        hit = browser.execute_script("""
+            const rect = document.querySelector('#ladder .badge rect').getBoundingClientRect();
+            const at = document.elementFromPoint(rect.right - 1.5, (rect.top + rect.bottom) / 2);
+            return !!(at && at.closest('.badge'));""")
+        assert hit, "the NO ANSWER badge is clipped at its right end"
+        assert first(browser, "#ladder .badge text").text == "NO ANSWER"
+
+        # The matched rule's panel: its own comment, not the next rule's.
+        first(browser, "#ladder .arrow").click()
+        toml = wait_for(browser, lambda d: first(d, "#detail pre.rule-toml").text, "the rule")
+        assert toml.startswith("# the silent one\n[[rule]]\nname = \"silent\""), toml
+        assert "answers everything else" not in toml
+
+        # The editor: a key in an inline table is placed at its column, every error shown.
+        browser.get(server.url + "#scenario")
+        editor = wait_for(browser, lambda d: css(d, "#scenario-text")[0]
+                          if css(d, "#scenario-text")[0].get_attribute("value") else None,
+                          "the running scenario in the editor")
+        status = first(browser, "#scenario-status")
+        editor.send_keys(Keys.CONTROL, "a")
+        editor.send_keys('[[rule]]\nname = "a"\nmatch = { method = "OPTIONS", usr = "x" }\n'
+                         "cdoe = 1\n")
+        wait_for(browser, lambda d: status.get_attribute("data-state") == "error", "the errors")
+        assert status.text == (
+            "line 4, column 1: rule 'a' (#1): field 'cdoe': unknown key (did you mean "
+            "'code'?) (1 more error: line 3, column 31: rule 'a' (#1): field 'match.usr': "
+            "unknown condition (did you mean 'user'?))"), status.text
+        assert sorted(c.text for c in css(browser, "#scenario-gutter .error")) == ["3", "4"]
+
+        # Valid with a dead rule: counted as Apply counts, and the warning shown.
+        editor.send_keys(Keys.CONTROL, "a")
+        editor.send_keys('[[rule]]\nname = "all"\ncode = 200\n\n'
+                         '[[rule]]\nname = "dead"\nmatch = { method = "BYE" }\ncode = 486\n')
+        warning = ("1 warning: rule 'dead' (#2) can never match: rule 'all' (#1) matches "
+                   "everything it would")
+        wait_for(browser, lambda d: status.get_attribute("data-state") == "warn",
+                 "the warning", lambda: repr(status.text))
+        assert status.text == f"Valid (2 rules); not applied yet. {warning}"
+        first(browser, "#scenario-apply").click()
+        wait_for(browser, lambda d: status.text.startswith("Applied"), "the applied scenario")
+        assert status.text == f"Applied: 2 rules running. {warning}"

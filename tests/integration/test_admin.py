@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -330,7 +333,8 @@ async def test_put_and_delete_one_rule(running: Running) -> None:
 
     # added after the last rule
     status, body = await put("carol", 'match = { user = "carol" }\ncode = 480\n')
-    assert (status, body) == (200, {"status": "added", "rule": "carol", "rules": 2})
+    assert (status, body) == (200, {"status": "added", "rule": "carol", "number": 2, "rules": 2,
+                                    "warnings": []})
     assert await running.sip("OPTIONS", "carol") == [480]
     text = await scenario_text(running)
     assert SCENARIO.split("[default]")[0] in text  # the rest is kept as written
@@ -426,7 +430,10 @@ async def test_put_bad_scenario_is_refused_and_the_old_one_stays(running: Runnin
     try:
         async with running.http.put(running.url("/api/scenario"), data=bad) as resp:
             assert resp.status == 400
-            assert (await resp.json()) == {"error": str(info.value)}
+            assert (await resp.json()) == {"error": str(info.value),
+                                           "errors": [str(e) for e in info.value.errors],
+                                           "line": 1 if "[[rule]\n" in bad else 2 - ("302" in bad),
+                                           "column": 7 if "[[rule]\n" in bad else 1}
     finally:
         logger.removeHandler(keep)
     # the operator sees the rejection too, on one line with the error
@@ -781,3 +788,140 @@ async def test_serve_watch_follows_body_files_and_warns_when_the_file_is_gone(
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+# -- rule order, warnings, every error (issue 18) -----------------------------------------
+CATCH_ALL = """
+[[rule]]
+name = "busy"
+match = { user = "bob" }
+code = 486
+
+# everything else
+[[rule]]
+name = "catch-all"
+code = 200
+"""
+
+
+async def put_rule(running: Running, name: str, body: str, query: str = ""
+                   ) -> tuple[int, dict]:
+    async with running.http.put(running.url(f"/api/rules/{name}{query}"), data=body,
+                                headers={"Content-Type": "application/toml"}) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_put_rule_after_a_catch_all_warns_that_it_can_never_match(
+        admin_factory: Callable[..., Awaitable[Running]]) -> None:
+    running = await admin_factory(CATCH_ALL)
+    status, body = await put_rule(running, "carol", 'match = { user = "carol" }\ncode = 480')
+    assert (status, body) == (200, {
+        "status": "added", "rule": "carol", "number": 3, "rules": 3,
+        "warnings": ["rule 'carol' (#3) can never match: rule 'catch-all' (#2) matches "
+                     "everything it would"]})
+    assert await running.sip("OPTIONS", "carol") == [200]  # what the warning says
+
+
+@pytest.mark.parametrize(("query", "number"), [
+    ("?position=first", 1), ("?position=before:catch-all", 2), ("?position=after:busy", 2),
+])
+async def test_put_rule_with_a_position_fires(admin_factory: Callable[..., Awaitable[Running]],
+                                              query: str, number: int) -> None:
+    running = await admin_factory(CATCH_ALL)
+    status, body = await put_rule(running, "carol", 'match = { user = "carol" }\ncode = 480',
+                                  query)
+    assert (status, body) == (200, {"status": "added", "rule": "carol", "number": number,
+                                    "rules": 3, "warnings": []})
+    assert await running.sip("OPTIONS", "carol") == [480]
+    assert await running.sip("INVITE", "bob") == [486]
+    text = await scenario_text(running)
+    assert "# everything else\n[[rule]]\nname = \"catch-all\"" in text  # its comment stays
+
+
+async def test_put_rule_moves_an_existing_rule_only_when_told(
+        admin_factory: Callable[..., Awaitable[Running]]) -> None:
+    running = await admin_factory(CATCH_ALL)
+    status, body = await put_rule(running, "catch-all", "code = 202")
+    assert (status, body["status"], body["number"]) == (200, "replaced", 2)
+    assert await running.sip("OPTIONS", "bob") == [486]
+    status, body = await put_rule(running, "catch-all", "code = 202", "?position=first")
+    assert (status, body["status"], body["number"]) == (200, "replaced", 1)
+    # now the catch-all takes bob's requests too, and says so
+    assert body["warnings"] == ["rule 'busy' (#2) can never match: rule 'catch-all' (#1) "
+                                "matches everything it would"]
+    assert await running.sip("OPTIONS", "bob") == [202]
+
+
+@pytest.mark.parametrize(("query", "error"), [
+    ("?position=top", "position 'top': expected first, last, before:NAME or after:NAME"),
+    ("?position=after:nobody", "position 'after:nobody': no rule named 'nobody' (rules: busy, "
+                               "catch-all)"),
+    ("?place=first", "unknown query parameter 'place'; valid: position"),
+])
+async def test_put_rule_with_a_bad_position_is_a_400_naming_it(
+        admin_factory: Callable[..., Awaitable[Running]], query: str, error: str) -> None:
+    running = await admin_factory(CATCH_ALL)
+    assert await put_rule(running, "carol", "code = 480", query) == (400, {"error": error})
+    assert await scenario_text(running) == CATCH_ALL
+
+
+async def test_put_rule_errors_come_all_at_once_with_a_position(running: Running) -> None:
+    status, body = await put_rule(running, "carol",
+                                  'cdoe = 480\nmatch = { method = "INVITE", usr = "carol" }')
+    assert status == 400
+    assert body["errors"] == [
+        "<PUT /api/rules/carol>: rule 'carol' (#2): field 'cdoe': unknown key (did you mean "
+        "'code'?)",
+        "<PUT /api/rules/carol>: rule 'carol' (#2): field 'match.usr': unknown condition (did "
+        "you mean 'user'?)"]
+    assert body["error"] == body["errors"][0]
+    # where in the scenario as it would have been: carol's table from line 7, cdoe on 9
+    assert (body["line"], body["column"]) == (9, 1)
+
+
+async def test_put_scenario_answers_warnings_and_every_error(running: Running) -> None:
+    async with running.http.put(running.url("/api/scenario"), data=CATCH_ALL +
+                                '\n[[rule]]\nname = "dead"\nmatch = { method = "BYE" }\n'
+                                'code = 200\n') as resp:
+        assert resp.status == 200
+        assert (await resp.json())["warnings"] == [
+            "rule 'dead' (#3) can never match: rule 'catch-all' (#2) matches everything it "
+            "would"]
+    async with running.http.put(running.url("/api/scenario"),
+                                data='[[rule]]\ncdoe = 1\n[[rule]]\nreasn = "x"\n') as resp:
+        assert resp.status == 400
+        assert [e.split(": field ")[1] for e in (await resp.json())["errors"]] == [
+            "'cdoe': unknown key (did you mean 'code'?)",
+            "'reasn': unknown key (did you mean 'reason'?)"]
+
+
+README_BLOCK = "Add one rule in front of the others, then take it away again"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
+                    reason="the README example runs curl under bash")
+async def test_the_readme_rule_example_runs_as_written(
+        admin_factory: Callable[..., Awaitable[Running]]) -> None:
+    """The README's commands against the default scenario, with this test's ports."""
+    default = (ROOT / "scenarios" / "default.toml").read_text()
+    running = await admin_factory(default)
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index(README_BLOCK):].split("```sh\n", 1)[1].split("```", 1)[0]
+    put, answer, ping, delete = block.replace("\\\n", "").splitlines()
+    assert answer.startswith("# {")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        command = (command.replace("127.0.0.1:8080", running.base.removeprefix("http://"))
+                   .replace("127.0.0.1:5060", f"127.0.0.1:{running.udp_port}")
+                   .replace("sipresponder ", f"{sys.executable} -m sipresponder ", 1))
+        return subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                              timeout=30, env=env)
+
+    assert await running.sip("OPTIONS", "carol") == [200]  # the default scenario's answer
+    put_result = await asyncio.to_thread(run, put)
+    assert json.loads(put_result.stdout) == json.loads(answer.removeprefix("# "))
+    assert (await asyncio.to_thread(run, ping)).returncode == 0  # --expect 480
+    assert await running.sip("INVITE", "carol") == [480]  # INVITE too, not only OPTIONS
+    assert (await asyncio.to_thread(run, delete)).returncode == 0
+    assert await running.sip("OPTIONS", "carol") == [200]

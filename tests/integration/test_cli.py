@@ -51,7 +51,60 @@ def test_check_reports_one_line_naming_file_rule_and_field(tmp_path: Path, capsy
     assert main(["check", str(bad)]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err
-    assert err.startswith(f"error: {bad}: rule 'moved' (#1): field 'contacts': ")
+    assert err.startswith(f"error: {bad}:1:1: rule 'moved' (#1): field 'contacts': ")
+
+
+def test_check_reports_every_error_of_a_file_with_its_place(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "typos.toml"
+    bad.write_text('[settings]\nsever = "x"\n\n[[rule]]\nname = "a"\ncdoe = 486\n'
+                   'match = { method = "INVITE", usr = "bob" }\n')
+    assert main(["check", str(bad)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {bad}:2:1: [settings]: field 'sever': unknown setting (did you mean 'server'?)",
+        f"error: {bad}:6:1: rule 'a' (#1): field 'cdoe': unknown key (did you mean 'code'?)",
+        f"error: {bad}:7:30: rule 'a' (#1): field 'match.usr': unknown condition "
+        "(did you mean 'user'?)",
+    ]
+
+
+def test_check_warns_of_a_rule_that_can_never_match(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "dead.toml"
+    path.write_text('[[rule]]\nname = "catch-all"\ncode = 200\n\n'
+                    '[[rule]]\nname = "carol"\nmatch = { user = "carol" }\ncode = 480\n')
+    assert main(["check", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{path}: OK (2 rules, 1 warning); ")
+    assert err == (f"warning: {path}:5:1: rule 'carol' (#2) can never match: rule 'catch-all' "
+                   "(#1) matches everything it would\n")
+    assert main(["check", "--strict", str(path)]) == 1
+
+
+def test_check_names_the_bundled_scenarios_for_an_unknown_name(tmp_path: Path, monkeypatch,
+                                                               capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "client-tortur"]) == 1
+    assert capsys.readouterr().err == (
+        "error: client-tortur: cannot read: No such file or directory; nor is it a bundled "
+        "scenario (did you mean 'client-torture'? bundled: ci-test-double, client-torture, "
+        "default, pbx-lab, redirects, registrar)\n")
+
+
+def test_serve_names_the_bundled_scenarios_for_an_unknown_name(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "sipresponder", "serve", "--scenario",
+                           "client-tortur", "--listen", "udp:127.0.0.1:0"],
+                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "did you mean 'client-torture'? bundled: ci-test-double, " in proc.stderr
+
+
+def test_bare_sipresponder_prints_the_help() -> None:
+    proc = subprocess.run([sys.executable, "-m", "sipresponder"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stdout.startswith("usage: sipresponder ")
+    assert "{serve,ping,verify,pcap,check,codes,schema}" in proc.stdout
+    assert "answer SIP requests" in proc.stdout  # the subcommands' help, not one line
+    assert proc.stderr == ""
 
 
 def test_check_accepts_a_good_file(capsys) -> None:
@@ -78,7 +131,7 @@ def test_check_takes_several_files_and_names_each_result(tmp_path: Path, capsys)
     assert main(["check", good[0], str(bad), good[1]]) == 1
     captured = capsys.readouterr()
     assert [line.split(":")[0] for line in captured.out.splitlines()] == good
-    assert f"error: {bad}: " in captured.err
+    assert f"error: {bad}:2:1: rule #1: field 'code': " in captured.err
     assert "1 of 3 files failed" in captured.err
 
 
@@ -235,3 +288,30 @@ def test_serve_logs_start_up_and_shutdown_at_info(level: str | None) -> None:
     assert " INFO serving scenario " in text
     assert " INFO shutting down" in text
     assert ("recv OPTIONS" in text) == (level == "info"), text
+
+
+def test_serve_warns_of_a_rule_that_can_never_match(tmp_path: Path) -> None:
+    import signal
+
+    path = tmp_path / "dead.toml"
+    path.write_text('[[rule]]\nname = "all"\ncode = 200\n\n'
+                    '[[rule]]\nname = "carol"\nmatch = { user = "carol" }\ncode = 480\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sipresponder", "serve", "--scenario", str(path),
+         "--listen", "udp:127.0.0.1:0"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert proc.stderr is not None
+    try:
+        lines: list[str] = []
+        while not any("listening on udp:" in line for line in lines):
+            line = proc.stderr.readline()
+            assert line, f"serve exited before listening: {lines}"
+            lines.append(line)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        proc.stderr.read()
+        proc.stderr.close()
+    assert any(line.rstrip().endswith(
+        f" WARNING {path}: rule 'carol' (#2) can never match: rule 'all' (#1) matches "
+        "everything it would") for line in lines), lines

@@ -230,6 +230,21 @@ async def test_check_gives_line_and_column_and_applies_nothing(console: Console)
     async with console.http.post(url, data=SCENARIO.replace("486", "487")) as r:
         body = await r.json()
         assert (r.status, body["ok"], len(body["rules"])) == (200, True, 4)
+        # the rules alone are counted, as PUT /api/scenario counts them ([default] is not)
+        assert (body["count"], body["warnings"]) == (3, [])
+    dead = SCENARIO + '\n[[rule]]\nname = "again"\nmatch = { method = "OPTIONS" }\ncode = 500\n'
+    async with console.http.post(url, data=dead) as r:
+        body = await r.json()
+        assert (r.status, body["count"]) == (200, 4)
+        assert body["warnings"] == ["rule 'again' (#4) can never match: rule 'options' (#3) "
+                                    "matches everything it would"]
+    typos = '[[rule]]\ncdoe = 1\nmatch = { method = "INVITE", usr = "bob" }\n'
+    async with console.http.post(url, data=typos) as r:
+        body = await r.json()
+        assert r.status == 422
+        assert [(e["line"], e["column"], e["error"].split(": ", 3)[-1]) for e in body["errors"]] \
+            == [(2, 1, "unknown key (did you mean 'code'?)"),
+                (3, 30, "unknown condition (did you mean 'user'?)")]
     async with console.http.post(url, data=b"\xff") as r:
         assert r.status == 422 and "not UTF-8" in (await r.json())["error"]
     # Nothing was applied: 486 still answers.

@@ -224,7 +224,7 @@ def test_wait_and_verify_count_requests_on_both_workers(cluster: Cluster) -> Non
 def test_a_scenario_swap_reaches_every_worker(cluster: Cluster) -> None:
     busy = '[[rule]]\nname = "busy"\nmatch = { user = "*" }\ncode = 486\n'
     status, body = cluster.call("PUT", "/api/scenario", raw=busy.encode())
-    assert status == 200 and body == {"status": "replaced", "rules": 1}
+    assert status == 200 and body == {"status": "replaced", "rules": 1, "warnings": []}
     assert cluster.call("GET", "/api/scenario") == (200, busy)
     assert {code_of(ask(cluster.udp, options(f"s{i}"))) for i in range(24)} == {486}
     assert {e["worker"] for e in cluster.get("/api/requests?rule=busy")["entries"]} == {0, 1}
@@ -237,6 +237,13 @@ def test_a_scenario_swap_reaches_every_worker(cluster: Cluster) -> None:
     assert status == 200 and body["status"] == "replaced"
     assert {code_of(ask(cluster.udp, options(f"u{i}"))) for i in range(16)} == {603}
     assert "code = 603" in cluster.call("GET", "/api/scenario")[1]
+    # placed in front of the catch-all, or it would never match (and says so)
+    status, body = cluster.call("PUT", "/api/rules/vip", raw=b'match = { user = "vip" }\ncode = 480\n')
+    assert status == 200 and body["number"] == 2 and len(body["warnings"]) == 1
+    status, body = cluster.call("PUT", "/api/rules/vip?position=first",
+                                raw=b'match = { user = "vip" }\ncode = 480\n')
+    assert status == 200 and (body["number"], body["warnings"]) == (1, [])
+    assert {code_of(ask(cluster.udp, options(f"v{i}", "vip"))) for i in range(8)} == {480}
 
 
 def test_a_killed_worker_rejoins_with_the_swapped_scenario(cluster: Cluster) -> None:

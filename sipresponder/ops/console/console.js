@@ -145,7 +145,7 @@ function updateLadderSelection(force = false) {
   ladderSeqs = seqs;
   const title = selected.size
     ? `${selected.size} selected call${selected.size === 1 ? "" : "s"}`
-    : `all ${visible.length} call${visible.length === 1 ? "" : "s"}${filterActive() ? " matching the filters" : ""}`;
+    : `${{ 0: "no calls", 1: "the 1 call" }[visible.length] ?? `all ${visible.length} calls`}${filterActive() ? " matching the filters" : ""}`;
   const all = (selected.size ? visible.filter((c) => selected.has(c.key)) : visible).reduce((n, c) => n + c.entries.length, 0);
   const capped = all > seqs.length ? ` (the newest ${seqs.length} of ${all} requests)` : "";
   $("#ladder-title").textContent = `Ladder: ${title}${capped}`;
@@ -193,7 +193,7 @@ function redrawLadder(follow = false) {
   const first = arrows.length ? journal.entries.get(arrows[0].seq) : null;
   ladderSvg = drawLadder(box, ladderModel, {
     laneNotes: userAgents(arrows),
-    onSelect: selectArrow, selectedId: selectedArrow && selectedArrow.id, fitWidth: box.clientWidth - 4,
+    onSelect: selectArrow, selectedId: selectedArrow && selectedArrow.id, fitWidth: box.clientWidth - 12, // less the badge room (console.css)
     startClock: first ? clockOf(first.received_at) : "",
     stickyHeader: true,
     title: `sipresponder ladder: ${$("#ladder-title").textContent.replace(/^Ladder: /, "")}, from ${first ? first.received_at : "?"}`,

@@ -79,6 +79,10 @@ export class ScenarioTab {
 
   markLine(line) {
     for (const old of this.gutter.querySelectorAll(".error")) old.classList.remove("error");
+    for (const other of this.errorLines || []) {
+      const cell = this.gutter.querySelector(`[data-line="${other}"]`);
+      if (cell) cell.classList.add("error");
+    }
     if (!line) {
       this.mark.hidden = true;
       return;
@@ -98,6 +102,8 @@ export class ScenarioTab {
 
   setError(error) {
     this.errorLine = error && error.line ? error.line : null;
+    // Every error's line is marked in the gutter; the band marks the first.
+    this.errorLines = error ? (error.errors || [error]).map((e) => e.line).filter(Boolean) : [];
     this.markLine(this.errorLine);
     this.editor.setAttribute("aria-invalid", error ? "true" : "false");
   }
@@ -118,13 +124,18 @@ export class ScenarioTab {
     if (result.ok) {
       this.valid = true;
       this.setError(null);
-      const n = (result.rules || []).length;
-      this.setStatus("ok", text === this.running ? "Valid: the running scenario." : `Valid (${n} rule${n === 1 ? "" : "s"}); not applied yet.`);
+      // count: the rules without [default], as Apply's answer counts them.
+      const n = result.count ?? Math.max(0, (result.rules || []).length - 1);
+      const valid = text === this.running ? "Valid: the running scenario." : `Valid (${plural(n, "rule")}); not applied yet.`;
+      this.setStatus(...withWarnings(valid, result.warnings));
     } else {
       this.valid = false;
       this.setError(result);
-      const where = result.line ? `line ${result.line}${result.column ? `, column ${result.column}` : ""}: ` : "";
-      this.setStatus("error", `${prefix}${where}${withoutSource(result.error)}`);
+      const [, ...more] = result.errors || [];
+      const also = more.length
+        ? ` (${plural(more.length, "more error")}: ${more.map((e) => `${at(e)}${withoutSource(e.error)}`).join("; ")})`
+        : "";
+      this.setStatus("error", `${prefix}${at(result)}${withoutSource(result.error)}${also}`);
     }
   }
 
@@ -142,8 +153,9 @@ export class ScenarioTab {
       }
       this.running = text;
       this.setError(null);
-      this.setStatus("ok", `Applied: ${body.rules ?? "?"} rules running.`);
-      this.notify(`Scenario applied (${body.rules ?? "?"} rules)`);
+      const rules = typeof body.rules === "number" ? plural(body.rules, "rule") : "? rules";
+      this.setStatus(...withWarnings(`Applied: ${rules} running.`, body.warnings));
+      this.notify(`Scenario applied (${rules})`);
       this.renderDiff();
       await Promise.all([this.loadRules(), this.loadStates()]);
     } finally {
@@ -253,6 +265,22 @@ export class ScenarioTab {
     const cell = this.gutter.querySelector(`[data-line="${line}"]`);
     if (cell) cell.classList.add("target");
   }
+}
+
+/** "1 rule", "2 rules": the plural only for more than one (and none). */
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** "line 4, column 1: " for an error placed in the text, else nothing. */
+function at(error) {
+  return error.line ? `line ${error.line}${error.column ? `, column ${error.column}` : ""}: ` : "";
+}
+
+/** A valid scenario's status: "warn" with the rules that can never match, if any. */
+function withWarnings(text, warnings) {
+  if (!warnings || !warnings.length) return ["ok", text];
+  return ["warn", `${text} ${plural(warnings.length, "warning")}: ${warnings.join("; ")}`];
 }
 
 /** The loader names its source first ("<PUT /api/scenario>: ..."): here it is the editor. */

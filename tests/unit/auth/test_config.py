@@ -70,7 +70,7 @@ def test_the_secret_keys_the_nonces() -> None:
 
 @pytest.mark.parametrize(("raw", "field", "message"), [
     ("x", None, "must be a table"),
-    ({"relam": "x", **CREDS}, "relam", "unknown key (expected one of algorithms, credentials"),
+    ({"relam": "x", **CREDS}, "relam", "unknown key (did you mean 'realm'?)"),
     ({"realm": "", **CREDS}, "realm", "must be a non-empty string on one line"),
     ({"realm": "a\nb", **CREDS}, "realm", "must be a non-empty string on one line"),
     ({"realm": 5, **CREDS}, "realm", "must be a string, not an integer"),

@@ -52,3 +52,14 @@ def test_scenario_path_prefers_a_file_and_leaves_unknown_names_alone(tmp_path: P
     assert scenario_path("default.toml") == Path("default.toml")
     assert scenario_path("nope") == Path("nope")  # the loader says it cannot read it
     assert scenario_path("sub/client-torture") == Path("sub/client-torture")
+
+
+def test_a_missing_bare_name_is_told_the_bundled_scenarios(tmp_path: Path, monkeypatch) -> None:
+    from sipresponder.scenario.bundled import missing_hint
+
+    monkeypatch.chdir(tmp_path)
+    stems = ", ".join(name.removesuffix(".toml") for name in bundled_names())
+    assert missing_hint(Path("client-tortur")) == (
+        f"; nor is it a bundled scenario (did you mean 'client-torture'? bundled: {stems})")
+    assert missing_hint(Path("zzz.toml")) == f"; nor is it a bundled scenario (bundled: {stems})"
+    assert missing_hint(Path("some/dir/x.toml")) == ""  # a path: the OS error says it all

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sipresponder.scenario.edit import (
     RuleNotFound,
     delete_rule,
     dump_scenario,
+    parse_position,
     put_rule,
     rule_names,
     toml_value,
@@ -60,7 +62,9 @@ def test_add_goes_after_the_last_rule() -> None:
 
 def test_delete_keeps_comments_of_the_next_table() -> None:
     text = delete_rule(TEXT, "busy")
-    assert "# the busy rule\n# the next one\n[[rule]]\nname = \"other\"" in text
+    # The comment right above a rule is the rule's: it goes with it.
+    assert '"x"  # trailing comment\n\n# the next one\n[[rule]]\nname = "other"' in text
+    assert "# the busy rule" not in text
     assert tomllib.loads(text)["rule"] == [{"name": "other", "code": 480}]
     assert "[[rule]]" not in delete_rule(delete_rule(TEXT, "busy"), "other")
     with pytest.raises(RuleNotFound):
@@ -108,3 +112,69 @@ def test_values_round_trip() -> None:
              "b": True, "l": [1, "x", {"k": []}], "key with space": {"a.b": 1}}
     assert tomllib.loads(f"v = {toml_value(value)}")["v"] == value
     assert toml_value(float("inf")) == "inf"
+
+
+def _order(text: str) -> list[str]:
+    return [rule["name"] for rule in tomllib.loads(text)["rule"]]
+
+
+@pytest.mark.parametrize(("position", "order"), [
+    ("first", ["new", "busy", "other"]),
+    ("last", ["busy", "other", "new"]),
+    ("before:busy", ["new", "busy", "other"]),
+    ("before:other", ["busy", "new", "other"]),
+    ("after:busy", ["busy", "new", "other"]),
+    ("after:other", ["busy", "other", "new"]),
+])
+def test_a_new_rule_goes_where_the_position_says(position: str, order: list[str]) -> None:
+    text, added = put_rule(TEXT, "new", "code = 200", position)
+    assert added and _order(text) == order
+    # Every comment stays, above the rule it was above.
+    assert "# top comment\n" in text
+    assert '# the busy rule\n[[rule]]\nname = "busy"' in text
+    assert '# the next one\n[[rule]]\nname = "other"' in text
+
+
+def test_first_goes_before_the_first_rules_comments() -> None:
+    text, _ = put_rule(TEXT, "new", "code = 200", "first")
+    assert text == TEXT.replace("# the busy rule\n",
+                                '[[rule]]\nname = "new"\ncode = 200\n\n# the busy rule\n')
+
+
+def test_an_existing_rule_moves_with_its_comments_only_when_a_position_is_given() -> None:
+    text, added = put_rule(TEXT, "other", "code = 201")
+    assert not added and _order(text) == ["busy", "other"]
+    text, added = put_rule(TEXT, "other", "code = 201", "first")
+    assert not added and _order(text) == ["other", "busy"]
+    assert text.index("# the next one") < text.index('name = "other"') < text.index("# the busy")
+    assert tomllib.loads(text)["rule"][0] == {"name": "other", "code": 201}
+    text, _ = put_rule(TEXT, "busy", "code = 486", "after:other")
+    assert _order(text) == ["other", "busy"]
+    assert '# the busy rule\n[[rule]]\nname = "busy"' in text
+    # next to itself: it stays where it is
+    assert _order(put_rule(TEXT, "busy", "code = 1", "after:busy")[0]) == ["busy", "other"]
+
+
+def test_positions_resist_surgery_too() -> None:
+    inline = 'rule = [{ name = "a", code = 486 }, { name = "b", code = 480 }]\n'
+    text, _ = put_rule(inline, "c", "code = 200", "before:b")
+    assert _order(text) == ["a", "c", "b"]
+    text, _ = put_rule("[default]\ncode = 404\n", "only", "code = 200", "first")
+    assert _order(text) == ["only"]
+
+
+@pytest.mark.parametrize(("position", "message"), [
+    ("top", "position 'top': expected first, last, before:NAME or after:NAME"),
+    ("before:", "position 'before:': expected"),
+    ("first:busy", "position 'first:busy': expected"),
+    ("after:nobody", "position 'after:nobody': no rule named 'nobody' (rules: busy, other)"),
+    ("before:new", "no rule named 'new'"),
+])
+def test_bad_positions_are_named(position: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        put_rule(TEXT, "new", "code = 200", position)
+
+
+def test_parse_position() -> None:
+    assert parse_position("first") == ("first", None)
+    assert parse_position("after:a:b") == ("after", "a:b")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sipresponder.scenario.loader import ScenarioError, load_scenario, parse_scenario
+from sipresponder.scenario.loader import MAX_ERRORS, ScenarioError, load_scenario, parse_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 
@@ -128,3 +128,56 @@ def test_scenario_names_its_body_files(tmp_path: Path) -> None:
     scenario = load_scenario(tmp_path / "s.toml")
     assert scenario.body_files == (tmp_path / "a.txt", tmp_path / "b.sdp", tmp_path / "c.txt")
     assert load_scenario(SCENARIOS / "default.toml").body_files == ()
+
+
+def errors_of(text: str) -> list[str]:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "s.toml")
+    assert info.value.errors[0] is info.value
+    return [str(error) for error in info.value.errors]
+
+
+def test_every_error_of_a_file_at_once_with_did_you_mean() -> None:
+    text = (
+        '[settings]\nsever = "x"\n\n'
+        '[[rule]]\nname = "a"\ncdoe = 486\nmatch = { usr = "bob" }\n\n'
+        '[[rule]]\nname = "b"\ncode = 486\nreasn = "Busy"\n\n'
+        '[[rule]]\nname = "c"\ncode = 302\n\n'
+        '[default]\ncode = "x"\n'
+    )
+    assert errors_of(text) == [
+        "s.toml: [settings]: field 'sever': unknown setting (did you mean 'server'?)",
+        "s.toml: rule 'a' (#1): field 'cdoe': unknown key (did you mean 'code'?)",
+        "s.toml: rule 'a' (#1): field 'match.usr': unknown condition (did you mean 'user'?)",
+        "s.toml: rule 'b' (#2): field 'reasn': unknown key (did you mean 'reason'?)",
+        "s.toml: rule 'c' (#3): field 'contacts': 302 Moved Temporarily requires a Contact "
+        'header field (RFC 3261 21.3); set contacts = ["<sip:user@host>"]',
+        errors_of('[default]\ncode = "x"\n')[0],
+    ]
+
+
+def test_an_unknown_key_among_many_does_not_list_them_all() -> None:
+    message = error_of('[[rule]]\ncolour = "red"\ncode = 200\n')
+    assert message == ("s.toml: rule #1: field 'colour': unknown key (no known key is close "
+                       "to it; `sipresponder schema` lists all 44)")
+
+
+def test_a_broken_rule_causes_no_second_error_elsewhere() -> None:
+    # rule 'set' is refused, so rule 'read' would read a state no rule sets: not said
+    text = ('[[rule]]\nname = "set"\nnew_state = "on"\ncode = 200\ncolour = 1\n\n'
+            '[[rule]]\nname = "read"\nwhen_state = "on"\ncode = 200\n')
+    assert len(errors_of(text)) == 1
+    # a rule's auth against an [auth] that was refused: [auth]'s error only
+    text = '[auth]\nrelam = "x"\n\n[[rule]]\nname = "a"\nauth = "www"\ncode = 200\n'
+    assert errors_of(text) == ["s.toml: [auth]: field 'relam': unknown key (did you mean "
+                               "'realm'?)"]
+
+
+def test_reading_stops_at_the_limit() -> None:
+    """20,000 broken rules: a did-you-mean for each would cost seconds."""
+    text = "".join(f'[[rule]]\nname = "r{i}"\ncdoe = 1\n' for i in range(20_000))
+    found = errors_of(text)
+    assert len(found) == MAX_ERRORS + 1
+    assert found[MAX_ERRORS - 1].startswith(f"s.toml: rule 'r{MAX_ERRORS - 1}' ")
+    assert found[-1] == (f"s.toml: stopped after {MAX_ERRORS} errors; the rest of the file was "
+                         "not checked")

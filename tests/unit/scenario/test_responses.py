@@ -115,7 +115,7 @@ def test_provisionals_are_codes_or_tables() -> None:
     (180, "provisional", "must be a list of codes or tables"),
     (["180"], "provisional[0]", "must be a code or a table"),
     ([180, 200], "provisional[1].code", "200 is not a provisional code (101-199)"),
-    ([{"code": 180, "name": "x"}], "provisional[0].name", "unknown key (expected one of accept,"),
+    ([{"code": 180, "name": "x"}], "provisional[0].name", "unknown key (no known key is close to it; `sipresponder schema` lists all 30)"),
     ([{"code": 180, "delay": -1}], "provisional[0].delay", "must be a number of seconds"),
 ])
 def test_provisional_errors_name_the_item(value: object, field: str, message: str) -> None:

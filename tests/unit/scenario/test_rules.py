@@ -59,8 +59,9 @@ def test_a_star_method_is_any_method() -> None:
 
 @pytest.mark.parametrize(("raw", "field", "message"), [
     ({"code": 200, "uri": "x"}, "uri",
-     "unknown key (match conditions go in the rule's `match` table) (expected one of accept,"),
-    ({"code": 200, "colour": 1}, "colour", "unknown key (expected one of accept,"),
+     "unknown key (match conditions go in the rule's `match` table: match = { uri = ... })"),
+    ({"code": 200, "colour": 1}, "colour", "unknown key (no known key is close to it; "),
+    ({"cdoe": 200}, "cdoe", "unknown key (did you mean 'code'?)"),
     ({"code": 200, "name": ""}, "name", "must be a non-empty string"),
     ({"code": 200, "name": 5}, "name", "must be a non-empty string"),
     ({"code": 200, "match": "INVITE"}, "match", "must be a table"),
