@@ -352,6 +352,11 @@ class Cluster(Responder):
         """Nothing to start: the workers listen, the links connect on first use."""
         return self
 
+    def _own_loop(self, call: str) -> asyncio.AbstractEventLoop:
+        """Any loop: the merged journal's waiters (``_watch`` below) are woken through
+        the gatherer's own fetches, not through a listener bound to a start loop."""
+        return asyncio.get_running_loop()
+
     async def stop(self) -> None:
         for task in list(self._background):
             task.cancel()
