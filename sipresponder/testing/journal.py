@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,13 +22,14 @@ from typing import TYPE_CHECKING
 from ..scenario.globs import glob_match
 from ..sip.message import NotARequest, parse_request
 from ..sip.transports import MESSAGE_FRAMED
-from ..uas.outcome import note_kind
+from ..uas.outcome import CANCELLED, note_kind
 
 if TYPE_CHECKING:
     from ..scenario.model import Rule, Scenario
     from ..sip.message import Request
     from ..uas.events import Source
     from ..uas.outcome import Outcome
+    from ..uas.transactions import Transaction
 
 
 @dataclass(slots=True)
@@ -41,7 +43,9 @@ class NearMiss:
 @dataclass(slots=True)
 class JournalEntry:
     seq: int
-    time: float  # the engine's clock (the event loop's time in a running server)
+    # When the message arrived, on the journal's clock (``Journal.stamp``: monotonic,
+    # in whole microseconds, in the order of the wire), like every time in the entry.
+    time: float
     transport: str
     remote: tuple[str, int]
     raw: bytes
@@ -60,12 +64,17 @@ class JournalEntry:
     # journal is read (``materialize``), not on the hot path.
     unparsed: tuple[Scenario, Source, Rule | None] | None = None
     # For the console's ladder: the responder's own address, when each response left
-    # (the engine's clock, parallel to ``responses``: shared with the transaction like
-    # the list) and the matched rule's number. What reading can derive (the Call-ID,
-    # the kind) is derived when read: recording stays cheap.
+    # (the journal's clock, like ``time``; parallel to ``responses``) and the matched
+    # rule's number. What reading can derive (the Call-ID, the kind) is derived when
+    # read: recording stays cheap.
     local: tuple[str, int] = ("", 0)
     response_times: list[float] = field(default_factory=list)
     rule_number: int | None = None
+    # Parallel to ``responses``: True where the response repeats one already sent
+    # (Timer G until the ACK, the last response again for a retransmitted request).
+    # Shared with the transaction like ``responses``; shorter (an entry built by hand,
+    # or copied from an older worker) means False for the rest.
+    retransmitted: list[bool] = field(default_factory=list)
 
     @property
     def call_id(self) -> str | None:
@@ -93,9 +102,18 @@ class JournalEntry:
                 return value
         return None
 
+    def retransmission(self, index: int) -> bool:
+        """Whether response ``index`` repeats one already sent (``retransmitted``)."""
+        flags = self.retransmitted
+        return index < len(flags) and flags[index]
+
     @property
     def codes(self) -> list[int]:
-        return [int(r[8:11]) for r in self.responses if r[8:11].isdigit()]
+        """The status codes the request was answered with, retransmissions left out:
+        what a test asserts does not grow while a UDP client has not ACKed yet
+        (``responses`` holds every octet sent, ``retransmitted`` says which repeat)."""
+        return [int(r[8:11]) for i, r in enumerate(self.responses)
+                if r[8:11].isdigit() and not self.retransmission(i)]
 
 
 def rfc3339(moment: datetime) -> str:
@@ -104,9 +122,24 @@ def rfc3339(moment: datetime) -> str:
 
 
 class Journal:
-    def __init__(self, size: int = 1000, wall_clock: Callable[[], float] = time.time) -> None:
+    """The entries, and the one clock every time in them is read from.
+
+    Times are the journal's own, never the engine's: a running server's engine clock
+    is its event loop's, which uvloop keeps in whole milliseconds, while the wire
+    (and ``received_at``) has microseconds. ``stamp`` reads ``clock`` (monotonic),
+    rounds it to the microsecond and keeps every stamp later than the one before, so
+    that sorting an entry's request and responses, or many entries', by time gives
+    the order they crossed the wire in: the request is stamped when it is recorded,
+    before the transport sends what it caused, and a later response when its
+    transaction tells the journal, just before it is sent.
+    """
+
+    def __init__(self, size: int = 1000, wall_clock: Callable[[], float] = time.time,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
         self.wall_clock = wall_clock  # seconds since the epoch, for received_at
+        self.clock = clock  # seconds, monotonic: every time in an entry
+        self._stamped = -math.inf
         self._entries: deque[JournalEntry] = deque(maxlen=size)
         self._seq = itertools.count(1)
         # Called with each entry once the engine has filled it in (e.g. to wake waiters);
@@ -119,22 +152,38 @@ class Journal:
         self.hits: Counter[int] = Counter()
         self.hits_scenario: Scenario | None = None
 
+    def stamp(self) -> float:
+        """Now on ``clock``, in whole microseconds, later than every earlier stamp."""
+        now = round(self.clock(), 6)
+        if now <= self._stamped:
+            now = round(self._stamped + 1e-6, 6)
+        self._stamped = now
+        return now
+
     def record(self, outcome: Outcome) -> None:
         """Add the entry for one handled message (a transport's ``Recorder``) and tell
         the listeners. A request that started a transaction shares its response list:
-        what the transaction sends later (timer steps, a 487 after CANCEL) shows here."""
+        what the transaction sends later (timer steps, a 487 after CANCEL, Timer G's
+        retransmissions) shows here. A CANCEL's entry holds its own 200 only: the 487
+        it caused belongs to the INVITE's entry, stamped after the CANCEL's."""
         source = outcome.source
         request = outcome.request
         rule = outcome.rule
         txn = outcome.transaction
+        now = self.stamp()
         if txn is not None:
-            responses, times = txn.responses, txn.times
+            responses, repeats = txn.responses, txn.retransmitted
         else:
-            responses = [s.data for s in outcome.sends if s.data]
-            times = [outcome.time] * len(responses)
+            ended = outcome.ended
+            responses = [s.data for s in outcome.sends if s.data and (
+                ended is None or not any(s.data is r for r in ended.responses))]
+            note = outcome.note
+            # A retransmitted request gets the transaction's last response again.
+            again = note is not None and note.startswith("retransmission")
+            repeats = [again] * len(responses)
         entry = JournalEntry(
             next(self._seq),
-            outcome.time,
+            now,
             source.transport,
             source.remote,
             outcome.data,
@@ -144,10 +193,11 @@ class Journal:
             responses=responses,
             received_at=datetime.fromtimestamp(self.wall_clock(), UTC),
             local=source.local,
-            response_times=times,
+            response_times=[self.stamp() for _ in responses],
+            retransmitted=repeats,
         )
         if txn is not None:
-            txn.on_response = partial(self._updated, entry)
+            txn.on_response = partial(self._updated, entry, txn)
         if rule is not None:
             number = entry.rule_number = rule.number
             if outcome.scenario is not self.hits_scenario:
@@ -165,15 +215,20 @@ class Journal:
         self._entries.append(entry)
         for listener in self.listeners:
             listener(entry)
+        ended = outcome.ended
+        if ended is not None and ended.on_response is not None:
+            ended.on_response()  # the INVITE's 487, after the CANCEL and its 200
 
     def record_answered(self, data: bytes, source: Source, time: float, scenario: Scenario,
                         rule: Rule | None, response: bytes | None, note: str | None) -> None:
         """Add the entry for a message the compiled path handled (uas/fast.py): the
         answer ``rule`` gave (``response``), or none with ``note`` (an absorbed ACK).
-        Nothing is parsed here; ``materialize`` does it when the journal is read."""
+        Nothing is parsed here; ``materialize`` does it when the journal is read.
+        ``time`` is the engine's clock: the entry's times are stamped (``stamp``)."""
+        now = self.stamp()
         entry = JournalEntry(
             next(self._seq),
-            time,
+            now,
             source.transport,
             source.remote,
             data,
@@ -183,7 +238,8 @@ class Journal:
             received_at=datetime.fromtimestamp(self.wall_clock(), UTC),
             unparsed=(scenario, source, rule),
             local=source.local,
-            response_times=[time] if response else [],
+            response_times=[self.stamp()] if response else [],
+            retransmitted=[False] if response else [],
         )
         if rule is not None:
             number = entry.rule_number = rule.number
@@ -197,7 +253,13 @@ class Journal:
         for listener in self.listeners:
             listener(entry)
 
-    def _updated(self, entry: JournalEntry) -> None:
+    def _updated(self, entry: JournalEntry, txn: Transaction) -> None:
+        """``txn`` sent ``entry`` a later response (or more): stamp it, and tell."""
+        times = entry.response_times
+        while len(times) < len(entry.responses):
+            times.append(self.stamp())
+        if txn.cancelled:
+            entry.outcome = CANCELLED
         for listener in self.update_listeners:
             listener(entry)
 
