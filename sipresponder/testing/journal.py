@@ -3,7 +3,9 @@
 A bounded ring buffer of entries, newest last. Each entry keeps the raw octets, the
 parsed start line and header fields, the rule that matched (or, for a request that
 fell through to the default, the closest rule and which of its conditions failed),
-and every response sent for it, including the ones a stateful rule sends later.
+and every response sent for it, including the ones a stateful rule sends later and
+the retransmissions (marked): an entry shows what crossed the wire, in the wire's order
+(``Journal.stamp``).
 """
 
 from __future__ import annotations
