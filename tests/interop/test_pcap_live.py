@@ -3,7 +3,8 @@
 ``tshark -i lo`` captures the traffic while it happens; the journal's pcap (the admin
 API's GET /api/requests.pcap) is exported afterwards; ``tshark -r`` reads both, and
 frame by frame they must agree: direction, method or status code, CSeq, in the same
-order. Two exchanges over UDP, each once:
+order; and so must the ladder (GET /api/ladder), a retransmission marked as one. Two
+exchanges over UDP, each once:
 
 - INVITE, 180, CANCEL, 200, 487, ACK: six frames (the export had seven, the 487 twice,
   the first before the CANCEL);
@@ -160,3 +161,12 @@ async def test_the_exported_pcap_equals_a_live_capture(
     assert on_the_wire[:len(first)] == first, on_the_wire
     assert on_the_wire[-1][1] == "ACK"
     assert frames(tshark, exported, port) == on_the_wire
+    # The ladder draws the same frames in the same order (its arrows name no CSeq).
+    async with http.get(base + "/api/ladder") as response:
+        assert response.status == 200
+        arrows = (await response.json())["arrows"]
+    assert [(a["from"] != "responder", a["label"].split(" ", 1)[0]) for a in arrows] == [
+        (toward, what) for toward, what, _ in on_the_wire]
+    assert [a["retransmission"] for a in arrows] == [
+        i > 0 and frame == on_the_wire[i - 1] and not frame[0]
+        for i, frame in enumerate(on_the_wire)]
