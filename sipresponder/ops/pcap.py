@@ -7,9 +7,8 @@ for the whole file, as a live capture has, the journal's (monotonic, in
 microseconds, stamped in the order the messages crossed the wire: testing/journal.py
 ``Journal.stamp``), put on the calendar by the first entry's wall-clock arrival.
 Sorted by it, the packets are in the order of a capture of the same exchange. The
-framing is
-synthetic: Ethernet (locally administered MACs), IPv4 or IPv6, and UDP for udp
-entries or TCP for every stream transport. Checksums are computed, so no dissector
+framing is synthetic: Ethernet (locally administered MACs), IPv4 or IPv6, and UDP for
+udp entries or TCP for every stream transport. Checksums are computed, so no dissector
 flags them. A response is written back to the address its request came from (the
 journal keeps no other; RFC 3261 18.2.2 sends it there unless the Via says otherwise).
 
