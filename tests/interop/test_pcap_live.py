@@ -20,6 +20,7 @@ that fails instead.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -156,6 +157,9 @@ async def test_the_exported_pcap_equals_a_live_capture(
     finally:
         returncode = await asyncio.to_thread(capture.stop)
     assert returncode == 0, capture.stderr
+    dropped = re.search(r"([0-9]+) packets? dropped", capture.stderr)
+    assert not dropped or dropped[1] == "0", (
+        f"the capture lost packets (tshark/kernel buffers, not the responder): {capture.stderr}")
 
     exported = tmp_path / "journal.pcap"
     async with http.get(base + "/api/requests.pcap") as response:
