@@ -102,6 +102,7 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         "cseq": entry.cseq,
         "kind": entry.kind,
         "response_times": entry.response_times,
+        "retransmitted": [entry.retransmission(i) for i in range(len(entry.responses))],
         "rule_number": entry.rule_number,
     }
     # The merged journal of --workers (ops/cluster.py) says which worker answered.
@@ -576,8 +577,9 @@ OPENAPI: dict[str, Any] = {
                                             "matches everything it would"}}},
             "Entry": {"type": "object", "properties": {
                 "seq": {"type": "integer"},
-                "time": {"type": "number", "description": "the server's monotonic clock "
-                         "(for intervals between entries)"},
+                "time": {"type": "number", "description": "arrival on the journal's "
+                         "monotonic clock, in seconds with microseconds, as "
+                         "response_times (for intervals and order, not dates)"},
                 "received_at": {"type": "string", "format": "date-time",
                                 "description": "wall-clock arrival, RFC 3339 in UTC, e.g. "
                                                "2026-11-28T01:58:33.123456Z"},
@@ -594,8 +596,16 @@ OPENAPI: dict[str, Any] = {
                 "near_miss": {"type": "object", "nullable": True, "properties": {
                     "rule": {"type": "string"},
                     "failed": {"type": "array", "items": {"type": "string"}}}},
-                "responses": {"type": "array", "items": {"type": "string"}},
-                "codes": {"type": "array", "items": {"type": "integer"}},
+                "responses": {"type": "array", "items": {"type": "string"},
+                              "description": "every response sent, in order, "
+                              "retransmissions included (see retransmitted)"},
+                "retransmitted": {"type": "array", "items": {"type": "boolean"},
+                                  "description": "parallel to responses: true where the "
+                                  "response repeats one already sent (Timer G until the "
+                                  "ACK, the last response for a retransmitted request)"},
+                "codes": {"type": "array", "items": {"type": "integer"},
+                          "description": "the codes the request was answered with, "
+                          "retransmissions left out"},
                 "worker": {"type": "integer", "description": "serve --workers only: the "
                            "worker that answered (seq is then the merged journal's)"},
                 "worker_seq": {"type": "integer", "description": "serve --workers only: "

@@ -248,6 +248,7 @@ def entry_from_json(data: dict[str, Any], seq: int, worker: int) -> WorkerEntry:
         local=(data["local"][0], data["local"][1]) if data.get("local") else ("", 0),
         response_times=list(data.get("response_times") or ()),
         rule_number=data.get("rule_number"),
+        retransmitted=list(data.get("retransmitted") or ()),
         worker=worker, worker_seq=data["seq"])
 
 

@@ -28,6 +28,7 @@ from ..scenario.positions import error_position, rule_tables, rule_text, section
 from ..scenario.shadow import shadow_warnings
 from ..testing.api import Responder
 from ..testing.journal import JournalEntry, Query
+from ..uas.outcome import KINDS
 from .ladder import ladder
 from .pcap import write_pcap
 
@@ -576,6 +577,8 @@ _LADDER = {"type": "object", "properties": {
             "class": {"type": "string", "enum": [
                 "request", "provisional", "success", "redirect", "client-error",
                 "server-error", "global-error", "absorbed", "retransmission", "rejected"]},
+            "retransmission": {"type": "boolean",
+                               "description": "a message sent again (a frame of its own)"},
             "time": {"type": "number"},
             "delta": {"type": "number", "description": "seconds since the previous arrow"},
             "outcome": {"type": "string", "description": "the entry's kind"},
@@ -585,10 +588,9 @@ _ENTRY_ADDITIONS: dict[str, Any] = {
               "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}},
     "call_id": {"type": "string", "nullable": True},
     "cseq": {"type": "string", "nullable": True},
-    "kind": {"type": "string", "enum": ["answered", "absorbed", "retransmission",
-                                        "not-answered", "fault", "rejected", "dropped"]},
+    "kind": {"type": "string", "enum": list(KINDS)},
     "response_times": {"type": "array", "items": {"type": "number"},
-                       "description": "when each response was sent (the time's clock)"},
+                       "description": "when each response was sent (time's clock)"},
     "rule_number": {"type": "integer", "nullable": True,
                     "description": "the matched rule's number (0: [default])"},
 }

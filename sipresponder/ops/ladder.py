@@ -5,6 +5,11 @@ console draws). One lane per peer (transport + address:port, in order of first
 appearance) and one for the responder; the entries grouped into calls by Call-ID;
 one arrow per message (the request, then each response sent for it) in time order,
 each with its label, class, delta from the previous arrow and the entry's outcome.
+An arrow is a frame on the wire: a response sent again (Timer G until the ACK, the
+last response for a retransmitted request) is one more arrow, of class
+``retransmission`` and with ``retransmission`` true, so the ladder has the frames of a
+live capture of the same exchange, in its order (the journal's times are stamped in
+that order, in microseconds: testing/journal.py ``Journal.stamp``).
 
 Arrow ids are ``"<seq>.0"`` for an entry's request and ``"<seq>.<i + 1>"`` for its
 response ``i`` (``response_index``), stable across reads while the entry exists.
@@ -68,14 +73,16 @@ def _request_class(entry: JournalEntry) -> str:
 
 
 def _summary(entries: list[JournalEntry]) -> str:
-    """``INVITE -> 180, 200; ACK; BYE -> 200``: each request (retransmissions left out)
-    with the codes it got, or its outcome when it got none."""
+    """``INVITE -> 180, 200; ACK; BYE -> 200``: each request (retransmissions left out,
+    requests and responses alike) with the codes it got, or its outcome when it got
+    none."""
     parts = []
     for entry in entries:
         if entry.kind == "retransmission":
             continue
         what = entry.method or "?"
-        codes = [c for c in (status_line(r)[0] for r in entry.responses) if c is not None]
+        codes = [c for i, c in enumerate(status_line(r)[0] for r in entry.responses)
+                 if c is not None and not entry.retransmission(i)]
         if codes:
             parts.append(f"{what} -> {', '.join(map(str, codes))}")
         elif entry.kind in ("absorbed", "answered"):
@@ -108,18 +115,22 @@ def ladder(entries: Iterable[JournalEntry]) -> dict[str, Any]:
         common = {"seq": entry.seq, "outcome": entry.kind, "call_id": entry.call_id}
         arrows.append({"id": f"{entry.seq}.0", "response_index": None, "from": peer,
                        "to": RESPONDER, "label": request_label(entry),
-                       "class": _request_class(entry), "time": entry.time, **common})
+                       "class": _request_class(entry),
+                       "retransmission": entry.kind == "retransmission",
+                       "time": entry.time, **common})
         times = entry.response_times
         for i, response in enumerate(entry.responses):
             code, label = status_line(response)
+            again = entry.retransmission(i)
             if entry.kind == "rejected":
                 cls = "rejected"
-            elif entry.kind == "retransmission":
+            elif again or entry.kind == "retransmission":
                 cls = "retransmission"
             else:
                 cls = response_class(code)
             arrows.append({"id": f"{entry.seq}.{i + 1}", "response_index": i,
                            "from": RESPONDER, "to": peer, "label": label, "class": cls,
+                           "retransmission": again,
                            "time": times[i] if i < len(times) else entry.time, **common})
     # Stable: a response sent in the same instant as its request stays after it.
     arrows.sort(key=lambda a: a["time"])

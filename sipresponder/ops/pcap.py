@@ -1,10 +1,14 @@
 """Journal entries as a classic pcap file (``GET /api/requests.pcap``, ``sipresponder pcap``).
 
 Sans-I/O: entries in, the file's octets out. Each request and each response is its
-own packet, with the real addresses and ports, at its real time (the wall clock of
-the entry's arrival; a response at its offset on the engine's clock). The framing is
-synthetic: Ethernet (locally administered MACs), IPv4 or IPv6, and UDP for udp
-entries or TCP for every stream transport. Checksums are computed, so no dissector
+own packet, with the real addresses and ports, a retransmitted response as many
+times as it was sent (``JournalEntry.retransmitted``), at its real time: one clock
+for the whole file, as a live capture has, the journal's (monotonic, in
+microseconds, stamped in the order the messages crossed the wire: testing/journal.py
+``Journal.stamp``), put on the calendar by the first entry's wall-clock arrival.
+Sorted by it, the packets are in the order of a capture of the same exchange. The
+framing is synthetic: Ethernet (locally administered MACs), IPv4 or IPv6, and UDP for
+udp entries or TCP for every stream transport. Checksums are computed, so no dissector
 flags them. A response is written back to the address its request came from (the
 journal keeps no other; RFC 3261 18.2.2 sends it there unless the Via says otherwise).
 
@@ -69,19 +73,27 @@ class Message:
 
 def messages(entries: Iterable[JournalEntry]) -> list[Message]:
     """The requests and responses of ``entries`` in time order."""
+    ordered = sorted(entries, key=lambda e: e.seq)
+    if not ordered:
+        return []
+    # Each entry's own wall clock would put a response of one entry and the request of
+    # another in whatever order the two clocks' skew says (NTP slews the wall clock):
+    # the journal's clock orders, one arrival dates.
+    epoch = ordered[0].received_at.timestamp() - ordered[0].time
     out: list[Message] = []
-    for entry in sorted(entries, key=lambda e: e.seq):
-        # Anchor the engine's monotonic clock to the arrival's wall clock.
-        epoch = entry.received_at.timestamp()
+    for entry in ordered:
         local = _local(entry)
-        out.append(Message(epoch, entry.transport, entry.remote, local, entry.raw, True))
+        out.append(Message(entry.time, entry.transport, entry.remote, local, entry.raw,
+                           True))
         for i, response in enumerate(entry.responses):
             sent = entry.response_times[i] if i < len(entry.response_times) else entry.time
-            out.append(Message(epoch + max(0.0, sent - entry.time), entry.transport, local,
-                               entry.remote, response, False))
+            out.append(Message(max(sent, entry.time), entry.transport, local, entry.remote,
+                               response, False))
     for order, message in enumerate(out):
         message.order = order
     out.sort(key=lambda m: (m.time, m.order))
+    for message in out:
+        message.time += epoch
     return out
 
 

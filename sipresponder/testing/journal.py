@@ -3,7 +3,9 @@
 A bounded ring buffer of entries, newest last. Each entry keeps the raw octets, the
 parsed start line and header fields, the rule that matched (or, for a request that
 fell through to the default, the closest rule and which of its conditions failed),
-and every response sent for it, including the ones a stateful rule sends later.
+and every response sent for it, including the ones a stateful rule sends later and
+the retransmissions (marked): an entry shows what crossed the wire, in the wire's order
+(``Journal.stamp``).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from typing import TYPE_CHECKING
 from ..scenario.globs import glob_match
 from ..sip.message import NotARequest, parse_request
 from ..sip.transports import MESSAGE_FRAMED
-from ..uas.outcome import note_kind
+from ..uas.outcome import CANCELLED, note_kind
 
 if TYPE_CHECKING:
     from ..scenario.model import Rule, Scenario
     from ..sip.message import Request
     from ..uas.events import Source
     from ..uas.outcome import Outcome
+    from ..uas.transactions import Transaction
 
 
 @dataclass(slots=True)
@@ -41,7 +44,9 @@ class NearMiss:
 @dataclass(slots=True)
 class JournalEntry:
     seq: int
-    time: float  # the engine's clock (the event loop's time in a running server)
+    # When the message arrived, on the journal's clock (``Journal.stamp``: monotonic,
+    # in whole microseconds, in the order of the wire), like every time in the entry.
+    time: float
     transport: str
     remote: tuple[str, int]
     raw: bytes
@@ -60,12 +65,17 @@ class JournalEntry:
     # journal is read (``materialize``), not on the hot path.
     unparsed: tuple[Scenario, Source, Rule | None] | None = None
     # For the console's ladder: the responder's own address, when each response left
-    # (the engine's clock, parallel to ``responses``: shared with the transaction like
-    # the list) and the matched rule's number. What reading can derive (the Call-ID,
-    # the kind) is derived when read: recording stays cheap.
+    # (the journal's clock, like ``time``; parallel to ``responses``) and the matched
+    # rule's number. What reading can derive (the Call-ID, the kind) is derived when
+    # read: recording stays cheap.
     local: tuple[str, int] = ("", 0)
     response_times: list[float] = field(default_factory=list)
     rule_number: int | None = None
+    # Parallel to ``responses``: True where the response repeats one already sent
+    # (Timer G until the ACK, the last response again for a retransmitted request).
+    # Shared with the transaction like ``responses``; shorter (an entry built by hand,
+    # or copied from an older worker) means False for the rest.
+    retransmitted: list[bool] = field(default_factory=list)
 
     @property
     def call_id(self) -> str | None:
@@ -93,9 +103,18 @@ class JournalEntry:
                 return value
         return None
 
+    def retransmission(self, index: int) -> bool:
+        """Whether response ``index`` repeats one already sent (``retransmitted``)."""
+        flags = self.retransmitted
+        return index < len(flags) and flags[index]
+
     @property
     def codes(self) -> list[int]:
-        return [int(r[8:11]) for r in self.responses if r[8:11].isdigit()]
+        """The status codes the request was answered with, retransmissions left out:
+        what a test asserts does not grow while a UDP client has not ACKed yet
+        (``responses`` holds every octet sent, ``retransmitted`` says which repeat)."""
+        return [int(r[8:11]) for i, r in enumerate(self.responses)
+                if r[8:11].isdigit() and not self.retransmission(i)]
 
 
 def rfc3339(moment: datetime) -> str:
@@ -104,9 +123,24 @@ def rfc3339(moment: datetime) -> str:
 
 
 class Journal:
-    def __init__(self, size: int = 1000, wall_clock: Callable[[], float] = time.time) -> None:
+    """The entries, and the one clock every time in them is read from.
+
+    Times are the journal's own, never the engine's: a running server's engine clock
+    is its event loop's, which uvloop keeps in whole milliseconds, while the wire
+    (and ``received_at``) has microseconds. ``stamp`` reads ``clock`` (monotonic),
+    rounds it to the microsecond and keeps every stamp later than the one before, so
+    that sorting an entry's request and responses, or many entries', by time gives
+    the order they crossed the wire in: the request is stamped when it is recorded,
+    before the transport sends what it caused, and a later response when its
+    transaction tells the journal, just before it is sent.
+    """
+
+    def __init__(self, size: int = 1000, wall_clock: Callable[[], float] = time.time,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
         self.wall_clock = wall_clock  # seconds since the epoch, for received_at
+        self.clock = clock  # seconds, monotonic: every time in an entry
+        self._stamped = -1  # the last stamp, in microseconds
         self._entries: deque[JournalEntry] = deque(maxlen=size)
         self._seq = itertools.count(1)
         # Called with each entry once the engine has filled it in (e.g. to wake waiters);
@@ -119,22 +153,52 @@ class Journal:
         self.hits: Counter[int] = Counter()
         self.hits_scenario: Scenario | None = None
 
+    def stamp(self) -> float:
+        """Now on ``clock``, in whole microseconds, later than every earlier stamp."""
+        return self._reserve(1) / 1_000_000
+
+    def _reserve(self, count: int) -> int:
+        """The first of ``count`` consecutive stamps from now, in microseconds: a request
+        and the responses sent right after it is recorded, one clock read for all."""
+        # Integer microseconds: round(t, 6) costs a microsecond itself (a decimal
+        # conversion) on the path of every journaled request.
+        micros = int(self.clock() * 1_000_000 + 0.5)
+        if micros <= self._stamped:
+            micros = self._stamped + 1
+        self._stamped = micros + count - 1
+        return micros
+
     def record(self, outcome: Outcome) -> None:
         """Add the entry for one handled message (a transport's ``Recorder``) and tell
         the listeners. A request that started a transaction shares its response list:
-        what the transaction sends later (timer steps, a 487 after CANCEL) shows here."""
+        what the transaction sends later (timer steps, a 487 after CANCEL, Timer G's
+        retransmissions) shows here. A CANCEL's entry holds its own 200 only: the 487
+        it caused belongs to the INVITE's entry, stamped after the CANCEL's."""
         source = outcome.source
         request = outcome.request
         rule = outcome.rule
         txn = outcome.transaction
+        ended = outcome.ended
         if txn is not None:
-            responses, times = txn.responses, txn.times
+            responses, repeats = txn.responses, txn.retransmitted
         else:
-            responses = [s.data for s in outcome.sends if s.data]
-            times = [outcome.time] * len(responses)
+            if ended is None:
+                responses = [s.data for s in outcome.sends if s.data]
+            else:
+                responses = [s.data for s in outcome.sends if s.data and not any(
+                    s.data is r for r in ended.responses)]
+            note = outcome.note
+            # A retransmitted request gets the transaction's last response again.
+            repeats = [note is not None and note.startswith("retransmission")] * len(responses)
+        count = len(responses)
+        first = self._reserve(1 + count)
+        now = first / 1_000_000
+        # One response is the common case: no comprehension for it (its own frame).
+        times = [(first + 1) / 1_000_000] if count == 1 else [
+            (first + i) / 1_000_000 for i in range(1, 1 + count)]
         entry = JournalEntry(
             next(self._seq),
-            outcome.time,
+            now,
             source.transport,
             source.remote,
             outcome.data,
@@ -145,9 +209,10 @@ class Journal:
             received_at=datetime.fromtimestamp(self.wall_clock(), UTC),
             local=source.local,
             response_times=times,
+            retransmitted=repeats,
         )
         if txn is not None:
-            txn.on_response = partial(self._updated, entry)
+            txn.on_response = partial(self._updated, entry, txn)
         if rule is not None:
             number = entry.rule_number = rule.number
             if outcome.scenario is not self.hits_scenario:
@@ -165,15 +230,19 @@ class Journal:
         self._entries.append(entry)
         for listener in self.listeners:
             listener(entry)
+        if ended is not None and ended.on_response is not None:
+            ended.on_response()  # the INVITE's 487, after the CANCEL and its 200
 
     def record_answered(self, data: bytes, source: Source, time: float, scenario: Scenario,
                         rule: Rule | None, response: bytes | None, note: str | None) -> None:
         """Add the entry for a message the compiled path handled (uas/fast.py): the
         answer ``rule`` gave (``response``), or none with ``note`` (an absorbed ACK).
-        Nothing is parsed here; ``materialize`` does it when the journal is read."""
+        Nothing is parsed here; ``materialize`` does it when the journal is read.
+        ``time`` is the engine's clock: the entry's times are stamped (``stamp``)."""
+        first = self._reserve(2 if response else 1)
         entry = JournalEntry(
             next(self._seq),
-            time,
+            first / 1_000_000,
             source.transport,
             source.remote,
             data,
@@ -183,7 +252,8 @@ class Journal:
             received_at=datetime.fromtimestamp(self.wall_clock(), UTC),
             unparsed=(scenario, source, rule),
             local=source.local,
-            response_times=[time] if response else [],
+            response_times=[(first + 1) / 1_000_000] if response else [],
+            retransmitted=[False] if response else [],
         )
         if rule is not None:
             number = entry.rule_number = rule.number
@@ -197,7 +267,13 @@ class Journal:
         for listener in self.listeners:
             listener(entry)
 
-    def _updated(self, entry: JournalEntry) -> None:
+    def _updated(self, entry: JournalEntry, txn: Transaction) -> None:
+        """``txn`` sent ``entry`` a later response (or more): stamp it, and tell."""
+        times = entry.response_times
+        while len(times) < len(entry.responses):
+            times.append(self.stamp())
+        if txn.cancelled:
+            entry.outcome = CANCELLED
         for listener in self.update_listeners:
             listener(entry)
 

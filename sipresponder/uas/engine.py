@@ -162,7 +162,9 @@ class Engine:
         if transactions.table:
             found = transactions.match(request, source, via, now)
             if found is not None:
-                return Outcome(data, source, now, scenario, found[0], request, None, found[1])
+                sends, note, ended = found
+                return Outcome(data, source, now, scenario, sends, request, None, note,
+                               None, ended)
 
         if self._stateful:
             rule = scenario.match(request, source, self.states.admits)

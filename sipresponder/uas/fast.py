@@ -167,6 +167,9 @@ class FastPath:
             or request.error is not None
             or len(outcome.sends) != 1
             or outcome.scenario is not self.scenario
+            # A CANCEL's answer depends on the live transactions (RFC 3261 9.2: a
+            # ringing INVITE's ends with 487), which the table cannot see.
+            or request.method == "CANCEL"
         ):
             return None
         send = outcome.sends[0]

@@ -26,8 +26,12 @@ class Outcome:
     "retransmission: ..."); None means ``rule`` answered. ``request`` is None when
     the octets never became one (dropped before or by the parser, or an internal
     error). ``transaction`` is the stateful transaction the request started, if
-    any: the responses it sends later (timer steps, a 487 after CANCEL) go to its
-    ``responses`` list, the same list for the whole life of the transaction.
+    any: the responses it sends later (timer steps, a 487 after CANCEL, Timer G's
+    retransmissions) go to its ``responses`` list, the same list for the whole life of
+    the transaction. ``ended`` is the INVITE transaction a CANCEL ended: the 487 among
+    ``sends`` is that transaction's response, not this message's, and joined its list
+    unannounced; a recorder announces it (``Transaction.on_response``) after it has
+    recorded this message, the order the wire shows.
 
     A plain __slots__ class built once per message, positionally: the stateless
     path pays for one allocation and nothing else.
@@ -35,6 +39,7 @@ class Outcome:
 
     __slots__ = (
         "data",
+        "ended",
         "note",
         "request",
         "rule",
@@ -56,6 +61,7 @@ class Outcome:
         rule: Rule | None,
         note: str | None,
         transaction: Transaction | None = None,
+        ended: Transaction | None = None,
     ) -> None:
         self.data = data
         self.source = source
@@ -66,6 +72,7 @@ class Outcome:
         self.rule = rule
         self.note = note
         self.transaction = transaction
+        self.ended = ended
 
     @property
     def kind(self) -> str:
@@ -77,10 +84,14 @@ class Outcome:
         return f"<Outcome {what!r}: {len(self.sends)} send(s)>"
 
 
-KINDS = ("answered", "absorbed", "retransmission", "not-answered", "fault", "rejected",
-         "dropped")
+KINDS = ("answered", "absorbed", "retransmission", "not-answered", "cancelled", "fault",
+         "rejected", "dropped")
+# What a journal entry's outcome reads once a CANCEL ended its INVITE (never an
+# Outcome's note: the INVITE was handled before the CANCEL came).
+CANCELLED = "cancelled"
 _NOTE_KINDS = (
     ("ACK absorbed", "absorbed"),
+    (CANCELLED, "cancelled"),
     ("retransmission", "retransmission"),
     ("not answered", "not-answered"),
     ("rejected", "rejected"),

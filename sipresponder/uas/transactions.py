@@ -70,27 +70,35 @@ class Transaction:
     last: Send | None = None  # the response a retransmitted request gets again
     final_sent: bool = False
     acked: bool = False
-    cancelled: bool = False
+    cancelled: bool = False  # a CANCEL ended it with 487 (RFC 3261 9.2)
     steps: list[int] = field(default_factory=list)  # timer ids of pending responses
     retransmit_id: int | None = None
-    # The octets of every response sent in the transaction, in order, from the first
-    # (sent while the request is handled) to the last (a timer step, the 487 after a
-    # CANCEL); not the retransmissions. An Outcome names the transaction so that its
-    # recorder can follow this list.
+    # The octets of every response sent in the transaction, in the order they left:
+    # from the first (sent while the request is handled) to the last (a timer step,
+    # the 487 after a CANCEL), Timer G's retransmissions included; ``retransmitted``
+    # (parallel) marks those. An Outcome names the transaction so that its recorder
+    # can follow both lists: they are what the wire carried.
     responses: list[bytes] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)  # when each of ``responses`` was sent
-    # Told after each response joins ``responses`` (the journal, to announce a late one).
+    retransmitted: list[bool] = field(default_factory=list)
+    # Told after each response joins ``responses`` (the journal, to stamp and announce
+    # a late one).
     on_response: Callable[[], None] | None = None
     # What the final response becomes (a rule's fault, uas.faults.apply); None: itself.
     finish: Callable[[Send], list[Send]] | None = None
 
-    def sent(self, send: Send, now: float) -> Send:
-        """Note ``send``, sent at ``now``, as the transaction's latest response."""
-        self.last = send
+    def sent(self, send: Send, *, repeat: bool = False, announce: bool = True) -> Send:
+        """Note ``send`` as sent in the transaction: its latest response, or with
+        ``repeat`` a retransmission of it. ``announce`` False: the message being
+        handled caused it (a CANCEL's 487) and its Outcome names this transaction
+        (``Outcome.ended``), whose recorder tells ``on_response`` once that message is
+        recorded, so that a journal shows the response after the request that caused
+        it, as the wire does."""
+        if not repeat:
+            self.last = send
         if send.data:  # empty: withheld (settings.max_amplification)
             self.responses.append(send.data)
-            self.times.append(now)
-            if self.on_response is not None:
+            self.retransmitted.append(repeat)
+            if announce and self.on_response is not None:
                 self.on_response()
         return send
 
@@ -216,7 +224,7 @@ class Transactions:
         ]
         if request.method == "INVITE" and delays[0] > 0 and steps[0][1] != 100:
             # RFC 3261 17.2.1: 100 Trying when the TU will not answer right away.
-            out.append(txn.sent(self.respond(TRYING, 100, request, source, via, echo), now))
+            out.append(txn.sent(self.respond(TRYING, 100, request, source, via, echo)))
         elapsed = 0.0
         for i, (spec, code) in enumerate(steps):
             final = ends and i == len(steps) - 1
@@ -233,14 +241,16 @@ class Transactions:
 
     def match(
         self, request: Request, source: Source, via: Via, now: float
-    ) -> tuple[list[Send], str] | None:
-        """A retransmitted request or a CANCEL of a pending INVITE: what to send and
-        the journal's note; None when the request belongs to no transaction."""
+    ) -> tuple[list[Send], str, Transaction | None] | None:
+        """A retransmitted request or a CANCEL of a pending INVITE: what to send, the
+        journal's note and the INVITE transaction a CANCEL ended (its 487 is among
+        the sends, and joins that transaction's responses unannounced: see
+        ``Transaction.sent``); None when the request belongs to no transaction."""
         txn = self.table.get(transaction_key(request, request.method))
         if txn is not None:
             self.counters["retransmitted_requests"] += 1
             sends = [txn.last] if txn.last is not None else []
-            return sends, "retransmission: the last response again"
+            return sends, "retransmission: the last response again", None
         if request.method != "CANCEL":
             return None
         txn = self.table.get(transaction_key(request, "INVITE"))
@@ -252,14 +262,16 @@ class Transactions:
         tag_key = self.scenario.tag_key
         echo = Echo(request, source.remote, tag_key)
         out = [self.respond(CANCEL_OK, 200, request, source, via, echo)]
-        if not txn.final_sent:
-            invite = txn.request
-            out.append(txn.sent(self.respond(
-                REQUEST_TERMINATED, 487, invite, source, invite.top_via_lenient(),
-                Echo(invite, source.remote, tag_key),
-            ), now))
-            self._completed(txn, source, now)
-        return out, note
+        if txn.final_sent:
+            return out, note, None
+        invite = txn.request
+        txn.cancelled = True
+        out.append(txn.sent(self.respond(
+            REQUEST_TERMINATED, 487, invite, source, invite.top_via_lenient(),
+            Echo(invite, source.remote, tag_key),
+        ), announce=False))
+        self._completed(txn, source, now)
+        return out, note, txn
 
     def absorb_ack(self, request: Request) -> None:
         """An ACK ends Timer G of its INVITE (RFC 3261 17.2.1); it gets no response."""
@@ -295,12 +307,12 @@ class Transactions:
             return []
         send = self.respond(spec, code, txn.request, source, via, echo)
         if not final:
-            return [txn.sent(send, now)]
+            return [txn.sent(send)]
         sends = [send] if txn.finish is None else txn.finish(send)
         if not sends:
             txn.last = None  # nothing final to repeat: no provisional again either
         for each in sends:
-            txn.sent(each, now)
+            txn.sent(each)
         self._completed(txn, source, now)
         return sends
 
@@ -324,7 +336,7 @@ class Transactions:
             now + interval, partial(self._retransmit, txn, interval)
         )
         self.counters["retransmissions"] += 1
-        return [txn.last]
+        return [txn.sent(txn.last, repeat=True)]
 
     def _expire(self, txn: Transaction, now: float) -> list[Send]:
         self.timers.cancel(txn.retransmit_id)

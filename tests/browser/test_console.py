@@ -145,7 +145,8 @@ def arrows(driver: Any) -> list[dict[str, Any]]:
                   to: g.dataset.to, label: g.dataset.label, outcome: g.dataset.outcome,
                   text: g.querySelector('.label').textContent, callId: g.dataset.callId,
                   x1: +line.getAttribute('x1'), x2: +line.getAttribute('x2'), y: box.y,
-                  dash: style.strokeDasharray, head: line.getAttribute('marker-end')};
+                  dash: style.strokeDasharray, head: line.getAttribute('marker-end'),
+                  again: g.dataset.retransmission};
         });""")
     return result
 
@@ -444,6 +445,87 @@ def test_a_later_response_updates_the_call_and_its_ladder(
         assert delta.startswith("Δ 2.0") or delta.startswith("Δ 1.99"), delta
     finally:
         assert peer.wait(WAIT) == 0  # sipsak got its 200
+
+
+WIRE_SCENARIO = """\
+[settings]
+timer_t1 = 0.05
+
+[[rule]]
+name = "ring"
+match = { method = "INVITE", user = "ring" }
+provisional = [180]
+action = "provisional-only"
+
+[[rule]]
+name = "answer"
+match = { method = "INVITE", user = "answer" }
+provisional = [180]
+code = 200
+
+[default]
+code = 200
+"""
+
+
+def wire_calls(port: int) -> tuple[str, str]:
+    """INVITE, 180, CANCEL, 200, 487, ACK; then INVITE, 180, 200 and Timer G's copies
+    of the 200 until the client ACKs after the third. The two Call-IDs."""
+    from tests.sipclient import make_request, parse_response
+
+    tag = uuid.uuid4().hex[:8]
+    cancelled, repeated = f"console-cancel-{tag}", f"console-timer-g-{tag}"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(WAIT)
+        sock.connect(("127.0.0.1", port))
+        via = f"127.0.0.1:{sock.getsockname()[1]}"
+
+        def send(method: str, user: str, call_id: str, branch: str, to_tag: str | None = None,
+                 expect: int = 0) -> list[Any]:
+            sock.send(make_request(method, f"sip:{user}@127.0.0.1", via_host=via,
+                                   call_id=call_id, branch=branch, to_tag=to_tag))
+            return [parse_response(sock.recv(65535)) for _ in range(expect)]
+
+        assert [r.code for r in send("INVITE", "ring", cancelled, f"z9hG4bK-{tag}c",
+                                     expect=1)] == [180]
+        got = send("CANCEL", "ring", cancelled, f"z9hG4bK-{tag}c", expect=2)
+        assert sorted(r.code for r in got) == [200, 487]
+        final = next(r for r in got if r.code == 487)
+        send("ACK", "ring", cancelled, f"z9hG4bK-{tag}c", final.get("To").split("tag=")[1])
+        got = send("INVITE", "answer", repeated, f"z9hG4bK-{tag}g", expect=4)
+        assert [r.code for r in got] == [180, 200, 200, 200]
+        send("ACK", "answer", repeated, f"z9hG4bK-{tag}a", got[1].get("To").split("tag=")[1])
+    return cancelled, repeated
+
+
+def test_a_cancelled_call_and_timer_g_copies_are_drawn_as_the_wire_had_them(
+        browser: Any, console_server: ConsoleServer, traffic: Traffic) -> None:
+    """The CANCEL's 487 once, after its 200, and a CANCELLED badge on the INVITE; each
+    copy of a 200 sent again an arrow of its own, drawn and labelled as a retransmission."""
+    put_scenario(console_server, WIRE_SCENARIO)
+    cancelled, repeated = wire_calls(console_server.responder.udp_port)
+    wait_for(browser, lambda d: sum(e["method"] == "ACK" and e["call_id"] in (cancelled, repeated)
+                                    for e in api(console_server, "/api/requests")["entries"]) == 2,
+             "both ACKs in the journal")
+    entries = api(console_server, "/api/requests")["entries"]
+    [invite] = [e for e in entries if e["call_id"] == repeated and e["method"] == "INVITE"]
+    open_console(browser, console_server, calls=len(call_rows_now(browser, console_server)))
+
+    drawn = pick_call(browser, cancelled, 6)
+    assert [(a["cls"], a["label"].split(" ")[0]) for a in drawn] == [
+        ("request", "INVITE"), ("provisional", "180"), ("request", "CANCEL"),
+        ("success", "200"), ("client-error", "487"), ("absorbed", "ACK")], drawn
+    badges = [b.text for b in css(browser, '#ladder .badge[data-outcome="cancelled"] text')]
+    assert badges == ["CANCELLED"], badges
+
+    copies = len(invite["responses"]) - 2  # Timer G's, each a frame on the wire
+    assert copies >= 2 and invite["retransmitted"] == [False, False] + [True] * copies
+    drawn = pick_call(browser, repeated, 1 + len(invite["responses"]) + 1)
+    again = [a for a in drawn if a["again"] == "true"]
+    assert len(again) == copies and all(a["cls"] == "retransmission" for a in again), drawn
+    assert all(a["label"] == "200 OK" and "(retransmission)" in a["text"] for a in again), drawn
+    assert again[0]["dash"] not in ("none", ""), again[0]
+    assert [a["again"] for a in drawn[:3]] == ["false"] * 3, drawn
 
 
 def put_scenario(server: ConsoleServer, text: str) -> None:

@@ -78,10 +78,13 @@ function ruleNameMatches(label, name) {
 export function summarize(entries) {
   const parts = [];
   for (const e of entries) {
+    // codes leaves retransmitted responses out; they are counted after them instead.
     const codes = (e.codes || []).join(" ");
     const method = e.method || "(malformed)";
-    const mark = { "not-answered": " (no answer)", fault: " (fault)", rejected: " (rejected)", dropped: " (dropped)", retransmission: " (retransmitted)" }[e.kind] || "";
-    const text = `${method}${codes ? ` ${codes}` : ""}${mark}`;
+    const mark = { "not-answered": " (no answer)", cancelled: " (cancelled)", fault: " (fault)", rejected: " (rejected)", dropped: " (dropped)", retransmission: " (retransmitted)" }[e.kind] || "";
+    const again = e.kind === "retransmission" ? 0 : (e.retransmitted || []).filter(Boolean).length;
+    const repeats = again ? ` (+${again} retransmitted)` : "";
+    const text = `${method}${codes ? ` ${codes}` : ""}${repeats}${mark}`;
     // Repeats (a client's retransmissions) count up instead of filling the row.
     const last = parts[parts.length - 1];
     if (last && last.text === text) last.times += 1;

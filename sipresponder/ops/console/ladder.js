@@ -1,7 +1,9 @@
 // The ladder (sequence) diagram of GET /api/ladder as inline SVG: a lane per peer and one
 // for the responder, one arrow per message in time order. Each kind of message differs by
 // more than colour: line style (dashed provisional, dotted ACK, dash-dot retransmission),
-// the arrow head (filled, open, round, cross), an icon and a word in the label.
+// the arrow head (filled, open, round, cross), an icon and a word in the label. An arrow
+// is a frame on the wire: a response sent again (Timer G, a retransmitted request
+// answered again) is an arrow of its own, drawn as a retransmission.
 
 import { h, s, clear } from "./dom.js";
 
@@ -33,6 +35,7 @@ export const CLASS_WORDS = {
 
 const OUTCOME_WORDS = {
   "not-answered": "no answer",
+  cancelled: "cancelled",
   dropped: "dropped",
   fault: "fault",
   rejected: "rejected",
@@ -155,6 +158,7 @@ function icon(kind, x, y) {
     rejected: "M-3,-3 L3,3 M3,-3 L-3,3",
     fault: "M1,-5 L-2,0.5 L1.5,0.5 L-1,5", // lightning
     "not-answered": "M0,-3 L0,0.5 L2.5,2", // clock hands
+    cancelled: "M-2.5,-2.5 L2.5,-2.5 L2.5,2.5 L-2.5,2.5 Z", // stop
     dropped: "M-3,-3 L3,3 M3,-3 L-3,3",
   };
   if (!paths[kind]) return null;
@@ -296,6 +300,7 @@ function drawArrow(arrow, y, geometry, t0, showTimes, onSelect, selectedId) {
     class: `arrow ${cls}${arrow.id === selectedId ? " selected" : ""}`,
     tabindex: 0, role: "button", "data-id": arrow.id, "data-seq": arrow.seq,
     "data-class": cls, "data-outcome": arrow.outcome || "", "data-from": arrow.from, "data-to": arrow.to,
+    "data-retransmission": arrow.retransmission ? "true" : "false",
     "data-label": arrow.label, "data-call-id": arrow.call_id || "",
     "aria-label": spoken,
   });
@@ -397,6 +402,6 @@ export function drawLegend(container) {
       s("g", { class: `arrow ${cls}` }, s("line", { class: "line", x1: 2, y1: 6, x2: 40, y2: 6, "marker-end": `url(#head-${cls})` })));
     list.append(h("li", { class: `legend-${cls}` }, sample, text));
   }
-  list.append(h("li", { class: "legend-badge" }, "badges: no answer, dropped, fault, rejected"));
+  list.append(h("li", { class: "legend-badge" }, "badges: no answer, cancelled, dropped, fault, rejected"));
   container.append(list);
 }

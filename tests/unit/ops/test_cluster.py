@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -35,6 +36,18 @@ def test_an_entry_crosses_the_channel_unchanged_but_for_its_numbers() -> None:
     assert shown == {**entry_json(ENTRY), "seq": 41, "worker": 3, "worker_seq": 7}
     assert merged.raw == ENTRY.raw and merged.received_at == ENTRY.received_at
     assert merged.header("call-id") == "x@y" and merged.codes == [200]
+
+
+def test_retransmissions_stay_marked_across_the_channel() -> None:
+    """Under --workers the console reads the merged copy: a Timer G copy of the 200
+    must stay a retransmission there (the marks were dropped before)."""
+    again = replace(ENTRY, responses=[*ENTRY.responses] * 2, retransmitted=[False, True],
+                    response_times=[12.500001, 13.000001])
+    shown = entry_json(again)
+    assert shown["retransmitted"] == [False, True] and shown["codes"] == [200]
+    merged = entry_from_json(shown, seq=1, worker=0)
+    assert merged.retransmitted == [False, True] and merged.codes == [200]
+    assert merged.response_times == [12.500001, 13.000001]
 
 
 def test_the_merged_journal_is_bounded_and_queried_by_its_own_numbers() -> None:

@@ -7,6 +7,13 @@ from typing import Any
 
 from sipresponder.ops.ladder import ladder, status_line
 from sipresponder.testing.journal import JournalEntry
+from tests.unit.ops.exchanges import (
+    CANCEL_FRAMES,
+    TIMER_G_FRAMES,
+    Frame,
+    cancelled_call,
+    timer_g_call,
+)
 
 PEER = ("127.0.0.1", 40000)
 # A kind as the journal has it: the outcome's note and the matched rule's label.
@@ -130,3 +137,56 @@ def test_status_line() -> None:
     assert status_line(b"SIP/2.0 200\r\n") == (200, "200")
     assert status_line(b"SIP/2.0 2000 OK\r\n")[0] is None
     assert status_line(b"HTTP/1.1 200 OK\r\n")[0] is None
+
+
+def frames(model: dict[str, Any]) -> list[Frame]:
+    """(from the peer?, method or code, CSeq) of each arrow, as a capture lists frames."""
+    by_seq: dict[int, str] = {}
+    out: list[Frame] = []
+    for arrow in model["arrows"]:
+        label = arrow["label"].split(" ", 1)[0]
+        if arrow["response_index"] is None:
+            by_seq[arrow["seq"]] = label
+        cseq = "1 " + (by_seq[arrow["seq"]] if arrow["response_index"] is None
+                       else _method_of(model, arrow))
+        out.append((arrow["from"] != "responder", label, cseq))
+    return out
+
+
+def _method_of(model: dict[str, Any], arrow: dict[str, Any]) -> str:
+    """A response's CSeq method: its request's (a CANCEL's 487 would say INVITE only if
+    it were on the INVITE's entry, which is the point)."""
+    request = next(a for a in model["arrows"]
+                   if a["seq"] == arrow["seq"] and a["response_index"] is None)
+    return str(request["label"].split(" ", 1)[0])
+
+
+def test_a_cancelled_call_has_the_frames_of_the_wire() -> None:
+    """Six frames, the 487 once and after the CANCEL's 200 (it was drawn twice, the
+    first before the CANCEL); the INVITE's badge reads cancelled."""
+    model = ladder(cancelled_call())
+    assert frames(model) == CANCEL_FRAMES
+    assert [a["outcome"] for a in model["arrows"] if a["seq"] == 1] == ["cancelled"] * 3
+    assert [a["class"] for a in model["arrows"]] == [
+        "request", "provisional", "request", "success", "client-error", "absorbed"]
+    assert [c["summary"] for c in model["calls"]] == ["INVITE -> 180, 487; CANCEL -> 200; ACK"]
+    times = [a["time"] for a in model["arrows"]]
+    assert times == sorted(times) and len(set(times)) == len(times)
+
+
+def test_timer_g_retransmissions_are_arrows_of_their_own() -> None:
+    model = ladder(timer_g_call())
+    assert frames(model) == TIMER_G_FRAMES
+    assert [(a["class"], a["retransmission"]) for a in model["arrows"]] == [
+        ("request", False), ("provisional", False), ("success", False),
+        ("retransmission", True), ("retransmission", True), ("absorbed", False)]
+    assert [round(a["delta"], 6) for a in model["arrows"]][3:] == [0.499998, 1.0, 0.1]
+    assert [c["summary"] for c in model["calls"]] == ["INVITE -> 180, 200; ACK"]
+
+
+def test_a_retransmitted_request_and_its_answer_are_marked() -> None:
+    again = entry(2, "INVITE", "c", 1.5, [(response(200, "OK"), 1.5)], kind="retransmission")
+    again.retransmitted = [True]
+    arrows = ladder([again])["arrows"]
+    assert [(a["class"], a["retransmission"]) for a in arrows] == [
+        ("retransmission", True), ("retransmission", True)]

@@ -16,6 +16,14 @@ from sipresponder.ops.pcap import (
     write_pcap,
 )
 from sipresponder.testing.journal import JournalEntry
+from tests.unit.ops.exchanges import (
+    CANCEL_FRAMES,
+    TIMER_G_FRAMES,
+    UDP,
+    Frame,
+    cancelled_call,
+    timer_g_call,
+)
 
 ARRIVAL = datetime(2026, 12, 1, 8, 0, 0, 250000, tzinfo=UTC)
 REQUEST = (b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-1"
@@ -178,3 +186,47 @@ def test_an_empty_journal_is_a_valid_file_and_odd_input_does_not_crash() -> None
     assert packets[2].dst == ("0.0.0.0", 0)
     assert (packets[4].src, packets[4].dst) == (("::ffff:7f00:1", 1), ("::", 5060))
     assert (packets[6].src, packets[6].dst) == (("::ffff:0:0", 1), ("fe80::1", 5060))
+
+
+def wire_frames(packets: list[Packet]) -> list[Frame]:
+    """(from the peer?, method or code, CSeq) of each packet, as tshark lists them."""
+    out = []
+    for packet in packets:
+        head = packet.payload.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+        words = head[0].split(" ")
+        what = words[1] if words[0] == "SIP/2.0" else words[0]
+        cseq = next(line.split(":", 1)[1].strip() for line in head
+                    if line.lower().startswith("cseq:"))
+        out.append((packet.src == UDP.remote, what, cseq))
+    return out
+
+
+def test_a_cancelled_call_has_six_packets_like_the_wire() -> None:
+    """Seven before: the 487 was on the CANCEL's entry too, and the first copy came
+    before the CANCEL."""
+    packets = read(write_pcap(cancelled_call()))
+    assert wire_frames(packets) == CANCEL_FRAMES
+    assert [p.time for p in packets] == sorted(p.time for p in packets)
+
+
+def test_timer_g_retransmissions_are_packets_at_their_times() -> None:
+    entries = timer_g_call()
+    packets = read(write_pcap(entries))
+    assert wire_frames(packets) == TIMER_G_FRAMES
+    start = entries[0].received_at.timestamp()
+    assert [round(p.time - start, 6) for p in packets] == [
+        0.0, 0.000001, 0.000002, 0.5, 1.5, 1.6]
+
+
+def test_one_clock_orders_the_file_whatever_each_arrival_says() -> None:
+    """A response of one entry and the next entry's request 2 us apart on the journal's
+    clock, while the wall clock read at the second arrival was slewed 1 ms back: the
+    file keeps the journal's order (it followed each entry's wall clock before)."""
+    first = entry(1, response_times=[100.000003])
+    second = entry(2, time=100.000001, remote=("127.0.0.1", 40001))
+    second.received_at = ARRIVAL + timedelta(seconds=0.000001 - 0.001)
+    packets = read(write_pcap([first, second]))
+    assert [(p.src[1], p.dst[1]) for p in packets] == [
+        (40000, 5060), (40001, 5060), (5060, 40001), (5060, 40000)]
+    assert [round(p.time - ARRIVAL.timestamp(), 6) for p in packets] == [
+        0.0, 0.000001, 0.000001, 0.000003]

@@ -72,7 +72,10 @@ def test_transaction_started_retransmission_and_cancel() -> None:
     cancel = e.handle(make_request("CANCEL", "sip:a@x", branch="z9hG4bK-o1", call_id="o1"),
                       UDP, 1.0)
     assert cancel.note == "CANCEL of a pending INVITE" and len(cancel.sends) == 2
-    assert txn.responses[-1] == cancel.sends[1].data  # the 487 reaches the INVITE's list
+    assert txn.responses[-1] is cancel.sends[1].data  # the 487 reaches the INVITE's list
+    # ... and is the INVITE's: the CANCEL's Outcome names the transaction it ended.
+    assert cancel.ended is txn and cancel.transaction is None and txn.cancelled
+    assert again.ended is None
 
 
 def test_rate_limit_drop_then_503() -> None:
@@ -113,6 +116,7 @@ def test_an_internal_error_costs_one_message(monkeypatch: pytest.MonkeyPatch) ->
     ("choice[1]; fault: random-bytes", True, "fault"),
     ("choice[0]", True, "answered"),
     ("CANCEL of a pending INVITE", False, "answered"),
+    ("cancelled", True, "cancelled"),  # what the journal writes on the INVITE's entry
 ])
 def test_kind(note: str | None, has_rule: bool, kind: str) -> None:
     e = default()

@@ -115,16 +115,33 @@ def test_responses_list_follows_the_transaction() -> None:
     assert txn.responses == [b"180 INVITE", b"200 INVITE"]
 
 
-def test_each_response_has_its_send_time_and_tells_the_observer() -> None:
+def test_each_later_response_tells_the_observer() -> None:
     h = Harness()
     data = make_request("INVITE", "sip:a@x", transport="TCP")
     h.start(data, [(0.0, 180), (2.0, 200)], TCP)
     txn = h.txns.table[transaction_key(parse(data), "INVITE")]
     told: list[int] = []
     txn.on_response = lambda: told.append(len(txn.responses))
-    assert txn.times == [0.0]
     h.fire_all(5.0)
-    assert txn.times == [0.0, 2.0] and told == [2]
+    assert told == [2] and txn.retransmitted == [False, False]
+
+
+def test_timer_g_retransmissions_join_the_responses_marked() -> None:
+    """The wire carries every Timer G retransmission: so does the transaction's list,
+    each marked, and the observer hears of each one (before: only the first 200)."""
+    h = Harness()
+    data = make_request("INVITE", "sip:a@x", call_id="g-1")
+    h.start(data, [(0.0, 180), (1.0, 200)])
+    txn = h.txns.table[transaction_key(parse(data), "INVITE")]
+    told: list[int] = []
+    txn.on_response = lambda: told.append(len(txn.responses))
+    assert [d for _, d in h.fire_all(3.5)] == [b"200 INVITE"] * 3  # at 1.0, 1.5, 2.5
+    assert txn.responses == [b"180 INVITE"] + [b"200 INVITE"] * 3
+    assert txn.retransmitted == [False, False, True, True]
+    assert told == [2, 3, 4]
+    assert txn.last is not None and txn.last.data == b"200 INVITE"
+    h.txns.absorb_ack(parse(make_request("ACK", "sip:a@x", call_id="g-1")))
+    assert h.fire_all(20.0) == [] and len(txn.responses) == 4
 
 
 def test_retransmitted_request_gets_the_last_response() -> None:
@@ -134,9 +151,9 @@ def test_retransmitted_request_gets_the_last_response() -> None:
     again = parse(data)
     found = h.txns.match(again, UDP, again.top_via_lenient(), 1.0)
     assert found is not None
-    sends, note = found
+    sends, note, ended = found
     assert [s.data for s in sends] == [b"180 INVITE"]
-    assert note.startswith("retransmission")
+    assert note.startswith("retransmission") and ended is None
     assert h.counters["retransmitted_requests"] == 1
 
 
@@ -146,13 +163,19 @@ def test_cancel_of_pending_invite_answers_200_and_487() -> None:
     _, request = h.start(invite, [(0.0, 180), (5.0, 200)])
     cancel = parse(make_request("CANCEL", "sip:a@x", branch="z9hG4bK-can",
                                         call_id="can"))
+    txn = h.txns.table[transaction_key(request, "INVITE")]
+    told: list[int] = []
+    txn.on_response = lambda: told.append(len(txn.responses))
     found = h.txns.match(cancel, UDP, cancel.top_via_lenient(), 1.0)
     assert found is not None
     assert [s.data for s in found[0]] == [b"200 CANCEL", b"487 INVITE"]
-    txn = h.txns.table[transaction_key(request, "INVITE")]
+    assert found[2] is txn and txn.cancelled
     assert txn.final_sent and txn.responses == [b"180 INVITE", b"487 INVITE"]
+    # The 487 joined unannounced: the CANCEL's recorder announces it (Outcome.ended).
+    assert told == []
     # The 200 step is cancelled; the 487 is retransmitted (Timer G) instead.
     assert h.fire_all(1.5) == [(1.5, b"487 INVITE")]
+    assert txn.retransmitted == [False, False, True] and told == [3]
 
 
 def test_cancel_after_the_final_only_gets_200() -> None:
@@ -163,6 +186,7 @@ def test_cancel_after_the_final_only_gets_200() -> None:
                                         call_id="late"))
     found = h.txns.match(cancel, UDP, cancel.top_via_lenient(), 1.0)
     assert found is not None and [s.data for s in found[0]] == [b"200 CANCEL"]
+    assert found[2] is None
 
 
 def test_unrelated_request_matches_nothing() -> None:
