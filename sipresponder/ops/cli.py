@@ -317,6 +317,7 @@ def _print_codes() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from ..transport.tls import TLSOptions
+    from .fdlimit import log_budget, raise_limit
     from .supervisor import bind_admin, bind_shared_udp, resolve_ports, supervise, worker_count
 
     try:  # SIPRESPONDER_* variables fill in what the command line left out
@@ -340,6 +341,8 @@ def _serve(args: argparse.Namespace) -> int:
 
             admin = parse_admin_address(args.admin)
         workers = worker_count(args.workers)
+        # Before any socket: every connection needs a descriptor (ops/fdlimit.py).
+        log_budget(raise_limit(), scenario.settings.max_connections)
         shared_udp: dict[ListenAddress, socket.socket] = {}
         admin_socket = None
         if workers > 1:
