@@ -282,6 +282,8 @@ def test_a_reset_before_accept_logs_no_traceback(tls_dir: Path) -> None:
 async def test_a_stream_client_that_leaves_mid_message_is_logged_quietly(
         tls_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    # An earlier configure_logging (a CLI test in this process) may have set it higher.
+    caplog.set_level(logging.DEBUG, logger="sipresponder.requests")
     async with listener("tcp", tls_dir, "") as r:
         port = r.address("tcp")[1]
         _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -351,9 +353,9 @@ def low_fd_child(tmp_path: Path) -> Iterator[Child]:
 
 def test_running_out_of_descriptors_is_logged_and_survived(low_fd_child: Child) -> None:
     child = low_fd_child
+    port = int(child.wait_for("listening on tcp:").rsplit(":", 1)[1])
     budget = child.wait_for("file descriptors: ")
     assert "40 per process" in budget and "hard limit 40" in budget
-    port = int(child.wait_for("listening on tcp:").rsplit(":", 1)[1])
     held: list[socket.socket] = []
     try:
         # Fill the budget: connections past it wait in the listen backlog.
@@ -386,7 +388,10 @@ def test_start_up_raises_the_soft_limit_toward_the_hard_one(tmp_path: Path) -> N
          "--log-level", "info"], stderr=subprocess.PIPE, text=True, preexec_fn=low_soft)
     try:
         assert proc.stderr is not None
-        line = proc.stderr.readline()
+        line = ""
+        while "file descriptors" not in line:  # after the listeners' lines
+            line = proc.stderr.readline()
+            assert line, "no budget line"
         assert "file descriptors: 4096 per process (soft RLIMIT_NOFILE, raised from 256; " \
             "hard limit 4096): room for about " in line
         room = int(line.split("room for about ")[1].split()[0])
