@@ -127,7 +127,7 @@ def close_sockets(sockets: list[dict[ListenAddress, socket.socket]],
 def _alone(addr: ListenAddress, ours: list[socket.socket]) -> None:
     """Refuse ``addr`` when a socket that is not ours is bound to it (Linux: read from
     /proc/net; elsewhere the bind without SO_REUSEPORT is the only check)."""
-    v6 = ":" in addr.host
+    v6 = ours[0].family == socket.AF_INET6
     table = Path("/proc/net") / (("udp" if addr.transport == "udp" else "tcp")
                                  + ("6" if v6 else ""))
     try:
@@ -135,7 +135,7 @@ def _alone(addr: ListenAddress, ours: list[socket.socket]) -> None:
     except OSError:
         return
     inodes = {str(os.fstat(s.fileno()).st_ino) for s in ours}
-    host = _proc_address(addr.host, v6)
+    host = _proc_address(ours[0].getsockname()[0], v6)  # a host name, resolved
     wildcard = "0" * len(host)
     for line in lines:
         fields = line.split()

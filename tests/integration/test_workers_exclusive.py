@@ -210,3 +210,11 @@ def test_only_dead_supervisors_directories_of_ours_are_removed(tmp_path: Path) -
     assert not dead.exists() and not reused.exists()
     for kept in (live, starting, garbled, other, target, link):
         assert kept.exists()
+
+
+def test_the_check_takes_a_host_name() -> None:
+    """``udp:localhost:5060`` is checked by the address it resolved to, not refused."""
+    addr = ListenAddress("udp", "localhost", 0)
+    first = bind_socket(addr, reuse_port=True)
+    with first:
+        _alone(ListenAddress("udp", "localhost", first.getsockname()[1]), [first])
