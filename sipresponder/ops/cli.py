@@ -29,7 +29,7 @@ from ..scenario.positions import error_position, rule_tables
 from ..scenario.schema import schema_text
 from ..scenario.shadow import shadow_warnings, shadowed
 from ..sip.codes import CODES, HEADER_FIELDS
-from ..transport.address import ListenAddress, parse_listen
+from ..transport.address import ListenAddress, listen_backlog, parse_listen
 from ..uas import compiled
 from . import ping
 from .logformat import configure_logging
@@ -396,7 +396,17 @@ def _print_codes() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from ..transport.tls import TLSOptions
-    from .supervisor import bind_admin, bind_shared_udp, resolve_ports, supervise, worker_count
+    from .fdlimit import log_budget, raise_limit
+    from .supervisor import (
+        DIRECTORY_PREFIX,
+        bind_admin,
+        bind_listeners,
+        claim_directory,
+        close_sockets,
+        remove_stale_directories,
+        supervise,
+        worker_count,
+    )
 
     token_in_argv = args.admin_token is not None
     try:  # SIPRESPONDER_* variables fill in what the command line left out
@@ -407,6 +417,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, args.log_level)
     path = str(scenario_path(args.scenario))
     admin = None
+    bound: list[dict[ListenAddress, socket.socket]] = [{}]  # by worker, with --workers
     try:
         scenario, text = read_scenario(path)
         scenario = with_tag_secret(scenario, args.tag_secret, args.seed)
@@ -416,14 +427,18 @@ def _serve(args: argparse.Namespace) -> int:
                                 for p in (args.tls_cert, args.tls_key, args.tls_dir)))
         admin = _admin_perimeter(args, token_in_argv)
         workers = worker_count(args.workers)
-        shared_udp: dict[ListenAddress, socket.socket] = {}
+        # Before any socket: every connection needs a descriptor (ops/fdlimit.py).
+        args.fd_budget = raise_limit()
         admin_socket = None
         if workers > 1:
-            listen = resolve_ports(listen)
+            for gone, pid in remove_stale_directories():
+                log.info("removed %s, left by supervisor %d, which is gone", gone, pid,
+                         extra={"event": "stale_directory", "path": str(gone)})
+            listen, bound = bind_listeners(listen, workers, args.udp_balance,
+                                           listen_backlog(scenario.settings.max_connections))
             if admin is not None:
                 admin_socket = bind_admin(*admin)
             if args.udp_balance == "datagram":
-                listen, shared_udp = bind_shared_udp(listen)
                 stateful = [r.label for r in scenario.rules if r.stateful]
                 if stateful:
                     log.warning(
@@ -443,9 +458,11 @@ def _serve(args: argparse.Namespace) -> int:
                     ", ".join(counted[:3]) + (" ..." if len(counted) > 3 else ""),
                 )
     except (ScenarioError, ValueError) as exc:
+        close_sockets(bound)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
+        close_sockets(bound)
         print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
@@ -455,7 +472,10 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         runner = uvloop.run
 
-    def run(reuse_port: bool, role: ClusterRole | None = None) -> int:
+    def run(reuse_port: bool, role: ClusterRole | None = None, index: int = 0) -> int:
+        own = bound[index] if role is None or role.index is not None else {}
+        if workers > 1:  # a forked child: the others' sockets are not its to read
+            close_sockets(bound, keep=own)
         served, served_text = scenario, text
         if role is not None:
             from .cluster import current_scenario
@@ -466,7 +486,7 @@ def _serve(args: argparse.Namespace) -> int:
                 served_text = current[1]
         try:
             return runner(_run(served, served_text, path, listen, admin, args, reuse_port,
-                               shared_udp, role))
+                               own, role))
         except OSError as exc:
             print(f"error: {exc.strerror or exc}", file=sys.stderr)
             return 2
@@ -476,16 +496,18 @@ def _serve(args: argparse.Namespace) -> int:
     if workers == 1:
         return run(reuse_port=False)
     log_request_path()  # once, from the process that starts the workers
+    log_budget(args.fd_budget, scenario.settings.max_connections)
     _preload(admin is not None)
     if admin_socket is None:
-        return supervise(workers, lambda index: run(reuse_port=True))
+        return supervise(workers, lambda index: run(True, None, index))
     from .cluster import ClusterRole
 
-    with admin_socket, tempfile.TemporaryDirectory(prefix="sipresponder-workers-") as tmp:
+    with admin_socket, tempfile.TemporaryDirectory(prefix=DIRECTORY_PREFIX) as tmp:
         directory = Path(tmp)  # mode 0700: only this user reaches the workers' channels
+        claim_directory(directory)  # a later start removes it if kill -9 leaves it
         return supervise(
             workers,
-            lambda index: run(True, ClusterRole(directory, workers, index)),
+            lambda index: run(True, ClusterRole(directory, workers, index), index),
             lambda: run(True, ClusterRole(directory, workers, None, admin_socket)),
         )
 
@@ -582,7 +604,7 @@ async def _run(
     admin_address: tuple[str, int] | None,
     args: argparse.Namespace,
     reuse_port: bool = False,
-    shared_udp: dict[ListenAddress, socket.socket] | None = None,
+    prebound: dict[ListenAddress, socket.socket] | None = None,
     role: ClusterRole | None = None,
 ) -> int:
     # Taken before the listeners announce themselves, so that a change made as soon
@@ -607,7 +629,7 @@ async def _run(
         stop_server, swap = await _gather(scenario, text, path, args, role, closers)
     elif admin_address is None:
         server = Server(scenario, args.tls)
-        server.shared_udp = shared_udp or {}
+        server.prebound = prebound or {}
         await server.start(listen, reuse_port=reuse_port)
         keep_tag_secret(server, args.tag_secret, args.seed)
         stop_server = server.close
@@ -620,7 +642,7 @@ async def _run(
 
         responder = Responder(scenario, [str(a) for a in listen], args.journal_size,
                               tls=args.tls)
-        await responder.start(reuse_port=reuse_port, shared_udp=shared_udp)
+        await responder.start(reuse_port=reuse_port, shared_udp=prebound)
         keep_tag_secret(responder, args.tag_secret, args.seed)
         stop_server = responder.stop
         admin_api = Admin(responder, text, None if role else args.admin_token,
@@ -690,6 +712,9 @@ async def _run(
     )
     if not reuse_port:  # workers: the supervisor said it
         log_request_path()
+        from .fdlimit import log_budget
+
+        log_budget(getattr(args, "fd_budget", None), scenario.settings.max_connections)
 
     def ignore_hup() -> None:
         log.warning("SIGHUP to a worker is ignored: send it to the supervisor, which "

@@ -1,6 +1,8 @@
 """``serve --workers N``: N responder processes sharing the listening ports.
 
-Each worker is a full responder with its own SO_REUSEPORT sockets: the kernel
+Each worker is a full responder with its own SO_REUSEPORT sockets, bound by the
+supervisor before it forks (``bind_listeners``: a port another process holds is
+refused, as a single process refuses it): the kernel
 spreads TCP/TLS/WS connections and UDP sources (by address and port) over them, and
 a connection or UDP client stays with its worker, which is what stateful rules
 (provisional responses, delays, CANCEL, retransmissions) need. That also means a
@@ -21,6 +23,7 @@ request: it waits for its children to end.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -30,6 +33,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 
 from ..transport.address import ListenAddress, bind_socket
@@ -66,36 +70,93 @@ def worker_count(text: str) -> int:
     return int(text)
 
 
-def resolve_ports(listen: list[ListenAddress]) -> list[ListenAddress]:
-    """Port 0 means "any free port": choose it here, once, so every worker binds the same.
+def bind_listeners(
+    listen: list[ListenAddress], workers: int, udp_balance: str | None, backlog: int,
+) -> tuple[list[ListenAddress], list[dict[ListenAddress, socket.socket]]]:
+    """Every worker's listening sockets, bound here, once, before any worker starts;
+    the listen addresses with the ports chosen for port 0; the sockets of each worker.
 
-    The probe socket is closed before the workers bind (a bound UDP socket in the
-    SO_REUSEPORT group would be handed datagrams nobody reads).
+    Each worker gets an SO_REUSEPORT socket of its own per address (or, for UDP with
+    ``--udp-balance datagram``, all share one socket bound without it, see the module
+    doc). The supervisor keeps them all open, so a restarted worker takes its
+    predecessor's socket and what waits in it. SO_REUSEPORT would let any process of
+    the same user join the port, so a port another process holds is refused as a single
+    process refuses it: a bind without SO_REUSEPORT first, which fails on a port held by
+    any socket; and, against another supervisor starting at the same moment, no other
+    socket may be on the port once ours are (``_alone``).
     """
-    out = []
-    for addr in listen:
-        if addr.port != 0:
+    out: list[ListenAddress] = []
+    mine: list[dict[ListenAddress, socket.socket]] = [{} for _ in range(workers)]
+    try:
+        for addr in listen:
+            if addr.transport == "udp" and udp_balance == "datagram":
+                shared = bind_socket(addr)
+                addr = replace(addr, port=shared.getsockname()[1])
+                socks = [shared] * workers
+            else:
+                if addr.port != 0:
+                    bind_socket(addr).close()  # refused if any socket holds the port
+                first = bind_socket(addr, reuse_port=True)
+                addr = replace(addr, port=first.getsockname()[1])
+                socks = [first]
+                socks += [bind_socket(addr, reuse_port=True) for _ in range(workers - 1)]
+            for index, sock in enumerate(socks):
+                mine[index][addr] = sock
+            if addr.transport != "udp":
+                for sock in socks:  # listed in /proc/net/tcp from now on, and holding it
+                    sock.listen(backlog)
+            _alone(addr, socks)
             out.append(addr)
+    except BaseException:
+        close_sockets(mine)
+        raise
+    return out, mine
+
+
+def close_sockets(sockets: list[dict[ListenAddress, socket.socket]],
+                  keep: dict[ListenAddress, socket.socket] | None = None) -> None:
+    """Close every socket in ``sockets`` but those in ``keep`` (a worker closes the other
+    workers' sockets: one it does not read would still be given its share of traffic)."""
+    kept = {id(s) for s in (keep or {}).values()}
+    for worker in sockets:
+        for sock in worker.values():
+            if id(sock) not in kept:
+                sock.close()
+
+
+def _alone(addr: ListenAddress, ours: list[socket.socket]) -> None:
+    """Refuse ``addr`` when a socket that is not ours is bound to it (Linux: read from
+    /proc/net; elsewhere the bind without SO_REUSEPORT is the only check)."""
+    v6 = ours[0].family == socket.AF_INET6
+    table = Path("/proc/net") / (("udp" if addr.transport == "udp" else "tcp")
+                                 + ("6" if v6 else ""))
+    try:
+        lines = table.read_text().splitlines()[1:]
+    except OSError:
+        return
+    inodes = {str(os.fstat(s.fileno()).st_ino) for s in ours}
+    host = _proc_address(ours[0].getsockname()[0], v6)  # a host name, resolved
+    wildcard = "0" * len(host)
+    for line in lines:
+        fields = line.split()
+        local, remote, inode = fields[1], fields[2], fields[9]
+        local_host, _, port = local.partition(":")
+        if (int(port, 16) != addr.port or inode in ("0", *inodes)
+                or remote.partition(":")[0].strip("0")):  # a connection, not a listener
             continue
-        with bind_socket(addr, reuse_port=True) as probe:
-            out.append(replace(addr, port=probe.getsockname()[1]))
-    return out
+        if wildcard in (host, local_host) or local_host == host:
+            raise OSError(errno.EADDRINUSE,
+                          f"cannot listen on {addr}: Address already in use "
+                          "(another process bound it as this one started)")
 
 
-def bind_shared_udp(
-    listen: list[ListenAddress],
-) -> tuple[list[ListenAddress], dict[ListenAddress, socket.socket]]:
-    """Bind every UDP listener once, here, for all workers to read
-    (``--udp-balance datagram``, see the module doc)."""
-    out = []
-    shared = {}
-    for addr in listen:
-        if addr.transport == "udp":
-            sock = bind_socket(addr)
-            addr = replace(addr, port=sock.getsockname()[1])
-            shared[addr] = sock
-        out.append(addr)
-    return out, shared
+def _proc_address(host: str, v6: bool) -> str:
+    """``host`` as /proc/net writes it: each 32-bit word in the host's byte order."""
+    packed = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, host)
+    order = sys.byteorder
+    words = [int.from_bytes(packed[i:i + 4], "big").to_bytes(4, order)
+             for i in range(0, len(packed), 4)]
+    return b"".join(words).hex().upper()
 
 
 GATHERER = -1  # the index of the admin gatherer (ops/cluster.py) among the children
@@ -198,6 +259,74 @@ def supervise(workers: int, run_worker: Callable[[int], int],
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return status
+
+
+# The private directory of ``--workers N --admin`` (the workers' channels, the scenario
+# swapped in over the API): tempfile's folder, this prefix, mode 0700.
+DIRECTORY_PREFIX = "sipresponder-workers-"
+# Inside it: the supervisor's pid and start time, so that a later start can tell a
+# directory whose supervisor died (kill -9 leaves it) from a live one's.
+PID_FILE = "supervisor.pid"
+
+
+def claim_directory(directory: Path) -> None:
+    """Record this supervisor in its private directory (see PID_FILE)."""
+    pid = os.getpid()
+    (directory / PID_FILE).write_text(f"{pid} {_start_time(pid) or 0}\n", encoding="ascii")
+
+
+def remove_stale_directories(parent: Path | None = None) -> list[tuple[Path, int]]:
+    """Remove the private directories that dead supervisors left in ``parent`` (default:
+    tempfile's folder): only ours (the prefix, a real directory owned by this user,
+    a PID_FILE) and only when the process it names is gone. Returns each removed
+    directory with its supervisor's pid."""
+    import shutil
+    import stat
+    import tempfile
+
+    parent = parent or Path(tempfile.gettempdir())
+    removed = []
+    for entry in parent.glob(f"{DIRECTORY_PREFIX}*"):
+        try:
+            st = entry.lstat()  # a symbolic link is nobody's directory to remove
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            # No record: a supervisor writing it now, or not one of ours: left alone.
+            pid_text, _, start_text = (entry / PID_FILE).read_text("ascii").partition(" ")
+            pid, start = int(pid_text), int(start_text or 0)
+        except (OSError, ValueError):
+            continue
+        if pid <= 0 or _alive(pid, start):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)  # never follows links inside
+        removed.append((entry, pid))
+    return removed
+
+
+def _alive(pid: int, start: int) -> bool:
+    """Whether the process ``pid``, started at ``start`` (0: unknown), still runs; a pid
+    reused by another process since, or a zombie, is not it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: ours cannot have that pid now
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return True  # no /proc: the signal said it exists
+    if fields[0] == "Z":
+        return False
+    return not start or int(fields[19]) == start
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat, field 22)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def bind_admin(host: str, port: int) -> socket.socket:

@@ -47,6 +47,11 @@ class Settings:
     tcp_read_timeout: float = 32.0  # an incomplete message older than this closes the stream
     tcp_idle_timeout: float = 600.0  # a connection silent this long is closed
     max_connections: int = 1024  # concurrent TCP connections; more are refused
+    # Connection fairness (issue 18): stream connections (TCP, TLS, WS) one source IP may
+    # hold, counted from accept (0: no cap); seconds from accept to a finished TLS
+    # handshake or WebSocket upgrade.
+    max_connections_per_source: int = 64
+    tls_handshake_timeout: float = 10.0
     max_headers: int = 128  # header fields in one request; more earn a 513
     max_line_length: int = 8192  # octets in one header line; longer earns a 513
     rate_limit: float = 0.0  # requests per second per source IP; 0 = no limit

@@ -375,7 +375,7 @@ def _setting(name: str, default: object) -> Schema:
         schema["minimum"] = 1
     elif name in _NOT_NEGATIVE:
         schema["minimum"] = 0
-    elif name in ("ring_timeout", "timer_t1", "timer_t2"):
+    elif name in ("ring_timeout", "timer_t1", "timer_t2", "tls_handshake_timeout"):
         schema["exclusiveMinimum"] = 0
     elif name == "seed":
         schema["minimum"] = -1

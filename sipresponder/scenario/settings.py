@@ -21,6 +21,7 @@ _NOT_NEGATIVE = (
     "tcp_read_timeout",
     "tcp_idle_timeout",
     "loop_ttl",
+    "max_connections_per_source",
 )
 _POSITIVE = ("max_message_size", "max_transactions", "max_connections")
 
@@ -72,6 +73,8 @@ def _check_ranges(settings: Settings) -> None:
     for key in _NOT_NEGATIVE:
         if getattr(settings, key) < 0:
             raise FieldError(key, "must not be negative (0 turns the limit off)")
+    if settings.tls_handshake_timeout <= 0:
+        raise FieldError("tls_handshake_timeout", "must be a positive number of seconds")
     if settings.ring_timeout <= 0:
         raise FieldError("ring_timeout", "must be a positive number of seconds")
     if settings.seed < -1:

@@ -32,6 +32,7 @@ from .address import (
     local_ip_towards,
     reset_connection,
 )
+from .connections import Acceptor, Admission, ConnectionBudget, handshake_backstop
 from .latency import LatencyHistogram
 from .tls import TLSOptions, server_context
 
@@ -64,14 +65,27 @@ class Server:
         self.addresses: list[ListenAddress] = []
         self._udp: dict[int, UDPListener] = {}
         self._tcp: dict[int, _TCPProtocol] = {}
-        self._servers: list[asyncio.Server] = []
+        self._acceptors: list[Acceptor] = []
+        # Every stream connection's slot from accept to close (transport/connections.py).
+        self.connections: ConnectionBudget
         # One numbering for UDP listeners and TCP, TLS and WebSocket connections: a
         # Send's conn names exactly one of them.
         self._ids = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        # UDP sockets bound before the workers were forked, shared by all of them.
-        self.shared_udp: dict[ListenAddress, socket.socket] = {}
+        # Sockets bound by the supervisor of --workers before it forked, by address: a
+        # UDP one all workers share (--udp-balance datagram), or this worker's own
+        # SO_REUSEPORT one, held by the supervisor so that no other process joins.
+        self.prebound: dict[ListenAddress, socket.socket] = {}
+
+    @property
+    def shared_udp(self) -> dict[ListenAddress, socket.socket]:
+        """``prebound`` by the name testing/api.py and ops/cluster.py pass it by."""
+        return self.prebound
+
+    @shared_udp.setter
+    def shared_udp(self, sockets: dict[ListenAddress, socket.socket]) -> None:
+        self.prebound = sockets
 
     def set_scenario(self, scenario: Scenario) -> None:
         self.engine.scenario = scenario
@@ -85,6 +99,9 @@ class Server:
     ) -> list[ListenAddress]:
         """Bind the listeners; ``reuse_port`` shares the ports with other workers."""
         self._loop = asyncio.get_running_loop()
+        self.connections = ConnectionBudget(
+            self._loop, lambda: self.engine.scenario.settings, self.engine.counters,
+            self.limit_hit)
         try:
             for addr in listen:
                 if addr.transport == "udp":
@@ -101,7 +118,7 @@ class Server:
         return self.addresses
 
     async def _start_udp(self, addr: ListenAddress, reuse_port: bool) -> ListenAddress:
-        sock = self.shared_udp.get(addr) or bind_socket(addr, reuse_port=reuse_port)
+        sock = self.prebound.get(addr) or bind_socket(addr, reuse_port=reuse_port)
         listener_id = self.next_conn_id()
         if BATCHED_UDP:
             # recvmmsg/sendmmsg with the compiled table (transport/batch.py)
@@ -130,43 +147,51 @@ class Server:
 
             self._ws = WebSocketListeners(self)
         ssl_context = self.ssl_context() if addr.transport == "wss" else None
-        return await self._ws.start(addr, ssl_context, reuse_port)
+        return await self._ws.start(addr, ssl_context, reuse_port, self.prebound.get(addr))
 
     async def _start_tcp(self, addr: ListenAddress, reuse_port: bool) -> ListenAddress:
         # TLS is TCP with asyncio's ssl= underneath: the same framing, limits and timers.
         ssl_context = self.ssl_context() if addr.transport == "tls" else None
         settings = self.engine.scenario.settings
-        # A handshake that stalls is an incomplete message too (asyncio's default: 60 s).
-        handshake_timeout = (settings.tcp_read_timeout or None
-                             if ssl_context is not None else None)
-        sock = bind_socket(addr, reuse_port=reuse_port)
+        sock = self.prebound.get(addr) or bind_socket(addr, reuse_port=reuse_port)
         name = addr.transport
-        try:
-            server = await self._loop.create_server(
-                lambda: _TCPProtocol(self, self.next_conn_id(), addr.host, name),
-                sock=sock,
-                backlog=listen_backlog(settings.max_connections),
-                ssl=ssl_context,
-                ssl_handshake_timeout=handshake_timeout,
+        bound = ListenAddress(name, addr.host, sock.getsockname()[1])
+        loop = self._loop
+
+        def accepted(conn: socket.socket, peer: tuple[str, int]) -> None:
+            admission = self.connections.admit(conn, peer, "stream", name)
+            if admission is None:
+                return
+            protocol = _TCPProtocol(self, self.next_conn_id(), addr.host, name, admission)
+            admission.start(
+                loop.connect_accepted_socket(
+                    lambda: protocol, conn, ssl=ssl_context,
+                    ssl_handshake_timeout=handshake_backstop(
+                        self.engine.scenario.settings, ssl_context)),
+                deadline=ssl_context is not None,
             )
+
+        acceptor = Acceptor(loop, sock, bound, self.engine.counters, accepted)
+        try:
+            acceptor.start(listen_backlog(settings.max_connections))
         except OSError as exc:
             sock.close()
             raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from None
-        self._servers.append(server)
-        return ListenAddress(name, addr.host, sock.getsockname()[1])
+        self._acceptors.append(acceptor)
+        return bound
 
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        for server in self._servers:
-            server.close()
+        for acceptor in self._acceptors:
+            acceptor.close()
+        self._acceptors.clear()
+        if hasattr(self, "connections"):
+            self.connections.cancel()
         for conn in list(self._tcp.values()):
             conn.transport.abort()
         for udp in self._udp.values():
             udp.transport.close()
-        for server in self._servers:
-            await server.wait_closed()
-        self._servers.clear()
         if self._ws is not None:
             await self._ws.close()
 
@@ -319,14 +344,17 @@ class _UDPProtocol(asyncio.DatagramProtocol):
 class _TCPProtocol(asyncio.Protocol):
     # Set by connection_made, which asyncio calls before any data arrives.
     transport: asyncio.Transport
-    source: Source
 
     def __init__(self, server: Server, conn_id: int, bound_ip: str,
-                 name: Transport = "tcp") -> None:
+                 name: Transport, admission: Admission) -> None:
         self.server = server
         self.conn_id = conn_id
         self.bound_ip = bound_ip
         self.name = name  # "tcp" or "tls": what the engine and the logs call this transport
+        self.admission = admission  # its slot under the connection caps
+        # The addresses accept() gave: asyncio's peername is None when the peer has
+        # already reset the connection.
+        self.source = Source(name, admission.peer, admission.local, conn_id)
         settings = server.engine.scenario.settings
         self.framer = StreamFramer(settings.max_message_size)
         self._read_timer: asyncio.TimerHandle | None = None
@@ -338,29 +366,27 @@ class _TCPProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream server's transport (asyncio's contract; uvloop's is no subclass).
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
-        self.source = Source(self.name, (peer[0], peer[1]), (local[0], local[1]), self.conn_id)
+        self.admission.attach(transport)
+        self.admission.settle()  # a TLS connection is made once its handshake is done
         server = self.server
         settings = server.engine.scenario.settings
-        if len(server._tcp) >= settings.max_connections:
-            server.engine.counters["tcp_refused"] += 1
-            server.limit_hit(
-                "max_connections",
-                f"tcp connection from {peer[0]}:{peer[1]} refused: "
-                f"max_connections ({settings.max_connections}) reached"
-            )
-            self.transport.abort()
-            return
         server._tcp[self.conn_id] = self
         self._last_activity = server._loop.time()
         self._arm_idle(settings.tcp_idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._tcp.pop(self.conn_id, None)
+        self.admission.release()
         for timer in (self._read_timer, self._idle_timer):
             if timer is not None:
                 timer.cancel()
+        # A client that leaves is its own business: one quiet line, never a traceback.
+        if exc is not None or self.framer.pending:
+            traffic_log.info(
+                "%s connection from %s:%d ended%s%s", self.name, *self.source.remote,
+                f" ({exc})" if exc is not None else "",
+                f" with {self.framer.pending} octets of an unfinished message"
+                if self.framer.pending else "")
 
     def _arm_idle(self, timeout: float) -> None:
         if timeout:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from typing import Protocol
 
@@ -22,6 +23,7 @@ from ..sip.transports import Transport
 from ..uas.engine import Engine
 from ..uas.events import Send, Source
 from .address import ListenAddress, bind_socket, listen_backlog, reset_connection
+from .connections import Acceptor, Admission, ConnectionBudget, handshake_backstop
 
 log = logging.getLogger("sipresponder")
 # Per-request and per-connection lines: a logger of their own, kept at WARNING unless
@@ -44,6 +46,9 @@ class WebSocketHost(Protocol):
     @property
     def engine(self) -> Engine: ...
 
+    @property
+    def connections(self) -> ConnectionBudget: ...
+
     def next_conn_id(self) -> int: ...
 
     def receive(self, data: bytes, source: Source) -> None: ...
@@ -57,6 +62,10 @@ class WebSocketListeners:
     def __init__(self, server: WebSocketHost) -> None:
         self.server = server
         self.connections: dict[int, _Connection] = {}
+        self._acceptors: list[Acceptor] = []
+        # Each accepted connection's slot by its transport, from connection_made (the
+        # handler finds its own by request.transport, and settles it at the upgrade).
+        self.admitted: dict[asyncio.BaseTransport, Admission] = {}
         app = web.Application()
         # Any path: RFC 7118 does not name one, and clients use "/", "/ws", "/sip"...
         app.router.add_get("/{path:.*}", self._handle)
@@ -66,19 +75,42 @@ class WebSocketListeners:
         self._setup = False
 
     async def start(self, addr: ListenAddress, ssl_context: ssl.SSLContext | None,
-                    reuse_port: bool = False) -> ListenAddress:
+                    reuse_port: bool = False,
+                    sock: socket.socket | None = None) -> ListenAddress:
         if not self._setup:
             await self._runner.setup()
             self._setup = True
-        # Our own socket: the OS-picked port is then known without aiohttp internals.
-        sock = bind_socket(addr, reuse_port=reuse_port)
-        settings = self.server.engine.scenario.settings
-        site = web.SockSite(self._runner, sock, ssl_context=ssl_context,
-                            backlog=listen_backlog(settings.max_connections))
-        await site.start()
-        return ListenAddress(addr.transport, addr.host, sock.getsockname()[1])
+        # Our own socket and accept (transport/connections.py), aiohttp's HTTP handling:
+        # each connection counts from accept, its upgrade within tls_handshake_timeout.
+        sock = sock or bind_socket(addr, reuse_port=reuse_port)
+        bound = ListenAddress(addr.transport, addr.host, sock.getsockname()[1])
+        server = self.server
+        loop = asyncio.get_running_loop()
+        http = self._runner.server
+        assert http is not None  # set up above
+
+        def accepted(conn: socket.socket, peer: tuple[str, int]) -> None:
+            admission = server.connections.admit(conn, peer, "ws", addr.transport)
+            if admission is None:
+                return
+            protocol = _Counted(http(), admission, self.admitted)
+            admission.start(
+                loop.connect_accepted_socket(
+                    lambda: protocol, conn, ssl=ssl_context,
+                    ssl_handshake_timeout=handshake_backstop(
+                        server.engine.scenario.settings, ssl_context)),
+                deadline=True,
+            )
+
+        acceptor = Acceptor(loop, sock, bound, server.engine.counters, accepted)
+        acceptor.start(listen_backlog(server.engine.scenario.settings.max_connections))
+        self._acceptors.append(acceptor)
+        return bound
 
     async def close(self) -> None:
+        for acceptor in self._acceptors:
+            acceptor.close()
+        self._acceptors.clear()
         for conn in list(self.connections.values()):
             conn.close()
         if self._setup:
@@ -106,8 +138,11 @@ class WebSocketListeners:
         if transport is None:  # the peer left before its request was handled
             return web.Response(status=400)
         name: Transport = "wss" if request.secure else "ws"
-        peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
+        admission = self.admitted.get(transport)
+        if admission is None:  # gone between the request and its handling
+            return web.Response(status=400)
+        # accept()'s addresses: the transport's peername is None once the peer reset it.
+        peer, local = admission.peer, admission.local
         ws = web.WebSocketResponse(
             protocols=(SUBPROTOCOL,),
             max_msg_size=OVERSIZE_FACTOR * settings.max_message_size,
@@ -135,16 +170,8 @@ class WebSocketListeners:
             return web.Response(
                 status=400, headers={"Sec-WebSocket-Protocol": SUBPROTOCOL},
                 text="offer the 'sip' WebSocket subprotocol (RFC 7118 4)\n")
-        if len(self.connections) >= settings.max_connections:
-            engine.counters["ws_refused"] += 1
-            server.limit_hit(
-                "max_connections",
-                f"{name} connection from {peer[0]}:{peer[1]} refused: "
-                f"max_connections ({settings.max_connections}) reached",
-            )
-            return web.Response(status=503, headers={"Retry-After": "1"},
-                                text="too many connections\n")
         await ws.prepare(request)
+        admission.settle()
         conn_id = server.next_conn_id()
         source = Source(name, (peer[0], peer[1]), (local[0], local[1]), conn_id)
         conn = _Connection(ws, transport)
@@ -234,3 +261,40 @@ class _Connection:
             traffic_log.info("websocket write failed: %s", exc)
         with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
             await ws.close()
+
+
+class _Counted(asyncio.Protocol):
+    """aiohttp's protocol for one connection, with its slot under the connection caps
+    (aiohttp's RequestHandler has __slots__: it is wrapped, not patched)."""
+
+    __slots__ = ("admission", "admitted", "inner")
+
+    def __init__(self, inner: asyncio.Protocol, admission: Admission,
+                 admitted: dict[asyncio.BaseTransport, Admission]) -> None:
+        self.inner = inner
+        self.admission = admission
+        self.admitted = admitted
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.admission.attach(transport)
+        self.admitted[transport] = self.admission
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        transport = self.admission.transport
+        if transport is not None:
+            self.admitted.pop(transport, None)
+        self.admission.release()
+        self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()

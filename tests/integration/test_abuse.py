@@ -162,6 +162,7 @@ async def test_slowloris_and_flood_leave_options_answered_and_the_cap_holds(
     responder = await responder_factory(f"""
 [settings]
 max_connections = {cap}
+max_connections_per_source = 0
 tcp_read_timeout = 30.0
 tcp_idle_timeout = 60.0
 {OPTIONS_ONLY}""")
@@ -561,7 +562,8 @@ async def test_max_amplification_0_lifts_the_cap(responder_factory) -> None:
 async def test_tcp_garbage_and_abrupt_disconnects_cost_nothing(responder_factory) -> None:
     """Random octets on a stream, RSTs mid-message and half-closed connections: each
     connection dies alone, the table empties, and the responder still answers."""
-    responder = await responder_factory(f"[settings]\ntcp_read_timeout = 0.5\n{OPTIONS_ONLY}")
+    responder = await responder_factory(
+        f"[settings]\ntcp_read_timeout = 0.5\nmax_connections_per_source = 0\n{OPTIONS_ONLY}")
     server, counters = responder.server, responder.engine.counters
     rng = random.Random(7)
     valid = make_request("OPTIONS", "sip:mix@127.0.0.1", transport="TCP")
