@@ -9,9 +9,12 @@ wait logic are the ones the in-process test API uses; /metrics serves ops.metric
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import socket
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,8 @@ from ..scenario.shadow import shadow_warnings
 from ..sip.transports import TRANSPORTS
 from ..testing.api import JournalAssertion, Responder, VerifyFailed, WaitTimeout, describe
 from ..testing.journal import FILTERS, JournalEntry, Query, check_keys, materialize
-from ..transport.address import split_hostport
+from ..transport.address import ListenAddress, split_hostport
+from ..transport.connections import Acceptor
 from ..uas import compiled
 from . import perimeter
 from .console import (
@@ -44,6 +48,7 @@ from .metrics import responder_registry
 
 log = logging.getLogger("sipresponder")
 
+ADMIN_BACKLOG = 128  # as aiohttp's sites; connections past it wait in the kernel
 MAX_WAIT = 60.0  # seconds: the longest wait (and verify window) a request may ask for
 DEFAULT_WAIT = 5.0
 DEFAULT_WITHIN = 1.0  # seconds: POST /api/requests/verify's window
@@ -176,6 +181,9 @@ class Admin:
         self.console: Console | None = None  # the last app()'s
         self.registry = responder_registry(responder)
         self.runner: web.AppRunner | None = None
+        self.acceptor: Acceptor | None = None
+        self.accept_counters: Counter[str] = Counter()  # fd_exhausted on the admin port
+        self._connecting: set[asyncio.Task[Any]] = set()
         self.address: tuple[str, int] | None = None
 
     # -- scenario ------------------------------------------------------------------------
@@ -208,23 +216,51 @@ class Admin:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        self.runner = web.AppRunner(self.app(), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            await site.start()
+            sock = socket.create_server((host, port), family=family, backlog=ADMIN_BACKLOG)
         except OSError as exc:
-            await self.runner.cleanup()
-            self.runner = None
             raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-        bound = self.runner.addresses[0]
+        await self.serve(sock)
+        bound = sock.getsockname()
         self.address = (bound[0], bound[1])
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         log.info("admin API on http://%s:%d", shown, bound[1],
                     extra={"event": "admin", "address": f"{shown}:{bound[1]}"})
         return self.address
 
+    async def serve(self, sock: socket.socket) -> None:
+        """Serve the app on a bound socket through the listeners' own ``Acceptor``
+        (transport/connections.py), not aiohttp's site: when file descriptors run out,
+        uvloop closes waiting connections without a word and asyncio logs an error per
+        attempt, where the Acceptor logs once a minute and leaves them in the backlog."""
+        self.runner = web.AppRunner(self.app(), access_log=None)
+        await self.runner.setup()
+        server = self.runner.server
+        assert server is not None  # set by setup()
+        loop = asyncio.get_running_loop()
+        connecting = self._connecting
+
+        def accepted(conn: socket.socket, peer: tuple[str, int]) -> None:
+            task = loop.create_task(loop.connect_accepted_socket(server, conn))
+            connecting.add(task)  # the loop keeps only weak references to tasks
+
+            def done(task: asyncio.Task[Any]) -> None:
+                connecting.discard(task)
+                if not task.cancelled() and task.exception() is not None:
+                    conn.close()
+
+            task.add_done_callback(done)
+
+        host, port = sock.getsockname()[:2]
+        self.acceptor = Acceptor(loop, sock, ListenAddress("tcp", host, port),
+                                 self.accept_counters, accepted)
+        self.acceptor.start(ADMIN_BACKLOG)
+
     async def close(self) -> None:
+        if self.acceptor is not None:
+            self.acceptor.close()
+            self.acceptor = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

@@ -586,9 +586,7 @@ class ClusterAdmin(Admin):
     async def start_on(self, sock: socket.socket) -> None:
         """Serve on the socket the supervisor bound (it stays the same address when
         this process is restarted)."""
-        self.runner = web.AppRunner(self.app(), access_log=None)
-        await self.runner.setup()
-        await web.SockSite(self.runner, sock).start()
+        await self.serve(sock)
         missing = await self.cluster.joined(JOIN_TIMEOUT)
         if missing:
             log.warning("admin API: %s", "; ".join(missing.values()))

@@ -302,7 +302,7 @@ async def test_a_stream_client_that_leaves_mid_message_is_logged_quietly(
 class Child:
     """``sipresponder serve`` in a process of its own with RLIMIT_NOFILE ``limit``."""
 
-    def __init__(self, tmp_path: Path, limit: int) -> None:
+    def __init__(self, tmp_path: Path, limit: int, *extra: str) -> None:
         scenario = tmp_path / "fds.toml"
         scenario.write_text("[settings]\nmax_connections_per_source = 0\n"
                             "[default]\ncode = 200\n")
@@ -312,7 +312,7 @@ class Child:
 
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sipresponder", "serve", "--scenario", str(scenario),
-             "--listen", "tcp:127.0.0.1:0", "--log-level", "info"],
+             "--listen", "tcp:127.0.0.1:0", "--log-level", "info", *extra],
             stderr=subprocess.PIPE, text=True, preexec_fn=low_limit)
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
@@ -377,6 +377,31 @@ def test_running_out_of_descriptors_is_logged_and_survived(low_fd_child: Child) 
         while True:
             child.log.append(child.lines.get_nowait())
     assert sum("cannot accept on" in line for line in child.log) == 1
+
+
+def test_the_admin_api_out_of_descriptors_is_logged_and_survived(tmp_path: Path) -> None:
+    """The admin API accepts through the same Acceptor: at the limit it says so (uvloop's
+    own accept closed the waiting connections without a word) and serves again after."""
+    child = Child(tmp_path, 40, "--admin", "127.0.0.1:0")
+    try:
+        port = int(child.wait_for("admin API on http://").rsplit(":", 1)[1])
+        held: list[socket.socket] = []
+        try:
+            for _ in range(60):
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT))
+            line = child.wait_for(f"cannot accept on tcp:127.0.0.1:{port}")
+            assert "Too many open files (EMFILE)" in line
+        finally:
+            for sock in held:
+                sock.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as client:
+            client.settimeout(15)
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           b"Connection: close\r\n\r\n")
+            assert client.recv(65535).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert child.proc.poll() is None
+    finally:
+        child.stop()
 
 
 def test_start_up_raises_the_soft_limit_toward_the_hard_one(tmp_path: Path) -> None:
