@@ -19,6 +19,8 @@ import re
 import tomllib
 from typing import Any
 
+from .nesting import TooDeep, check_toml_depth
+
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # A table header line: [name] or [[name]], name a dotted key of bare or quoted parts.
 _HEADER = re.compile(r"[ \t]*\[(\[)?[ \t]*([^\[\]#\n]*?)[ \t]*\](\])?[ \t]*(?:#.*)?\r?\n?")
@@ -88,7 +90,10 @@ def parse_rule_body(body: str, name: str) -> dict[str, Any]:
     (``code = 486``, ``match = { user = "bob" }``, subtables such as ``[match]`` too).
     Its ``name`` is the one in the URL. ValueError says what is wrong."""
     try:
+        check_toml_depth(body)  # before tomllib, which recurses on nesting
         doc = tomllib.loads(body)
+    except TooDeep as exc:
+        raise ValueError(f"rule {name!r}: the body is {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"rule {name!r}: the body is not TOML: {exc}") from None
     rules = doc.get("rule")

@@ -10,7 +10,9 @@ from ..auth.guard import AuthConfig
 from ..sip.abnf import STANDARD_METHODS
 from ..uas.validation import BODY_CHECKS, CHECKS, enabled_checks
 from .fields import FieldError, key_list
+from .files import FileAccess
 from .model import Rule, Scenario, Settings
+from .nesting import TooDeep, check_toml_depth
 from .responses import check_required
 from .rules import build_default, build_rule, check_states
 from .settings import build_settings
@@ -46,21 +48,28 @@ def read_scenario(path: str | Path) -> tuple[Scenario, str]:
 
 
 def parse_scenario(
-    text: bytes | str, path: str = "<scenario>", base_dir: Path | None = None
+    text: bytes | str, path: str = "<scenario>", base_dir: Path | None = None,
+    *, files: FileAccess | None = None,
 ) -> Scenario:
+    """The scenario in ``text``. ``files`` says which ``body_file``s it may read (a
+    scenario from the admin API: ``FileAccess.within``); without it, any regular file,
+    relative names from ``base_dir``."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ScenarioError(path, "", None, f"not UTF-8 ({exc.reason})") from None
     try:
+        check_toml_depth(text)  # before tomllib, which recurses (and is quadratic) on it
         doc = tomllib.loads(text)
+    except TooDeep as exc:
+        raise ScenarioError(path, "", None, f"the scenario is {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(path, "", None, f"invalid TOML: {exc}") from None
-    return _Loader(path, base_dir or Path(".")).build(doc)
+    return _Loader(path, files or FileAccess.anywhere(base_dir)).build(doc)
 
 
-def body_files(doc: object, base_dir: Path) -> list[Path]:
+def body_files(doc: object, files: FileAccess) -> list[Path]:
     """Every ``body_file`` of a parsed (valid) scenario document, resolved as
     responses.py reads them, in file order without repeats."""
     found: list[Path] = []
@@ -69,7 +78,7 @@ def body_files(doc: object, base_dir: Path) -> list[Path]:
         if isinstance(node, dict):
             for key, value in node.items():
                 if key == "body_file" and isinstance(value, str):
-                    file = Path(value) if Path(value).is_absolute() else base_dir / value
+                    file = files.path(value)
                     if file not in found:
                         found.append(file)
                 else:
@@ -86,9 +95,9 @@ class _Loader:
     """Reads the sections of one file in order, keeping which one it is in (``where``)
     so that a FieldError from a builder becomes a ScenarioError naming file and rule."""
 
-    def __init__(self, path: str, base_dir: Path) -> None:
+    def __init__(self, path: str, files: FileAccess) -> None:
         self.path = path
-        self.base_dir = base_dir
+        self.files = files
         self.where = ""
 
     def fail(self, error: FieldError) -> ScenarioError:
@@ -103,11 +112,12 @@ class _Loader:
                     )
             self.where = "[settings]"
             settings = build_settings(doc.get("settings", {}))
+            self.files = self.files.with_limit(settings.max_body_file)
             self.where = "[auth]"
             auth = parse_auth(doc["auth"]) if "auth" in doc else None
             rules = self.rules(doc.get("rule", []), auth)
             self.where = "[default]"
-            default = build_default(doc.get("default", {"code": 404}), self.base_dir)
+            default = build_default(doc.get("default", {"code": 404}), self.files)
             for rule in [*rules, default]:
                 self.where = rule.label
                 check_required(rule)
@@ -115,7 +125,7 @@ class _Loader:
         except FieldError as exc:
             raise self.fail(exc) from None
         scenario = assemble(self.path, settings, rules, default)
-        scenario.body_files = tuple(body_files(doc, self.base_dir))
+        scenario.body_files = tuple(body_files(doc, self.files))
         return scenario
 
     def rules(self, raw_rules: object, auth: AuthConfig | None) -> list[Rule]:
@@ -130,7 +140,7 @@ class _Loader:
             )
             if not isinstance(raw, dict):
                 raise FieldError(None, "must be a table")
-            rule = build_rule(raw, number, auth, self.base_dir)
+            rule = build_rule(raw, number, auth, self.files)
             if rule.name and rule.name in names:
                 raise FieldError("name", f"duplicate rule name {rule.name!r}")
             names.add(rule.name)

@@ -41,6 +41,7 @@ class Settings:
     tag_key: str = "sipresponder"
     response_routing: str = "source"  # "source" (symmetric, like rport) or "via"
     max_message_size: int = 65535
+    max_body_file: int = 1 << 20  # octets: the largest body_file a scenario may read
     timer_t1: float = 0.5  # RFC 3261 17.1.1.1
     timer_t2: float = 4.0
     max_transactions: int = 10000

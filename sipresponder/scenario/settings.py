@@ -21,7 +21,7 @@ _NOT_NEGATIVE = (
     "tcp_idle_timeout",
     "loop_ttl",
 )
-_POSITIVE = ("max_message_size", "max_transactions", "max_connections")
+_POSITIVE = ("max_message_size", "max_transactions", "max_connections", "max_body_file")
 
 
 def build_settings(raw: object) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sipresponder.scenario.globs import glob_match, glob_regex
+from sipresponder.scenario.globs import compile_glob, glob_match
 
 
 @pytest.mark.parametrize(
@@ -37,6 +37,6 @@ def test_does_not_match(pattern: str, text: str) -> None:
 
 
 def test_the_compiled_pattern_agrees() -> None:
-    regex = glob_regex("sip:*@[::1]")
-    assert regex.fullmatch("sip:x@[::1]")
-    assert not regex.fullmatch("sip:x@[::2]")
+    glob = compile_glob("sip:*@[::1]")
+    assert glob.matches("sip:x@[::1]")
+    assert not glob.matches("sip:x@[::2]")
