@@ -8,6 +8,7 @@ wait logic are the ones the in-process test API uses; /metrics serves ops.metric
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -20,8 +21,9 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..scenario.edit import RuleNotFound, delete_rule, put_rule
-from ..scenario.loader import ScenarioError, parse_scenario
+from ..scenario.loader import ScenarioError
 from ..scenario.model import Scenario
+from ..scenario.nesting import TooDeep, check_json_depth
 from ..sip.transports import TRANSPORTS
 from ..testing.api import JournalAssertion, Responder, VerifyFailed, WaitTimeout, describe
 from ..testing.journal import FILTERS, JournalEntry, Query, check_keys, materialize
@@ -29,6 +31,7 @@ from ..transport.address import split_hostport
 from ..uas import compiled
 from .console import add_console, add_console_openapi, query_token_allowed
 from .metrics import responder_registry
+from .pushed import load_pushed, parse_pushed
 
 log = logging.getLogger("sipresponder")
 
@@ -97,9 +100,16 @@ def query_from_params(request: web.Request, extra: tuple[str, ...] = ()) -> Quer
 async def json_body(request: web.Request, valid: tuple[str, ...]) -> dict[str, Any]:
     """The request's JSON object (empty without a body), its keys checked."""
     try:
-        body = await request.json() if request.can_read_body else {}
+        if request.can_read_body:
+            text = await request.text()
+            check_json_depth(text)  # before json.loads, which recurses on nesting
+            body = json.loads(text)
+        else:
+            body = {}
     except json.JSONDecodeError as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
+    except TooDeep as exc:
+        raise ValueError(f"body is {exc}") from None
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
     check_keys(body, valid, "key")
@@ -132,15 +142,25 @@ class Admin:
         self.responder = responder
         self.scenario_text = scenario_text
         self.token = token
-        self.base_dir = base_dir
+        self.base_dir = base_dir  # a pushed scenario's body_files stay in it (ops/pushed.py)
         self.registry = responder_registry(responder)
+        # One scenario change at a time: a rule edit reads scenario_text, then awaits
+        # the load, and must not lose a change made meanwhile.
+        self.changing = asyncio.Lock()
         self.runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
 
     # -- scenario ------------------------------------------------------------------------
     def replace_scenario(self, text: str, path: str = PUT_SCENARIO_PATH) -> Scenario:
-        """Validate ``text`` and swap it in atomically; ScenarioError leaves the old one."""
-        scenario = parse_scenario(text, path, base_dir=self.base_dir)
+        """Validate ``text`` and swap it in atomically; ScenarioError leaves the old one.
+        It loads on the calling thread; the routes use ``load`` and then ``swap_in``."""
+        return self.swap_in(parse_pushed(text, path, self.base_dir), text)
+
+    async def load(self, text: str, path: str) -> Scenario:
+        """``text`` validated as a scenario from the API, off the event loop."""
+        return await load_pushed(text, path, self.base_dir)
+
+    def swap_in(self, scenario: Scenario, text: str) -> Scenario:
         self.responder.set_scenario(scenario)
         self.scenario_text = text
         return scenario
@@ -155,9 +175,9 @@ class Admin:
         app.router.add_post("/api/requests/wait", self._wait)
         app.router.add_post("/api/requests/verify", self._verify)
         app.router.add_get("/api/scenario", self._get_scenario)
-        app.router.add_put("/api/scenario", self._put_scenario)
-        app.router.add_put("/api/rules/{name}", self._put_rule)
-        app.router.add_delete("/api/rules/{name}", self._delete_rule)
+        app.router.add_put("/api/scenario", self._one_change(self._put_scenario))
+        app.router.add_put("/api/rules/{name}", self._one_change(self._put_rule))
+        app.router.add_delete("/api/rules/{name}", self._one_change(self._delete_rule))
         app.router.add_post("/api/reset", self._reset)
         app.router.add_get("/api/state", self._states)
         app.router.add_delete("/api/state", self._reset_states)
@@ -210,6 +230,15 @@ class Admin:
             return await handler(request)
         except ValueError as exc:  # bad filters or body; ScenarioError is handled in PUT
             return web.json_response({"error": str(exc)}, status=400)
+
+    def _one_change(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """``handler`` run under ``changing``: scenario changes apply in arrival order."""
+        async def run(request: web.Request) -> web.StreamResponse:
+            async with self.changing:
+                return await handler(request)
+
+        return run
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({
@@ -282,7 +311,8 @@ class Admin:
     async def _put_scenario(self, request: web.Request) -> web.Response:
         data = await request.read()
         try:
-            scenario = self.replace_scenario(data.decode("utf-8"))
+            text = data.decode("utf-8")
+            scenario = self.swap_in(await self.load(text, PUT_SCENARIO_PATH), text)
         except UnicodeDecodeError as exc:
             error = f"{PUT_SCENARIO_PATH}: not UTF-8 ({exc.reason})"
         except ScenarioError as exc:
@@ -298,19 +328,18 @@ class Admin:
         return web.json_response({"error": error}, status=400)
 
     # -- one rule by name ----------------------------------------------------------------
-    def _swap_rules(self, request: web.Request, text: str, what: str) -> web.Response:
+    async def _swap_rules(self, request: web.Request, text: str, what: str) -> web.Response:
         """Load the edited scenario text like a whole scenario and swap it in; 400 with
         the loader's one-line error (the running scenario stays)."""
         name = request.match_info["name"]
         path = RULE_PATH.format(method=request.method, name=name)
         try:
-            scenario = parse_scenario(text, path, base_dir=self.base_dir)
+            scenario = await self.load(text, path)
         except ScenarioError as exc:
             log.warning("%s refused: %s", path, exc,
                         extra={"event": "scenario_refused", "path": path, "error": str(exc)})
             return web.json_response({"error": str(exc)}, status=400)
-        self.responder.set_scenario(scenario)
-        self.scenario_text = text
+        self.swap_in(scenario, text)
         log.info("rule %r %s over the admin API (%d rules)", name, what,
                     len(scenario.rules), extra={"event": "scenario", "path": path})
         return web.json_response({"status": what, "rule": name, "rules": len(scenario.rules)})
@@ -322,7 +351,7 @@ class Admin:
             text, added = put_rule(self.scenario_text, name, data.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise ValueError(f"rule {name!r}: the body is not UTF-8 ({exc.reason})") from None
-        return self._swap_rules(request, text, "added" if added else "replaced")
+        return await self._swap_rules(request, text, "added" if added else "replaced")
 
     async def _delete_rule(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -330,7 +359,7 @@ class Admin:
             text = delete_rule(self.scenario_text, name)
         except RuleNotFound:
             return web.json_response({"error": f"no rule named {name!r}"}, status=404)
-        return self._swap_rules(request, text, "deleted")
+        return await self._swap_rules(request, text, "deleted")
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry),

@@ -50,12 +50,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..scenario.edit import RuleNotFound, delete_rule, put_rule
-from ..scenario.loader import ScenarioError, parse_scenario
+from ..scenario.loader import ScenarioError
 from ..scenario.model import Scenario
 from ..testing.api import Responder
 from ..testing.journal import Journal, JournalEntry, NearMiss, Query
 from ..transport.address import ListenAddress
 from .admin import MAX_WAIT, PUT_SCENARIO_PATH, RULE_PATH, Admin, entry_json
+from .pushed import load_pushed, parse_pushed
 
 log = logging.getLogger("sipresponder")
 
@@ -93,7 +94,7 @@ def current_scenario(directory: Path, path: str) -> tuple[Scenario, str] | None:
     except FileNotFoundError:
         return None
     try:
-        return parse_scenario(text, path, base_dir=Path(path).parent), text
+        return parse_pushed(text, path, Path(path).parent), text
     except ScenarioError as exc:
         log.error("%s; serving %s instead", exc, path)
         return None
@@ -178,13 +179,14 @@ class WorkerChannel:
         told the others to go back, so a call that waited in a stopped worker's queue
         must not swap its scenario in afterwards."""
         text = (await request.read()).decode("utf-8")
-        if time.monotonic() > float(request.query["not_after"]):
-            return web.json_response({"error": "the swap came too late; not applied"},
-                                     status=409)
         try:
-            self.admin.replace_scenario(text)
+            scenario = await self.admin.load(text, PUT_SCENARIO_PATH)  # off the loop
         except ScenarioError as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        if time.monotonic() > float(request.query["not_after"]):  # checked as it swaps
+            return web.json_response({"error": "the swap came too late; not applied"},
+                                     status=409)
+        self.admin.swap_in(scenario, text)
         return web.json_response({"status": "replaced"})
 
     async def _changed(self, request: web.Request) -> web.Response:
@@ -454,7 +456,7 @@ class Cluster(Responder):
         """Validate ``text`` once, here, then have every worker serve it; if any worker
         fails, the others go back to the scenario they served (ClusterFailed)."""
         async with self._swapping:
-            scenario = parse_scenario(text, path, base_dir=self.base_dir)
+            scenario = await load_pushed(text, path, self.base_dir)
             previous = self.scenario_text
             _write_current(self.directory, text)
             results = await asyncio.gather(*(link.serve(text) for link in self.links),

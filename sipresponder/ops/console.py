@@ -22,13 +22,14 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from ..scenario.loader import ScenarioError, parse_scenario
+from ..scenario.loader import ScenarioError
 from ..scenario.model import Scenario
 from ..scenario.positions import error_position, rule_tables, rule_text, section_start
 from ..testing.api import Responder
 from ..testing.journal import JournalEntry, Query
 from .ladder import ladder
 from .pcap import write_pcap
+from .pushed import load_pushed
 
 log = logging.getLogger("sipresponder")
 
@@ -289,7 +290,7 @@ class Console:
                                       f"({exc.reason})", "line": None, "column": None},
                                      status=422)
         try:
-            scenario = parse_scenario(text, CHECK_PATH, base_dir=self.host.base_dir)
+            scenario = await load_pushed(text, CHECK_PATH, self.host.base_dir)
         except ScenarioError as exc:
             line, column = error_position(exc, text)
             return web.json_response({"ok": False, "error": str(exc), "line": line,
