@@ -273,3 +273,21 @@ async def test_a_scenario_loads_off_the_event_loop(api: Api, monkeypatch: pytest
     order.append("put")
     assert (status, body["rules"]) == (200, 2000)
     assert order == ["healthz", "sip", "put"]
+
+
+# -- nesting --------------------------------------------------------------------------
+@pytest.mark.timeout(20)
+async def test_deep_nesting_is_a_400_not_a_500(api: Api) -> None:
+    """Issue 18: 100k-deep JSON or TOML raised RecursionError (500)."""
+    deep = 100_000
+    toml = "x = " + "[" * deep + "]" * deep
+    status, body = await api.put("/api/scenario", toml)
+    assert status == 400 and "nested deeper than 100 levels" in str(body["error"])
+    status, body = await api.put("/api/rules/r", toml)
+    assert status == 400 and "nested deeper than 100 levels" in str(body["error"])
+    status, body = await api.post("/api/scenario/check", toml)
+    assert status == 422 and "nested deeper than 100 levels" in str(body["error"])
+    status, body = await api.post("/api/requests/wait", "[" * deep + "]" * deep)
+    assert status == 400 and body["error"] == "body is nested deeper than 64 levels (line 1)"
+    status, body = await api.post("/api/requests/verify", '{"uri":' * deep)
+    assert status == 400 and "nested deeper than 64 levels" in str(body["error"])

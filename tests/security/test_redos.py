@@ -11,8 +11,10 @@ import aiohttp
 import pytest
 
 from sipresponder.ops.admin import Admin
+from sipresponder.scenario.edit import put_rule
 from sipresponder.scenario.globs import glob_match
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
+from sipresponder.scenario.positions import rule_tables
 from sipresponder.testing.api import Responder
 from sipresponder.testing.journal import Query
 from tests.sipclient import make_request, udp_exchange
@@ -140,3 +142,33 @@ def test_what_re2_refuses_is_a_load_time_error_naming_the_field(
     assert info.value.field == field
     assert reason in str(info.value)
     assert "RE2" in str(info.value) and "\n" not in str(info.value)
+
+
+HOSTILE_LINE = "[" + " " * 5000 + "a" + " " * 5000  # took minutes in the header regexes
+
+
+@pytest.mark.timeout(20)
+async def test_the_check_endpoint_on_a_hostile_header_line(responder: Responder) -> None:
+    """The console's check locates errors by scanning table headers; its regex took
+    cubic time on a "[" followed by spaces."""
+    admin = Admin(responder, SCENARIO)
+    await admin.start("127.0.0.1", 0)
+    try:
+        host, port = admin.address  # type: ignore[misc]
+        async with aiohttp.ClientSession() as http, http.post(
+                f"http://{host}:{port}/api/scenario/check", data=HOSTILE_LINE) as resp:
+            assert resp.status == 422
+            assert "invalid TOML" in (await resp.json())["error"]
+    finally:
+        await admin.close()
+
+
+@pytest.mark.timeout(20)
+def test_rule_edits_and_positions_on_a_hostile_header_line() -> None:
+    text = (f'[[rule]]\nname = "a"\ncode = 200\ncontent_type = "text/plain"\n'
+            f'body = """\n{HOSTILE_LINE}\n"""\n')
+    parse_scenario(text, "<hostile>")  # valid: the line is inside a string
+    edited, added = put_rule(text, "b", "code = 486")
+    assert added and parse_scenario(edited, "<edited>").rules[1].name == "b"
+    first, second = rule_tables(edited)
+    assert first.line == 1 and second.line > first.line
