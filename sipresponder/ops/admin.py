@@ -156,9 +156,10 @@ class Admin:
         It loads on the calling thread; the routes use ``load`` and then ``swap_in``."""
         return self.swap_in(parse_pushed(text, path, self.base_dir), text)
 
-    async def load(self, text: str, path: str) -> Scenario:
-        """``text`` validated as a scenario from the API, off the event loop."""
-        return await load_pushed(text, path, self.base_dir)
+    async def load(self, text: str, path: str, operator: bool = False) -> Scenario:
+        """``text`` validated as a scenario from the API (``operator``: the operator's
+        file, relayed by the gatherer of --workers), off the event loop."""
+        return await load_pushed(text, path, self.base_dir, operator)
 
     def swap_in(self, scenario: Scenario, text: str) -> Scenario:
         self.responder.set_scenario(scenario)

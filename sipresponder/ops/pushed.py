@@ -21,21 +21,27 @@ from ..scenario.loader import parse_scenario
 from ..scenario.model import Scenario
 
 
-def pushed_files(base_dir: Path | None) -> FileAccess:
-    """What a scenario from the API may read, given the started scenario's folder."""
+def pushed_files(base_dir: Path | None, operator: bool = False) -> FileAccess:
+    """What a scenario from the API may read, given the started scenario's folder.
+    ``operator``: the text is the operator's file after all (the gatherer of --workers
+    hands a SIGHUP or --watch reload to the workers through this path), so any file."""
+    if operator:
+        return FileAccess.anywhere(base_dir)
     if base_dir is not None and _same(base_dir, bundled_scenario().parent):
         base_dir = None
     return FileAccess.within(base_dir)
 
 
-def parse_pushed(text: str, path: str, base_dir: Path | None) -> Scenario:
+def parse_pushed(text: str, path: str, base_dir: Path | None, operator: bool = False
+                 ) -> Scenario:
     """``text`` loaded as a scenario from the API, on this thread (ScenarioError)."""
-    return parse_scenario(text, path, files=pushed_files(base_dir))
+    return parse_scenario(text, path, files=pushed_files(base_dir, operator))
 
 
-async def load_pushed(text: str, path: str, base_dir: Path | None) -> Scenario:
+async def load_pushed(text: str, path: str, base_dir: Path | None, operator: bool = False
+                      ) -> Scenario:
     """``text`` loaded as a scenario from the API in a worker thread (ScenarioError)."""
-    return await asyncio.to_thread(parse_pushed, text, path, base_dir)
+    return await asyncio.to_thread(parse_pushed, text, path, base_dir, operator)
 
 
 def _same(a: Path, b: Path) -> bool:

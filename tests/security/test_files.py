@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -249,10 +252,10 @@ async def test_a_scenario_loads_off_the_event_loop(api: Api, monkeypatch: pytest
     loading, release = threading.Event(), threading.Event()
     real = pushed.parse_pushed
 
-    def held(text: str, path: str, base: Path | None) -> object:
+    def held(*args: object) -> object:
         loading.set()
         release.wait(20)
-        return real(text, path, base)
+        return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pushed, "parse_pushed", held)
     big = "".join(f'[[rule]]\nname = "r{i}"\nmatch = {{ user = "u{i}" }}\ncode = 486\n'
@@ -291,3 +294,37 @@ async def test_deep_nesting_is_a_400_not_a_500(api: Api) -> None:
     assert status == 400 and body["error"] == "body is nested deeper than 64 levels (line 1)"
     status, body = await api.post("/api/requests/verify", '{"uri":' * deep)
     assert status == 400 and "nested deeper than 64 levels" in str(body["error"])
+
+
+# -- --workers: the gatherer relays the operator's reloads as the operator's -----------
+@pytest.mark.skipif(sys.platform != "linux", reason="--workers forks (Linux)")
+@pytest.mark.timeout(90)
+def test_workers_reload_the_operators_files_but_confine_the_apis(tmp_path: Path) -> None:
+    """Under --workers --admin a SIGHUP reload reaches the workers through the same
+    channel as an API swap; it keeps the operator's freedom (a file outside the folder),
+    while the same text PUT over the API is refused."""
+    from tests.integration.test_workers_admin import Cluster, ask, code_of, options
+
+    (tmp_path / "dir").mkdir()
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_bytes(b"operator's")
+    scenario = tmp_path / "dir" / "s.toml"
+    scenario.write_text("[default]\ncode = 480\n")
+    running = Cluster("--scenario", str(scenario))
+    try:
+        text = (f'[default]\ncode = 603\nbody_file = "{outside}"\n'
+                'content_type = "text/plain"\n')
+        scenario.write_text(text)
+        running.proc.send_signal(signal.SIGHUP)
+        running.wait_line("SIGHUP: reloaded scenario")
+        deadline = time.monotonic() + 20
+        while running.call("GET", "/api/scenario")[1] != text:
+            assert time.monotonic() < deadline, f"never swapped in: {''.join(running.lines)}"
+            time.sleep(0.05)  # the swap runs after the log line; the bound is the deadline
+        answers = [ask(running.udp, options(f"w{i}")) for i in range(16)]
+        assert {code_of(a) for a in answers} == {603}
+        assert all(a.endswith(b"operator's") for a in answers)
+        status, body = running.call("PUT", "/api/scenario", raw=text.encode())
+        assert status == 400 and "outside the scenario's folder" in body["error"]
+    finally:
+        running.stop()
