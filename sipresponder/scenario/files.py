@@ -74,7 +74,7 @@ class FileAccess:
             assert self.base is not None
             root = Path(os.path.realpath(self.base))
             # The same words whether the file exists or not: nothing to probe with.
-            if not file.is_relative_to(root) or file == root:
+            if not file.is_relative_to(root):
                 raise FieldError(field, f"{name!r} is outside the scenario's folder "
                                  "(a scenario sent over the admin API may only name files there)")
         if any(file.is_relative_to(p) for p in _PSEUDO):
