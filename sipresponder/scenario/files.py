@@ -73,13 +73,36 @@ class FileAccess:
         if self.confined:
             assert self.base is not None
             root = Path(os.path.realpath(self.base))
-            # The same words whether the file exists or not: nothing to probe with.
-            if not file.is_relative_to(root):
+            # First from the name alone, so that no answer depends on what exists
+            # outside (a "../x/.." resolves differently when x is a symlink); then
+            # resolved, for symlinks inside that lead out.
+            if not _stays_within(Path(name), self.base, root) or not file.is_relative_to(root):
                 raise FieldError(field, f"{name!r} is outside the scenario's folder "
                                  "(a scenario sent over the admin API may only name files there)")
         if any(file.is_relative_to(p) for p in _PSEUDO):
             raise FieldError(field, f"{name!r} is not a regular file")
         return _read_regular(field, name, file, self.limit)
+
+
+def _stays_within(name: Path, base: Path, root: Path) -> bool:
+    """Whether ``name``, read as written, never leaves ``base`` (``..`` included)."""
+    parts = name.parts
+    if name.is_absolute():
+        for folder in (Path(os.path.abspath(base)), root):
+            if name.is_relative_to(folder):
+                parts = name.relative_to(folder).parts
+                break
+        else:
+            return False
+    depth = 0
+    for part in parts:
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return False
+        elif part != ".":
+            depth += 1
+    return True
 
 
 def _read_regular(field: str, name: str, file: Path, limit: int) -> bytes:

@@ -328,3 +328,16 @@ def test_workers_reload_the_operators_files_but_confine_the_apis(tmp_path: Path)
         assert status == 400 and "outside the scenario's folder" in body["error"]
     finally:
         running.stop()
+
+
+def test_a_name_that_leaves_the_folder_is_refused_even_if_it_comes_back(folder: Path) -> None:
+    """'../x/../scenario/ok.txt' resolves inside, but how it resolves depends on what
+    x is outside (a symlink goes elsewhere): refused from the name alone, so nothing
+    outside can be probed."""
+    (folder.parent / "x").symlink_to("/")
+    for name in ("../x/../scenario/ok.txt", "../nothing/../scenario/ok.txt",
+                 f"{folder}/../scenario/ok.txt"):
+        assert "is outside the scenario's folder" in str(pushed_error(rule(name), folder))
+    for name in ("./ok.txt", "sub/../ok.txt", str(folder / "ok.txt")):
+        (folder / "sub").mkdir(exist_ok=True)
+        parse_pushed(rule(name), "<PUT>", folder)
