@@ -187,12 +187,21 @@ class Api:
         self.base = f"http://{host}:{port}"
 
     async def put(self, path: str, text: str) -> tuple[int, dict[str, object]]:
-        async with self.http.put(self.base + path, data=text.encode()) as resp:
+        async with self.http.put(self.base + path, data=text.encode(),
+                                 headers=headers(path)) as resp:
             return resp.status, await resp.json()
 
     async def post(self, path: str, text: str) -> tuple[int, dict[str, object]]:
-        async with self.http.post(self.base + path, data=text.encode()) as resp:
+        async with self.http.post(self.base + path, data=text.encode(),
+                                  headers=headers(path)) as resp:
             return resp.status, await resp.json()
+
+
+def headers(path: str) -> dict[str, str]:
+    """What a non-browser client sends to the routes that change state (the admin
+    API's CSRF rule: a JSON or TOML content type, or X-Sipresponder)."""
+    kind = "application/json" if path.startswith("/api/requests") else "application/toml"
+    return {"Content-Type": kind, "X-Sipresponder": "1"}
 
 
 @pytest.fixture

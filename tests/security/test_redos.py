@@ -156,7 +156,8 @@ async def test_the_check_endpoint_on_a_hostile_header_line(responder: Responder)
     try:
         host, port = admin.address  # type: ignore[misc]
         async with aiohttp.ClientSession() as http, http.post(
-                f"http://{host}:{port}/api/scenario/check", data=HOSTILE_LINE) as resp:
+                f"http://{host}:{port}/api/scenario/check", data=HOSTILE_LINE,
+                headers={"Content-Type": "application/toml", "X-Sipresponder": "1"}) as resp:
             assert resp.status == 422
             assert "invalid TOML" in (await resp.json())["error"]
     finally:
