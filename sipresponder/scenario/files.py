@@ -69,19 +69,23 @@ class FileAccess:
         if self.confined and self.base is None:
             raise FieldError(field, "files cannot be named in a scenario sent over the admin "
                              "API when the server was started without a scenario file")
+        root = Path(os.path.realpath(self.base)) if self.confined and self.base else None
+        # First from the name alone, before anything outside is looked at, so that no
+        # answer depends on what exists there (a "../x/.." resolves differently when x
+        # is a symlink); then resolved, for symlinks inside that lead out.
+        if root is not None and not _stays_within(Path(name), self.base or root, root):
+            raise FieldError(field, _outside(name))
         file = Path(os.path.realpath(self.path(name)))
-        if self.confined:
-            assert self.base is not None
-            root = Path(os.path.realpath(self.base))
-            # First from the name alone, so that no answer depends on what exists
-            # outside (a "../x/.." resolves differently when x is a symlink); then
-            # resolved, for symlinks inside that lead out.
-            if not _stays_within(Path(name), self.base, root) or not file.is_relative_to(root):
-                raise FieldError(field, f"{name!r} is outside the scenario's folder "
-                                 "(a scenario sent over the admin API may only name files there)")
+        if root is not None and not file.is_relative_to(root):
+            raise FieldError(field, _outside(name))
         if any(file.is_relative_to(p) for p in _PSEUDO):
             raise FieldError(field, f"{name!r} is not a regular file")
         return _read_regular(field, name, file, self.limit)
+
+
+def _outside(name: str) -> str:
+    return (f"{name!r} is outside the scenario's folder "
+            "(a scenario sent over the admin API may only name files there)")
 
 
 def _stays_within(name: Path, base: Path, root: Path) -> bool:
