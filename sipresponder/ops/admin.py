@@ -24,8 +24,9 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..scenario.edit import POSITIONS, RuleNotFound, delete_rule, put_rule
-from ..scenario.loader import ScenarioError, parse_scenario
+from ..scenario.loader import ScenarioError
 from ..scenario.model import Scenario
+from ..scenario.nesting import TooDeep, check_json_depth
 from ..scenario.positions import error_position
 from ..scenario.shadow import shadow_warnings
 from ..sip.transports import TRANSPORTS
@@ -45,6 +46,7 @@ from .console import (
     wants_token_page,
 )
 from .metrics import responder_registry
+from .pushed import load_pushed, parse_pushed
 
 log = logging.getLogger("sipresponder")
 
@@ -138,9 +140,16 @@ def query_from_params(request: web.Request, extra: tuple[str, ...] = ()) -> Quer
 async def json_body(request: web.Request, valid: tuple[str, ...]) -> dict[str, Any]:
     """The request's JSON object (empty without a body), its keys checked."""
     try:
-        body = await request.json() if request.can_read_body else {}
+        if request.can_read_body:
+            text = await request.text()
+            check_json_depth(text)  # before json.loads, which recurses on nesting
+            body = json.loads(text)
+        else:
+            body = {}
     except json.JSONDecodeError as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
+    except TooDeep as exc:
+        raise ValueError(f"body is {exc}") from None
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
     check_keys(body, valid, "key")
@@ -173,13 +182,16 @@ class Admin:
         self.responder = responder
         self.scenario_text = scenario_text
         self.token = token
-        self.base_dir = base_dir
+        self.base_dir = base_dir  # a pushed scenario's body_files stay in it (ops/pushed.py)
         # Host names a browser may use for it besides IP literals and localhost
         # (--admin-host; ops/perimeter.py), and the live event streams it serves at once.
         self.hosts: frozenset[str] = frozenset()
         self.max_event_clients = MAX_EVENT_CLIENTS
         self.console: Console | None = None  # the last app()'s
         self.registry = responder_registry(responder)
+        # One scenario change at a time: a rule edit reads scenario_text, then awaits
+        # the load, and must not lose a change made meanwhile.
+        self.changing = asyncio.Lock()
         self.runner: web.AppRunner | None = None
         self.acceptor: Acceptor | None = None
         self.accept_counters: Counter[str] = Counter()  # fd_exhausted on the admin port
@@ -188,8 +200,16 @@ class Admin:
 
     # -- scenario ------------------------------------------------------------------------
     def replace_scenario(self, text: str, path: str = PUT_SCENARIO_PATH) -> Scenario:
-        """Validate ``text`` and swap it in atomically; ScenarioError leaves the old one."""
-        scenario = parse_scenario(text, path, base_dir=self.base_dir)
+        """Validate ``text`` and swap it in atomically; ScenarioError leaves the old one.
+        It loads on the calling thread; the routes use ``load`` and then ``swap_in``."""
+        return self.swap_in(parse_pushed(text, path, self.base_dir), text)
+
+    async def load(self, text: str, path: str, operator: bool = False) -> Scenario:
+        """``text`` validated as a scenario from the API (``operator``: the operator's
+        file, relayed by the gatherer of --workers), off the event loop."""
+        return await load_pushed(text, path, self.base_dir, operator)
+
+    def swap_in(self, scenario: Scenario, text: str) -> Scenario:
         self.responder.set_scenario(scenario)
         self.scenario_text = text
         return scenario
@@ -204,9 +224,9 @@ class Admin:
         app.router.add_post("/api/requests/wait", self._wait)
         app.router.add_post("/api/requests/verify", self._verify)
         app.router.add_get("/api/scenario", self._get_scenario)
-        app.router.add_put("/api/scenario", self._put_scenario)
-        app.router.add_put("/api/rules/{name}", self._put_rule)
-        app.router.add_delete("/api/rules/{name}", self._delete_rule)
+        app.router.add_put("/api/scenario", self._one_change(self._put_scenario))
+        app.router.add_put("/api/rules/{name}", self._one_change(self._put_rule))
+        app.router.add_delete("/api/rules/{name}", self._one_change(self._delete_rule))
         app.router.add_post("/api/reset", self._reset)
         app.router.add_get("/api/state", self._states)
         app.router.add_delete("/api/state", self._reset_states)
@@ -299,6 +319,15 @@ class Admin:
         except ValueError as exc:  # bad filters or body; ScenarioError is handled in PUT
             return web.json_response({"error": str(exc)}, status=400)
 
+    def _one_change(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """``handler`` run under ``changing``: scenario changes apply in arrival order."""
+        async def run(request: web.Request) -> web.StreamResponse:
+            async with self.changing:
+                return await handler(request)
+
+        return run
+
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({
             "status": "ok",
@@ -372,7 +401,7 @@ class Admin:
         refused: dict[str, Any] = {}
         try:
             text = data.decode("utf-8")
-            scenario = self.replace_scenario(text)
+            scenario = self.swap_in(await self.load(text, PUT_SCENARIO_PATH), text)
         except UnicodeDecodeError as exc:
             error = f"{PUT_SCENARIO_PATH}: not UTF-8 ({exc.reason})"
         except ScenarioError as exc:
@@ -389,19 +418,18 @@ class Admin:
         return web.json_response(refused or {"error": error}, status=400)
 
     # -- one rule by name ----------------------------------------------------------------
-    def _swap_rules(self, request: web.Request, text: str, what: str) -> web.Response:
+    async def _swap_rules(self, request: web.Request, text: str, what: str) -> web.Response:
         """Load the edited scenario text like a whole scenario and swap it in; 400 with
         the loader's one-line error (the running scenario stays)."""
         name = request.match_info["name"]
         path = RULE_PATH.format(method=request.method, name=name)
         try:
-            scenario = parse_scenario(text, path, base_dir=self.base_dir)
+            scenario = await self.load(text, path)
         except ScenarioError as exc:
             log.warning("%s refused: %s", path, exc,
                         extra={"event": "scenario_refused", "path": path, "error": str(exc)})
             return web.json_response(refused_json(exc, text), status=400)
-        self.responder.set_scenario(scenario)
-        self.scenario_text = text
+        self.swap_in(scenario, text)
         log.info("rule %r %s over the admin API (%d rules)", name, what,
                     len(scenario.rules), extra={"event": "scenario", "path": path})
         return web.json_response(rule_json(scenario, what, name))
@@ -423,7 +451,7 @@ class Admin:
 
     async def _put_rule(self, request: web.Request) -> web.Response:
         text, what = self.edited_rule(request, await request.read())
-        return self._swap_rules(request, text, what)
+        return await self._swap_rules(request, text, what)
 
     async def _delete_rule(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -431,7 +459,7 @@ class Admin:
             text = delete_rule(self.scenario_text, name)
         except RuleNotFound:
             return web.json_response({"error": f"no rule named {name!r}"}, status=404)
-        return self._swap_rules(request, text, "deleted")
+        return await self._swap_rules(request, text, "deleted")
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry),

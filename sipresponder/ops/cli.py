@@ -755,7 +755,7 @@ async def _gather(
 
     async def everywhere(new_text: str) -> None:
         try:
-            await cluster_admin.apply(new_text, path)
+            await cluster_admin.apply(new_text, path, operator=True)  # its files: any
         except (ScenarioError, ClusterFailed) as exc:
             log.error("reload: %s; the running scenario stays", exc,
                       extra={"event": "reload_failed", "path": path, "error": str(exc)})

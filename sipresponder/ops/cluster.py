@@ -50,7 +50,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..scenario.edit import RuleNotFound, delete_rule
-from ..scenario.loader import ScenarioError, parse_scenario
+from ..scenario.loader import ScenarioError
 from ..scenario.model import Scenario
 from ..testing.api import Responder
 from ..testing.journal import Journal, JournalEntry, NearMiss, Query
@@ -65,6 +65,7 @@ from .admin import (
     refused_json,
     rule_json,
 )
+from .pushed import load_pushed, parse_pushed
 
 log = logging.getLogger("sipresponder")
 
@@ -102,7 +103,7 @@ def current_scenario(directory: Path, path: str) -> tuple[Scenario, str] | None:
     except FileNotFoundError:
         return None
     try:
-        return parse_scenario(text, path, base_dir=Path(path).parent), text
+        return parse_pushed(text, path, Path(path).parent), text
     except ScenarioError as exc:
         log.error("%s; serving %s instead", exc, path)
         return None
@@ -187,13 +188,15 @@ class WorkerChannel:
         told the others to go back, so a call that waited in a stopped worker's queue
         must not swap its scenario in afterwards."""
         text = (await request.read()).decode("utf-8")
-        if time.monotonic() > float(request.query["not_after"]):
-            return web.json_response({"error": "the swap came too late; not applied"},
-                                     status=409)
         try:
-            self.admin.replace_scenario(text)
+            scenario = await self.admin.load(text, PUT_SCENARIO_PATH,
+                                             request.query.get("operator") == "1")
         except ScenarioError as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        if time.monotonic() > float(request.query["not_after"]):  # checked as it swaps
+            return web.json_response({"error": "the swap came too late; not applied"},
+                                     status=409)
+        self.admin.swap_in(scenario, text)
         return web.json_response({"status": "replaced"})
 
     async def _changed(self, request: web.Request) -> web.Response:
@@ -290,11 +293,13 @@ class WorkerLink:
             raise WorkerDown(f"worker {self.index} is not answering "
                              f"({type(exc).__name__}: {exc or 'no reply'})") from None
 
-    async def serve(self, text: str) -> None:
-        """Have the worker serve ``text``; WorkerDown, or ClusterFailed if it refuses."""
+    async def serve(self, text: str, operator: bool = False) -> None:
+        """Have the worker serve ``text`` (``operator``: the operator's file, whose body
+        files are not confined); WorkerDown, or ClusterFailed if it refuses."""
         status, body = await self.call(
             "PUT", "/cluster/scenario", data=text.encode(),
-            params={"not_after": repr(time.monotonic() + CALL_TIMEOUT - SWAP_MARGIN)})
+            params={"not_after": repr(time.monotonic() + CALL_TIMEOUT - SWAP_MARGIN),
+                    "operator": "1" if operator else "0"})
         failed = failures({self.index: (status, body)})
         if failed:
             raise ClusterFailed("the scenario was refused", failed)
@@ -342,6 +347,7 @@ class Cluster(Responder):
         self.directory = directory
         self.base_dir = base_dir
         self.scenario_text = scenario_text
+        self.operator_text = True  # scenario_text is the operator's file, not the API's
         self.links = [WorkerLink(i, socket_path(directory, i)) for i in range(workers)]
         self._seq = itertools.count(_last_number(directory) + 1)
         self._merging = asyncio.Lock()  # one fetch at a time, or entries merge twice
@@ -434,7 +440,7 @@ class Cluster(Responder):
         async with self._swapping:  # not while a swap is half done
             if hello["scenario"] != scenario_digest(self.scenario_text):
                 with contextlib.suppress(WorkerDown, ClusterFailed):
-                    await link.serve(self.scenario_text)
+                    await link.serve(self.scenario_text, self.operator_text)
 
     async def _watch(self, query: Query, deadline: float,
                      done: Callable[[int], bool]) -> list[JournalEntry]:
@@ -465,14 +471,15 @@ class Cluster(Responder):
             await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- the scenario ------------------------------------------------------------------
-    async def swap(self, text: str, path: str) -> Scenario:
+    async def swap(self, text: str, path: str, operator: bool = False) -> Scenario:
         """Validate ``text`` once, here, then have every worker serve it; if any worker
-        fails, the others go back to the scenario they served (ClusterFailed)."""
+        fails, the others go back to the scenario they served (ClusterFailed).
+        ``operator``: a reload of the operator's file (SIGHUP, --watch), not the API's."""
         async with self._swapping:
-            scenario = parse_scenario(text, path, base_dir=self.base_dir)
-            previous = self.scenario_text
+            scenario = await load_pushed(text, path, self.base_dir, operator)
+            previous, previous_operator = self.scenario_text, self.operator_text
             _write_current(self.directory, text)
-            results = await asyncio.gather(*(link.serve(text) for link in self.links),
+            results = await asyncio.gather(*(link.serve(text, operator) for link in self.links),
                                            return_exceptions=True)
             failed = {}
             for index, result in enumerate(results):
@@ -483,11 +490,12 @@ class Cluster(Responder):
                 elif isinstance(result, BaseException):
                     raise result
             if not failed:
-                self.scenario_text = text
+                self.scenario_text, self.operator_text = text, operator
                 return scenario
             _write_current(self.directory, previous)
             back = [i for i in range(len(self.links)) if i not in failed]
-            await asyncio.gather(*(self.links[i].serve(previous) for i in back),
+            await asyncio.gather(*(self.links[i].serve(previous, previous_operator)
+                                   for i in back),
                                  return_exceptions=True)
             # A failed worker may still swap (its answer was late): make sure it ends up
             # serving the previous scenario once it answers again.
@@ -604,10 +612,10 @@ class ClusterAdmin(Admin):
             await self.cluster.merge()
         return await handler(request)
 
-    async def apply(self, text: str, path: str) -> Scenario:
+    async def apply(self, text: str, path: str, operator: bool = False) -> Scenario:
         """Swap ``text`` in on every worker (ScenarioError, ClusterFailed) and serve it
-        from GET /api/scenario."""
-        scenario = await self.cluster.swap(text, path)
+        from GET /api/scenario (``operator``: a reload of the operator's file)."""
+        scenario = await self.cluster.swap(text, path, operator)
         self.scenario_text = text
         return scenario
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol, cast
 
 from aiohttp import web
 
-from ..scenario.loader import ScenarioError, parse_scenario
+from ..scenario.loader import ScenarioError
 from ..scenario.model import Scenario
 from ..scenario.positions import error_position, rule_tables, rule_text, section_start
 from ..scenario.shadow import shadow_warnings
@@ -31,6 +31,7 @@ from ..testing.journal import JournalEntry, Query
 from ..uas.outcome import KINDS
 from .ladder import ladder
 from .pcap import write_pcap
+from .pushed import load_pushed
 
 log = logging.getLogger("sipresponder")
 
@@ -461,7 +462,7 @@ class Console:
                                       f"({exc.reason})", "line": None, "column": None},
                                      status=422)
         try:
-            scenario = parse_scenario(text, CHECK_PATH, base_dir=self.host.base_dir)
+            scenario = await load_pushed(text, CHECK_PATH, self.host.base_dir)
         except ScenarioError as exc:
             line, column = error_position(exc, text)
             errors = [dict(zip(("error", "line", "column"), (str(e), *error_position(e, text)),

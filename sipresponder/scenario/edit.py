@@ -20,9 +20,13 @@ import re
 import tomllib
 from typing import Any
 
+from .nesting import TooDeep, check_toml_depth
+
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # A table header line: [name] or [[name]], name a dotted key of bare or quoted parts.
-_HEADER = re.compile(r"[ \t]*\[(\[)?[ \t]*([^\[\]#\n]*?)[ \t]*\](\])?[ \t]*(?:#.*)?\r?\n?")
+# The name keeps its spaces (stripped per part after): spaces both inside an optional
+# run and a lazy name backtracked in quadratic time on long lines (issue 18).
+_HEADER = re.compile(r"[ \t]*\[(\[)?([^\[\]#\n]*)\](\])?[ \t]*(?:#.*)?\r?\n?")
 
 
 class RuleNotFound(KeyError):
@@ -89,7 +93,10 @@ def parse_rule_body(body: str, name: str) -> dict[str, Any]:
     (``code = 486``, ``match = { user = "bob" }``, subtables such as ``[match]`` too).
     Its ``name`` is the one in the URL. ValueError says what is wrong."""
     try:
+        check_toml_depth(body)  # before tomllib, which recurses on nesting
         doc = tomllib.loads(body)
+    except TooDeep as exc:
+        raise ValueError(f"rule {name!r}: the body is {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"rule {name!r}: the body is not TOML: {exc}") from None
     rules = doc.get("rule")
@@ -116,7 +123,7 @@ def _lines_and_blocks(text: str) -> tuple[list[str], list[tuple[int, int]]]:
         header = _HEADER.fullmatch(line)
         if header is None:
             continue
-        name = re.sub(r"[ \t]*\.[ \t]*", ".", header.group(2))
+        name = ".".join(part.strip(" \t") for part in header.group(2).split("."))
         is_array = header.group(1) is not None
         if name.startswith("rule.") and start is not None:
             continue  # [rule.match] and the like belong to the rule above

@@ -13,7 +13,9 @@ from ..sip.abnf import STANDARD_METHODS
 from ..uas.validation import BODY_CHECKS, CHECKS, enabled_checks
 from .bundled import missing_hint
 from .fields import FieldError, unknown
+from .files import FileAccess
 from .model import Rule, Scenario, Settings
+from .nesting import TooDeep, check_toml_depth
 from .responses import check_required
 from .rules import (
     DEFAULT_KEYS,
@@ -75,21 +77,28 @@ def read_scenario(path: str | Path) -> tuple[Scenario, str]:
 
 
 def parse_scenario(
-    text: bytes | str, path: str = "<scenario>", base_dir: Path | None = None
+    text: bytes | str, path: str = "<scenario>", base_dir: Path | None = None,
+    *, files: FileAccess | None = None,
 ) -> Scenario:
+    """The scenario in ``text``. ``files`` says which ``body_file``s it may read (a
+    scenario from the admin API: ``FileAccess.within``); without it, any regular file,
+    relative names from ``base_dir``."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ScenarioError(path, "", None, f"not UTF-8 ({exc.reason})") from None
     try:
+        check_toml_depth(text)  # before tomllib, which recurses (and is quadratic) on it
         doc = tomllib.loads(text)
+    except TooDeep as exc:
+        raise ScenarioError(path, "", None, f"the scenario is {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(path, "", None, f"invalid TOML: {exc}") from None
-    return _Loader(path, base_dir or Path(".")).build(doc)
+    return _Loader(path, files or FileAccess.anywhere(base_dir)).build(doc)
 
 
-def body_files(doc: object, base_dir: Path) -> list[Path]:
+def body_files(doc: object, files: FileAccess) -> list[Path]:
     """Every ``body_file`` of a parsed (valid) scenario document, resolved as
     responses.py reads them, in file order without repeats."""
     found: list[Path] = []
@@ -98,7 +107,7 @@ def body_files(doc: object, base_dir: Path) -> list[Path]:
         if isinstance(node, dict):
             for key, value in node.items():
                 if key == "body_file" and isinstance(value, str):
-                    file = Path(value) if Path(value).is_absolute() else base_dir / value
+                    file = files.path(value)
                     if file not in found:
                         found.append(file)
                 else:
@@ -121,9 +130,9 @@ class _Loader:
     (``when_state``) run only when every rule was read, so that a broken rule
     causes no second error in another."""
 
-    def __init__(self, path: str, base_dir: Path) -> None:
+    def __init__(self, path: str, files: FileAccess) -> None:
         self.path = path
-        self.base_dir = base_dir
+        self.files = files
         self.where = ""
         self.errors: list[ScenarioError] = []
 
@@ -165,6 +174,8 @@ class _Loader:
         raw_settings = doc.get("settings", {})
         settings = self.section("[settings]", raw_settings, SETTING_KEYS, "setting",
                                 lambda: build_settings(raw_settings))
+        if settings is not None:
+            self.files = self.files.with_limit(settings.max_body_file)
         auth = None
         if "auth" in doc:
             auth = self.section("[auth]", doc["auth"], AUTH_KEYS, "key",
@@ -172,7 +183,7 @@ class _Loader:
         rules, complete = self.rules(doc.get("rule", []), auth, "auth" in doc and auth is None)
         raw_default = doc.get("default", {"code": 404})
         default = self.section("[default]", raw_default, DEFAULT_KEYS, "key",
-                               lambda: _required(build_default(raw_default, self.base_dir)))
+                               lambda: _required(build_default(raw_default, self.files)))
         for rule in rules if complete else []:
             self.where = rule.label
             try:
@@ -182,7 +193,7 @@ class _Loader:
         if self.errors or settings is None or default is None:
             raise self.collected()
         scenario = assemble(self.path, settings, rules, default)
-        scenario.body_files = tuple(body_files(doc, self.base_dir))
+        scenario.body_files = tuple(body_files(doc, self.files))
         return scenario
 
     def collected(self) -> ScenarioError:
@@ -234,7 +245,7 @@ class _Loader:
         if bad:
             return None
         try:
-            return _required(build_rule(raw, number, auth, self.base_dir))
+            return _required(build_rule(raw, number, auth, self.files))
         except FieldError as exc:
             # A rule's auth cannot be read against an [auth] table that was refused:
             # that error is [auth]'s, already reported.

@@ -1,7 +1,7 @@
 """Rule conditions compiled once at load time into small predicates.
 
-Each ``match`` key compiles to closures over what they test (a compiled pattern's
-bound method, a frozenset), so matching a request is one call per condition.
+Each ``match`` key compiles to closures over what they test (a glob's or an RE2
+pattern's test, a frozenset), so matching a request is one call per condition.
 Errors raise ``FieldError`` naming the key inside the ``match`` table.
 """
 
@@ -17,8 +17,9 @@ from ..sip.sdp import DIRECTIONS
 from ..sip.transports import TRANSPORTS
 from .body import body_text, offer
 from .fields import FieldError
-from .globs import glob_regex
+from .globs import compile_glob
 from .model import Condition
+from .regex import compile_regex
 
 if TYPE_CHECKING:
     from ..sip.message import Request
@@ -27,19 +28,10 @@ if TYPE_CHECKING:
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _regex(field: str, pattern: object) -> re.Pattern[str]:
-    if not isinstance(pattern, str):
-        raise FieldError(field, "must be a regular expression string")
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise FieldError(field, f"invalid regular expression: {exc}") from None
-
-
-def _glob(field: str, pattern: object) -> re.Pattern[str]:
+def _glob(field: str, pattern: object) -> Callable[[str], bool]:
     if not isinstance(pattern, str):
         raise FieldError(field, "must be a string (glob: '*' matches any run)")
-    return glob_regex(pattern)
+    return compile_glob(pattern).matches
 
 
 def _ruri_user(request: Request) -> str | None:
@@ -49,17 +41,17 @@ def _ruri_user(request: Request) -> str | None:
         return None
 
 
-def _uri_test(find: Callable[[str], re.Match[str] | None]) -> Callable[[Request, Source], bool]:
+def _uri_test(find: Callable[[str], bool]) -> Callable[[Request, Source], bool]:
     def test(request: Request, source: Source) -> bool:
-        return find(request.uri_raw) is not None
+        return find(request.uri_raw)
 
     return test
 
 
-def _user_test(find: Callable[[str], re.Match[str] | None]) -> Callable[[Request, Source], bool]:
+def _user_test(find: Callable[[str], bool]) -> Callable[[Request, Source], bool]:
     def test(request: Request, source: Source) -> bool:
         user = _ruri_user(request)
-        return user is not None and find(user) is not None
+        return user is not None and find(user)
 
     return test
 
@@ -71,7 +63,7 @@ def _header_presence(key: str, present: bool) -> Callable[[Request, Source], boo
     return test
 
 
-def _header_regex(key: str, search: Callable[[str], re.Match[str] | None]
+def _header_regex(key: str, search: Callable[[str], bool]
                   ) -> Callable[[Request, Source], bool]:
     def test(request: Request, source: Source) -> bool:
         return any(search(v) for v in request.fields.get(key, ()))
@@ -95,25 +87,23 @@ def _transport_test(wanted: frozenset[str]) -> Callable[[Request, Source], bool]
 
 
 def _uri(value: object) -> list[Condition]:
-    pattern = _glob("uri", value)
-    return [Condition(f"uri {value!r}", _uri_test(pattern.fullmatch), request_line=True)]
+    matches = _glob("uri", value)
+    return [Condition(f"uri {value!r}", _uri_test(matches), request_line=True)]
 
 
 def _uri_regex(value: object) -> list[Condition]:
-    pattern = _regex("uri_regex", value)
-    return [Condition(f"uri_regex {pattern.pattern!r}", _uri_test(pattern.search),
-                      request_line=True)]
+    found = compile_regex("uri_regex", value)
+    return [Condition(f"uri_regex {value!r}", _uri_test(found), request_line=True)]
 
 
 def _user(value: object) -> list[Condition]:
-    pattern = _glob("user", value)
-    return [Condition(f"user {value!r}", _user_test(pattern.fullmatch), request_line=True)]
+    matches = _glob("user", value)
+    return [Condition(f"user {value!r}", _user_test(matches), request_line=True)]
 
 
 def _user_regex(value: object) -> list[Condition]:
-    pattern = _regex("user_regex", value)
-    return [Condition(f"user_regex {pattern.pattern!r}", _user_test(pattern.search),
-                      request_line=True)]
+    found = compile_regex("user_regex", value)
+    return [Condition(f"user_regex {value!r}", _user_test(found), request_line=True)]
 
 
 def _headers(value: object) -> list[Condition]:
@@ -131,8 +121,8 @@ def _headers(value: object) -> list[Condition]:
             what = f"header {name} {'present' if pattern else 'absent'}"
             out.append(Condition(what, _header_presence(key, pattern)))
         else:
-            rx = _regex(f"headers.{name}", pattern)
-            out.append(Condition(f"header {name} ~ {rx.pattern!r}", _header_regex(key, rx.search)))
+            found = compile_regex(f"headers.{name}", pattern)
+            out.append(Condition(f"header {name} ~ {pattern!r}", _header_regex(key, found)))
     return out
 
 
@@ -165,16 +155,16 @@ def _transport(value: object) -> list[Condition]:
     return [Condition(f"transport in {sorted(wanted)}", _transport_test(wanted), request_line=True)]
 
 
-def _body_test(search: Callable[[str], re.Match[str] | None]) -> Callable[[Request, Source], bool]:
+def _body_test(search: Callable[[str], bool]) -> Callable[[Request, Source], bool]:
     def test(request: Request, source: Source) -> bool:
-        return search(body_text(request)) is not None
+        return search(body_text(request))
 
     return test
 
 
 def _body(value: object) -> list[Condition]:
-    pattern = _regex("body", value)
-    return [Condition(f"body ~ {pattern.pattern!r}", _body_test(pattern.search))]
+    found = compile_regex("body", value)
+    return [Condition(f"body ~ {value!r}", _body_test(found))]
 
 
 def _sdp_present(request: Request, source: Source) -> bool:

@@ -41,6 +41,7 @@ class Settings:
     tag_key: str = "sipresponder"
     response_routing: str = "source"  # "source" (symmetric, like rport) or "via"
     max_message_size: int = 65535
+    max_body_file: int = 1 << 20  # octets: the largest body_file a scenario may read
     timer_t1: float = 0.5  # RFC 3261 17.1.1.1
     timer_t2: float = 4.0
     max_transactions: int = 10000
@@ -267,11 +268,21 @@ class Scenario:
     def __post_init__(self) -> None:
         # Rules in file order, by the exact user they need (rules with no exact user
         # are candidates for every request).
-        self._generic = tuple(r for r in self.rules if r.user is None)
-        self._by_user = {
-            user: tuple(r for r in self.rules if r.user in (None, user))
-            for user in {r.user for r in self.rules if r.user is not None}
-        }
+        # One pass, so that the time is the size of the index: a test of every rule
+        # per user took 20 s for a 1 MB scenario of per-user rules (issue 18).
+        generic: list[Rule] = []
+        by_user: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            if rule.user is None:
+                generic.append(rule)
+                for rules in by_user.values():
+                    rules.append(rule)
+            elif rule.user in by_user:
+                by_user[rule.user].append(rule)
+            else:
+                by_user[rule.user] = [*generic, rule]
+        self._generic = tuple(generic)
+        self._by_user = {user: tuple(rules) for user, rules in by_user.items()}
         self._tag_key = hashlib.blake2s(self.settings.tag_key.encode()).digest()
 
     def switch(self, name: str) -> bool:

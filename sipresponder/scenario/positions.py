@@ -18,7 +18,9 @@ from functools import lru_cache
 from .loader import ScenarioError
 
 _AT = re.compile(r"\(at line (\d+), column (\d+)\)")
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]#]+?)\s*(\]\]?)\s*(#.*)?$")
+# No two parts of it can take the same character (the name's spaces are stripped after):
+# the lazy name between optional spaces took cubic time on "[" and spaces (issue 18).
+_HEADER = re.compile(r"^\s*(\[\[?)([^\[\]#]+)(\]\]?)\s*(#.*)?$")
 _RULE_WHERE = re.compile(r"^rule (?:.* )?\(?#(\d+)\)?$")
 _SECTION_WHERE = re.compile(r"^\[(\w+)\]$")
 

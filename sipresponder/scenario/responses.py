@@ -7,11 +7,10 @@ Also the check that a response carries the header fields its code requires
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..sip.abnf import TOKEN
 from ..sip.codes import CODES, HEADER_FIELDS, requirements
 from .fields import FieldError, boolean, kind, string, template, unknown
+from .files import FileAccess
 from .model import ResponseSpec, Rule
 from .template import Template
 
@@ -57,7 +56,7 @@ _FIELD_EXAMPLES = {
 }
 
 
-def build_provisionals(raw: dict[str, object], base_dir: Path) -> list[ResponseSpec]:
+def build_provisionals(raw: dict[str, object], files: FileAccess) -> list[ResponseSpec]:
     """A rule's ``provisional`` list: codes (``[180]``) or response tables."""
     value = raw.get("provisional", [])
     if not isinstance(value, list):
@@ -70,23 +69,23 @@ def build_provisionals(raw: dict[str, object], base_dir: Path) -> list[ResponseS
         if not isinstance(item, dict):
             raise FieldError(where, "must be a code or a table")
         try:
-            out.append(_provisional(item, base_dir))
+            out.append(_provisional(item, files))
         except FieldError as exc:
             raise exc.within(where) from None
     return out
 
 
-def _provisional(raw: dict[str, object], base_dir: Path) -> ResponseSpec:
+def _provisional(raw: dict[str, object], files: FileAccess) -> ResponseSpec:
     for key in raw:
         if key not in RESPONSE_KEYS:
             raise unknown(key, key, RESPONSE_KEYS)
-    spec = build_response(raw, base_dir)
+    spec = build_response(raw, files)
     if isinstance(spec.code, int) and not 101 <= spec.code <= 199:
         raise FieldError("code", f"{spec.code} is not a provisional code (101-199)")
     return spec
 
 
-def build_response(raw: dict[str, object], base_dir: Path) -> ResponseSpec:
+def build_response(raw: dict[str, object], files: FileAccess) -> ResponseSpec:
     """One response from the response keys of ``raw`` (other keys are the caller's)."""
     code = _code(raw)
     spec = ResponseSpec(code)
@@ -95,7 +94,7 @@ def build_response(raw: dict[str, object], base_dir: Path) -> ResponseSpec:
     for key, header in TYPED_FIELDS.items():
         if key in raw:
             spec.typed[header] = rows(key, raw[key], join=header != "Contact")
-    spec.body = _body(raw, base_dir)
+    spec.body = _body(raw, files)
     if "content_type" in raw:
         spec.content_type = string("content_type", raw["content_type"])
         if "/" not in spec.content_type:
@@ -161,23 +160,19 @@ def _headers(value: object) -> list[tuple[str, Template]]:
     return out
 
 
-def _body(raw: dict[str, object], base_dir: Path) -> Template | None:
+def _body(raw: dict[str, object], files: FileAccess) -> Template | None:
     if "body" in raw and "body_file" in raw:
         raise FieldError("body_file", "give either body or body_file, not both")
     if "body" in raw:
         return template("body", string("body", raw["body"]))
     if "body_file" in raw:
-        return _body_file(raw["body_file"], base_dir)
+        return _body_file(raw["body_file"], files)
     return None
 
 
-def _body_file(value: object, base_dir: Path) -> Template:
+def _body_file(value: object, files: FileAccess) -> Template:
     name = string("body_file", value)
-    file = (base_dir / name) if not Path(name).is_absolute() else Path(name)
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise FieldError("body_file", f"cannot read {str(file)!r}: {exc.strerror}") from None
+    data = files.read("body_file", name)
     # Bodies are sent as read, byte for byte: no template expansion.
     return Template(name, (data.decode("latin-1"),))
 

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..auth.config import rule_guard
 from ..auth.guard import AuthConfig
 from ..sip.abnf import TOKEN
 from .fields import FieldError, boolean, key_list, unknown
+from .files import FileAccess
 from .matcher import compile_conditions
 from .model import (
     ACTIONS,
@@ -50,7 +49,7 @@ def unknown_rule_key(key: str) -> FieldError:
 
 
 def build_rule(
-    raw: dict[str, object], number: int, auth: AuthConfig | None, base_dir: Path
+    raw: dict[str, object], number: int, auth: AuthConfig | None, files: FileAccess
 ) -> Rule:
     """Rule ``number`` (1-based) of the file; ``auth`` is the scenario's [auth] table."""
     for key in raw:
@@ -66,8 +65,8 @@ def build_rule(
     except FieldError as exc:
         raise exc.within("match") from None
     user = match.get("user")
-    behaviour = build_behaviour(raw, base_dir)
-    state = _rule_state(raw, base_dir)
+    behaviour = build_behaviour(raw, files)
+    state = _rule_state(raw, files)
     if behaviour is not None and state is not None:
         # Each family is defined on a rule's one response; a sequence of faulty or
         # chancy answers is not defined yet, so say so rather than guess.
@@ -82,7 +81,7 @@ def build_rule(
         # Allow list, logs); the engine answers with the step the counter picks.
         provisional, final = state.sequence[0].provisional, state.sequence[0].final
     else:
-        provisional, final = _responses(raw, behaviour, base_dir)
+        provisional, final = _responses(raw, behaviour, files)
     return Rule(
         name,
         number,
@@ -99,7 +98,7 @@ def build_rule(
     )
 
 
-def _rule_state(raw: dict[str, object], base_dir: Path) -> RuleState | None:
+def _rule_state(raw: dict[str, object], files: FileAccess) -> RuleState | None:
     """The ``sequence``, ``after``, ``scope``, ``when_state`` and ``new_state`` keys,
     or None when the rule has none of them (it stays on the stateless path)."""
     if not STATE_KEYS & raw.keys():
@@ -120,13 +119,13 @@ def _rule_state(raw: dict[str, object], base_dir: Path) -> RuleState | None:
                 raise FieldError(key, 'must be a state name such as "registered"')
             setattr(state, key, value)
     if "sequence" in raw:
-        state.sequence = _sequence(raw, base_dir)
+        state.sequence = _sequence(raw, files)
     elif "after" in raw:
         raise FieldError("after", "applies to a sequence: give the rule a sequence too")
     return state
 
 
-def _sequence(raw: dict[str, object], base_dir: Path) -> tuple[Step, ...]:
+def _sequence(raw: dict[str, object], files: FileAccess) -> tuple[Step, ...]:
     own = sorted(k for k in raw if k in RESPONSE_KEYS or k == "provisional")
     if own:
         raise FieldError(
@@ -147,7 +146,7 @@ def _sequence(raw: dict[str, object], base_dir: Path) -> tuple[Step, ...]:
             for key in item:
                 if key not in RESPONSE_KEYS and key != "provisional":
                     raise unknown(key, key, RESPONSE_KEYS | {"provisional"})
-            step = Step(build_provisionals(item, base_dir), build_response(item, base_dir))
+            step = Step(build_provisionals(item, files), build_response(item, files))
             check_required(Rule("", 0, [], None, step.provisional, step.final))
         except FieldError as exc:
             raise exc.within(where) from None
@@ -175,19 +174,19 @@ def check_states(rule: Rule, rules: list[Rule]) -> None:
     )
 
 
-def build_default(raw: object, base_dir: Path) -> Rule:
+def build_default(raw: object, files: FileAccess) -> Rule:
     """The ``[default]`` table: the response when no rule matches (rule number 0)."""
     if not isinstance(raw, dict):
         raise FieldError(None, "must be a table")
     for key in raw:
         if key not in DEFAULT_KEYS:
             raise unknown(key, key, DEFAULT_KEYS)
-    behaviour = build_behaviour(raw, base_dir)
-    provisional, final = _responses(raw, behaviour, base_dir)
+    behaviour = build_behaviour(raw, files)
+    provisional, final = _responses(raw, behaviour, files)
     return Rule("", 0, [], None, provisional, final, behaviour=behaviour)
 
 
-def build_behaviour(raw: dict[str, object], base_dir: Path) -> Behaviour | None:
+def build_behaviour(raw: dict[str, object], files: FileAccess) -> Behaviour | None:
     """The rule keys ``action``, ``fault``, ``repeat_final``, ``probability`` and
     ``choice``; None when the rule has none of them (the engine's stateless path)."""
     if not BEHAVIOUR_KEYS & raw.keys():
@@ -220,14 +219,14 @@ def build_behaviour(raw: dict[str, object], base_dir: Path) -> Behaviour | None:
             )
     if fault in CONNECTION_FAULTS and repeat:
         raise FieldError("repeat_final", f'fault = "{fault}" closes the connection: no repeat')
-    choices, weights = _choices(raw, str(action), base_dir)
+    choices, weights = _choices(raw, str(action), files)
     return Behaviour(
         str(action), str(fault) if fault else None, repeat, float(probability), choices, weights
     )
 
 
 def _choices(
-    raw: dict[str, object], action: str, base_dir: Path
+    raw: dict[str, object], action: str, files: FileAccess
 ) -> tuple[tuple[ResponseSpec, ...], tuple[float, ...]]:
     """``[[rule.choice]]``: a final response each, with its ``weight``."""
     if "choice" not in raw:
@@ -251,7 +250,7 @@ def _choices(
             if key not in RESPONSE_KEYS and key != "weight":
                 raise unknown(f"{where}.{key}", key, RESPONSE_KEYS | {"weight"})
         try:
-            specs.append(build_response(item, base_dir))
+            specs.append(build_response(item, files))
         except FieldError as exc:
             raise exc.within(where) from None
         weights.append(float(weight))
@@ -259,18 +258,18 @@ def _choices(
 
 
 def _responses(
-    raw: dict[str, object], behaviour: Behaviour | None, base_dir: Path
+    raw: dict[str, object], behaviour: Behaviour | None, files: FileAccess
 ) -> tuple[list[ResponseSpec], ResponseSpec]:
     """The provisional responses and the final one; a rule that sends no final has
     none of the final's keys (and one that sends nothing, no provisionals either)."""
     action = behaviour.action if behaviour is not None else "answer"
     if behaviour is not None and behaviour.choices:
-        return build_provisionals(raw, base_dir), behaviour.choices[0]
+        return build_provisionals(raw, files), behaviour.choices[0]
     if action == "answer":
-        return build_provisionals(raw, base_dir), build_response(raw, base_dir)
+        return build_provisionals(raw, files), build_response(raw, files)
     for key in sorted(RESPONSE_KEYS & raw.keys()):
         raise FieldError(key, f'action = "{action}" sends no final response: remove {key}')
-    provisional = build_provisionals(raw, base_dir)
+    provisional = build_provisionals(raw, files)
     if action == "none" and provisional:
         raise FieldError(
             "provisional", 'action = "none" sends nothing (use action = "provisional-only")'

@@ -23,7 +23,7 @@ _NOT_NEGATIVE = (
     "loop_ttl",
     "max_connections_per_source",
 )
-_POSITIVE = ("max_message_size", "max_transactions", "max_connections")
+_POSITIVE = ("max_message_size", "max_transactions", "max_connections", "max_body_file")
 
 
 def build_settings(raw: object) -> Settings:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from sipresponder.scenario.globs import glob_match, glob_regex
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sipresponder.scenario.globs import compile_glob, glob_match
 
 
 @pytest.mark.parametrize(
@@ -37,6 +41,24 @@ def test_does_not_match(pattern: str, text: str) -> None:
 
 
 def test_the_compiled_pattern_agrees() -> None:
-    regex = glob_regex("sip:*@[::1]")
-    assert regex.fullmatch("sip:x@[::1]")
-    assert not regex.fullmatch("sip:x@[::2]")
+    glob = compile_glob("sip:*@[::1]")
+    assert glob.matches("sip:x@[::1]")
+    assert not glob.matches("sip:x@[::2]")
+
+
+def _reference(pattern: str, text: str) -> bool:
+    """The old definition: '*' as '.*' for re, every other character literal."""
+    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, text, re.S) is not None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text("ab*", max_size=8), st.text("ab", max_size=12))
+def test_the_linear_matcher_agrees_with_the_regex_definition(pattern: str, text: str) -> None:
+    assert glob_match(pattern, text) is _reference(pattern, text)
+
+
+def test_many_stars_over_a_long_text_are_linear() -> None:
+    """Issue 18: '*a*a*a*a*a*a*b' over a 75-character URI took 5.2 s as a regex."""
+    assert not glob_match("*a" * 500 + "*b", "a" * 100_000)
+    assert glob_match("*a" * 500 + "*b", "a" * 100_000 + "b")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from sipresponder.scenario.fields import FieldError
+from sipresponder.scenario.files import FileAccess
 from sipresponder.scenario.model import ResponseSpec, Rule
 from sipresponder.scenario.responses import (
     build_provisionals,
@@ -17,11 +18,11 @@ from sipresponder.scenario.responses import (
 )
 from sipresponder.scenario.template import Template, compile_template
 
-HERE = Path(".")
+HERE = FileAccess.anywhere(Path("."))
 
 
-def response(raw: dict[str, Any], base_dir: Path = HERE) -> ResponseSpec:
-    return build_response(raw, base_dir)
+def response(raw: dict[str, Any], base_dir: Path = Path(".")) -> ResponseSpec:
+    return build_response(raw, FileAccess.anywhere(base_dir))
 
 
 def error_of(raw: dict[str, Any]) -> FieldError:

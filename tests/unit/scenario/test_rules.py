@@ -9,9 +9,10 @@ import pytest
 
 from sipresponder.auth.guard import AuthConfig, Guard
 from sipresponder.scenario.fields import FieldError
+from sipresponder.scenario.files import FileAccess
 from sipresponder.scenario.rules import build_default, build_rule
 
-HERE = Path(".")
+HERE = FileAccess.anywhere(Path("."))
 
 
 def rule_error(raw: dict[str, Any], auth: AuthConfig | None = None) -> FieldError:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from sipresponder.auth.config import AUTH_KEYS
+from sipresponder.scenario.files import FileAccess
 from sipresponder.scenario.loader import TOP_KEYS, ScenarioError, _Loader
 from sipresponder.scenario.model import Settings
 from sipresponder.scenario.rules import MATCH_KEYS, RULE_KEYS
@@ -121,7 +122,7 @@ BASES = [tomllib.loads(RICH), *(tomllib.loads(f.read_text()) for f in FILES)]
 def loader_accepts(doc: dict[str, Any]) -> bool:
     """Whether the loader builds ``doc``; anything but a ScenarioError is a crash."""
     try:
-        _Loader("<generated>", ROOT / "scenarios").build(copy.deepcopy(doc))
+        _Loader("<generated>", FileAccess.anywhere(ROOT / "scenarios")).build(copy.deepcopy(doc))
     except ScenarioError:
         return False
     return True
