@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from ..testing.journal import FILTERS, JournalEntry, Query, check_keys, material
 from ..transport.address import split_hostport
 from ..uas import compiled
 from .console import add_console, add_console_openapi, query_token_allowed
-from .metrics import responder_registry
+from .metrics import path_counts, path_summary, responder_registry
 
 log = logging.getLogger("sipresponder")
 
@@ -212,11 +213,18 @@ class Admin:
             return web.json_response({"error": str(exc)}, status=400)
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        server = self.responder.server
+        paths = path_counts(server.engine.counters if server is not None else {})
         return web.json_response({
             "status": "ok",
             # "compiled" or "pure Python", and why (sipresponder/uas/compiled.py)
             "request_path": "compiled" if compiled.AVAILABLE else "pure Python",
             "request_path_detail": compiled.STATUS,
+            # Where the requests so far went, and why the engine took its share: a
+            # built extension says little if every INVITE takes the engine.
+            "requests_by_path": paths,
+            "requests_by_path_text": path_summary(paths),
+            "pid": os.getpid(),  # serve --workers: the gatherer names each worker by it
         })
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -399,7 +407,10 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         "/healthz": {"get": {
             "summary": "liveness, and whether requests take the compiled path "
-                       "(request_path: compiled or pure Python; request_path_detail: why)",
+                       "(request_path: compiled or pure Python; request_path_detail: why; "
+                       "requests_by_path: how many took each path and why the engine "
+                       "took its share, with requests_by_path_text the same in words; "
+                       "under serve --workers summed over the workers)",
             "security": [], "responses": {"200": _OK}}},
         "/api/requests": {
             "get": {"summary": "journal entries matching the filters", "parameters": _FILTERS,
