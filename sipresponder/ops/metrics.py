@@ -55,9 +55,9 @@ def path_summary(paths: Mapping[str, Any]) -> str:
     def share(n: int) -> str:
         percent = 100 * n / total
         # 0 % and 100 % only when exact: a rare reason must not read as none.
-        shown = (round(percent) if 1 <= percent <= 99 or percent in (0, 100)
-                 else f"{percent:.1g}" if percent < 1 else f"{percent:.3g}")
-        return f"{shown} %"
+        if 1 <= percent <= 99 or percent in (0, 100):
+            return f"{round(percent)} %"
+        return f"{min(max(percent, 0.1), 99.9):.1f} %"
 
     text = f"{COMPILED} {share(paths[COMPILED])}, {ENGINE} {share(paths[ENGINE])}"
     reasons = [f"{reason} {share(n)}" for reason, n in paths["reasons"].items() if n]
