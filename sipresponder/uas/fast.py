@@ -198,11 +198,13 @@ class FastPath:
         )
         expected = outcome.sends[0].data
         if isinstance(got, bytes) and got == expected:
+            self._refused(outcome.rule, NOT_LEARNED, remember=False)
             return
         if isinstance(got, int):
             # This request was unusual to the compiled code (another with the same line
             # may not be): learn again from the next one.
             table.forget(local_id, line)
+            self._refused(outcome.rule, NOT_LEARNED, remember=False)
             return
         table.learn(local_id, line, None, None, 0)
         self._refused(outcome.rule, DISAGREES)
@@ -213,10 +215,12 @@ class FastPath:
                 "engine %r, compiled %r", line, expected[:400], got[:400],
             )
 
-    def _refused(self, rule: Rule | None, reason: str) -> None:
-        """Count the requests ``rule`` matches under ``reason`` from now on, when it is
-        one of this scenario's rules (not a stand-in, e.g. a Digest challenge's) and
-        nothing about the rule itself already keeps them off the table."""
+    def _refused(self, rule: Rule | None, reason: str, remember: bool = True) -> None:
+        """Count the request just handled, and (``remember``) those ``rule`` matches
+        from now on, under ``reason``, when ``rule`` is one of this scenario's rules
+        (not a stand-in, e.g. a Digest challenge's) and nothing about the rule itself
+        already keeps them off the table. ``remember`` False: the line was learned,
+        this one request was not compiled only because it was the first."""
         if rule is None:
             return
         number = rule.number
@@ -234,7 +238,8 @@ class FastPath:
             if counters[counted] <= 0:
                 del counters[counted]
             counters[reason] += 1
-            self.reasons[number] = reason
+            if remember:
+                self.reasons[number] = reason
 
     def _answer_for(self, outcome: Outcome, any_local: bool = False
                     ) -> tuple[bytes, bytes, int, bytes | None] | str | None:

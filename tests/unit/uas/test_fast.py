@@ -168,3 +168,19 @@ def test_the_split_counts_compiled_answers_as_the_requests_the_engine_did_not() 
                 "path:engine:sdp-answer": 5, "dropped": 2}
     assert path_counts(counters) == {"compiled": 10, "engine": 5,
                                      "reasons": {"sdp-answer": 5}}
+
+
+@compiled_only
+def test_a_learned_line_after_a_refused_one_counts_as_not_learned() -> None:
+    """The rule's first line is refused (an earlier rule reads a header for OPTIONS);
+    its next line (MESSAGE) is learned: that first MESSAGE was not compiled only because
+    it was the first, and the MESSAGEs after it are compiled."""
+    engine = engine_for('[[rule]]\nname = "h"\nmatch = { method = "OPTIONS", headers = '
+                        '{ Subject = "x*" } }\ncode = 486\n'
+                        '[[rule]]\nname = "any"\ncode = 200\n')
+    for n in range(2):
+        drive(engine, request("OPTIONS", n=n))
+    for n in range(3):
+        drive(engine, request("MESSAGE", n=10 + n))
+    assert path_counts(engine.counters) == {
+        "compiled": 2, "engine": 3, "reasons": {"earlier-rule": 2, "not-learned": 1}}
