@@ -623,3 +623,59 @@ def test_metrics_and_healthz_say_where_each_request_went(served: Cluster) -> Non
         assert health["requests_by_path_text"] == "compiled 0 %, engine 100 %: no-extension 100 %"
     if served.workers > 1:
         assert [w["up"] for w in health["workers"]] == [True, True]
+
+
+async def test_the_gatherer_follows_the_workers_only_while_a_stream_is_open(
+        tmp_path: Path) -> None:
+    """In one process: the console's stream under a Cluster gets each worker's entries
+    as they come, and the gatherer's following ends with the stream."""
+    import asyncio
+
+    import aiohttp
+
+    from sipresponder.ops.admin import Admin
+    from sipresponder.ops.cluster import Cluster, ClusterAdmin, WorkerChannel, socket_path
+    from sipresponder.testing.api import Responder, as_scenario
+    from tests.sipclient import udp_exchange
+
+    async def next_entry(resp: aiohttp.ClientResponse) -> dict[str, Any]:
+        while True:
+            line = (await resp.content.readline()).decode()
+            assert line, "the event stream ended"
+            if line.startswith("event: entry"):
+                data = (await resp.content.readline()).decode()
+                parsed: dict[str, Any] = json.loads(data.removeprefix("data: "))
+                return parsed
+
+    responders = [await Responder(listen=["udp:127.0.0.1:0"]).start() for _ in range(2)]
+    channels = [WorkerChannel(Admin(r, ""), i, socket_path(tmp_path, i))
+                for i, r in enumerate(responders)]
+    cluster = Cluster(as_scenario(None), "", 2, tmp_path)
+    admin = ClusterAdmin(cluster)
+    try:
+        for channel in channels:
+            await channel.start()
+        _, port = await admin.start()
+        assert admin.streams == 0
+        async with aiohttp.ClientSession() as session:
+            resp = await session.get(f"http://127.0.0.1:{port}/api/events",
+                                     timeout=aiohttp.ClientTimeout(sock_read=15))
+            for n, worker in enumerate([1, 0, 1]):
+                await udp_exchange(responders[worker].address()[1], options(f"s{n}"))
+                entry = await asyncio.wait_for(next_entry(resp), 15)
+                assert (entry["worker"], entry["seq"]) == (worker, n + 1)
+            follower = admin._follower
+            assert admin.streams == 1 and follower is not None and not follower.done()
+        # The page went away: the next event finds no reader, the stream ends, and the
+        # gatherer stops asking the workers.
+        await udp_exchange(responders[0].address()[1], options("after"))
+        done, _ = await asyncio.wait({follower}, timeout=15)
+        assert follower in done and follower.cancelled()
+        assert admin.streams == 0 and admin._follower is None
+    finally:
+        await admin.close()
+        await cluster.stop()
+        for channel in channels:
+            await channel.close()
+        for responder in responders:
+            await responder.stop()
