@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -224,7 +223,6 @@ class Admin:
             # built extension says little if every INVITE takes the engine.
             "requests_by_path": paths,
             "requests_by_path_text": path_summary(paths),
-            "pid": os.getpid(),  # serve --workers: the gatherer names each worker by it
         })
 
     async def _list(self, request: web.Request) -> web.Response:

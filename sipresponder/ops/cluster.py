@@ -65,7 +65,7 @@ from ..transport.address import ListenAddress
 from ..uas import compiled
 from .admin import MAX_WAIT, PUT_SCENARIO_PATH, RULE_PATH, Admin, entry_json
 from .console import CONSOLE
-from .metrics import COMPILED, ENGINE, path_summary
+from .metrics import COMPILED, ENGINE, path_counts, path_summary
 
 log = logging.getLogger("sipresponder")
 
@@ -177,6 +177,7 @@ class WorkerChannel:
     async def start(self) -> None:
         app = self.admin.app()
         app.router.add_get("/cluster/hello", self._hello)
+        app.router.add_get("/cluster/health", self._health)
         app.router.add_get("/cluster/journal", self._journal)
         app.router.add_post("/cluster/changed", self._changed)
         app.router.add_put("/cluster/scenario", self._scenario)
@@ -194,6 +195,12 @@ class WorkerChannel:
 
     async def _hello(self, request: web.Request) -> web.Response:
         return web.json_response(self.hello())
+
+    async def _health(self, request: web.Request) -> web.Response:
+        """Hello, and where this worker's requests went (the gatherer's /healthz)."""
+        server = self.admin.responder.server
+        paths = path_counts(server.engine.counters if server is not None else {})
+        return web.json_response({**self.hello(), "requests_by_path": paths})
 
     async def _journal(self, request: web.Request) -> web.Response:
         """The entries after ``since`` and, as ``updated``, those up to ``since`` with a
@@ -811,7 +818,7 @@ class ClusterAdmin(Admin):
 
     async def _healthz(self, request: web.Request) -> web.Response:
         """Every worker's /healthz: up or not, and where their requests went, summed."""
-        outcomes = await self.cluster.each("GET", "/healthz", timeout=HEALTH_TIMEOUT)
+        outcomes = await self.cluster.each("GET", "/cluster/health", timeout=HEALTH_TIMEOUT)
         failed = failures(outcomes)
         workers: list[dict[str, Any]] = []
         found: list[dict[str, Any]] = []
@@ -821,9 +828,9 @@ class ClusterAdmin(Admin):
                 continue
             health = r[1]
             found.append(health)
-            workers.append({"worker": i, "up": True, "pid": health.get("pid"),
-                            "requests_by_path_text": health.get("requests_by_path_text")})
-        paths = summed_paths(h.get("requests_by_path", {}) for h in found)
+            workers.append({"worker": i, "up": True, "pid": health["pid"],
+                            "requests_by_path_text": path_summary(health["requests_by_path"])})
+        paths = summed_paths(h["requests_by_path"] for h in found)
         summary = {
             "request_path": "compiled" if compiled.AVAILABLE else "pure Python",
             "request_path_detail": compiled.STATUS,
