@@ -88,6 +88,10 @@ JOIN_TIMEOUT = 30.0  # how long the gatherer waits for every worker before it sa
 # While a console's event stream is open, the longest the gatherer's long poll on the
 # workers lasts before it asks again (it returns at once when anything is journaled).
 FOLLOW_POLL = 10.0
+# ... and the shortest time between two merges while following: under load a change
+# is always waiting, and each merge asks every worker for its journal, on the event
+# loop that answers SIP. 20 a second is live to a person and bounded for the workers.
+FOLLOW_INTERVAL = 0.05
 # The gatherer's own calls to a worker's admin routes: non-simple requests, as the
 # admin API demands of any client that changes something (no browser sends this).
 CLUSTER_HEADERS = {"X-Sipresponder": "1"}
@@ -791,10 +795,15 @@ class ClusterAdmin(Admin):
 
     async def _follow(self) -> None:
         cluster = self.cluster
+        loop = asyncio.get_running_loop()
         while True:
             try:
+                started = loop.time()
                 await cluster.merge()
                 await cluster._next_change(FOLLOW_POLL)
+                rest = started + FOLLOW_INTERVAL - loop.time()
+                if rest > 0:
+                    await asyncio.sleep(rest)  # a rate limit, not a wait for something
             except asyncio.CancelledError:
                 raise
             except Exception:
