@@ -45,7 +45,7 @@ from .console import (
     token_page,
     wants_token_page,
 )
-from .metrics import responder_registry
+from .metrics import path_counts, path_summary, responder_registry
 from .pushed import load_pushed, parse_pushed
 
 log = logging.getLogger("sipresponder")
@@ -329,11 +329,17 @@ class Admin:
         return run
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        server = self.responder.server
+        paths = path_counts(server.engine.counters if server is not None else {})
         return web.json_response({
             "status": "ok",
             # "compiled" or "pure Python", and why (sipresponder/uas/compiled.py)
             "request_path": "compiled" if compiled.AVAILABLE else "pure Python",
             "request_path_detail": compiled.STATUS,
+            # Where the requests so far went, and why the engine took its share: a
+            # built extension says little if every INVITE takes the engine.
+            "requests_by_path": paths,
+            "requests_by_path_text": path_summary(paths),
         })
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -541,7 +547,10 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         "/healthz": {"get": {
             "summary": "liveness, and whether requests take the compiled path "
-                       "(request_path: compiled or pure Python; request_path_detail: why)",
+                       "(request_path: compiled or pure Python; request_path_detail: why; "
+                       "requests_by_path: how many took each path and why the engine "
+                       "took its share, with requests_by_path_text the same in words; "
+                       "under serve --workers summed over the workers)",
             "security": [], "responses": {"200": _OK}}},
         "/api/requests": {
             "get": {"summary": "journal entries matching the filters", "parameters": _FILTERS,

@@ -23,7 +23,14 @@ the order the merged journal learned of the entries, and ``since=S`` returns exa
 the entries merged after the one numbered S. Each entry also says which ``worker``
 answered it and its ``worker_seq`` there. ``wait`` and ``verify`` wake on new entries:
 the gatherer holds one long-poll (``POST /cluster/changed``) on every worker, which
-returns as soon as that worker journals something new.
+returns as soon as that worker journals something new (or sends a later response
+for an entry: the merged copy is then updated in place).
+
+The console (ops/console.py) reads the same merged journal: while an event stream is
+open, the gatherer follows the workers (the same long poll, merging as soon as any
+worker journals something), so that the stream's code sends each merged entry, and
+each update, as it arrives; its rules' hits, metrics and states are the workers'
+summed (``ClusterReadings``). With no stream open it does nothing between API calls.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +62,7 @@ from ..scenario.model import Scenario
 from ..testing.api import Responder
 from ..testing.journal import Journal, JournalEntry, NearMiss, Query
 from ..transport.address import ListenAddress
+from ..uas import compiled
 from .admin import (
     MAX_WAIT,
     PUT_SCENARIO_PATH,
@@ -65,6 +73,8 @@ from .admin import (
     refused_json,
     rule_json,
 )
+from .console import CONSOLE
+from .metrics import COMPILED, ENGINE, path_counts, path_summary
 from .pushed import load_pushed, parse_pushed
 
 log = logging.getLogger("sipresponder")
@@ -85,6 +95,16 @@ SWAP_MARGIN = 1.0
 # timeout is often 1 s, hence not CALL_TIMEOUT).
 HEALTH_TIMEOUT = 1.0
 JOIN_TIMEOUT = 30.0  # how long the gatherer waits for every worker before it says it is up
+# While a console's event stream is open, the longest the gatherer's long poll on the
+# workers lasts before it asks again (it returns at once when anything is journaled).
+FOLLOW_POLL = 10.0
+# ... and the shortest time between two merges while following: under load a change
+# is always waiting, and each merge asks every worker for its journal, on the event
+# loop that answers SIP. 20 a second is live to a person and bounded for the workers.
+FOLLOW_INTERVAL = 0.05
+# The gatherer's own calls to a worker's admin routes: non-simple requests, as the
+# admin API demands of any client that changes something (no browser sends this).
+CLUSTER_HEADERS = {"X-Sipresponder": "1"}
 
 
 def socket_path(directory: Path, index: int) -> Path:
@@ -138,13 +158,29 @@ class WorkerChannel:
         self.index = index
         self.path = path
         self.latest = 0  # the seq of the newest entry journaled
+        # Later responses to journaled entries: how many so far, and the number of the
+        # latest one per entry seq (oldest first, bounded like the journal).
+        self.updates = 0
+        self.updated: dict[int, int] = {}
         self.changed = asyncio.Event()
         self.waiting = 0  # long polls in progress
         self.runner: web.AppRunner | None = None
-        admin.responder.journal.listeners.append(self._seen)
+        journal = admin.responder.journal
+        journal.listeners.append(self._seen)
+        journal.update_listeners.append(self._updated)
 
     def _seen(self, entry: JournalEntry) -> None:
         self.latest = entry.seq  # per request: kept to this and a test when nobody waits
+        if self.waiting:
+            self.changed.set()
+
+    def _updated(self, entry: JournalEntry) -> None:
+        self.updates += 1
+        updated = self.updated
+        updated.pop(entry.seq, None)  # to the end: the newest update
+        updated[entry.seq] = self.updates
+        if len(updated) > self.admin.responder.journal.size:
+            del updated[next(iter(updated))]  # its entry has left the ring by now
         if self.waiting:
             self.changed.set()
 
@@ -155,6 +191,7 @@ class WorkerChannel:
     async def start(self) -> None:
         app = self.admin.app()
         app.router.add_get("/cluster/hello", self._hello)
+        app.router.add_get("/cluster/health", self._health)
         app.router.add_get("/cluster/journal", self._journal)
         app.router.add_post("/cluster/changed", self._changed)
         app.router.add_put("/cluster/scenario", self._scenario)
@@ -173,14 +210,30 @@ class WorkerChannel:
     async def _hello(self, request: web.Request) -> web.Response:
         return web.json_response(self.hello())
 
+    async def _health(self, request: web.Request) -> web.Response:
+        """Hello, and where this worker's requests went (the gatherer's /healthz)."""
+        server = self.admin.responder.server
+        paths = path_counts(server.engine.counters if server is not None else {})
+        return web.json_response({**self.hello(), "requests_by_path": paths})
+
     async def _journal(self, request: web.Request) -> web.Response:
-        """The entries after ``since``; all of them when ``pid`` is not this process
-        (the gatherer's ``since`` counted in a predecessor's journal)."""
+        """The entries after ``since`` and, as ``updated``, those up to ``since`` with a
+        later response than update number ``updated``; all of them (and no updates)
+        when ``pid`` is not this process (the gatherer's numbers counted in a
+        predecessor's journal)."""
         since = int(request.query.get("since", "0"))
+        after = int(request.query.get("updated", "0"))
         if request.query.get("pid") != str(os.getpid()):
-            since = 0
-        entries = [entry_json(e) for e in self.admin.responder.journal if e.seq > since]
-        return web.json_response({**self.hello(), "entries": entries})
+            since = after = 0
+        entries, updated = [], []
+        changed = self.updated
+        for e in self.admin.responder.journal:
+            if e.seq > since:
+                entries.append(entry_json(e))
+            elif changed.get(e.seq, 0) > after:
+                updated.append(entry_json(e))
+        return web.json_response({**self.hello(), "entries": entries, "updated": updated,
+                                  "updates": self.updates})
 
     async def _scenario(self, request: web.Request) -> web.Response:
         """PUT /api/scenario, refused once ``not_after`` (CLOCK_MONOTONIC, the same in
@@ -200,13 +253,17 @@ class WorkerChannel:
         return web.json_response({"status": "replaced"})
 
     async def _changed(self, request: web.Request) -> web.Response:
-        """Answer once an entry after ``after`` is journaled (at once when ``pid`` is
-        not this process), or when ``timeout`` runs out."""
+        """Answer once an entry after ``after`` is journaled, or an update after number
+        ``updates`` (when given) is made (at once when ``pid`` is not this process), or
+        when ``timeout`` runs out."""
         body = await request.json()
         after = int(body["after"]) if body.get("pid") == os.getpid() else -1
+        updates = body.get("updates")
+        update_after = int(updates) if updates is not None and after >= 0 else None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(float(body["timeout"]), MAX_WAIT)
-        while self.latest <= after:
+        while self.latest <= after and (update_after is None
+                                        or self.updates <= update_after):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -217,7 +274,8 @@ class WorkerChannel:
                     await asyncio.wait_for(self.changed.wait(), remaining)
             finally:
                 self.waiting -= 1
-        return web.json_response({**self.hello(), "latest": self.latest})
+        return web.json_response({**self.hello(), "latest": self.latest,
+                                  "updates": self.updates})
 
 
 # -- the gatherer's side -------------------------------------------------------------------
@@ -259,11 +317,45 @@ class MergedJournal(Journal):
     """The gatherer's copy of the workers' journals, numbered in merge order; bounded
     like a worker's, by ``--journal-size``."""
 
-    def add(self, entries: Iterable[JournalEntry]) -> None:
+    def __init__(self, size: int = 1000) -> None:
+        super().__init__(size)
+        # (worker, worker_seq) -> the merged entry, for a later response's update.
+        self._by_origin: dict[tuple[int, int], WorkerEntry] = {}
+
+    def add(self, entries: Iterable[WorkerEntry]) -> None:
+        ring = self._entries
+        by_origin = self._by_origin
         for entry in entries:
-            self._entries.append(entry)
+            if len(ring) == ring.maxlen:
+                gone = ring[0]
+                assert isinstance(gone, WorkerEntry)
+                key = (gone.worker, gone.worker_seq)
+                if by_origin.get(key) is gone:  # not a restarted worker's entry
+                    del by_origin[key]
+            ring.append(entry)
+            by_origin[(entry.worker, entry.worker_seq)] = entry
             for listener in self.listeners:
                 listener(entry)
+
+    def update(self, worker: int, data: dict[str, Any]) -> None:
+        """A worker's entry as it reads now (a later response): the merged copy takes
+        what can change, and the update listeners hear of it."""
+        entry = self._by_origin.get((worker, data["seq"]))
+        if entry is None:
+            return  # merged before a gatherer restart, or out of the ring
+        fresh = entry_from_json(data, entry.seq, worker)
+        entry.responses = fresh.responses
+        entry.response_times = fresh.response_times
+        entry.outcome = fresh.outcome
+        entry.rule = fresh.rule
+        entry.rule_number = fresh.rule_number
+        entry.near_miss = fresh.near_miss
+        for listener in self.update_listeners:
+            listener(entry)
+
+    def clear(self) -> None:
+        self._by_origin.clear()
+        super().clear()
 
 
 class WorkerLink:
@@ -274,6 +366,7 @@ class WorkerLink:
         self.path = path
         self.pid: int | None = None  # the process last seen there
         self.seen = 0  # the worker's seq of the newest entry merged from it
+        self.updates = 0  # the worker's number of the latest update merged from it
         self.session: aiohttp.ClientSession | None = None
 
     async def call(self, method: str, path: str, *, timeout: float = CALL_TIMEOUT,
@@ -281,7 +374,8 @@ class WorkerLink:
         """(HTTP status, the decoded body) of one call; WorkerDown when unreachable."""
         if self.session is None:
             self.session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(self.path)))
+                connector=aiohttp.UnixConnector(path=str(self.path)),
+                headers=CLUSTER_HEADERS)
         try:
             async with self.session.request(
                     method, f"http://worker{path}",
@@ -298,6 +392,7 @@ class WorkerLink:
         files are not confined); WorkerDown, or ClusterFailed if it refuses."""
         status, body = await self.call(
             "PUT", "/cluster/scenario", data=text.encode(),
+            headers={"Content-Type": "application/toml"},
             params={"not_after": repr(time.monotonic() + CALL_TIMEOUT - SWAP_MARGIN),
                     "operator": "1" if operator else "0"})
         failed = failures({self.index: (status, body)})
@@ -348,6 +443,7 @@ class Cluster(Responder):
         self.base_dir = base_dir
         self.scenario_text = scenario_text
         self.operator_text = True  # scenario_text is the operator's file, not the API's
+        self.current = scenario  # what the workers serve: the console lists its rules
         self.links = [WorkerLink(i, socket_path(directory, i)) for i in range(workers)]
         self._seq = itertools.count(_last_number(directory) + 1)
         self._merging = asyncio.Lock()  # one fetch at a time, or entries merge twice
@@ -404,10 +500,13 @@ class Cluster(Responder):
     async def merge(self) -> None:
         """Fetch what every worker journaled since the last merge and append it."""
         async with self._merging:
+            updates: list[tuple[int, dict[str, Any]]] = []
+
             async def fetch(link: WorkerLink) -> list[tuple[str, int, int, dict[str, Any]]]:
                 try:
                     status, body = await link.call("GET", "/cluster/journal", params={
-                        "since": str(link.seen), "pid": str(link.pid)})
+                        "since": str(link.seen), "pid": str(link.pid),
+                        "updated": str(link.updates)})
                 except WorkerDown:
                     return []
                 if status != 200:
@@ -416,6 +515,8 @@ class Cluster(Responder):
                 found = [(e["received_at"], link.index, e["seq"], e) for e in body["entries"]]
                 if found:
                     link.seen = max(seq for _, _, seq, _ in found)
+                link.updates = body.get("updates", 0)
+                updates.extend((link.index, e) for e in body.get("updated", ()))
                 return found
 
             batches = await asyncio.gather(*(fetch(link) for link in self.links))
@@ -425,6 +526,8 @@ class Cluster(Responder):
             if entries:
                 _write_atomically(self.directory / LAST_NUMBER, str(entries[-1].seq))
                 self.merged.add(entries)
+            for worker, data in updates:
+                self.merged.update(worker, data)
 
     async def _rejoin(self, link: WorkerLink, hello: dict[str, Any]) -> None:
         """Note a restarted worker, and give it the current scenario if it serves
@@ -434,7 +537,7 @@ class Cluster(Responder):
                 log.info("worker %d rejoined (pid %d)", link.index, hello["pid"],
                          extra={"event": "worker_rejoined", "worker": link.index})
             link.pid = hello["pid"]
-            link.seen = 0
+            link.seen = link.updates = 0
         if hello["scenario"] == scenario_digest(self.scenario_text):
             return
         async with self._swapping:  # not while a swap is half done
@@ -458,7 +561,8 @@ class Cluster(Responder):
         async def changed(link: WorkerLink) -> None:
             try:
                 await link.call("POST", "/cluster/changed", timeout=timeout + CALL_TIMEOUT,
-                                json={"after": link.seen, "pid": link.pid, "timeout": timeout})
+                                json={"after": link.seen, "updates": link.updates,
+                                      "pid": link.pid, "timeout": timeout})
             except WorkerDown:
                 await asyncio.sleep(REJOIN_POLL)
 
@@ -491,6 +595,10 @@ class Cluster(Responder):
                     raise result
             if not failed:
                 self.scenario_text, self.operator_text = text, operator
+                self.current = scenario
+                # Responder.set_scenario: whoever watches swaps (the console's event
+                # stream) hears of it; there is no server here to swap.
+                self.set_scenario(scenario)
                 return scenario
             _write_current(self.directory, previous)
             back = [i for i in range(len(self.links)) if i not in failed]
@@ -569,6 +677,76 @@ class _Fixed:
         return self.metrics
 
 
+def summed_paths(found: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """``metrics.path_counts`` of several workers, added up."""
+    reasons: dict[str, int] = {}
+    compiled = 0
+    for paths in found:
+        compiled += paths.get(COMPILED, 0)
+        for reason, value in paths.get("reasons", {}).items():
+            reasons[reason] = reasons.get(reason, 0) + value
+    ordered = dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
+    return {COMPILED: compiled, ENGINE: sum(reasons.values()), "reasons": ordered}
+
+
+def summed_metrics(found: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several workers' /api/metrics.json added up (the histogram bucket by bucket:
+    every worker has the same bounds)."""
+    requests: dict[str, int] = {}
+    responses: dict[str, int] = {}
+    buckets: list[list[Any]] = []
+    total, count = 0.0, 0
+    paths = []
+    for data in found:
+        for mine, theirs in ((requests, data.get("requests", {})),
+                             (responses, data.get("responses", {}))):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+        latency = data.get("latency", {})
+        for i, (bound, running) in enumerate(latency.get("buckets", ())):
+            if i < len(buckets):
+                buckets[i][1] += running
+            else:
+                buckets.append([bound, running])
+        total += latency.get("sum", 0.0)
+        count += latency.get("count", 0)
+        paths.append(data.get("paths", {}))
+    return {"requests": dict(sorted(requests.items())),
+            "responses": dict(sorted(responses.items())), "paths": summed_paths(paths),
+            "latency": {"buckets": buckets, "sum": total, "count": count}}
+
+
+class ClusterReadings:
+    """The console's rules' hits and metrics under ``--workers``: every worker's,
+    summed (a worker that does not answer adds nothing)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def scenario(self) -> Scenario | None:
+        return self.cluster.current
+
+    async def _answers(self, path: str) -> list[Any]:
+        outcomes = await self.cluster.each("GET", path)
+        return [r[1] for r in outcomes.values()
+                if not isinstance(r, WorkerDown) and r[0] == 200]
+
+    async def hits(self) -> Mapping[int, int]:
+        """Each rule's hits on every worker that serves the current scenario (one that
+        lists other rules is between two scenarios: its hits are the old one's)."""
+        names = [r.name for r in self.cluster.current.rules]
+        hits: dict[int, int] = {}
+        for rules in await self._answers("/api/rules"):
+            if [r["name"] for r in rules if r["number"]] != names:
+                continue
+            for rule in rules:
+                hits[rule["number"]] = hits.get(rule["number"], 0) + rule["hits"]
+        return hits
+
+    async def metrics(self) -> dict[str, Any]:
+        return summed_metrics(await self._answers("/api/metrics.json"))
+
+
 # -- the admin app over the cluster --------------------------------------------------------
 def _refused(exc: ClusterFailed) -> web.Response:
     log.error("%s", exc, extra={"event": "workers_failed", "error": str(exc)})
@@ -585,10 +763,14 @@ class ClusterAdmin(Admin):
                  base_dir: Path | None = None) -> None:
         super().__init__(cluster, cluster.scenario_text, token, base_dir)
         self.cluster = cluster
+        self.streams = 0  # the console's event streams open now
+        self._follower: asyncio.Task[None] | None = None
 
     def app(self) -> web.Application:
         app = super().app()
         app.middlewares.append(self._merged)
+        app[CONSOLE].readings = ClusterReadings(self.cluster)
+        app.on_cleanup.append(self._stop_following)
         return app
 
     async def start_on(self, sock: socket.socket) -> None:
@@ -608,9 +790,54 @@ class ClusterAdmin(Admin):
     async def _merged(self, request: web.Request,
                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                       ) -> web.StreamResponse:
-        if request.method == "GET" and request.path.startswith("/api/requests"):
-            await self.cluster.merge()
+        if request.method == "GET":
+            if request.path == "/api/events":
+                return await self._stream(request, handler)
+            if request.path.startswith("/api/requests") or request.path == "/api/ladder":
+                await self.cluster.merge()
         return await handler(request)
+
+    async def _stream(self, request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                      ) -> web.StreamResponse:
+        """The console's event stream (ops/console.py, unchanged): its snapshot is the
+        journal merged just now, and while it is open the gatherer follows the workers,
+        so that each entry they journal is merged, and streamed, as it arrives."""
+        await self.cluster.merge()
+        self.streams += 1
+        if self._follower is None or self._follower.done():
+            self._follower = asyncio.create_task(self._follow())
+        try:
+            return await handler(request)
+        finally:
+            self.streams -= 1
+            if not self.streams:
+                await self._stop_following()
+
+    async def _follow(self) -> None:
+        cluster = self.cluster
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                started = loop.time()
+                await cluster.merge()
+                await cluster._next_change(FOLLOW_POLL)
+                rest = started + FOLLOW_INTERVAL - loop.time()
+                if rest > 0:
+                    await asyncio.sleep(rest)  # a rate limit, not a wait for something
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug must cost the live view a moment, never the gatherer.
+                log.exception("console: following the workers failed; trying again")
+                await asyncio.sleep(REJOIN_POLL)
+
+    async def _stop_following(self, app: web.Application | None = None) -> None:
+        task, self._follower = self._follower, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def apply(self, text: str, path: str, operator: bool = False) -> Scenario:
         """Swap ``text`` in on every worker (ScenarioError, ClusterFailed) and serve it
@@ -620,15 +847,28 @@ class ClusterAdmin(Admin):
         return scenario
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        outcomes = await self.cluster.each("GET", "/cluster/hello", timeout=HEALTH_TIMEOUT)
+        """Every worker's /healthz: up or not, and where their requests went, summed."""
+        outcomes = await self.cluster.each("GET", "/cluster/health", timeout=HEALTH_TIMEOUT)
         failed = failures(outcomes)
-        workers = [{"worker": i, "up": i not in failed,
-                    **({"pid": r[1]["pid"]} if not isinstance(r, WorkerDown) and i not in failed
-                       else {"error": failed.get(i, "")})}
-                   for i, r in outcomes.items()]
+        workers: list[dict[str, Any]] = []
+        found: list[dict[str, Any]] = []
+        for i, r in outcomes.items():
+            if isinstance(r, WorkerDown) or i in failed:
+                workers.append({"worker": i, "up": False, "error": failed.get(i, "")})
+                continue
+            health = r[1]
+            found.append(health)
+            workers.append({"worker": i, "up": True, "pid": health["pid"],
+                            "requests_by_path_text": path_summary(health["requests_by_path"])})
+        paths = summed_paths(h["requests_by_path"] for h in found)
+        summary = {
+            "request_path": "compiled" if compiled.AVAILABLE else "pure Python",
+            "request_path_detail": compiled.STATUS,
+            "requests_by_path": paths, "requests_by_path_text": path_summary(paths),
+            "workers": workers}
         if failed:
-            return web.json_response({"status": "degraded", "workers": workers}, status=503)
-        return web.json_response({"status": "ok", "workers": workers})
+            return web.json_response({"status": "degraded", **summary}, status=503)
+        return web.json_response({"status": "ok", **summary})
 
     async def _fan_out(self, what: str, method: str, path: str, clears: bool) -> web.Response:
         try:

@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -30,6 +30,7 @@ from ..testing.api import Responder
 from ..testing.journal import JournalEntry, Query
 from ..uas.outcome import KINDS
 from .ladder import ladder
+from .metrics import path_counts
 from .pcap import write_pcap
 from .pushed import load_pushed
 
@@ -108,6 +109,57 @@ def token_page(request: web.Request) -> web.Response:
 
 EntryJSON = Callable[[JournalEntry], dict[str, Any]]
 QueryParams = Callable[[web.Request, tuple[str, ...]], Query]
+
+
+class Readings(Protocol):
+    """Where the rules' hits and the metrics come from: this process's engine
+    (``LocalReadings``), or under ``serve --workers`` the sums over every worker
+    (ops/cluster.py ``ClusterReadings``)."""
+
+    def scenario(self) -> Scenario | None: ...
+
+    async def hits(self) -> Mapping[int, int]: ...
+
+    async def metrics(self) -> dict[str, Any]: ...
+
+
+class LocalReadings:
+    """The rules' hits and the metrics of the responder in this process."""
+
+    def __init__(self, host: ConsoleHost) -> None:
+        self.host = host
+
+    def scenario(self) -> Scenario | None:
+        server = self.host.responder.server
+        return server.engine.scenario if server is not None else None
+
+    async def hits(self) -> Mapping[int, int]:
+        journal = self.host.responder.journal
+        return journal.hits if journal.hits_scenario is self.scenario() else {}
+
+    async def metrics(self) -> dict[str, Any]:
+        """Requests by method, responses by code, requests by path (uas/fast.py) and
+        the processing-time histogram."""
+        server = self.host.responder.server
+        requests: dict[str, int] = {}
+        responses: dict[str, int] = {}
+        buckets: list[list[float | int | None]] = []
+        total, count = 0.0, 0
+        counters: Mapping[str, int] = {}
+        if server is not None:
+            counters = server.engine.counters
+            for key, value in sorted(counters.items()):
+                kind, sep, label = key.partition(":")
+                if sep and kind == "request":
+                    requests[label] = value
+                elif sep and kind == "response":
+                    responses[label] = value
+            for bound, running in server.latency.cumulative():
+                # JSON has no infinity: the last bucket's bound is null.
+                buckets.append([None if bound == "+Inf" else float(bound), running])
+            total, count = server.latency.total, sum(server.latency.counts)
+        return {"requests": requests, "responses": responses, "paths": path_counts(counters),
+                "latency": {"buckets": buckets, "sum": total, "count": count}}
 
 
 def query_token_allowed(request: web.Request) -> bool:
@@ -263,6 +315,7 @@ class Console:
         self.query = query
         self.hub = EventHub()
         self.started = time.monotonic()
+        self.readings: Readings = LocalReadings(host)  # ClusterAdmin puts its own
         self._wrapped: tuple[Any, Any] | None = None  # (Responder.set_scenario, our wrapper)
 
     # -- wiring ----------------------------------------------------------------------------
@@ -329,7 +382,8 @@ class Console:
         self.hub.publish("cleared", dict)
 
     def _scenario_swapped(self) -> None:
-        self.hub.publish("scenario", lambda: {"rules": self.rules_json()})
+        # A new scenario's rules have no hits yet.
+        self.hub.publish("scenario", lambda: {"rules": self.rules_json({})})
 
     # -- the page --------------------------------------------------------------------------
     async def _index(self, request: web.Request) -> web.StreamResponse:
@@ -476,45 +530,24 @@ class Console:
                                   "warnings": shadow_warnings(scenario.rules)})
 
     def running_scenario(self) -> Scenario | None:
-        server = self.host.responder.server
-        return server.engine.scenario if server is not None else None
+        return self.readings.scenario()
 
-    def rules_json(self) -> list[dict[str, Any]]:
+    def rules_json(self, hits: Mapping[int, int]) -> list[dict[str, Any]]:
         scenario = self.running_scenario()
         if scenario is None:
             return []
-        journal = self.host.responder.journal
-        hits = journal.hits if journal.hits_scenario is scenario else None
-        return rules_json(scenario, self.host.scenario_text, hits or {})
+        return rules_json(scenario, self.host.scenario_text, hits)
 
     async def _rules(self, request: web.Request) -> web.Response:
-        return web.json_response(self.rules_json())
+        return web.json_response(self.rules_json(await self.readings.hits()))
 
     # -- metrics ---------------------------------------------------------------------------
     async def _metrics(self, request: web.Request) -> web.Response:
-        server = self.host.responder.server
-        requests: dict[str, int] = {}
-        responses: dict[str, int] = {}
-        buckets: list[list[float | int | None]] = []
-        total, count = 0.0, 0
-        if server is not None:
-            for key, value in sorted(server.engine.counters.items()):
-                kind, sep, label = key.partition(":")
-                if sep and kind == "request":
-                    requests[label] = value
-                elif sep and kind == "response":
-                    responses[label] = value
-            for bound, running in server.latency.cumulative():
-                # JSON has no infinity: the last bucket's bound is null.
-                buckets.append([None if bound == "+Inf" else float(bound), running])
-            total, count = server.latency.total, sum(server.latency.counts)
-        return web.json_response({
-            "requests": requests, "responses": responses,
-            "latency": {"buckets": buckets, "sum": total, "count": count},
-            "uptime": time.monotonic() - self.started})
+        found = await self.readings.metrics()
+        return web.json_response({**found, "uptime": time.monotonic() - self.started})
 
 
-def rules_json(scenario: Scenario, text: str, hits: dict[int, int] | None
+def rules_json(scenario: Scenario, text: str, hits: Mapping[int, int] | None
                ) -> list[dict[str, Any]]:
     """The scenario's rules, then its default (number 0), with their hits (None: not
     counted, 0 each) and the line of their table in ``text`` (None when not found)."""
@@ -536,7 +569,11 @@ def add_console(app: web.Application, host: ConsoleHost, entry_json: EntryJSON,
     """Add the console's routes to the admin ``app`` (see the module docstring)."""
     console = Console(host, entry_json, query)
     console.attach(app)
+    app[CONSOLE] = console  # ops/cluster.py gives it the workers' readings
     return console
+
+
+CONSOLE = web.AppKey("console", Console)
 
 
 # -- the OpenAPI document's part for the console ----------------------------------------
@@ -675,7 +712,9 @@ def add_console_openapi(document: dict[str, Any]) -> None:
         "/api/rules": {"get": {"summary": "the running scenario's rules with their hits",
                                "responses": {"200": _json(_RULES, "rules, then [default]")}}},
         "/api/metrics.json": {"get": {
-            "summary": "the counters as JSON: requests by method, responses by code, the "
-                       "processing-time histogram (last bound null: +Inf), uptime",
+            "summary": "the counters as JSON: requests by method, responses by code, "
+                       "requests by path (paths: compiled, engine and the engine's "
+                       "reasons), the processing-time histogram (last bound null: +Inf), "
+                       "uptime; under serve --workers summed over the workers",
             "responses": {"200": _json({"type": "object"}, "counters")}}},
     })

@@ -28,7 +28,14 @@ from . import faults
 from .compiled import speedups
 from .eventlog import log_drop, log_request
 from .events import Send, Source
-from .fast import FastPath, applies
+from .fast import (
+    ACK,
+    NO_EXTENSION,
+    TRANSACTION,
+    VALIDATION,
+    FastPath,
+    scenario_reason,
+)
 from .limits import DROP, LimitLog, MergedRequests, RateLimiter
 from .outcome import Outcome
 from .plan import PlanCache
@@ -69,11 +76,13 @@ class Engine:
         self.plans = PlanCache(scenario)
         # The compiled answers of this scenario (uas/fast.py), when the extension is
         # built and the scenario allows it; None: every request takes handle().
+        refused = NO_EXTENSION if speedups is None else scenario_reason(scenario)
         self.fast = (
-            FastPath(scenario, self.plans, self.counters)
-            if speedups is not None and applies(scenario)
-            else None
+            FastPath(scenario, self.plans, self.counters) if refused is None else None
         )
+        # Where every request of this scenario goes when none may be compiled: the
+        # counter key of the reason (uas/fast.py); None: per request, as it goes.
+        self._engine_only = refused
         # Every random choice comes from here, never the global generator: with
         # settings.seed, a run replays the same choices from each scenario swap on.
         self.random = random.Random(settings.seed if settings.seed >= 0 else None)
@@ -134,8 +143,16 @@ class Engine:
             why = "no usable Via: a response could not be routed"
             self._dropped(source, why)
             return Outcome(data, source, now, scenario, [], request, None, f"dropped: {why}")
-        self.counters[f"request:{request.method}"] += 1
+        counters = self.counters
+        counters[f"request:{request.method}"] += 1
+        # Where it went (uas/fast.py): one increment per request, the key chosen by
+        # the branch below, or here once for a scenario the table never answers.
+        fast = self.fast
+        if fast is None:
+            counters[self._engine_only or NO_EXTENSION] += 1
         if request.method == "ACK":
+            if fast is not None:
+                counters[ACK] += 1
             log_request(request, source, "ACK absorbed")
             self.transactions.absorb_ack(request)
             return Outcome(data, source, now, scenario, [], request, None, "ACK absorbed")
@@ -153,6 +170,8 @@ class Engine:
             ):
                 rejection = LOOP_DETECTED
         if rejection is not None:
+            if fast is not None:
+                counters[VALIDATION] += 1
             note = f"rejected: {rejection.code} {rejection.reason}"
             log_request(request, source, note)
             send = self._reject(request, source, via, rejection)
@@ -163,6 +182,8 @@ class Engine:
             found = transactions.match(request, source, via, now)
             if found is not None:
                 sends, note, ended = found
+                if fast is not None:
+                    counters[TRANSACTION] += 1
                 return Outcome(data, source, now, scenario, sends, request, None, note,
                                None, ended)
 
@@ -170,6 +191,8 @@ class Engine:
             rule = scenario.match(request, source, self.states.admits)
         else:
             rule = scenario.match(request, source)
+        if fast is not None:
+            counters[fast.reasons[rule.number]] += 1
         provisional = rule.provisional
         final = rule.final
         if rule.auth is not None:  # Digest authentication first: the rule or its stand-in

@@ -22,11 +22,22 @@ and a warning names it (the differential tests make that warning a failure).
 
 Everything the compiled code does not cover it defers, and the caller then runs
 ``Engine.handle``: the Python engine stays the one definition of behaviour.
+
+Where each request went (/metrics' ``sipresponder_requests_by_path_total``): every
+refusal to keep an answer has a reason, one of the ``path:engine:*`` counter keys
+below, and ``FastPath.reasons`` holds, per rule number, the reason the requests that
+rule matches take the engine: what the rule is (``rule_reason``: digest, stateful,
+...) from the start, and what ``learn`` found for its request lines (an SDP answer,
+an earlier rule that reads the headers, ...) once it has seen one. The engine adds
+one to that key per request it handles (``Engine._handle``): a list index and a
+counter increment, no string work. What the table answered counts as compiled: the
+requests counted minus those the engine counted here (``ops/metrics.py``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -53,18 +64,56 @@ MISS = 1
 _MAX_LISTENERS = 0xFFFF  # local ids are two octets of the table's key
 _MAX_TALLIES = 256  # csrc/speedups.c MAX_TALLY
 
+# -- why a request took the engine: keys of Engine.counters ---------------------------
+ENGINE_PREFIX = "path:engine:"
+# The scenario or the build keeps every request off the compiled path.
+NO_EXTENSION = ENGINE_PREFIX + "no-extension"  # not built, or SIPRESPONDER_NO_EXTENSIONS
+RATE_LIMIT = ENGINE_PREFIX + "rate-limit"  # settings.rate_limit: per-source state
+LOOP_CHECK = ENGINE_PREFIX + "loop-check"  # the merged-request check: per-branch memory
+VIA_ROUTING = ENGINE_PREFIX + "via-routing"  # response_routing other than "source"
+NO_CHECKS = ENGINE_PREFIX + "no-checks"  # a Scenario built without the loader
+# The request itself.
+ACK = ENGINE_PREFIX + "ack"  # an ACK while transactions live (it may end Timer G)
+VALIDATION = ENGINE_PREFIX + "validation"  # rejected (RFC 3261 8.2 checks), or malformed
+TRANSACTION = ENGINE_PREFIX + "transaction"  # a retransmission or CANCEL of a live one
+# The rule that matched it.
+DIGEST = ENGINE_PREFIX + "digest"  # Digest authentication
+STATEFUL = ENGINE_PREFIX + "stateful"  # a sequence or named states
+BEHAVIOUR = ENGINE_PREFIX + "behaviour"  # action, fault, repeat_final, probability
+PROVISIONAL = ENGINE_PREFIX + "provisional"  # provisional responses, or a 1xx final
+DELAY = ENGINE_PREFIX + "delay"  # a delayed final response
+CODE_TEMPLATE = ENGINE_PREFIX + "code-template"  # a code that reads more than the line
+CONDITIONS = ENGINE_PREFIX + "conditions"  # conditions on more than the request line
+# What learn() found for the rule's request lines.
+EARLIER_RULE = ENGINE_PREFIX + "earlier-rule"  # an earlier rule reads more than the line
+SDP_ANSWER = ENGINE_PREFIX + "sdp-answer"  # the response carries an SDP answer
+DYNAMIC_RESPONSE = ENGINE_PREFIX + "dynamic-response"  # a body or field read from the request
+LOCAL_ADDRESS = ENGINE_PREFIX + "local-address"  # names the local address on a wildcard
+UNUSUAL_ANSWER = ENGINE_PREFIX + "unusual-answer"  # not one response to the source
+TABLE_FULL = ENGINE_PREFIX + "table-full"  # more (request, response, rule) tallies than fit
+DISAGREES = ENGINE_PREFIX + "disagrees"  # the table's octets differed (a warning says so)
+NOT_LEARNED = ENGINE_PREFIX + "not-learned"  # a line not seen yet, or one it does not cover
+
 
 def applies(scenario: Scenario) -> bool:
-    """Whether the compiled path may answer for ``scenario`` at all: per-source state
-    (rate limit, merged-request memory) and Via-based routing are the engine's alone."""
+    """Whether the compiled path may answer for ``scenario`` at all."""
+    return scenario_reason(scenario) is None
+
+
+def scenario_reason(scenario: Scenario) -> str | None:
+    """Why no request of ``scenario`` may take the compiled path (a counter key), or
+    None: per-source state (rate limit, merged-request memory) and Via-based routing
+    are the engine's alone."""
     settings = scenario.settings
     if not set(CHECKS) <= scenario.switches.keys():
-        return False  # a Scenario built without the loader runs no checks at all
-    return (
-        not settings.rate_limit
-        and not scenario.switch("loop")
-        and settings.response_routing == "source"
-    )
+        return NO_CHECKS  # a Scenario built without the loader runs no checks at all
+    if settings.rate_limit:
+        return RATE_LIMIT
+    if scenario.switch("loop"):
+        return LOOP_CHECK
+    if settings.response_routing != "source":
+        return VIA_ROUTING
+    return None
 
 
 class FastPath:
@@ -72,7 +121,7 @@ class FastPath:
     makes a new one, so nothing learned outlives the scenario it came from)."""
 
     def __init__(self, scenario: Scenario, plans: PlanCache,
-                 counters: dict[str, int]) -> None:
+                 counters: Counter[str]) -> None:
         assert speedups is not None
         settings = scenario.settings
         switches = {name: scenario.switch(name) for name in CHECKS}
@@ -95,8 +144,13 @@ class FastPath:
         # The table adds what it answers to the engine's counters itself, at the end of
         # each call, by tally (these tuples' first two items): no fold per batch here.
         self.table.bind(counters, self.tallies)
+        self.counters = counters
         self._local_ids: dict[tuple[str, tuple[str, int]], int] = {}
         self._warned: set[bytes] = set()
+        # By rule number (0: the default): the counter key of a request that rule
+        # matched and the engine handled (see the module docstring).
+        self.reasons: list[str] = [rule_reason(r) or NOT_LEARNED
+                                   for r in (scenario.default, *scenario.rules)]
 
     def local_id(self, source: Source) -> int | None:
         """The table's number for ``source``'s listener (transport and local address),
@@ -130,8 +184,10 @@ class FastPath:
         line = data[:end]
         kept = self._answer_for(outcome, any_local)
         table = self.table
-        if kept is None:
+        if kept is None or isinstance(kept, str):
             table.learn(local_id, line, None, None, 0)
+            if kept is not None:
+                self._refused(outcome.rule, kept)
             return
         head, tail, tally, after = kept
         table.learn(local_id, line, head, tail, tally, after)
@@ -142,13 +198,16 @@ class FastPath:
         )
         expected = outcome.sends[0].data
         if isinstance(got, bytes) and got == expected:
+            self._refused(outcome.rule, NOT_LEARNED, remember=False)
             return
         if isinstance(got, int):
             # This request was unusual to the compiled code (another with the same line
             # may not be): learn again from the next one.
             table.forget(local_id, line)
+            self._refused(outcome.rule, NOT_LEARNED, remember=False)
             return
         table.learn(local_id, line, None, None, 0)
+        self._refused(outcome.rule, DISAGREES)
         if line not in self._warned and len(self._warned) < 64:
             self._warned.add(line)
             log.warning(
@@ -156,47 +215,80 @@ class FastPath:
                 "engine %r, compiled %r", line, expected[:400], got[:400],
             )
 
+    def _refused(self, rule: Rule | None, reason: str, remember: bool = True) -> None:
+        """Count the request just handled, and (``remember``) those ``rule`` matches
+        from now on, under ``reason``, when ``rule`` is one of this scenario's rules
+        (not a stand-in, e.g. a Digest challenge's) and nothing about the rule itself
+        already keeps them off the table. ``remember`` False: the line was learned,
+        this one request was not compiled only because it was the first."""
+        if rule is None:
+            return
+        number = rule.number
+        rules = self.scenario.rules
+        own = self.scenario.default if number == 0 else (
+            rules[number - 1] if 0 < number <= len(rules) else None)
+        if own is not rule or rule_reason(rule) is not None:
+            return
+        # The engine counted this very request (learn runs right after it) under the
+        # rule's reason until now, usually "not-learned": it moves to the reason found.
+        counted = self.reasons[number]
+        if counted != reason:
+            counters = self.counters
+            counters[counted] -= 1
+            if counters[counted] <= 0:
+                del counters[counted]
+            counters[reason] += 1
+            if remember:
+                self.reasons[number] = reason
+
     def _answer_for(self, outcome: Outcome, any_local: bool = False
-                    ) -> tuple[bytes, bytes, int, bytes | None] | None:
+                    ) -> tuple[bytes, bytes, int, bytes | None] | str | None:
+        """The table's entry for the outcome's request line, or why not: a counter key
+        (None: the request counts elsewhere: no rule answered it)."""
         request, rule = outcome.request, outcome.rule
-        if (
-            request is None
-            or rule is None
-            or outcome.note is not None
-            or outcome.transaction is not None
-            or request.error is not None
-            or len(outcome.sends) != 1
-            or outcome.scenario is not self.scenario
+        if request is None or rule is None or outcome.scenario is not self.scenario:
+            return None
+        if request.method == "CANCEL":
             # A CANCEL's answer depends on the live transactions (RFC 3261 9.2: a
             # ringing INVITE's ends with 487), which the table cannot see.
-            or request.method == "CANCEL"
-        ):
-            return None
+            return TRANSACTION
+        why = rule_reason(rule)
+        if why is not None:
+            return why
+        if outcome.note is not None:
+            return UNUSUAL_ANSWER
+        if outcome.transaction is not None:
+            return PROVISIONAL  # a 1xx final code, completed by a 200
+        if request.error is not None:
+            return VALIDATION
+        if len(outcome.sends) != 1:
+            return UNUSUAL_ANSWER
         send = outcome.sends[0]
         source = outcome.source
         if send.remote != source.remote or send.close_after or send.reset or not send.data:
-            return None
-        if not _request_line_rule(rule) or not _earlier_rules_fail(self.scenario, request,
-                                                                   source, rule):
-            return None
+            return UNUSUAL_ANSWER
+        if not _earlier_rules_fail(self.scenario, request, source, rule):
+            return EARLIER_RULE
         data = send.data
         if data[8:11].isdigit():
             code = int(data[8:11])
         else:
-            return None
+            return UNUSUAL_ANSWER
         if code < 200:
-            return None
+            return PROVISIONAL
         plan = self.plans.get((id(rule.final), code, request.method, source.transport,
                                source.local))
-        if plan is None or not isinstance(plan.reason, str):
-            return None
+        if plan is None:
+            return UNUSUAL_ANSWER
+        if not isinstance(plan.reason, str):
+            return DYNAMIC_RESPONSE
         if any_local:
             # The same plan compiled for another local address must read the same.
             elsewhere = replace(source, local=("192.0.2.254", 9))
             other = compile_response(rule.final, code, request.method, elsewhere,
                                      self.scenario)
             if other.head != plan.head or other.parts != plan.parts:
-                return None
+                return LOCAL_ADDRESS
         if plan.fixed is not None:
             tail, after = plan.fixed, None
         else:
@@ -204,15 +296,17 @@ class FastPath:
             # which the compiled code renders as plan.bindings does.
             parts = plan.parts
             dynamic = [i for i, p in enumerate(parts) if not isinstance(p, str)]
-            if (plan.body is not None or plan.sdp or len(dynamic) != 1
+            if plan.sdp:
+                return SDP_ANSWER
+            if (plan.body is not None or len(dynamic) != 1
                     or parts[dynamic[0]] is not BINDINGS_LINES):
-                return None
+                return DYNAMIC_RESPONSE
             at = dynamic[0]
             tail = "".join(p for p in parts[:at] if isinstance(p, str))
             after = "".join(p for p in parts[at + 1:] if isinstance(p, str)) + NO_BODY
         tally = self._tally(f"request:{request.method}", f"response:{code}", rule)
         if tally is None:
-            return None
+            return TABLE_FULL
         return (plan.head.encode("latin-1"), tail.encode("latin-1"), tally,
                 None if after is None else after.encode("latin-1"))
 
@@ -233,20 +327,25 @@ def _request_line_template(value: object) -> bool:
     )
 
 
-def _request_line_rule(rule: Rule) -> bool:
-    """Whether ``rule`` matches, and answers, the same for every request with one
-    request line on one listener."""
+def rule_reason(rule: Rule) -> str | None:
+    """Why ``rule`` does not match, or answer, the same for every request with one
+    request line on one listener (a counter key); None when it does."""
     final = rule.final
-    return (
-        rule.auth is None
-        and rule.behaviour is None
-        and rule.state is None
-        and not rule.provisional
-        and not final.delay
-        and final.delay_draw is None
-        and _request_line_template(final.code)
-        and all(c.request_line for c in rule.conditions)
-    )
+    if rule.auth is not None:
+        return DIGEST
+    if rule.state is not None:
+        return STATEFUL
+    if rule.behaviour is not None:
+        return BEHAVIOUR
+    if rule.provisional:
+        return PROVISIONAL
+    if final.delay or final.delay_draw is not None:
+        return DELAY
+    if not _request_line_template(final.code):
+        return CODE_TEMPLATE
+    if not all(c.request_line for c in rule.conditions):
+        return CONDITIONS
+    return None
 
 
 def _earlier_rules_fail(scenario: Scenario, request: Request, source: Source,

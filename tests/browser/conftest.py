@@ -55,11 +55,12 @@ class ConsoleServer:
         return f"{self.base}/?token={self.token}" if self.token else f"{self.base}/"
 
 
-def _start_console_server(scenario: Path, token: str | None = TOKEN
+def _start_console_server(scenario: Path, token: str | None = TOKEN, workers: int = 1
                           ) -> tuple[ConsoleServer, threading.Thread]:
     cmd = [sys.executable, "-m", "sipresponder", "serve", "--scenario", str(scenario),
            "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0",
-           "--admin", "127.0.0.1:0", *(["--admin-token", token] if token else [])]
+           "--admin", "127.0.0.1:0", *(["--admin-token", token] if token else []),
+           *(["--workers", str(workers)] if workers > 1 else [])]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -92,10 +93,12 @@ def _start_console_server(scenario: Path, token: str | None = TOKEN
 
 
 @contextmanager
-def serving_console(scenario: Path, token: str | None = TOKEN) -> Iterator[ConsoleServer]:
-    """`sipresponder serve --admin [--admin-token]` on OS-picked loopback ports; on exit,
+def serving_console(scenario: Path, token: str | None = TOKEN, workers: int = 1
+                    ) -> Iterator[ConsoleServer]:
+    """`sipresponder serve --admin [--admin-token] [--workers N]` on OS-picked loopback
+    ports (with workers, the admin line comes once every worker answers); on exit,
     checks that it stopped cleanly and logged no error."""
-    server, reader = _start_console_server(scenario, token)
+    server, reader = _start_console_server(scenario, token, workers)
     try:
         yield server
     finally:

@@ -9,6 +9,7 @@ supervisor's admin address. Where a test asserts that both workers answered, it 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -34,23 +35,28 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="--workers forks
 ROOT = Path(__file__).resolve().parents[2]
 LISTENING = re.compile(r"listening on udp:127\.0\.0\.1:(\d+)")
 ADMIN = re.compile(r"admin API on (http://127\.0\.0\.1:\d+) \(gathering from 2 workers\)")
+SINGLE_ADMIN = re.compile(r"admin API on (http://127\.0\.0\.1:\d+)$")
 
 
 class Cluster:
-    """A running ``serve --workers 2 --admin 127.0.0.1:0`` and what it logged."""
+    """A running ``serve --workers 2 --admin 127.0.0.1:0`` and what it logged; with
+    ``workers=1``, the same without ``--workers`` (one process), for the checks that
+    must read the same either way."""
 
-    def __init__(self, *extra: str, token: str | None = None) -> None:
+    def __init__(self, *extra: str, token: str | None = None, workers: int = 2) -> None:
         self.token = token
+        self.workers = workers
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIPRESPONDER_")}
+        scale = ["--workers", str(workers)] if workers > 1 else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sipresponder", "serve", "--workers", "2",
+            [sys.executable, "-m", "sipresponder", "serve", *scale,
              "--admin", "127.0.0.1:0", "--listen", "udp:127.0.0.1:0", *extra],
             stderr=subprocess.PIPE, text=True, env={**env, "PYTHONPATH": str(ROOT)})
         self.lines: list[str] = []
         self._news = threading.Condition()
         threading.Thread(target=self._drain, daemon=True).start()
-        self.base = self.wait_match(ADMIN)
-        self.udp = int(self.wait_match(LISTENING, 2))
+        self.base = self.wait_match(ADMIN if workers > 1 else SINGLE_ADMIN)
+        self.udp = int(self.wait_match(LISTENING, workers))
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
@@ -419,6 +425,264 @@ async def test_one_fetch_merges_in_arrival_order_and_since_counts_merged_numbers
         assert [(e.seq, e.header("Call-ID")) for e in found] == [(8, "late@workers-admin")]
         assert (tmp_path / "merged-seq").read_text() == "8"
     finally:
+        await cluster.stop()
+        for channel in channels:
+            await channel.close()
+        for responder in responders:
+            await responder.stop()
+
+
+# -- the console's API: the same with one process and with --workers 2 ----------------------
+CONSOLE_SCENARIO = """\
+[[rule]]
+name = "ring"
+match = { user = "ring" }
+provisional = [180]
+delay = 0.3
+code = 200
+
+[[rule]]
+name = "counted"
+match = { user = "counted" }
+sequence = [486, 200]
+scope = "call-id"
+
+[[rule]]
+name = "options"
+match = { method = "OPTIONS" }
+code = 200
+
+[[rule]]
+name = "invite"
+match = { method = "INVITE" }
+code = 200
+"""
+OFFER = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+         b"m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+
+
+@pytest.fixture(params=[1, 2], ids=["single", "workers"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """``serve --admin`` with the console's scenario, as one process and as two workers."""
+    scenario = tmp_path / "console.toml"
+    scenario.write_text(CONSOLE_SCENARIO)
+    running = Cluster("--scenario", str(scenario), workers=request.param)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+class Events:
+    """GET /api/events, read event by event (each read bounded by the socket timeout)."""
+
+    def __init__(self, base: str) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=15)
+        self.conn.request("GET", "/api/events")
+        self.resp = self.conn.getresponse()
+        assert self.resp.status == 200
+
+    def next(self) -> tuple[str, Any]:
+        event, data = "message", ""
+        while True:
+            line = self.resp.fp.readline().decode()
+            assert line, "the event stream ended"
+            line = line.rstrip("\r\n")
+            if not line:
+                if data:
+                    return event, json.loads(data)
+                continue
+            if line.startswith((":", "retry:")):
+                continue
+            field, _, value = line.partition(": ")
+            if field == "event":
+                event = value
+            elif field == "data":
+                data += value
+
+    def until(self, wanted: str, count: int) -> list[Any]:
+        """The data of the next ``count`` events named ``wanted`` (others skipped)."""
+        found = []
+        while len(found) < count:
+            event, data = self.next()
+            if event == wanted:
+                found.append(data)
+        return found
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def call_id_of(entry: dict[str, Any]) -> str:
+    return dict((k.lower(), v) for k, v in entry["headers"])["call-id"]
+
+
+def test_the_console_streams_entries_and_updates_as_they_arrive(served: Cluster) -> None:
+    """Issue 18: under --workers the stream sent its snapshot and then nothing."""
+    events = Events(served.base)
+    try:
+        # From 24 source ports: both workers journal some (all on one: 2**-23).
+        for i in range(24):
+            assert code_of(ask(served.udp, options(f"live{i}"))) == 200
+        live = events.until("entry", 24)
+        assert sorted(call_id_of(e) for e in live) == sorted(
+            f"live{i}@workers-admin" for i in range(24))
+        assert [e["seq"] for e in live] == sorted({e["seq"] for e in live})
+        if served.workers > 1:
+            assert {e["worker"] for e in live} == {0, 1}
+        # A later response (the delayed 200 after the 180) arrives as an update.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            sock.bind(("127.0.0.1", 0))
+            sock.sendto(make_request("OPTIONS", "sip:ring@127.0.0.1", call_id="ring@console"),
+                        ("127.0.0.1", served.udp))
+            assert code_of(sock.recv(65535)) == 180
+            assert code_of(sock.recv(65535)) == 200
+        [ringing] = events.until("entry", 1)
+        assert ringing["codes"][0] == 180
+        update = ringing
+        while update["codes"][-1] != 200:
+            [update] = events.until("update", 1)
+            assert update["seq"] == ringing["seq"]
+        assert update["codes"] == [180, 200]
+        # A swap, and a cleared journal, are events too.
+        status, _ = served.call("PUT", "/api/scenario",
+                                raw=CONSOLE_SCENARIO.replace("code = 200\n\n[[rule]]\n"
+                                                             "name = \"counted\"",
+                                                             "code = 202\n\n[[rule]]\n"
+                                                             "name = \"counted\""
+                                                             ).encode())
+        assert status == 200
+        assert [rule["name"] for rule in events.until("scenario", 1)[0]["rules"]] == [
+            "ring", "counted", "options", "invite", ""]
+        assert served.call("DELETE", "/api/requests")[0] == 200
+        assert events.until("cleared", 1) == [{}]
+    finally:
+        events.close()
+
+
+def test_rules_metrics_and_state_add_up_every_worker(served: Cluster) -> None:
+    """Issue 18: under --workers /api/rules was [] and /api/metrics.json all zeros."""
+    for i in range(24):
+        assert code_of(ask(served.udp, options(f"hit{i}"))) == 200
+    for i in range(4):
+        invite = make_request("INVITE", "sip:bob@127.0.0.1", call_id=f"sdp{i}@console",
+                              headers=[("Content-Type", "application/sdp")], body=OFFER)
+        assert code_of(ask(served.udp, invite)) == 200
+    for i in range(6):
+        assert code_of(ask(served.udp, options(f"count{i}", user="counted"))) == 486
+    rules = {rule["name"]: rule for rule in served.get("/api/rules")}
+    assert rules["options"]["hits"] == 24
+    assert rules["invite"]["hits"] == 4
+    assert rules["counted"]["hits"] == 6 and rules["counted"]["stateful"]
+    assert rules["ring"]["hits"] == 0
+    metrics = served.get("/api/metrics.json")
+    assert metrics["requests"] == {"OPTIONS": 30, "INVITE": 4}
+    assert metrics["responses"] == {"200": 28, "486": 6}
+    assert metrics["latency"]["count"] == 34
+    assert metrics["latency"]["buckets"][-1] == [None, 34]
+    paths = metrics["paths"]
+    assert paths["compiled"] + paths["engine"] == 34
+    assert paths["reasons"]["stateful"] == 6
+    if compiled_path_built(served):
+        assert paths["reasons"]["sdp-answer"] == 4
+        # Each worker's engine answers the first OPTIONS, which teaches its table.
+        assert paths["compiled"] >= 24 - served.workers
+    else:
+        assert paths["reasons"] == {"no-extension": 34}
+    counters = served.get("/api/state")["counters"]
+    assert sorted(c["key"] for c in counters) == sorted(
+        f"count{i}@workers-admin" for i in range(6))
+
+
+def compiled_path_built(served: Cluster) -> bool:
+    """Whether the served processes answer on the compiled path (their environment
+    is not the test's: ``Cluster`` leaves SIPRESPONDER_* out)."""
+    return bool(served.healthy()["request_path"] == "compiled")
+
+
+def test_metrics_and_healthz_say_where_each_request_went(served: Cluster) -> None:
+    """Issue 18: /healthz said "compiled" and nothing showed the split."""
+    for i in range(20):
+        assert code_of(ask(served.udp, options(f"p{i}"))) == 200
+    for i in range(4):
+        invite = make_request("INVITE", "sip:bob@127.0.0.1", call_id=f"psdp{i}@console",
+                              headers=[("Content-Type", "application/sdp")], body=OFFER)
+        assert code_of(ask(served.udp, invite)) == 200
+    health = served.healthy()
+    paths = health["requests_by_path"]
+    assert paths["compiled"] + paths["engine"] == 24
+    status, exposition = served.call("GET", "/metrics")
+    assert status == 200
+    engine_lines = [line for line in exposition.splitlines()
+                    if line.startswith("sipresponder_requests_by_path_total{")]
+    if compiled_path_built(served):
+        assert health["request_path"] == "compiled"
+        assert paths["reasons"]["sdp-answer"] == 4
+        assert set(paths["reasons"]) <= {"sdp-answer", "not-learned"}
+        assert "sdp-answer" in health["requests_by_path_text"]
+        assert health["requests_by_path_text"].startswith(
+            f"compiled {round(100 * paths['compiled'] / 24)} %, engine ")
+        assert ('sipresponder_requests_by_path_total{path="engine",reason="sdp-answer"} 4.0'
+                in engine_lines)
+        assert (f'sipresponder_requests_by_path_total{{path="compiled",reason="learned"}} '
+                f'{float(paths["compiled"])}' in engine_lines)
+    else:
+        assert health["requests_by_path_text"] == "compiled 0 %, engine 100 %: no-extension 100 %"
+    if served.workers > 1:
+        assert [w["up"] for w in health["workers"]] == [True, True]
+
+
+async def test_the_gatherer_follows_the_workers_only_while_a_stream_is_open(
+        tmp_path: Path) -> None:
+    """In one process: the console's stream under a Cluster gets each worker's entries
+    as they come, and the gatherer's following ends with the stream."""
+    import asyncio
+
+    import aiohttp
+
+    from sipresponder.ops.admin import Admin
+    from sipresponder.ops.cluster import Cluster, ClusterAdmin, WorkerChannel, socket_path
+    from sipresponder.testing.api import Responder, as_scenario
+    from tests.sipclient import udp_exchange
+
+    async def next_entry(resp: aiohttp.ClientResponse) -> dict[str, Any]:
+        while True:
+            line = (await resp.content.readline()).decode()
+            assert line, "the event stream ended"
+            if line.startswith("event: entry"):
+                data = (await resp.content.readline()).decode()
+                parsed: dict[str, Any] = json.loads(data.removeprefix("data: "))
+                return parsed
+
+    responders = [await Responder(listen=["udp:127.0.0.1:0"]).start() for _ in range(2)]
+    channels = [WorkerChannel(Admin(r, ""), i, socket_path(tmp_path, i))
+                for i, r in enumerate(responders)]
+    cluster = Cluster(as_scenario(None), "", 2, tmp_path)
+    admin = ClusterAdmin(cluster)
+    try:
+        for channel in channels:
+            await channel.start()
+        _, port = await admin.start()
+        assert admin.streams == 0
+        async with aiohttp.ClientSession() as session:
+            resp = await session.get(f"http://127.0.0.1:{port}/api/events",
+                                     timeout=aiohttp.ClientTimeout(sock_read=15))
+            for n, worker in enumerate([1, 0, 1]):
+                await udp_exchange(responders[worker].address()[1], options(f"s{n}"))
+                entry = await asyncio.wait_for(next_entry(resp), 15)
+                assert (entry["worker"], entry["seq"]) == (worker, n + 1)
+            follower = admin._follower
+            assert admin.streams == 1 and follower is not None and not follower.done()
+        # The page went away: the next event finds no reader, the stream ends, and the
+        # gatherer stops asking the workers.
+        await udp_exchange(responders[0].address()[1], options("after"))
+        done, _ = await asyncio.wait({follower}, timeout=15)
+        assert follower in done and follower.cancelled()
+        assert admin.streams == 0 and admin._follower is None
+    finally:
+        await admin.close()
         await cluster.stop()
         for channel in channels:
             await channel.close()

@@ -1,7 +1,8 @@
 // The metrics tab: requests/s by method, responses/s by code (rates from successive reads
 // of /api/metrics.json: the counters are totals) and the processing-time histogram, as
 // small SVG charts. Series differ by dash pattern and are named in the legend, not only
-// by colour.
+// by colour. Above them, where the requests went: the compiled path or the Python engine,
+// and why the engine took its share (the same line /healthz gives).
 
 import * as api from "./api.js";
 import { s, h, clear, $ } from "./dom.js";
@@ -56,7 +57,18 @@ export class MetricsTab {
     if (this.samples.length > HISTORY + 1) this.samples.shift();
     $("#metrics-status", this.root).textContent =
       `Uptime ${Math.round(data.uptime || 0)} s · ${sum(data.requests)} requests · ${sum(data.responses)} responses in all`;
+    this.pathLine().textContent = `Request path: ${pathSummary(data.paths)}`;
     this.render();
+  }
+
+  /** The line under the status that says where the requests went (made once). */
+  pathLine() {
+    let line = $("#metrics-paths", this.root);
+    if (!line) {
+      line = h("p", { id: "metrics-paths", class: "muted" });
+      $("#metrics-status", this.root).after(line);
+    }
+    return line;
   }
 
   rates(key) {
@@ -80,6 +92,27 @@ export class MetricsTab {
     lineChart($("#chart-responses", this.root), this.rates("responses"), "responses/s");
     histogram($("#chart-latency", this.root), last.latency || { buckets: [] });
   }
+}
+
+/**
+ * "compiled 91 %, engine 9 %: sdp-answer 6 %, digest 3 %" from /api/metrics.json's
+ * paths (ops/metrics.py path_summary writes the same for /healthz).
+ */
+export function pathSummary(paths) {
+  if (!paths) return "not reported";
+  const compiled = paths.compiled || 0;
+  const engine = paths.engine || 0;
+  const total = compiled + engine;
+  if (!total) return "no requests yet";
+  const share = (n) => {
+    const percent = (100 * n) / total;
+    // 0 % and 100 % only when exact: a rare reason must not read as none.
+    if ((percent >= 1 && percent <= 99) || percent === 0 || percent === 100) return `${Math.round(percent)} %`;
+    return `${Math.min(Math.max(percent, 0.1), 99.9).toFixed(1)} %`;
+  };
+  const reasons = Object.entries(paths.reasons || {}).filter(([, n]) => n > 0);
+  const text = `compiled ${share(compiled)}, engine ${share(engine)}`;
+  return reasons.length ? `${text}: ${reasons.map(([reason, n]) => `${reason} ${share(n)}`).join(", ")}` : text;
 }
 
 function sum(counts) {

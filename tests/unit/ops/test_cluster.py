@@ -18,6 +18,7 @@ from sipresponder.ops.cluster import (
     entry_from_json,
     failures,
     summed,
+    summed_metrics,
 )
 from sipresponder.ops.metrics import counter_metrics, latency_metric
 from sipresponder.testing.journal import JournalEntry, NearMiss, Query
@@ -93,3 +94,39 @@ def test_failures_name_the_worker_and_why() -> None:
                       2: "worker 2: HTTP 400: bad rule", 3: "worker 3: HTTP 502: gateway"}
     assert str(ClusterFailed("not reset", {2: failed[2], 1: failed[1]})) == (
         "not reset: worker 1 is not answering (timeout); worker 2: HTTP 400: bad rule")
+
+
+def test_a_later_response_updates_the_merged_copy_and_tells_its_listeners() -> None:
+    journal = MergedJournal(2)
+    updated: list[tuple[int, list[int]]] = []
+    journal.update_listeners.append(lambda e: updated.append((e.seq, e.codes)))
+    journal.add(entry_from_json(entry_json(ENTRY), seq=n, worker=n % 2) for n in (1, 2))
+    later = {**entry_json(ENTRY), "responses": ["SIP/2.0 180 Ringing\r\n\r\n",
+                                                "SIP/2.0 200 OK\r\n\r\n"],
+             "response_times": [12.5, 13.0]}
+    journal.update(0, later)  # worker 0's entry 7: the merged entry 2
+    assert updated == [(2, [180, 200])]
+    assert [e.codes for e in journal] == [[200], [180, 200]]
+    # An entry out of the ring (or merged before a gatherer restart) is not updated.
+    journal.add([entry_from_json(entry_json(ENTRY), seq=3, worker=2)])
+    journal.update(1, later)
+    journal.clear()
+    journal.update(2, later)
+    assert updated == [(2, [180, 200])]
+
+
+def test_console_metrics_add_up_every_worker() -> None:
+    one = {"requests": {"OPTIONS": 3}, "responses": {"200": 3},
+           "paths": {"compiled": 2, "engine": 1, "reasons": {"not-learned": 1}},
+           "latency": {"buckets": [[0.001, 2], [None, 3]], "sum": 0.004, "count": 3}}
+    two = {"requests": {"OPTIONS": 1, "INVITE": 2}, "responses": {"200": 3},
+           "paths": {"compiled": 0, "engine": 3,
+                     "reasons": {"sdp-answer": 2, "not-learned": 1}},
+           "latency": {"buckets": [[0.001, 0], [None, 3]], "sum": 0.03, "count": 3}}
+    assert summed_metrics([one, two]) == {
+        "requests": {"INVITE": 2, "OPTIONS": 4}, "responses": {"200": 6},
+        "paths": {"compiled": 2, "engine": 4,
+                  "reasons": {"not-learned": 2, "sdp-answer": 2}},
+        "latency": {"buckets": [[0.001, 2], [None, 6]], "sum": pytest.approx(0.034),
+                    "count": 6}}
+    assert summed_metrics([])["paths"] == {"compiled": 0, "engine": 0, "reasons": {}}
