@@ -1591,26 +1591,6 @@ fail:
     return NULL;
 }
 
-static PyObject *Table_take_tally(Table *self, PyObject *unused)
-{
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
-        return NULL;
-    for (int k = 0; k < MAX_TALLY; k++) {
-        if (self->tally[k] == 0)
-            continue;
-        PyObject *item = Py_BuildValue("(in)", k, self->tally[k]);
-        if (item == NULL || PyList_Append(out, item) < 0) {
-            Py_XDECREF(item);
-            Py_DECREF(out);
-            return NULL;
-        }
-        Py_DECREF(item);
-        self->tally[k] = 0;
-    }
-    return out;
-}
-
 static PyObject *Table_deferred(Table *self, PyObject *unused)
 {
     return Py_BuildValue("{snsnsnsn}", "miss", self->deferred[SR_MISS], "learned_no",
@@ -1848,8 +1828,6 @@ static PyMethodDef Table_methods[] = {
      "forget(local_id, request_line): learn it again from the next request"},
     {"clear", (PyCFunction)Table_clear, METH_NOARGS, "forget every learned request line"},
     {"size", (PyCFunction)Table_len, METH_NOARGS, "how many request lines are learned"},
-    {"take_tally", (PyCFunction)Table_take_tally, METH_NOARGS,
-     "[(tally, count)] answered since the last call, and reset"},
     {"deferred", (PyCFunction)Table_deferred, METH_NOARGS, "deferral counts by reason"},
     {NULL, NULL, 0, NULL},
 };
@@ -1887,6 +1865,37 @@ static struct PyModuleDef module_def = {
     "The compiled request path (see sipresponder/uas/compiled.py).", -1, module_methods,
 };
 
+/* The names of uas/validation.py CHECKS whose effect scan() reproduces: it checks
+ * them as Python does, defers whatever they could reject, or (version, method,
+ * uri_scheme) leaves them to the learned request line, which the engine took first.
+ * "accept" only shapes a body, and the table learns no answer with one. A check
+ * missing here switches the compiled path off for a scenario that enables it
+ * (uas/fast.py scenario_reason: unmirrored-check). */
+static const char *const mirrored_checks[] = {
+    "version", "content_length", "duplicate_headers", "method", "uri_scheme", "cseq_method",
+    "expires", "max_forwards", "require", "content_type", "content_encoding",
+    "content_language", "accept",
+};
+
+static int add_checks(PyObject *m)
+{
+    size_t n = sizeof(mirrored_checks) / sizeof(mirrored_checks[0]);
+    PyObject *names = PyTuple_New((Py_ssize_t)n);
+    if (names == NULL)
+        return -1;
+    for (size_t k = 0; k < n; k++) {
+        PyObject *name = PyUnicode_FromString(mirrored_checks[k]);
+        if (name == NULL) {
+            Py_DECREF(names);
+            return -1;
+        }
+        PyTuple_SET_ITEM(names, (Py_ssize_t)k, name);
+    }
+    int rc = PyModule_AddObjectRef(m, "CHECKS", names);
+    Py_DECREF(names);
+    return rc;
+}
+
 PyMODINIT_FUNC PyInit__speedups(void)
 {
     init_classes();
@@ -1902,7 +1911,9 @@ PyMODINIT_FUNC PyInit__speedups(void)
         PyModule_AddIntConstant(m, "UNUSUAL", SR_UNUSUAL) < 0 ||
         PyModule_AddIntConstant(m, "OFF", SR_OFF) < 0 ||
         PyModule_AddIntConstant(m, "HAVE_MMSG", SR_HAVE_MMSG) < 0 ||
-        PyModule_AddIntConstant(m, "BATCH", BATCH) < 0) {
+        PyModule_AddIntConstant(m, "BATCH", BATCH) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_TALLY", MAX_TALLY) < 0 ||
+        add_checks(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

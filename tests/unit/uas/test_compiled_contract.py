@@ -1,0 +1,109 @@
+"""The contract between the Python engine and the compiled path, read from the code.
+
+The extension names the RFC 3261 8.2 checks its scan mirrors (``_speedups.CHECKS``)
+and its constants; ``sipresponder/_speedups.pyi`` types it. A check the scenario
+enables that the extension does not mirror switches the compiled path off for that
+scenario (uas/fast.py ``unmirrored-check``), so that a new check in
+uas/validation.py can never be skipped silently by the C scan.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from pathlib import Path
+
+import pytest
+
+from sipresponder.ops.metrics import path_counts
+from sipresponder.scenario.loader import parse_scenario
+from sipresponder.sip.message import Request
+from sipresponder.uas import compiled, fast, validation
+from sipresponder.uas.compiled import STATUS, speedups
+from sipresponder.uas.engine import Engine
+from sipresponder.uas.validation import CheckInfo, Rejection
+
+from .test_fast import drive, request
+
+compiled_only = pytest.mark.skipif(speedups is None, reason=f"compiled path: {STATUS}")
+STUB = Path(compiled.__file__).resolve().parents[1] / "_speedups.pyi"
+SCENARIO = '[[rule]]\nname = "o"\ncode = 200\n'
+
+
+def _reject_everything(request: Request, scenario: object) -> Rejection | None:
+    return Rejection(499, "Fake check")
+
+
+@compiled_only
+def test_a_check_the_extension_does_not_mirror_turns_the_compiled_path_off(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # A check added to uas/validation.py that csrc/ knows nothing of: were the table
+    # to answer, it would send 200 where the engine sends this check's 499.
+    monkeypatch.setitem(validation.CHECKS, "fake_check",
+                        CheckInfo(_reject_everything, True, "499 for every request"))
+    with caplog.at_level(logging.WARNING, logger="sipresponder"):
+        engine = Engine(parse_scenario(SCENARIO, "<test>"))
+    assert engine.fast is None  # no table: it answers nothing
+    [line] = [r.getMessage() for r in caplog.records if "compiled path off" in r.getMessage()]
+    assert "fake_check" in line
+    for n in range(3):
+        drive(engine, request(n=n))
+    assert path_counts(engine.counters) == {"compiled": 0, "engine": 3,
+                                            "reasons": {"unmirrored-check": 3}}
+    assert engine.counters["response:499"] == 3
+
+
+@compiled_only
+def test_an_extension_that_stopped_mirroring_a_check_is_not_used_for_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # As with an extension built from older sources than the Python code.
+    monkeypatch.setattr(compiled, "MIRRORED_CHECKS", compiled.MIRRORED_CHECKS - {"expires"})
+    assert fast.scenario_reason(parse_scenario(SCENARIO, "<test>")) == fast.UNMIRRORED_CHECK
+    # A scenario that switches the check off does not need it mirrored.
+    off = parse_scenario("[settings.checks]\nexpires = false\n" + SCENARIO, "<test>")
+    assert fast.scenario_reason(off) is None
+
+
+@compiled_only
+def test_every_check_the_extension_names_is_a_check_of_the_engine() -> None:
+    assert speedups is not None
+    assert set(speedups.CHECKS) <= validation.CHECKS.keys()
+    # Only the merged-request memory is not mirrored (it is per-source state).
+    assert validation.CHECKS.keys() - set(speedups.CHECKS) == {"loop"}
+    assert compiled.unmirrored_checks(parse_scenario(SCENARIO, "<test>").switches) == []
+
+
+@compiled_only
+def test_the_constants_come_from_the_extension() -> None:
+    assert speedups is not None
+    assert fast.MISS == compiled.MISS == speedups.MISS
+    assert compiled.MAX_TALLY == speedups.MAX_TALLY
+
+
+def _stub_names() -> tuple[set[str], set[str]]:
+    """The module-level names and the Table methods the stub declares."""
+    tree = ast.parse(STUB.read_text())
+    names: set[str] = set()
+    methods: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.FunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            names.add(node.name)
+            if node.name == "Table":
+                methods = {f.name for f in node.body if isinstance(f, ast.FunctionDef)}
+    return names, methods
+
+
+@compiled_only
+def test_the_stub_declares_what_the_extension_has() -> None:
+    assert speedups is not None
+    names, methods = _stub_names()
+    public = {n for n in dir(speedups) if not n.startswith("_")}
+    if not speedups.HAVE_MMSG:
+        names.discard("serve_udp")
+    assert names == public
+    table = {n for n in dir(speedups.Table) if not n.startswith("_")}
+    assert methods - {"__init__"} == table
