@@ -104,7 +104,8 @@ def applies(scenario: Scenario) -> bool:
 def scenario_reason(scenario: Scenario) -> str | None:
     """Why no request of ``scenario`` may take the compiled path (a counter key), or
     None: per-source state (rate limit, merged-request memory) and Via-based routing
-    are the engine's alone."""
+    are the engine's alone, and a check the extension does not mirror (logged, once
+    per scenario load) could reject what the table would answer."""
     settings = scenario.settings
     if not set(CHECKS) <= scenario.switches.keys():
         return NO_CHECKS  # a Scenario built without the loader runs no checks at all

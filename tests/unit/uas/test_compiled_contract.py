@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,23 @@ def test_the_stub_declares_what_the_extension_has() -> None:
     assert names == public
     table = {n for n in dir(speedups.Table) if not n.startswith("_")}
     assert methods - {"__init__"} == table
+
+
+MIRROR_NOTE = re.compile(r"Mirrored in C by ``(\w+)`` \(csrc/(\w+\.h)")
+
+
+def test_each_mirror_note_names_a_c_function_that_exists() -> None:
+    """The one-line notes in the Python docstrings ("Mirrored in C by ``f``
+    (csrc/x.h)") name a function defined in that header: a renamed or removed C
+    function cannot leave a stale note behind."""
+    package = STUB.parent
+    notes: list[tuple[str, str, str]] = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                doc = ast.get_docstring(node) or ""
+                notes += [(node.name, c, h) for c, h in MIRROR_NOTE.findall(doc)]
+    assert len(notes) >= 20, notes
+    for python, c_name, header in notes:
+        text = (package / "csrc" / header).read_text()
+        assert re.search(rf"^static [^;]*\b{c_name}\(", text, re.MULTILINE), (python, c_name)
