@@ -31,13 +31,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sipresponder._speedups import Answered, Deferred, Unsent
+    from sipresponder._speedups import Answered, Deferred, Unsent, serve_udp
     from sipresponder._speedups import Table as Table
 
+    # serve_udp's type, for a transport that keeps the function (transport/batch.py);
+    # mypy checks below that the stub's function is one.
     ServeUDP = Callable[
         [int, Table | None, int, bool, bool, bool, int],
         tuple[list[Deferred], list[Answered] | None, list[Unsent] | None, int],
     ]
+    _SERVE_UDP: ServeUDP = serve_udp
 
 NO_EXTENSIONS = "SIPRESPONDER_NO_EXTENSIONS"
 HOW_TO_BUILD = (
