@@ -10,7 +10,6 @@
 #define SR_ECHO_H
 
 #include <stdint.h>
-#include <stdio.h>
 
 #include "blake2s.h"
 #include "scan.h"
@@ -31,6 +30,18 @@ static void put(buf_t *b, const char *s, ptrdiff_t n)
 
 static void puts_(buf_t *b, const char *s) { put(b, s, (ptrdiff_t)strlen(s)); }
 static void puts_span(buf_t *b, span s) { put(b, s.p, s.n); }
+
+/* ``v`` in decimal, as Python's str(int) writes it (no snprintf on the request path) */
+static void put_uint(buf_t *b, unsigned long long v)
+{
+    char digits[20];
+    int n = 0;
+    do {
+        digits[sizeof digits - 1 - (size_t)n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    put(b, digits + sizeof digits - n, n);
+}
 
 /* _same_ip(via.host, ip): equal text (brackets off), else unsure for two IPv6 texts */
 static int same_ip(span host, const char *ip, size_t iplen, int *unsure)
@@ -61,8 +72,6 @@ static int write_top_via(buf_t *b, req_t *r, const char *ip, size_t iplen, int p
         puts_span(b, value);
         return 1;
     }
-    char portbuf[16];
-    int portlen = snprintf(portbuf, sizeof portbuf, "%d", port);
     puts_span(b, via->head);
     int have_received = 0;
     for (int k = 0; k < via->nparams; k++) {
@@ -74,7 +83,12 @@ static int write_top_via(buf_t *b, req_t *r, const char *ip, size_t iplen, int p
             have_received = 1;
         } else if (ieq(p->name, "rport") && wants_rport) {
             puts_(b, "rport=");
-            put(b, portbuf, portlen);
+            if (port < 0) { /* never from a socket; written as str() would */
+                put(b, "-", 1);
+                put_uint(b, (unsigned long long)-(long long)port);
+            } else {
+                put_uint(b, (unsigned long long)port);
+            }
         } else {
             puts_span(b, p->name);
             if (p->has_value) {
@@ -219,9 +233,8 @@ static int write_bindings(buf_t *b, req_t *r)
                 puts_span(b, na.rest);
             }
             if (!given) {
-                char num[32];
-                int len = snprintf(num, sizeof num, ";expires=%llu", value_expires);
-                put(b, num, (ptrdiff_t)len);
+                puts_(b, ";expires=");
+                put_uint(b, value_expires);
             }
             puts_(b, "\r\n");
         }
