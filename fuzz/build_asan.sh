@@ -15,7 +15,7 @@ include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"]
 suffix=$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 out="${OUT:-$here/build-asan}"
 mkdir -p "$out"
-warn="-std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers"
+warn="-std=c11 -Wall -Wextra -Wshadow -Wconversion"
 case "${1:-clang}" in
 clang)
     cc=$(command -v clang || command -v clang-14 || true)

@@ -64,7 +64,7 @@ with (atheris.instrument_imports(include=["sipresponder", "fuzz_speedups"]) if _
 
 MAX_DATAGRAMS = 150  # over two batches of 64
 WAIT = 2.0  # seconds a datagram may take across loopback: never reached in practice
-OFF = 4
+OFF = speedups.OFF if speedups is not None else -1  # the extension's reason
 SEPARATOR = b"\xff"
 
 

@@ -125,7 +125,9 @@ CONTENT_LENGTH = re.compile(
 
 def content_lengths(head: bytes) -> list[bytes]:
     """The values of every Content-Length header field in a raw header section, as
-    written (folding kept), for framing a stream before the message is parsed."""
+    written (folding kept), for framing a stream before the message is parsed.
+
+    Mirrored in C by ``stream_total`` (csrc/scan.h), with StreamFramer."""
     return CONTENT_LENGTH.findall(head)
 
 
@@ -186,6 +188,8 @@ def parse_params(text: str) -> list[tuple[str, str | None]]:
     generic-param  =  token [ EQUAL gen-value ]
     gen-value      =  token / host / quoted-string                 RFC 3261 25.1
     Raises ValueError for an empty or malformed parameter (e.g. ';;').
+
+    Mirrored in C by ``parse_params`` (csrc/scan.h), for text with no '"' or '<'.
     """
     params: list[tuple[str, str | None]] = []
     for raw in split_top_level(text, ";"):

@@ -38,6 +38,8 @@ class StreamFramer:
     peer that sends a big message one octet per segment must not cost quadratic time.
     ``_scanned`` is how much of the buffer is known to hold no header end, and
     ``_expect`` the total length of the message whose header section is already read.
+
+    Mirrored in C by ``stream_total`` (csrc/scan.h) for a plain Content-Length.
     """
 
     def __init__(self, max_message_size: int) -> None:

@@ -58,6 +58,8 @@ def parse_via(value: str, *, lenient: bool = False) -> Via:
     response (a 400) for a request whose Via has stray ';;' (RFC 4475 3.1.2.1).
     The hot path goes through fastpath.parse_via, which parses a client's Via
     without its branch once.
+
+    Mirrored in C by ``parse_via`` (csrc/scan.h), the strict reading.
     """
     m = _VIA.fullmatch(value)
     if m is None:
@@ -120,6 +122,8 @@ def parse_name_addr(value: str, parse_uri: Callable[[str], URI] = parse_uri) -> 
 
     ``parse_uri`` parses the addr-spec: fastpath.parse_name_addr, the one the hot
     path calls, passes its cached URI parser.
+
+    Mirrored in C by ``parse_name_addr`` (csrc/scan.h).
     """
     text = value.strip(WSP)
     i = 0
@@ -169,6 +173,8 @@ def parse_cseq(value: str) -> tuple[int, str]:
 
     The hot path goes through fastpath.parse_cseq, which reads "1 INVITE" without
     the pattern.
+
+    Mirrored in C by ``parse_cseq`` (csrc/scan.h).
     """
     m = _CSEQ.fullmatch(value.strip(WSP))
     if m is None or not TOKEN.fullmatch(m[2]):

@@ -207,6 +207,8 @@ def parse_request(data: bytes, *, datagram: bool, max_headers: int = 0,
     Content-Length means the body runs to the end of the datagram. On a stream the
     caller has already framed the message, so the body is exactly what follows the
     headers. Raises NotARequest for responses and for octets that are not a request.
+
+    Mirrored in C by ``scan`` (csrc/scan.h) for the requests the compiled path covers.
     """
     head_end, body_start = find_header_end(data)
     if head_end < 0:

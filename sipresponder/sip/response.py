@@ -31,6 +31,7 @@ def one_line(text: str) -> str:
 
 
 def _same_ip(host: str, ip: str) -> bool:
+    """Mirrored in C by ``same_ip`` (csrc/echo.h)."""
     if host.startswith("["):
         host = host[1:-1]
     if host == ip:
@@ -50,6 +51,8 @@ def top_via_value(via: Via, remote: tuple[str, int]) -> str:
     source. RFC 3581 4: when the request has a valueless rport, fill it with the source
     port and always add received. An existing received or rport is replaced, never
     repeated (RFC 3261 7.3.1 allows a parameter name once).
+
+    Mirrored in C by ``write_top_via`` (csrc/echo.h).
     """
     ip, port = remote
     wants_rport = via.param("rport") == ""
@@ -82,6 +85,8 @@ def to_tag(request: Request, key: bytes) -> str:
     the same tag, with no state kept: the hash covers Call-ID, From tag, top Via branch
     and CSeq number, which all stay the same across them (and works for RFC 2543
     requests without branch or From tag).
+
+    Mirrored in C by ``write_to_tag`` (csrc/echo.h, BLAKE2s from csrc/blake2s.h).
     """
     vias = request.via_values
     branch = ""
@@ -100,7 +105,10 @@ def to_tag(request: Request, key: bytes) -> str:
 
 
 class Echo:
-    """The header block a response copies from its request, with and without a To tag."""
+    """The header block a response copies from its request, with and without a To tag.
+
+    Mirrored in C by ``echo`` (csrc/echo.h).
+    """
 
     __slots__ = ("tag", "tagged", "untagged")
 

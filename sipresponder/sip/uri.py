@@ -61,6 +61,8 @@ def parse_uri(raw: str) -> URI:
 
     absoluteURI    =  scheme ":" ( hier-part / opaque-part )        RFC 3261 25.1
     Raises URIError. The hot path goes through fastpath.parse_uri, which caches.
+
+    Mirrored in C by ``valid_uri`` (csrc/scan.h): its accepting branches.
     """
     scheme, colon, rest = raw.partition(":")
     if not colon or not SCHEME.fullmatch(scheme):

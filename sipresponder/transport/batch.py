@@ -20,7 +20,7 @@ import logging
 import socket
 from collections import deque
 from time import perf_counter
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..uas.compiled import speedups
 from ..uas.engine import Engine
@@ -29,6 +29,10 @@ from ..uas.fast import MISS
 from ..uas.outcome import AnsweredRecorder
 from .address import local_ip_towards
 from .latency import LatencyHistogram
+
+if TYPE_CHECKING:
+    from ..uas.compiled import ServeUDP
+    from ..uas.fast import FastPath
 
 traffic_log = logging.getLogger("sipresponder.requests")
 
@@ -78,7 +82,7 @@ class BatchUDPListener:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: deque[tuple[bytes, tuple[str, int]]] = deque()
         self._sources: dict[tuple[str, int], Source] = {}
-        self._serve: Any = speedups.serve_udp
+        self._serve: ServeUDP = speedups.serve_udp
         # A wildcard bind knows its local address only per peer (Source.local): its
         # table entries are the ones that do not depend on it (FastPath.learn's
         # ``any_local``), under a number of the wildcard address itself.
@@ -102,7 +106,7 @@ class BatchUDPListener:
             self._sources[addr] = source
         return source
 
-    def _table_id(self) -> tuple[Any, int | None]:
+    def _table_id(self) -> tuple[FastPath | None, int | None]:
         """The engine's current compiled table and this listener's number in it."""
         fast = self.server.engine.fast
         if fast is None:
@@ -141,8 +145,8 @@ class BatchUDPListener:
                 now = server.loop_time()
                 record = server.answered_recorder
                 assert record is not None
-                for data, addr, tally, response in answered:
-                    fast.journal(record, data, self._source(addr), now, tally, response)
+                for data, peer, tally, response in answered:
+                    fast.journal(record, data, self._source(peer), now, tally, response)
             # The compiled answers share the batch's time: one value per datagram.
             server.latency.observe_many((perf_counter() - started) / received, fast_count)
         if unsent:

@@ -39,18 +39,20 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..scenario.template import Template
 from ..sip.response import NO_BODY
 from ..sip.transports import MESSAGE_FRAMED
-from .compiled import speedups
+from .compiled import MAX_TALLY, speedups, unmirrored_checks
+from .compiled import MISS as MISS  # serve_udp / Table.answer's reason that teaches
 from .plan import BINDINGS_LINES, compile_response
 from .validation import CHECKS
 
 if TYPE_CHECKING:
     from ..scenario.model import Rule, Scenario
     from ..sip.message import Request
+    from .compiled import Table
     from .events import Source
     from .outcome import AnsweredRecorder, Outcome
     from .plan import PlanCache
@@ -59,10 +61,7 @@ log = logging.getLogger("sipresponder")
 
 # The counters an answer adds to (request, response) and the rule that gave it.
 Tally = tuple[str, "str | None", "Rule | None"]
-# serve_udp / Table.answer deferral reasons (csrc/speedups.c): only a miss teaches.
-MISS = 1
 _MAX_LISTENERS = 0xFFFF  # local ids are two octets of the table's key
-_MAX_TALLIES = 256  # csrc/speedups.c MAX_TALLY
 
 # -- why a request took the engine: keys of Engine.counters ---------------------------
 ENGINE_PREFIX = "path:engine:"
@@ -72,6 +71,8 @@ RATE_LIMIT = ENGINE_PREFIX + "rate-limit"  # settings.rate_limit: per-source sta
 LOOP_CHECK = ENGINE_PREFIX + "loop-check"  # the merged-request check: per-branch memory
 VIA_ROUTING = ENGINE_PREFIX + "via-routing"  # response_routing other than "source"
 NO_CHECKS = ENGINE_PREFIX + "no-checks"  # a Scenario built without the loader
+# a check the scenario enables that the compiled scan does not mirror (compiled.CHECKS)
+UNMIRRORED_CHECK = ENGINE_PREFIX + "unmirrored-check"
 # The request itself.
 ACK = ENGINE_PREFIX + "ack"  # an ACK while transactions live (it may end Timer G)
 VALIDATION = ENGINE_PREFIX + "validation"  # rejected (RFC 3261 8.2 checks), or malformed
@@ -103,7 +104,8 @@ def applies(scenario: Scenario) -> bool:
 def scenario_reason(scenario: Scenario) -> str | None:
     """Why no request of ``scenario`` may take the compiled path (a counter key), or
     None: per-source state (rate limit, merged-request memory) and Via-based routing
-    are the engine's alone."""
+    are the engine's alone, and a check the extension does not mirror (logged, once
+    per scenario load) could reject what the table would answer."""
     settings = scenario.settings
     if not set(CHECKS) <= scenario.switches.keys():
         return NO_CHECKS  # a Scenario built without the loader runs no checks at all
@@ -113,6 +115,12 @@ def scenario_reason(scenario: Scenario) -> str | None:
         return LOOP_CHECK
     if settings.response_routing != "source":
         return VIA_ROUTING
+    unmirrored = unmirrored_checks(scenario.switches)
+    if unmirrored:
+        # Fail closed: the C scan would answer requests this check may reject.
+        log.warning("compiled path off for this scenario: the extension does not mirror "
+                    "the check(s) %s (every request takes the engine)", ", ".join(unmirrored))
+        return UNMIRRORED_CHECK
     return None
 
 
@@ -127,7 +135,8 @@ class FastPath:
         switches = {name: scenario.switch(name) for name in CHECKS}
         self.scenario = scenario
         self.plans = plans
-        self.table: Any = speedups.Table(
+        table_type: type[Table] = speedups.Table
+        self.table = table_type(
             scenario.tag_key,
             tuple(a.encode("latin-1") for a in settings.accept),
             settings.max_headers,
@@ -314,7 +323,7 @@ class FastPath:
         key = (request_key, response_key, id(rule))  # rules live as long as the scenario
         index = self._tally_of.get(key)
         if index is None:
-            if len(self.tallies) >= _MAX_TALLIES:
+            if len(self.tallies) >= MAX_TALLY:
                 return None
             index = self._tally_of[key] = len(self.tallies)
             self.tallies.append((request_key, response_key, rule))

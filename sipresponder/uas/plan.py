@@ -357,6 +357,8 @@ def bindings(request: Request) -> list[str]:
 
     A binding keeps its URI byte for byte; a URI that came without angle brackets is
     put in them so its header parameters stay outside (RFC 3261 20.10).
+
+    Mirrored in C by ``write_bindings`` (csrc/echo.h).
     """
     default = _DEFAULT_EXPIRES
     header = request.get("expires")

@@ -46,6 +46,7 @@ Check = Callable[["Request", "Scenario"], "Rejection | None"]
 
 
 def _structure(request: Request, scenario: Scenario) -> Rejection | None:
+    """Mirrored in C by ``scan`` (csrc/scan.h): the mandatory fields and their grammar."""
     fields = request.fields
     for key, name in MANDATORY:
         if key not in fields:
@@ -97,6 +98,7 @@ def _structure(request: Request, scenario: Scenario) -> Rejection | None:
 
 
 def _duplicates(request: Request, scenario: Scenario) -> Rejection | None:
+    """Mirrored in C by ``scan`` (csrc/scan.h), which defers any repeat."""
     if len(request.fields) == len(request.headers):
         return None  # no header field name repeats
     for key, name in SINGLE:
@@ -107,24 +109,28 @@ def _duplicates(request: Request, scenario: Scenario) -> Rejection | None:
 
 
 def _uri_scheme(request: Request, scenario: Scenario) -> Rejection | None:
+    """Mirrored in C by ``answer`` (csrc/table.h): only a line the engine took is learned."""
     if request.uri.scheme not in ACCEPTED_SCHEMES:
         return Rejection(416, "Unsupported URI Scheme")
     return None
 
 
 def _method(request: Request, scenario: Scenario) -> Rejection | None:
+    """Mirrored in C by ``answer`` (csrc/table.h): only a line the engine took is learned."""
     if request.method not in scenario.known_methods:
         return Rejection(501, "Not Implemented", [("Allow", ", ".join(scenario.allow))])
     return None
 
 
 def _cseq_method(request: Request, scenario: Scenario) -> Rejection | None:
+    """Mirrored in C by ``scan`` (csrc/scan.h, ``chk_cseq_method``)."""
     if request.cseq[1] != request.method:
         return Rejection(400, "CSeq method does not match the request method")
     return None
 
 
 def _expires(request: Request, scenario: Scenario) -> Rejection | None:
+    """Mirrored in C by ``scan`` (csrc/scan.h, ``chk_expires``)."""
     # Expires = "Expires" HCOLON delta-seconds; delta-seconds = 1*DIGIT (RFC 3261 20.19)
     expires = request.fields.get("expires")
     if expires is not None and not (expires[0].isdigit() and expires[0].isascii()):
@@ -133,6 +139,7 @@ def _expires(request: Request, scenario: Scenario) -> Rejection | None:
 
 
 def _max_forwards(request: Request, scenario: Scenario) -> Rejection | None:
+    """Mirrored in C by ``scan`` (csrc/scan.h, ``chk_max_forwards``)."""
     # Only for scenarios that emulate a proxy: a UAS answers Max-Forwards 0 normally
     # (RFC 4475 3.3.11), so this check is off by default.
     value = request.get("max-forwards")
@@ -142,6 +149,7 @@ def _max_forwards(request: Request, scenario: Scenario) -> Rejection | None:
 
 
 def _require(request: Request, scenario: Scenario) -> Rejection | None:
+    """Mirrored in C by ``scan`` (csrc/scan.h), which defers any Require."""
     # RFC 3261 8.2.2.3: 420 listing exactly the tags not understood. Proxy-Require is
     # addressed to proxies; a UAS ignores it.
     if "require" not in request.fields:
@@ -154,6 +162,7 @@ def _require(request: Request, scenario: Scenario) -> Rejection | None:
 
 
 def _content_type(request: Request, scenario: Scenario) -> Rejection | None:
+    """Mirrored in C by ``scan`` (csrc/scan.h, ``chk_content_type``, ``accepted``)."""
     # RFC 3261 8.2.3: 415 naming what the UAS does understand.
     if not request.body:
         return None
@@ -165,6 +174,7 @@ def _content_type(request: Request, scenario: Scenario) -> Rejection | None:
 
 
 def _content_encoding(request: Request, scenario: Scenario) -> Rejection | None:
+    """Mirrored in C by ``scan`` (csrc/scan.h), which defers any with a body."""
     if not request.body:
         return None
     accepted = scenario.settings.accept_encoding
@@ -176,6 +186,7 @@ def _content_encoding(request: Request, scenario: Scenario) -> Rejection | None:
 
 
 def _content_language(request: Request, scenario: Scenario) -> Rejection | None:
+    """Mirrored in C by ``scan`` (csrc/scan.h), which defers any with a body."""
     if not request.body:
         return None
     accepted = [lang.lower() for lang in scenario.settings.accept_language]

@@ -44,6 +44,9 @@ def test_the_wheel_carries_the_compiled_path(tmp_path: Path) -> None:
         timeout=120)
     assert installed.returncode == 0, installed.stderr[-3000:]
     assert not list(target.glob("sipresponder/csrc/*")), "the C sources went into the wheel"
+    # The extension's types travel with it (mypy reads them where it is installed).
+    assert (target / "sipresponder" / "_speedups.pyi").is_file()
+    assert (target / "sipresponder" / "py.typed").is_file()
     probe = subprocess.run(
         [sys.executable, "-S", "-c",  # -S: see the test below
          "import sipresponder.uas.compiled as c, sipresponder; "
@@ -72,7 +75,7 @@ def test_without_a_compiler_pip_installs_the_pure_python_path(tmp_path: Path) ->
          "--target", str(target), str(source)],
         capture_output=True, text=True, env=env, timeout=550)
     assert installed.returncode == 0, installed.stderr[-3000:]
-    assert not list(target.glob("sipresponder/_speedups*"))
+    assert not [p for p in target.glob("sipresponder/_speedups*") if p.suffix != ".pyi"]
     # -S: no site-packages, so that an editable install of this checkout (whose finder
     # would map sipresponder._speedups to the source tree) cannot answer for it.
     probe = subprocess.run(

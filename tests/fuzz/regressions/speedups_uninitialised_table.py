@@ -16,12 +16,14 @@ from sipresponder.uas.compiled import speedups
 assert speedups is not None, "the compiled extension is not built"
 table = speedups.Table.__new__(speedups.Table)
 assert table.size() == 0
+counters: dict[str, int] = {}
+table.bind(counters, [])
 request = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n"
 assert table.answer(request, "127.0.0.1", 5060, 1, True, True) == speedups.UNUSUAL
 table.learn(1, b"OPTIONS sip:a@b SIP/2.0", b"SIP/2.0 200 OK\r\n", b"\r\n", 1)
 table.forget(1, b"OPTIONS sip:a@b SIP/2.0")
 table.clear()
-assert table.take_tally() == []
+assert counters == {}  # nothing was answered, so nothing counted
 assert table.deferred()["unusual"] == 1
 if getattr(speedups, "HAVE_MMSG", 0):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, \
