@@ -78,7 +78,7 @@ class Engine:
         # built and the scenario allows it; None: every request takes handle().
         refused = NO_EXTENSION if speedups is None else scenario_reason(scenario)
         self.fast = (
-            FastPath(scenario, self.plans, self.counters, self.transactions)
+            FastPath(scenario, self.counters, self.transactions)
             if refused is None else None
         )
         # Where every request of this scenario goes when none may be compiled: the

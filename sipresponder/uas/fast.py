@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     from ..sip.message import Request
     from .events import Source
     from .outcome import AnsweredRecorder, Outcome
-    from .plan import PlanCache
     from .transactions import Transactions
 
 log = logging.getLogger("sipresponder")
@@ -74,8 +73,8 @@ _WILDCARDS = ("0.0.0.0", "::")
 # it (None: it knew to defer). See FastPath.learn.
 Deferred = list[tuple[bytes, "Source", "int | None"]]
 # serve_udp's result: the deferred datagrams, the answers the kernel did not take at
-# once, how many datagrams were read and how many of them the table answered.
-UDPBatch = tuple[Deferred, list[tuple[bytes, tuple[str, int]]], int, int]
+# once (None: none), how many datagrams were read and how many the table answered.
+UDPBatch = tuple[Deferred, "list[tuple[bytes, tuple[str, int]]] | None", int, int]
 
 # -- why a request took the engine: keys of Engine.counters ---------------------------
 ENGINE_PREFIX = "path:engine:"
@@ -133,13 +132,12 @@ class FastPath:
     """The compiled answers of one engine's current scenario (one per scenario: a swap
     makes a new one, so nothing learned outlives the scenario it came from)."""
 
-    def __init__(self, scenario: Scenario, plans: PlanCache,
-                 counters: Counter[str], transactions: Transactions) -> None:
+    def __init__(self, scenario: Scenario, counters: Counter[str],
+                 transactions: Transactions) -> None:
         assert speedups is not None
         settings = scenario.settings
         switches = {name: scenario.switch(name) for name in CHECKS}
         self.scenario = scenario
-        self.plans = plans
         self.table: Any = speedups.Table(
             scenario.tag_key,
             tuple(a.encode("latin-1") for a in settings.accept),
