@@ -81,6 +81,9 @@ class BatchUDPListener:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: deque[tuple[bytes, tuple[str, int]]] = deque()
         self.sources = UDPSources(listener_id, bound_ip, self.local_port)
+        # Bound once, not per wake-up.
+        self._source_of = self.sources.__getitem__
+        self._clock = server.loop_time
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -94,11 +97,11 @@ class BatchUDPListener:
         try:
             if path is not None:
                 deferred, unsent, received, answered = path.serve_udp(
-                    self.fd, self.local, self.sources.__getitem__, server.loop_time,
+                    self.fd, self.local, self._source_of, self._clock,
                     server.answered_recorder, _BATCHES_PER_WAKEUP)
             else:
                 deferred, unsent, received, answered = read_udp(
-                    self.fd, self.sources.__getitem__, _BATCHES_PER_WAKEUP)
+                    self.fd, self._source_of, _BATCHES_PER_WAKEUP)
         except Exception:  # a bug must cost a batch, never the listener
             traffic_log.exception("batch read failed on udp:%s:%d", self.bound_ip,
                                   self.local_port)

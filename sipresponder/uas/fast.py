@@ -194,9 +194,12 @@ class FastPath:
         the table's response, journaled through ``record`` (b"": an ACK absorbed, nothing
         to send); else, for the engine, the listener number to pass to ``learn`` when
         the table missed (a request line it has not seen), or None."""
-        local_id = self.listener_id(source.transport, source.local)
+        # The lookup inline: this runs for every message the table may answer.
+        local_id = self._local_ids.get((source.transport, source.local))
         if local_id is None:
-            return None
+            local_id = self.listener_id(source.transport, source.local)
+            if local_id is None:
+                return None
         table = self.table
         got = table.answer(
             data, source.remote[0], source.remote[1], local_id,
@@ -215,9 +218,11 @@ class FastPath:
         through ``record``, as one write; how many octets they took; how many messages.
         The rest is for the framer and the engine (it never teaches the table: the
         framer's messages take ``answer`` first)."""
-        local_id = self.listener_id(source.transport, source.local)
+        local_id = self._local_ids.get((source.transport, source.local))
         if local_id is None:
-            return b"", 0, 0
+            local_id = self.listener_id(source.transport, source.local)
+            if local_id is None:
+                return b"", 0, 0
         remote = source.remote
         out, used, count, records = self.table.answer_stream(
             data, remote[0], remote[1], local_id, not self._transactions.table,
@@ -236,9 +241,13 @@ class FastPath:
         """A UDP socket's readable event: up to ``batches`` recvmmsg batches read, what
         the table answers sent with sendmmsg and journaled through ``record`` (at
         ``clock()``), the rest handed back with their ``sources`` for the engine."""
-        local_id = self.listener_id("udp", local)
+        # Every step inline and nothing built that is not needed: this runs on each
+        # wake-up of a UDP listener, most often for one datagram the table answers.
+        local_id = self._local_ids.get(("udp", local))
         if local_id is None:
-            return read_udp(fd, sources, batches)
+            local_id = self.listener_id("udp", local)
+            if local_id is None:
+                return read_udp(fd, sources, batches)
         deferred, answered, unsent, received = self._serve(
             fd, self.table, local_id, True, not self._transactions.table,
             record is not None, batches)
@@ -247,6 +256,8 @@ class FastPath:
             now = clock()
             for data, addr, tally, response in answered:
                 self.journal(record, data, sources(addr), now, tally, response)
+        if not deferred:
+            return deferred, unsent, received, received
         return (_deferred(deferred, sources, local_id), unsent, received,
                 received - len(deferred))
 
@@ -411,7 +422,8 @@ def read_udp(fd: int, sources: Callable[[tuple[str, int]], Source],
     assert speedups is not None
     deferred, _answered, unsent, received = speedups.serve_udp(fd, None, 0, False, True,
                                                                False, batches)
-    return _deferred(deferred, sources, None), unsent, received, 0
+    return (_deferred(deferred, sources, None) if deferred else deferred, unsent,
+            received, 0)
 
 
 def _deferred(deferred: list[tuple[bytes, Any, int]],
