@@ -232,7 +232,7 @@ class Server:
         self.deferred(data, source, missed, started)
 
     def deferred(self, data: bytes, source: Source, missed: int | None = None,
-               started: float | None = None) -> None:
+                 started: float | None = None) -> None:
         """The engine's answer to a message the compiled path deferred (or was not
         asked about), recorded and written. ``missed``: the compiled path missed it
         under this listener number (``FastPath.answer``, ``serve_udp``), and learns
