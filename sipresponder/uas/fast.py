@@ -23,6 +23,14 @@ and a warning names it (the differential tests make that warning a failure).
 Everything the compiled code does not cover it defers, and the caller then runs
 ``Engine.handle``: the Python engine stays the one definition of behaviour.
 
+``FastPath`` is the transports' one entry to the table, in the three shapes they read
+in: ``answer`` (one message), ``answer_stream`` (a TCP or TLS read) and ``serve_udp``
+(a UDP listener's wake-up; ``read_udp`` without a table). Each journals what the table
+answered and hands back, for a request it missed, the listener number that
+``learn(outcome, number)`` takes once the engine has answered; ``learn`` reads the
+code and the plan from ``Outcome.plan``, what the engine rendered the answer from.
+No transport touches the table or the engine's transactions.
+
 Where each request went (/metrics' ``sipresponder_requests_by_path_total``): every
 refusal to keep an answer has a reason, one of the ``path:engine:*`` counter keys
 below, and ``FastPath.reasons`` holds, per rule number, the reason the requests that
