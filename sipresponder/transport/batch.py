@@ -1,11 +1,11 @@
 """A UDP listener read in batches: recvmmsg(2) in, sendmmsg(2) out (Linux, issue 13).
 
 Python runs once per wake-up of the event loop, not once per datagram: the
-compiled ``serve_udp`` (csrc/speedups.c, behind uas/compiled.py) drains the socket
-in batches of up to 64 datagrams, answers those its table knows with one sendmmsg
-per batch, and hands back the rest, in arrival order, with their source address.
-Those go to ``Server.receive`` one by one like any datagram (the engine answers
-and, on a miss, teaches the table).
+compiled ``serve_udp`` (csrc/speedups.c, through ``FastPath.serve_udp`` in
+uas/fast.py) drains the socket in batches of up to 64 datagrams, answers those its
+table knows with one sendmmsg per batch, and hands back the rest, in arrival order,
+with their source. Those go to ``Server.deferred`` one by one (the engine answers and,
+on a miss, teaches the table).
 
 The socket is registered with ``loop.add_reader``, which the stdlib loop and uvloop
 both offer. Answers the kernel cannot take at once (EAGAIN) are queued and written
@@ -20,19 +20,15 @@ import logging
 import socket
 from collections import deque
 from time import perf_counter
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ..uas.compiled import speedups
 from ..uas.engine import Engine
 from ..uas.events import Source
-from ..uas.fast import MISS
+from ..uas.fast import FastPath, read_udp
 from ..uas.outcome import AnsweredRecorder
-from .address import local_ip_towards
 from .latency import LatencyHistogram
-
-if TYPE_CHECKING:
-    from ..uas.compiled import ServeUDP
-    from ..uas.fast import FastPath
+from .sources import UDPSources
 
 traffic_log = logging.getLogger("sipresponder.requests")
 
@@ -40,12 +36,12 @@ traffic_log = logging.getLogger("sipresponder.requests")
 # loop's other work (TCP, timers, the admin API).
 _BATCHES_PER_WAKEUP = 8
 _QUEUE_MAX = 4096  # answers waiting for a writable socket; more are dropped (logged)
-_SOURCES_KEPT = 4096
 
 
 class BatchHost(Protocol):
     """What a batch listener needs of the server it belongs to (transport.server's
-    Server): its engine and recorder, the latency histogram, the receive path."""
+    Server): its engine and recorder, the latency histogram, the compiled path when it
+    may answer, and the engine's side of the receive path."""
 
     @property
     def engine(self) -> Engine: ...
@@ -56,12 +52,12 @@ class BatchHost(Protocol):
     @property
     def latency(self) -> LatencyHistogram: ...
 
-    def fast_on(self) -> bool: ...
+    def compiled(self) -> FastPath | None: ...
 
     def loop_time(self) -> float: ...
 
-    def receive(self, data: bytes, source: Source, *, asked: bool = False,
-                learn: int | None = None, any_local: bool = False) -> None: ...
+    def deferred(self, data: bytes, source: Source, missed: int | None = None,
+                 started: float | None = None) -> None: ...
 
 
 class BatchUDPListener:
@@ -76,89 +72,48 @@ class BatchUDPListener:
         self.sock = sock
         self.fd = sock.fileno()
         self.local_port: int = sock.getsockname()[1]
+        # The compiled path's name for this listener: a wildcard bind knows its local
+        # address only per peer (Source.local), so the wildcard address itself.
+        self.local = (bound_ip, self.local_port)
         # Server.dispatch writes a Send through ``transport.sendto`` and close() closes
         # it: this object is its own transport.
         self.transport = self
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: deque[tuple[bytes, tuple[str, int]]] = deque()
-        self._sources: dict[tuple[str, int], Source] = {}
-        self._serve: ServeUDP = speedups.serve_udp
-        # A wildcard bind knows its local address only per peer (Source.local): its
-        # table entries are the ones that do not depend on it (FastPath.learn's
-        # ``any_local``), under a number of the wildcard address itself.
-        self._wildcard = bound_ip in ("0.0.0.0", "::")
-        self._local_id: tuple[object, int | None] = (None, None)
+        self.sources = UDPSources(listener_id, bound_ip, self.local_port)
+        # Bound once, not per wake-up.
+        self._source_of = self.sources.__getitem__
+        self._clock = server.loop_time
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.sock.setblocking(False)
         loop.add_reader(self.fd, self._readable)
 
-    def _source(self, addr: tuple[str, int]) -> Source:
-        source = self._sources.get(addr)
-        if source is None:
-            source = Source(
-                "udp", addr, (local_ip_towards(addr[0], self.bound_ip), self.local_port),
-                self.listener_id,
-            )
-            if len(self._sources) >= _SOURCES_KEPT:
-                self._sources.clear()
-            self._sources[addr] = source
-        return source
-
-    def _table_id(self) -> tuple[FastPath | None, int | None]:
-        """The engine's current compiled table and this listener's number in it."""
-        fast = self.server.engine.fast
-        if fast is None:
-            return None, None
-        cached_fast, local_id = self._local_id
-        if cached_fast is not fast:
-            local = Source("udp", ("", 0), (self.bound_ip, self.local_port), self.listener_id)
-            local_id = fast.local_id(local)
-            self._local_id = (fast, local_id)
-        return fast, local_id
-
     def _readable(self) -> None:
         server = self.server
-        engine = server.engine
-        fast, local_id = self._table_id()
-        enabled = fast is not None and local_id is not None and server.fast_on()
-        recording = server.answered_recorder is not None and enabled
+        path = server.compiled()
         started = perf_counter()
         try:
-            deferred, answered, unsent, received = self._serve(
-                self.fd,
-                fast.table if fast is not None else None,
-                local_id or 0,
-                enabled,
-                not engine.transactions.table,
-                recording,
-                _BATCHES_PER_WAKEUP,
-            )
+            if path is not None:
+                deferred, unsent, received, answered = path.serve_udp(
+                    self.fd, self.local, self._source_of, self._clock,
+                    server.answered_recorder, _BATCHES_PER_WAKEUP)
+            else:
+                deferred, unsent, received, answered = read_udp(
+                    self.fd, self._source_of, _BATCHES_PER_WAKEUP)
         except Exception:  # a bug must cost a batch, never the listener
             traffic_log.exception("batch read failed on udp:%s:%d", self.bound_ip,
                                   self.local_port)
             return
-        fast_count = received - len(deferred)
-        if fast is not None and fast_count:
-            if answered:
-                now = server.loop_time()
-                record = server.answered_recorder
-                assert record is not None
-                for data, peer, tally, response in answered:
-                    fast.journal(record, data, self._source(peer), now, tally, response)
+        if answered:
             # The compiled answers share the batch's time: one value per datagram.
-            server.latency.observe_many((perf_counter() - started) / received, fast_count)
+            server.latency.observe_many((perf_counter() - started) / received, answered)
         if unsent:
             for item in unsent:
                 self._enqueue(item[0], item[1])
-        for data, addr, reason in deferred:
-            if isinstance(addr, bytes):
-                continue  # an address Python could not name either (never seen on IP)
-            source = self._source(addr)
-            server.receive(data, source, asked=enabled,
-                           learn=local_id if reason == MISS and enabled else None,
-                           any_local=self._wildcard)
+        for data, source, missed in deferred:
+            server.deferred(data, source, missed)
 
     # -- writing (Server.dispatch's transport.sendto) ------------------------------------
     def sendto(self, data: bytes, addr: tuple[str, int]) -> None:

@@ -3,7 +3,8 @@
 Thin on purpose: all protocol decisions are the engine's. This module owns the
 listeners (their sockets come from address.bind_socket), connections, the one timer
 handle the engine's deadlines need, and shutdown. Every transport hands each whole
-message to Server.receive, the one place the engine is called from.
+message to Server.receive (the UDP batch reader, which asks the compiled path itself,
+to Server.deferred): the one place the engine is called from is Server.deferred.
 """
 
 from __future__ import annotations
@@ -19,21 +20,21 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from ..scenario.model import Scenario
 from ..sip.framing import FramingError, Message, Ping, StreamFramer
-from ..sip.transports import MESSAGE_FRAMED, WEBSOCKET, Transport
+from ..sip.transports import WEBSOCKET, Transport
 from ..uas.compiled import BATCHED_UDP
 from ..uas.engine import Engine
 from ..uas.events import Send, Source
-from ..uas.fast import MISS
+from ..uas.fast import FastPath
 from ..uas.outcome import AnsweredRecorder, Recorder
 from .address import (
     ListenAddress,
     bind_socket,
     listen_backlog,
-    local_ip_towards,
     reset_connection,
 )
 from .connections import Acceptor, Admission, ConnectionBudget, handshake_backstop
 from .latency import LatencyHistogram
+from .sources import UDPSources
 from .tls import TLSOptions, server_context
 
 if TYPE_CHECKING:
@@ -43,8 +44,6 @@ log = logging.getLogger("sipresponder")
 # Per-request and per-connection lines: a logger of their own, kept at WARNING unless
 # --log-level info or debug asks, so that start-up lines at INFO do not turn them on.
 traffic_log = logging.getLogger("sipresponder.requests")
-
-_SOURCES_KEPT = 4096
 
 
 class Server:
@@ -202,53 +201,52 @@ class Server:
     def loop_time(self) -> float:
         return self._loop.time()
 
-    def fast_on(self) -> bool:
-        """Whether the compiled path may answer now: built, allowed by the scenario,
-        nothing recorded that it could not record, no per-request log lines asked for."""
-        return (
-            self.engine.fast is not None
-            and (self.recorder is None or self.answered_recorder is not None)
-            and not traffic_log.isEnabledFor(logging.INFO)
-        )
+    def compiled(self) -> FastPath | None:
+        """The compiled path (uas/fast.py) when it may answer now: built, allowed by the
+        scenario, nothing recorded that it could not record, no per-request log lines
+        asked for; else None, and the engine answers everything."""
+        fast = self.engine.fast
+        if (
+            fast is None
+            or (self.recorder is not None and self.answered_recorder is None)
+            or traffic_log.isEnabledFor(logging.INFO)
+        ):
+            return None
+        return fast
 
-    def receive(self, data: bytes, source: Source, *, asked: bool = False,
-                learn: int | None = None, any_local: bool = False) -> None:
+    def receive(self, data: bytes, source: Source) -> None:
         """One whole message from any transport: the answer, written, and the time that
-        took (the admin API's processing histogram).
-
-        The compiled path answers first when it can (uas/fast.py); whatever it defers,
-        the engine handles, and on a miss the engine's answer teaches it. ``asked``:
-        the caller already asked the compiled path (the batch reader), which deferred;
-        ``learn``: it missed, for this listener id;
-        ``any_local``: that id names a wildcard listener, whose answers may not depend on
-        the local address.
-        """
+        took (the admin API's processing histogram). The compiled path answers first
+        when it can; whatever it defers, ``deferred`` gives the engine."""
         started = perf_counter()
+        missed = None
+        path = self.compiled()
+        if path is not None:
+            got = path.answer(data, source, self._loop.time(), self.answered_recorder)
+            if isinstance(got, bytes):  # b"": an ACK absorbed
+                if got:
+                    self.dispatch([Send(got, source.transport, source.remote, source.conn)])
+                self.latency.observe(perf_counter() - started)
+                return
+            missed = got
+        self.deferred(data, source, missed, started)
+
+    def deferred(self, data: bytes, source: Source, missed: int | None = None,
+                 started: float | None = None) -> None:
+        """The engine's answer to a message the compiled path deferred (or was not
+        asked about), recorded and written. ``missed``: the compiled path missed it
+        under this listener number (``FastPath.answer``, ``serve_udp``), and learns
+        from the engine's answer. ``started``: when the message arrived, if earlier."""
+        if started is None:
+            started = perf_counter()
         engine = self.engine
         fast = engine.fast
-        if not asked and fast is not None and self.fast_on():
-            local_id = fast.local_id(source)
-            if local_id is not None:
-                got = fast.table.answer(
-                    data, source.remote[0], source.remote[1], local_id,
-                    source.transport in MESSAGE_FRAMED, not engine.transactions.table,
-                )
-                if isinstance(got, bytes):  # b"": an ACK absorbed
-                    if self.answered_recorder is not None:
-                        fast.journal(self.answered_recorder, data, source, self._loop.time(),
-                                     fast.table.last_tally, got or None)
-                    if got:
-                        self.dispatch([Send(got, source.transport, source.remote, source.conn)])
-                    self.latency.observe(perf_counter() - started)
-                    return
-                if got == MISS:
-                    learn = local_id
         outcome = engine.handle(data, source, self._loop.time())
         if self.recorder is not None:
             self.recorder(outcome)
         self.dispatch(outcome.sends)
-        if learn is not None and fast is not None and engine.fast is fast:
-            fast.learn(outcome, learn, any_local)
+        if missed is not None and fast is not None and engine.fast is fast:
+            fast.learn(outcome, missed)
         self.latency.observe(perf_counter() - started)
 
     def dispatch(self, sends: list[Send]) -> None:
@@ -311,30 +309,15 @@ class _UDPProtocol(asyncio.DatagramProtocol):
         self.server = server
         self.listener_id = listener_id
         self.bound_ip = bound_ip
-        self.local_port = 0
-        # Peers send many datagrams each: one Source per peer address, bounded.
-        self._sources: dict[tuple[str, int], Source] = {}
+        self.sources = UDPSources(listener_id, bound_ip)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A datagram endpoint's transport (asyncio's contract; uvloop's is no subclass).
         self.transport = cast(asyncio.DatagramTransport, transport)
-        self.local_port = transport.get_extra_info("sockname")[1]
-
-    def _source(self, addr: tuple[str, int]) -> Source:
-        ip, port = addr[0], addr[1]
-        source = Source(
-            "udp",
-            (ip, port),
-            (local_ip_towards(ip, self.bound_ip), self.local_port),
-            self.listener_id,
-        )
-        if len(self._sources) >= _SOURCES_KEPT:
-            self._sources.clear()
-        self._sources[addr] = source
-        return source
+        self.sources.local_port = transport.get_extra_info("sockname")[1]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.server.receive(data, self._sources.get(addr) or self._source(addr))
+        self.server.receive(data, self.sources[addr])
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a peer that went away: not our problem to solve.
@@ -359,8 +342,6 @@ class _TCPProtocol(asyncio.Protocol):
         self.framer = StreamFramer(settings.max_message_size)
         self._read_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
-        # The compiled table this connection last used and its listener number there.
-        self._fast_id: tuple[object, int | None] = (None, None)
         self._last_activity = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -409,11 +390,13 @@ class _TCPProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         server = self.server
         self._last_activity = server._loop.time()
-        if not self.framer.pending and not self.framer.failed and server.fast_on():
-            data = self._answer_compiled(data)
-            if not data:
-                self._watch_incomplete()
-                return
+        if not self.framer.pending and not self.framer.failed:
+            path = server.compiled()
+            if path is not None:
+                data = self._answer_compiled(path, data)
+                if not data:
+                    self._watch_incomplete()
+                    return
         frames = self.framer.feed(data)
         if frames and self._read_timer is not None:
             # A message completed: the timeout is for each message, not the connection.
@@ -429,34 +412,15 @@ class _TCPProtocol(asyncio.Protocol):
                     frame.head, frame.code, frame.reason, self.source))
         self._watch_incomplete()
 
-    def _answer_compiled(self, data: bytes) -> bytes:
-        """Answer the whole messages at the start of ``data`` that the compiled table
+    def _answer_compiled(self, path: FastPath, data: bytes) -> bytes:
+        """Answer the whole messages at the start of ``data`` that the compiled path
         knows, with one write; return the rest, for the framer and the engine."""
         server = self.server
-        engine = server.engine
-        fast = engine.fast
-        assert fast is not None
-        cached, local_id = self._fast_id
-        if cached is not fast:  # a new connection, or a new scenario's table
-            local_id = fast.local_id(self.source)
-            self._fast_id = (fast, local_id)
-        if local_id is None:
-            return data
         started = perf_counter()
-        remote = self.source.remote
-        record = server.answered_recorder
-        out, used, count, records = fast.table.answer_stream(
-            data, remote[0], remote[1], local_id, not engine.transactions.table,
-            record is not None,
-        )
+        out, used, count = path.answer_stream(data, self.source, self._last_activity,
+                                              server.answered_recorder)
         if not used:
             return data
-        if records:
-            assert record is not None
-            now = server._loop.time()
-            for offset, length, tally, response in records:
-                fast.journal(record, data[offset:offset + length], self.source, now, tally,
-                             response)
         if out:
             self.transport.write(out)
         server.latency.observe_many((perf_counter() - started) / count, count)

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sipresponder._speedups import Answered, Deferred, Unsent, serve_udp
+    from sipresponder._speedups import Answered, Unsent, serve_udp
+    from sipresponder._speedups import Deferred as Deferred
     from sipresponder._speedups import Table as Table
 
     # serve_udp's type, for a transport that keeps the function (transport/batch.py);

@@ -38,7 +38,7 @@ from .fast import (
 )
 from .limits import DROP, LimitLog, MergedRequests, RateLimiter
 from .outcome import Outcome
-from .plan import PlanCache
+from .plan import PlanCache, ResponsePlan
 from .state import States
 from .transactions import Transactions
 from .validation import Rejection, check_request
@@ -78,7 +78,8 @@ class Engine:
         # built and the scenario allows it; None: every request takes handle().
         refused = NO_EXTENSION if speedups is None else scenario_reason(scenario)
         self.fast = (
-            FastPath(scenario, self.plans, self.counters) if refused is None else None
+            FastPath(scenario, self.counters, self.transactions)
+            if refused is None else None
         )
         # Where every request of this scenario goes when none may be compiled: the
         # counter key of the reason (uas/fast.py); None: per request, as it goes.
@@ -208,8 +209,13 @@ class Engine:
         if not provisional and not final.delay and code >= 200 and rule.state is None:
             # Stateless: the same request always gets the same octets back. A stateful
             # rule keeps a transaction so that a retransmission is not counted again.
-            send = self._respond(final, code, request, source, via, echo)
-            return Outcome(data, source, now, scenario, [send], request, rule, None)
+            plan = self._plan(final, code, request.method, source)
+            code, reason, octets = plan.render(request, source, echo, scenario)
+            send = self._send(request, source, via, code, reason, octets)
+            # The plan rides along only when the octets are its own (not a 406 in place
+            # of a body the request's Accept refuses): the compiled path learns from it.
+            return Outcome(data, source, now, scenario, [send], request, rule, None, None,
+                           None, plan if code == plan.code else None)
         steps = [(spec, self._code(spec, request, source)) for spec in provisional]
         if code < 200:
             # A 1xx as the final code (e.g. sip:180@ in the default scenario): send it,
@@ -321,13 +327,19 @@ class Engine:
     def _respond(
         self, spec: ResponseSpec, code: int, request: Request, source: Source, via: Via, echo: Echo
     ) -> Send:
+        plan = self._plan(spec, code, request.method, source)
+        code, reason, data = plan.render(request, source, echo, self._scenario)
+        return self._send(request, source, via, code, reason, data)
+
+    def _plan(self, spec: ResponseSpec, code: int, method: str, source: Source
+              ) -> ResponsePlan:
+        """The compiled response for ``spec`` answering ``method`` with ``code`` on
+        ``source``'s listener: from the cache, or compiled now."""
         plans = self.plans
-        method = request.method
         plan = plans.get((id(spec), code, method, source.transport, source.local))
         if plan is None:
             plan = plans.compile(spec, code, method, source)
-        code, reason, data = plan.render(request, source, echo, self._scenario)
-        return self._send(request, source, via, code, reason, data)
+        return plan
 
     def _send(
         self, request: Request, source: Source, via: Via, code: int, reason: str, data: bytes

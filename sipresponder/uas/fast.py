@@ -23,6 +23,14 @@ and a warning names it (the differential tests make that warning a failure).
 Everything the compiled code does not cover it defers, and the caller then runs
 ``Engine.handle``: the Python engine stays the one definition of behaviour.
 
+``FastPath`` is the transports' one entry to the table, in the three shapes they read
+in: ``answer`` (one message), ``answer_stream`` (a TCP or TLS read) and ``serve_udp``
+(a UDP listener's wake-up; ``read_udp`` without a table). Each journals what the table
+answered and hands back, for a request it missed, the listener number that
+``learn(outcome, number)`` takes once the engine has answered; ``learn`` reads the
+code and the plan from ``Outcome.plan``, what the engine rendered the answer from.
+No transport touches the table or the engine's transactions.
+
 Where each request went (/metrics' ``sipresponder_requests_by_path_total``): every
 refusal to keep an answer has a reason, one of the ``path:engine:*`` counter keys
 below, and ``FastPath.reasons`` holds, per rule number, the reason the requests that
@@ -38,6 +46,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -52,16 +61,28 @@ from .validation import CHECKS
 if TYPE_CHECKING:
     from ..scenario.model import Rule, Scenario
     from ..sip.message import Request
-    from .compiled import Table
+    from .compiled import Deferred as SpeedupsDeferred
+    from .compiled import ServeUDP, Table
     from .events import Source
     from .outcome import AnsweredRecorder, Outcome
-    from .plan import PlanCache
+    from .transactions import Transactions
 
 log = logging.getLogger("sipresponder")
 
 # The counters an answer adds to (request, response) and the rule that gave it.
 Tally = tuple[str, "str | None", "Rule | None"]
 _MAX_LISTENERS = 0xFFFF  # local ids are two octets of the table's key
+# A listener bound here hears many local addresses (Source.local): its table entries
+# are only those that name none of them (``learn``).
+_WILDCARDS = ("0.0.0.0", "::")
+
+# What serve_udp hands back for the engine: each datagram the table did not answer,
+# where it came from, and the listener number to learn under when the table missed
+# it (None: it knew to defer). See FastPath.learn.
+Deferred = list[tuple[bytes, "Source", "int | None"]]
+# serve_udp's result: the deferred datagrams, the answers the kernel did not take at
+# once (None: none), how many datagrams were read and how many the table answered.
+UDPBatch = tuple[Deferred, "list[tuple[bytes, tuple[str, int]]] | None", int, int]
 
 # -- why a request took the engine: keys of Engine.counters ---------------------------
 ENGINE_PREFIX = "path:engine:"
@@ -128,13 +149,12 @@ class FastPath:
     """The compiled answers of one engine's current scenario (one per scenario: a swap
     makes a new one, so nothing learned outlives the scenario it came from)."""
 
-    def __init__(self, scenario: Scenario, plans: PlanCache,
-                 counters: Counter[str]) -> None:
+    def __init__(self, scenario: Scenario, counters: Counter[str],
+                 transactions: Transactions) -> None:
         assert speedups is not None
         settings = scenario.settings
         switches = {name: scenario.switch(name) for name in CHECKS}
         self.scenario = scenario
-        self.plans = plans
         table_type: type[Table] = speedups.Table
         self.table = table_type(
             scenario.tag_key,
@@ -154,7 +174,12 @@ class FastPath:
         # each call, by tally (these tuples' first two items): no fold per batch here.
         self.table.bind(counters, self.tallies)
         self.counters = counters
+        # The table absorbs an ACK only while no transaction lives (one may be ending
+        # Timer G): the engine's transactions, read at each call.
+        self._transactions = transactions
+        self._serve: ServeUDP = speedups.serve_udp
         self._local_ids: dict[tuple[str, tuple[str, int]], int] = {}
+        self._wildcard_ids: set[int] = set()
         self._warned: set[bytes] = set()
         # By rule number (0: the default): the counter key of a request that rule
         # matched and the engine handled (see the module docstring).
@@ -164,13 +189,95 @@ class FastPath:
     def local_id(self, source: Source) -> int | None:
         """The table's number for ``source``'s listener (transport and local address),
         or None when there are too many to number."""
-        key = (source.transport, source.local)
+        return self.listener_id(source.transport, source.local)
+
+    def listener_id(self, transport: str, local: tuple[str, int]) -> int | None:
+        """The table's number for a listener: a transport and the local address its
+        requests arrive on (a wildcard one for a socket bound to 0.0.0.0 or ::, whose
+        answers then may not name the local address), or None when there are too many."""
+        key = (transport, local)
         found = self._local_ids.get(key)
         if found is None:
             if len(self._local_ids) >= _MAX_LISTENERS:
                 return None
             found = self._local_ids[key] = len(self._local_ids) + 1
+            if local[0] in _WILDCARDS:
+                self._wildcard_ids.add(found)
         return found
+
+    # -- the three shapes the transports read in -----------------------------------------
+    def answer(self, data: bytes, source: Source, now: float,
+               record: AnsweredRecorder | None) -> bytes | int | None:
+        """One whole message (a datagram, a framed stream message, a WebSocket frame):
+        the table's response, journaled through ``record`` (b"": an ACK absorbed, nothing
+        to send); else, for the engine, the listener number to pass to ``learn`` when
+        the table missed (a request line it has not seen), or None."""
+        # The lookup inline: this runs for every message the table may answer.
+        local_id = self._local_ids.get((source.transport, source.local))
+        if local_id is None:
+            local_id = self.listener_id(source.transport, source.local)
+            if local_id is None:
+                return None
+        table = self.table
+        got = table.answer(
+            data, source.remote[0], source.remote[1], local_id,
+            source.transport in MESSAGE_FRAMED, not self._transactions.table,
+        )
+        if isinstance(got, bytes):
+            if record is not None:
+                self.journal(record, data, source, now, table.last_tally, got or None)
+            return got
+        return local_id if got == MISS else None
+
+    def answer_stream(self, data: bytes, source: Source, now: float,
+                      record: AnsweredRecorder | None) -> tuple[bytes, int, int]:
+        """A stream read: the table's responses to the whole messages at the start of
+        ``data`` that it answers (framed as ``StreamFramer`` frames them), journaled
+        through ``record``, as one write; how many octets they took; how many messages.
+        The rest is for the framer and the engine (it never teaches the table: the
+        framer's messages take ``answer`` first)."""
+        local_id = self._local_ids.get((source.transport, source.local))
+        if local_id is None:
+            local_id = self.listener_id(source.transport, source.local)
+            if local_id is None:
+                return b"", 0, 0
+        remote = source.remote
+        out, used, count, records = self.table.answer_stream(
+            data, remote[0], remote[1], local_id, not self._transactions.table,
+            record is not None,
+        )
+        if records:
+            assert record is not None
+            for offset, length, tally, response in records:
+                self.journal(record, data[offset:offset + length], source, now, tally,
+                             response)
+        return out, used, count
+
+    def serve_udp(self, fd: int, local: tuple[str, int],
+                  sources: Callable[[tuple[str, int]], Source], clock: Callable[[], float],
+                  record: AnsweredRecorder | None, batches: int) -> UDPBatch:
+        """A UDP socket's readable event: up to ``batches`` recvmmsg batches read, what
+        the table answers sent with sendmmsg and journaled through ``record`` (at
+        ``clock()``), the rest handed back with their ``sources`` for the engine."""
+        # Every step inline and nothing built that is not needed: this runs on each
+        # wake-up of a UDP listener, most often for one datagram the table answers.
+        local_id = self._local_ids.get(("udp", local))
+        if local_id is None:
+            local_id = self.listener_id("udp", local)
+            if local_id is None:
+                return read_udp(fd, sources, batches)
+        deferred, answered, unsent, received = self._serve(
+            fd, self.table, local_id, True, not self._transactions.table,
+            record is not None, batches)
+        if answered:
+            assert record is not None
+            now = clock()
+            for data, addr, tally, response in answered:
+                self.journal(record, data, sources(addr), now, tally, response)
+        if not deferred:
+            return [], unsent, received, received
+        return (_deferred(deferred, sources, local_id), unsent, received,
+                received - len(deferred))
 
     def journal(self, record: AnsweredRecorder, data: bytes, source: Source, now: float,
                 tally: int, response: bytes | None) -> None:
@@ -181,17 +288,18 @@ class FastPath:
                None if response is not None else "ACK absorbed")
 
     # -- learning ------------------------------------------------------------------------
-    def learn(self, outcome: Outcome, local_id: int, any_local: bool = False) -> None:
-        """After the engine answered a request the table missed: keep the answer for
-        its request line when it depends on nothing else, else remember to defer.
-        ``any_local``: ``local_id`` names a wildcard listener (0.0.0.0), whose requests
-        arrive on many local addresses: keep only an answer that names none of them."""
+    def learn(self, outcome: Outcome, local_id: int) -> None:
+        """After the engine answered a request the table missed under listener
+        ``local_id`` (what ``answer`` or ``serve_udp`` handed back): keep the answer
+        for its request line when it depends on nothing else, else remember to defer.
+        A wildcard listener (0.0.0.0) hears many local addresses: it keeps only an
+        answer that names none of them."""
         data = outcome.data
         end = data.find(b"\r\n")
         if end < 0:
             return
         line = data[:end]
-        kept = self._answer_for(outcome, any_local)
+        kept = self._answer_for(outcome, local_id in self._wildcard_ids)
         table = self.table
         if kept is None or isinstance(kept, str):
             table.learn(local_id, line, None, None, 0)
@@ -278,17 +386,12 @@ class FastPath:
             return UNUSUAL_ANSWER
         if not _earlier_rules_fail(self.scenario, request, source, rule):
             return EARLIER_RULE
-        data = send.data
-        if data[8:11].isdigit():
-            code = int(data[8:11])
-        else:
-            return UNUSUAL_ANSWER
-        if code < 200:
-            return PROVISIONAL
-        plan = self.plans.get((id(rule.final), code, request.method, source.transport,
-                               source.local))
+        plan = outcome.plan  # what the engine rendered the response from, as is
         if plan is None:
             return UNUSUAL_ANSWER
+        code = plan.code
+        if code < 200:
+            return PROVISIONAL
         if not isinstance(plan.reason, str):
             return DYNAMIC_RESPONSE
         if any_local:
@@ -328,6 +431,25 @@ class FastPath:
             index = self._tally_of[key] = len(self.tallies)
             self.tallies.append((request_key, response_key, rule))
         return index
+
+
+def read_udp(fd: int, sources: Callable[[tuple[str, int]], Source],
+             batches: int) -> UDPBatch:
+    """``FastPath.serve_udp`` without a table (or with the compiled path off for now):
+    the same batched read, every datagram handed back for the engine."""
+    assert speedups is not None
+    deferred, _answered, unsent, received = speedups.serve_udp(fd, None, 0, False, True,
+                                                               False, batches)
+    return (_deferred(deferred, sources, None) if deferred else [], unsent,
+            received, 0)
+
+
+def _deferred(deferred: list[SpeedupsDeferred],
+              sources: Callable[[tuple[str, int]], Source], local_id: int | None) -> Deferred:
+    return [(data, sources(addr), local_id if reason == MISS else None)
+            for data, addr, reason in deferred
+            # bytes: an address Python could not name either (never seen on IP)
+            if not isinstance(addr, bytes)]
 
 
 def _request_line_template(value: object) -> bool:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..scenario.model import Rule, Scenario
     from ..sip.message import Request
     from .events import Send, Source
+    from .plan import ResponsePlan
     from .transactions import Transaction
 
 
@@ -31,7 +32,9 @@ class Outcome:
     the transaction. ``ended`` is the INVITE transaction a CANCEL ended: the 487 among
     ``sends`` is that transaction's response, not this message's, and joined its list
     unannounced; a recorder announces it (``Transaction.on_response``) after it has
-    recorded this message, the order the wire shows.
+    recorded this message, the order the wire shows. ``plan`` is the compiled response
+    the one stateless answer was rendered from, as is (its code and header lines), for
+    the compiled path to learn from (``FastPath.learn``); None for every other answer.
 
     A plain __slots__ class built once per message, positionally: the stateless
     path pays for one allocation and nothing else.
@@ -41,6 +44,7 @@ class Outcome:
         "data",
         "ended",
         "note",
+        "plan",
         "request",
         "rule",
         "scenario",
@@ -62,6 +66,7 @@ class Outcome:
         note: str | None,
         transaction: Transaction | None = None,
         ended: Transaction | None = None,
+        plan: ResponsePlan | None = None,
     ) -> None:
         self.data = data
         self.source = source
@@ -73,6 +78,7 @@ class Outcome:
         self.note = note
         self.transaction = transaction
         self.ended = ended
+        self.plan = plan
 
     @property
     def kind(self) -> str:

@@ -11,9 +11,7 @@ import pytest
 
 from sipresponder.ops.metrics import path_counts, path_summary
 from sipresponder.scenario.loader import parse_scenario
-from sipresponder.sip.transports import MESSAGE_FRAMED
 from sipresponder.uas import engine as engine_module
-from sipresponder.uas import fast
 from sipresponder.uas.compiled import STATUS, speedups
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
@@ -44,21 +42,16 @@ def request(method: str = "OPTIONS", user: str = "alice", n: int = 1,
 
 def drive(engine: Engine, data: bytes, now: float = 0.0) -> None:
     """One request as Server.receive handles it."""
-    table = engine.fast
-    learn = None
-    if table is not None:
-        local_id = table.local_id(SOURCE)
-        assert local_id is not None
-        got = table.table.answer(data, SOURCE.remote[0], SOURCE.remote[1], local_id,
-                                 SOURCE.transport in MESSAGE_FRAMED,
-                                 not engine.transactions.table)
+    path = engine.fast
+    missed = None
+    if path is not None:
+        got = path.answer(data, SOURCE, now, None)
         if isinstance(got, bytes):
             return
-        if got == fast.MISS:
-            learn = local_id
+        missed = got
     outcome = engine.handle(data, SOURCE, now)
-    if learn is not None and table is not None:
-        table.learn(outcome, learn)
+    if missed is not None and path is not None:
+        path.learn(outcome, missed)
 
 
 def reasons(engine: Engine) -> dict[str, int]:
