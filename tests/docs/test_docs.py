@@ -298,3 +298,21 @@ def test_the_written_admin_table_names_every_endpoint() -> None:
     missing = [path for path in OPENAPI["paths"]
                if f" {path}`" not in written and not path.startswith("/console")]
     assert not missing, f"docs/admin-api.md does not describe {missing}"
+
+
+@pytest.mark.parametrize("block", blocks("console"), ids=str)
+def test_console_transcripts_print_what_they_show(block: Block) -> None:
+    """A ```console block is a transcript: each `$ command` prints the lines after it."""
+    if importlib.util.find_spec("sipresponder._speedups") is None:
+        pytest.skip("the transcripts show the compiled request path, not built here")
+    # each command sets SIPRESPONDER_NO_EXTENSIONS itself where it means to
+    env = {k: v for k, v in ENV.items() if k != "SIPRESPONDER_NO_EXTENSIONS"}
+    env["COLUMNS"] = "200"  # argparse wraps --version's line to the terminal's width
+    steps = re.split(r"^\$ ", block.code, flags=re.M)[1:]
+    assert steps, f"{block}: no `$ ` command"
+    for step in steps:
+        command, _, expected = step.partition("\n")
+        run = subprocess.run(["bash", "-c", command.replace(
+            "sipresponder ", f"{shlex.quote(sys.executable)} -m sipresponder ", 1)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert run.stdout == expected, f"{block}: {command}"
