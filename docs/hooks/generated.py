@@ -37,10 +37,8 @@ def _resolve(node: Schema, root: Schema) -> Schema:
 
 
 def _type(node: Schema, root: Schema) -> str:
-    """A short human reading of a schema node's type, e.g. ``string or list of strings``."""
+    """A short human reading of a schema node's type, e.g. ``string, or a list of them``."""
     node = _resolve(node, root)
-    if node is False:
-        return "not allowed here"
     if "enum" in node:
         return "one of " + ", ".join(f"`{json.dumps(v)}`" for v in node["enum"])
     if "const" in node:

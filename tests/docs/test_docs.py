@@ -182,7 +182,7 @@ async def test_the_readmes_30_second_example_runs_as_written(tmp_path: Path) -> 
 async def listening_port(server: asyncio.subprocess.Process) -> str:
     """The UDP port `serve` logs once it listens (it was asked for port 0)."""
     assert server.stderr is not None
-    seen = []
+    seen: list[str] = []
     while True:
         try:
             line = (await asyncio.wait_for(server.stderr.readline(), 30)).decode()
@@ -316,3 +316,18 @@ def test_console_transcripts_print_what_they_show(block: Block) -> None:
             "sipresponder ", f"{shlex.quote(sys.executable)} -m sipresponder ", 1)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert run.stdout == expected, f"{block}: {command}"
+
+
+def test_the_scenarios_the_commands_name_pass_check() -> None:
+    """`sipresponder check` lines and the `--scenario` of `serve` lines in the pages'
+    shell blocks, run from the repository root as the pages say."""
+    named = set()
+    for block in blocks("sh"):
+        if block.file.parent != DOCS:
+            continue  # the README's own example runs in its test above
+        named |= set(re.findall(r"^sipresponder check (\S+)", block.code, re.M))
+        named |= set(re.findall(r"sipresponder serve --scenario (\S+)", block.code))
+    assert {"scenarios/ci-test-double.toml", "client-torture"} <= named
+    run = subprocess.run([sys.executable, "-m", "sipresponder", "check", *sorted(named)],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
