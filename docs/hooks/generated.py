@@ -66,6 +66,8 @@ def _type(node: Schema, root: Schema) -> str:
             return f"{word} {low}-{high}"
         if low is not None:
             return f"{word} ≥ {low}"
+        if node.get("exclusiveMinimum") is not None:
+            return f"{word} > {node['exclusiveMinimum']}"
         return word
     names = _NOCASE.match(str(node.get("pattern", ""))) if kind == "string" else None
     if names:
@@ -78,8 +80,11 @@ def _type(node: Schema, root: Schema) -> str:
 
 
 def _key_table(properties: Schema, root: Schema, defaults: dict[str, object] | None) -> str:
-    header = "| key | type | default | description |\n| --- | --- | --- | --- |\n" \
-        if defaults is not None else "| key | type | description |\n| --- | --- | --- |\n"
+    columns = ["key", "type", *(["default"] if defaults is not None else [])]
+    described = any(_resolve(node, root).get("description")
+                    for node in properties.values() if node is not False)
+    columns += ["description"] if described else []
+    header = "| " + " | ".join(columns) + " |\n|" + " --- |" * len(columns) + "\n"
     rows = []
     for name in sorted(properties):
         node = properties[name]
@@ -94,7 +99,8 @@ def _key_table(properties: Schema, root: Schema, defaults: dict[str, object] | N
                 default = list(default)
             shown = "" if default is None or default == {} else json.dumps(default)
             cells.append(f"`{_cell(shown)}`" if shown else "")
-        cells.append(description)
+        if described:
+            cells.append(description)
         rows.append("| " + " | ".join(cells) + " |\n")
     if not rows:
         raise ValueError("the schema lists no keys for this table")
