@@ -331,3 +331,45 @@ def test_the_scenarios_the_commands_name_pass_check() -> None:
     run = subprocess.run([sys.executable, "-m", "sipresponder", "check", *sorted(named)],
                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def written_defaults(header: str) -> dict[str, str]:
+    """Key -> default cell of the scenario reference's table under ``header`` (a row
+    naming several keys, ``a``, ``b`` | 1, 2, gives one value to each)."""
+    text = (DOCS / "scenarios.md").read_text().split(f"\n{header}\n", 1)[1]
+    table = text.split("\n\n", 1)[0].splitlines()[1:]  # after the --- row
+    found = {}
+    for row in table:
+        keys_cell, default_cell = (cell.strip() for cell in row.strip("|").split(" | ")[:2])
+        keys = re.findall(r"`(\w+)`", keys_cell)
+        values = default_cell.split(", ") if len(keys) > 1 else [default_cell]
+        if len(values) == len(keys):
+            found.update(zip(keys, values, strict=True))
+    return found
+
+
+def test_the_written_defaults_are_the_loaders() -> None:
+    """The hand-written [settings] and [settings.checks] tables state the defaults the
+    code has (the generated tables below them cannot be wrong; these could drift)."""
+    import tomllib
+    from dataclasses import asdict
+
+    from sipresponder.scenario.model import Settings
+    from sipresponder.uas.validation import CHECKS
+
+    settings = asdict(Settings())
+    written = written_defaults("| key | default | meaning |")
+    compared = 0
+    for key, cell in written.items():
+        try:
+            value = tomllib.loads(f"v = {cell.strip('`')}")["v"]
+        except tomllib.TOMLDecodeError:
+            continue  # prose ("SDP, text/plain, ..."), not a value
+        if key in settings:
+            expected = settings[key]
+            assert value == (list(expected) if isinstance(expected, tuple) else expected), key
+            compared += 1
+    assert compared >= 20
+    checks = written_defaults("| check | default | answer |")
+    assert {k: v == "on" for k, v in checks.items()} == \
+        {name: info.default for name, info in CHECKS.items()}
