@@ -1,5 +1,5 @@
 # sipresponder container image: SIP on 5060/udp and 5060/tcp, configured through
-# SIPRESPONDER_* variables (README, "Deploy"); mount your scenarios on /scenarios.
+# SIPRESPONDER_* variables (docs/deploy.md); mount your scenarios on /scenarios.
 #
 #   docker build -t sipresponder .
 #   docker run --rm -p 5060:5060/udp -p 5060:5060/tcp sipresponder

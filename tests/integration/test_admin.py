@@ -899,13 +899,14 @@ README_BLOCK = "Add one rule in front of the others, then take it away again"
 
 
 @pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
-                    reason="the README example runs curl under bash")
+                    reason="the docs example runs curl under bash")
 async def test_the_readme_rule_example_runs_as_written(
         admin_factory: Callable[..., Awaitable[Running]]) -> None:
-    """The README's commands against the default scenario, with this test's ports."""
+    """The admin API page's commands (docs/admin-api.md) against the default scenario,
+    with this test's ports."""
     default = (ROOT / "scenarios" / "default.toml").read_text()
     running = await admin_factory(default)
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "admin-api.md").read_text()
     block = readme[readme.index(README_BLOCK):].split("```sh\n", 1)[1].split("```", 1)[0]
     put, answer, ping, delete = block.replace("\\\n", "").splitlines()
     assert answer.startswith("# {")

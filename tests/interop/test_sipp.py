@@ -144,10 +144,10 @@ def test_ringing_call_final_not_retransmitted_after_ack(
 def test_the_readmes_sipp_line_succeeds(responder_process: ResponderProcess,
                                         tmp_path: Path) -> None:
     """Issue 12: the README's `sipp -sn uac ... -s 486` ended in "100 failed calls" and
-    exit status 1. The README's line is run as written, but for the responder's port
-    (and -nostdin, since no terminal is attached)."""
+    exit status 1. The tour's line (now in docs/getting-started.md) is run as written,
+    but for the responder's port (and -nostdin, since no terminal is attached)."""
     sipp = require_binary("sipp")
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "getting-started.md").read_text()
     [line] = [row for row in readme.splitlines()
               if row.startswith("sipp ") and "-s 486" in row]
     argv = shlex.split(line.split("#", 1)[0])

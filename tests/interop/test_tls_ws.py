@@ -4,7 +4,7 @@ OpenSSL's s_client (verifying the lab certificate) and the websockets library.
 SIPp is not used for TLS here: Debian's sip-tester is built without OpenSSL ("To
 use a TLS transport you must compile SIPp with OpenSSL"), and sipsak 0.9.8.1's TLS
 mode cuts the last digit off the port in its Request-URI and then fails to read the
-answer; the README gives the sipp -t l1 command for builds that have TLS.
+answer; docs/tls-websocket.md gives the sipp -t l1 command for builds that have TLS.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ DISCARD_WAIT = 0.5  # seconds a discarded message is given to (wrongly) produce 
 TIMEOUT = 5.0
 
 # What the product does where RFC 4475 lets an element either be liberal (answer per
-# scenario) or reject: (outcome, why). The README's table is this dict.
+# scenario) or reject: (outcome, why). docs/conformance.md's table is this dict.
 DECISIONS: dict[str, tuple[str, str]] = {
     "mpart01.dat": ("scenario", "multipart/mixed is in the default Accept; the binary body "
                                 "is framed by Content-Length and never inspected"),
