@@ -130,6 +130,19 @@ class Flood(threading.Thread):
                 self.stop.wait(max(0.0, next_at - time.monotonic()))
 
 
+def kernel_udp_drops(port: int) -> int:
+    """The datagrams the kernel dropped for the UDP sockets bound to ``port`` (their
+    receive buffers were full): the last column of /proc/net/udp."""
+    drops = 0
+    with open("/proc/net/udp") as table:
+        next(table)  # the heading
+        for line in table:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                drops += int(fields[-1])
+    return drops
+
+
 async def options_over_udp(client: UDPClient) -> float:
     req = make_request("OPTIONS", "sip:probe@127.0.0.1")
     start = time.perf_counter()
@@ -177,7 +190,7 @@ tcp_idle_timeout = 60.0
                     f"{loris_count} slow-loris connections")
         assert loris.error is None, loris.error
         flood.start()
-        await until(lambda: flood.sent >= 1000 and loris.dribbled >= 2 * loris_count, 5,
+        await until(lambda: flood.sent >= 1000 and loris.dribbled >= 2 * loris_count, 15,
                     "the flood and the dribbling to be under way")
 
         # Under attack, a well-formed OPTIONS is answered over UDP and over a fresh
@@ -202,12 +215,15 @@ tcp_idle_timeout = 60.0
         assert loris.dribbled - dribbled_before >= 5 * loris_count, "the dribbling stalled"
         flood.stop.set()
         await asyncio.to_thread(flood.join, 5)
-        await until(lambda: counters["dropped"] >= 0.9 * flood.sent, 5,
-                    "the responder to drop the flood")
+        # Every datagram of the flood was dropped, by the responder (counted) or, when
+        # a busy machine left the responder behind, by the kernel when the socket's
+        # buffer was full (its drops column): none of them was answered.
+        await until(lambda: counters["dropped"] + kernel_udp_drops(responder.udp_port)
+                    >= 0.9 * flood.sent, 15, "the responder to drop the flood")
         assert sum(v for k, v in counters.items() if k.startswith("response:")) >= 60
         # the slow-loris connections are all still there, dribbling (and the probes'
         # connections are gone)
-        await until(lambda: len(server._tcp) == loris_count, 3, "the probes to be closed")
+        await until(lambda: len(server._tcp) == loris_count, 15, "the probes to be closed")
         assert loris.error is None
 
         # Now more connections than the cap: never more than `cap` held; the refused
@@ -217,12 +233,12 @@ tcp_idle_timeout = 60.0
             extras.append(await asyncio.wait_for(
                 asyncio.open_connection("127.0.0.1", responder.tcp_port), 5))
         refused = loris_count + extra - cap
-        await until(lambda: counters["tcp_refused"] == refused, 5,
+        await until(lambda: counters["tcp_refused"] == refused, 15,
                     f"{refused} connections to be refused")
         reads = [asyncio.ensure_future(reader.read(1)) for reader, _ in extras]
         done: set[asyncio.Future] = set()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
+        deadline = loop.time() + 15
         while len(done) < refused and loop.time() < deadline:
             finished, _ = await asyncio.wait(reads, timeout=0.05,
                                              return_when=asyncio.FIRST_COMPLETED)
