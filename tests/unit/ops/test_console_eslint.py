@@ -1,4 +1,5 @@
-"""ESLint over the web console's JavaScript, configured by eslint.config.js at the repo
+"""ESLint over the web console's JavaScript (the modules, and index.html's inline
+script, which ``npm run lint`` cannot see), configured by eslint.config.js at the repo
 root (browser ES modules, the recommended rules and a few more) and pinned by
 package.json and package-lock.json. ``npm ci`` at the repo root installs it (.ci/run
 does, then runs ``npx eslint .`` before the tests); without it these tests skip with
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -54,6 +56,25 @@ def test_the_console_javascript_is_lint_clean() -> None:
     assert set(MODULES) <= linted, sorted(map(str, set(MODULES) - linted))
     assert findings(report) == []
     assert status == 0
+
+
+# index.html's inline scripts (no src, no type: classic scripts); the page is ours,
+# and the lazy body stops at the first closing tag.
+_INLINE = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def test_the_pages_inline_script_is_lint_clean() -> None:
+    page = (CONSOLE / "index.html").read_text(encoding="utf-8")
+    scripts = list(_INLINE.finditer(page))
+    assert scripts, "index.html has no inline script: drop this test"
+    name = str((CONSOLE / "index.html.js").relative_to(ROOT))
+    for script in scripts:
+        # Blank lines before it, so a finding's line is its line in index.html.
+        text = "\n" * page.count("\n", 0, script.start(1)) + script.group(1)
+        status, report = eslint("--max-warnings", "0", "--stdin", "--stdin-filename", name,
+                                stdin=text)
+        assert findings(report) == []
+        assert status == 0
 
 
 PROBE = """\
