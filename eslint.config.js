@@ -1,4 +1,4 @@
-// ESLint for the web console (sipresponder/ops/console/*.js): `npm ci && npx eslint .`
+// ESLint for the web console (sipresponder/ops/console/*.js): `npm ci`, then `npm run lint`
 // (.ci/run does both; tests/unit/ops/test_console_eslint.py runs the same check).
 // The console's files are ES modules loaded by the browser (index.html adds console.js
 // as <script type="module">, which imports the rest), so browser globals and module

@@ -2,7 +2,7 @@
 script, which ``npm run lint`` cannot see), configured by eslint.config.js at the repo
 root (browser ES modules, the recommended rules and a few more) and pinned by
 package.json and package-lock.json. ``npm ci`` at the repo root installs it (.ci/run
-does, then runs ``npx eslint .`` before the tests); without it these tests skip with
+does, then ``npm run lint`` before the tests); without it these tests skip with
 the reason, and fail when CI=true."""
 
 from __future__ import annotations
