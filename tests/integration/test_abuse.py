@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import pytest
 
+from sipresponder.uas.compiled import STATUS, speedups
 from tests.sipclient import TCPClient, UDPClient, make_request, parse_response
 
 OPTIONS_ONLY = """
@@ -169,6 +170,12 @@ async def options_over_fresh_tcp(port: int) -> float:
     return elapsed
 
 
+# The flood's pace (10,000 datagrams a second, a single probe datagram with no
+# retransmission, 90 % of the flood counted) is the compiled UDP batch reader's: the
+# pure-Python reader on a busy machine falls behind, the kernel drops the overflow, the
+# probes with it, and the test fails for want of CPU, not for a fault.
+@pytest.mark.skipif(speedups is None, reason=f"the flood needs the compiled UDP reader's pace "
+                    f"(compiled path: {STATUS})")
 async def test_slowloris_and_flood_leave_options_answered_and_the_cap_holds(
         responder_factory) -> None:
     cap, loris_count, extra = 250, 200, 100

@@ -30,15 +30,15 @@ export function request(path, options = {}) {
 /** The JSON of a 2xx answer; an ApiError naming the server's error otherwise. */
 export async function json(path, options = {}) {
   const response = await request(path, options);
-  const text = await response.text();
+  const raw = await response.text();
   let body = null;
   try {
-    body = text ? JSON.parse(text) : null;
+    body = raw ? JSON.parse(raw) : null;
   } catch {
     body = null;
   }
   if (!response.ok) {
-    const why = body && body.error ? body.error : text.slice(0, 200) || response.statusText;
+    const why = body && body.error ? body.error : raw.slice(0, 200) || response.statusText;
     throw new ApiError(response.status, `${options.method || "GET"} ${path}: ${response.status} ${why}`, body);
   }
   return body;
