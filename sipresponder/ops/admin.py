@@ -23,6 +23,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ..journal.record import FILTERS, JournalEntry, Query, check_keys, materialize
 from ..scenario.edit import POSITIONS, RuleNotFound, delete_rule, put_rule
 from ..scenario.loader import ScenarioError
 from ..scenario.model import Scenario
@@ -31,12 +32,11 @@ from ..scenario.positions import error_position
 from ..scenario.shadow import shadow_warnings
 from ..sip.transports import TRANSPORTS
 from ..testing.api import JournalAssertion, Responder, VerifyFailed, WaitTimeout, describe
-from ..testing.journal import FILTERS, JournalEntry, Query, check_keys, materialize
 from ..transport.address import ListenAddress, split_hostport
 from ..transport.connections import Acceptor
 from ..uas import compiled
 from . import perimeter
-from .console import (
+from .consoleapi import (
     MAX_EVENT_CLIENTS,
     Console,
     add_console,
@@ -712,4 +712,4 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
-add_console_openapi(OPENAPI)  # the console's endpoints (ops/console.py)
+add_console_openapi(OPENAPI)  # the console's endpoints (ops/consoleapi.py)

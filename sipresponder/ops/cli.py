@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sipresponder")
 TOKEN_ENV = "SIPRESPONDER_ADMIN_TOKEN"  # the variable `serve` reads its --admin-token from
-# ops/console.py's, repeated so that `--help` does not import aiohttp.
+# ops/consoleapi.py's, repeated so that `--help` does not import aiohttp.
 MAX_EVENT_CLIENTS = 32
 WATCH_INTERVAL = 0.5  # seconds between --watch checks
 DEFAULT_LISTEN = ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]

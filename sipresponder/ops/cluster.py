@@ -26,7 +26,7 @@ the gatherer holds one long-poll (``POST /cluster/changed``) on every worker, wh
 returns as soon as that worker journals something new (or sends a later response
 for an entry: the merged copy is then updated in place).
 
-The console (ops/console.py) reads the same merged journal: while an event stream is
+The console (ops/consoleapi.py) reads the same merged journal: while an event stream is
 open, the gatherer follows the workers (the same long poll, merging as soon as any
 worker journals something), so that the stream's code sends each merged entry, and
 each update, as it arrives; its rules' hits, metrics and states are the workers'
@@ -56,11 +56,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..journal.record import Journal, JournalEntry, NearMiss, Query
 from ..scenario.edit import RuleNotFound, delete_rule
 from ..scenario.loader import ScenarioError
 from ..scenario.model import Scenario
 from ..testing.api import Responder
-from ..testing.journal import Journal, JournalEntry, NearMiss, Query
 from ..transport.address import ListenAddress
 from ..uas import compiled
 from .admin import (
@@ -73,7 +73,7 @@ from .admin import (
     refused_json,
     rule_json,
 )
-from .console import CONSOLE
+from .consoleapi import CONSOLE
 from .metrics import COMPILED, ENGINE, path_counts, path_summary
 from .pushed import load_pushed, parse_pushed
 
@@ -800,7 +800,7 @@ class ClusterAdmin(Admin):
     async def _stream(self, request: web.Request,
                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                       ) -> web.StreamResponse:
-        """The console's event stream (ops/console.py, unchanged): its snapshot is the
+        """The console's event stream (ops/consoleapi.py, unchanged): its snapshot is the
         journal merged just now, and while it is open the gatherer follows the workers,
         so that each entry they journal is merged, and streamed, as it arrives."""
         await self.cluster.merge()

@@ -18,6 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from ..journal.failure import arrived
+from ..journal.failure import describe as describe  # re-exported: ops/admin.py, sipresponder.api
+from ..journal.record import FilterError, HeaderFilters, Journal, JournalEntry, Query
 from ..scenario.bundled import bundled_scenario
 from ..scenario.loader import load_scenario, parse_scenario
 from ..scenario.model import Scenario
@@ -25,9 +28,6 @@ from ..sip.transports import Transport
 from ..transport.address import ListenAddress, bind_socket, parse_listen
 from ..transport.server import Server
 from ..transport.tls import TLSOptions
-from .failure import arrived
-from .failure import describe as describe  # re-exported: ops/admin.py, sipresponder.api
-from .journal import FilterError, HeaderFilters, Journal, JournalEntry, Query
 
 DEFAULT_LISTEN = ("udp:127.0.0.1:0", "tcp:127.0.0.1:0")
 # A UDP port the OS picked may be taken for TCP by someone else: try again with a

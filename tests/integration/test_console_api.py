@@ -1,4 +1,4 @@
-"""The web console's HTTP API (ops/console.py) over real HTTP and SIP on loopback:
+"""The web console's HTTP API (ops/consoleapi.py) over real HTTP and SIP on loopback:
 the live event stream, the ladder, the scenario check, rules with hits, metrics as
 JSON, one entry with its rule's TOML, the pcap download, the ?token= rules."""
 

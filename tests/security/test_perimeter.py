@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
-from sipresponder.ops import console as console_module
+from sipresponder.ops import consoleapi as console_module
 from sipresponder.ops.admin import Admin
 from sipresponder.ops.cli import _admin_perimeter, _build_parser, main
 from sipresponder.ops.cluster import Cluster, ClusterAdmin

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sipresponder.journal.record import JournalEntry, NearMiss, Query
 from sipresponder.ops.admin import entry_json
 from sipresponder.ops.cluster import (
     ClusterFailed,
@@ -21,7 +22,6 @@ from sipresponder.ops.cluster import (
     summed_metrics,
 )
 from sipresponder.ops.metrics import counter_metrics, latency_metric
-from sipresponder.testing.journal import JournalEntry, NearMiss, Query
 from sipresponder.transport.latency import LatencyHistogram
 
 ENTRY = JournalEntry(

@@ -22,12 +22,12 @@ from typing import Any, Protocol, cast
 
 from aiohttp import web
 
+from ..journal.record import JournalEntry, Query
 from ..scenario.loader import ScenarioError
 from ..scenario.model import Scenario
 from ..scenario.positions import error_position, rule_tables, rule_text, section_start
 from ..scenario.shadow import shadow_warnings
 from ..testing.api import Responder
-from ..testing.journal import JournalEntry, Query
 from ..uas.outcome import KINDS
 from .ladder import ladder
 from .metrics import path_counts
