@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -582,7 +583,7 @@ def _preload(admin: bool) -> None:
     if admin:
         from ..testing import api  # noqa: F401
         from . import admin as admin_api  # noqa: F401
-        from . import cluster  # noqa: F401
+        from . import cluster, gatherer, worker  # noqa: F401
     gc.freeze()
 
 
@@ -639,6 +640,7 @@ async def _run(
     else:
         from ..testing.api import Responder
         from .admin import Admin
+        from .inprocess import InProcess
 
         responder = Responder(scenario, [str(a) for a in listen], args.journal_size,
                               tls=args.tls)
@@ -650,7 +652,8 @@ async def _run(
         _configure_admin(admin_api, args)
         try:
             if role is not None and role.index is not None:
-                from .cluster import WorkerChannel, socket_path
+                from .cluster import socket_path
+                from .worker import WorkerChannel
 
                 channel = WorkerChannel(admin_api, role.index,
                                         socket_path(role.directory, role.index))
@@ -664,9 +667,11 @@ async def _run(
             await responder.stop()
             raise
 
+        host = admin_api.host
+        assert isinstance(host, InProcess)
+
         def swap(new: Scenario, new_text: str) -> None:
-            responder.set_scenario(new)
-            admin_api.scenario_text = new_text
+            host.swap_in(new, new_text)
 
     def reload(why: str = "SIGHUP") -> None:
         try:
@@ -742,23 +747,23 @@ async def _gather(
     """The gatherer of ``--workers N --admin``: the admin API over every worker
     (ops/cluster.py); it reloads (SIGHUP, --watch) for all of them. Returns how to stop
     it and how to swap a reloaded scenario in."""
-    from .cluster import Cluster, ClusterAdmin, ClusterFailed
+    from .admin import Admin
+    from .gatherer import Cluster
+    from .host import HostFailed
 
     assert role.admin_socket is not None
     cluster = Cluster(scenario, text, role.workers, role.directory, args.journal_size,
                       base_dir=Path(path).parent)
-    cluster_admin = ClusterAdmin(cluster, args.admin_token, base_dir=Path(path).parent)
+    cluster_admin = Admin(cluster, token=args.admin_token)
     _configure_admin(cluster_admin, args)
     await cluster_admin.start_on(role.admin_socket)
     closers.append(cluster_admin.close)
     swaps: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak refs)
 
     async def everywhere(new_text: str) -> None:
-        try:
-            await cluster_admin.apply(new_text, path, operator=True)  # its files: any
-        except (ScenarioError, ClusterFailed) as exc:
-            log.error("reload: %s; the running scenario stays", exc,
-                      extra={"event": "reload_failed", "path": path, "error": str(exc)})
+        # Its body files may be anywhere: it is the operator's own file.
+        with contextlib.suppress(ScenarioError, HostFailed):  # Admin.swap logged why
+            await cluster_admin.swap(new_text, path, "reloaded", operator=True)
 
     def swap(new: Scenario, new_text: str) -> None:
         task = asyncio.create_task(everywhere(new_text))

@@ -27,7 +27,7 @@ from websockets.typing import Origin, Subprotocol
 from sipresponder.ops import consoleapi as console_module
 from sipresponder.ops.admin import Admin
 from sipresponder.ops.cli import _admin_perimeter, _build_parser, main
-from sipresponder.ops.cluster import Cluster, ClusterAdmin
+from sipresponder.ops.gatherer import Cluster
 from sipresponder.ops.serveconfig import apply_env
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
 from sipresponder.testing.api import Responder
@@ -299,7 +299,7 @@ async def test_our_clients_ways_pass_the_csrf_check(running: Running) -> None:
 def test_the_cluster_admin_has_the_same_perimeter(tmp_path: Path) -> None:
     scenario = parse_scenario(SCENARIO, "<test>")
     cluster = Cluster(scenario, SCENARIO, 2, tmp_path, 10)
-    gatherer = ClusterAdmin(cluster)
+    gatherer = Admin(cluster)
     middlewares = gatherer.app().middlewares
     assert middlewares[0] == gatherer._perimeter  # before the token check, as in Admin
 
