@@ -228,7 +228,8 @@ class Admin:
         return host.swap_in(parse_pushed(text, path, host.base_dir), text)
 
     async def swap(self, text: str, path: str, what: str, operator: bool = False) -> Scenario:
-        """The one swap of every route and reload: ``text`` served by the host
+        """The one swap of every route and reload (``what`` says what happened, for
+        the log line): ``text`` served by the host
         (``operator``: the operator's own file, SIGHUP or --watch), logged as
         ``scenario`` when done and ``scenario_refused`` when not (ScenarioError,
         HostFailed); the running scenario then stays."""
@@ -238,7 +239,7 @@ class Admin:
             log.warning("scenario rejected: %s; the running scenario stays", exc,
                         extra={"event": "scenario_refused", "path": path, "error": str(exc)})
             raise
-        log.info("%s: scenario %s (%d rules)", path, what, len(scenario.rules),
+        log.info("%s: %s (%d rules)", path, what, len(scenario.rules),
                  extra={"event": "scenario", "path": path})
         return scenario
 
@@ -466,7 +467,7 @@ class Admin:
             log.warning("scenario rejected: %s; the running scenario stays", error, extra={
                 "event": "scenario_refused", "path": PUT_SCENARIO_PATH, "error": error})
             return web.json_response({"error": error}, status=400)
-        return await self._swapped(text, PUT_SCENARIO_PATH, "replaced",
+        return await self._swapped(text, PUT_SCENARIO_PATH, "scenario replaced",
                                    lambda s: accepted_json(s, status="replaced"))
 
     # -- one rule by name ----------------------------------------------------------------

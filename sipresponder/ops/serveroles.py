@@ -166,7 +166,8 @@ class Gatherer:
         assert self.admin is not None
         # Its body files may be anywhere: it is the operator's own file.
         with contextlib.suppress(ScenarioError, HostFailed):  # Admin.swap logged why
-            await self.admin.swap(text, self.path, "reloaded", operator=True)
+            await self.admin.swap(text, self.path, "scenario reloaded everywhere",
+                                  operator=True)
 
     async def close(self) -> None:
         if self.admin is not None:
