@@ -19,9 +19,10 @@ from aiohttp import web
 
 from ..journal.record import JournalEntry
 from ..scenario.loader import ScenarioError
-from .admin import MAX_WAIT, PUT_SCENARIO_PATH, Admin, entry_json
+from .admin import PUT_SCENARIO_PATH, Admin, entry_json
 from .cluster import scenario_digest
 from .inprocess import InProcess
+from .openapi import MAX_WAIT
 
 
 class WorkerChannel:
