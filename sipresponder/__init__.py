@@ -18,8 +18,8 @@ _EXPORTS = {
     "SyncResponder": "sipresponder.testing.api",
     "WaitTimeout": "sipresponder.testing.api",
     "VerifyFailed": "sipresponder.testing.api",
-    "Journal": "sipresponder.testing.journal",
-    "JournalEntry": "sipresponder.testing.journal",
+    "Journal": "sipresponder.journal.record",
+    "JournalEntry": "sipresponder.journal.record",
     "load_scenario": "sipresponder.scenario.loader",
     "parse_scenario": "sipresponder.scenario.loader",
     "ScenarioError": "sipresponder.scenario.loader",
@@ -49,10 +49,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .journal.record import Journal, JournalEntry
     from .scenario.loader import ScenarioError, load_scenario, parse_scenario
     from .scenario.model import Scenario
     from .testing.api import Responder, SyncResponder, VerifyFailed, WaitTimeout
-    from .testing.journal import Journal, JournalEntry
     from .transport.tls import TLSOptions
     from .uas.engine import Engine
     from .uas.events import Send, Source

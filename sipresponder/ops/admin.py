@@ -3,8 +3,10 @@ or one rule, metrics.
 
 Opt-in with ``sipresponder serve --admin HOST:PORT`` (loopback unless told otherwise;
 elsewhere only with a token: ops/perimeter.py, which also checks Host, Origin and CSRF).
-It wraps a running :class:`~sipresponder.testing.api.Responder`, so the journal filters and the
-wait logic are the ones the in-process test API uses; /metrics serves ops.metrics.
+Every route is written once over an ``AdminHost`` (ops/host.py): this process's
+Responder (ops/inprocess.py) or the workers of ``--workers`` (ops/gatherer.py). The
+journal filters and the wait logic are the ones the in-process test API uses
+(journal/expect.py); /metrics serves ops.metrics.
 """
 
 from __future__ import annotations
@@ -20,40 +22,39 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..scenario.edit import POSITIONS, RuleNotFound, delete_rule, put_rule
+from ..journal import expect
+from ..journal.expect import Expectation, JournalAssertion, VerifyFailed, WaitTimeout
+from ..journal.failure import describe
+from ..journal.record import FILTERS, JournalEntry, Query, check_keys, materialize
+from ..scenario.edit import RuleNotFound, delete_rule, put_rule
 from ..scenario.loader import ScenarioError
 from ..scenario.model import Scenario
 from ..scenario.nesting import TooDeep, check_json_depth
 from ..scenario.positions import error_position
 from ..scenario.shadow import shadow_warnings
-from ..sip.transports import TRANSPORTS
-from ..testing.api import JournalAssertion, Responder, VerifyFailed, WaitTimeout, describe
-from ..testing.journal import FILTERS, JournalEntry, Query, check_keys, materialize
+from ..testing.api import Responder
 from ..transport.address import ListenAddress, split_hostport
 from ..transport.connections import Acceptor
 from ..uas import compiled
 from . import perimeter
-from .console import (
+from .consoleapi import (
     MAX_EVENT_CLIENTS,
     Console,
     add_console,
-    add_console_openapi,
     query_token_allowed,
     token_page,
     wants_token_page,
 )
-from .metrics import path_counts, path_summary, responder_registry
-from .pushed import load_pushed, parse_pushed
+from .host import AdminHost, HostFailed
+from .inprocess import InProcess
+from .openapi import DEFAULT_WAIT, DEFAULT_WITHIN, MAX_WAIT, OPENAPI
+from .pushed import parse_pushed
 
 log = logging.getLogger("sipresponder")
 
 ADMIN_BACKLOG = 128  # as aiohttp's sites; connections past it wait in the kernel
-MAX_WAIT = 60.0  # seconds: the longest wait (and verify window) a request may ask for
-DEFAULT_WAIT = 5.0
-DEFAULT_WITHIN = 1.0  # seconds: POST /api/requests/verify's window
 PUT_SCENARIO_PATH = "<PUT /api/scenario>"  # names the scenario in ScenarioError messages
 RULE_PATH = "<{method} /api/rules/{name}>"  # the same for the rule endpoints
 
@@ -174,21 +175,32 @@ def _failed(exc: JournalAssertion, journal: list[JournalEntry], status: int) -> 
          "journal": [entry_json(e) for e in journal]}, status=status)
 
 
-class Admin:
-    """The admin web app around a started Responder."""
+def _not_everywhere(exc: HostFailed) -> web.Response:
+    log.error("%s", exc, extra={"event": "workers_failed", "error": str(exc)})
+    return web.json_response({"error": str(exc),
+                              "workers": {str(i): why for i, why in exc.failed.items()}},
+                             status=502)
 
-    def __init__(self, responder: Responder, scenario_text: str, token: str | None = None,
-                 base_dir: Path | None = None) -> None:
-        self.responder = responder
-        self.scenario_text = scenario_text
+
+def _entries(found: list[JournalEntry]) -> web.Response:
+    return web.json_response({"count": len(found), "entries": [entry_json(e) for e in found]})
+
+
+class Admin:
+    """The admin web app over a host (ops/host.py): a started Responder in this process
+    (given as such, it is wrapped in ``InProcess``), or the workers of ``--workers``
+    (ops/gatherer.py ``Cluster``)."""
+
+    def __init__(self, host: AdminHost | Responder, scenario_text: str = "",
+                 token: str | None = None, base_dir: Path | None = None) -> None:
+        self.host: AdminHost = (InProcess(host, scenario_text, base_dir)
+                                if isinstance(host, Responder) else host)
         self.token = token
-        self.base_dir = base_dir  # a pushed scenario's body_files stay in it (ops/pushed.py)
         # Host names a browser may use for it besides IP literals and localhost
         # (--admin-host; ops/perimeter.py), and the live event streams it serves at once.
         self.hosts: frozenset[str] = frozenset()
         self.max_event_clients = MAX_EVENT_CLIENTS
         self.console: Console | None = None  # the last app()'s
-        self.registry = responder_registry(responder)
         # One scenario change at a time: a rule edit reads scenario_text, then awaits
         # the load, and must not lose a change made meanwhile.
         self.changing = asyncio.Lock()
@@ -198,25 +210,39 @@ class Admin:
         self._connecting: set[asyncio.Task[Any]] = set()
         self.address: tuple[str, int] | None = None
 
+    @property
+    def scenario_text(self) -> str:
+        return self.host.scenario_text
+
     # -- scenario ------------------------------------------------------------------------
     def replace_scenario(self, text: str, path: str = PUT_SCENARIO_PATH) -> Scenario:
-        """Validate ``text`` and swap it in atomically; ScenarioError leaves the old one.
-        It loads on the calling thread; the routes use ``load`` and then ``swap_in``."""
-        return self.swap_in(parse_pushed(text, path, self.base_dir), text)
+        """Validate ``text`` and swap it in atomically, on the calling thread (a host in
+        this process only); ScenarioError leaves the old one."""
+        host = self.host
+        if not isinstance(host, InProcess):
+            raise TypeError("replace_scenario swaps a scenario in this process only")
+        return host.swap_in(parse_pushed(text, path, host.base_dir), text)
 
-    async def load(self, text: str, path: str, operator: bool = False) -> Scenario:
-        """``text`` validated as a scenario from the API (``operator``: the operator's
-        file, relayed by the gatherer of --workers), off the event loop."""
-        return await load_pushed(text, path, self.base_dir, operator)
-
-    def swap_in(self, scenario: Scenario, text: str) -> Scenario:
-        self.responder.set_scenario(scenario)
-        self.scenario_text = text
+    async def swap(self, text: str, path: str, what: str, operator: bool = False) -> Scenario:
+        """The one swap of every route and reload (``what`` says what happened, for
+        the log line): ``text`` served by the host
+        (``operator``: the operator's own file, SIGHUP or --watch), logged as
+        ``scenario`` when done and ``scenario_refused`` when not (ScenarioError,
+        HostFailed); the running scenario then stays."""
+        try:
+            scenario = await self.host.swap(text, path, operator)
+        except (ScenarioError, HostFailed) as exc:
+            log.warning("scenario rejected: %s; the running scenario stays", exc,
+                        extra={"event": "scenario_refused", "path": path, "error": str(exc)})
+            raise
+        log.info("%s: %s (%d rules)", path, what, len(scenario.rules),
+                 extra={"event": "scenario", "path": path})
         return scenario
 
     # -- the web app ---------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._perimeter, self._auth, self._errors])
+        app = web.Application(middlewares=[self._perimeter, self._auth, self._errors,
+                                           self._fresh])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/api/requests", self._list)
         app.router.add_delete("/api/requests", self._clear)
@@ -241,12 +267,19 @@ class Admin:
             sock = socket.create_server((host, port), family=family, backlog=ADMIN_BACKLOG)
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        return await self.start_on(sock)
+
+    async def start_on(self, sock: socket.socket) -> tuple[str, int]:
+        """Serve on a bound socket (the gatherer's: the supervisor bound it, so it stays
+        the same address when this process is restarted), and say so once the host
+        has what it gathers from."""
         await self.serve(sock)
+        joined = await self.host.joined()
         bound = sock.getsockname()
         self.address = (bound[0], bound[1])
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        log.info("admin API on http://%s:%d", shown, bound[1],
-                    extra={"event": "admin", "address": f"{shown}:{bound[1]}"})
+        log.info("admin API on http://%s:%d%s", shown, bound[1], joined,
+                 extra={"event": "admin", "address": f"{shown}:{bound[1]}"})
         return self.address
 
     async def serve(self, sock: socket.socket) -> None:
@@ -319,6 +352,20 @@ class Admin:
         except ValueError as exc:  # bad filters or body; ScenarioError is handled in PUT
             return web.json_response({"error": str(exc)}, status=400)
 
+    @web.middleware
+    async def _fresh(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+        """The journal brought up to date before a route reads it (the gatherer merges
+        the workers' journals), and followed while a console event stream is open."""
+        if request.method == "GET":
+            if request.path == "/api/events":
+                async with self.host.following():
+                    return await handler(request)
+            if request.path.startswith("/api/requests") or request.path == "/api/ladder":
+                await self.host.refresh()
+        return await handler(request)
+
     def _one_change(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """``handler`` run under ``changing``: scenario changes apply in arrival order."""
@@ -329,42 +376,42 @@ class Admin:
         return run
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        server = self.responder.server
-        paths = path_counts(server.engine.counters if server is not None else {})
+        ok, fields = await self.host.health()
         return web.json_response({
-            "status": "ok",
+            "status": "ok" if ok else "degraded",
             # "compiled" or "pure Python", and why (sipresponder/uas/compiled.py)
             "request_path": "compiled" if compiled.AVAILABLE else "pure Python",
             "request_path_detail": compiled.STATUS,
-            # Where the requests so far went, and why the engine took its share: a
-            # built extension says little if every INVITE takes the engine.
-            "requests_by_path": paths,
-            "requests_by_path_text": path_summary(paths),
-        })
+            **fields}, status=200 if ok else 503)
 
     async def _list(self, request: web.Request) -> web.Response:
-        found = query_from_params(request).select(self.responder.journal)
-        return web.json_response({"count": len(found),
-                                  "entries": [entry_json(e) for e in found]})
+        return _entries(query_from_params(request).select(self.host.journal))
 
     async def _count(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"count": len(query_from_params(request).select(self.responder.journal))})
+            {"count": len(query_from_params(request).select(self.host.journal))})
+
+    async def _everywhere(self, change: Callable[[], Awaitable[None]]) -> web.Response:
+        try:
+            await change()
+        except HostFailed as exc:
+            return _not_everywhere(exc)
+        return web.json_response({"status": "cleared"})
 
     async def _clear(self, request: web.Request) -> web.Response:
-        self.responder.journal.clear()
-        return web.json_response({"status": "cleared"})
+        return await self._everywhere(self.host.clear)
 
     async def _reset(self, request: web.Request) -> web.Response:
-        self.responder.reset()
-        return web.json_response({"status": "cleared"})
-
-    async def _states(self, request: web.Request) -> web.Response:
-        return web.json_response(self.responder.states())
+        return await self._everywhere(self.host.reset)
 
     async def _reset_states(self, request: web.Request) -> web.Response:
-        self.responder.reset_states()
-        return web.json_response({"status": "cleared"})
+        return await self._everywhere(self.host.reset_states)
+
+    async def _states(self, request: web.Request) -> web.Response:
+        try:
+            return web.json_response(await self.host.states())
+        except HostFailed as exc:
+            return _not_everywhere(exc)
 
     async def _wait(self, request: web.Request) -> web.Response:
         body = await json_body(request, WAIT_KEYS)
@@ -375,71 +422,51 @@ class Admin:
                              "exactly, use POST /api/requests/verify)")
         timeout = _seconds(body, "timeout", DEFAULT_WAIT)
         try:
-            found = await self.responder.wait_for(
-                query.method, query.uri, headers=list(query.headers),
-                rule=query.rule, since=query.since, count=count, timeout=timeout)
+            found = await expect.wait_for(self.host.journal, self.host.watch, query, count,
+                                          timeout)
         except WaitTimeout as exc:
-            return _failed(exc, list(self.responder.journal), 408)
-        return web.json_response({"count": len(found),
-                                  "entries": [entry_json(e) for e in found]})
+            return _failed(exc, list(self.host.journal), 408)
+        return _entries(found)
 
     async def _verify(self, request: web.Request) -> web.Response:
         body = await json_body(request, VERIFY_KEYS)
         query = query_from_body(body)
+        expectation = Expectation.build(body.get("exactly"), body.get("at_most"),
+                                        body.get("none", False))
         within = _seconds(body, "within", DEFAULT_WITHIN)
         timeout = _seconds(body, "timeout", DEFAULT_WAIT)
         try:
-            found = await self.responder.verify(
-                query.method, query.uri, headers=list(query.headers),
-                rule=query.rule, since=query.since, exactly=body.get("exactly"),
-                at_most=body.get("at_most"), none=body.get("none", False), within=within,
-                timeout=timeout)
+            found = await expect.verify(self.host.journal, self.host.watch, query,
+                                        expectation, within, timeout)
         except VerifyFailed as exc:
-            return _failed(exc, list(self.responder.journal), 409 if exc.too_many else 408)
-        return web.json_response({"count": len(found),
-                                  "entries": [entry_json(e) for e in found]})
+            return _failed(exc, list(self.host.journal), 409 if exc.too_many else 408)
+        return _entries(found)
 
     async def _get_scenario(self, request: web.Request) -> web.Response:
         return web.Response(text=self.scenario_text, content_type="application/toml")
 
-    async def _put_scenario(self, request: web.Request) -> web.Response:
-        data = await request.read()
-        refused: dict[str, Any] = {}
+    async def _swapped(self, text: str, path: str, what: str,
+                       done: Callable[[Scenario], dict[str, Any]]) -> web.Response:
         try:
-            text = data.decode("utf-8")
-            scenario = self.swap_in(await self.load(text, PUT_SCENARIO_PATH), text)
+            scenario = await self.swap(text, path, what)
+        except ScenarioError as exc:
+            return web.json_response(refused_json(exc, text), status=400)
+        except HostFailed as exc:
+            return _not_everywhere(exc)
+        return web.json_response(done(scenario))
+
+    async def _put_scenario(self, request: web.Request) -> web.Response:
+        try:
+            text = (await request.read()).decode("utf-8")
         except UnicodeDecodeError as exc:
             error = f"{PUT_SCENARIO_PATH}: not UTF-8 ({exc.reason})"
-        except ScenarioError as exc:
-            error = str(exc)
-            refused = refused_json(exc, text)
-        else:
-            log.info("scenario replaced over the admin API (%d rules)", len(scenario.rules),
-                     extra={"event": "scenario", "path": scenario.path})
-            return web.json_response(accepted_json(scenario, status="replaced"))
-        # Whoever runs the responder sees why a swap did not happen, not only the caller.
-        log.warning("scenario rejected over the admin API: %s; the running scenario stays",
-                    error, extra={"event": "reload_failed", "path": PUT_SCENARIO_PATH,
-                                  "error": error})
-        return web.json_response(refused or {"error": error}, status=400)
+            log.warning("scenario rejected: %s; the running scenario stays", error, extra={
+                "event": "scenario_refused", "path": PUT_SCENARIO_PATH, "error": error})
+            return web.json_response({"error": error}, status=400)
+        return await self._swapped(text, PUT_SCENARIO_PATH, "scenario replaced",
+                                   lambda s: accepted_json(s, status="replaced"))
 
     # -- one rule by name ----------------------------------------------------------------
-    async def _swap_rules(self, request: web.Request, text: str, what: str) -> web.Response:
-        """Load the edited scenario text like a whole scenario and swap it in; 400 with
-        the loader's one-line error (the running scenario stays)."""
-        name = request.match_info["name"]
-        path = RULE_PATH.format(method=request.method, name=name)
-        try:
-            scenario = await self.load(text, path)
-        except ScenarioError as exc:
-            log.warning("%s refused: %s", path, exc,
-                        extra={"event": "scenario_refused", "path": path, "error": str(exc)})
-            return web.json_response(refused_json(exc, text), status=400)
-        self.swap_in(scenario, text)
-        log.info("rule %r %s over the admin API (%d rules)", name, what,
-                    len(scenario.rules), extra={"event": "scenario", "path": path})
-        return web.json_response(rule_json(scenario, what, name))
-
     def edited_rule(self, request: web.Request, data: bytes) -> tuple[str, str]:
         """The scenario text with PUT /api/rules/{name}'s rule in it (``?position=``
         places it), and what happened to the rule (added, replaced); ValueError (a
@@ -456,8 +483,10 @@ class Admin:
         return text, "added" if added else "replaced"
 
     async def _put_rule(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
         text, what = self.edited_rule(request, await request.read())
-        return await self._swap_rules(request, text, what)
+        return await self._swapped(text, RULE_PATH.format(method="PUT", name=name),
+                                   f"rule {name!r} {what}", lambda s: rule_json(s, what, name))
 
     async def _delete_rule(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -465,251 +494,13 @@ class Admin:
             text = delete_rule(self.scenario_text, name)
         except RuleNotFound:
             return web.json_response({"error": f"no rule named {name!r}"}, status=404)
-        return await self._swap_rules(request, text, "deleted")
+        return await self._swapped(text, RULE_PATH.format(method="DELETE", name=name),
+                                   f"rule {name!r} deleted",
+                                   lambda s: rule_json(s, "deleted", name))
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(self.registry),
+        return web.Response(body=await self.host.metrics(),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _openapi(self, request: web.Request) -> web.Response:
         return web.json_response(OPENAPI)
-
-
-# -- the OpenAPI document ----------------------------------------------------------------
-def _query(name: str, description: str, schema: dict[str, Any] | None = None,
-           repeat: bool = False) -> dict[str, Any]:
-    param: dict[str, Any] = {"name": name, "in": "query", "required": False,
-                             "description": description, "schema": schema or {"type": "string"}}
-    if repeat:
-        param["schema"] = {"type": "array", "items": {"type": "string"}}
-        param["explode"] = True
-    return param
-
-
-_FILTERS = [
-    _query("method", "exact request method, e.g. INVITE"),
-    _query("uri", "request-URI glob (only * is special, as in scenarios), e.g. sip:486@*"),
-    _query("header", "Name:glob on a header field value (the same glob); repeatable",
-           repeat=True),
-    _query("rule", "matched rule: its label or its name"),
-    _query("since", "only entries with a sequence number greater than this",
-           {"type": "integer", "minimum": 0}),
-]
-_ERROR = {"description": "bad filter or body (an unknown filter key is named, with the valid "
-                         "ones)",
-          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-_ENTRIES = {"description": "matching journal entries, oldest first",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Entries"}}}}
-_OK = {"description": "done", "content": {"application/json": {"schema": {"type": "object"}}}}
-
-_FILTER_PROPERTIES: dict[str, Any] = {
-    "method": {"type": "string"},
-    "uri": {"type": "string", "description": "glob: only * is special"},
-    "headers": {"oneOf": [
-        {"type": "object", "additionalProperties": {"type": "string"}},
-        {"type": "array", "items": {"type": "string"}, "description": "Name:glob"}]},
-    "rule": {"type": "string"},
-    "since": {"type": "integer", "description": "only entries with a greater seq"},
-}
-_FAILED = {"application/json": {"schema": {
-    "type": "object", "properties": {
-        "error": {"type": "string", "description": "what was expected and what arrived"},
-        "listing": {"type": "string", "description": "the journal, one line an entry"},
-        "entries": {"type": "array", "description": "the matching entries",
-                    "items": {"$ref": "#/components/schemas/Entry"}},
-        "journal": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}}}}}}
-_RULE_NAME = [{"name": "name", "in": "path", "required": True, "description": "the rule's name",
-               "schema": {"type": "string"}}]
-_REFUSED = {"description": "invalid (the old scenario stays): error is the first one-line "
-                           "ScenarioError message, errors all of them, line and column where "
-                           "the first is in the edited scenario's text",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refused"}}}}
-_POSITION = {"name": "position", "in": "query", "required": False,
-             "description": f"where the rule goes: {POSITIONS} (NAME: another rule); without "
-                            "it an existing rule keeps its place and a new one goes after the "
-                            "last rule (after any catch-all, where it may never match: see "
-                            "warnings)",
-             "schema": {"type": "string", "pattern": "^(first|last|(before|after):.+)$"}}
-_SWAPPED = {"description": "swapped in; warnings name the rules that can never match",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Swapped"}}}}
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {"title": "sipresponder admin API", "version": "1",
-             "description": "The request journal, the scenario being served, and metrics. "
-                            "With a token every endpoint but /healthz needs "
-                            "'Authorization: Bearer TOKEN'. Every POST, PUT and DELETE "
-                            "needs Content-Type application/json (application/toml for "
-                            "TOML) or the header X-Sipresponder: 1 (else 415); a foreign "
-                            "Origin gets 403; without a token, a Host that is not an IP "
-                            "address, localhost or an --admin-host name gets 421."},
-    "security": [{"bearer": []}],
-    "paths": {
-        "/healthz": {"get": {
-            "summary": "liveness, and whether requests take the compiled path "
-                       "(request_path: compiled or pure Python; request_path_detail: why; "
-                       "requests_by_path: how many took each path and why the engine "
-                       "took its share, with requests_by_path_text the same in words; "
-                       "under serve --workers summed over the workers)",
-            "security": [], "responses": {"200": _OK}}},
-        "/api/requests": {
-            "get": {"summary": "journal entries matching the filters", "parameters": _FILTERS,
-                    "responses": {"200": _ENTRIES, "400": _ERROR}},
-            "delete": {"summary": "clear the journal", "responses": {"200": _OK}},
-        },
-        "/api/requests/count": {"get": {
-            "summary": "how many journal entries match the filters", "parameters": _FILTERS,
-            "responses": {"200": {"description": "the count", "content": {"application/json": {
-                "schema": {"type": "object", "properties": {"count": {"type": "integer"}}}}}},
-                "400": _ERROR}}},
-        "/api/requests/wait": {"post": {
-            "summary": f"wait until count matching requests arrived (timeout capped at "
-                       f"{MAX_WAIT:g} s)",
-            "requestBody": {"required": False, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Wait"}}}},
-            "responses": {
-                "200": _ENTRIES, "400": _ERROR,
-                "408": {"description": "timed out; the journal as it stands",
-                        "content": _FAILED},
-            }}},
-        "/api/requests/verify": {"post": {
-            "summary": "assert how many matching requests arrive: exactly N (N within "
-                       "timeout, then no more within the window), at most N or none (by "
-                       "the end of the window); requests already journaled count",
-            "requestBody": {"required": True, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Verify"}}}},
-            "responses": {
-                "200": _ENTRIES, "400": _ERROR,
-                "408": {"description": "exactly: fewer than N arrived within timeout",
-                        "content": _FAILED},
-                "409": {"description": "more arrived than allowed", "content": _FAILED},
-            }}},
-        "/api/rules/{name}": {
-            "put": {"parameters": [*_RULE_NAME, _POSITION],
-                    "summary": "set the rule of this name: replaced in place, or added after "
-                               "the last rule, or put where position says; the edited scenario "
-                               "is validated like a whole one and swapped in atomically",
-                    "requestBody": {"required": True, "content": {"application/toml": {
-                        "schema": {"type": "string", "description": "the rule's keys as "
-                                   "TOML, e.g. code = 486 and match = { user = \"bob\" }"}}}},
-                    "responses": {"200": _SWAPPED, "400": _REFUSED}},
-            "delete": {"parameters": _RULE_NAME, "summary": "delete the rule of this name",
-                       "responses": {"200": _SWAPPED, "400": _REFUSED, "404": _ERROR}},
-        },
-        "/api/scenario": {
-            "get": {"summary": "the TOML text being served", "responses": {"200": {
-                "description": "TOML", "content": {"application/toml": {
-                    "schema": {"type": "string"}}}}}},
-            "put": {"summary": "validate and swap in a scenario atomically",
-                    "requestBody": {"required": True, "content": {"application/toml": {
-                        "schema": {"type": "string"}}}},
-                    "responses": {"200": _SWAPPED, "400": _REFUSED}},
-        },
-        "/api/reset": {"post": {"summary": "clear the journal, the sequence counters and the "
-                                           "named states", "responses": {"200": _OK}}},
-        "/api/state": {
-            "get": {"summary": "the named states and sequence counters of the stateful rules, "
-                               "by scope and key (a key not listed is in state 'start')",
-                    "responses": {"200": {"description": "states and counters", "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/State"}}}}}},
-            "delete": {"summary": "every scope key back to 'start', every sequence to its "
-                                  "first step", "responses": {"200": _OK}},
-        },
-        "/metrics": {"get": {"summary": "Prometheus metrics from the engine's counters",
-                             "responses": {"200": {"description": "Prometheus text format",
-                                                   "content": {"text/plain": {
-                                                       "schema": {"type": "string"}}}}}}},
-        "/api/openapi.json": {"get": {"summary": "this document", "responses": {"200": _OK}}},
-    },
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "State": {"type": "object", "properties": {
-                "states": {"type": "array", "items": {"type": "object", "properties": {
-                    "scope": {"type": "string"}, "key": {"type": "string"},
-                    "state": {"type": "string"}}}},
-                "counters": {"type": "array", "items": {"type": "object", "properties": {
-                    "rule": {"type": "integer"}, "scope": {"type": "string"},
-                    "key": {"type": "string"}, "count": {"type": "integer"}}}}}},
-            "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
-            "Refused": {"type": "object", "properties": {
-                "error": {"type": "string", "description": "the first error, one line"},
-                "errors": {"type": "array", "items": {"type": "string"},
-                           "description": "every error of the scenario, one line each"},
-                "line": {"type": "integer", "nullable": True},
-                "column": {"type": "integer", "nullable": True}}},
-            "Swapped": {"type": "object", "properties": {
-                "status": {"type": "string", "enum": ["added", "replaced", "deleted"]},
-                "rule": {"type": "string"},
-                "number": {"type": "integer", "nullable": True,
-                           "description": "the rule's place, 1 = first"},
-                "rules": {"type": "integer"},
-                "warnings": {"type": "array", "items": {"type": "string"},
-                             "description": "rules that can never match, e.g. rule 'carol' "
-                                            "(#22) can never match: rule 'catch-all' (#21) "
-                                            "matches everything it would"}}},
-            "Entry": {"type": "object", "properties": {
-                "seq": {"type": "integer"},
-                "time": {"type": "number", "description": "arrival on the journal's "
-                         "monotonic clock, in seconds with microseconds, as "
-                         "response_times (for intervals and order, not dates)"},
-                "received_at": {"type": "string", "format": "date-time",
-                                "description": "wall-clock arrival, RFC 3339 in UTC, e.g. "
-                                               "2026-11-28T01:58:33.123456Z"},
-                "transport": {"type": "string", "enum": list(TRANSPORTS)},
-                "remote": {"type": "array", "description": "[ip, port]",
-                           "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}},
-                "raw": {"type": "string", "description": "the octets received, as latin-1"},
-                "method": {"type": "string", "nullable": True},
-                "uri": {"type": "string", "nullable": True},
-                "headers": {"type": "array", "items": {
-                    "type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}},
-                "rule": {"type": "string", "nullable": True},
-                "outcome": {"type": "string"},
-                "near_miss": {"type": "object", "nullable": True, "properties": {
-                    "rule": {"type": "string"},
-                    "failed": {"type": "array", "items": {"type": "string"}}}},
-                "responses": {"type": "array", "items": {"type": "string"},
-                              "description": "every response sent, in order, "
-                              "retransmissions included (see retransmitted)"},
-                "retransmitted": {"type": "array", "items": {"type": "boolean"},
-                                  "description": "parallel to responses: true where the "
-                                  "response repeats one already sent (Timer G until the "
-                                  "ACK, the last response for a retransmitted request)"},
-                "codes": {"type": "array", "items": {"type": "integer"},
-                          "description": "the codes the request was answered with, "
-                          "retransmissions left out"},
-                "worker": {"type": "integer", "description": "serve --workers only: the "
-                           "worker that answered (seq is then the merged journal's)"},
-                "worker_seq": {"type": "integer", "description": "serve --workers only: "
-                               "the entry's seq in that worker's own journal"},
-            }},
-            "Entries": {"type": "object", "properties": {
-                "count": {"type": "integer"},
-                "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}}}},
-            "Wait": {"type": "object", "additionalProperties": False, "properties": {
-                **_FILTER_PROPERTIES,
-                "count": {"type": "integer", "minimum": 1, "default": 1,
-                          "description": "at least this many"},
-                "timeout": {"type": "number", "minimum": 0, "maximum": MAX_WAIT,
-                            "default": DEFAULT_WAIT},
-            }},
-            "Verify": {"type": "object", "additionalProperties": False,
-                       "description": "filters and exactly one of exactly, at_most, none",
-                       "properties": {
-                **_FILTER_PROPERTIES,
-                "exactly": {"type": "integer", "minimum": 0},
-                "at_most": {"type": "integer", "minimum": 0},
-                "none": {"type": "boolean", "description": "true: at most 0"},
-                "within": {"type": "number", "minimum": 0, "maximum": MAX_WAIT,
-                           "default": DEFAULT_WITHIN,
-                           "description": "the window, in seconds, in which no more than "
-                                          "allowed may arrive"},
-                "timeout": {"type": "number", "minimum": 0, "maximum": MAX_WAIT,
-                            "default": DEFAULT_WAIT,
-                            "description": "exactly: how long to wait for the N"},
-            }},
-        },
-    },
-}
-add_console_openapi(OPENAPI)  # the console's endpoints (ops/console.py)

@@ -9,7 +9,7 @@ An arrow is a frame on the wire: a response sent again (Timer G until the ACK, t
 last response for a retransmitted request) is one more arrow, of class
 ``retransmission`` and with ``retransmission`` true, so the ladder has the frames of a
 live capture of the same exchange, in its order (the journal's times are stamped in
-that order, in microseconds: testing/journal.py ``Journal.stamp``).
+that order, in microseconds: journal/record.py ``Journal.stamp``).
 
 Arrow ids are ``"<seq>.0"`` for an entry's request and ``"<seq>.<i + 1>"`` for its
 response ``i`` (``response_index``), stable across reads while the entry exists.
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..testing.journal import JournalEntry
+from ..journal.record import JournalEntry
 
 RESPONDER = "responder"  # the responder's lane id
 

@@ -4,7 +4,7 @@ Sans-I/O: entries in, the file's octets out. Each request and each response is i
 own packet, with the real addresses and ports, a retransmitted response as many
 times as it was sent (``JournalEntry.retransmitted``), at its real time: one clock
 for the whole file, as a live capture has, the journal's (monotonic, in
-microseconds, stamped in the order the messages crossed the wire: testing/journal.py
+microseconds, stamped in the order the messages crossed the wire: journal/record.py
 ``Journal.stamp``), put on the calendar by the first entry's wall-clock arrival.
 Sorted by it, the packets are in the order of a capture of the same exchange. The
 framing is synthetic: Ethernet (locally administered MACs), IPv4 or IPv6, and UDP for
@@ -36,7 +36,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..testing.journal import JournalEntry
+from ..journal.record import JournalEntry
 
 MAGIC = 0xA1B2C3D4  # microsecond timestamps
 LINKTYPE_ETHERNET = 1

@@ -39,7 +39,7 @@ class EnvOption:
 
 SERVE_ENV = (
     EnvOption("scenario", "SIPRESPONDER_SCENARIO", None),
-    # None: cli.py falls back to its DEFAULT_LISTEN.
+    # None: serve falls back to ops/cliargs.py's DEFAULT_LISTEN.
     EnvOption("listen", "SIPRESPONDER_LISTEN", None, is_list=True),
     EnvOption("admin", "SIPRESPONDER_ADMIN", None),
     EnvOption("admin_token", "SIPRESPONDER_ADMIN_TOKEN", None),

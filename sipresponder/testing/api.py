@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import errno
 import socket
 import threading
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from ..journal import expect
+from ..journal.expect import Changes, Expectation
+
+# Defined with the journal's waiting (the admin API raises them too); tests catch them
+# from here and from sipresponder.
+from ..journal.expect import JournalAssertion as JournalAssertion
+from ..journal.expect import VerifyFailed as VerifyFailed
+from ..journal.expect import WaitTimeout as WaitTimeout
+from ..journal.failure import describe as describe  # re-exported: sipresponder.api
+from ..journal.record import FilterError, HeaderFilters, Journal, JournalEntry, Query
 from ..scenario.bundled import bundled_scenario
 from ..scenario.loader import load_scenario, parse_scenario
 from ..scenario.model import Scenario
@@ -25,9 +33,6 @@ from ..sip.transports import Transport
 from ..transport.address import ListenAddress, bind_socket, parse_listen
 from ..transport.server import Server
 from ..transport.tls import TLSOptions
-from .failure import arrived
-from .failure import describe as describe  # re-exported: ops/admin.py, sipresponder.api
-from .journal import FilterError, HeaderFilters, Journal, JournalEntry, Query
 
 DEFAULT_LISTEN = ("udp:127.0.0.1:0", "tcp:127.0.0.1:0")
 # A UDP port the OS picked may be taken for TCP by someone else: try again with a
@@ -54,75 +59,6 @@ def matches(entry: JournalEntry, method: str | None, uri: str | None,
             headers: dict[str, str] | None, rule: str | None) -> bool:
     """Journal filter (kept for callers of the first API): see ``Query``."""
     return Query.build(method, uri, headers, rule).matches(entry)
-
-
-class JournalAssertion(AssertionError):
-    """A journal expectation that did not hold: ``entries`` are the matching requests
-    that did arrive, ``summary`` the verdict (``expected ..., got N``). The message's
-    first line is the verdict and what arrived instead (the closest requests, with the
-    values that missed), which is what pytest's short summary shows; the journal
-    listing follows it. An AssertionError, so that a test fails with it."""
-
-    def __init__(self, message: str, entries: list[JournalEntry], summary: str) -> None:
-        super().__init__(message)
-        self.entries = entries
-        self.summary = summary
-
-    @property
-    def headline(self) -> str:
-        """The first line of the message: the verdict and what arrived."""
-        return str(self).split("\n", 1)[0]
-
-
-class WaitTimeout(JournalAssertion):
-    """``wait_for`` ran out of time: fewer matching requests than asked for arrived."""
-
-    def __init__(self, message: str, entries: list[JournalEntry], timeout: float,
-                 summary: str) -> None:
-        super().__init__(message, entries, summary)
-        self.timeout = timeout
-
-
-class VerifyFailed(JournalAssertion):
-    """``verify`` found a count it was told not to accept: ``too_many`` tells "more
-    arrived than allowed" from "fewer than ``exactly`` arrived before the timeout"."""
-
-    def __init__(self, message: str, entries: list[JournalEntry], summary: str,
-                 too_many: bool) -> None:
-        super().__init__(message, entries, summary)
-        self.too_many = too_many
-
-
-@dataclass(frozen=True, slots=True)
-class Expectation:
-    """How many matching requests ``verify`` accepts: ``exactly`` N (wait up to the
-    timeout for N, then no more within the window) or ``at_most`` N (none is at most 0)
-    over the window."""
-
-    limit: int  # more than this, at any time up to the end of the window, fails
-    exactly: bool
-
-    @classmethod
-    def build(cls, exactly: object = None, at_most: object = None, none: object = False
-              ) -> Expectation:
-        given = [name for name, value in (("exactly", exactly), ("at_most", at_most))
-                 if value is not None] + (["none"] if none else [])
-        if len(given) != 1:
-            raise ValueError("verify: give exactly one of exactly=N, at_most=N or none=True"
-                             + (f" (got {', '.join(given)})" if given else ""))
-        if not isinstance(none, bool):
-            raise ValueError(f"none: expected true or false, got {none!r}")
-        if none:
-            return cls(0, False)
-        value = exactly if exactly is not None else at_most
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{given[0]}: expected an integer >= 0, got {value!r}")
-        return cls(value, exactly is not None)
-
-    def describe(self) -> str:
-        if self.exactly:
-            return f"exactly {self.limit}"
-        return "no" if self.limit == 0 else f"at most {self.limit}"
 
 
 def _same_port_pairs(listen: list[ListenAddress]) -> list[tuple[ListenAddress, ListenAddress]]:
@@ -173,7 +109,7 @@ class Responder:
         self.journal = Journal(journal_size)
         self.server: Server | None = None
         self.addresses: list[ListenAddress] = []
-        self._changed: asyncio.Event | None = None
+        self.changes: Changes | None = None  # what wakes wait_for and verify
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self, *, reuse_port: bool = False,
@@ -183,8 +119,8 @@ class Responder:
         port 0, share the one port the OS picks, as a real SIP server's do (RFC 3261
         18.2.1), so that a client's fallback from UDP to TCP finds the same port."""
         self._loop = asyncio.get_running_loop()
-        changed = self._changed = asyncio.Event()
-        self.journal.listeners.append(lambda entry: changed.set())
+        if self.changes is None:
+            self.changes = Changes(self.journal)
         pairs = [] if reuse_port or shared_udp else _same_port_pairs(self._listen)
         for attempt in range(SAME_PORT_TRIES):
             held = {udp: bind_socket(udp) for udp, _ in pairs}
@@ -259,7 +195,7 @@ class Responder:
         """The running loop, when it is the one the responder started on: its journal
         events wake only waiters on that loop, so a wait on another would see nothing."""
         loop = asyncio.get_running_loop()
-        if self._changed is None or self.server is None:
+        if self.changes is None or self.server is None:
             raise RuntimeError(f"Responder.{call}(): the responder is not running "
                                "(use `async with Responder(...)` or await start())")
         if loop is not self._loop:
@@ -269,26 +205,12 @@ class Responder:
                 "scope (pytest-asyncio's loop_scope)")
         return loop
 
-    async def _watch(self, query: Query, deadline: float,
-                     done: Callable[[int], bool]) -> list[JournalEntry]:
+    async def watch(self, query: Query, deadline: float,
+                    done: Callable[[int], bool]) -> list[JournalEntry]:
         """The entries matching ``query`` once ``done(count)`` holds or at ``deadline``
         (the loop's clock), whichever comes first; woken by each new journal entry."""
-        assert self._changed is not None, "the responder is not running"
-        loop = asyncio.get_running_loop()
-        while True:
-            found = query.select(self.journal)
-            remaining = deadline - loop.time()
-            if done(len(found)) or remaining <= 0:
-                return found
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
-
-    def _failure(self, summary: str, query: Query, found: list[JournalEntry],
-                 want_more: bool) -> str:
-        journal = list(self.journal)
-        return (f"{summary}{arrived(query, found, journal, want_more)}\n"
-                f"the journal holds:\n{describe(journal, query)}")
+        assert self.changes is not None, "the responder is not running"
+        return await expect.watch(self.journal, query, deadline, done, self.changes.next)
 
     async def wait_for(self, method: str | None = None, uri: str | None = None, *,
                        headers: HeaderFilters | None = None,
@@ -302,13 +224,8 @@ class Responder:
             raise FilterError(f"count: expected an integer >= 1 (at least), got {count!r}; "
                               "verify(..., none=True) asserts that nothing arrived")
         timeout = _seconds("timeout", timeout)
-        deadline = self._own_loop("wait_for").time() + timeout
-        found = await self._watch(query, deadline, lambda n: n >= count)
-        if len(found) >= count:
-            return found
-        summary = (f"expected {count} request(s) matching {query.describe()} "
-                   f"within {timeout:g} s, got {len(found)}")
-        raise WaitTimeout(self._failure(summary, query, found, True), found, timeout, summary)
+        self._own_loop("wait_for")
+        return await expect.wait_for(self.journal, self.watch, query, count, timeout)
 
     async def verify(self, method: str | None = None, uri: str | None = None, *,
                      headers: HeaderFilters | None = None,
@@ -329,23 +246,11 @@ class Responder:
         """
         __tracebackhide__ = True  # a failed expectation is the test's line, not ours
         query = Query.build(method, uri, headers, rule, since)
-        expect = Expectation.build(exactly, at_most, none)
+        expectation = Expectation.build(exactly, at_most, none)
         within, timeout = _seconds("within", within), _seconds("timeout", timeout)
-        loop = self._own_loop("verify")
-        what = f"{expect.describe()} request(s) matching {query.describe()}"
-        if expect.exactly:
-            found = await self._watch(query, loop.time() + timeout,
-                                      lambda n: n >= expect.limit)
-            if len(found) < expect.limit:
-                summary = f"expected {what} within {timeout:g} s, got {len(found)}"
-                raise VerifyFailed(self._failure(summary, query, found, True), found, summary,
-                                   too_many=False)
-        found = await self._watch(query, loop.time() + within, lambda n: n > expect.limit)
-        if len(found) > expect.limit:
-            summary = f"expected {what} (window {within:g} s), got {len(found)}"
-            raise VerifyFailed(self._failure(summary, query, found, False), found, summary,
-                               too_many=True)
-        return found
+        self._own_loop("verify")
+        return await expect.verify(self.journal, self.watch, query, expectation, within,
+                                   timeout)
 
     def set_scenario(self, scenario: Scenario | str | Path) -> None:
         """Swap the scenario atomically (a bad one raises ScenarioError, the old stays)."""

@@ -181,7 +181,8 @@ async def test_concurrent_waits_all_return_when_requests_arrive(running: Running
         asyncio.create_task(wait({"rule": "busy", "headers": {"User-Agent": "Test*"},
                                   "timeout": 10})),
     ]
-    changed = running.responder._changed
+    assert running.responder.changes is not None
+    changed = running.responder.changes.event
     # All four handlers are parked on the journal's change event before anything arrives.
     await until(lambda: len(changed._waiters) >= len(tasks))  # type: ignore[union-attr]
     assert not any(t.done() for t in tasks)
@@ -439,6 +440,8 @@ async def test_put_bad_scenario_is_refused_and_the_old_one_stays(running: Runnin
     # the operator sees the rejection too, on one line with the error
     [record] = [r for r in records if "rejected" in r.getMessage()]
     assert record.levelno == logging.WARNING
+    # One event name for a refused swap, whichever route or role refused it.
+    assert getattr(record, "event", None) == "scenario_refused"
     assert str(info.value) in record.getMessage() and "\n" not in record.getMessage()
     assert "\n" not in str(info.value)
     assert await running.sip("INVITE", "bob", [("User-Agent", "TestPhone/1")]) == [486]

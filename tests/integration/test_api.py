@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sipresponder.journal.record import FilterError
 from sipresponder.scenario.loader import ScenarioError
 from sipresponder.testing.api import Responder, SyncResponder, VerifyFailed
-from sipresponder.testing.journal import FilterError
 from tests.sipclient import UDPClient, make_request, parse_response, udp_exchange
 
 SCENARIO = """

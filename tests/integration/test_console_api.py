@@ -1,4 +1,4 @@
-"""The web console's HTTP API (ops/console.py) over real HTTP and SIP on loopback:
+"""The web console's HTTP API (ops/consoleapi.py) over real HTTP and SIP on loopback:
 the live event stream, the ladder, the scenario check, rules with hits, metrics as
 JSON, one entry with its rule's TOML, the pcap download, the ?token= rules."""
 
@@ -413,11 +413,11 @@ async def test_a_client_that_falls_too_far_behind_gets_its_stream_ended(
 async def test_closing_the_admin_takes_the_console_off_the_responder(console: Console) -> None:
     journal = console.responder.journal
     assert len(journal.listeners) == 2  # the Responder's own waiter and the console's
-    assert not hasattr(console.responder.set_scenario, "__func__")  # the console's wrapper
+    assert len(console.admin.host.scenario_listeners) == 1  # the console hears of swaps
     await console.admin.close()
     assert len(journal.listeners) == 1
     assert journal.update_listeners == [] and journal.clear_listeners == []
-    assert console.responder.set_scenario.__func__ is Responder.set_scenario  # type: ignore[attr-defined]
+    assert console.admin.host.scenario_listeners == []
 
 
 async def test_ladder_marks_not_answered_fault_and_rejected(console: Console) -> None:

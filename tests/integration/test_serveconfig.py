@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from sipresponder.ops.admin import Admin
-from sipresponder.ops.cli import _build_parser, main
+from sipresponder.ops.cli import main
+from sipresponder.ops.cliargs import build_parser
 from sipresponder.ops.serveconfig import apply_env, keep_tag_secret, split_list, with_tag_secret
 from sipresponder.scenario.loader import parse_scenario
 from sipresponder.testing.api import Responder
@@ -34,7 +35,7 @@ def _keep_logging() -> Iterator[None]:
 
 
 def serve_args(*argv: str, **environ: str) -> argparse.Namespace:
-    args = _build_parser().parse_args(["serve", *argv])
+    args = build_parser().parse_args(["serve", *argv])
     apply_env(args, {f"SIPRESPONDER_{k.upper()}": v for k, v in environ.items()})
     return args
 

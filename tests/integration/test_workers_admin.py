@@ -399,8 +399,12 @@ def test_a_taken_admin_port_is_refused_before_any_worker_starts() -> None:
 async def test_one_fetch_merges_in_arrival_order_and_since_counts_merged_numbers(
         tmp_path: Path) -> None:
     """In one process, no fork: two responders with their channels, one Cluster."""
+    from sipresponder.journal import expect
+    from sipresponder.journal.record import Query
     from sipresponder.ops.admin import Admin
-    from sipresponder.ops.cluster import Cluster, WorkerChannel, socket_path
+    from sipresponder.ops.cluster import socket_path
+    from sipresponder.ops.gatherer import Cluster
+    from sipresponder.ops.worker import WorkerChannel
     from sipresponder.testing.api import Responder, as_scenario
     from tests.sipclient import udp_exchange
 
@@ -421,7 +425,9 @@ async def test_one_fetch_merges_in_arrival_order_and_since_counts_merged_numbers
         assert [e.header("Call-ID") for e in merged] == [
             f"o{n}@workers-admin" for n in range(7)]
         await udp_exchange(responders[1].address()[1], options("late"))
-        found = await cluster.wait_for(since=7, timeout=5)
+        # The same wait as a Responder's (journal/expect.py), over the merged journal.
+        found = await expect.wait_for(cluster.journal, cluster.watch,
+                                      Query.build(since=7), 1, 5)
         assert [(e.seq, e.header("Call-ID")) for e in found] == [(8, "late@workers-admin")]
         assert (tmp_path / "merged-seq").read_text() == "8"
     finally:
@@ -643,7 +649,9 @@ async def test_the_gatherer_follows_the_workers_only_while_a_stream_is_open(
     import aiohttp
 
     from sipresponder.ops.admin import Admin
-    from sipresponder.ops.cluster import Cluster, ClusterAdmin, WorkerChannel, socket_path
+    from sipresponder.ops.cluster import socket_path
+    from sipresponder.ops.gatherer import Cluster
+    from sipresponder.ops.worker import WorkerChannel
     from sipresponder.testing.api import Responder, as_scenario
     from tests.sipclient import udp_exchange
 
@@ -660,12 +668,12 @@ async def test_the_gatherer_follows_the_workers_only_while_a_stream_is_open(
     channels = [WorkerChannel(Admin(r, ""), i, socket_path(tmp_path, i))
                 for i, r in enumerate(responders)]
     cluster = Cluster(as_scenario(None), "", 2, tmp_path)
-    admin = ClusterAdmin(cluster)
+    admin = Admin(cluster)
     try:
         for channel in channels:
             await channel.start()
         _, port = await admin.start()
-        assert admin.streams == 0
+        assert cluster.streams == 0
         async with aiohttp.ClientSession() as session:
             resp = await session.get(f"http://127.0.0.1:{port}/api/events",
                                      timeout=aiohttp.ClientTimeout(sock_read=15))
@@ -673,14 +681,14 @@ async def test_the_gatherer_follows_the_workers_only_while_a_stream_is_open(
                 await udp_exchange(responders[worker].address()[1], options(f"s{n}"))
                 entry = await asyncio.wait_for(next_entry(resp), 15)
                 assert (entry["worker"], entry["seq"]) == (worker, n + 1)
-            follower = admin._follower
-            assert admin.streams == 1 and follower is not None and not follower.done()
+            follower = cluster._follower
+            assert cluster.streams == 1 and follower is not None and not follower.done()
         # The page went away: the next event finds no reader, the stream ends, and the
         # gatherer stops asking the workers.
         await udp_exchange(responders[0].address()[1], options("after"))
         done, _ = await asyncio.wait({follower}, timeout=15)
         assert follower in done and follower.cancelled()
-        assert admin.streams == 0 and admin._follower is None
+        assert cluster.streams == 0 and cluster._follower is None
     finally:
         await admin.close()
         await cluster.stop()

@@ -20,12 +20,12 @@ import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
+from sipresponder.journal.record import JournalEntry
 from sipresponder.ops.admin import Admin
 from sipresponder.ops.ladder import status_line
 from sipresponder.ops.pcap import write_pcap
 from sipresponder.scenario.loader import parse_scenario
 from sipresponder.testing.api import Responder
-from sipresponder.testing.journal import JournalEntry
 from tests.conftest import require_binary
 from tests.sipclient import TCPClient, make_request, udp_exchange
 

@@ -24,10 +24,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
-from sipresponder.ops import console as console_module
+from sipresponder.ops import consoleapi as console_module
 from sipresponder.ops.admin import Admin
-from sipresponder.ops.cli import _admin_perimeter, _build_parser, main
-from sipresponder.ops.cluster import Cluster, ClusterAdmin
+from sipresponder.ops.cli import main
+from sipresponder.ops.cliargs import build_parser
+from sipresponder.ops.gatherer import Cluster
+from sipresponder.ops.serve import admin_perimeter
 from sipresponder.ops.serveconfig import apply_env
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
 from sipresponder.testing.api import Responder
@@ -108,7 +110,7 @@ def state_changing_routes(app: aiohttp.web.Application) -> list[tuple[str, str]]
 
 # -- the bind ---------------------------------------------------------------------------
 def serve_args(*argv: str, **environ: str) -> argparse.Namespace:
-    args = _build_parser().parse_args(["serve", *argv])
+    args = build_parser().parse_args(["serve", *argv])
     apply_env(args, {f"SIPRESPONDER_{k.upper()}": v for k, v in environ.items()})
     return args
 
@@ -144,24 +146,24 @@ def test_a_non_loopback_admin_without_a_token_refuses_to_start(
 ])
 def test_loopback_a_token_or_the_flag_is_accepted(environ: dict[str, str]) -> None:
     args = serve_args(**environ)
-    assert _admin_perimeter(args, token_in_argv=False) is not None
+    assert admin_perimeter(args, token_in_argv=False) is not None
 
 
 def test_the_flag_says_the_open_api_out_loud(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="sipresponder"):
-        _admin_perimeter(serve_args("--admin", "0.0.0.0:8080", "--admin-insecure"), False)
+        admin_perimeter(serve_args("--admin", "0.0.0.0:8080", "--admin-insecure"), False)
     assert "has no token (--admin-insecure)" in caplog.text
 
 
 def test_a_token_on_the_command_line_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="sipresponder"):
-        _admin_perimeter(serve_args("--admin", "127.0.0.1:0", "--admin-token", "t0k"), True)
+        admin_perimeter(serve_args("--admin", "127.0.0.1:0", "--admin-token", "t0k"), True)
     [record] = [r for r in caplog.records if "--admin-token" in r.getMessage()]
     assert "ps, /proc/PID/cmdline" in record.getMessage()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="sipresponder"):  # the environment's
         args = serve_args("--admin", "127.0.0.1:0", admin_token="t0k")
-        _admin_perimeter(args, False)
+        admin_perimeter(args, False)
     assert args.admin_token == "t0k" and not caplog.records
 
 
@@ -169,10 +171,10 @@ def test_token_file_is_read_and_checked(tmp_path: Path) -> None:
     good = tmp_path / "token"
     good.write_text("s3cret-token\n")  # the line break echo and editors add
     args = serve_args("--admin", "0.0.0.0:8080", "--admin-token-file", str(good))
-    _admin_perimeter(args, False)
+    admin_perimeter(args, False)
     assert args.admin_token == "s3cret-token"
     env = serve_args(admin="127.0.0.1:0", admin_token_file=str(good))
-    _admin_perimeter(env, False)
+    admin_perimeter(env, False)
     assert env.admin_token == "s3cret-token"
     (tmp_path / "empty").write_text("\n")
     (tmp_path / "spaced").write_text("two words\n")
@@ -184,11 +186,11 @@ def test_token_file_is_read_and_checked(tmp_path: Path) -> None:
                       ("missing", "No such file or directory")]:
         bad = serve_args("--admin", "127.0.0.1:0", "--admin-token-file", str(tmp_path / name))
         with pytest.raises(ValueError, match=re.escape(why)):
-            _admin_perimeter(bad, False)
+            admin_perimeter(bad, False)
     both = serve_args("--admin", "127.0.0.1:0", "--admin-token-file", str(good),
                       "--admin-token", "x")
     with pytest.raises(ValueError, match="not both"):
-        _admin_perimeter(both, True)
+        admin_perimeter(both, True)
 
 
 def test_admin_flags_need_admin(capsys: pytest.CaptureFixture[str],
@@ -299,7 +301,7 @@ async def test_our_clients_ways_pass_the_csrf_check(running: Running) -> None:
 def test_the_cluster_admin_has_the_same_perimeter(tmp_path: Path) -> None:
     scenario = parse_scenario(SCENARIO, "<test>")
     cluster = Cluster(scenario, SCENARIO, 2, tmp_path, 10)
-    gatherer = ClusterAdmin(cluster)
+    gatherer = Admin(cluster)
     middlewares = gatherer.app().middlewares
     assert middlewares[0] == gatherer._perimeter  # before the token check, as in Admin
 

@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from sipresponder.journal.record import Query
 from sipresponder.ops.admin import Admin
 from sipresponder.scenario.edit import put_rule
 from sipresponder.scenario.globs import glob_match
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
 from sipresponder.scenario.positions import rule_tables
 from sipresponder.testing.api import Responder
-from sipresponder.testing.journal import Query
 from tests.sipclient import make_request, udp_exchange
 
 EVIL = "^(a+)+$"

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from sipresponder.ops.admin import Admin
-from sipresponder.ops.console import Console
+from sipresponder.ops.consoleapi import Console
 from sipresponder.scenario.loader import parse_scenario
 from sipresponder.testing.api import Responder
 from tests.sipclient import make_request

@@ -21,6 +21,9 @@ RINGS: list[tuple[str, tuple[str, ...]]] = [
     # authentication, the UAS pipeline. Inside it, the module graph is acyclic.
     ("core", ("sipresponder.scenario", "sipresponder.auth", "sipresponder.uas")),
     ("adapters", ("sipresponder.transport",)),
+    # What crossed the wire: production --admin reads it as much as tests do, so it
+    # sits below both (nothing in the core or the adapters imports it).
+    ("journal", ("sipresponder.journal",)),
     ("testing API", ("sipresponder.testing",)),
     ("operations", ("sipresponder.ops", "sipresponder.api", "sipresponder.pytest_plugin",
                     "sipresponder.__main__")),
@@ -117,3 +120,11 @@ def test_no_import_cycles() -> None:
 def test_the_graph_sees_imports(module: str) -> None:
     # A guard on the checker itself: these modules do import from the codec.
     assert any(t.startswith("sipresponder.sip.") for t in GRAPH[module])
+
+
+def test_no_module_shares_its_name_with_a_folder() -> None:
+    # ops/console.py beside the ops/console/ asset folder read as one thing and
+    # imported as the other: a module and a folder beside it take different names.
+    clashes = sorted(str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*.py")
+                     if p.with_suffix("").is_dir())
+    assert not clashes, f"modules named like the folder beside them: {clashes}"

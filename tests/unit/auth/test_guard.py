@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sipresponder.journal.record import Journal
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
-from sipresponder.testing.journal import Journal
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
 from tests.digest_client import authorization, parse_challenge

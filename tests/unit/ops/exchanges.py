@@ -5,8 +5,8 @@ a live capture of the same exchange has (tests/interop/test_pcap_live.py capture
 
 from __future__ import annotations
 
+from sipresponder.journal.record import Journal, JournalEntry
 from sipresponder.scenario.loader import parse_scenario
-from sipresponder.testing.journal import Journal, JournalEntry
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
 from tests.sipclient import make_request

@@ -9,19 +9,17 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sipresponder.journal.record import JournalEntry, NearMiss, Query
 from sipresponder.ops.admin import entry_json
-from sipresponder.ops.cluster import (
+from sipresponder.ops.gatherer import (
     ClusterFailed,
     MergedJournal,
     WorkerDown,
-    _Fixed,
     entry_from_json,
     failures,
-    summed,
-    summed_metrics,
 )
+from sipresponder.ops.mergedmetrics import Fixed, summed, summed_metrics
 from sipresponder.ops.metrics import counter_metrics, latency_metric
-from sipresponder.testing.journal import JournalEntry, NearMiss, Query
 from sipresponder.transport.latency import LatencyHistogram
 
 ENTRY = JournalEntry(
@@ -66,7 +64,7 @@ def exposition(counters: dict[str, int], latencies: list[float]) -> str:
     for seconds in latencies:
         hist.observe(seconds)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed([*counter_metrics(counters), latency_metric(hist)]))
+    registry.register(Fixed([*counter_metrics(counters), latency_metric(hist)]))
     return generate_latest(registry).decode()
 
 
@@ -74,7 +72,7 @@ def test_metrics_add_up_sample_by_sample() -> None:
     one = exposition({"request:OPTIONS": 3, "response:200": 3}, [0.0001, 0.002])
     two = exposition({"request:INVITE": 1, "response:486": 1, "dropped": 2}, [0.0001])
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed(summed([one, two, one])))
+    registry.register(Fixed(summed([one, two, one])))
     total = {(s.name, tuple(sorted(s.labels.items()))): s.value
              for family in text_string_to_metric_families(generate_latest(registry).decode())
              for s in family.samples}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sipresponder.journal.record import JournalEntry
 from sipresponder.ops.ladder import ladder, status_line
-from sipresponder.testing.journal import JournalEntry
 from tests.unit.ops.exchanges import (
     CANCEL_FRAMES,
     TIMER_G_FRAMES,

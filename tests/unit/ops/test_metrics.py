@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from sipresponder.ops.cluster import _Fixed, summed
+from sipresponder.ops.mergedmetrics import Fixed, summed
 from sipresponder.ops.metrics import counter_metrics
 
 
 def exposition(counters: dict[str, int]) -> str:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed(counter_metrics(counters)))
+    registry.register(Fixed(counter_metrics(counters)))
     return generate_latest(registry).decode()
 
 
@@ -36,7 +36,7 @@ def test_under_workers_the_split_adds_up_like_every_other_sample() -> None:
     two = exposition({"request:INVITE": 3, "path:engine:sdp-answer": 3,
                       "path:engine:not-learned": 1})
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed(summed([one, two])))
+    registry.register(Fixed(summed([one, two])))
     lines = generate_latest(registry).decode().splitlines()
     assert 'sipresponder_requests_by_path_total{path="compiled",reason="learned"} 9.0' in lines
     assert ('sipresponder_requests_by_path_total{path="engine",reason="not-learned"} 2.0'

@@ -8,6 +8,7 @@ import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sipresponder.journal.record import JournalEntry
 from sipresponder.ops.pcap import (
     MAGIC,
     PEER_ISN,
@@ -15,7 +16,6 @@ from sipresponder.ops.pcap import (
     SEGMENT,
     write_pcap,
 )
-from sipresponder.testing.journal import JournalEntry
 from tests.unit.ops.exchanges import (
     CANCEL_FRAMES,
     TIMER_G_FRAMES,

@@ -22,15 +22,14 @@ from typing import Any, Protocol, cast
 
 from aiohttp import web
 
+from ..journal.record import JournalEntry, Query
 from ..scenario.loader import ScenarioError
 from ..scenario.model import Scenario
 from ..scenario.positions import error_position, rule_tables, rule_text, section_start
 from ..scenario.shadow import shadow_warnings
-from ..testing.api import Responder
-from ..testing.journal import JournalEntry, Query
 from ..uas.outcome import KINDS
+from .host import AdminHost, Readings
 from .ladder import ladder
-from .metrics import path_counts
 from .pcap import write_pcap
 from .pushed import load_pushed
 
@@ -59,11 +58,10 @@ QUERY_TOKEN_PREFIX = "/console/"
 
 
 class ConsoleHost(Protocol):
-    """What the console reads of the admin API (ops.admin.Admin)."""
+    """What the console reads of the admin API (ops.admin.Admin): the host it runs on
+    (ops/host.py), and how many event streams it serves at once."""
 
-    responder: Responder
-    scenario_text: str
-    base_dir: Path | None
+    host: AdminHost
     max_event_clients: int
 
 
@@ -109,57 +107,6 @@ def token_page(request: web.Request) -> web.Response:
 
 EntryJSON = Callable[[JournalEntry], dict[str, Any]]
 QueryParams = Callable[[web.Request, tuple[str, ...]], Query]
-
-
-class Readings(Protocol):
-    """Where the rules' hits and the metrics come from: this process's engine
-    (``LocalReadings``), or under ``serve --workers`` the sums over every worker
-    (ops/cluster.py ``ClusterReadings``)."""
-
-    def scenario(self) -> Scenario | None: ...
-
-    async def hits(self) -> Mapping[int, int]: ...
-
-    async def metrics(self) -> dict[str, Any]: ...
-
-
-class LocalReadings:
-    """The rules' hits and the metrics of the responder in this process."""
-
-    def __init__(self, host: ConsoleHost) -> None:
-        self.host = host
-
-    def scenario(self) -> Scenario | None:
-        server = self.host.responder.server
-        return server.engine.scenario if server is not None else None
-
-    async def hits(self) -> Mapping[int, int]:
-        journal = self.host.responder.journal
-        return journal.hits if journal.hits_scenario is self.scenario() else {}
-
-    async def metrics(self) -> dict[str, Any]:
-        """Requests by method, responses by code, requests by path (uas/fast.py) and
-        the processing-time histogram."""
-        server = self.host.responder.server
-        requests: dict[str, int] = {}
-        responses: dict[str, int] = {}
-        buckets: list[list[float | int | None]] = []
-        total, count = 0.0, 0
-        counters: Mapping[str, int] = {}
-        if server is not None:
-            counters = server.engine.counters
-            for key, value in sorted(counters.items()):
-                kind, sep, label = key.partition(":")
-                if sep and kind == "request":
-                    requests[label] = value
-                elif sep and kind == "response":
-                    responses[label] = value
-            for bound, running in server.latency.cumulative():
-                # JSON has no infinity: the last bucket's bound is null.
-                buckets.append([None if bound == "+Inf" else float(bound), running])
-            total, count = server.latency.total, sum(server.latency.counts)
-        return {"requests": requests, "responses": responses, "paths": path_counts(counters),
-                "latency": {"buckets": buckets, "sum": total, "count": count}}
 
 
 def query_token_allowed(request: web.Request) -> bool:
@@ -309,14 +256,21 @@ def sse(event: str, data: object) -> bytes:
 class Console:
     """The console's handlers around the admin host."""
 
-    def __init__(self, host: ConsoleHost, entry_json: EntryJSON, query: QueryParams) -> None:
-        self.host = host
+    def __init__(self, admin: ConsoleHost, entry_json: EntryJSON, query: QueryParams) -> None:
+        self.admin = admin
         self.entry_json = entry_json
         self.query = query
         self.hub = EventHub()
         self.started = time.monotonic()
-        self.readings: Readings = LocalReadings(host)  # ClusterAdmin puts its own
-        self._wrapped: tuple[Any, Any] | None = None  # (Responder.set_scenario, our wrapper)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def host(self) -> AdminHost:
+        return self.admin.host
+
+    @property
+    def readings(self) -> Readings:
+        return self.admin.host.readings
 
     # -- wiring ----------------------------------------------------------------------------
     def attach(self, app: web.Application) -> None:
@@ -337,40 +291,32 @@ class Console:
         app.on_cleanup.append(self._unlisten)
 
     async def _listen(self, app: web.Application) -> None:
-        journal = self.host.responder.journal
+        journal = self.host.journal
         journal.listeners.append(self._entry_added)
         journal.update_listeners.append(self._entry_updated)
         journal.clear_listeners.append(self._cleared)
-        # Every swap goes through Responder.set_scenario (PUT, a rule edit, SIGHUP,
-        # --watch): wrap it, as serveconfig.keep_tag_secret does.
-        responder: Any = self.host.responder
-        original = responder.set_scenario
-        loop = asyncio.get_running_loop()
-
-        def set_scenario(scenario: Scenario) -> None:
-            original(scenario)
-            # Later: the admin updates scenario_text right after the swap, and the
-            # rules' lines are read from it.
-            loop.call_soon(self._scenario_swapped)
-
-        responder.set_scenario = set_scenario
-        self._wrapped = (original, set_scenario)
+        self._loop = asyncio.get_running_loop()
+        self.host.scenario_listeners.append(self._swapped)
 
     async def _shutdown(self, app: web.Application) -> None:
         self.hub.close_all()  # open streams end, so the runner's cleanup does not wait
 
     async def _unlisten(self, app: web.Application) -> None:
-        journal = self.host.responder.journal
+        journal = self.host.journal
         for listeners, listener in ((journal.listeners, self._entry_added),
                                     (journal.update_listeners, self._entry_updated)):
             if listener in listeners:
                 listeners.remove(listener)
-        if self._cleared in journal.clear_listeners:
-            journal.clear_listeners.remove(self._cleared)
-        responder: Any = self.host.responder
-        # Unwrapped only if no one wrapped it after us (their wrapper calls ours).
-        if self._wrapped is not None and responder.set_scenario is self._wrapped[1]:
-            responder.set_scenario = self._wrapped[0]
+        for callbacks, callback in ((journal.clear_listeners, self._cleared),
+                                    (self.host.scenario_listeners, self._swapped)):
+            if callback in callbacks:
+                callbacks.remove(callback)
+
+    def _swapped(self) -> None:
+        if self._loop is not None:
+            # Later: whoever swapped may update scenario_text right after, and the
+            # rules' lines are read from it.
+            self._loop.call_soon(self._scenario_swapped)
 
     def _entry_added(self, entry: JournalEntry) -> None:
         self.hub.publish("entry", lambda: self.entry_json(entry))
@@ -416,7 +362,7 @@ class Console:
 
     # -- the live journal ------------------------------------------------------------------
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        limit = self.host.max_event_clients
+        limit = self.admin.max_event_clients
         if len(self.hub.open) >= limit:
             return web.json_response(
                 {"error": f"{limit} event streams are open already, the most this admin API "
@@ -433,7 +379,7 @@ class Console:
         # as it is written, so a client that does not read holds one chunk, not the
         # journal.
         stream = self.hub.subscribe(request.transport)
-        past = list(self.host.responder.journal)
+        past = list(self.host.journal)
         try:
             await response.write(b"retry: 2000\n\n")
             pending: list[bytes] = []
@@ -460,11 +406,11 @@ class Console:
         return response
 
     async def _event_stats(self, request: web.Request) -> web.Response:
-        return web.json_response({**self.hub.stats(), "max_clients": self.host.max_event_clients})
+        return web.json_response({**self.hub.stats(), "max_clients": self.admin.max_event_clients})
 
     def selection(self, request: web.Request) -> list[JournalEntry]:
         """The entries the journal filters, ``call_id`` and ``seq=1,2,3`` select."""
-        entries = self.query(request, LADDER_KEYS).select(self.host.responder.journal)
+        entries = self.query(request, LADDER_KEYS).select(self.host.journal)
         q = request.query
         for key in LADDER_KEYS:
             if len(q.getall(key, [])) > 1:
@@ -493,7 +439,7 @@ class Console:
 
     async def _entry(self, request: web.Request) -> web.Response:
         seq = int(request.match_info["seq"])
-        for entry in self.host.responder.journal:
+        for entry in self.host.journal:
             if entry.seq == seq:
                 break
         else:
@@ -569,7 +515,7 @@ def add_console(app: web.Application, host: ConsoleHost, entry_json: EntryJSON,
     """Add the console's routes to the admin ``app`` (see the module docstring)."""
     console = Console(host, entry_json, query)
     console.attach(app)
-    app[CONSOLE] = console  # ops/cluster.py gives it the workers' readings
+    app[CONSOLE] = console
     return console
 
 
