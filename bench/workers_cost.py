@@ -68,7 +68,7 @@ def report(label: str, pids: dict[str, int]) -> None:
 
 def gc_probe(freeze: bool) -> int:
     """Private memory (kB) of a forked child after one full collection, with or without
-    ``gc.freeze()`` in the parent just before the fork (what cli._preload does): a
+    ``gc.freeze()`` in the parent just before the fork (what serve.preload does): a
     collection writes to the header of every object it visits, and each write copies
     the page it is on out of what the child shares with its parent."""
     import gc

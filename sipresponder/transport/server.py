@@ -52,7 +52,7 @@ class Server:
 
     def __init__(self, scenario: Scenario, tls: TLSOptions | None = None) -> None:
         self.engine = Engine(scenario)
-        self.recorder: Recorder | None = None  # given every Outcome (the testing journal)
+        self.recorder: Recorder | None = None  # given every Outcome (journal/record.py)
         # Given what the compiled path answered (Journal.record_answered); with a
         # recorder but none of these, the compiled path stays off so nothing goes unrecorded.
         self.answered_recorder: AnsweredRecorder | None = None

@@ -1,4 +1,4 @@
-"""``serve --workers 2 --admin``: one admin API over both workers (ops/cluster.py).
+"""``serve --workers 2 --admin``: one admin API over both workers (ops/gatherer.py).
 
 The real CLI runs as a subprocess; requests go from many source ports, so that the
 kernel's SO_REUSEPORT hash hands some to each worker (with ``--udp-balance datagram``

@@ -1,4 +1,4 @@
-"""The gatherer's pure parts (ops/cluster.py): entries and metrics across the wire."""
+"""The gatherer's pure parts (ops/cluster.py, ops/gatherer.py, ops/mergedmetrics.py): entries and metrics across the wire."""
 
 from __future__ import annotations
 
