@@ -232,7 +232,7 @@ class InviteClientTransaction(ClientTransaction):
                 self.state = "accepted"
                 self.deadlines = {"M": now + 64 * self.timers.t1}
                 return Actions(events=[Received(self.key, response)])
-            self.ack = build_ack(self.request.data, response)
+            self.ack = build_ack(self.request.data, self.request.cseq, response)
             out = Actions(sends=[self.destination.send(self.ack)],
                           events=[Received(self.key, response)])
             if self.destination.reliable:
@@ -291,10 +291,10 @@ class NonInviteClientTransaction(ClientTransaction):
         return self._terminate(Actions())  # K
 
 
-def build_ack(invite: bytes, response: Response) -> bytes:
+def build_ack(invite: bytes, cseq: int, response: Response) -> bytes:
     """The ACK of a non-2xx final to ``invite`` (RFC 3261 17.1.1.3): its Request-URI,
     Call-ID, From, the single top Via and the Route header fields of the INVITE, the
-    To of the response (with its tag), the CSeq number with method ACK."""
+    To of the response (with its tag), the CSeq number ``cseq`` with method ACK."""
     request = parse_request(invite, datagram=True)
     lines = [f"ACK {request.uri_raw} SIP/2.0"]
     vias = request.via_values
@@ -307,7 +307,7 @@ def build_ack(invite: bytes, response: Response) -> bytes:
                         ("Call-ID", request.get("call-id"))):
         if value is not None:
             lines.append(f"{name}: {value}")
-    lines.append(f"CSeq: {request.cseq[0]} ACK")
+    lines.append(f"CSeq: {cseq} ACK")
     lines.append("Content-Length: 0")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -346,6 +346,8 @@ class ClientTransactions:
             raise ValueError(f"branch {request.branch!r} lacks the z9hG4bK magic cookie")
         if request.method == "ACK":
             raise ValueError("an ACK is sent outside any client transaction (17.1.1.3)")
+        if not request.data.startswith(f"{request.method} ".encode("latin-1")):
+            raise ValueError(f"the octets of a {request.method} do not start with its method")
         if request.key in self.table:
             raise ValueError(f"a client transaction {request.key} is already live")
         kind = InviteClientTransaction if request.method == "INVITE" else (

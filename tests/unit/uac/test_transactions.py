@@ -179,7 +179,7 @@ def test_invite_non_2xx_final_is_acked_by_the_transaction(transport: Transport) 
 
 
 def test_ack_for_486_field_by_field_per_17_1_1_3() -> None:
-    ack = build_ack(request().data, response(486)).decode()
+    ack = build_ack(request().data, 1, response(486)).decode()
     head, _, body = ack.partition("\r\n\r\n")
     assert body == ""
     lines = head.split("\r\n")
@@ -207,7 +207,7 @@ def test_ack_for_486_field_by_field_per_17_1_1_3() -> None:
 
 
 def test_ack_keeps_the_invite_cseq_number() -> None:
-    ack = build_ack(request(cseq=42).data, response(603, cseq=42))
+    ack = build_ack(request(cseq=42).data, 42, response(603, cseq=42))
     assert b"\r\nCSeq: 42 ACK\r\n" in ack
 
 
@@ -340,6 +340,21 @@ def test_unmatched_and_unparseable_responses_are_strays() -> None:
     assert raw is not None and [type(e) for e in raw.events] == [Received]
 
 
+def test_every_truncation_and_corruption_of_a_response_is_handled() -> None:
+    """Bad input never crashes: a response cut anywhere, or with one octet changed,
+    is either routed or a stray (None)."""
+    whole = response(486).raw
+    for end in range(len(whole) + 1):
+        txns = ClientTransactions()
+        txns.start(request(), UDP, 0.0)
+        txns.receive(whole[:end], 0.1)
+    for at in range(len(whole)):
+        for octet in (0, 0x0A, 0x0D, 0x3A, 0x3B, 0xFF):
+            txns = ClientTransactions()
+            txns.start(request(), UDP, 0.0)
+            txns.receive(whole[:at] + bytes([octet]) + whole[at + 1:], 0.1)
+
+
 def test_the_table_is_bounded_and_refuses_bad_requests() -> None:
     txns = ClientTransactions(max_transactions=2)
     txns.start(request(branch="z9hG4bKa"), UDP, 0.0)
@@ -354,6 +369,8 @@ def test_the_table_is_bounded_and_refuses_bad_requests() -> None:
         big.start(request(branch="old1"), UDP, 0.0)
     with pytest.raises(ValueError, match="outside any client transaction"):
         big.start(request("ACK"), UDP, 0.0)
+    with pytest.raises(ValueError, match="do not start with its method"):
+        big.start(ClientRequest(request().data, "BYE", BRANCH, 1), UDP, 0.0)
     big.start(request(), UDP, 0.0)
     with pytest.raises(ValueError, match="already live"):
         big.start(request(), UDP, 0.0)
