@@ -20,10 +20,12 @@ from ..sip.message import find_header_end
 
 @dataclass(slots=True, frozen=True)
 class Response:
-    """One received response: ``code`` and ``reason`` from the Status-Line, the header
-    fields by lower-case long name, the body and the octets as they came."""
+    """One received response: ``status`` and ``reason`` from the Status-Line, the
+    header fields by lower-case long name, the body and the octets as they came. What
+    a dialog reads of it (``status``, ``get``, ``values``) is uac.dialog's
+    ResponseView."""
 
-    code: int
+    status: int
     reason: str
     fields: dict[str, list[str]]
     body: bytes
@@ -36,9 +38,14 @@ class Response:
         rows = self.fields.get(name.lower())
         return rows[0] if rows else None
 
+    def values(self, name: str) -> list[str]:
+        """All comma-separated values of a list-valued header (Contact,
+        Record-Route...), in order."""
+        return split_values(self.fields.get(name.lower(), []))
+
     @property
     def provisional(self) -> bool:
-        return self.code < 200
+        return self.status < 200
 
 
 def parse_response(data: bytes) -> Response:

@@ -99,7 +99,7 @@ class TimedOut:
 
     key: TxnKey
     timer: Literal["B", "F"]
-    code: int = 408
+    status: int = 408
 
 
 @dataclass(slots=True, frozen=True)
@@ -108,7 +108,7 @@ class TransportFailed:
 
     key: TxnKey
     reason: str
-    code: int = 503
+    status: int = 503
 
 
 @dataclass(slots=True, frozen=True)
@@ -221,7 +221,7 @@ class InviteClientTransaction(ClientTransaction):
 
     def receive(self, response: Response, now: float) -> Actions:
         state = self.state
-        code = response.code
+        code = response.status
         if state in ("calling", "proceeding"):
             if code < 200:
                 self.state = "proceeding"
@@ -270,7 +270,7 @@ class NonInviteClientTransaction(ClientTransaction):
     def receive(self, response: Response, now: float) -> Actions:
         if self.state not in ("trying", "proceeding"):
             return Actions()  # Completed absorbs retransmitted finals
-        if response.code < 200:
+        if response.status < 200:
             self.state = "proceeding"
             return Actions(events=[Received(self.key, response)])
         out = Actions(events=[Received(self.key, response)])

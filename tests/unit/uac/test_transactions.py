@@ -90,7 +90,7 @@ def test_invite_over_udp_retransmits_doubling_from_t1_then_times_out_with_timer_
     assert times == [0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
     assert all(s.data == request().data for s in out.sends)
     assert out.events == [TimedOut(request().key, "B"), Terminated(request().key)]
-    assert out.events[0].code == 408  # type: ignore[union-attr]
+    assert out.events[0].status == 408  # type: ignore[union-attr]
     assert len(txns) == 0 and txns.next_deadline() is None
 
 
@@ -223,7 +223,7 @@ def test_non_invite_over_udp_doubles_up_to_t2_then_times_out_with_timer_f() -> N
     # Timer E: 0.5, 1, 2, then T2 = 4 s apart; Timer F at 64*T1 = 32 s.
     assert times == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
     assert out.events == [TimedOut(bye.key, "F"), Terminated(bye.key)]
-    assert out.events[0].code == 408  # type: ignore[union-attr]
+    assert out.events[0].status == 408  # type: ignore[union-attr]
     assert len(txns) == 0
 
 
@@ -296,7 +296,7 @@ def test_transport_error_terminates_and_tells_the_tu(method: str) -> None:
     txns.start(req, TCP, 0.0)
     out = txns.transport_error(req.key, "connection refused")
     assert out.events == [TransportFailed(req.key, "connection refused"), Terminated(req.key)]
-    assert out.events[0].code == 503  # type: ignore[union-attr]
+    assert out.events[0].status == 503  # type: ignore[union-attr]
     assert len(txns) == 0 and txns.next_deadline() is None
     assert txns.transport_error(req.key, "again") == Actions()
 
@@ -444,7 +444,18 @@ def test_parse_response_reads_folding_compact_names_and_the_body() -> None:
         b"SIP/2.0 183 Session Progress\r\n"
         b"v: SIP/2.0/TCP h:5060\r\n ;branch=z9hG4bKq\r\n"
         b"CSeq: 5 INVITE\r\nt: <sip:a@b>;tag=x\r\nl: 3\r\nnot a header\r\n\r\nabcdef")
-    assert (parsed.code, parsed.reason, parsed.branch, parsed.cseq) == (
+    assert (parsed.status, parsed.reason, parsed.branch, parsed.cseq) == (
         183, "Session Progress", "z9hG4bKq", (5, "INVITE"))
     assert parsed.get("To") == "<sip:a@b>;tag=x"
     assert parsed.body == b"abc" and parsed.provisional
+
+
+def test_response_values_split_list_headers_in_order() -> None:
+    parsed = parse_response(
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKq\r\nCSeq: 1 INVITE\r\n"
+        b"Record-Route: <sip:p1;lr>, <sip:p2;lr>\r\nRecord-Route: <sip:p3;lr>\r\n"
+        b"m: <sip:alice@10.0.0.1:5062>\r\n\r\n")
+    assert parsed.values("record-route") == ["<sip:p1;lr>", "<sip:p2;lr>", "<sip:p3;lr>"]
+    assert parsed.values("Contact") == ["<sip:alice@10.0.0.1:5062>"]
+    assert parsed.values("Route") == [] and parsed.get("Route") is None
+    assert not parsed.provisional
