@@ -171,7 +171,9 @@ class ClientTransaction:
             if when > now:
                 break
             del self.deadlines[name]
-            out.extend(self._timer(name, when))
+            # The next retransmission counts from now: a clock that stalled gets one
+            # late copy, not the burst of every copy it missed.
+            out.extend(self._timer(name, now))
         return out
 
     def transport_error(self, reason: str) -> Actions:
@@ -186,12 +188,12 @@ class ClientTransaction:
         out.events.append(Terminated(self.key))
         return out
 
-    def _retransmit(self, name: str, when: float, interval: float) -> Actions:
+    def _retransmit(self, name: str, now: float, interval: float) -> Actions:
         self.interval = interval
-        self.deadlines[name] = when + interval
+        self.deadlines[name] = now + interval
         return Actions(sends=[self.destination.send(self.request.data)])
 
-    def _timer(self, name: str, when: float) -> Actions:  # pragma: no cover - abstract
+    def _timer(self, name: str, now: float) -> Actions:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def start(self, now: float) -> Actions:  # pragma: no cover - abstract
@@ -246,9 +248,9 @@ class InviteClientTransaction(ClientTransaction):
             return Actions(sends=[self.destination.send(self.ack)])
         return Actions()  # a late provisional or a stray final: absorbed
 
-    def _timer(self, name: str, when: float) -> Actions:
+    def _timer(self, name: str, now: float) -> Actions:
         if name == "A":
-            return self._retransmit("A", when, 2 * self.interval)
+            return self._retransmit("A", now, 2 * self.interval)
         if name == "B":
             return self._terminate(Actions(events=[TimedOut(self.key, "B")]))
         return self._terminate(Actions())  # D or M
@@ -280,12 +282,12 @@ class NonInviteClientTransaction(ClientTransaction):
         self.deadlines = {"K": now + self.timers.t4}
         return out
 
-    def _timer(self, name: str, when: float) -> Actions:
+    def _timer(self, name: str, now: float) -> Actions:
         if name == "E":
             t2 = self.timers.t2
             # 17.1.2.2: doubling up to T2 in Trying; T2 from Proceeding on.
             interval = t2 if self.state == "proceeding" else min(2 * self.interval, t2)
-            return self._retransmit("E", when, interval)
+            return self._retransmit("E", now, interval)
         if name == "F":
             return self._terminate(Actions(events=[TimedOut(self.key, "F")]))
         return self._terminate(Actions())  # K

@@ -402,6 +402,17 @@ def test_retransmitted_responses_do_not_grow_the_timer_heap() -> None:
     assert len(txns._heap) <= 3
 
 
+def test_a_stalled_clock_gets_one_late_copy_not_a_burst() -> None:
+    txns = ClientTransactions()
+    txns.start(request("OPTIONS"), UDP, 0.0)
+    late = txns.fire(10.0)  # Timer E was due at 0.5
+    assert len(late.sends) == 1 and late.events == []
+    assert txns.next_deadline() == pytest.approx(11.0)  # doubled, counted from now
+    out = txns.fire(1000.0)  # past Timer F (32 s): one copy, then the timeout
+    assert len(out.sends) == 1
+    assert [type(e) for e in out.events] == [TimedOut, Terminated]
+
+
 def test_lone_invite_transaction_without_a_table() -> None:
     txn = InviteClientTransaction(request(), UDP)
     assert len(txn.start(0.0).sends) == 1
