@@ -42,6 +42,13 @@ class Timers:
     t4: float = T4
     d: float = TIMER_D
 
+    def __post_init__(self) -> None:
+        # A zero interval would retransmit forever within one fire(now).
+        for name in ("t1", "t2", "t4", "d"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"timer {name} must be a positive number of seconds, not {value}")
+
 
 @dataclass(slots=True, frozen=True)
 class Destination:

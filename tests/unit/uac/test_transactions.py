@@ -278,6 +278,12 @@ def test_non_invite_final_over_tcp_terminates_at_once() -> None:
     assert len(txns) == 0 and txns.next_deadline() is None
 
 
+@pytest.mark.parametrize("name", ["t1", "t2", "t4", "d"])
+def test_timers_must_be_positive(name: str) -> None:
+    with pytest.raises(ValueError, match=f"timer {name} must be a positive"):
+        Timers(**{name: 0.0})
+
+
 def test_timer_k_follows_t4() -> None:
     bye = request("BYE", cseq=2)
     txns = ClientTransactions(Timers(t4=2.5))
