@@ -65,9 +65,13 @@ VIA_SLOT: Final = "Via: <via>\r\n"
 DEFAULT_PORTS: Final[dict[Transport, int]] = {
     "udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443}
 CONNECTION: Final = frozenset({"tcp", "tls", "ws", "wss"})
-# RFC 6598 shared address space (carrier-grade NAT): ipaddress calls it neither
-# private nor global.
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
+# Addresses a client behind NAT writes: RFC 1918 private, RFC 6598 shared (CGN),
+# RFC 4193 unique local, and loopback and link-local. Named here, not
+# ``ip.is_private``, which also counts the documentation ranges (RFC 5737) and others
+# that are no sign of NAT.
+_NATTED = tuple(ipaddress.ip_network(net) for net in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8",
+    "169.254.0.0/16", "fc00::/7", "fe80::/10", "::1/128"))
 
 
 class DialogError(ValueError):
@@ -114,6 +118,13 @@ def _party(addr: NameAddr) -> str:
     return f"{addr.display} {uri}" if addr.display else uri
 
 
+def _values(message: Request | ResponseView, name: str, what: str) -> list[str]:
+    try:
+        return message.values(name)
+    except ValueError as exc:
+        raise DialogError(f"{what} has a malformed {name.title()}: {exc}") from None
+
+
 def _contact_uri(values: list[str], what: str) -> URI:
     if not values:
         raise DialogError(f"{what} has no Contact: no remote target (RFC 3261 12.1)")
@@ -146,9 +157,7 @@ def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
 
 def _behind_nat(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """An address a client writes when it cannot be reached at it from outside."""
-    if ip.is_loopback or ip.is_link_local or ip.is_private:
-        return True
-    return isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED
+    return any(ip.version == net.version and ip in net for net in _NATTED)
 
 
 def _cseq(request: Request, what: str) -> int:
@@ -225,7 +234,7 @@ class Dialog:
         what = f"the {request.method} that makes the dialog"
         from_ = _name_addr(request, "from", what)
         to = _name_addr(request, "to", what)
-        target = _contact_uri(request.values("contact"), what)
+        target = _contact_uri(_values(request, "contact", what), what)
         call_id = request.get("call-id")
         if not call_id:
             raise DialogError(f"{what} has no Call-ID")
@@ -243,7 +252,7 @@ class Dialog:
         return cls(
             call_id=call_id, local_tag=local_tag, remote_tag=from_.tag or "",
             local=_party(to), remote=_party(from_), remote_target=target,
-            route_set=tuple(request.values("record-route")),
+            route_set=tuple(_values(request, "record-route", what)),
             local_cseq=local_cseq, remote_cseq=_cseq(request, what), secure=secure,
             source=source, contact=contact, early=early, nat_host=nat_host)
 
@@ -277,8 +286,8 @@ class Dialog:
         return cls(
             call_id=call_id, local_tag=from_.tag or "", remote_tag=to.tag,
             local=_party(from_), remote=_party(to),
-            remote_target=_contact_uri(response.values("contact"), what),
-            route_set=tuple(reversed(response.values("record-route"))),
+            remote_target=_contact_uri(_values(response, "contact", what), what),
+            route_set=tuple(reversed(_values(response, "record-route", what))),
             local_cseq=cseq, remote_cseq=None, secure=secure, source=source,
             contact=contact, early=response.status < 200,
             invite_cseq=cseq if request.method == "INVITE" else None)
@@ -294,7 +303,7 @@ class Dialog:
     def confirm(self, response: ResponseView) -> None:
         """An early dialog confirmed by the 2xx: its Contact refreshes the target."""
         self.early = False
-        self.refresh(response.values("contact"))
+        self.refresh(_values(response, "contact", "the 2xx"))
 
     # -- requests (12.2.1.1) --------------------------------------------------------
     def request(self, method: str, *, headers: tuple[tuple[str, str], ...] = (),
