@@ -209,9 +209,12 @@ class Dialog:
         routes: list[URI] = []
         for value in self.route_set:
             try:
-                routes.append(parse_name_addr(value).uri)
+                uri = parse_name_addr(value).uri
             except ValueError as exc:
                 raise DialogError(f"malformed Record-Route value {value!r}: {exc}") from None
+            if not uri.is_sip:
+                raise DialogError(f"Record-Route value {value!r} is not a SIP or SIPS URI")
+            routes.append(uri)
         self._routes = tuple(routes)
         if self.contact is not None:
             try:
@@ -226,11 +229,12 @@ class Dialog:
     # -- creation ----------------------------------------------------------------
     @classmethod
     def from_uas(cls, request: Request, local_tag: str, *, source: Source,
-                 local_cseq: int = 1, contact: str | None = None,
+                 local_cseq: int = 0, contact: str | None = None,
                  early: bool = False) -> Dialog:
         """The dialog of a request we answered with a 2xx (``early``: a 101-199) that
-        carried To tag ``local_tag`` (12.1.1). ``local_cseq``: our first CSeq number
-        less one (the first request sent gets ``local_cseq + 1``)."""
+        carried To tag ``local_tag`` (12.1.1). The local CSeq starts empty there;
+        ``local_cseq`` is the value chosen for it (12.2.1.1): the first request sent
+        gets ``local_cseq + 1``."""
         what = f"the {request.method} that makes the dialog"
         from_ = _name_addr(request, "from", what)
         to = _name_addr(request, "to", what)

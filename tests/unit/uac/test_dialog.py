@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from sipresponder.sip.message import Request, parse_request
+from sipresponder.sip.message import NotARequest, Request, parse_request
 from sipresponder.sip.transports import Transport
 from sipresponder.uac.dialog import (
     MAX_LOCAL_CSEQ,
@@ -46,10 +47,14 @@ class Reply:
         return self.head.values(name)
 
 
-def reply(text: str) -> Reply:
-    status_line, _, rest = text.partition("\n")
-    head = parse_request(message("OPTIONS sip:x@192.0.2.1 SIP/2.0\n" + rest), datagram=True)
+def reply_octets(data: bytes) -> Reply:
+    status_line, _, rest = data.partition(b"\n")
+    head = parse_request(b"OPTIONS sip:x@192.0.2.1 SIP/2.0\r\n" + rest, datagram=True)
     return Reply(int(status_line.split()[1]), head)
+
+
+def reply(text: str) -> Reply:
+    return reply_octets(message(text))
 
 
 def udp(remote: tuple[str, int] = ("192.0.2.4", 5060)) -> Source:
@@ -103,7 +108,7 @@ Content-Length: 0
 
 
 def uas_dialog(text: str = INVITE, source: Source | None = None, *,
-               local_cseq: int = 1) -> Dialog:
+               local_cseq: int = 0) -> Dialog:
     return Dialog.from_uas(request(text), "ourtag", source=source or udp(),
                            contact="sip:far@192.0.2.200:5060", local_cseq=local_cseq)
 
@@ -149,6 +154,44 @@ def test_uas_creation_refuses_a_malformed_record_route() -> None:
                          "Record-Route: <sip:192.0.2.9")
     with pytest.raises(DialogError, match="malformed Record-Route"):
         uas_dialog(bad)
+
+
+def test_uas_creation_refuses_a_record_route_that_is_not_sip() -> None:
+    with pytest.raises(DialogError, match="is not a SIP or SIPS URI"):
+        uas_dialog(INVITE.replace("<sip:192.0.2.9;lr;transport=tcp>", "<tel:+15551234>"))
+
+
+TORTURE = Path(__file__).resolve().parents[2] / "torture"
+
+
+@pytest.mark.parametrize("path", sorted(
+    p for d in ("rfc4475", "rfc5118-wire") for p in (TORTURE / d).iterdir() if p.is_file()),
+    ids=lambda p: p.name)
+def test_torture_messages_make_a_dialog_or_a_dialog_error(path: Path) -> None:
+    """Every message of the corpus, as if we had answered it: a dialog whose requests
+    parse back well-formed and whose next hop is found or refused in one line, or a
+    DialogError; never any other exception."""
+    data = path.read_bytes()
+    try:
+        parsed = parse_request(data, datagram=True)
+    except NotARequest:
+        try:  # a response: as if it answered our INVITE
+            Dialog.from_uac(request(OUR_INVITE), reply_octets(data))
+        except DialogError as exc:
+            assert "\n" not in str(exc)
+        return
+    try:
+        d = Dialog.from_uas(parsed, "t", source=udp(), contact="sip:far@192.0.2.200")
+    except DialogError as exc:
+        assert "\n" not in str(exc)
+        return
+    for method in ("INFO", "INVITE", "ACK", "BYE"):
+        assert sent(d.request(method)).method == method
+    try:
+        d.next_hop()
+    except DialogError as exc:
+        assert "\n" not in str(exc)
+    Dialogs().match(parsed)
 
 
 def test_uac_creation_reverses_the_record_route_and_takes_the_2xx_contact() -> None:
@@ -215,7 +258,7 @@ def test_no_route_set_no_route_header() -> None:
 
 
 def test_cseq_increments_and_the_ack_carries_the_invite_number() -> None:
-    d = uas_dialog(local_cseq=0)
+    d = Dialog.from_uas(request(INVITE), "t", source=udp(), contact="sip:far@192.0.2.200")
     assert sent(d.request("INFO")).cseq == (1, "INFO")
     assert sent(d.request("INVITE")).cseq == (2, "INVITE")
     assert sent(d.request("ACK")).cseq == (2, "ACK")
