@@ -41,7 +41,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from ..sip.abnf import parse_params
+from ..sip.abnf import METHOD, parse_params
 from ..sip.headers import NameAddr, parse_name_addr
 from ..sip.message import Request
 from ..sip.response import one_line
@@ -103,7 +103,7 @@ class Hop:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What 12.2.2 says of a received request: ``dialog`` when it belongs to one, else
-    ``code``/``reason`` to answer (481, 500); all None for a request outside any
+    ``code``/``reason`` to answer (481, 500; 400 for an unreadable CSeq); all None for a request outside any
     dialog (no To tag) or an ACK to drop (an ACK is never answered)."""
 
     dialog: Dialog | None = None
@@ -321,34 +321,37 @@ class Dialog:
         ``headers`` are put as given (each on one line), after the dialog's own.
         """
         method = method.upper()
+        if not METHOD.fullmatch(method):
+            raise DialogError(f"{method!r} is not a SIP method name (RFC 3261 25.1 token)")
         if method == "CANCEL":
             raise DialogError("CANCEL is built by its client transaction (RFC 3261 9.1),"
                               " not by the dialog")
-        if method == "ACK":
-            if self.invite_cseq is None:
-                raise DialogError("no INVITE was sent in this dialog: nothing to ACK")
-            number = self.invite_cseq
-        else:
-            if self.local_cseq >= MAX_LOCAL_CSEQ:
-                raise DialogError(f"local CSeq {self.local_cseq} cannot grow below 2**31"
-                                  " (RFC 3261 8.1.1.5)")
-            self.local_cseq += 1
-            number = self.local_cseq
-            if method == "INVITE":
-                self.invite_cseq = number
+        if method == "ACK" and self.invite_cseq is None:
+            raise DialogError("no INVITE was sent in this dialog: nothing to ACK")
+        if method != "ACK" and self.local_cseq >= MAX_LOCAL_CSEQ:
+            raise DialogError(f"local CSeq {self.local_cseq} cannot grow below 2**31"
+                              " (RFC 3261 8.1.1.5)")
         if method in TARGET_REFRESH and self.contact is None:
             raise DialogError(f"a {method} refreshes the target and needs our Contact:"
                               " the dialog has none")
         if body and not content_type:
             raise DialogError(f"the {method}'s body has no Content-Type")
-        uri, routes = self._request_uri_and_routes()
         if sent_by is not None:
             if not branch:
                 raise DialogError("a Via needs a branch (RFC 3261 8.1.1.7)")
-            transport = self.next_hop().transport.upper()
-            via = f"Via: SIP/2.0/{transport} {sent_by};branch={branch};rport\r\n"
+            hop = self.next_hop().transport.upper()
+            via = f"Via: SIP/2.0/{hop} {one_line(sent_by)};branch={one_line(branch)};rport\r\n"
         else:
             via = VIA_SLOT
+        # Every refusal is above: a request refused consumes no sequence number.
+        if method == "ACK":
+            number = self.invite_cseq
+        else:
+            self.local_cseq += 1
+            number = self.local_cseq
+            if method == "INVITE":
+                self.invite_cseq = number
+        uri, routes = self._request_uri_and_routes()
         lines = [f"{method} {uri} SIP/2.0\r\n", via, f"Max-Forwards: {MAX_FORWARDS}\r\n"]
         lines += [f"Route: {route}\r\n" for route in routes]
         lines.append(f"From: {self.local};tag={self.local_tag}\r\n")

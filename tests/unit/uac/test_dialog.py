@@ -267,6 +267,18 @@ def test_cseq_increments_and_the_ack_carries_the_invite_number() -> None:
     assert d.local_cseq == 3
 
 
+def test_a_refused_request_consumes_no_cseq() -> None:
+    d = Dialog.from_uas(request(INVITE), "t", source=udp())
+    with pytest.raises(DialogError, match="needs our Contact"):
+        d.request("INVITE")
+    with pytest.raises(DialogError, match="no Content-Type"):
+        d.request("INFO", body=b"x")
+    with pytest.raises(DialogError, match="not a SIP method name"):
+        d.request("BYE sip:x SIP/2.0\r\nX")
+    assert (d.local_cseq, d.invite_cseq) == (0, None)
+    assert sent(d.request("BYE")).cseq == (1, "BYE")
+
+
 def test_ack_without_an_invite_and_cancel_are_refused() -> None:
     d = uas_dialog()
     with pytest.raises(DialogError, match="nothing to ACK"):
