@@ -102,9 +102,10 @@ class Hop:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What 12.2.2 says of a received request: ``dialog`` when it belongs to one, else
-    ``code``/``reason`` to answer (481, 500; 400 for an unreadable CSeq); all None for a request outside any
-    dialog (no To tag) or an ACK to drop (an ACK is never answered)."""
+    """What 12.2.2 says of a received request: ``dialog`` when it belongs to one,
+    else ``code``/``reason`` to answer (481, 500; 400 for an unreadable CSeq); all
+    None for a request outside any dialog (no To tag) or an ACK to drop (an ACK is
+    never answered)."""
 
     dialog: Dialog | None = None
     code: int | None = None
