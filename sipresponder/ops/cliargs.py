@@ -152,15 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(POST /api/requests/wait), or, with --exactly, --at-most or --none, assert how "
         "many arrive (POST /api/requests/verify). Exit 0 satisfied, 1 not, 2 cannot ask.",
     )
-    verify.add_argument("--admin", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080")
-    verify.add_argument("--method", help="exact request method, e.g. INVITE")
-    verify.add_argument("--uri", help="request-URI glob (only * is special), e.g. 'sip:486@*'")
-    verify.add_argument(
-        "--header", action="append", default=[], metavar="NAME:GLOB", help="repeatable"
-    )
-    verify.add_argument("--rule", help="the rule that answered: its label or name")
-    verify.add_argument("--since", type=_sequence, metavar="SEQ",
-                        help="only journal entries after this sequence number")
+    _add_journal_client(verify)
     how_many = verify.add_mutually_exclusive_group()
     how_many.add_argument("--count", type=_at_least, metavar="N",
                           help="at least N (the default, 1)")
@@ -175,9 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--within", type=float, default=1.0, metavar="S",
                         help="the window of --exactly, --at-most and --none in seconds "
                         "(default 1; server caps at 60)")
-    verify.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV}; "
-                        "on the command line every local user can read it)")
-    verify.add_argument("--token-file", metavar="FILE", help="the token, read from FILE")
     verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report there")
 
     pcap = sub.add_parser(
@@ -187,18 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         "with --admin: each request and response its own packet, with the real addresses, "
         "ports and times, for Wireshark, tshark or sngrep. Exit 0 written, 2 cannot.",
     )
-    pcap.add_argument("--admin", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080")
-    pcap.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV}; "
-                      "on the command line every local user can read it)")
-    pcap.add_argument("--token-file", metavar="FILE", help="the token, read from FILE")
-    pcap.add_argument("--method", help="exact request method, e.g. INVITE")
-    pcap.add_argument("--uri", help="request-URI glob (only * is special), e.g. 'sip:486@*'")
-    pcap.add_argument(
-        "--header", action="append", default=[], metavar="NAME:GLOB", help="repeatable"
-    )
-    pcap.add_argument("--rule", help="the rule that answered: its label or name")
-    pcap.add_argument("--since", type=_sequence, metavar="SEQ",
-                      help="only journal entries after this sequence number")
+    _add_journal_client(pcap)
     pcap.add_argument("--call-id", help="only the entries of this Call-ID")
     pcap.add_argument("--output", "-o", required=True, metavar="FILE",
                       help="where to write the pcap file ('-': standard output)")
@@ -234,3 +212,21 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
+
+
+def _add_journal_client(parser: argparse.ArgumentParser) -> None:
+    """What `verify` and `pcap` share: the admin API's address, its token, and the
+    journal filters (the admin API's own query parameters)."""
+    parser.add_argument("--admin", required=True, metavar="URL",
+                        help="e.g. http://127.0.0.1:8080")
+    parser.add_argument("--token", help=f"the admin API's bearer token (default: ${TOKEN_ENV}; "
+                        "on the command line every local user can read it)")
+    parser.add_argument("--token-file", metavar="FILE", help="the token, read from FILE")
+    parser.add_argument("--method", help="exact request method, e.g. INVITE")
+    parser.add_argument("--uri", help="request-URI glob (only * is special), e.g. 'sip:486@*'")
+    parser.add_argument(
+        "--header", action="append", default=[], metavar="NAME:GLOB", help="repeatable"
+    )
+    parser.add_argument("--rule", help="the rule that answered: its label or name")
+    parser.add_argument("--since", type=_sequence, metavar="SEQ",
+                        help="only journal entries after this sequence number")

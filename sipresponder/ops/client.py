@@ -35,13 +35,8 @@ def download_pcap(args: argparse.Namespace) -> int:
         return 2
     url = f"{base}/api/requests.pcap" + (f"?{urllib.parse.urlencode(params)}" if params else "")
     request = urllib.request.Request(url)
-    try:
-        token = _client_token(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not _authorize(request, args):
         return 2
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=30) as resp:
             data = resp.read()
@@ -65,6 +60,19 @@ def download_pcap(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {args.output} ({len(data)} octets)", file=sys.stderr)
     return 0
+
+
+def _authorize(request: urllib.request.Request, args: argparse.Namespace) -> bool:
+    """Add the bearer token, if any, to ``request``; False (the error printed) when
+    the token cannot be read."""
+    try:
+        token = _client_token(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    return True
 
 
 def _client_token(args: argparse.Namespace) -> str:
@@ -124,13 +132,8 @@ def _ask(args: argparse.Namespace) -> int:
         method="POST",
         headers={"Content-Type": "application/json"},
     )
-    try:
-        token = _client_token(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not _authorize(request, args):
         return 2
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
     started = time.monotonic()
     status, body, message = 0, None, ""
     wait = args.timeout + (args.within if endpoint == "verify" else 0) + 10
@@ -158,7 +161,7 @@ def _ask(args: argparse.Namespace) -> int:
         if not message:
             detail = body.get("error") if isinstance(body, dict) else body
             message = f"{url}: HTTP {status}: {detail}"
-            if status == 401 and not token:
+            if status == 401 and not request.has_header("Authorization"):
                 message += f" (give --token or set {TOKEN_ENV})"
         outcome = message
         print(f"error: {message}", file=sys.stderr)

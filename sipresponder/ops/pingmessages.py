@@ -158,18 +158,7 @@ def ack_for_failure(invite: bytes, response: bytes) -> bytes:
     """The ACK of a non-2xx final response (RFC 3261 17.1.1.3): part of the INVITE's
     transaction, so the INVITE's Request-URI, top Via (its branch), From, Call-ID and
     Route, and the response's To (with the tag it added)."""
-    start = invite.split(b"\r\n", 1)[0].decode()
-    uri = start.split(" ")[1]
-    headers = [
-        f"Via: {first(invite, 'Via', 'v')}",
-        "Max-Forwards: 70",
-        f"From: {first(invite, 'From', 'f')}",
-        f"To: {first(response, 'To', 't')}",
-        f"Call-ID: {first(invite, 'Call-ID', 'i')}",
-        "CSeq: 1 ACK",
-        *(f"Route: {r}" for r in header_values(invite, "route")),
-    ]
-    return _message(f"ACK {uri} SIP/2.0", headers)
+    return _in_invite_transaction("ACK", invite, first(response, "To", "t"))
 
 
 def in_dialog(method: str, cseq: int, leg: Leg, response: bytes, branch: str) -> bytes:
@@ -195,18 +184,23 @@ def in_dialog(method: str, cseq: int, leg: Leg, response: bytes, branch: str) ->
 def cancel(invite: bytes) -> bytes:
     """The CANCEL of an INVITE still in progress (RFC 3261 9.1): its Request-URI,
     Call-ID, To, From, top Via and Route, with CSeq 1 CANCEL."""
-    start = invite.split(b"\r\n", 1)[0].decode()
-    uri = start.split(" ")[1]
+    return _in_invite_transaction("CANCEL", invite, first(invite, "To", "t"))
+
+
+def _in_invite_transaction(method: str, invite: bytes, to: str) -> bytes:
+    """An ACK of a failure or a CANCEL: the INVITE's Request-URI, top Via (its branch),
+    From, Call-ID and Route, CSeq 1 with ``method``, and ``to``."""
+    uri = invite.split(b"\r\n", 1)[0].decode().split(" ")[1]
     headers = [
         f"Via: {first(invite, 'Via', 'v')}",
         "Max-Forwards: 70",
         f"From: {first(invite, 'From', 'f')}",
-        f"To: {first(invite, 'To', 't')}",
+        f"To: {to}",
         f"Call-ID: {first(invite, 'Call-ID', 'i')}",
-        "CSeq: 1 CANCEL",
+        f"CSeq: 1 {method}",
         *(f"Route: {r}" for r in header_values(invite, "route")),
     ]
-    return _message(f"CANCEL {uri} SIP/2.0", headers)
+    return _message(f"{method} {uri} SIP/2.0", headers)
 
 
 def cseq_method(raw: bytes) -> str | None:
