@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from ..scenario.globs import glob_match
 from ..sip.message import NotARequest, parse_request
 from ..sip.transports import MESSAGE_FRAMED
+from ..uac.farend import RESPONSE_NOTE
 from ..uas.outcome import CANCELLED, note_kind
 
 if TYPE_CHECKING:
@@ -174,6 +175,8 @@ class Journal:
         what the transaction sends later (timer steps, a 487 after CANCEL, Timer G's
         retransmissions) shows here. A CANCEL's entry holds its own 200 only: the 487
         it caused belongs to the INVITE's entry, stamped after the CANCEL's."""
+        if outcome.note is RESPONSE_NOTE:
+            return  # a response to our own request: it joined that request's entry
         source = outcome.source
         request = outcome.request
         rule = outcome.rule

@@ -112,6 +112,32 @@ class ResponseSpec:
         return header in self.typed or any(n.lower() == lower for n, _ in self.headers)
 
 
+# What the far end may send in a rule's `then` (scenario/steps.py). CANCEL and ACK are
+# the transaction's and the dialog's to send, PRACK the answer to a reliable
+# provisional: none of them is a step of its own.
+STEP_METHODS = ("BYE", "INVITE", "UPDATE", "INFO", "MESSAGE", "NOTIFY", "REFER", "OPTIONS")
+# A re-INVITE or UPDATE step's offer: its direction attribute (RFC 4566 6), or "none"
+# for a request without an offer (the client offers in its 2xx, RFC 3261 14.1).
+STEP_SDP = ("sendrecv", "sendonly", "recvonly", "inactive", "none")
+
+
+@dataclass(slots=True, frozen=True)
+class FarEndStep:
+    """One step of a rule's ``then``: the far end sends ``send`` ``after`` seconds
+    after the previous step is over (the first: after the ACK of the 2xx to an INVITE,
+    else after the answer). ``sdp``: a re-INVITE's or UPDATE's offer direction, "none"
+    for no offer, None for the method's default (INVITE and UPDATE offer sendrecv);
+    ``headers`` and ``body`` are templates rendered against the request that
+    triggered the rule."""
+
+    send: str
+    after: float = 0.0
+    sdp: str | None = None
+    headers: tuple[tuple[str, Template], ...] = ()
+    body: Template | None = None
+    content_type: str | None = None
+
+
 # `action` values: send the responses; send nothing; send the provisionals and no final.
 ACTIONS = ("answer", "none", "provisional-only")
 # `fault` values on stream transports: close the connection or reset it (RST), before
@@ -188,6 +214,9 @@ class Rule:
     user: str | None = None  # the Request-URI user this rule requires, if one exact one
     behaviour: Behaviour | None = None  # not answering, faults, chance; None: none
     state: RuleState | None = None  # a sequence or named states, else None (stateless)
+    # What the far end does after answering (uac/farend.py); empty: nothing, and the
+    # rule stays on the stateless path.
+    then: tuple[FarEndStep, ...] = ()
 
     @property
     def stateful(self) -> bool:
@@ -197,6 +226,7 @@ class Rule:
             or isinstance(self.final.code, Template)
             or (self.behaviour is not None and self.behaviour.action == "provisional-only")
             or self.state is not None
+            or bool(self.then)
         )
 
     def matches(self, request: Request, source: Source) -> bool:

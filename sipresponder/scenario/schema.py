@@ -33,10 +33,20 @@ from ..sip.sdp import DIRECTIONS
 from ..sip.transports import TRANSPORTS
 from ..uas.validation import CHECKS
 from .loader import TOP_KEYS
-from .model import ACTIONS, AFTER, CONNECTION_FAULTS, FAULTS, SCOPES, Settings
+from .model import (
+    ACTIONS,
+    AFTER,
+    CONNECTION_FAULTS,
+    FAULTS,
+    SCOPES,
+    STEP_METHODS,
+    STEP_SDP,
+    Settings,
+)
 from .responses import RESPONSE_KEYS, TYPED_FIELDS
 from .rules import BEHAVIOUR_KEYS, DEFAULT_KEYS, MATCH_KEYS, RULE_KEYS, STATE_KEYS
 from .settings import _NOT_NEGATIVE, _POSITIVE
+from .steps import MAX_STEPS, STEP_KEYS
 
 Schema = dict[str, Any]
 
@@ -321,6 +331,7 @@ def _rule() -> Schema:
         "match": _match(),
         "provisional": _ref("provisional"),
         "auth": {"enum": sorted(CHALLENGE_CODES), "description": "challenge with 401 or 407"},
+        "then": _then(),
     }
     described = {**_response_keys(), **_behaviour_keys(), **_state_keys(), **own}
     return {
@@ -332,6 +343,35 @@ def _rule() -> Schema:
         "dependentSchemas": _responses_elsewhere(),
         # A rule is either chancy or stateful, not both (yet).
         "not": {"allOf": [_any_of_keys(BEHAVIOUR_KEYS), _any_of_keys(STATE_KEYS)]},
+    }
+
+
+def _then() -> Schema:
+    """``[[rule.then]]``: the far end's steps after the answer (scenario/steps.py)."""
+    step: dict[str, Schema] = {
+        "send": {"enum": list(STEP_METHODS), "description": "the method the far end sends"},
+        "after": {"type": "number", "minimum": 0, "maximum": 3600,
+                  "description": "seconds after the previous step is over (the first: "
+                                 "after the ACK of a 2xx to INVITE, else the answer)"},
+        "sdp": {"enum": list(STEP_SDP),
+                "description": "a re-INVITE's or UPDATE's offer direction; none: no offer"},
+        "headers": {"type": "object", "additionalProperties": {"type": ["string", "number"]},
+                    "description": "header fields to add (templates)"},
+        "body": {"type": "string", "description": "the body (a template)"},
+        "content_type": {"type": "string", "pattern": "/", "description": "the body's type"},
+    }
+    return {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_STEPS,
+        "description": "what the far end sends after answering, step by step",
+        "items": {
+            "type": "object",
+            "properties": _exactly(STEP_KEYS, step, "step key"),
+            "additionalProperties": False,
+            "required": ["send"],
+            "dependentRequired": {"body": ["content_type"]},
+        },
     }
 
 

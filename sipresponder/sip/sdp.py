@@ -46,26 +46,31 @@ def _addr_type(address: str) -> str:
     return "IP6" if ":" in address else "IP4"
 
 
-def _head(address: str, session_id: int) -> list[str]:
+def _head(address: str, session_id: int, version: int | None = None) -> list[str]:
     kind = _addr_type(address)
     return [
         "v=0",
-        f"o=sipresponder {session_id} {session_id} IN {kind} {address}",
+        f"o=sipresponder {session_id} {session_id if version is None else version} IN {kind}"
+        f" {address}",
         "s=sipresponder",
         f"c=IN {kind} {address}",
         "t=0 0",
     ]
 
 
-def make_offer(address: str, session_id: int) -> bytes:
+def make_offer(address: str, session_id: int, version: int | None = None,
+               direction: str = "sendrecv") -> bytes:
+    """Our offer: PCMU, PCMA and telephone-event. ``version``: the o= line's session
+    version, which each new offer of a session raises (RFC 3264 8); ``direction``:
+    hold is sendonly or inactive (RFC 3264 8.4)."""
     lines = [
-        *_head(address, session_id),
+        *_head(address, session_id, version),
         f"m=audio {_BASE_PORT} RTP/AVP 0 8 101",
         "a=rtpmap:0 PCMU/8000",
         "a=rtpmap:8 PCMA/8000",
         "a=rtpmap:101 telephone-event/8000",
         "a=fmtp:101 0-16",
-        "a=sendrecv",
+        f"a={direction}",
     ]
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
 

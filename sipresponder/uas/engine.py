@@ -24,6 +24,8 @@ from ..sip.message import NotARequest, Request, parse_request, too_large
 from ..sip.response import Echo, header_line, serialize, status_line
 from ..sip.routing import response_destination
 from ..sip.transports import MESSAGE_FRAMED
+from ..uac.exchange import SentRecorder
+from ..uac.farend import RESPONSE_NOTE, FarEnd
 from . import faults
 from .compiled import speedups
 from .eventlog import log_drop, log_request
@@ -57,6 +59,13 @@ class Engine:
         self.counters: Counter[str] = Counter()
         self.limit_log = LimitLog()
         self.transactions = Transactions(scenario, self._respond, self.counters, self.limit_log)
+        # The far end (uac/farend.py): made by the first rule with `then` steps that
+        # answers (or the first API call); None until then, so that a scenario
+        # without steps pays one test per ACK, response and timer, and no more.
+        self.far: FarEnd | None = None
+        # Told of every request the far end sends (Journal.record_sent); kept here so
+        # that a far end made later finds them.
+        self.sent_recorders: list[SentRecorder] = []
         self.scenario = scenario  # also sets up the per-scenario state below
 
     @property
@@ -133,6 +142,11 @@ class Engine:
                 strict_length=scenario.switch("content_length"),
             )
         except NotARequest as exc:
+            far = self.far
+            if far is not None and data.startswith(b"SIP/2.0 "):
+                sends = far.response(data, source, now)
+                if sends is not None:
+                    return Outcome(data, source, now, scenario, sends, None, None, RESPONSE_NOTE)
             why = f"not a request ({exc})"
             self._dropped(source, why)
             return Outcome(data, source, now, scenario, [], None, None, f"dropped: {why}")
@@ -156,6 +170,8 @@ class Engine:
                 counters[ACK] += 1
             log_request(request, source, "ACK absorbed")
             self.transactions.absorb_ack(request)
+            if self.far is not None:
+                self.far.acked(request, now)
             return Outcome(data, source, now, scenario, [], request, None, "ACK absorbed")
         rejection: Refusal | None
         if over is not None:  # REJECT: a 503, at most one a second per source
@@ -188,6 +204,13 @@ class Engine:
                 return Outcome(data, source, now, scenario, sends, request, None, note,
                                None, ended)
 
+        far = self.far
+        if far is not None:
+            refused = far.inbound(request)
+            if refused is not None:  # RFC 3261 14.2: a re-INVITE while ours is pending
+                note = f"rejected: {refused[0]} {refused[1]}"
+                send = self._reject(request, source, via, Rejection(*refused))
+                return Outcome(data, source, now, scenario, [send], request, None, note)
         if self._stateful:
             rule = scenario.match(request, source, self.states.admits)
         else:
@@ -206,7 +229,9 @@ class Engine:
             return self._behave(data, source, now, scenario, request, via, rule)
         echo = Echo(request, source.remote, scenario.tag_key)
         code = self._code(final, request, source)
-        if not provisional and not final.delay and code >= 200 and rule.state is None:
+        then = rule.then
+        if (not provisional and not final.delay and code >= 200 and rule.state is None
+                and not then):
             # Stateless: the same request always gets the same octets back. A stateful
             # rule keeps a transaction so that a retransmission is not counted again.
             plan = self._plan(final, code, request.method, source)
@@ -225,6 +250,9 @@ class Engine:
             code = 200
         steps.append((final, code))
         sends, txn = transactions.start(steps, request, source, via, echo, now)
+        if then and txn is not None:
+            self.far_end().answered(rule, request, source, echo.tag, code, txn, now,
+                                    sum(spec.delay for spec, _ in steps))
         return Outcome(data, source, now, scenario, sends, request, rule, None, txn)
 
     def _behave(
@@ -299,11 +327,27 @@ class Engine:
         send = self._reject(request, source, via, rejection)
         return [Send(send.data, send.transport, send.remote, send.conn, close_after=True)]
 
+    def far_end(self) -> FarEnd:
+        """The far end, made on first use."""
+        if self.far is None:
+            self.far = FarEnd(self._scenario.settings, self.counters, self.sent_recorders)
+        return self.far
+
     def next_deadline(self) -> float | None:
-        return self.transactions.next_deadline()
+        mine = self.transactions.next_deadline()
+        far = self.far
+        if far is None:
+            return mine
+        theirs = far.next_deadline()
+        if mine is None:
+            return theirs
+        return mine if theirs is None else min(mine, theirs)
 
     def fire(self, now: float) -> list[Send]:
-        return self.transactions.fire(now)
+        sends = self.transactions.fire(now)
+        if self.far is not None:
+            sends += self.far.fire(now)
+        return sends
 
     # -- building and routing one response ----------------------------------------------------
     def _reject(self, request: Request, source: Source, via: Via, rejection: Refusal) -> Send:

@@ -102,6 +102,7 @@ TRANSACTION = ENGINE_PREFIX + "transaction"  # a retransmission or CANCEL of a l
 DIGEST = ENGINE_PREFIX + "digest"  # Digest authentication
 STATEFUL = ENGINE_PREFIX + "stateful"  # a sequence or named states
 BEHAVIOUR = ENGINE_PREFIX + "behaviour"  # action, fault, repeat_final, probability
+FAR_END = ENGINE_PREFIX + "far-end"  # `then`: the far end acts after the answer
 PROVISIONAL = ENGINE_PREFIX + "provisional"  # provisional responses, or a 1xx final
 DELAY = ENGINE_PREFIX + "delay"  # a delayed final response
 CODE_TEMPLATE = ENGINE_PREFIX + "code-template"  # a code that reads more than the line
@@ -468,6 +469,8 @@ def rule_reason(rule: Rule) -> str | None:
         return STATEFUL
     if rule.behaviour is not None:
         return BEHAVIOUR
+    if rule.then:
+        return FAR_END
     if rule.provisional:
         return PROVISIONAL
     if final.delay or final.delay_draw is not None:

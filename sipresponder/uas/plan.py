@@ -397,9 +397,15 @@ def bindings(request: Request) -> list[str]:
     return out
 
 
+def sdp_session(request: Request) -> int:
+    """The o= session id of our answer to ``request``'s INVITE: the far end's later
+    offers in that dialog keep it and raise the version (RFC 3264 8)."""
+    return int(hashlib.blake2s(request.raw[:256], digest_size=4).hexdigest(), 16)
+
+
 def _sdp(request: Request, source: Source, scenario: Scenario) -> bytes:
     address = scenario.settings.media_address or source.local[0]
-    session = int(hashlib.blake2s(request.raw[:256], digest_size=4).hexdigest(), 16)
+    session = sdp_session(request)
     offer = b""
     ctype = request.get("content-type")
     if request.body and ctype is not None and ctype.lower().startswith("application/sdp"):

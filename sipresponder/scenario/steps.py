@@ -1,0 +1,100 @@
+"""A rule's ``then``: the requests the far end sends after answering, read from
+``[[rule.then]]`` tables; errors raise ``FieldError`` naming the step and its key.
+
+    [[rule.then]]
+    after = 1          # seconds after the previous step (the first: after the ACK)
+    send = "BYE"
+
+What each step does on the wire is uac/farend.py's; here only what can be refused
+before anything runs: an unknown method, an offer on a method that carries none, a
+REFER without a Refer-To (RFC 3515 2.4.1: "A REFER request MUST contain exactly one
+Refer-To header field value").
+"""
+
+from __future__ import annotations
+
+from ..sip.abnf import TOKEN
+from .fields import FieldError, kind, reject_unknown, string, template
+from .model import STEP_METHODS, STEP_SDP, FarEndStep
+from .template import Template
+
+STEP_KEYS = frozenset({"send", "after", "sdp", "headers", "body", "content_type"})
+# Written by the far end itself (the dialog's, the transaction's and the body's).
+STEP_RESERVED = frozenset(h.lower() for h in (
+    "Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Route", "Contact",
+    "Content-Length", "Content-Type"))
+# Methods that carry an SDP offer by default (RFC 3261 14.1, RFC 3311 5.1).
+OFFERS = frozenset({"INVITE", "UPDATE"})
+# At most this many steps a rule: a script is for a call's few acts, and each live
+# one is held in memory per dialog.
+MAX_STEPS = 32
+
+
+def build_steps(value: object) -> tuple[FarEndStep, ...]:
+    """The ``then`` key: an array of tables, each one step."""
+    if not isinstance(value, list) or not value:
+        raise FieldError("then", "must be an array of tables ([[rule.then]]), each one step")
+    if len(value) > MAX_STEPS:
+        raise FieldError("then", f"has {len(value)} steps; at most {MAX_STEPS}")
+    steps = []
+    for i, raw in enumerate(value):
+        try:
+            steps.append(_step(raw))
+        except FieldError as exc:
+            raise exc.within(f"then[{i}]") from None
+    return tuple(steps)
+
+
+def _step(raw: object) -> FarEndStep:
+    if not isinstance(raw, dict):
+        raise FieldError(None, f"must be a table, not {kind(raw)}")
+    reject_unknown(raw, STEP_KEYS)
+    if "send" not in raw:
+        raise FieldError("send", f"missing: the method to send, one of {', '.join(STEP_METHODS)}")
+    method = string("send", raw["send"]).upper()
+    if method not in STEP_METHODS:
+        raise FieldError("send", f"must be one of {', '.join(STEP_METHODS)}, not {raw['send']!r}")
+    after = raw.get("after", 0)
+    if isinstance(after, bool) or not isinstance(after, int | float) or not 0 <= after <= 3600:
+        raise FieldError("after", "must be a number of seconds from 0 to 3600")
+    sdp = None
+    if "sdp" in raw:
+        sdp = string("sdp", raw["sdp"])
+        if sdp not in STEP_SDP:
+            raise FieldError("sdp", f"must be one of {', '.join(STEP_SDP)}, not {sdp!r}")
+        if method not in OFFERS:
+            raise FieldError("sdp", f"a {method} carries no offer: only INVITE and UPDATE do")
+    headers = _headers(raw.get("headers", {}))
+    if method == "REFER" and not any(n.lower() == "refer-to" for n, _ in headers):
+        raise FieldError("headers", 'a REFER needs a Refer-To (RFC 3515 2.4.1): '
+                                    'headers = { Refer-To = "<sip:carol@{local.hostport}>" }')
+    body = template("body", string("body", raw["body"])) if "body" in raw else None
+    content_type = None
+    if "content_type" in raw:
+        content_type = string("content_type", raw["content_type"])
+        if not content_type or any(c in content_type for c in "\r\n"):
+            raise FieldError("content_type", "must be a media type on one line")
+    if body is not None and content_type is None:
+        raise FieldError("content_type", "a body needs its content_type")
+    if body is not None and method in OFFERS and sdp not in (None, "none"):
+        raise FieldError("body", f"a {method} with an SDP offer has its body made for it: "
+                                 'drop body or say sdp = "none"')
+    return FarEndStep(method, float(after), sdp, headers, body, content_type)
+
+
+def _headers(value: object) -> tuple[tuple[str, Template], ...]:
+    if not isinstance(value, dict):
+        raise FieldError("headers", "must be a table of header name = value")
+    out = []
+    for name, text in value.items():
+        field = f"headers.{name}"
+        if not TOKEN.fullmatch(name):
+            raise FieldError(field, "is not a valid header name")
+        if name.lower() in STEP_RESERVED:
+            raise FieldError(field, "is written by the far end itself and cannot be set here")
+        if isinstance(text, bool) or not isinstance(text, str | int | float):
+            raise FieldError(field, f"must be a string or a number, not {kind(text)}")
+        if any(c in str(text) for c in "\r\n"):
+            raise FieldError(field, "must not contain line breaks")
+        out.append((name, template(field, str(text))))
+    return tuple(out)

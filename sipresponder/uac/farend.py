@@ -1,0 +1,616 @@
+"""The far end acts: the requests the responder sends of its own accord, sans-I/O.
+
+A rule with ``then`` steps (scenario/steps.py) hands its answered request here
+(``FarEnd.answered``); the steps run one after the other, each ``after`` seconds
+after the previous one is over (the first after the ACK of our 2xx to an INVITE,
+RFC 3261 13.3.1.4, or 64*T1 after the 2xx when no ACK comes; else after the answer):
+
+- in a dialog (RFC 3261 12): the one the request made (a 2xx to INVITE, SUBSCRIBE or
+  REFER, our To tag the Echo's), or the one it was sent in (its To tag: adopted from
+  the request when the far end did not know it yet, e.g. a REFER in a call whose
+  INVITE rule has no steps);
+- or, after a request that makes no dialog (a REGISTER, an out-of-dialog MESSAGE),
+  out of any dialog, to the request's Contact: a new Call-ID each time, and an
+  INVITE there calls the client in (its 2xx makes the dialog the next steps use).
+
+Each request goes through its client transaction (uac/transactions.py: Timers A, B,
+E, F, K, the ACK of a non-2xx); a 2xx to our INVITE is ACKed here, from the dialog
+(RFC 3261 13.2.2.4), with an SDP answer when our INVITE offered none. A 491 to our
+re-INVITE is retried after RFC 3261 14.1's back-off; a 408 or 481 to an in-dialog
+request ends the dialog (12.2.1.2), and so does a BYE, sent or received.
+
+Nothing here reads a clock or a socket: the engine passes ``now`` in, hands over the
+responses that arrive (``response``), asks ``next_deadline()`` and calls
+``fire(now)``; every call returns the ``Send``s to write. Each request sent is told
+to ``recorders`` as an ``Exchange`` (the journal's entry with direction "sent").
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+from ..scenario.template import RenderContext
+from ..sip.headers import parse_name_addr
+from ..sip.message import Request, parse_request
+from ..sip.sdp import make_answer, make_offer
+from ..uas.events import Send, Source
+from ..uas.plan import own_contact, sdp_session
+from ..uas.transactions import TimerQueue
+from .dialog import Dialog, DialogError, DialogId, Dialogs, Hop
+from .exchange import Exchange, SentRecorder
+from .responses import Response, parse_response
+from .transactions import (
+    Actions,
+    ClientRequest,
+    ClientTransactions,
+    Destination,
+    Received,
+    Terminated,
+    TimedOut,
+    Timers,
+    TooManyTransactions,
+    TransportFailed,
+    TxnKey,
+    new_branch,
+)
+
+if TYPE_CHECKING:
+    from ..scenario.model import FarEndStep, Rule, Settings
+    from ..uas.transactions import Transaction
+
+log = logging.getLogger("sipresponder")
+
+# What a journal entry of a response to our own request says (it joins the sent
+# request's entry instead of making one: Journal.record skips it).
+RESPONSE_NOTE = "response to a request the far end sent"
+# Methods whose 2xx makes a dialog (RFC 3261 12.1, RFC 6665 4.1.2.2, RFC 3515 2.4.4).
+DIALOG_MAKERS = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
+# Statuses to an in-dialog request that end the dialog (RFC 3261 12.2.1.2).
+DIALOG_ENDING = frozenset({408, 481})
+# Out-of-dialog requests carry this user in From and Contact, as our responses do
+# (uas/plan.py own_contact).
+OUR_USER = "sipresponder"
+# How many times a step's re-INVITE answered 491 is tried again (RFC 3261 14.1).
+MAX_GLARE_RETRIES = 5
+
+
+@dataclass(slots=True, eq=False)
+class Script:
+    """A rule's steps running for one request: ``context`` the request that
+    triggered them (templates read it), ``dialog`` the dialog they run in (None:
+    out of any dialog, until an INVITE step's 2xx makes one). ``index`` the step
+    to run next; ``uas`` the server transaction of an INVITE whose ACK starts it."""
+
+    rule: Rule
+    context: RenderContext
+    dialog: Dialog | None
+    index: int = 0
+    timer: int | None = None
+    uas: Transaction | None = None
+    retries: int = 0
+    over: bool = False
+
+    @property
+    def step(self) -> FarEndStep:
+        return self.rule.then[self.index]
+
+    @property
+    def label(self) -> str:
+        return f"{self.rule.label}, step {self.index + 1} of {len(self.rule.then)}"
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """One client transaction of ours: its request (parsed, for the dialog a 2xx
+    makes), the exchange the journal shows, and what sent it."""
+
+    request: Request
+    exchange: Exchange
+    dialog: Dialog
+    destination: Destination
+    script: Script | None
+    offered: bool  # our INVITE carried an SDP offer (else the ACK carries the answer)
+    ack: Send | None = None  # the ACK of its 2xx, sent again for each retransmission
+    final: int | None = None
+
+
+@dataclass(slots=True)
+class DialogUse:
+    """What the far end keeps per dialog besides the dialog: the scripts running in
+    it, our SDP session (id, version) and whether it is only a subscription (ended
+    by a NOTIFY saying terminated) or carries a call."""
+
+    scripts: list[Script] = field(default_factory=list)
+    session: int = 0
+    version: int = 0
+    inviting: TxnKey | None = None  # our INVITE in flight (glare: RFC 3261 14.2)
+    call: bool = False
+    ours: bool = False  # we chose the Call-ID (we called in): RFC 3261 14.1's owner
+
+
+class FarEnd:
+    """The far end's dialogs, client transactions and running scripts (see the
+    module's docstring). ``recorders`` is the engine's list, told of each request
+    sent before its octets leave."""
+
+    def __init__(self, settings: Settings, counters: Counter[str],
+                 recorders: list[SentRecorder], rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.counters = counters
+        self.recorders = recorders
+        # Back-off draws (14.1); branches, tags and Call-IDs come from the system's
+        # generator: a seeded scenario must not replay them after a swap.
+        self.random = rng or random.Random()
+        self._ids = random.SystemRandom()
+        self.timers = TimerQueue()
+        self.transactions = ClientTransactions(
+            Timers(t1=settings.timer_t1, t2=settings.timer_t2), settings.max_transactions)
+        self.dialogs = Dialogs(settings.max_transactions)
+        self.uses: dict[DialogId, DialogUse] = {}
+        self.pending: dict[TxnKey, Pending] = {}
+        # INVITEs we answered with 2xx whose ACK starts a script:
+        # (Call-ID, their tag, our tag) -> the script.
+        self.awaiting_ack: dict[tuple[str, str, str], Script] = {}
+
+    # -- what the engine tells it ----------------------------------------------------
+    def answered(self, rule: Rule, request: Request, source: Source, local_tag: str,
+                 code: int, uas: Transaction | None, now: float, delay: float = 0.0) -> None:
+        """``rule`` (which has steps) answered ``request`` with ``code`` (its final;
+        ``delay`` seconds from now), our To tag ``local_tag`` ("" when the request
+        had one): start its script."""
+        dialog = None
+        try:
+            to_tag = request.to.tag
+            from_tag = request.from_.tag or ""
+            call_id = request.call_id
+        except (KeyError, ValueError) as exc:
+            self._failed(rule.label, f"the request's dialog fields do not parse: {exc}")
+            return
+        ok = 200 <= code < 300
+        try:
+            if to_tag:
+                dialog = self.dialogs.get((call_id, to_tag, from_tag))
+                if dialog is None:
+                    dialog = self._adopt(Dialog.from_uas(
+                        request, to_tag, source=source, contact=_contact(source)), request)
+            elif ok and request.method in DIALOG_MAKERS:
+                dialog = self._adopt(Dialog.from_uas(
+                    request, local_tag, source=source, contact=_contact(source)), request)
+        except DialogError as exc:
+            self._failed(rule.label, str(exc))
+            return
+        script = Script(rule, RenderContext(request, source), dialog, uas=uas)
+        if dialog is not None:
+            self.uses[dialog.id].scripts.append(script)
+        if request.method == "INVITE" and ok and not to_tag:
+            # 13.3.1.4: the 2xx is retransmitted until the ACK; without one in 64*T1
+            # the UAS should end the dialog. The script starts at either.
+            self.awaiting_ack[(call_id, from_tag, local_tag)] = script
+            script.timer = self.timers.add(
+                now + delay + 64 * self.settings.timer_t1, partial(self._no_ack, script))
+            return
+        self._schedule(script, now + delay)
+
+    def acked(self, request: Request, now: float) -> None:
+        """An ACK arrived: the one of a 2xx whose script waits starts it."""
+        try:
+            key = (request.call_id, request.from_.tag or "", request.to.tag or "")
+        except (KeyError, ValueError):
+            return
+        script = self.awaiting_ack.pop(key, None)
+        if script is None:
+            return
+        self.timers.cancel(script.timer)
+        if script.uas is not None and script.uas.cancelled:
+            self._end_script(script)  # the ACK of a 487: the call never was
+            return
+        self._schedule(script, now)
+
+    def inbound(self, request: Request) -> tuple[int, str] | None:
+        """A request the client sent: what the far end must answer in place of the
+        rules (a 491 to a re-INVITE while ours is pending, RFC 3261 14.2), else None.
+        A BYE in a far-end dialog ends it (the rules still answer it)."""
+        method = request.method
+        if method not in ("BYE", "INVITE", "UPDATE"):
+            return None
+        try:
+            key = (request.call_id, request.to.tag or "", request.from_.tag or "")
+        except (KeyError, ValueError):
+            return None
+        use = self.uses.get(key)
+        if use is None:
+            return None
+        if method == "BYE":
+            self._end_dialog(key, "the client sent BYE")
+            return None
+        if use.inviting is not None and use.inviting in self.pending:
+            return 491, "Request Pending"
+        return None
+
+    def response(self, data: bytes, source: Source, now: float) -> list[Send] | None:
+        """A response that arrived: the Sends it causes, or None when it belongs to
+        no request of ours (a stray, which the engine drops)."""
+        try:
+            parsed = parse_response(data)
+        except ValueError:
+            return None
+        actions = self.transactions.receive(parsed, now)
+        if actions is None:
+            return None
+        return self._apply(actions, now, source)
+
+    # -- time ------------------------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        mine = self.timers.next_deadline()
+        theirs = self.transactions.next_deadline()
+        if mine is None:
+            return theirs
+        return mine if theirs is None else min(mine, theirs)
+
+    def fire(self, now: float) -> list[Send]:
+        out = self.timers.fire(now)
+        out += self._apply(self.transactions.fire(now), now, None)
+        return out
+
+    # -- what tests and the admin API ask --------------------------------------------
+    def live(self) -> list[dict[str, object]]:
+        """The live dialogs, JSON-able: Call-ID, tags, peer, state, scripts."""
+        out: list[dict[str, object]] = []
+        for key, use in self.uses.items():
+            dialog = self.dialogs.get(key)
+            if dialog is None:
+                continue
+            out.append({
+                "call_id": dialog.call_id, "local_tag": dialog.local_tag,
+                "remote_tag": dialog.remote_tag, "local": dialog.local,
+                "remote": dialog.remote, "remote_target": dialog.remote_target.raw,
+                "transport": dialog.source.transport if dialog.source else None,
+                "kind": "call" if use.call else "subscription",
+                "steps_left": sum(len(s.rule.then) - s.index for s in use.scripts
+                                  if not s.over),
+            })
+        return out
+
+    # -- scripts -----------------------------------------------------------------------
+    def _adopt(self, dialog: Dialog, request: Request) -> Dialog:
+        known = self.dialogs.get(dialog.id)
+        if known is not None:
+            return known
+        self.dialogs.add(dialog)
+        # The table forgets the least recently used past its capacity: so do we.
+        for gone in [k for k in self.uses if k not in self.dialogs]:
+            self._forget(gone)
+        use = DialogUse(session=sdp_session(request), call=request.method == "INVITE")
+        self.uses[dialog.id] = use
+        return dialog
+
+    def _schedule(self, script: Script, now: float) -> None:
+        if script.index >= len(script.rule.then):
+            self._end_script(script)
+            return
+        when = now + script.step.after
+        script.timer = self.timers.add(when, partial(self._run, script))
+
+    def _no_ack(self, script: Script, now: float) -> list[Send]:
+        for key, waiting in list(self.awaiting_ack.items()):
+            if waiting is script:
+                del self.awaiting_ack[key]
+        if script.uas is not None and script.uas.cancelled:
+            self._end_script(script)
+            return []
+        self.counters["far_end_no_ack"] += 1
+        return self._run(script, now)
+
+    def _run(self, script: Script, now: float) -> list[Send]:
+        """Send the script's next step."""
+        script.timer = None
+        if script.over:
+            return []
+        step = script.step
+        ctx = script.context
+        dialog = script.dialog
+        try:
+            if dialog is None:
+                dialog = self._outbound(ctx)
+            headers, body, content_type, offered = self._content(script, dialog, step)
+            return self._send(dialog, step.send, headers, body, content_type, offered,
+                              script, script.label, now)
+        except DialogError as exc:
+            self._failed(script.label, str(exc))
+            self._end_script(script)
+            return []
+
+    def _content(self, script: Script, dialog: Dialog, step: FarEndStep
+                 ) -> tuple[list[tuple[str, str]], bytes, str | None, bool]:
+        ctx = script.context
+        headers = [(name, value.render(ctx)) for name, value in step.headers]
+        names = {name.lower() for name, _ in headers}
+        body = step.body.render(ctx).encode() if step.body is not None else b""
+        content_type = step.content_type
+        method = step.send
+        offered = False
+        if method in ("INVITE", "UPDATE") and step.body is None and step.sdp != "none":
+            use = self.uses.get(dialog.id)
+            session = use.session if use is not None else self._ids.getrandbits(31)
+            version = session
+            if use is not None:
+                use.version += 1
+                version = session + use.version
+            address = self.settings.media_address or ctx.source.local[0]
+            body = make_offer(address, session, version, step.sdp or "sendrecv")
+            content_type = "application/sdp"
+            offered = True
+        if method == "NOTIFY":
+            trigger = ctx.request
+            refer = trigger.method == "REFER"
+            if "event" not in names and "o" not in names:
+                event = "refer" if refer else trigger.get("event")
+                if event is None:
+                    raise DialogError("a NOTIFY needs an Event header: give it in the"
+                                      " step's headers (the request that triggered it has"
+                                      " none to follow)")
+                headers.append(("Event", event))
+            if "subscription-state" not in names:
+                headers.append(("Subscription-State", _subscription_state(script)))
+            if body and content_type is None:
+                content_type = "message/sipfrag;version=2.0" if refer else "text/plain"
+        return headers, body, content_type, offered
+
+    def _outbound(self, ctx: RenderContext) -> Dialog:
+        """A dialog-less request's state: to the triggering request's Contact (a
+        REGISTER's: the binding it made), as the client's party (a REGISTER's To,
+        the address of record, else its From), from us, on a new Call-ID."""
+        request, source = ctx.request, ctx.source
+        contacts = request.rows("contact")
+        if not contacts or contacts[0].strip() == "*":
+            raise DialogError(f"the {request.method} that triggered the step has no"
+                              " Contact to send to")
+        try:
+            target = parse_name_addr(contacts[0].split(",")[0].strip()).uri
+            party = request.to if request.method == "REGISTER" else request.from_
+        except (KeyError, ValueError) as exc:
+            raise DialogError(f"the {request.method}'s Contact or address does not"
+                              f" parse: {exc}") from None
+        nat_host = None
+        try:
+            via = request.top_via_lenient()
+            if via.has_param("rport"):
+                nat_host = via.host
+        except ValueError:
+            pass
+        ip, port = source.local
+        host = f"[{ip}]" if ":" in ip else ip
+        contact = _contact(source)
+        return Dialog(
+            call_id=f"{self._ids.getrandbits(96):024x}@{host}",
+            local_tag=f"{self._ids.getrandbits(64):016x}", remote_tag="",
+            local=f"<sip:{OUR_USER}@{host}:{port}>", remote=f"<{party.uri.raw}>",
+            remote_target=target, route_set=(), local_cseq=0, remote_cseq=None,
+            secure=False, source=source, contact=contact, nat_host=nat_host)
+
+    def _send(self, dialog: Dialog, method: str, headers: list[tuple[str, str]], body: bytes,
+              content_type: str | None, offered: bool, script: Script | None, note: str,
+              now: float) -> list[Send]:
+        destination = self._destination(dialog.next_hop(), dialog)
+        branch = new_branch(self._ids)
+        source = dialog.source
+        assert source is not None  # every dialog here is made with one
+        data = dialog.request(method, headers=tuple(headers), body=body,
+                              content_type=content_type, sent_by=_hostport(source.local),
+                              branch=branch)
+        request = parse_request(data, datagram=True)
+        exchange = Exchange(data, method, destination.transport, destination.remote,
+                            source.local, dialog.call_id, note)
+        try:
+            actions = self.transactions.start(
+                ClientRequest(data, method, branch, request.cseq[0]), destination, now)
+        except TooManyTransactions as exc:
+            raise DialogError(str(exc)) from None
+        key = (branch, method)
+        self.pending[key] = Pending(request, exchange, dialog, destination, script, offered)
+        use = self.uses.get(dialog.id)
+        if method == "INVITE" and use is not None:
+            use.inviting = key
+        self.counters[f"far_end_sent:{method}"] += 1
+        self._record(exchange)
+        return self._apply(actions, now, None)
+
+    def _destination(self, hop: Hop, dialog: Dialog) -> Destination:
+        if hop.source is not None:
+            return Destination(hop.transport, hop.address, hop.source.conn)
+        source = dialog.source
+        if hop.transport == "udp" and source is not None and source.transport == "udp":
+            # The listener the dialog's request came in on sends (its conn numbers it).
+            return Destination("udp", hop.address, source.conn)
+        via = f"{source.transport} connection {source.conn}" if source else "nothing"
+        raise DialogError(
+            f"cannot reach {hop.transport}:{hop.address[0]}:{hop.address[1]}: the dialog"
+            f" came over {via}, and sipresponder opens no connections of its own")
+
+    def _record(self, exchange: Exchange) -> None:
+        for recorder in self.recorders:
+            recorder(exchange)
+
+    # -- what the transactions said ------------------------------------------------------
+    def _apply(self, actions: Actions, now: float, source: Source | None) -> list[Send]:
+        out = list(actions.sends)
+        for event in actions.events:
+            pending = self.pending.get(event.key)
+            if pending is None:
+                continue
+            if isinstance(event, Received):
+                out += self._received(pending, event.response, now, source)
+            elif isinstance(event, TimedOut):
+                pending.exchange.ended(f"timed out (Timer {event.timer}): no final response")
+                out += self._over(pending, event.status, None, now)
+            elif isinstance(event, TransportFailed):
+                pending.exchange.ended(f"transport failed: {event.reason}")
+                out += self._over(pending, event.status, None, now)
+            elif isinstance(event, Terminated):
+                self.pending.pop(event.key, None)
+        return out
+
+    def _received(self, pending: Pending, response: Response, now: float,
+                  source: Source | None) -> list[Send]:
+        status = response.status
+        again = pending.final is not None and status >= 200
+        pending.exchange.received(response.raw, repeat=again)
+        if status < 200:
+            return []
+        if again:
+            # A 2xx retransmitted (its ACK was lost, 13.2.2.4): the same ACK again.
+            return [pending.ack] if pending.ack is not None and 200 <= status < 300 else []
+        pending.final = status
+        return self._over(pending, status, response, now, source)
+
+    def _over(self, pending: Pending, status: int, response: Response | None, now: float,
+              source: Source | None = None) -> list[Send]:
+        """The final status of one of our requests (a 408 or 503 of the transaction
+        when none came): ACK a 2xx to INVITE, then move the script on."""
+        out: list[Send] = []
+        method = pending.request.method
+        dialog = pending.dialog
+        use = self.uses.get(dialog.id)
+        if use is not None and use.inviting is not None and method == "INVITE":
+            use.inviting = None
+        script = pending.script
+        if method == "INVITE" and response is not None and 200 <= status < 300:
+            try:
+                dialog = self._confirmed(pending, response, source)
+                out += self._ack(pending, dialog, response)
+            except DialogError as exc:
+                self._failed(pending.exchange.note, f"the 2xx to our INVITE: {exc}")
+                if script is not None:
+                    self._end_script(script)
+                return out
+            if script is not None:
+                script.dialog = dialog
+        if (method == "INVITE" and status == 491 and script is not None
+                and script.retries < MAX_GLARE_RETRIES):
+            script.retries += 1
+            # 14.1: 2.1-4 s when we own the Call-ID (we called in), else 0-2 s.
+            owner = use is not None and use.ours
+            wait = self.random.uniform(2.1, 4.0) if owner else self.random.uniform(0, 2)
+            script.timer = self.timers.add(now + wait, partial(self._run, script))
+            return out
+        in_dialog = bool(dialog.remote_tag)
+        if method == "BYE" or (in_dialog and status in DIALOG_ENDING):
+            self._end_dialog(dialog.id, f"{method} got {status}")
+            return out
+        if method == "NOTIFY" and use is not None and not use.call and _terminates(
+                pending.request):
+            self._end_dialog(dialog.id, "the subscription is terminated")
+            return out
+        if script is not None and not script.over:
+            script.retries = 0
+            script.index += 1
+            self._schedule(script, now)
+        return out
+
+    def _confirmed(self, pending: Pending, response: Response, source: Source | None
+                   ) -> Dialog:
+        """The dialog a 2xx to our INVITE confirms: the one it was sent in, or for a
+        call made here (no remote tag yet) a new one (12.1.2)."""
+        dialog = pending.dialog
+        if dialog.remote_tag:
+            dialog.refresh(response.values("contact"))
+            return dialog
+        made = Dialog.from_uac(pending.request, response, source=dialog.source,
+                               contact=dialog.contact)
+        made.nat_host = dialog.nat_host
+        known = self.dialogs.get(made.id)
+        if known is not None:
+            return known
+        self.dialogs.add(made)
+        use = DialogUse(session=sdp_session(pending.request), call=True, ours=True)
+        self.uses[made.id] = use
+        if pending.script is not None:
+            use.scripts.append(pending.script)
+        return made
+
+    def _ack(self, pending: Pending, dialog: Dialog, response: Response) -> list[Send]:
+        """13.2.2.4: the ACK of a 2xx, built by the dialog, on a new branch; the
+        answer in it when our INVITE made no offer and the 2xx did."""
+        body = b""
+        content_type = None
+        if not pending.offered and response.body:
+            source = dialog.source
+            address = self.settings.media_address or (source.local[0] if source else "")
+            answer = make_answer(response.body, address, sdp_session(pending.request))
+            if answer is not None:
+                body, content_type = answer, "application/sdp"
+        source = dialog.source
+        assert source is not None
+        destination = self._destination(dialog.next_hop(), dialog)
+        data = dialog.request("ACK", body=body, content_type=content_type,
+                              sent_by=_hostport(source.local), branch=new_branch(self._ids))
+        exchange = Exchange(data, "ACK", destination.transport, destination.remote,
+                            source.local, dialog.call_id, pending.exchange.note)
+        self._record(exchange)
+        pending.ack = destination.send(data)
+        return [pending.ack]
+
+    # -- ending ------------------------------------------------------------------------
+    def _end_script(self, script: Script) -> None:
+        script.over = True
+        self.timers.cancel(script.timer)
+        if script.dialog is not None:
+            use = self.uses.get(script.dialog.id)
+            if use is not None and script in use.scripts:
+                use.scripts.remove(script)
+
+    def _end_dialog(self, key: DialogId, why: str) -> None:
+        log.debug("far end: dialog %s ends: %s", key[0], why)
+        self.dialogs.remove(key)
+        self._forget(key)
+
+    def _forget(self, key: DialogId) -> None:
+        use = self.uses.pop(key, None)
+        if use is None:
+            return
+        for script in use.scripts:
+            script.over = True
+            self.timers.cancel(script.timer)
+
+    def _failed(self, what: str, why: str) -> None:
+        self.counters["far_end_errors"] += 1
+        log.warning("far end: %s: %s", what, why,
+                    extra={"event": "far_end_error", "reason": why})
+
+
+def _contact(source: Source) -> str:
+    """Our Contact URI on ``source``'s listener, as our responses give it."""
+    return own_contact(source).strip("<>")
+
+
+def _hostport(address: tuple[str, int]) -> str:
+    ip, port = address
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _subscription_state(script: Script) -> str:
+    """The Subscription-State of a NOTIFY step that names none (RFC 6665 4.1.3):
+    terminated after an unsubscribe (Expires: 0) and for the last NOTIFY of a
+    REFER's (RFC 3515 2.4.5: the final sipfrag ends it), else active for the
+    subscription's expiry."""
+    trigger = script.context.request
+    expires = (trigger.get("expires") or "").strip()
+    if trigger.method == "REFER":
+        last = not any(s.send == "NOTIFY" for s in script.rule.then[script.index + 1:])
+        return "terminated;reason=noresource" if last else "active;expires=60"
+    if trigger.method != "SUBSCRIBE" or expires == "0":
+        return "terminated;reason=timeout"
+    return f"active;expires={expires if expires.isdigit() else 3600}"
+
+
+def _terminates(request: Request) -> bool:
+    state = request.get("subscription-state") or ""
+    return state.split(";", 1)[0].strip().lower() == "terminated"
+
+
+__all__ = ["RESPONSE_NOTE", "FarEnd", "Script"]
