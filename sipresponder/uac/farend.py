@@ -38,6 +38,7 @@ from ..scenario.template import RenderContext
 from ..sip.headers import parse_name_addr
 from ..sip.message import Request, parse_request
 from ..sip.sdp import make_answer, make_offer
+from ..sip.uri import URI, parse_uri
 from ..uas.events import Send, Source
 from ..uas.plan import own_contact, sdp_session
 from ..uas.transactions import TimerQueue
@@ -86,7 +87,8 @@ class Script:
     out of any dialog, until an INVITE step's 2xx makes one). ``index`` the step
     to run next; ``uas`` the server transaction of an INVITE whose ACK starts it."""
 
-    rule: Rule
+    steps: tuple[FarEndStep, ...]
+    name: str  # who started it: "rule 'hangup' (#2)", "the admin API"
     context: RenderContext
     dialog: Dialog | None
     index: int = 0
@@ -94,14 +96,15 @@ class Script:
     uas: Transaction | None = None
     retries: int = 0
     over: bool = False
+    outbound: Dialog | None = None  # the first step's state, for a call made here
 
     @property
     def step(self) -> FarEndStep:
-        return self.rule.then[self.index]
+        return self.steps[self.index]
 
     @property
     def label(self) -> str:
-        return f"{self.rule.label}, step {self.index + 1} of {len(self.rule.then)}"
+        return f"{self.name}, step {self.index + 1} of {len(self.steps)}"
 
 
 @dataclass(slots=True, eq=False)
@@ -125,6 +128,7 @@ class DialogUse:
     it, our SDP session (id, version) and whether it is only a subscription (ended
     by a NOTIFY saying terminated) or carries a call."""
 
+    context: RenderContext
     scripts: list[Script] = field(default_factory=list)
     session: int = 0
     version: int = 0
@@ -164,6 +168,7 @@ class FarEnd:
         ``delay`` seconds from now), our To tag ``local_tag`` ("" when the request
         had one): start its script."""
         dialog = None
+        context = RenderContext(request, source)
         try:
             to_tag = request.to.tag
             from_tag = request.from_.tag or ""
@@ -177,14 +182,16 @@ class FarEnd:
                 dialog = self.dialogs.get((call_id, to_tag, from_tag))
                 if dialog is None:
                     dialog = self._adopt(Dialog.from_uas(
-                        request, to_tag, source=source, contact=_contact(source)), request)
+                        request, to_tag, source=source, contact=_contact(source)), request,
+                        context)
             elif ok and request.method in DIALOG_MAKERS:
                 dialog = self._adopt(Dialog.from_uas(
-                    request, local_tag, source=source, contact=_contact(source)), request)
+                    request, local_tag, source=source, contact=_contact(source)), request,
+                    context)
         except DialogError as exc:
             self._failed(rule.label, str(exc))
             return
-        script = Script(rule, RenderContext(request, source), dialog, uas=uas)
+        script = Script(rule.then, rule.label, context, dialog, uas=uas)
         if dialog is not None:
             self.uses[dialog.id].scripts.append(script)
         if request.method == "INVITE" and ok and not to_tag:
@@ -271,13 +278,49 @@ class FarEnd:
                 "remote": dialog.remote, "remote_target": dialog.remote_target.raw,
                 "transport": dialog.source.transport if dialog.source else None,
                 "kind": "call" if use.call else "subscription",
-                "steps_left": sum(len(s.rule.then) - s.index for s in use.scripts
+                "steps_left": sum(len(s.steps) - s.index for s in use.scripts
                                   if not s.over),
             })
         return out
 
+    def send(self, call_id: str, step: FarEndStep, now: float, *, note: str = "the API"
+             ) -> list[Send]:
+        """Send ``step`` (its templates read the request that made the dialog) in the
+        live dialog of ``call_id`` now; DialogError when there is none, or it cannot
+        be sent (one line naming why)."""
+        found = [d for d in self.dialogs.by_call_id(call_id) if d.id in self.uses]
+        if not found:
+            raise DialogError(f"no live far-end dialog has Call-ID {call_id!r}")
+        dialog = found[-1]
+        use = self.uses[dialog.id]
+        script = Script((step,), note, use.context, dialog)
+        use.scripts.append(script)
+        return self._run(script, now, raising=True)
+
+    def call(self, target: str, source: Source, steps: tuple[FarEndStep, ...], now: float,
+             *, note: str = "the API") -> tuple[str, list[Send]]:
+        """Call ``target`` (a SIP URI with a literal address) in: ``steps[0]`` is the
+        INVITE (its offer, headers), the rest run in the dialog its 2xx makes. The
+        request goes out on ``source``'s listener (its ``remote`` the target's
+        address). Returns the new Call-ID and what to send; DialogError names why not."""
+        try:
+            uri = parse_uri(target)
+        except ValueError as exc:
+            raise DialogError(f"cannot call {target!r}: {exc}") from None
+        if not steps or steps[0].send != "INVITE":
+            raise DialogError("a call starts with an INVITE step")
+        dialog = self._dialog_to(uri, f"<{uri.raw}>", source, None)
+        # What the steps' templates read: the call as a request would carry it.
+        head = (f"INVITE {uri.raw} SIP/2.0\r\nVia: SIP/2.0/{source.transport.upper()}"
+                f" {_hostport(source.local)};branch=z9hG4bKapi\r\nFrom: {dialog.local}"
+                f";tag={dialog.local_tag}\r\nTo: {dialog.remote}\r\nCall-ID:"
+                f" {dialog.call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+        context = RenderContext(parse_request(head.encode("latin-1"), datagram=True), source)
+        script = Script(steps, note, context, None, outbound=dialog)
+        return dialog.call_id, self._run(script, now, raising=True)
+
     # -- scripts -----------------------------------------------------------------------
-    def _adopt(self, dialog: Dialog, request: Request) -> Dialog:
+    def _adopt(self, dialog: Dialog, request: Request, context: RenderContext) -> Dialog:
         known = self.dialogs.get(dialog.id)
         if known is not None:
             return known
@@ -285,12 +328,12 @@ class FarEnd:
         # The table forgets the least recently used past its capacity: so do we.
         for gone in [k for k in self.uses if k not in self.dialogs]:
             self._forget(gone)
-        use = DialogUse(session=sdp_session(request), call=request.method == "INVITE")
+        use = DialogUse(context, session=sdp_session(request), call=request.method == "INVITE")
         self.uses[dialog.id] = use
         return dialog
 
     def _schedule(self, script: Script, now: float) -> None:
-        if script.index >= len(script.rule.then):
+        if script.index >= len(script.steps):
             self._end_script(script)
             return
         when = now + script.step.after
@@ -306,23 +349,26 @@ class FarEnd:
         self.counters["far_end_no_ack"] += 1
         return self._run(script, now)
 
-    def _run(self, script: Script, now: float) -> list[Send]:
-        """Send the script's next step."""
+    def _run(self, script: Script, now: float, *, raising: bool = False) -> list[Send]:
+        """Send the script's next step. ``raising``: a step that cannot be sent raises
+        its DialogError (the API's caller hears why) instead of logging it."""
         script.timer = None
         if script.over:
             return []
         step = script.step
-        ctx = script.context
         dialog = script.dialog
         try:
             if dialog is None:
-                dialog = self._outbound(ctx)
+                dialog = script.outbound or self._outbound(script.context)
+                script.outbound = None
             headers, body, content_type, offered = self._content(script, dialog, step)
             return self._send(dialog, step.send, headers, body, content_type, offered,
                               script, script.label, now)
         except DialogError as exc:
-            self._failed(script.label, str(exc))
             self._end_script(script)
+            if raising:
+                raise
+            self._failed(script.label, str(exc))
             return []
 
     def _content(self, script: Script, dialog: Dialog, step: FarEndStep
@@ -383,15 +429,20 @@ class FarEnd:
                 nat_host = via.host
         except ValueError:
             pass
+        return self._dialog_to(target, f"<{party.uri.raw}>", source, nat_host)
+
+    def _dialog_to(self, target: URI, party: str, source: Source, nat_host: str | None
+                   ) -> Dialog:
+        """The state of a request out of any dialog: to ``target`` (``party`` in To),
+        from us on ``source``'s listener, on a new Call-ID and From tag."""
         ip, port = source.local
         host = f"[{ip}]" if ":" in ip else ip
-        contact = _contact(source)
         return Dialog(
             call_id=f"{self._ids.getrandbits(96):024x}@{host}",
             local_tag=f"{self._ids.getrandbits(64):016x}", remote_tag="",
-            local=f"<sip:{OUR_USER}@{host}:{port}>", remote=f"<{party.uri.raw}>",
+            local=f"<sip:{OUR_USER}@{host}:{port}>", remote=party,
             remote_target=target, route_set=(), local_cseq=0, remote_cseq=None,
-            secure=False, source=source, contact=contact, nat_host=nat_host)
+            secure=False, source=source, contact=_contact(source), nat_host=nat_host)
 
     def _send(self, dialog: Dialog, method: str, headers: list[tuple[str, str]], body: bytes,
               content_type: str | None, offered: bool, script: Script | None, note: str,
@@ -527,7 +578,11 @@ class FarEnd:
         if known is not None:
             return known
         self.dialogs.add(made)
-        use = DialogUse(session=sdp_session(pending.request), call=True, ours=True)
+        source = dialog.source
+        assert source is not None  # every dialog here is made with one
+        context = (pending.script.context if pending.script is not None
+                   else RenderContext(pending.request, source))
+        use = DialogUse(context, session=sdp_session(pending.request), call=True, ours=True)
         self.uses[made.id] = use
         if pending.script is not None:
             use.scripts.append(pending.script)
@@ -601,7 +656,7 @@ def _subscription_state(script: Script) -> str:
     trigger = script.context.request
     expires = (trigger.get("expires") or "").strip()
     if trigger.method == "REFER":
-        last = not any(s.send == "NOTIFY" for s in script.rule.then[script.index + 1:])
+        last = not any(s.send == "NOTIFY" for s in script.steps[script.index + 1:])
         return "terminated;reason=noresource" if last else "active;expires=60"
     if trigger.method != "SUBSCRIBE" or expires == "0":
         return "terminated;reason=timeout"
