@@ -138,6 +138,19 @@ class FarEndStep:
     content_type: str | None = None
 
 
+@dataclass(slots=True, frozen=True)
+class SessionTimer:
+    """A rule's ``session_timer`` (RFC 4028, uas/sessiontimer.py): our minimum
+    interval (the Min-SE of a 422), the interval we ask for when the request names
+    none, who refreshes when the request does not say, and the method our refresh
+    uses."""
+
+    min_se: int = 90
+    interval: int = 1800
+    refresher: str = "uas"
+    refresh: str = "UPDATE"
+
+
 # `action` values: send the responses; send nothing; send the provisionals and no final.
 ACTIONS = ("answer", "none", "provisional-only")
 # `fault` values on stream transports: close the connection or reset it (RST), before
@@ -217,6 +230,7 @@ class Rule:
     # What the far end does after answering (uac/farend.py); empty: nothing, and the
     # rule stays on the stateless path.
     then: tuple[FarEndStep, ...] = ()
+    session_timer: SessionTimer | None = None  # RFC 4028 on INVITE and UPDATE
 
     @property
     def stateful(self) -> bool:
@@ -227,6 +241,7 @@ class Rule:
             or (self.behaviour is not None and self.behaviour.action == "provisional-only")
             or self.state is not None
             or bool(self.then)
+            or self.session_timer is not None
         )
 
     def matches(self, request: Request, source: Source) -> bool:

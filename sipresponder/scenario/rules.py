@@ -23,14 +23,14 @@ from .model import (
     Step,
 )
 from .responses import RESPONSE_KEYS, build_provisionals, build_response, check_required
-from .steps import build_steps
+from .steps import build_session_timer, build_steps
 
 # Keys that change what a rule does with its responses (model.Behaviour).
 BEHAVIOUR_KEYS = frozenset({"action", "fault", "repeat_final", "probability", "choice"})
 # Keys that make a rule's answer depend on earlier requests (model.RuleState).
 STATE_KEYS = frozenset({"sequence", "after", "scope", "when_state", "new_state"})
 RULE_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | STATE_KEYS | {
-    "name", "match", "provisional", "auth", "then"}
+    "name", "match", "provisional", "auth", "then", "session_timer"}
 DEFAULT_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | {"provisional"}
 # The final response of a rule that sends none (action "none" or "provisional-only"):
 # never sent; there so that every rule has one for the checks that read it.
@@ -79,10 +79,12 @@ def build_rule(
             "(yet): split it into two rules",
         )
     then = build_steps(raw["then"]) if "then" in raw else ()
-    if then and behaviour is not None:
-        # A fault or a chance may leave nothing answered: what would the steps follow?
-        key = sorted(BEHAVIOUR_KEYS & raw.keys())[0]
-        raise FieldError("then", f"cannot be combined with {key} in one rule (yet)")
+    timer = build_session_timer(raw["session_timer"]) if "session_timer" in raw else None
+    for key, used in (("then", bool(then)), ("session_timer", timer is not None)):
+        if used and behaviour is not None:
+            # A fault or a chance may leave nothing answered: what would follow it?
+            other = sorted(BEHAVIOUR_KEYS & raw.keys())[0]
+            raise FieldError(key, f"cannot be combined with {other} in one rule (yet)")
     if state is not None and state.sequence:
         # The first step stands for the rule where one response is needed (the
         # Allow list, logs); the engine answers with the step the counter picks.
@@ -103,6 +105,7 @@ def build_rule(
         behaviour=behaviour,
         state=state,
         then=then,
+        session_timer=timer,
     )
 
 

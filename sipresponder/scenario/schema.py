@@ -46,7 +46,7 @@ from .model import (
 from .responses import RESPONSE_KEYS, TYPED_FIELDS
 from .rules import BEHAVIOUR_KEYS, DEFAULT_KEYS, MATCH_KEYS, RULE_KEYS, STATE_KEYS
 from .settings import _NOT_NEGATIVE, _POSITIVE
-from .steps import MAX_STEPS, STEP_KEYS
+from .steps import MAX_STEPS, SESSION_TIMER_KEYS, STEP_KEYS
 
 Schema = dict[str, Any]
 
@@ -332,6 +332,7 @@ def _rule() -> Schema:
         "provisional": _ref("provisional"),
         "auth": {"enum": sorted(CHALLENGE_CODES), "description": "challenge with 401 or 407"},
         "then": _then(),
+        "session_timer": _session_timer(),
     }
     described = {**_response_keys(), **_behaviour_keys(), **_state_keys(), **own}
     return {
@@ -372,6 +373,24 @@ def _then() -> Schema:
             "required": ["send"],
             "dependentRequired": {"body": ["content_type"]},
         },
+    }
+
+
+def _session_timer() -> Schema:
+    described: dict[str, Schema] = {
+        "min_se": {"type": "integer", "minimum": 1, "maximum": 86400,
+                   "description": "our minimum interval: below it, 422 with this Min-SE"},
+        "interval": {"type": "integer", "minimum": 1, "maximum": 86400,
+                     "description": "the interval when the request names none"},
+        "refresher": {"enum": ["uas", "uac"],
+                      "description": "who refreshes when the request does not say"},
+        "refresh": {"enum": ["UPDATE", "INVITE"], "description": "our refresh's method"},
+    }
+    return {
+        "type": "object",
+        "properties": _exactly(SESSION_TIMER_KEYS, described, "session_timer key"),
+        "additionalProperties": False,
+        "description": "RFC 4028 session timers on INVITE and UPDATE",
     }
 
 

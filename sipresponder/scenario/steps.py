@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..sip.abnf import TOKEN
 from .fields import FieldError, kind, reject_unknown, string, template
-from .model import STEP_METHODS, STEP_SDP, FarEndStep
+from .model import STEP_METHODS, STEP_SDP, FarEndStep, SessionTimer
 from .template import Template
 
 STEP_KEYS = frozenset({"send", "after", "sdp", "headers", "body", "content_type"})
@@ -74,7 +74,8 @@ def _step(raw: object) -> FarEndStep:
         content_type = string("content_type", raw["content_type"])
         if not content_type or any(c in content_type for c in "\r\n"):
             raise FieldError("content_type", "must be a media type on one line")
-    if body is not None and content_type is None:
+    if body is not None and content_type is None and method != "NOTIFY":
+        # A NOTIFY's follows its event package (uac/farend.py: sipfrag for refer).
         raise FieldError("content_type", "a body needs its content_type")
     if body is not None and method in OFFERS and sdp not in (None, "none"):
         raise FieldError("body", f"a {method} with an SDP offer has its body made for it: "
@@ -98,3 +99,32 @@ def _headers(value: object) -> tuple[tuple[str, Template], ...]:
             raise FieldError(field, "must not contain line breaks")
         out.append((name, template(field, str(text))))
     return tuple(out)
+
+
+SESSION_TIMER_KEYS = frozenset({"min_se", "interval", "refresher", "refresh"})
+
+
+def build_session_timer(value: object) -> SessionTimer:
+    """``session_timer = { min_se = 90, interval = 1800, refresher = "uas",
+    refresh = "UPDATE" }`` (every key optional)."""
+    if not isinstance(value, dict):
+        raise FieldError("session_timer", "must be a table such as { min_se = 90 }")
+    reject_unknown(value, SESSION_TIMER_KEYS)
+    numbers = {}
+    for key, default in (("min_se", 90), ("interval", 1800)):
+        number = value.get(key, default)
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 86400:
+            # RFC 4028 4 puts the floor at 90 s; below it is allowed for tests that
+            # must not wait 45 s for a refresh.
+            raise FieldError(f"session_timer.{key}", "must be whole seconds from 1 to 86400")
+        numbers[key] = number
+    if numbers["interval"] < numbers["min_se"]:
+        raise FieldError("session_timer.interval", "must not be below min_se")
+    refresher = value.get("refresher", "uas")
+    if refresher not in ("uas", "uac"):
+        raise FieldError("session_timer.refresher", f'must be "uas" or "uac", not {refresher!r}')
+    refresh = value.get("refresh", "UPDATE")
+    if refresh not in ("UPDATE", "INVITE"):
+        raise FieldError("session_timer.refresh",
+                         f'must be "UPDATE" or "INVITE", not {refresh!r}')
+    return SessionTimer(numbers["min_se"], numbers["interval"], str(refresher), str(refresh))

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
-from ..scenario.template import RenderContext
+from ..scenario.model import FarEndStep
+from ..scenario.template import RenderContext, compile_template
 from ..sip.headers import parse_name_addr
 from ..sip.message import Request, parse_request
 from ..sip.sdp import make_answer, make_offer
@@ -61,7 +62,8 @@ from .transactions import (
 )
 
 if TYPE_CHECKING:
-    from ..scenario.model import FarEndStep, Rule, Settings
+    from ..scenario.model import Rule, Settings
+    from ..uas.sessiontimer import Negotiated
     from ..uas.transactions import Transaction
 
 log = logging.getLogger("sipresponder")
@@ -135,6 +137,10 @@ class DialogUse:
     inviting: TxnKey | None = None  # our INVITE in flight (glare: RFC 3261 14.2)
     call: bool = False
     ours: bool = False  # we chose the Call-ID (we called in): RFC 3261 14.1's owner
+    # The session timer the last 2xx negotiated and our refresh method, and the
+    # timer that refreshes or ends the session (RFC 4028 10).
+    expiry: tuple[Negotiated, str] | None = None
+    expiry_timer: int | None = None
 
 
 class FarEnd:
@@ -163,10 +169,12 @@ class FarEnd:
 
     # -- what the engine tells it ----------------------------------------------------
     def answered(self, rule: Rule, request: Request, source: Source, local_tag: str,
-                 code: int, uas: Transaction | None, now: float, delay: float = 0.0) -> None:
-        """``rule`` (which has steps) answered ``request`` with ``code`` (its final;
-        ``delay`` seconds from now), our To tag ``local_tag`` ("" when the request
-        had one): start its script."""
+                 code: int, uas: Transaction | None, now: float, delay: float = 0.0,
+                 session: Negotiated | None = None) -> None:
+        """``rule`` (which has steps, or a session timer) answered ``request`` with
+        ``code`` (its final; ``delay`` seconds from now), our To tag ``local_tag``
+        ("" when the request had one): start its script, and the session timer its
+        2xx negotiated (``session``)."""
         dialog = None
         context = RenderContext(request, source)
         try:
@@ -190,6 +198,11 @@ class FarEnd:
                     context)
         except DialogError as exc:
             self._failed(rule.label, str(exc))
+            return
+        if dialog is not None and session is not None and rule.session_timer is not None:
+            self._session_timer(dialog, self.uses[dialog.id], session,
+                                rule.session_timer.refresh, now + delay)
+        if not rule.then:
             return
         script = Script(rule.then, rule.label, context, dialog, uas=uas)
         if dialog is not None:
@@ -218,7 +231,7 @@ class FarEnd:
             return
         self._schedule(script, now)
 
-    def inbound(self, request: Request) -> tuple[int, str] | None:
+    def inbound(self, request: Request, now: float) -> tuple[int, str] | None:
         """A request the client sent: what the far end must answer in place of the
         rules (a 491 to a re-INVITE while ours is pending, RFC 3261 14.2), else None.
         A BYE in a far-end dialog ends it (the rules still answer it)."""
@@ -235,6 +248,12 @@ class FarEnd:
         if method == "BYE":
             self._end_dialog(key, "the client sent BYE")
             return None
+        expiry = use.expiry
+        if expiry is not None and expiry[0].refresher == "uac":
+            # The client refreshed (RFC 4028 10): its session lives another interval.
+            dialog = self.dialogs.get(key)
+            if dialog is not None:
+                self._session_timer(dialog, use, expiry[0], expiry[1], now)
         if use.inviting is not None and use.inviting in self.pending:
             return 491, "Request Pending"
         return None
@@ -319,6 +338,47 @@ class FarEnd:
         script = Script(steps, note, context, None, outbound=dialog)
         return dialog.call_id, self._run(script, now, raising=True)
 
+    # -- session timers (RFC 4028 10) -------------------------------------------------
+    def _session_timer(self, dialog: Dialog, use: DialogUse, session: Negotiated,
+                       refresh: str, now: float) -> None:
+        """As the refresher, refresh at half the interval; else send BYE when no
+        refresh came by the interval less min(32, a third of it)."""
+        self.timers.cancel(use.expiry_timer)
+        use.expiry = (session, refresh)
+        if session.refresher == "uas":
+            use.expiry_timer = self.timers.add(
+                now + session.refresh_at(), partial(self._refresh, dialog.id))
+        else:
+            use.expiry_timer = self.timers.add(
+                now + session.expires_at(), partial(self._expired, dialog.id))
+
+    def _refresh(self, key: DialogId, now: float) -> list[Send]:
+        use = self.uses.get(key)
+        dialog = self.dialogs.get(key)
+        if use is None or dialog is None or use.expiry is None:
+            return []
+        session, method = use.expiry
+        value = compile_template(f"{session.interval};refresher=uas")
+        step = FarEndStep(method, headers=(("Session-Expires", value),))
+        # The next refresh counts from this one (its 2xx keeps the interval).
+        use.expiry_timer = self.timers.add(
+            now + session.refresh_at(), partial(self._refresh, key))
+        script = Script((step,), "session refresh (RFC 4028 10)", use.context, dialog)
+        use.scripts.append(script)
+        return self._run(script, now)
+
+    def _expired(self, key: DialogId, now: float) -> list[Send]:
+        use = self.uses.get(key)
+        dialog = self.dialogs.get(key)
+        if use is None or dialog is None:
+            return []
+        use.expiry_timer = None
+        self.counters["far_end_session_expired"] += 1
+        script = Script((FarEndStep("BYE"),), "session expired without a refresh"
+                        " (RFC 4028 10)", use.context, dialog)
+        use.scripts.append(script)
+        return self._run(script, now)
+
     # -- scripts -----------------------------------------------------------------------
     def _adopt(self, dialog: Dialog, request: Request, context: RenderContext) -> Dialog:
         known = self.dialogs.get(dialog.id)
@@ -347,13 +407,14 @@ class FarEnd:
             self._end_script(script)
             return []
         self.counters["far_end_no_ack"] += 1
-        return self._run(script, now)
+        self._schedule(script, now)
+        return []
 
     def _run(self, script: Script, now: float, *, raising: bool = False) -> list[Send]:
         """Send the script's next step. ``raising``: a step that cannot be sent raises
         its DialogError (the API's caller hears why) instead of logging it."""
         script.timer = None
-        if script.over:
+        if script.over or script.index >= len(script.steps):
             return []
         step = script.step
         dialog = script.dialog
@@ -628,6 +689,7 @@ class FarEnd:
         use = self.uses.pop(key, None)
         if use is None:
             return
+        self.timers.cancel(use.expiry_timer)
         for script in use.scripts:
             script.over = True
             self.timers.cancel(script.timer)

@@ -41,6 +41,7 @@ from .fast import (
 from .limits import DROP, LimitLog, MergedRequests, RateLimiter
 from .outcome import Outcome
 from .plan import PlanCache, ResponsePlan
+from .sessiontimer import SESSION_METHODS, Negotiated, negotiate, with_lines
 from .state import States
 from .transactions import Transactions
 from .validation import Rejection, check_request
@@ -206,7 +207,7 @@ class Engine:
 
         far = self.far
         if far is not None:
-            refused = far.inbound(request)
+            refused = far.inbound(request, now)
             if refused is not None:  # RFC 3261 14.2: a re-INVITE while ours is pending
                 note = f"rejected: {refused[0]} {refused[1]}"
                 send = self._reject(request, source, via, Rejection(*refused))
@@ -230,8 +231,19 @@ class Engine:
         echo = Echo(request, source.remote, scenario.tag_key)
         code = self._code(final, request, source)
         then = rule.then
+        session: Negotiated | None = None
+        if (rule.session_timer is not None and request.method in SESSION_METHODS
+                and 200 <= code < 300):
+            got = negotiate(rule.session_timer, request)
+            if not isinstance(got, Negotiated):  # 422 (RFC 4028 9), or 400
+                status, why, min_se = got
+                note = f"rejected: {status} {why}"
+                send = self._reject(request, source, via, Rejection(
+                    status, why, [("Min-SE", min_se)] if min_se else []))
+                return Outcome(data, source, now, scenario, [send], request, rule, note)
+            session = got
         if (not provisional and not final.delay and code >= 200 and rule.state is None
-                and not then):
+                and not then and session is None):
             # Stateless: the same request always gets the same octets back. A stateful
             # rule keeps a transaction so that a retransmission is not counted again.
             plan = self._plan(final, code, request.method, source)
@@ -249,10 +261,11 @@ class Engine:
             final = self.plans.completion(final)
             code = 200
         steps.append((final, code))
-        sends, txn = transactions.start(steps, request, source, via, echo, now)
-        if then and txn is not None:
+        finish = None if session is None else partial(_with_lines, session.lines)
+        sends, txn = transactions.start(steps, request, source, via, echo, now, finish=finish)
+        if (then or session is not None) and txn is not None:
             self.far_end().answered(rule, request, source, echo.tag, code, txn, now,
-                                    sum(spec.delay for spec, _ in steps))
+                                    sum(spec.delay for spec, _ in steps), session)
         return Outcome(data, source, now, scenario, sends, request, rule, None, txn)
 
     def _behave(
@@ -438,3 +451,9 @@ class Engine:
         # A short, bounded label for metrics: "dropped:not a request", "dropped:no usable Via".
         self.counters["dropped:" + why.split(" (", 1)[0].split(":", 1)[0]] += 1
         log_drop(source, why)
+
+
+def _with_lines(lines: bytes, send: Send) -> list[Send]:
+    """A final response with header ``lines`` added (a session timer's)."""
+    return [Send(with_lines(send.data, lines), send.transport, send.remote, send.conn,
+                 send.close_after, send.reset)]

@@ -102,7 +102,8 @@ TRANSACTION = ENGINE_PREFIX + "transaction"  # a retransmission or CANCEL of a l
 DIGEST = ENGINE_PREFIX + "digest"  # Digest authentication
 STATEFUL = ENGINE_PREFIX + "stateful"  # a sequence or named states
 BEHAVIOUR = ENGINE_PREFIX + "behaviour"  # action, fault, repeat_final, probability
-FAR_END = ENGINE_PREFIX + "far-end"  # `then`: the far end acts after the answer
+# `then` or `session_timer`: the far end acts after the answer
+FAR_END = ENGINE_PREFIX + "far-end"
 PROVISIONAL = ENGINE_PREFIX + "provisional"  # provisional responses, or a 1xx final
 DELAY = ENGINE_PREFIX + "delay"  # a delayed final response
 CODE_TEMPLATE = ENGINE_PREFIX + "code-template"  # a code that reads more than the line
@@ -469,7 +470,7 @@ def rule_reason(rule: Rule) -> str | None:
         return STATEFUL
     if rule.behaviour is not None:
         return BEHAVIOUR
-    if rule.then:
+    if rule.then or rule.session_timer is not None:
         return FAR_END
     if rule.provisional:
         return PROVISIONAL
