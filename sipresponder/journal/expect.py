@@ -94,12 +94,14 @@ class Expectation:
 
 
 class Changes:
-    """Wakes the watchers of a journal in this process on each new entry (an
-    ``asyncio.Event``, so only waiters on the loop that waits on it)."""
+    """Wakes the watchers of a journal in this process on each new entry and each
+    later response (a ``code`` filter, a sequence's step, may hold only once the answer
+    came), through an ``asyncio.Event``, so only waiters on the loop that waits on it."""
 
     def __init__(self, journal: Journal) -> None:
         self.event = asyncio.Event()
         journal.listeners.append(self._seen)
+        journal.update_listeners.append(self._seen)
 
     def _seen(self, entry: JournalEntry) -> None:
         self.event.set()
