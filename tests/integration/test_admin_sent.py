@@ -4,6 +4,7 @@ The sent requests are fabricated Exchanges recorded as the far end records them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import aiohttp
 import pytest
 
 from sipresponder.ops.admin import Admin
+from sipresponder.ops.cli import main
 from sipresponder.ops.openapi import OPENAPI
 from sipresponder.scenario.loader import parse_scenario
 from sipresponder.testing.api import Responder
@@ -128,3 +130,39 @@ def test_the_openapi_document_names_the_new_filters_and_route() -> None:
     assert "/api/requests/verify-sequence" in OPENAPI["paths"]
     entry = OPENAPI["components"]["schemas"]["Entry"]["properties"]
     assert entry["direction"]["enum"] == ["received", "sent"]
+
+
+# -- sipresponder verify --------------------------------------------------------------------
+async def test_cli_verify_direction_code_and_steps(running: Running,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    async def verify(*args: str) -> int:
+        return await asyncio.to_thread(main, ["verify", "--admin", running.base, *args])
+
+    await a_call(running, "c1", 481)
+    assert await verify("--method", "BYE", "--direction", "sent", "--code", "481",
+                        "--exactly", "1", "--within", "0") == 0
+    assert "OK: 1 request(s) matching exactly=1 method=BYE direction=sent code=481" in (
+        capsys.readouterr().out)
+    assert await verify("--direction", "sent", "--code", "200", "--timeout", "0") == 1
+    assert "#2 sent to udp:127.0.0.1:40000 BYE" in capsys.readouterr().out
+    assert await verify("--step", "method=INVITE", "--step", "method=BYE,direction=sent",
+                        "--call-id", "c1", "--timeout", "1") == 0
+    assert "OK: method=INVITE then method=BYE,direction=sent" in capsys.readouterr().out
+    assert await verify("--step", "method=INVITE", "--step",
+                        "method=BYE,direction=sent,code=200", "--timeout", "0") == 1
+    out = capsys.readouterr().out
+    assert "then step 2 (method='BYE', direction='sent', code=200) was not found after #1" in out
+    assert "call 'c1' (--> received, <-- sent):\n  #1 --> INVITE" in out
+    assert await verify("--step", "method") == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert await verify("--step", "method=BYE", "--exactly", "1") == 2
+    assert "--step takes the filters in each step, not --exactly" in capsys.readouterr().err
+    assert await verify("--call-id", "c1") == 2
+    assert await verify("--step", "methd=BYE", "--timeout", "0") == 2  # server says 400
+    assert "step 1: unknown filter 'methd'" in capsys.readouterr().err
+
+
+def test_cli_direction_and_code_are_checked_before_asking() -> None:
+    for bad in (["--direction", "up"], ["--code", "2xx"], ["--code", "99"]):
+        with pytest.raises(SystemExit):
+            main(["verify", "--admin", "http://127.0.0.1:1", *bad])
