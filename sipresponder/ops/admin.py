@@ -123,7 +123,8 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
 QUERY_KEYS = ("method", "uri", "header", "rule", "since", "direction", "code")
 WAIT_KEYS = (*FILTERS, "count", "timeout")  # POST /api/requests/wait
 VERIFY_KEYS = (*FILTERS, "exactly", "at_most", "none", "within", "timeout")
-SEQUENCE_KEYS = ("steps", "call_id", "timeout")  # POST /api/requests/verify-sequence
+# POST /api/requests/verify with steps: an ordered verification, keys of its own.
+SEQUENCE_KEYS = ("steps", "call_id", "timeout")
 
 
 def query_from_params(request: web.Request, extra: tuple[str, ...] = ()) -> Query:
@@ -257,7 +258,6 @@ class Admin:
         app.router.add_get("/api/requests/count", self._count)
         app.router.add_post("/api/requests/wait", self._wait)
         app.router.add_post("/api/requests/verify", self._verify)
-        app.router.add_post("/api/requests/verify-sequence", self._verify_sequence)
         app.router.add_get("/api/scenario", self._get_scenario)
         app.router.add_put("/api/scenario", self._one_change(self._put_scenario))
         app.router.add_put("/api/rules/{name}", self._one_change(self._put_rule))
@@ -438,7 +438,12 @@ class Admin:
         return _entries(found)
 
     async def _verify(self, request: web.Request) -> web.Response:
-        body = await json_body(request, VERIFY_KEYS)
+        body = await json_body(request, (*VERIFY_KEYS, "steps", "call_id"))
+        if "steps" in body:
+            return await self._verify_sequence(body)
+        if "call_id" in body:
+            raise ValueError("call_id goes with steps (an ordered verification); to count "
+                             'one call\'s requests, filter on headers {"Call-ID": ...}')
         query = query_from_body(body)
         expectation = Expectation.build(body.get("exactly"), body.get("at_most"),
                                         body.get("none", False))
@@ -451,10 +456,13 @@ class Admin:
             return _failed(exc, list(self.host.journal), 409 if exc.too_many else 408)
         return _entries(found)
 
-    async def _verify_sequence(self, request: web.Request) -> web.Response:
-        body = await json_body(request, SEQUENCE_KEYS)
-        if "steps" not in body:
-            raise ValueError("steps: required, a list of objects of filters, in order")
+    async def _verify_sequence(self, body: dict[str, Any]) -> web.Response:
+        """POST /api/requests/verify with ``steps``: these requests in this order
+        within one call."""
+        other = [key for key in body if key not in SEQUENCE_KEYS]
+        if other:
+            raise ValueError(f"{', '.join(other)}: not with steps (the filters go in each "
+                             f"step; with steps give only {', '.join(SEQUENCE_KEYS)})")
         steps = expect.steps_of(body["steps"])
         call_id = body.get("call_id")
         if call_id is not None and not isinstance(call_id, str):

@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--step", action="append", default=[], metavar="KEY=VALUE[,...]",
                         help="repeatable: with it, assert that requests matching these steps "
                         "came in this order within one call (POST "
-                        "/api/requests/verify-sequence), e.g. --step method=INVITE --step "
+                        "/api/requests/verify with steps), e.g. --step method=INVITE --step "
                         "method=BYE,direction=sent,code=200; keys: the filters above")
     verify.add_argument("--call-id", help="with --step: the call the sequence must be in "
                         "(else any one call)")

@@ -120,7 +120,7 @@ def parse_step(text: str) -> dict[str, Any]:
 
 
 def _sequence_body(args: argparse.Namespace) -> dict[str, Any]:
-    """The body of POST /api/requests/verify-sequence; ValueError for options that do
+    """The body of POST /api/requests/verify with steps; ValueError for options that do
     not go with --step."""
     mixed = [f"--{key.replace('_', '-')}" for key in (
         "count", "exactly", "at_most", "method", "uri", "rule", "since", "direction", "code")
@@ -139,7 +139,7 @@ def _ask(args: argparse.Namespace) -> int:
     endpoint = "wait"
     if args.step:
         try:
-            want, endpoint = _sequence_body(args), "verify-sequence"
+            want, endpoint = _sequence_body(args), "verify"
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -165,7 +165,7 @@ def _ask(args: argparse.Namespace) -> int:
     name = (" then ".join(args.step) if args.step
             else " ".join(f"{k}={v}" for k, v in want.items()))
     want["timeout"] = args.timeout
-    if endpoint == "verify":
+    if endpoint == "verify" and not args.step:  # a sequence has no window
         want["within"] = args.within
     url = args.admin.rstrip("/") + f"/api/requests/{endpoint}"
     if not url.startswith(("http://", "https://")):
@@ -181,7 +181,7 @@ def _ask(args: argparse.Namespace) -> int:
         return 2
     started = time.monotonic()
     status, body, message = 0, None, ""
-    wait = args.timeout + (args.within if endpoint == "verify" else 0) + 10
+    wait = args.timeout + (args.within if endpoint == "verify" and not args.step else 0) + 10
     try:
         with urllib.request.urlopen(request, timeout=max(wait, 10)) as resp:
             status, body = resp.status, json.loads(resp.read())

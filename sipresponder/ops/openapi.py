@@ -122,29 +122,24 @@ OPENAPI: dict[str, Any] = {
         "/api/requests/verify": {"post": {
             "summary": "assert how many matching requests arrive: exactly N (N within "
                        "timeout, then no more within the window), at most N or none (by "
-                       "the end of the window); requests already journaled count",
+                       "the end of the window); requests already journaled count. With "
+                       "steps instead: that requests matching them came in this order "
+                       "within one call (call_id's, or any one), others allowed between "
+                       "them, waiting up to timeout; the entries are then the one each "
+                       "step found",
             "requestBody": {"required": True, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Verify"}}}},
+                "schema": {"oneOf": [{"$ref": "#/components/schemas/Verify"},
+                                     {"$ref": "#/components/schemas/VerifySequence"}]}}}},
             "responses": {
                 "200": _ENTRIES, "400": _ERROR,
-                "408": {"description": "exactly: fewer than N arrived within timeout",
+                "408": {"description": "exactly: fewer than N arrived within timeout; "
+                                       "steps: not complete within timeout (error names "
+                                       "the step not found after which entry; listing is "
+                                       "the call that got furthest, its entries in order, "
+                                       "--> received, <-- sent, or the journal when none "
+                                       "did)",
                         "content": _FAILED},
                 "409": {"description": "more arrived than allowed", "content": _FAILED},
-            }}},
-        "/api/requests/verify-sequence": {"post": {
-            "summary": "assert that requests matching these steps came in this order within "
-                       "one call (call_id's, or any one), others allowed between them; "
-                       "waits up to timeout for the sequence to be complete",
-            "requestBody": {"required": True, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/VerifySequence"}}}},
-            "responses": {
-                "200": {**_ENTRIES, "description": "the entry each step found, in order"},
-                "400": _ERROR,
-                "408": {"description": "not complete within timeout: error names the step "
-                                       "not found after which entry; listing is the call "
-                                       "that got furthest, its entries in order (--> "
-                                       "received, <-- sent), or the journal when none did",
-                        "content": _FAILED},
             }}},
         "/api/rules/{name}": {
             "put": {"parameters": [*_RULE_NAME, _POSITION],

@@ -1,5 +1,6 @@
 """The admin API over requests the responder sent: ``direction`` in every entry, the
-direction and code filters (GET, wait, verify), POST /api/requests/verify-sequence.
+direction and code filters (GET, wait, verify), the ordered verification (POST
+/api/requests/verify with steps).
 The sent requests are fabricated Exchanges recorded as the far end records them."""
 
 from __future__ import annotations
@@ -102,10 +103,10 @@ async def test_verify_sequence(running: Running) -> None:
     await a_call(running, "c1", 481)
     await a_call(running, "c2", 200)
     steps = [{"method": "INVITE"}, {"method": "BYE", "direction": "sent", "code": 200}]
-    found = await running.post("/api/requests/verify-sequence", {"steps": steps})
+    found = await running.post("/api/requests/verify", {"steps": steps})
     assert [(e["method"], e["call_id"]) for e in found["entries"]] == [
         ("INVITE", "c2"), ("BYE", "c2")]
-    failed = await running.post("/api/requests/verify-sequence",
+    failed = await running.post("/api/requests/verify",
                                 {"steps": steps, "call_id": "c1", "timeout": 0}, status=408)
     assert failed["error"].endswith(
         "call 'c1' got to step 1 (#1 INVITE sip:a@127.0.0.1), then step 2 (method='BYE', "
@@ -114,20 +115,26 @@ async def test_verify_sequence(running: Running) -> None:
     assert failed["listing"].splitlines()[0] == "call 'c1' (--> received, <-- sent):"
     assert "#2 <-- BYE" in failed["listing"]
     assert [e["method"] for e in failed["entries"]] == ["INVITE"]
-    for body, error in [({}, "steps: required"),
-                        ({"steps": []}, "steps: expected a non-empty list"),
+    for body, error in [({"steps": []}, "steps: expected a non-empty list"),
                         ({"steps": [{"method": "BYE", "drection": "sent"}]},
                          "step 1: unknown filter 'drection' (did you mean 'direction'?)"),
                         ({"steps": steps, "call_id": 5}, "call_id: expected a string"),
-                        ({"steps": steps, "calls": 1}, "unknown key 'calls'")]:
-        answer = await running.post("/api/requests/verify-sequence", body, status=400)
+                        ({"steps": steps, "calls": 1}, "unknown key 'calls'"),
+                        ({"steps": steps, "exactly": 1},
+                         "exactly: not with steps (the filters go in each step; with steps "
+                         "give only steps, call_id, timeout)"),
+                        ({"method": "BYE", "exactly": 1, "call_id": "c1"},
+                         "call_id goes with steps")]:
+        answer = await running.post("/api/requests/verify", body, status=400)
         assert answer["error"].startswith(error), answer
 
 
-def test_the_openapi_document_names_the_new_filters_and_route() -> None:
+def test_the_openapi_document_names_the_new_filters_and_body() -> None:
     names = [p["name"] for p in OPENAPI["paths"]["/api/requests"]["get"]["parameters"]]
     assert names[-2:] == ["direction", "code"]
-    assert "/api/requests/verify-sequence" in OPENAPI["paths"]
+    verify = OPENAPI["paths"]["/api/requests/verify"]["post"]
+    assert {"$ref": "#/components/schemas/VerifySequence"} in (
+        verify["requestBody"]["content"]["application/json"]["schema"]["oneOf"])
     entry = OPENAPI["components"]["schemas"]["Entry"]["properties"]
     assert entry["direction"]["enum"] == ["received", "sent"]
 
