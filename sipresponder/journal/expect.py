@@ -1,4 +1,5 @@
-"""Waiting on a journal: ``wait_for`` and ``verify``, written once for every host.
+"""Waiting on a journal: ``wait_for``, ``verify`` and ``verify_sequence``, written once
+for every host.
 
 The tests' Responder, the admin API over one process and the gatherer of
 ``--workers`` all run this code. They differ only in how they learn that the journal
@@ -11,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from .failure import arrived, describe
-from .record import Journal, JournalEntry, Query
+from .failure import arrived, describe, sequence_failure
+from .record import FilterError, Journal, JournalEntry, Query
 
 Done = Callable[[int], bool]  # given how many entries match, whether the wait is over
 NextChange = Callable[[float], Awaitable[None]]  # returns on a change, or at the timeout
@@ -93,12 +94,14 @@ class Expectation:
 
 
 class Changes:
-    """Wakes the watchers of a journal in this process on each new entry (an
-    ``asyncio.Event``, so only waiters on the loop that waits on it)."""
+    """Wakes the watchers of a journal in this process on each new entry and each
+    later response (a ``code`` filter, a sequence's step, may hold only once the answer
+    came), through an ``asyncio.Event``, so only waiters on the loop that waits on it."""
 
     def __init__(self, journal: Journal) -> None:
         self.event = asyncio.Event()
         journal.listeners.append(self._seen)
+        journal.update_listeners.append(self._seen)
 
     def _seen(self, entry: JournalEntry) -> None:
         self.event.set()
@@ -167,3 +170,78 @@ async def verify(journal: Journal, watcher: Watch, query: Query, expect: Expecta
         raise VerifyFailed(failure_text(journal, summary, query, found, False), found,
                            summary, too_many=True)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far one call got through a sequence: ``entries`` the call's, in order,
+    ``matched`` the entry found for each step so far (all of them: it passed).
+    ``call_id`` None: no call was looked at (none arrived)."""
+
+    call_id: str | None
+    entries: list[JournalEntry]
+    matched: list[JournalEntry]
+
+
+def steps_of(steps: object) -> list[Query]:
+    """The steps of a sequence from Queries or dicts of filters (Python, JSON)."""
+    if isinstance(steps, str | bytes) or not isinstance(steps, Sequence) or not steps:
+        raise FilterError("steps: expected a non-empty list of queries (objects of filters), "
+                          f"got {steps!r}")
+    out = []
+    for number, step in enumerate(steps, 1):
+        try:
+            out.append(Query.of(step))
+        except FilterError as exc:
+            raise FilterError(f"step {number}: {exc}") from None
+    return out
+
+
+def follow(entries: Iterable[JournalEntry], steps: Sequence[Query],
+           call_id: str | None = None) -> Progress:
+    """The first call (of ``call_id`` only, when given) whose entries hold ``steps`` in
+    order, others between them allowed; else the call that got furthest (the earliest
+    on a tie). A retransmitted request is no step: it is the same request again.
+    Taking the earliest match of each step is never worse than a later one, so one
+    pass per call decides."""
+    calls: dict[str, list[JournalEntry]] = {}
+    for entry in sorted(entries, key=lambda e: e.seq):
+        key = entry.call_id
+        if key is None or (call_id is not None and key != call_id):
+            continue
+        calls.setdefault(key, []).append(entry)
+    best = Progress(None, [], [])
+    for key, members in calls.items():
+        matched: list[JournalEntry] = []
+        for entry in members:
+            if (len(matched) < len(steps) and entry.kind != "retransmission"
+                    and steps[len(matched)].matches(entry)):
+                matched.append(entry)
+        if len(matched) == len(steps):
+            return Progress(key, members, matched)
+        if best.call_id is None or len(matched) > len(best.matched):
+            best = Progress(key, members, matched)
+    return best
+
+
+async def verify_sequence(journal: Journal, watcher: Watch, steps: Sequence[Query],
+                          call_id: str | None, timeout: float) -> list[JournalEntry]:
+    """The entry of each step once one call (``call_id``'s, when given) holds ``steps``
+    in order, within ``timeout``; VerifyFailed saying which step was not found after
+    which entry otherwise."""
+    __tracebackhide__ = True  # a failed expectation is the test's line, not ours
+    if not steps:
+        raise FilterError("steps: expected at least one query")
+    progress = Progress(call_id, [], [])
+
+    def done(_: int) -> bool:
+        nonlocal progress
+        progress = follow(journal, steps, call_id)
+        return len(progress.matched) == len(steps)
+
+    await watcher(Query(), asyncio.get_running_loop().time() + timeout, done)
+    if len(progress.matched) == len(steps):
+        return progress.matched
+    summary, text = sequence_failure(steps, call_id, timeout, progress.call_id,
+                                     progress.entries, progress.matched, list(journal))
+    raise VerifyFailed(text, progress.matched, summary, too_many=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..uas.outcome import SENT
 from .record import JournalEntry, Query
 
 # How many entries the first line names before it only counts the rest: it has to
@@ -27,7 +28,8 @@ class Miss:
 
 
 def _short(entry: JournalEntry) -> str:
-    return f"#{entry.seq} {entry.method or '(unparsed)'} {entry.uri or ''}".rstrip()
+    sent = "sent " if entry.direction == SENT else ""
+    return f"#{entry.seq} {sent}{entry.method or '(unparsed)'} {entry.uri or ''}".rstrip()
 
 
 def misses(query: Query, entry: JournalEntry) -> tuple[str, ...]:
@@ -42,6 +44,10 @@ def misses(query: Query, entry: JournalEntry) -> tuple[str, ...]:
         failed.append(f"URI {entry.uri!r}, not {query.uri!r}")
     if query.rule is not None and not Query(rule=query.rule).matches(entry):
         failed.append(f"rule {entry.rule or 'none'}, not {query.rule!r}")
+    if query.direction is not None and not Query(direction=query.direction).matches(entry):
+        failed.append(f"direction {entry.direction!r}, not {query.direction!r}")
+    if query.code is not None and not Query(code=query.code).matches(entry):
+        failed.append(f"codes {entry.codes}, not {query.code}")
     for name, pattern in query.headers:
         if not Query(headers=((name, pattern),)).matches(entry):
             value = entry.header(name)
@@ -96,6 +102,63 @@ def describe(entries: Sequence[JournalEntry], query: Query | None = None) -> str
             miss = f"; closest {e.near_miss.rule} failed on {', '.join(e.near_miss.failed)}"
         had = "".join(f"; {name}: {e.header(name)!r}" if e.header(name) is not None
                       else f"; no {name}" for name in dict.fromkeys(names))
-        lines.append(f"  #{e.seq} {e.transport}:{e.remote[0]}:{e.remote[1]} {e.method} {e.uri}"
-                     f" -> {e.outcome}, answered {e.codes}{miss}{had}")
+        # A sent request names where it went; what it got is what the client answered.
+        sent = "sent to " if e.direction == SENT else ""
+        lines.append(f"  #{e.seq} {sent}{e.transport}:{e.remote[0]}:{e.remote[1]} {e.method} "
+                     f"{e.uri} -> {e.outcome}, answered {e.codes}{miss}{had}")
     return "\n".join(lines)
+
+
+# How a call's listing shows each entry's direction: the client's request comes in,
+# the responder's goes out.
+ARROWS = {SENT: "<--"}
+ARRIVED = "-->"
+
+
+def describe_call(entries: Sequence[JournalEntry], matched: Sequence[JournalEntry]) -> str:
+    """One call's entries in order, each with its direction's arrow and, for the entry
+    a step found, the step's number."""
+    steps = {id(e): number for number, e in enumerate(matched, 1)}
+    lines = []
+    for e in entries:
+        step = f"  (step {steps[id(e)]})" if id(e) in steps else ""
+        lines.append(f"  #{e.seq} {ARROWS.get(e.direction, ARRIVED)} {e.method} {e.uri} "
+                     f"-> {e.outcome}, answered {e.codes}{step}")
+    return "\n".join(lines)
+
+
+def sequence_failure(steps: Sequence[Query], call_id: str | None, timeout: float,
+                     best: str | None, entries: Sequence[JournalEntry],
+                     matched: Sequence[JournalEntry], journal: Sequence[JournalEntry]
+                     ) -> tuple[str, str]:
+    """The verdict and the whole text of a sequence not found: ``best`` is the call
+    that got furthest (its ``entries``, and the entry each step it passed found), and
+    the first line says which step was not found after which entry."""
+    wanted = " then ".join(f"({step.describe()})" for step in steps)
+    where = f"in call {call_id!r}" if call_id is not None else "in one call"
+    summary = f"expected {wanted} {where} within {timeout:g} s"
+    step = f"step {len(matched) + 1} ({steps[len(matched)].describe()})"
+    if best is None:
+        verdict = ("; no entry of that call arrived" if call_id is not None
+                   else "; no call arrived at all")
+    elif matched:
+        last = matched[-1]
+        verdict = (f"; call {best!r} got to step {len(matched)} ({_short(last)}), "
+                   f"then {step} was not found after #{last.seq}")
+    else:
+        verdict = (f"; call {best!r} has no {step}" if call_id is not None
+                   else f"; no call has {step}")
+    # The closest candidates for the missing step: after the last step found, in the
+    # call that got furthest; anywhere when no call got past the first.
+    candidates = (entries if call_id is not None else journal) if not matched else [
+        e for e in entries if e.seq > matched[-1].seq]
+    near = closest(steps[len(matched)], candidates)
+    if near:
+        verdict += "; closest: " + _named(
+            [f"{_short(m.entry)} had {'; '.join(m.failed)}" for m in near[:NAMED]], len(near))
+    if best is not None and (matched or call_id is not None):
+        listing = (f"call {best!r} (--> received, <-- sent):\n"
+                   f"{describe_call(entries, matched)}")
+    else:
+        listing = f"the journal holds:\n{describe(journal)}"
+    return summary + verdict, f"{summary}{verdict}\n{listing}"

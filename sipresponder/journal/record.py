@@ -1,4 +1,5 @@
-"""The request journal: what the responder received and what it answered.
+"""The request journal: what the responder received and what it answered, and the
+requests it sent itself (the far end's, uac/) with what the client answered.
 
 A bounded ring buffer of entries, newest last. Each entry keeps the raw octets, the
 parsed start line and header fields, the rule that matched (or, for a request that
@@ -24,11 +25,12 @@ from ..scenario.globs import glob_match
 from ..sip.message import NotARequest, parse_request
 from ..sip.transports import MESSAGE_FRAMED
 from ..uac.farend import RESPONSE_NOTE
-from ..uas.outcome import CANCELLED, note_kind
+from ..uas.outcome import CANCELLED, DIRECTIONS, RECEIVED, SENT, note_kind
 
 if TYPE_CHECKING:
     from ..scenario.model import Rule, Scenario
     from ..sip.message import Request
+    from ..uac.exchange import Exchange
     from ..uas.events import Source
     from ..uas.outcome import Outcome
     from ..uas.transactions import Transaction
@@ -77,6 +79,10 @@ class JournalEntry:
     # Shared with the transaction like ``responses``; shorter (an entry built by hand,
     # or copied from an older worker) means False for the rest.
     retransmitted: list[bool] = field(default_factory=list)
+    # RECEIVED: a request that reached the responder, ``responses`` what it answered;
+    # SENT: one the responder sent (``Journal.record_sent``), ``remote`` where it went,
+    # ``responses`` what the client answered.
+    direction: str = RECEIVED
 
     @property
     def call_id(self) -> str | None:
@@ -88,7 +94,10 @@ class JournalEntry:
 
     @property
     def kind(self) -> str:
-        """What became of the message, one of uas.outcome.KINDS."""
+        """What became of the message, one of uas.outcome.KINDS (a request the
+        responder sent is ``sent``, whatever came back: ``codes`` says)."""
+        if self.direction == SENT:
+            return SENT
         answered = self.rule is not None and self.outcome == self.rule
         return note_kind(None if answered else self.outcome or None, self.rule is not None)
 
@@ -111,7 +120,8 @@ class JournalEntry:
 
     @property
     def codes(self) -> list[int]:
-        """The status codes the request was answered with, retransmissions left out:
+        """The status codes the request was answered with (by the responder, or for a
+        request it sent, by the client), retransmissions left out:
         what a test asserts does not grow while a UDP client has not ACKed yet
         (``responses`` holds every octet sent, ``retransmitted`` says which repeat)."""
         return [int(r[8:11]) for i, r in enumerate(self.responses)
@@ -270,6 +280,56 @@ class Journal:
         for listener in self.listeners:
             listener(entry)
 
+    def record_sent(self, exchange: Exchange) -> None:
+        """Add the entry for a request the responder sends (a ``SentRecorder``, told
+        before its octets leave) and tell the listeners. The entry shares the
+        exchange's response lists, as a received request's shares its transaction's,
+        and ``exchange.on_response`` stamps each later response and tells the update
+        listeners."""
+        datagram = exchange.transport in MESSAGE_FRAMED
+        method: str | None = exchange.method
+        uri: str | None = None
+        headers: list[tuple[str, str]] = []
+        try:
+            request = parse_request(exchange.data, datagram=datagram)
+        except (NotARequest, ValueError):  # the far end writes what parses; never crash
+            pass
+        else:
+            method, uri, headers = request.method, request.uri_raw, request.headers
+        responses = exchange.responses
+        first = self._reserve(1 + len(responses))
+        entry = JournalEntry(
+            next(self._seq),
+            first / 1_000_000,
+            exchange.transport,
+            exchange.remote,
+            exchange.data,
+            method,
+            uri,
+            headers,
+            outcome=exchange.note,
+            responses=responses,
+            received_at=datetime.fromtimestamp(self.wall_clock(), UTC),
+            local=exchange.local,
+            response_times=[(first + i) / 1_000_000 for i in range(1, 1 + len(responses))],
+            retransmitted=exchange.retransmitted,
+            direction=SENT,
+        )
+        exchange.on_response = partial(self._sent_updated, entry, exchange)
+        self._entries.append(entry)
+        for listener in self.listeners:
+            listener(entry)
+
+    def _sent_updated(self, entry: JournalEntry, exchange: Exchange) -> None:
+        """The client answered ``entry`` (or its exchange ended without a final): stamp
+        what came, take the note, and tell."""
+        times = entry.response_times
+        while len(times) < len(entry.responses):
+            times.append(self.stamp())
+        entry.outcome = exchange.note
+        for listener in self.update_listeners:
+            listener(entry)
+
     def _updated(self, entry: JournalEntry, txn: Transaction) -> None:
         """``txn`` sent ``entry`` a later response (or more): stamp it, and tell."""
         times = entry.response_times
@@ -336,7 +396,8 @@ def near_miss(request: Request, source: Source, scenario: Scenario) -> NearMiss:
 
 
 # -- queries: the one filter the Python API, the admin API and `verify` share --------------
-FILTERS = ("method", "uri", "headers", "rule", "since")
+# In this order: the admin API's bodies pass them to Query.build by position.
+FILTERS = ("method", "uri", "headers", "rule", "since", "direction", "code")
 
 
 class FilterError(ValueError):
@@ -399,27 +460,54 @@ def _text(key: str, value: object) -> str | None:
 class Query:
     """Which journal entries a test means: method exact, uri and header values as globs
     (only ``*`` is special, as in scenarios: scenario/globs.py), rule by its label or
-    name, ``since`` a sequence number (entries after it). Unset filters match all."""
+    name, ``since`` a sequence number (entries after it), ``direction`` "received" or
+    "sent" (by the responder), ``code`` a status among the entry's ``codes`` (what
+    the responder answered, or for a sent request what the client answered). Unset
+    filters match all."""
 
     method: str | None = None
     uri: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     rule: str | None = None
     since: int | None = None
+    direction: str | None = None
+    code: int | None = None
 
     @classmethod
     def build(cls, method: object = None, uri: object = None, headers: object = None,
-              rule: object = None, since: object = None) -> Query:
+              rule: object = None, since: object = None, direction: object = None,
+              code: object = None) -> Query:
         """A Query from loosely typed input (JSON, keyword arguments); FilterError says
         which value is wrong."""
         if since is not None and (isinstance(since, bool) or not isinstance(since, int)
                                   or since < 0):
             raise FilterError(f"since: expected a sequence number, got {since!r}")
+        if direction is not None and direction not in DIRECTIONS:
+            raise FilterError(f"direction: expected {' or '.join(map(repr, DIRECTIONS))}, "
+                              f"got {direction!r}")
+        if code is not None and (isinstance(code, bool) or not isinstance(code, int)
+                                 or not 100 <= code <= 699):
+            raise FilterError(f"code: expected a status code 100-699, got {code!r}")
         return cls(_text("method", method), _text("uri", uri), header_filters(headers),
-                   _text("rule", rule), since)
+                   _text("rule", rule), since, _text("direction", direction), code)
+
+    @classmethod
+    def of(cls, value: object) -> Query:
+        """A Query given as such or as a dict of filters (a step of a sequence, from
+        Python or JSON); FilterError names an unknown key."""
+        if isinstance(value, Query):
+            return value
+        if not isinstance(value, Mapping):
+            raise FilterError(f"expected a Query or an object of filters, got {value!r}")
+        check_keys(map(str, value), FILTERS)
+        return cls.build(*(value.get(key) for key in FILTERS))
 
     def matches(self, entry: JournalEntry) -> bool:
         if self.since is not None and entry.seq <= self.since:
+            return False
+        if self.direction is not None and entry.direction != self.direction:
+            return False
+        if self.code is not None and self.code not in entry.codes:
             return False
         if self.method is not None and entry.method != self.method:
             return False
@@ -443,6 +531,7 @@ class Query:
                  if v is not None]
         if self.headers:
             parts.append(f"headers={dict(self.headers)!r}")
-        parts += [f"{k}={v!r}" for k, v in (("rule", self.rule), ("since", self.since))
-                  if v is not None]
+        parts += [f"{k}={v!r}" for k, v in (("rule", self.rule), ("since", self.since),
+                                             ("direction", self.direction),
+                                             ("code", self.code)) if v is not None]
         return ", ".join(parts) or "anything"

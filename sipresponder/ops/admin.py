@@ -112,15 +112,19 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         "response_times": entry.response_times,
         "retransmitted": [entry.retransmission(i) for i in range(len(entry.responses))],
         "rule_number": entry.rule_number,
+        "direction": entry.direction,
     }
     # The merged journal of --workers (ops/cluster.py) says which worker answered.
     fields.update(getattr(entry, "origin", {}))
     return fields
 
 
-QUERY_KEYS = ("method", "uri", "header", "rule", "since")  # GET /api/requests[/count]
+# GET /api/requests[/count]
+QUERY_KEYS = ("method", "uri", "header", "rule", "since", "direction", "code")
 WAIT_KEYS = (*FILTERS, "count", "timeout")  # POST /api/requests/wait
 VERIFY_KEYS = (*FILTERS, "exactly", "at_most", "none", "within", "timeout")
+# POST /api/requests/verify with steps: an ordered verification, keys of its own.
+SEQUENCE_KEYS = ("steps", "call_id", "timeout")
 
 
 def query_from_params(request: web.Request, extra: tuple[str, ...] = ()) -> Query:
@@ -128,14 +132,18 @@ def query_from_params(request: web.Request, extra: tuple[str, ...] = ()) -> Quer
     a misspelled one is a ValueError (400), never a filter silently left out."""
     q = request.query
     check_keys(q.keys(), (*QUERY_KEYS, *extra), "query parameter")
-    for key in ("method", "uri", "rule", "since"):
+    for key in ("method", "uri", "rule", "since", "direction", "code"):
         if len(q.getall(key, [])) > 1:
             raise ValueError(f"query parameter {key!r} given more than once")
     since = q.get("since")
     if since is not None and not (since.isascii() and since.isdigit()):
         raise ValueError(f"since={since!r}: expected a sequence number")
+    code = q.get("code")
+    if code is not None and not (code.isascii() and code.isdigit() and len(code) == 3):
+        raise ValueError(f"code={code!r}: expected a status code 100-699")
     return Query.build(q.get("method"), q.get("uri"), q.getall("header", []), q.get("rule"),
-                       None if since is None else int(since))
+                       None if since is None else int(since), q.get("direction"),
+                       None if code is None else int(code))
 
 
 async def json_body(request: web.Request, valid: tuple[str, ...]) -> dict[str, Any]:
@@ -168,9 +176,10 @@ def _seconds(body: dict[str, Any], key: str, default: float) -> float:
     return min(float(value), MAX_WAIT)
 
 
-def _failed(exc: JournalAssertion, journal: list[JournalEntry], status: int) -> web.Response:
+def _failed(exc: JournalAssertion, journal: list[JournalEntry], status: int,
+            listing: str | None = None) -> web.Response:
     return web.json_response(
-        {"error": exc.summary, "listing": describe(journal),
+        {"error": exc.summary, "listing": describe(journal) if listing is None else listing,
          "entries": [entry_json(e) for e in exc.entries],
          "journal": [entry_json(e) for e in journal]}, status=status)
 
@@ -429,7 +438,12 @@ class Admin:
         return _entries(found)
 
     async def _verify(self, request: web.Request) -> web.Response:
-        body = await json_body(request, VERIFY_KEYS)
+        body = await json_body(request, (*VERIFY_KEYS, "steps", "call_id"))
+        if "steps" in body:
+            return await self._verify_sequence(body)
+        if "call_id" in body:
+            raise ValueError("call_id goes with steps (an ordered verification); to count "
+                             'one call\'s requests, filter on headers {"Call-ID": ...}')
         query = query_from_body(body)
         expectation = Expectation.build(body.get("exactly"), body.get("at_most"),
                                         body.get("none", False))
@@ -440,6 +454,26 @@ class Admin:
                                         expectation, within, timeout)
         except VerifyFailed as exc:
             return _failed(exc, list(self.host.journal), 409 if exc.too_many else 408)
+        return _entries(found)
+
+    async def _verify_sequence(self, body: dict[str, Any]) -> web.Response:
+        """POST /api/requests/verify with ``steps``: these requests in this order
+        within one call."""
+        other = [key for key in body if key not in SEQUENCE_KEYS]
+        if other:
+            raise ValueError(f"{', '.join(other)}: not with steps (the filters go in each "
+                             f"step; with steps give only {', '.join(SEQUENCE_KEYS)})")
+        steps = expect.steps_of(body["steps"])
+        call_id = body.get("call_id")
+        if call_id is not None and not isinstance(call_id, str):
+            raise ValueError(f"call_id: expected a string, got {call_id!r}")
+        timeout = _seconds(body, "timeout", DEFAULT_WAIT)
+        try:
+            found = await expect.verify_sequence(self.host.journal, self.host.watch, steps,
+                                                 call_id, timeout)
+        except VerifyFailed as exc:
+            # The listing is the text's: the call that got furthest, arrows and steps.
+            return _failed(exc, list(self.host.journal), 408, str(exc).partition("\n")[2])
         return _entries(found)
 
     async def _get_scenario(self, request: web.Request) -> web.Response:

@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--within", type=float, default=1.0, metavar="S",
                         help="the window of --exactly, --at-most and --none in seconds "
                         "(default 1; server caps at 60)")
+    verify.add_argument("--step", action="append", default=[], metavar="KEY=VALUE[,...]",
+                        help="repeatable: with it, assert that requests matching these steps "
+                        "came in this order within one call (POST "
+                        "/api/requests/verify with steps), e.g. --step method=INVITE --step "
+                        "method=BYE,direction=sent,code=200; keys: the filters above")
+    verify.add_argument("--call-id", help="with --step: the call the sequence must be in "
+                        "(else any one call)")
     verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report there")
 
     pcap = sub.add_parser(
@@ -201,6 +208,12 @@ def _sequence(text: str) -> int:
     return int(text)
 
 
+def _status(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 100 <= int(text) <= 699):
+        raise argparse.ArgumentTypeError(f"expected a status code 100-699, got {text!r}")
+    return int(text)
+
+
 def _at_least(text: str) -> int:
     if text.isdigit() and int(text) == 0:
         raise argparse.ArgumentTypeError("--count means at least; for none use --none "
@@ -230,3 +243,9 @@ def _add_journal_client(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rule", help="the rule that answered: its label or name")
     parser.add_argument("--since", type=_sequence, metavar="SEQ",
                         help="only journal entries after this sequence number")
+    parser.add_argument("--direction", choices=("received", "sent"),
+                        help="received: requests that reached the responder; sent: "
+                        "requests the responder sent itself")
+    parser.add_argument("--code", type=_status, metavar="CODE",
+                        help="a status the entry was answered with (for a sent request, "
+                        "by the client), e.g. 200")

@@ -27,7 +27,8 @@ def download_pcap(args: argparse.Namespace) -> int:
     params: list[tuple[str, str]] = [
         (key, str(getattr(args, attr))) for key, attr in (
             ("method", "method"), ("uri", "uri"), ("rule", "rule"), ("since", "since"),
-            ("call_id", "call_id")) if getattr(args, attr) is not None]
+            ("direction", "direction"), ("code", "code"), ("call_id", "call_id"))
+        if getattr(args, attr) is not None]
     params += [("header", h) for h in args.header]
     base = args.admin.rstrip("/")
     if not base.startswith(("http://", "https://")):
@@ -99,10 +100,53 @@ def verify(args: argparse.Namespace) -> int:
         return 130
 
 
+def parse_step(text: str) -> dict[str, Any]:
+    """``method=BYE,direction=sent,code=200`` as the filters of one step (the server
+    checks the keys and values); ValueError naming what is not KEY=VALUE."""
+    step: dict[str, Any] = {}
+    for part in text.split(","):
+        key, equals, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not equals or not key:
+            raise ValueError(f"--step {text!r}: expected KEY=VALUE[,KEY=VALUE...], "
+                             f"got {part!r}")
+        if key == "header":
+            step.setdefault("headers", []).append(value)
+        elif key in ("code", "since") and value.isascii() and value.isdigit():
+            step[key] = int(value)
+        else:
+            step[key] = value
+    return step
+
+
+def _sequence_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The body of POST /api/requests/verify with steps; ValueError for options that do
+    not go with --step."""
+    mixed = [f"--{key.replace('_', '-')}" for key in (
+        "count", "exactly", "at_most", "method", "uri", "rule", "since", "direction", "code")
+        if getattr(args, key) is not None] + (["--none"] if args.none else []) + (
+        ["--header"] if args.header else [])
+    if mixed:
+        raise ValueError(f"--step takes the filters in each step, not {', '.join(mixed)}")
+    body: dict[str, Any] = {"steps": [parse_step(text) for text in args.step]}
+    if args.call_id is not None:
+        body["call_id"] = args.call_id
+    return body
+
+
 def _ask(args: argparse.Namespace) -> int:
     want: dict[str, Any] = {}
     endpoint = "wait"
-    if args.exactly is not None:
+    if args.step:
+        try:
+            want, endpoint = _sequence_body(args), "verify"
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif args.call_id is not None:
+        print("error: --call-id goes with --step", file=sys.stderr)
+        return 2
+    elif args.exactly is not None:
         want, endpoint = {"exactly": args.exactly}, "verify"
     elif args.at_most is not None:
         want, endpoint = {"at_most": args.at_most}, "verify"
@@ -110,7 +154,7 @@ def _ask(args: argparse.Namespace) -> int:
         want, endpoint = {"none": True}, "verify"
     else:
         want = {"count": 1 if args.count is None else args.count}
-    for key in ("method", "uri", "rule", "since"):
+    for key in ("method", "uri", "rule", "since", "direction", "code"):
         if getattr(args, key) is not None:
             want[key] = getattr(args, key)
     if any(":" not in h for h in args.header):
@@ -118,9 +162,10 @@ def _ask(args: argparse.Namespace) -> int:
         return 2
     if args.header:
         want["headers"] = args.header
-    name = " ".join(f"{k}={v}" for k, v in want.items())
+    name = (" then ".join(args.step) if args.step
+            else " ".join(f"{k}={v}" for k, v in want.items()))
     want["timeout"] = args.timeout
-    if endpoint == "verify":
+    if endpoint == "verify" and not args.step:  # a sequence has no window
         want["within"] = args.within
     url = args.admin.rstrip("/") + f"/api/requests/{endpoint}"
     if not url.startswith(("http://", "https://")):
@@ -136,7 +181,7 @@ def _ask(args: argparse.Namespace) -> int:
         return 2
     started = time.monotonic()
     status, body, message = 0, None, ""
-    wait = args.timeout + (args.within if endpoint == "verify" else 0) + 10
+    wait = args.timeout + (args.within if endpoint == "verify" and not args.step else 0) + 10
     try:
         with urllib.request.urlopen(request, timeout=max(wait, 10)) as resp:
             status, body = resp.status, json.loads(resp.read())
@@ -150,12 +195,15 @@ def _ask(args: argparse.Namespace) -> int:
         message = f"cannot reach {url}: {getattr(exc, 'reason', exc)}"
     elapsed = time.monotonic() - started
     if status == 200 and isinstance(body, dict):
-        code, outcome = 0, f"OK: {body.get('count')} request(s) matching {name}"
+        code, outcome = 0, (f"OK: {name}" if args.step
+                            else f"OK: {body.get('count')} request(s) matching {name}")
         print(outcome)
     elif status in (408, 409) and isinstance(body, dict):
         code = 1
         outcome = str(body.get("error", "verification failed"))
-        print(f"FAILED: {outcome}\nthe journal holds:\n{body.get('listing', '')}")
+        # A sequence's listing says what it is (the call that got furthest).
+        what = "" if args.step else "the journal holds:\n"
+        print(f"FAILED: {outcome}\n{what}{body.get('listing', '')}")
     else:
         code = 2
         if not message:

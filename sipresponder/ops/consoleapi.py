@@ -566,6 +566,8 @@ _LADDER = {"type": "object", "properties": {
             "time": {"type": "number"},
             "delta": {"type": "number", "description": "seconds since the previous arrow"},
             "outcome": {"type": "string", "description": "the entry's kind"},
+            "sent": {"type": "boolean", "description": "the entry is a request the "
+                     "responder sent: its arrow goes to the peer, the answers come back"},
             "call_id": {"type": "string", "nullable": True}}}}}}
 _ENTRY_ADDITIONS: dict[str, Any] = {
     "local": {"type": "array", "description": "[ip, port] the responder received it on",

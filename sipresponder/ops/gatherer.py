@@ -28,6 +28,7 @@ from ..journal import expect
 from ..journal.expect import Done
 from ..journal.record import Journal, JournalEntry, NearMiss, Query
 from ..scenario.model import Scenario
+from ..uas.outcome import RECEIVED
 from .cluster import (
     CALL_TIMEOUT,
     CLUSTER_HEADERS,
@@ -83,6 +84,7 @@ def entry_from_json(data: dict[str, Any], seq: int, worker: int) -> WorkerEntry:
         response_times=list(data.get("response_times") or ()),
         rule_number=data.get("rule_number"),
         retransmitted=list(data.get("retransmitted") or ()),
+        direction=data.get("direction") or RECEIVED,  # an older worker's: received
         worker=worker, worker_seq=data["seq"])
 
 
@@ -119,6 +121,8 @@ class MergedJournal(Journal):
         fresh = entry_from_json(data, entry.seq, worker)
         entry.responses = fresh.responses
         entry.response_times = fresh.response_times
+        # Without its flags a repeated answer would count twice in ``codes``.
+        entry.retransmitted = fresh.retransmitted
         entry.outcome = fresh.outcome
         entry.rule = fresh.rule
         entry.rule_number = fresh.rule_number

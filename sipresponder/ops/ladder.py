@@ -11,6 +11,10 @@ last response for a retransmitted request) is one more arrow, of class
 live capture of the same exchange, in its order (the journal's times are stamped in
 that order, in microseconds: journal/record.py ``Journal.stamp``).
 
+A request the responder sent (``JournalEntry.direction`` "sent", the far end's) is
+drawn the other way: from the responder's lane to the peer's, and what the client
+answered back to the responder; its arrows carry ``"sent": true``.
+
 Arrow ids are ``"<seq>.0"`` for an entry's request and ``"<seq>.<i + 1>"`` for its
 response ``i`` (``response_index``), stable across reads while the entry exists.
 """
@@ -21,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..journal.record import JournalEntry
+from ..uas.outcome import SENT
 
 RESPONDER = "responder"  # the responder's lane id
 
@@ -73,19 +78,21 @@ def _request_class(entry: JournalEntry) -> str:
 
 
 def _summary(entries: list[JournalEntry]) -> str:
-    """``INVITE -> 180, 200; ACK; BYE -> 200``: each request (retransmissions left out,
-    requests and responses alike) with the codes it got, or its outcome when it got
-    none."""
+    """``INVITE -> 180, 200; ACK; BYE (sent) -> 200``: each request (retransmissions
+    left out, requests and responses alike) with the codes it got, or its outcome when
+    it got none; one the responder sent says so."""
     parts = []
     for entry in entries:
         if entry.kind == "retransmission":
             continue
         what = entry.method or "?"
+        if entry.direction == SENT:
+            what += " (sent)"
         codes = [c for i, c in enumerate(status_line(r)[0] for r in entry.responses)
                  if c is not None and not entry.retransmission(i)]
         if codes:
             parts.append(f"{what} -> {', '.join(map(str, codes))}")
-        elif entry.kind in ("absorbed", "answered"):
+        elif entry.kind in ("absorbed", "answered", "sent"):
             parts.append(what)
         else:
             parts.append(f"{what} ({entry.kind})")
@@ -112,9 +119,13 @@ def ladder(entries: Iterable[JournalEntry]) -> dict[str, Any]:
             loose.append((None, [entry]))
         else:
             calls.setdefault(entry.call_id, []).append(entry)
-        common = {"seq": entry.seq, "outcome": entry.kind, "call_id": entry.call_id}
-        arrows.append({"id": f"{entry.seq}.0", "response_index": None, "from": peer,
-                       "to": RESPONDER, "label": request_label(entry),
+        sent = entry.direction == SENT
+        # A sent request goes from the responder to the peer, its answers come back.
+        source, target = (RESPONDER, peer) if sent else (peer, RESPONDER)
+        common = {"seq": entry.seq, "outcome": entry.kind, "call_id": entry.call_id,
+                  "sent": sent}
+        arrows.append({"id": f"{entry.seq}.0", "response_index": None, "from": source,
+                       "to": target, "label": request_label(entry),
                        "class": _request_class(entry),
                        "retransmission": entry.kind == "retransmission",
                        "time": entry.time, **common})
@@ -129,7 +140,7 @@ def ladder(entries: Iterable[JournalEntry]) -> dict[str, Any]:
             else:
                 cls = response_class(code)
             arrows.append({"id": f"{entry.seq}.{i + 1}", "response_index": i,
-                           "from": RESPONDER, "to": peer, "label": label, "class": cls,
+                           "from": target, "to": source, "label": label, "class": cls,
                            "retransmission": again,
                            "time": times[i] if i < len(times) else entry.time, **common})
     # Stable: a response sent in the same instant as its request stays after it.

@@ -32,6 +32,10 @@ _FILTERS = [
     _query("rule", "matched rule: its label or its name"),
     _query("since", "only entries with a sequence number greater than this",
            {"type": "integer", "minimum": 0}),
+    _query("direction", "received (requests that reached the responder) or sent (requests "
+           "the responder sent itself)", {"type": "string", "enum": ["received", "sent"]}),
+    _query("code", "a status among the entry's codes (for a sent request, what the client "
+           "answered)", {"type": "integer", "minimum": 100, "maximum": 699}),
 ]
 _ERROR = {"description": "bad filter or body (an unknown filter key is named, with the valid "
                          "ones)",
@@ -48,6 +52,11 @@ _FILTER_PROPERTIES: dict[str, Any] = {
         {"type": "array", "items": {"type": "string"}, "description": "Name:glob"}]},
     "rule": {"type": "string"},
     "since": {"type": "integer", "description": "only entries with a greater seq"},
+    "direction": {"type": "string", "enum": ["received", "sent"],
+                  "description": "sent: the requests the responder sent itself"},
+    "code": {"type": "integer", "minimum": 100, "maximum": 699,
+             "description": "a status among the entry's codes (for a sent request, what "
+                            "the client answered)"},
 }
 _FAILED = {"application/json": {"schema": {
     "type": "object", "properties": {
@@ -113,12 +122,22 @@ OPENAPI: dict[str, Any] = {
         "/api/requests/verify": {"post": {
             "summary": "assert how many matching requests arrive: exactly N (N within "
                        "timeout, then no more within the window), at most N or none (by "
-                       "the end of the window); requests already journaled count",
+                       "the end of the window); requests already journaled count. With "
+                       "steps instead: that requests matching them came in this order "
+                       "within one call (call_id's, or any one), others allowed between "
+                       "them, waiting up to timeout; the entries are then the one each "
+                       "step found",
             "requestBody": {"required": True, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Verify"}}}},
+                "schema": {"oneOf": [{"$ref": "#/components/schemas/Verify"},
+                                     {"$ref": "#/components/schemas/VerifySequence"}]}}}},
             "responses": {
                 "200": _ENTRIES, "400": _ERROR,
-                "408": {"description": "exactly: fewer than N arrived within timeout",
+                "408": {"description": "exactly: fewer than N arrived within timeout; "
+                                       "steps: not complete within timeout (error names "
+                                       "the step not found after which entry; listing is "
+                                       "the call that got furthest, its entries in order, "
+                                       "--> received, <-- sent, or the journal when none "
+                                       "did)",
                         "content": _FAILED},
                 "409": {"description": "more arrived than allowed", "content": _FAILED},
             }}},
@@ -215,8 +234,13 @@ OPENAPI: dict[str, Any] = {
                                   "response repeats one already sent (Timer G until the "
                                   "ACK, the last response for a retransmitted request)"},
                 "codes": {"type": "array", "items": {"type": "integer"},
-                          "description": "the codes the request was answered with, "
-                          "retransmissions left out"},
+                          "description": "the codes the request was answered with (for "
+                          "a sent request, by the client), retransmissions left out"},
+                "direction": {"type": "string", "enum": ["received", "sent"],
+                              "description": "received: a request that reached the "
+                              "responder (remote is where it came from, responses what "
+                              "the responder answered); sent: one the responder sent "
+                              "(remote is where it went, responses what came back)"},
                 "worker": {"type": "integer", "description": "serve --workers only: the "
                            "worker that answered (seq is then the merged journal's)"},
                 "worker_seq": {"type": "integer", "description": "serve --workers only: "
@@ -229,6 +253,19 @@ OPENAPI: dict[str, Any] = {
                 **_FILTER_PROPERTIES,
                 "count": {"type": "integer", "minimum": 1, "default": 1,
                           "description": "at least this many"},
+                "timeout": {"type": "number", "minimum": 0, "maximum": MAX_WAIT,
+                            "default": DEFAULT_WAIT},
+            }},
+            "VerifySequence": {"type": "object", "additionalProperties": False,
+                               "required": ["steps"], "properties": {
+                "steps": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": _FILTER_PROPERTIES},
+                    "description": "the filters of each step, in order, e.g. "
+                                   '[{"method": "INVITE"}, {"method": "ACK"}, {"method": '
+                                   '"BYE", "direction": "sent", "code": 200}]'},
+                "call_id": {"type": "string", "description": "the call the sequence must "
+                            "be in (else any one call)"},
                 "timeout": {"type": "number", "minimum": 0, "maximum": MAX_WAIT,
                             "default": DEFAULT_WAIT},
             }},

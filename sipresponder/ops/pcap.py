@@ -11,9 +11,12 @@ framing is synthetic: Ethernet (locally administered MACs), IPv4 or IPv6, and UD
 udp entries or TCP for every stream transport. Checksums are computed, so no dissector
 flags them. A response is written back to the address its request came from (the
 journal keeps no other; RFC 3261 18.2.2 sends it there unless the Via says otherwise).
+A request the responder sent (``JournalEntry.direction`` "sent", the far end's) is
+written from its local address to its remote one, and the client's answers back.
 
 TCP: each (peer, responder) address pair is one connection, opened by a synthetic
-three-way handshake just before its first message; sequence and acknowledgement
+three-way handshake just before its first message (from whichever side sent it: a
+far end calling in opens its own connection); sequence and acknowledgement
 numbers then follow the octets each side sent, so Wireshark's TCP analysis sees no
 gap, overlap or unseen ACK and reassembles each SIP message from its Content-Length.
 A message over ``SEGMENT`` octets is split into segments.
@@ -37,6 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..journal.record import JournalEntry
+from ..uas.outcome import SENT
 
 MAGIC = 0xA1B2C3D4  # microsecond timestamps
 LINKTYPE_ETHERNET = 1
@@ -83,12 +87,14 @@ def messages(entries: Iterable[JournalEntry]) -> list[Message]:
     out: list[Message] = []
     for entry in ordered:
         local = _local(entry)
-        out.append(Message(entry.time, entry.transport, entry.remote, local, entry.raw,
-                           True))
+        # from_peer: which side of a synthetic TCP connection (peer, responder) sent it.
+        asked = entry.direction != SENT
+        src, dst = (entry.remote, local) if asked else (local, entry.remote)
+        out.append(Message(entry.time, entry.transport, src, dst, entry.raw, asked))
         for i, response in enumerate(entry.responses):
             sent = entry.response_times[i] if i < len(entry.response_times) else entry.time
-            out.append(Message(max(sent, entry.time), entry.transport, local, entry.remote,
-                               response, False))
+            out.append(Message(max(sent, entry.time), entry.transport, dst, src, response,
+                               not asked))
     for order, message in enumerate(out):
         message.order = order
     out.sort(key=lambda m: (m.time, m.order))
@@ -128,7 +134,9 @@ def write_pcap(entries: Iterable[JournalEntry]) -> bytes:
             conn = connections[(peer, responder)] = _Connection()
             lead = 5 if message.transport in WEBSOCKET else 3
             start = message.time - lead * HANDSHAKE_LEAD
-            out.extend(_handshake(start, peer, responder))
+            # Only the client opens a WebSocket (the far end reuses its connection).
+            out.extend(_handshake(start, peer, responder,
+                                  message.from_peer or message.transport in WEBSOCKET))
             if message.transport in WEBSOCKET:
                 upgrade = Message(start + 3 * HANDSHAKE_LEAD, "tcp", peer, responder,
                                   _ws_upgrade(responder), True)
@@ -189,11 +197,15 @@ def _ws_frame(data: bytes, masked: bool, key: int) -> bytes:
     return head + mask + body
 
 
-def _handshake(time: float, peer: tuple[str, int], responder: tuple[str, int]) -> list[bytes]:
+def _handshake(time: float, peer: tuple[str, int], responder: tuple[str, int],
+               by_peer: bool = True) -> list[bytes]:
+    """SYN, SYN-ACK, ACK from the side that opens (``by_peer``: the peer)."""
+    opener, opener_isn, other_isn = ((True, PEER_ISN, RESPONDER_ISN) if by_peer
+                                     else (False, RESPONDER_ISN, PEER_ISN))
     steps = [
-        (True, PEER_ISN, 0, _SYN),
-        (False, RESPONDER_ISN, PEER_ISN + 1, _SYN | _ACK),
-        (True, PEER_ISN + 1, RESPONDER_ISN + 1, _ACK),
+        (opener, opener_isn, 0, _SYN),
+        (not opener, other_isn, opener_isn + 1, _SYN | _ACK),
+        (opener, opener_isn + 1, other_isn + 1, _ACK),
     ]
     out = []
     for i, (from_peer, seq, ack, flags) in enumerate(steps):

@@ -11,7 +11,7 @@ import concurrent.futures
 import errno
 import socket
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -186,10 +186,14 @@ class Responder:
 
     def requests(self, method: str | None = None, uri: str | None = None,
                  headers: HeaderFilters | None = None, rule: str | None = None,
-                 since: int | None = None) -> list[JournalEntry]:
-        """Journal entries matching the filters (``since``: sequence numbers above it);
-        uri and header values are globs where only ``*`` is special."""
-        return Query.build(method, uri, headers, rule, since).select(self.journal)
+                 since: int | None = None, *, direction: str | None = None,
+                 code: int | None = None) -> list[JournalEntry]:
+        """Journal entries matching the filters (``since``: sequence numbers above it;
+        ``direction``: "received" or "sent", the requests the responder sent itself;
+        ``code``: a status among the entry's codes, for a sent request the client's
+        answer); uri and header values are globs where only ``*`` is special."""
+        return Query.build(method, uri, headers, rule, since, direction, code).select(
+            self.journal)
 
     def _own_loop(self, call: str) -> asyncio.AbstractEventLoop:
         """The running loop, when it is the one the responder started on: its journal
@@ -215,11 +219,13 @@ class Responder:
     async def wait_for(self, method: str | None = None, uri: str | None = None, *,
                        headers: HeaderFilters | None = None,
                        rule: str | None = None, since: int | None = None, count: int = 1,
-                       timeout: float = 5.0) -> list[JournalEntry]:
-        """Wait until at least ``count`` matching requests arrived; ``WaitTimeout`` (an
-        AssertionError) listing the journal if ``timeout`` passes first."""
+                       timeout: float = 5.0, direction: str | None = None,
+                       code: int | None = None) -> list[JournalEntry]:
+        """Wait until at least ``count`` matching requests arrived (or were sent, with
+        ``direction="sent"``); ``WaitTimeout`` (an AssertionError) listing the journal
+        if ``timeout`` passes first."""
         __tracebackhide__ = True  # a failed expectation is the test's line, not ours
-        query = Query.build(method, uri, headers, rule, since)
+        query = Query.build(method, uri, headers, rule, since, direction, code)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise FilterError(f"count: expected an integer >= 1 (at least), got {count!r}; "
                               "verify(..., none=True) asserts that nothing arrived")
@@ -231,9 +237,13 @@ class Responder:
                      headers: HeaderFilters | None = None,
                      rule: str | None = None, since: int | None = None,
                      exactly: int | None = None, at_most: int | None = None,
-                     none: bool = False, within: float = 1.0, timeout: float = 5.0
+                     none: bool = False, within: float = 1.0, timeout: float = 5.0,
+                     direction: str | None = None, code: int | None = None
                      ) -> list[JournalEntry]:
-        """Assert how many matching requests arrive; give one of:
+        """Assert how many matching requests arrive (with ``direction="sent"``: how many
+        the responder sent; ``code=200``: answered 200, so that
+        ``verify("BYE", direction="sent", code=200, exactly=1)`` says the client
+        answered our BYE with 200 once); give one of:
 
         - ``none=True``: none by the end of ``within`` seconds;
         - ``at_most=N``: no more than N by the end of ``within`` seconds;
@@ -245,12 +255,31 @@ class Responder:
         entries; ``VerifyFailed`` (an AssertionError) lists the journal otherwise.
         """
         __tracebackhide__ = True  # a failed expectation is the test's line, not ours
-        query = Query.build(method, uri, headers, rule, since)
+        query = Query.build(method, uri, headers, rule, since, direction, code)
         expectation = Expectation.build(exactly, at_most, none)
         within, timeout = _seconds("within", within), _seconds("timeout", timeout)
         self._own_loop("verify")
         return await expect.verify(self.journal, self.watch, query, expectation, within,
                                    timeout)
+
+    async def verify_sequence(self, steps: Sequence[Query | Mapping[str, Any]], *,
+                              call_id: str | None = None, timeout: float = 5.0
+                              ) -> list[JournalEntry]:
+        """Assert that these requests came, in this order, within one call (the call
+        ``call_id`` names; else any one call): each step a ``Query`` or a dict of its
+        filters, e.g. ``[{"method": "INVITE"}, {"method": "ACK"}, {"method": "BYE",
+        "direction": "sent", "code": 200}]``; other entries may come between them.
+        Waits up to ``timeout`` for the sequence to be complete; returns the entry each
+        step found, or raises ``VerifyFailed`` naming the step not found after which
+        entry, with the call's entries in order."""
+        __tracebackhide__ = True  # a failed expectation is the test's line, not ours
+        queries = expect.steps_of(steps)
+        if call_id is not None and not isinstance(call_id, str):
+            raise FilterError(f"call_id: expected a string, got {call_id!r}")
+        timeout = _seconds("timeout", timeout)
+        self._own_loop("verify_sequence")
+        return await expect.verify_sequence(self.journal, self.watch, queries, call_id,
+                                            timeout)
 
     def set_scenario(self, scenario: Scenario | str | Path) -> None:
         """Swap the scenario atomically (a bad one raises ScenarioError, the old stays)."""
@@ -351,6 +380,16 @@ class SyncResponder:
         future = asyncio.run_coroutine_threadsafe(
             self._async.verify(*args, within=within, timeout=timeout, **kwargs), self._loop)
         return _result(future, _bound(timeout) + _bound(within))
+
+    def verify_sequence(self, steps: Sequence[Query | Mapping[str, Any]], *,
+                        call_id: str | None = None, timeout: float = 5.0
+                        ) -> list[JournalEntry]:
+        """``Responder.verify_sequence`` from this thread (which it blocks meanwhile)."""
+        __tracebackhide__ = True
+        _refuse_in_event_loop("verify_sequence")
+        future = asyncio.run_coroutine_threadsafe(
+            self._async.verify_sequence(steps, call_id=call_id, timeout=timeout), self._loop)
+        return _result(future, _bound(timeout))
 
     def set_scenario(self, scenario: Scenario | str | Path) -> None:
         self._call(_immediate(self._async.set_scenario, scenario))

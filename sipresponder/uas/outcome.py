@@ -91,7 +91,12 @@ class Outcome:
 
 
 KINDS = ("answered", "absorbed", "retransmission", "not-answered", "cancelled", "fault",
-         "rejected", "dropped")
+         "rejected", "dropped", "sent")
+# A journal entry's direction, and the kind of one the responder sent (never an
+# Outcome's: the engine handles what arrives; the far end, uac/, sends).
+SENT = "sent"
+RECEIVED = "received"
+DIRECTIONS = (RECEIVED, SENT)
 # What a journal entry's outcome reads once a CANCEL ended its INVITE (never an
 # Outcome's note: the INVITE was handled before the CANCEL came).
 CANCELLED = "cancelled"

@@ -28,6 +28,7 @@ from sipresponder.scenario.loader import parse_scenario
 from sipresponder.testing.api import Responder
 from tests.conftest import require_binary
 from tests.sipclient import TCPClient, make_request, udp_exchange
+from tests.unit.ops.exchanges import hangup_call
 
 pytestmark = pytest.mark.interop
 
@@ -174,3 +175,26 @@ def test_the_malformed_filter_flags_a_broken_message(tmp_path: Path) -> None:
     pcap.write_bytes(write_pcap([control]))
     flagged = fields(binary, pcap, PROBLEM, "frame.number")
     assert flagged == [["2"]], "the filter no longer flags a malformed SIP response"
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_sent_request_reads_back_the_right_way_round(transport: str, tmp_path: Path) -> None:
+    """A far end's BYE (a fabricated sent entry, tests/unit/ops/exchanges.py): tshark
+    reads it from the responder's address to the client's and the client's 200 back,
+    after the client's INVITE, 200 and ACK, with nothing malformed."""
+    binary = require_binary("tshark")
+    entries = hangup_call(transport)
+    pcap = tmp_path / f"hangup-{transport}.pcap"
+    pcap.write_bytes(write_pcap(entries))
+    port = "udp" if transport == "udp" else "tcp"
+    rows = fields(binary, pcap, "sip", "ip.src", f"{port}.srcport", "ip.dst",
+                  f"{port}.dstport", "sip.Method", "sip.Status-Code", "sip.CSeq")
+    client, responder = "127.0.0.1|40000", "127.0.0.1|5060"
+    assert ["|".join(row) for row in rows] == [
+        f"{client}|{responder}|INVITE||1 INVITE",
+        f"{responder}|{client}||200|1 INVITE",
+        f"{client}|{responder}|ACK||1 ACK",
+        f"{responder}|{client}|BYE||1 BYE",
+        f"{client}|{responder}||200|1 BYE",
+    ]
+    assert fields(binary, pcap, PROBLEM, "frame.number", "_ws.expert.message") == []

@@ -1,5 +1,5 @@
 // The live journal: entries from the event stream, grouped by Call-ID into calls, the
-// filters (method, Request-URI, rule, Call-ID, source, status class, free text), pause and
+// filters (method, Request-URI, rule, Call-ID, source, status class, direction, free text), pause and
 // clear. The filters run here, on what the stream delivered; the ladder and the exports
 // ask the server for exactly the entries left visible (by sequence number).
 
@@ -9,6 +9,8 @@ export const MAX_LIST = 500; // calls listed at most (the newest); the journal i
 // Entries the page keeps: the server's ring pushes old ones out without an event, so the
 // page drops its oldest too, and a console left open for days stays small.
 export const MAX_ENTRIES = 5000;
+// Marks a request the responder sent in a call's summary: it goes back towards the client.
+export const SENT_ARROW = "←";
 
 function glob(pattern) {
   const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
@@ -34,6 +36,12 @@ export function callKey(entry) {
   return entry.call_id ? `c:${entry.call_id}` : `s:${entry.seq}`;
 }
 
+/** "received" or "sent" (a request the responder sent itself); an older server's
+ * entries have no direction and were all received. */
+export function directionOf(entry) {
+  return entry.direction === "sent" ? "sent" : "received";
+}
+
 export function sourceOf(entry) {
   const [host, port] = entry.remote || ["", ""];
   const shown = String(host).includes(":") ? `[${host}]` : host;
@@ -48,11 +56,13 @@ export function buildFilter(values) {
   const source = textMatcher((values.source || "").trim());
   const rule = values.rule || "";
   const status = values.status || "";
+  const direction = values.direction || "";
   const free = (values.text || "").trim().toLowerCase();
   return (entry) => {
     if (method && (entry.method || "").toUpperCase() !== method) return false;
     if (uri && !uri(entry.uri)) return false;
     if (callId && !callId(entry.call_id)) return false;
+    if (direction && directionOf(entry) !== direction) return false;
     if (source && !source(sourceOf(entry))) return false;
     if (rule === "(none)") {
       if (entry.rule) return false;
@@ -74,7 +84,8 @@ function ruleNameMatches(label, name) {
   return Boolean(label) && label.includes(`'${name}'`);
 }
 
-/** The one-line summary of a call: "INVITE 180 200 · ACK · BYE 200". */
+/** The one-line summary of a call: "INVITE 180 200 · ACK · BYE 200"; a request the
+ * responder sent has an arrow to say so: "INVITE 200 · ACK · ← BYE 200". */
 export function summarize(entries) {
   const parts = [];
   for (const e of entries) {
@@ -84,7 +95,8 @@ export function summarize(entries) {
     const mark = { "not-answered": " (no answer)", cancelled: " (cancelled)", fault: " (fault)", rejected: " (rejected)", dropped: " (dropped)", retransmission: " (retransmitted)" }[e.kind] || "";
     const again = e.kind === "retransmission" ? 0 : (e.retransmitted || []).filter(Boolean).length;
     const repeats = again ? ` (+${again} retransmitted)` : "";
-    const text = `${method}${codes ? ` ${codes}` : ""}${repeats}${mark}`;
+    const sent = directionOf(e) === "sent" ? `${SENT_ARROW} ` : "";
+    const text = `${sent}${method}${codes ? ` ${codes}` : ""}${repeats}${mark}`;
     // Repeats (a client's retransmissions) count up instead of filling the row.
     const last = parts[parts.length - 1];
     if (last && last.text === text) last.times += 1;

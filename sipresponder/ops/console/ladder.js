@@ -294,13 +294,16 @@ function drawArrow(arrow, y, geometry, t0, showTimes, onSelect, selectedId) {
   const isRequest = arrow.response_index === null || arrow.response_index === undefined;
   const outcome = isRequest && OUTCOME_WORDS[arrow.outcome] ? arrow.outcome : null;
   const word = arrowWord(arrow, cls);
-  const spoken = [arrow.label, word.replace(/[()]/g, ""), outcome ? OUTCOME_WORDS[outcome] : "",
+  // A request the responder sent (and what the client answered) runs the other way.
+  const sent = arrow.sent ? (isRequest ? "sent by the responder" : "the client's answer") : "";
+  const spoken = [arrow.label, word.replace(/[()]/g, ""), outcome ? OUTCOME_WORDS[outcome] : "", sent,
     `${formatSeconds(arrow.time - t0)} after the first message`].filter(Boolean).join(", ");
   const g = s("g", {
     class: `arrow ${cls}${arrow.id === selectedId ? " selected" : ""}`,
     tabindex: 0, role: "button", "data-id": arrow.id, "data-seq": arrow.seq,
     "data-class": cls, "data-outcome": arrow.outcome || "", "data-from": arrow.from, "data-to": arrow.to,
     "data-retransmission": arrow.retransmission ? "true" : "false",
+    "data-sent": arrow.sent ? "true" : "false",
     "data-label": arrow.label, "data-call-id": arrow.call_id || "",
     "aria-label": spoken,
   });

@@ -83,15 +83,18 @@ export function showMessage(panel, entry, responseIndex, { onShowRule } = {}) {
     ? `Response ${startLine(raw)}`
     : `${entry.method || "(unparsed)"} ${entry.uri || ""}`;
   const where = `${(entry.transport || "").toUpperCase()} ${(entry.remote || []).join(":")}`;
+  // A request the responder sent went to `remote`, and its responses came from there.
+  const sent = entry.direction === "sent";
   panel.append(h("header", { class: "detail-head" },
     h("h2", { id: "detail-title" }, title),
     h("p", { class: "muted" },
-      `#${entry.seq} · ${isResponse ? "sent to" : "from"} ${where} · ${entry.received_at || ""}`,
+      `#${entry.seq} · ${isResponse !== sent ? "sent to" : "from"} ${where} · ${entry.received_at || ""}`,
       entry.kind ? ` · ${entry.kind}` : "")));
 
   const copy = h("button", { type: "button", class: "small copy", title: "Copy the message as text",
     onclick: () => copyText(raw, copy) }, "Copy");
-  panel.append(section(isResponse ? "Response sent" : "Request received", copy,
+  const heading = isResponse ? (sent ? "Response received" : "Response sent") : (sent ? "Request sent" : "Request received");
+  panel.append(section(heading, copy,
     isResponse ? h("p", { class: "muted in-reply" }, "in reply to ", h("code", {}, startLine(entry.raw))) : null,
     rawMessage(raw)));
 
@@ -104,6 +107,8 @@ export function showMessage(panel, entry, responseIndex, { onShowRule } = {}) {
       ruleBits.push(h("button", { type: "button", class: "link-button", "data-action": "show-rule",
         onclick: () => onShowRule(entry.rule_line) }, "Show in the scenario editor"));
     }
+  } else if (sent) {
+    ruleBits.push(h("p", { class: "muted" }, `sent by the responder: ${entry.outcome || "(no note)"}`));
   } else {
     ruleBits.push(h("p", { class: "muted" }, entry.outcome ? `no rule: ${entry.outcome}` : "no rule matched"));
   }
@@ -118,7 +123,7 @@ export function showMessage(panel, entry, responseIndex, { onShowRule } = {}) {
 
   const responses = entry.responses || [];
   const headerSection = section("Header fields", headerTable(isResponse ? parseHeaders(raw) : entry.headers || parseHeaders(raw)));
-  panel.append(section(`Responses sent (${responses.length})`,
+  panel.append(section(`Responses ${sent ? "received" : "sent"} (${responses.length})`,
     responses.length
       ? h("ol", { class: "responses" }, responses.map((text, i) => h("li", {},
         h("details", { open: isResponse && i === responseIndex ? true : null },

@@ -128,3 +128,27 @@ def test_console_metrics_add_up_every_worker() -> None:
         "latency": {"buckets": [[0.001, 2], [None, 6]], "sum": pytest.approx(0.034),
                     "count": 6}}
     assert summed_metrics([])["paths"] == {"compiled": 0, "engine": 0, "reasons": {}}
+
+
+def test_a_sent_request_stays_sent_across_the_channel() -> None:
+    """--workers: the merged journal is a copy through entry_json; a request the
+    far end sent must stay one there (direction, kind, the client's codes)."""
+    sent = replace(ENTRY, rule=None, outcome="rule 'a' (#1), step 1", near_miss=None,
+                   direction="sent")
+    shown = entry_json(sent)
+    assert (shown["direction"], shown["kind"]) == ("sent", "sent")
+    merged = entry_from_json(shown, seq=1, worker=0)
+    assert merged.direction == "sent" and merged.kind == "sent"
+    assert Query.build(direction="sent", code=200).select([merged]) == [merged]
+    older = {k: v for k, v in entry_json(ENTRY).items() if k != "direction"}
+    assert entry_from_json(older, seq=2, worker=0).direction == "received"
+
+
+def test_an_update_keeps_the_retransmission_marks() -> None:
+    """A repeated answer that reaches the merged copy later must not count twice."""
+    journal = MergedJournal(2)
+    journal.add([entry_from_json(entry_json(ENTRY), seq=1, worker=0)])
+    later = {**entry_json(ENTRY), "responses": ["SIP/2.0 200 OK\r\n\r\n"] * 2,
+             "response_times": [12.5, 13.0], "retransmitted": [False, True]}
+    journal.update(0, later)
+    assert [e.codes for e in journal] == [[200]]

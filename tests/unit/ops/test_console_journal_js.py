@@ -45,3 +45,37 @@ def test_timer_g_copies_are_counted_not_listed() -> None:
         {"method": "ACK", "codes": [], "kind": "absorbed"},
     ]) == "INVITE 180 200 (+2 retransmitted) · INVITE (retransmitted) · ACK"
 
+
+
+def run_journal_js(expression: str) -> Any:
+    """``expression`` evaluated by node with journal.js's exports in scope, as JSON."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (apt-get install nodejs); the test runs journal.js")
+    script = (f"import * as j from {json.dumps((CONSOLE / 'journal.js').as_uri())};\n"
+              f"process.stdout.write(JSON.stringify({expression}));\n")
+    done = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True,
+                          text=True, timeout=NODE_TIMEOUT, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+HANGUP = [
+    {"seq": 1, "method": "INVITE", "codes": [200], "kind": "answered", "direction": "received"},
+    {"seq": 2, "method": "ACK", "codes": [], "kind": "absorbed"},  # an older server's: received
+    {"seq": 3, "method": "BYE", "codes": [200], "kind": "sent", "direction": "sent"},
+]
+
+
+def test_a_request_the_responder_sent_has_an_arrow() -> None:
+    assert summarize(HANGUP) == "INVITE 200 · ACK · ← BYE 200"
+
+
+@pytest.mark.parametrize(("direction", "seqs"), [
+    ("sent", [3]), ("received", [1, 2]), ("", [1, 2, 3])])
+def test_the_direction_filter(direction: str, seqs: list[int]) -> None:
+    entries = json.dumps(HANGUP)
+    picked = run_journal_js(
+        f"{entries}.filter(j.buildFilter({{ direction: {json.dumps(direction)} }}))"
+        ".map((e) => e.seq)")
+    assert picked == seqs

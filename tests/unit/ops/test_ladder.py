@@ -9,9 +9,11 @@ from sipresponder.journal.record import JournalEntry
 from sipresponder.ops.ladder import ladder, status_line
 from tests.unit.ops.exchanges import (
     CANCEL_FRAMES,
+    HANGUP_FRAMES,
     TIMER_G_FRAMES,
     Frame,
     cancelled_call,
+    hangup_call,
     timer_g_call,
 )
 
@@ -190,3 +192,24 @@ def test_a_retransmitted_request_and_its_answer_are_marked() -> None:
     arrows = ladder([again])["arrows"]
     assert [(a["class"], a["retransmission"]) for a in arrows] == [
         ("retransmission", True), ("retransmission", True)]
+
+
+def test_a_sent_request_goes_from_the_responder_and_its_answer_comes_back() -> None:
+    """The far end's BYE: the arrow leaves the responder's lane for the peer's, the
+    client's 200 comes back; both are marked sent and the call's summary says so."""
+    model = ladder(hangup_call())
+    assert [(a["from"] == "udp:127.0.0.1:40000", a["label"].split(" ")[0], a["sent"])
+            for a in model["arrows"]] == [
+        (True, "INVITE", False), (False, "200", False), (True, "ACK", False),
+        (False, "BYE", True), (True, "200", True)]
+    bye, ok = model["arrows"][3:]
+    assert (bye["from"], bye["to"], bye["class"], bye["outcome"]) == (
+        "responder", "udp:127.0.0.1:40000", "request", "sent")
+    assert (ok["from"], ok["to"], ok["class"]) == ("udp:127.0.0.1:40000", "responder",
+                                                   "success")
+    assert round(ok["delta"], 6) == 0.05
+    [call] = model["calls"]
+    assert call["summary"] == "INVITE -> 200; ACK; BYE (sent) -> 200"
+    assert len(model["lanes"]) == 2
+    assert [(a["from"] != "responder", a["label"].split(" ")[0]) for a in model["arrows"]
+            ] == [(f[0], f[1]) for f in HANGUP_FRAMES]

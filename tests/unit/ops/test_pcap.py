@@ -18,10 +18,12 @@ from sipresponder.ops.pcap import (
 )
 from tests.unit.ops.exchanges import (
     CANCEL_FRAMES,
+    HANGUP_FRAMES,
     TIMER_G_FRAMES,
     UDP,
     Frame,
     cancelled_call,
+    hangup_call,
     timer_g_call,
 )
 
@@ -230,3 +232,32 @@ def test_one_clock_orders_the_file_whatever_each_arrival_says() -> None:
         (40000, 5060), (40001, 5060), (5060, 40001), (5060, 40000)]
     assert [round(p.time - ARRIVAL.timestamp(), 6) for p in packets] == [
         0.0, 0.000001, 0.000001, 0.000003]
+
+
+def test_a_sent_request_goes_from_the_responder_and_its_answer_back() -> None:
+    """The far end's BYE: src the responder's address, dst the client's; the client's
+    200 the other way, 50 ms later, in the file's time order."""
+    entries = hangup_call()
+    packets = read(write_pcap(entries))
+    assert wire_frames(packets) == HANGUP_FRAMES
+    bye, ok = packets[3:]
+    assert (bye.src, bye.dst) == (UDP.local, UDP.remote)
+    assert (ok.src, ok.dst) == (UDP.remote, UDP.local)
+    assert round(ok.time - bye.time, 6) == 0.05
+    assert [p.time for p in packets] == sorted(p.time for p in packets)
+
+
+def test_a_sent_request_on_its_own_tcp_connection_is_opened_by_the_responder() -> None:
+    """A far end calling in over TCP opens the connection: its SYN comes first, and the
+    sequence numbers still follow each side's octets."""
+    [*_, bye] = hangup_call("tcp")
+    packets = read(write_pcap([bye]))
+    syn, syn_ack, ack, request, answer = packets
+    assert (syn.src, syn.flags, syn.seq) == (UDP.local, 0x02, RESPONDER_ISN)
+    assert (syn_ack.src, syn_ack.flags, syn_ack.ack) == (UDP.remote, 0x12, RESPONDER_ISN + 1)
+    assert (ack.src, ack.seq, ack.ack) == (UDP.local, RESPONDER_ISN + 1, PEER_ISN + 1)
+    assert (request.src, request.seq, request.ack) == (UDP.local, RESPONDER_ISN + 1,
+                                                       PEER_ISN + 1)
+    assert request.payload == bye.raw
+    assert (answer.src, answer.seq, answer.ack) == (
+        UDP.remote, PEER_ISN + 1, RESPONDER_ISN + 1 + len(bye.raw))
