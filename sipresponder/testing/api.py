@@ -145,6 +145,8 @@ class Responder:
         server.shared_udp = shared_udp
         server.recorder = self.journal.record
         server.answered_recorder = self.journal.record_answered
+        # What the far end sends (uac/farend.py), with the client's answers.
+        server.engine.sent_recorders.append(self.journal.record_sent)
         return server
 
     async def stop(self) -> None:
