@@ -28,7 +28,8 @@ from .responses import RESPONSE_KEYS, build_provisionals, build_response, check_
 BEHAVIOUR_KEYS = frozenset({"action", "fault", "repeat_final", "probability", "choice"})
 # Keys that make a rule's answer depend on earlier requests (model.RuleState).
 STATE_KEYS = frozenset({"sequence", "after", "scope", "when_state", "new_state"})
-RULE_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | STATE_KEYS | {"name", "match", "provisional", "auth"}
+RULE_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | STATE_KEYS | {
+    "name", "match", "provisional", "auth", "reliable"}
 DEFAULT_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | {"provisional"}
 # The final response of a rule that sends none (action "none" or "provisional-only"):
 # never sent; there so that every rule has one for the checks that read it.
@@ -95,7 +96,28 @@ def build_rule(
         user if isinstance(user, str) and "*" not in user else None,
         behaviour=behaviour,
         state=state,
+        reliable=_reliable(raw, provisional, final, state),
     )
+
+
+def _reliable(raw: dict[str, object], provisional: list[ResponseSpec], final: ResponseSpec,
+              state: RuleState | None) -> bool:
+    """The ``reliable`` key (RFC 3262); refused on a rule with no provisional response
+    to make reliable, where it could only be a mistake."""
+    reliable = boolean("reliable", raw.get("reliable", False))
+    if not reliable:
+        return False
+    steps = state.sequence if state is not None and state.sequence else ()
+    if (
+        provisional
+        or not isinstance(final.code, int)
+        or final.code < 200
+        or any(step.provisional or not isinstance(step.final.code, int)
+               or step.final.code < 200 for step in steps)
+    ):
+        return True
+    raise FieldError("reliable", "the rule sends no provisional response to make reliable "
+                                 "(give it `provisional = [180]` or a 1xx code)")
 
 
 def _rule_state(raw: dict[str, object], files: FileAccess) -> RuleState | None:

@@ -321,6 +321,12 @@ def _rule() -> Schema:
         "match": _match(),
         "provisional": _ref("provisional"),
         "auth": {"enum": sorted(CHALLENGE_CODES), "description": "challenge with 401 or 407"},
+        "reliable": {
+            "type": "boolean",
+            "description": "provisionals to an INVITE with 100rel in Supported or Require "
+            "are sent reliably (RFC 3262: Require: 100rel, RSeq, retransmitted until the "
+            "PRACK; the final response waits for it)",
+        },
     }
     described = {**_response_keys(), **_behaviour_keys(), **_state_keys(), **own}
     return {

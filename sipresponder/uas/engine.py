@@ -39,6 +39,7 @@ from .fast import (
 from .limits import DROP, LimitLog, MergedRequests, RateLimiter
 from .outcome import Outcome
 from .plan import PlanCache, ResponsePlan
+from .reliable import offers_100rel, requires_100rel
 from .state import States
 from .transactions import Transactions
 from .validation import Rejection, check_request
@@ -50,6 +51,7 @@ traffic_log = logging.getLogger("sipresponder.requests")
 
 RATE_LIMITED = Rejection(503, "Service Unavailable", [("Retry-After", "1")])
 LOOP_DETECTED = Rejection(482, "Loop Detected")  # RFC 3261 8.2.2.2
+NO_100REL = Rejection(420, "Bad Extension", [("Unsupported", "100rel")])  # RFC 3262 4
 
 
 class Engine:
@@ -91,6 +93,9 @@ class Engine:
         # Sequence counters and named states start again with each scenario.
         self.states = States()
         self._stateful = bool(scenario.stateful_rules)
+        # A rule sends reliable provisionals (RFC 3262): PRACKs are answered by the
+        # transactions, and a rule that does not Require 100rel of a request refuses it.
+        self._reliable = scenario.reliable
         self.transactions.scenario = scenario
         self._scenario = scenario
 
@@ -179,6 +184,16 @@ class Engine:
             return Outcome(data, source, now, scenario, [send], request, None, note)
 
         transactions = self.transactions
+        if self._reliable and request.method == "PRACK":
+            if fast is not None:
+                counters[TRANSACTION] += 1
+            acked = transactions.prack(request, source, via, now)
+            if isinstance(acked, tuple):
+                return Outcome(data, source, now, scenario, acked[0], request, None, acked[1])
+            note = f"rejected: {acked.code} {acked.reason}"
+            log_request(request, source, note)
+            send = self._reject(request, source, via, acked)
+            return Outcome(data, source, now, scenario, [send], request, None, note)
         if transactions.table:
             found = transactions.match(request, source, via, now)
             if found is not None:
@@ -194,6 +209,17 @@ class Engine:
             rule = scenario.match(request, source)
         if fast is not None:
             counters[fast.reasons[rule.number]] += 1
+        reliable = False
+        if self._reliable:
+            reliable = rule.reliable and request.method == "INVITE" and offers_100rel(request)
+            if (not reliable and requires_100rel(request) and scenario.switch("require")
+                    and "100rel" not in settings.supported):
+                # validation._require left 100rel to the rule, and this one does not
+                # send reliable provisionals: the 420 every other scenario gives.
+                note = f"rejected: {NO_100REL.code} {NO_100REL.reason}"
+                log_request(request, source, note)
+                send = self._reject(request, source, via, NO_100REL)
+                return Outcome(data, source, now, scenario, [send], request, None, note)
         provisional = rule.provisional
         final = rule.final
         if rule.auth is not None:  # Digest authentication first: the rule or its stand-in
@@ -203,7 +229,7 @@ class Engine:
             provisional, final = self.states.take(rule, request, source)
         log_request(request, source, None, rule)
         if rule.behaviour is not None:
-            return self._behave(data, source, now, scenario, request, via, rule)
+            return self._behave(data, source, now, scenario, request, via, rule, reliable)
         echo = Echo(request, source.remote, scenario.tag_key)
         code = self._code(final, request, source)
         if not provisional and not final.delay and code >= 200 and rule.state is None:
@@ -224,7 +250,8 @@ class Engine:
             final = self.plans.completion(final)
             code = 200
         steps.append((final, code))
-        sends, txn = transactions.start(steps, request, source, via, echo, now)
+        sends, txn = transactions.start(steps, request, source, via, echo, now,
+                                        reliable=reliable)
         return Outcome(data, source, now, scenario, sends, request, rule, None, txn)
 
     def _behave(
@@ -236,6 +263,7 @@ class Engine:
         request: Request,
         via: Via,
         rule: Rule,
+        reliable: bool = False,
     ) -> Outcome:
         """A rule with a Behaviour: maybe not answered, maybe only its provisional
         responses, maybe a fault in place of (or around) its final response."""
@@ -255,7 +283,7 @@ class Engine:
         steps = [(spec, self._code(spec, request, source)) for spec in rule.provisional]
         if action == "provisional-only":
             sends, txn = self.transactions.start(
-                steps, request, source, via, echo, now, ends=False
+                steps, request, source, via, echo, now, ends=False, reliable=reliable
             )
             return Outcome(data, source, now, scenario, sends, request, rule, note, txn)
         if behaviour.fault is not None:
@@ -280,7 +308,7 @@ class Engine:
             code = 200
         steps.append((final, code))
         sends, txn = self.transactions.start(
-            steps, request, source, via, echo, now, finish=finish
+            steps, request, source, via, echo, now, finish=finish, reliable=reliable
         )
         return Outcome(data, source, now, scenario, sends, request, rule, note, txn)
 
