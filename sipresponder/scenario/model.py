@@ -189,8 +189,10 @@ class Rule:
     behaviour: Behaviour | None = None  # not answering, faults, chance; None: none
     state: RuleState | None = None  # a sequence or named states, else None (stateless)
     # ``reliable = true``: its provisionals to an INVITE that offers 100rel are sent
-    # reliably (RFC 3262: Require: 100rel, RSeq, retransmitted until the PRACK).
+    # reliably (RFC 3262: Require: 100rel, RSeq, retransmitted until the PRACK);
+    # ``reliable = "require"`` (``require_100rel``): an INVITE that does not gets 421.
     reliable: bool = False
+    require_100rel: bool = False
 
     @property
     def stateful(self) -> bool:

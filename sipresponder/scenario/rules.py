@@ -97,15 +97,22 @@ def build_rule(
         behaviour=behaviour,
         state=state,
         reliable=_reliable(raw, provisional, final, state),
+        require_100rel=raw.get("reliable") == REQUIRE_100REL,
     )
+
+
+# ``reliable = "require"``: RFC 3262 3's UAS that insists on reliable provisionals.
+REQUIRE_100REL = "require"
 
 
 def _reliable(raw: dict[str, object], provisional: list[ResponseSpec], final: ResponseSpec,
               state: RuleState | None) -> bool:
-    """The ``reliable`` key (RFC 3262); refused on a rule with no provisional response
-    to make reliable, where it could only be a mistake."""
-    reliable = boolean("reliable", raw.get("reliable", False))
-    if not reliable:
+    """The ``reliable`` key (RFC 3262): true, false or "require"; refused on a rule
+    with no provisional response to make reliable, where it could only be a mistake."""
+    value = raw.get("reliable", False)
+    if value != REQUIRE_100REL and not isinstance(value, bool):
+        raise FieldError("reliable", f'must be true, false or "require", not {value!r}')
+    if not value:
         return False
     steps = state.sequence if state is not None and state.sequence else ()
     if (

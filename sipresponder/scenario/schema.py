@@ -322,10 +322,11 @@ def _rule() -> Schema:
         "provisional": _ref("provisional"),
         "auth": {"enum": sorted(CHALLENGE_CODES), "description": "challenge with 401 or 407"},
         "reliable": {
-            "type": "boolean",
+            "anyOf": [{"type": "boolean"}, {"const": "require"}],
             "description": "provisionals to an INVITE with 100rel in Supported or Require "
             "are sent reliably (RFC 3262: Require: 100rel, RSeq, retransmitted until the "
-            "PRACK; the final response waits for it)",
+            'PRACK; the final response waits for it); "require": an INVITE without 100rel '
+            "gets 421 Extension Required",
         },
     }
     described = {**_response_keys(), **_behaviour_keys(), **_state_keys(), **own}

@@ -52,6 +52,7 @@ traffic_log = logging.getLogger("sipresponder.requests")
 RATE_LIMITED = Rejection(503, "Service Unavailable", [("Retry-After", "1")])
 LOOP_DETECTED = Rejection(482, "Loop Detected")  # RFC 3261 8.2.2.2
 NO_100REL = Rejection(420, "Bad Extension", [("Unsupported", "100rel")])  # RFC 3262 4
+NEEDS_100REL = Rejection(421, "Extension Required", [("Require", "100rel")])  # RFC 3262 3
 
 
 class Engine:
@@ -211,14 +212,20 @@ class Engine:
             counters[fast.reasons[rule.number]] += 1
         reliable = False
         if self._reliable:
-            reliable = rule.reliable and request.method == "INVITE" and offers_100rel(request)
+            invite = request.method == "INVITE"
+            reliable = rule.reliable and invite and offers_100rel(request)
+            refusal: Rejection | None = None
             if (not reliable and requires_100rel(request) and scenario.switch("require")
                     and "100rel" not in settings.supported):
                 # validation._require left 100rel to the rule, and this one does not
                 # send reliable provisionals: the 420 every other scenario gives.
-                note = f"rejected: {NO_100REL.code} {NO_100REL.reason}"
+                refusal = NO_100REL
+            elif rule.require_100rel and invite and not reliable:
+                refusal = NEEDS_100REL
+            if refusal is not None:
+                note = f"rejected: {refusal.code} {refusal.reason}"
                 log_request(request, source, note)
-                send = self._reject(request, source, via, NO_100REL)
+                send = self._reject(request, source, via, refusal)
                 return Outcome(data, source, now, scenario, [send], request, None, note)
         provisional = rule.provisional
         final = rule.final

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from sipresponder.scenario.fields import FieldError
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
@@ -40,6 +39,13 @@ match = {{ user = "ring" }}
 reliable = true
 action = "provisional-only"
 provisional = [180]
+
+[[rule]]
+name = "insists"
+match = {{ user = "insists" }}
+reliable = "require"
+provisional = [180]
+code = 200
 
 [[rule]]
 name = "plain"
@@ -291,12 +297,32 @@ def test_a_cancel_ends_the_wait() -> None:
     assert {r.code for _, r in fire_until(e, 100.0)} <= {487}
 
 
-def test_reliable_needs_a_provisional_response() -> None:
-    with pytest.raises(ScenarioError, match="reliable"):
-        parse_scenario("[[rule]]\nreliable = true\ncode = 200\n", "<test>")
-    with pytest.raises(ScenarioError, match="reliable"):
-        parse_scenario("[[rule]]\nreliable = 1\nprovisional = [180]\ncode = 200\n", "<test>")
-    assert FieldError  # the loader's error type, named for readers
+def test_reliable_require_answers_421_to_an_invite_without_100rel() -> None:
+    e = engine()
+    outcome = e.handle(invite("insists", headers=[]), UDP, 0.0)
+    [resp] = [parse_response(s.data) for s in outcome.sends]
+    assert (resp.code, resp.reason, resp.get("Require")) == (421, "Extension Required", "100rel")
+    assert outcome.note == "rejected: 421 Extension Required"
+    for headers in (SUPPORTED, [("Require", "100rel")]):
+        [ringing] = [parse_response(s.data) for s in
+                     e.handle(invite("insists", headers=headers), UDP, 0.0).sends]
+        assert ringing.code == 180 and ringing.get("RSeq")
+    # Not an INVITE: nothing to make reliable, answered as before.
+    options = make_request("OPTIONS", "sip:insists@127.0.0.1")
+    assert codes(e.handle(options, UDP, 0.0)) == [180, 200]
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("reliable = true\ncode = 200", "sends no provisional response to make reliable"),
+    ('reliable = "require"\ncode = 486', "sends no provisional response to make reliable"),
+    ("reliable = 1\nprovisional = [180]\ncode = 200", 'must be true, false or "require"'),
+    ('reliable = "yes"\nprovisional = [180]\ncode = 200', 'must be true, false or "require"'),
+])
+def test_reliable_is_refused_where_it_means_nothing(text: str, error: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(f"[[rule]]\n{text}\n", "<test>")
+    message = str(caught.value)
+    assert "field 'reliable'" in message and error in message, message
 
 
 def test_the_rseq_comes_from_the_seeded_generator() -> None:
