@@ -5,8 +5,10 @@ provisional responses or waits before its final response makes its transaction
 stateful: ``Transactions`` keeps it so that a retransmitted request gets the last
 response again, a CANCEL can end it with 487, and over UDP the final response is
 retransmitted (Timer G) until the ACK arrives; the transaction is forgotten 64*T1
-after its final response. Time is passed in, never read: the transport asks
-``next_deadline()`` and calls ``fire(now)`` when it passes (the aioquic style).
+after its final response. A rule's reliable provisionals (RFC 3262, the state in
+``reliable.Reliable``) are retransmitted here until their PRACK, which ``prack``
+answers, and hold the steps after them. Time is passed in, never read: the transport
+asks ``next_deadline()`` and calls ``fire(now)`` when it passes (the aioquic style).
 """
 
 from __future__ import annotations
