@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sipresponder.journal.record import Journal
 from sipresponder.scenario.loader import ScenarioError, parse_scenario
 from sipresponder.uas.engine import Engine
 from sipresponder.uas.events import Source
@@ -329,3 +330,22 @@ def test_the_rseq_comes_from_the_seeded_generator() -> None:
     first = engine().handle(invite("prack"), UDP, 0.0).sends[0].data
     again = engine().handle(invite("prack"), UDP, 0.0).sends[0].data
     assert parse_response(first).get("RSeq") == parse_response(again).get("RSeq")
+
+
+def test_the_journal_shows_the_180s_the_prack_with_its_200_and_then_the_200() -> None:
+    journal = Journal()
+    e = engine()
+    invite_outcome = e.handle(invite("prack"), UDP, 0.0)
+    journal.record(invite_outcome)
+    ringing = parse_response(invite_outcome.sends[0].data)
+    fire_until(e, 0.5)
+    journal.record(e.handle(prack(ringing), UDP, 0.6))
+    fire_until(e, 0.6)
+    invite_entry, prack_entry = list(journal)
+    assert [parse_response(r).code for r in invite_entry.responses] == [180, 180, 200]
+    assert invite_entry.retransmitted == [False, True, False]
+    assert prack_entry.method == "PRACK"
+    assert [parse_response(r).code for r in prack_entry.responses] == [200]
+    assert prack_entry.outcome.startswith("PRACK of the reliable provisional RSeq")
+    # The wire's order: the INVITE's 200 left after the PRACK's.
+    assert invite_entry.response_times[-1] > prack_entry.response_times[-1]
