@@ -463,14 +463,16 @@ class Transactions:
         echo = Echo(request, source.remote, self.scenario.tag_key)
         send = self.respond(PRACK_OK, 200, request, source, via, echo)
         rel.answered[key] = send
-        held, rel.held = rel.held, []
-        if held:
-            txn.steps.append(self.timers.add(now, partial(self._release, held)))
+        if rel.held:
+            # Held until then (not taken now): a step whose timer is due before this
+            # one fires still queues behind them, in order.
+            txn.steps.append(self.timers.add(now, partial(self._release, rel)))
         return [send], f"PRACK of the reliable provisional RSeq {rack.rseq}"
 
-    def _release(self, held: list[Callable[[float], list[Send]]], now: float) -> list[Send]:
+    def _release(self, rel: Reliable, now: float) -> list[Send]:
         """The steps held behind a PRACKed provisional, in order: each holds itself
         again behind the next reliable provisional."""
+        held, rel.held = rel.held, []
         out: list[Send] = []
         for step in held:
             out.extend(step(now))

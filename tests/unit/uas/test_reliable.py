@@ -35,6 +35,13 @@ provisional = [180, {{ code = 183, delay = 0 }}]
 code = 200
 
 [[rule]]
+name = "three"
+match = {{ user = "three" }}
+reliable = true
+provisional = [180, {{ code = 181, delay = 0.1 }}, {{ code = 182, delay = 0.1 }}]
+code = 200
+
+[[rule]]
 name = "ring"
 match = {{ user = "ring" }}
 reliable = true
@@ -349,3 +356,15 @@ def test_the_journal_shows_the_180s_the_prack_with_its_200_and_then_the_200() ->
     assert prack_entry.outcome.startswith("PRACK of the reliable provisional RSeq")
     # The wire's order: the INVITE's 200 left after the PRACK's.
     assert invite_entry.response_times[-1] > prack_entry.response_times[-1]
+
+
+def test_held_steps_keep_their_order_when_a_later_timer_is_already_due() -> None:
+    e = engine()
+    [first] = [parse_response(s.data) for s in e.handle(invite("three"), UDP, 0.0).sends]
+    assert [r.code for _, r in fire_until(e, 0.1)] == []  # the 181 waits for the PRACK
+    # The PRACK comes at 0.3, before the 182's timer (due at 0.2) has fired.
+    assert codes(e.handle(prack(first), UDP, 0.3)) == [200]
+    [(_, second)] = fire_until(e, 0.3)
+    assert second.code == 181  # and the 182 waits behind it
+    e.handle(prack(second, branch="z9hG4bK-181"), UDP, 0.4)
+    assert [r.code for _, r in fire_until(e, 0.4)] == [182]
