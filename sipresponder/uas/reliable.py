@@ -30,14 +30,22 @@ RSEQ_MAX = 2**32 - 1
 
 def offers_100rel(request: Request) -> bool:
     """Whether the request supports or requires 100rel (RFC 3262 3)."""
-    fields = request.fields
-    return any(
-        key in fields and TAG in request.values(key) for key in ("supported", "require")
-    )
+    return _lists_100rel(request, "supported") or _lists_100rel(request, "require")
 
 
 def requires_100rel(request: Request) -> bool:
-    return "require" in request.fields and TAG in request.values("require")
+    return _lists_100rel(request, "require")
+
+
+def _lists_100rel(request: Request, key: str) -> bool:
+    """Whether header ``key`` lists 100rel; a list that does not split (an open quote:
+    validation refuses it in Require, nothing checks Supported) lists nothing."""
+    if key not in request.fields:
+        return False
+    try:
+        return TAG in request.values(key)
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -368,3 +368,10 @@ def test_held_steps_keep_their_order_when_a_later_timer_is_already_due() -> None
     assert second.code == 181  # and the 182 waits behind it
     e.handle(prack(second, branch="z9hG4bK-181"), UDP, 0.4)
     assert [r.code for _, r in fire_until(e, 0.4)] == [182]
+
+
+def test_a_supported_that_does_not_split_offers_nothing() -> None:
+    e = engine()
+    outcome = e.handle(invite("prack", headers=[("Supported", '"100rel, <x')]), UDP, 0.0)
+    assert e.counters["internal_errors"] == 0
+    assert codes(outcome) == [180, 200]  # rung unreliably, as for no 100rel at all
