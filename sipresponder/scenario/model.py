@@ -231,6 +231,11 @@ class Rule:
     # rule stays on the stateless path.
     then: tuple[FarEndStep, ...] = ()
     session_timer: SessionTimer | None = None  # RFC 4028 on INVITE and UPDATE
+    # ``reliable = true``: its provisionals to an INVITE that offers 100rel are sent
+    # reliably (RFC 3262: Require: 100rel, RSeq, retransmitted until the PRACK);
+    # ``reliable = "require"`` (``require_100rel``): an INVITE that does not gets 421.
+    reliable: bool = False
+    require_100rel: bool = False
 
     @property
     def stateful(self) -> bool:
@@ -303,6 +308,9 @@ class Scenario:
     # The body_file paths the loader read, resolved: `serve --watch` watches them too.
     body_files: tuple[Path, ...] = ()
     _tag_key: bytes = field(default=b"", init=False, repr=False)
+    # Some rule sends reliable provisionals (RFC 3262): then PRACKs are the
+    # transactions' to answer, and a Require of 100rel alone waits for the rule match.
+    reliable: bool = field(default=False, init=False)
     _generic: tuple[Rule, ...] = field(default=(), init=False, repr=False)
     # Keyed by str only; typed str | None so that a request whose Request-URI has no
     # parsable user looks up None and gets the generic rules.
@@ -329,6 +337,7 @@ class Scenario:
         self._generic = tuple(generic)
         self._by_user = {user: tuple(rules) for user, rules in by_user.items()}
         self._tag_key = hashlib.blake2s(self.settings.tag_key.encode()).digest()
+        self.reliable = any(rule.reliable for rule in self.rules)
 
     def switch(self, name: str) -> bool:
         """Whether the request check ``name`` is on (its default unless the scenario says)."""

@@ -30,7 +30,7 @@ BEHAVIOUR_KEYS = frozenset({"action", "fault", "repeat_final", "probability", "c
 # Keys that make a rule's answer depend on earlier requests (model.RuleState).
 STATE_KEYS = frozenset({"sequence", "after", "scope", "when_state", "new_state"})
 RULE_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | STATE_KEYS | {
-    "name", "match", "provisional", "auth", "then", "session_timer"}
+    "name", "match", "provisional", "auth", "then", "session_timer", "reliable"}
 DEFAULT_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | {"provisional"}
 # The final response of a rule that sends none (action "none" or "provisional-only"):
 # never sent; there so that every rule has one for the checks that read it.
@@ -106,7 +106,35 @@ def build_rule(
         state=state,
         then=then,
         session_timer=timer,
+        reliable=_reliable(raw, provisional, final, state),
+        require_100rel=raw.get("reliable") == REQUIRE_100REL,
     )
+
+
+# ``reliable = "require"``: RFC 3262 3's UAS that insists on reliable provisionals.
+REQUIRE_100REL = "require"
+
+
+def _reliable(raw: dict[str, object], provisional: list[ResponseSpec], final: ResponseSpec,
+              state: RuleState | None) -> bool:
+    """The ``reliable`` key (RFC 3262): true, false or "require"; refused on a rule
+    with no provisional response to make reliable, where it could only be a mistake."""
+    value = raw.get("reliable", False)
+    if value != REQUIRE_100REL and not isinstance(value, bool):
+        raise FieldError("reliable", f'must be true, false or "require", not {value!r}')
+    if not value:
+        return False
+    steps = state.sequence if state is not None and state.sequence else ()
+    if (
+        provisional
+        or not isinstance(final.code, int)
+        or final.code < 200
+        or any(step.provisional or not isinstance(step.final.code, int)
+               or step.final.code < 200 for step in steps)
+    ):
+        return True
+    raise FieldError("reliable", "the rule sends no provisional response to make reliable "
+                                 "(give it `provisional = [180]` or a 1xx code)")
 
 
 def _rule_state(raw: dict[str, object], files: FileAccess) -> RuleState | None:

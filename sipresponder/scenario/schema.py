@@ -333,6 +333,13 @@ def _rule() -> Schema:
         "auth": {"enum": sorted(CHALLENGE_CODES), "description": "challenge with 401 or 407"},
         "then": _then(),
         "session_timer": _session_timer(),
+        "reliable": {
+            "anyOf": [{"type": "boolean"}, {"const": "require"}],
+            "description": "provisionals to an INVITE with 100rel in Supported or Require "
+            "are sent reliably (RFC 3262: Require: 100rel, RSeq, retransmitted until the "
+            'PRACK; the final response waits for it); "require": an INVITE without 100rel '
+            "gets 421 Extension Required",
+        },
     }
     described = {**_response_keys(), **_behaviour_keys(), **_state_keys(), **own}
     return {

@@ -41,6 +41,7 @@ from .fast import (
 from .limits import DROP, LimitLog, MergedRequests, RateLimiter
 from .outcome import Outcome
 from .plan import PlanCache, ResponsePlan
+from .reliable import offers_100rel, requires_100rel
 from .sessiontimer import SESSION_METHODS, Negotiated, negotiate, with_lines
 from .state import States
 from .transactions import Transactions
@@ -53,6 +54,8 @@ traffic_log = logging.getLogger("sipresponder.requests")
 
 RATE_LIMITED = Rejection(503, "Service Unavailable", [("Retry-After", "1")])
 LOOP_DETECTED = Rejection(482, "Loop Detected")  # RFC 3261 8.2.2.2
+NO_100REL = Rejection(420, "Bad Extension", [("Unsupported", "100rel")])  # RFC 3262 4
+NEEDS_100REL = Rejection(421, "Extension Required", [("Require", "100rel")])  # RFC 3262 3
 
 
 class Engine:
@@ -101,6 +104,9 @@ class Engine:
         # Sequence counters and named states start again with each scenario.
         self.states = States()
         self._stateful = bool(scenario.stateful_rules)
+        # A rule sends reliable provisionals (RFC 3262): PRACKs are answered by the
+        # transactions, and a rule that does not Require 100rel of a request refuses it.
+        self._reliable = scenario.reliable
         self.transactions.scenario = scenario
         self._scenario = scenario
 
@@ -196,6 +202,16 @@ class Engine:
             return Outcome(data, source, now, scenario, [send], request, None, note)
 
         transactions = self.transactions
+        if self._reliable and request.method == "PRACK":
+            if fast is not None:
+                counters[TRANSACTION] += 1
+            acked = transactions.prack(request, source, via, now)
+            if isinstance(acked, tuple):
+                return Outcome(data, source, now, scenario, acked[0], request, None, acked[1])
+            note = f"rejected: {acked.code} {acked.reason}"
+            log_request(request, source, note)
+            send = self._reject(request, source, via, acked)
+            return Outcome(data, source, now, scenario, [send], request, None, note)
         if transactions.table:
             found = transactions.match(request, source, via, now)
             if found is not None:
@@ -218,6 +234,23 @@ class Engine:
             rule = scenario.match(request, source)
         if fast is not None:
             counters[fast.reasons[rule.number]] += 1
+        reliable = False
+        if self._reliable:
+            invite = request.method == "INVITE"
+            reliable = rule.reliable and invite and offers_100rel(request)
+            refusal: Rejection | None = None
+            if (not reliable and requires_100rel(request) and scenario.switch("require")
+                    and "100rel" not in settings.supported):
+                # validation._require left 100rel to the rule, and this one does not
+                # send reliable provisionals: the 420 every other scenario gives.
+                refusal = NO_100REL
+            elif rule.require_100rel and invite and not reliable:
+                refusal = NEEDS_100REL
+            if refusal is not None:
+                note = f"rejected: {refusal.code} {refusal.reason}"
+                log_request(request, source, note)
+                send = self._reject(request, source, via, refusal)
+                return Outcome(data, source, now, scenario, [send], request, None, note)
         provisional = rule.provisional
         final = rule.final
         if rule.auth is not None:  # Digest authentication first: the rule or its stand-in
@@ -227,7 +260,7 @@ class Engine:
             provisional, final = self.states.take(rule, request, source)
         log_request(request, source, None, rule)
         if rule.behaviour is not None:
-            return self._behave(data, source, now, scenario, request, via, rule)
+            return self._behave(data, source, now, scenario, request, via, rule, reliable)
         echo = Echo(request, source.remote, scenario.tag_key)
         code = self._code(final, request, source)
         then = rule.then
@@ -262,7 +295,8 @@ class Engine:
             code = 200
         steps.append((final, code))
         finish = None if session is None else partial(_with_lines, session.lines)
-        sends, txn = transactions.start(steps, request, source, via, echo, now, finish=finish)
+        sends, txn = transactions.start(steps, request, source, via, echo, now, finish=finish,
+                                        reliable=reliable)
         if (then or session is not None) and txn is not None:
             self.far_end().answered(rule, request, source, echo.tag, code, txn, now,
                                     sum(spec.delay for spec, _ in steps), session)
@@ -277,6 +311,7 @@ class Engine:
         request: Request,
         via: Via,
         rule: Rule,
+        reliable: bool = False,
     ) -> Outcome:
         """A rule with a Behaviour: maybe not answered, maybe only its provisional
         responses, maybe a fault in place of (or around) its final response."""
@@ -296,7 +331,7 @@ class Engine:
         steps = [(spec, self._code(spec, request, source)) for spec in rule.provisional]
         if action == "provisional-only":
             sends, txn = self.transactions.start(
-                steps, request, source, via, echo, now, ends=False
+                steps, request, source, via, echo, now, ends=False, reliable=reliable
             )
             return Outcome(data, source, now, scenario, sends, request, rule, note, txn)
         if behaviour.fault is not None:
@@ -321,7 +356,7 @@ class Engine:
             code = 200
         steps.append((final, code))
         sends, txn = self.transactions.start(
-            steps, request, source, via, echo, now, finish=finish
+            steps, request, source, via, echo, now, finish=finish, reliable=reliable
         )
         return Outcome(data, source, now, scenario, sends, request, rule, note, txn)
 

@@ -5,8 +5,10 @@ provisional responses or waits before its final response makes its transaction
 stateful: ``Transactions`` keeps it so that a retransmitted request gets the last
 response again, a CANCEL can end it with 487, and over UDP the final response is
 retransmitted (Timer G) until the ACK arrives; the transaction is forgotten 64*T1
-after its final response. Time is passed in, never read: the transport asks
-``next_deadline()`` and calls ``fire(now)`` when it passes (the aioquic style).
+after its final response. A rule's reliable provisionals (RFC 3262, the state in
+``reliable.Reliable``) are retransmitted here until their PRACK, which ``prack``
+answers, and hold the steps after them. Time is passed in, never read: the transport
+asks ``next_deadline()`` and calls ``fire(now)`` when it passes (the aioquic style).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from ..scenario.template import compile_template
 from ..sip.headers import MAGIC_COOKIE
 from ..sip.response import Echo
 from .eventlog import log_request
+from .reliable import RSEQ_START_MAX, Reliable, mark, parse_rack
+from .validation import Rejection
 
 if TYPE_CHECKING:
     from ..scenario.model import Scenario
@@ -85,6 +89,8 @@ class Transaction:
     on_response: Callable[[], None] | None = None
     # What the final response becomes (a rule's fault, uas.faults.apply); None: itself.
     finish: Callable[[Send], list[Send]] | None = None
+    # Its provisionals are reliable (RFC 3262, uas/reliable.py); None: they are not.
+    reliable: Reliable | None = None
 
     def sent(self, send: Send, *, repeat: bool = False, announce: bool = True) -> Send:
         """Note ``send`` as sent in the transaction: its latest response, or with
@@ -158,6 +164,11 @@ TRYING = ResponseSpec(100, sdp=False)  # RFC 3261 17.2.1
 CANCEL_OK = ResponseSpec(200, sdp=False)  # RFC 3261 9.2
 REQUEST_TERMINATED = ResponseSpec(487, sdp=False)  # RFC 3261 9.2
 BUSY = ResponseSpec(503, typed={"Retry-After": [compile_template("5")]})  # max_transactions
+PRACK_OK = ResponseSpec(200, sdp=False)  # RFC 3262 3
+# RFC 3262 3: a reliable provisional unacknowledged for 64*T1 -> reject with a 5xx.
+NO_PRACK = ResponseSpec(504, reason=compile_template("No PRACK"), sdp=False)
+NO_PRACK_CODE = 504
+NO_TRANSACTION = Rejection(481, "Call/Transaction Does Not Exist")  # RFC 3262 4
 
 
 class Transactions:
@@ -195,12 +206,15 @@ class Transactions:
         *,
         ends: bool = True,
         finish: Callable[[Send], list[Send]] | None = None,
+        reliable: bool = False,
     ) -> tuple[list[Send], Transaction | None]:
         """Send ``steps`` (response, code), each after its delay; the last is final.
 
         With ``ends`` False no step is final: the transaction rings until a CANCEL
         ends it, or settings.ring_timeout after its last step, when it is forgotten
         without a word. ``finish`` turns the final response into what is sent.
+        ``reliable`` (an INVITE): its provisionals but 100 are sent reliably
+        (RFC 3262), and a step waits for the PRACK of the one before it.
 
         Returns what to send now and the new transaction, or a 503 and None at
         settings.max_transactions."""
@@ -214,6 +228,12 @@ class Transactions:
             return [self.respond(BUSY, 503, request, source, via, echo)], None
         key = transaction_key(request, request.method)
         txn = Transaction(key, request, finish=finish)
+        if reliable:
+            # Our To tag: the one the echo adds, or a re-INVITE's own.
+            tag = echo.tag or request.to.tag or ""
+            txn.reliable = Reliable(
+                self.random.randint(1, RSEQ_START_MAX), tag, source, via, echo
+            )
         self.table[key] = txn
         if request.method == "INVITE":
             self.by_dialog[dialog_key(request)] = txn
@@ -305,8 +325,16 @@ class Transactions:
     ) -> list[Send]:
         if txn.final_sent:
             return []
+        rel = txn.reliable
+        if rel is not None and (rel.unacked is not None or rel.held) and (final or code > 100):
+            # RFC 3262 3: no reliable provisional, nor the final response, before the
+            # PRACK of the one outstanding; ``prack`` sends it then.
+            rel.held.append(partial(self._step, txn, spec, code, final, source, via, echo))
+            return []
         send = self.respond(spec, code, txn.request, source, via, echo)
         if not final:
+            if rel is not None and code > 100:
+                return [self._reliably(txn, rel, send, now)]
             return [txn.sent(send)]
         sends = [send] if txn.finish is None else txn.finish(send)
         if not sends:
@@ -321,6 +349,7 @@ class Transactions:
         for timer_id in txn.steps:
             self.timers.cancel(timer_id)
         txn.steps.clear()
+        self._unreliable(txn)
         t1 = self.scenario.settings.timer_t1
         if source.transport == "udp" and txn.request.method == "INVITE":
             # Timer G / 13.3.1.4: retransmit the final response until the ACK comes.
@@ -340,9 +369,111 @@ class Transactions:
 
     def _expire(self, txn: Transaction, now: float) -> list[Send]:
         self.timers.cancel(txn.retransmit_id)
+        self._unreliable(txn)
         if self.table.get(txn.key) is txn:
             del self.table[txn.key]
         dkey = dialog_key(txn.request)
         if self.by_dialog.get(dkey) is txn:
             del self.by_dialog[dkey]
         return []
+
+    # -- reliable provisionals (RFC 3262) ----------------------------------------------------
+    def _reliably(self, txn: Transaction, rel: Reliable, send: Send, now: float) -> Send:
+        """Send a provisional reliably: its RSeq, then (UDP) retransmitted at T1,
+        doubling, and over any transport a 5xx final at 64*T1 without its PRACK."""
+        rseq = rel.rseq
+        rel.rseq += 1
+        rel.unacked, rel.unacked_rseq = mark(send, rseq), rseq
+        t1 = self.scenario.settings.timer_t1
+        if rel.source.transport == "udp":
+            rel.timers.append(self.timers.add(
+                now + t1, partial(self._retransmit_reliable, txn, rel, rseq, t1)))
+        rel.timers.append(self.timers.add(now + 64 * t1, partial(self._no_prack, txn, rel)))
+        return txn.sent(send)
+
+    def _retransmit_reliable(
+        self, txn: Transaction, rel: Reliable, rseq: int, interval: float, now: float
+    ) -> list[Send]:
+        if txn.final_sent or rel.unacked is None or rel.unacked_rseq != rseq:
+            return []
+        # RFC 3262 3: the interval doubles with no T2 cap (unlike Timer G).
+        interval *= 2
+        rel.timers.append(self.timers.add(
+            now + interval, partial(self._retransmit_reliable, txn, rel, rseq, interval)))
+        self.counters["retransmissions"] += 1
+        return [txn.sent(rel.unacked, repeat=True)]
+
+    def _no_prack(self, txn: Transaction, rel: Reliable, now: float) -> list[Send]:
+        """RFC 3262 3: no PRACK for 64*T1, so the INVITE is rejected with a 5xx."""
+        if txn.final_sent or rel.unacked is None:
+            return []
+        self.counters["prack_timeouts"] += 1
+        send = self.respond(NO_PRACK, NO_PRACK_CODE, txn.request, rel.source, rel.via, rel.echo)
+        txn.sent(send)
+        self._completed(txn, rel.source, now)
+        return [send]
+
+    def _unreliable(self, txn: Transaction) -> None:
+        """The transaction is over: its reliable provisional's timers stop."""
+        rel = txn.reliable
+        if rel is not None:
+            for timer_id in rel.timers:
+                self.timers.cancel(timer_id)
+            rel.timers.clear()
+            rel.held.clear()
+            rel.unacked = None
+
+    def prack(
+        self, request: Request, source: Source, via: Via, now: float
+    ) -> tuple[list[Send], str] | Rejection:
+        """A PRACK (RFC 3262 3, 4): 200 when its RAck names the outstanding reliable
+        provisional of a live INVITE transaction of its dialog (which stops that
+        one's retransmissions, and lets the held steps go at ``now``: the transport's
+        next ``fire``), or again for a retransmitted PRACK; 481 when it names none;
+        400 when its RAck is malformed."""
+        try:
+            rack = parse_rack(request.get("rack"))
+        except ValueError as exc:
+            return Rejection(400, f"Malformed RAck header field ({exc})")
+        try:
+            from_tag = request.from_.tag or ""
+            to_tag = request.to.tag
+        except (KeyError, ValueError):
+            return NO_TRANSACTION
+        txn = self.by_dialog.get((request.call_id, from_tag, str(rack.cseq)))
+        rel = txn.reliable if txn is not None else None
+        if (
+            txn is None
+            or rel is None
+            or txn.request.method != rack.method
+            or to_tag != rel.tag
+        ):
+            return NO_TRANSACTION
+        key = transaction_key(request, "PRACK")
+        again = rel.answered.get(key)
+        if again is not None:
+            self.counters["retransmitted_requests"] += 1
+            return [again], "retransmission: the last response again"
+        if txn.final_sent or rel.unacked is None or rack.rseq != rel.unacked_rseq:
+            return NO_TRANSACTION
+        for timer_id in rel.timers:
+            self.timers.cancel(timer_id)
+        rel.timers.clear()
+        rel.unacked = None
+        echo = Echo(request, source.remote, self.scenario.tag_key)
+        send = self.respond(PRACK_OK, 200, request, source, via, echo)
+        rel.answered[key] = send
+        if rel.held:
+            # Held until then (not taken now): a step whose timer is due before this
+            # one fires still queues behind them, in order.
+            txn.steps.append(self.timers.add(now, partial(self._release, rel)))
+        return [send], f"PRACK of the reliable provisional RSeq {rack.rseq}"
+
+    def _release(self, rel: Reliable, now: float) -> list[Send]:
+        """The steps held behind a PRACKed provisional, in order: each holds itself
+        again behind the next reliable provisional."""
+        held, rel.held = rel.held, []
+        out: list[Send] = []
+        for step in held:
+            out.extend(step(now))
+        return out

@@ -156,6 +156,10 @@ def _require(request: Request, scenario: Scenario) -> Rejection | None:
         return None
     supported = scenario.settings.supported
     unknown = [t for t in request.values("require") if t not in supported]
+    if unknown == ["100rel"] and scenario.reliable:
+        # A rule may send reliable provisionals (RFC 3262): the engine decides once
+        # the rule is matched, with the same 420 when that rule does not.
+        return None
     if unknown:
         return Rejection(420, "Bad Extension", [("Unsupported", ", ".join(unknown))])
     return None
