@@ -401,3 +401,56 @@ async def test_the_openapi_document_lists_the_far_end_routes(admin) -> None:
     assert set(paths["/api/dialogs"]) == {"get"}
     assert set(paths["/api/calls"]) == {"post"}
     assert set(paths["/api/dialogs/{call_id}/requests"]) == {"post"}
+
+
+# -- serve --workers: the gatherer relays to the worker that holds the dialog ---------------
+async def test_the_gatherer_relays_to_the_worker_holding_the_registration(
+        tmp_path, udp_peer) -> None:
+    """Two workers' channels in this process (ops/worker.py), the gatherer's Cluster
+    over them: a call to an address of record goes to the worker whose journal has
+    its REGISTER, a request to the worker holding the dialog; dialogs say whose."""
+    from sipresponder.ops.gatherer import Cluster
+    from sipresponder.ops.worker import WorkerChannel
+    from sipresponder.scenario.loader import parse_scenario
+
+    peer, transport = udp_peer
+    responders = [await Responder().start() for _ in range(2)]
+    channels = [WorkerChannel(Admin(r, ""), i, tmp_path / f"worker-{i}.sock")
+                for i, r in enumerate(responders)]
+    cluster = Cluster(parse_scenario("", "<test>"), "", 2, tmp_path)
+    try:
+        for channel in channels:
+            await channel.start()
+        aor = "sip:frank@127.0.0.1"
+        transport.sendto(make_request("REGISTER", "sip:127.0.0.1", headers=[
+            ("Contact", f"<sip:frank@127.0.0.1:{peer.port}>")]).replace(
+            b"To: <sip:127.0.0.1>", f"To: <{aor}>".encode()), responders[1].address("udp"))
+        await responders[1].wait_for("REGISTER", timeout=TIMEOUT)
+        answer = await cluster.call({"aor": aor})
+        assert answer["worker"] == 1
+        call_id = answer["call_id"]
+        assert (await peer.next("INVITE")).get("Call-ID") == call_id
+        await peer.next("ACK")
+        deadline = time.monotonic() + TIMEOUT
+        while not (found := await cluster.dialogs()):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        assert [(d["call_id"], d["worker"]) for d in found] == [(call_id, 1)]
+        seen = len(peer.got)
+        sent = await cluster.send(call_id, {"send": "BYE"})
+        assert sent["worker"] == 1 and sent["method"] == "BYE"
+        assert (await peer.next("BYE", seen)).get("Call-ID") == call_id
+        with pytest.raises(UnknownDialog):
+            await cluster.send("nope", {"send": "BYE"})
+        with pytest.raises(NoRegistration):
+            await cluster.call({"aor": "sip:nobody@127.0.0.1"})
+        with pytest.raises(ValueError, match="sdp: must be one of"):
+            await cluster.call({"target": f"sip:a@127.0.0.1:{peer.port}", "sdp": "loud"})
+        answer = await cluster.call({"target": f"sip:a@127.0.0.1:{peer.port}"})
+        assert answer["worker"] == 0
+    finally:
+        await cluster.stop()
+        for channel in channels:
+            await channel.close()
+        for r in responders:
+            await r.stop()
