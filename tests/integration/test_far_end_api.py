@@ -454,3 +454,23 @@ async def test_the_gatherer_relays_to_the_worker_holding_the_registration(
             await channel.close()
         for r in responders:
             await r.stop()
+
+
+async def test_call_registered_over_websocket_with_an_invalid_contact_host() -> None:
+    """RFC 7118: a browser's Contact host is a .invalid name; the call goes on the
+    WebSocket the REGISTER came over (the name is never resolved)."""
+    from websockets.asyncio.client import connect
+
+    async with Responder(listen=["ws:127.0.0.1:0"]) as r, connect(
+            r.ws_url(), subprotocols=["sip"], open_timeout=TIMEOUT) as ws:
+        aor = "sip:gina@127.0.0.1"
+        await ws.send(make_request(
+            "REGISTER", "sip:127.0.0.1", transport="WS", via_host="x.invalid",
+            headers=[("Contact", "<sip:gina@x.invalid;transport=ws>")]).replace(
+            b"To: <sip:127.0.0.1>", f"To: <{aor}>".encode()).decode())
+        await asyncio.wait_for(ws.recv(), TIMEOUT)  # its 200
+        call_id = r.call_registered(aor)
+        invite = read((await asyncio.wait_for(ws.recv(), TIMEOUT)).encode())
+        assert invite.method == "INVITE" and invite.get("Call-ID") == call_id
+        assert invite.uri == "sip:gina@x.invalid;transport=ws"
+        assert invite.get("Via").startswith("SIP/2.0/WS ")
