@@ -522,6 +522,9 @@ class Admin:
         for key in ("target", "aor", "transport"):
             if key in body and not isinstance(body[key], str):
                 raise ValueError(f"{key}: expected a string")
+        if "transport" in body and "aor" in body:
+            raise ValueError("transport: an aor is called the way its REGISTER came in;"
+                             " give transport with a target only")
         if "transport" in body and body["transport"] not in TRANSPORTS:
             raise ValueError(f"transport: expected one of {', '.join(TRANSPORTS)}")
         return await self._far(lambda: self.host.call(body), 202)

@@ -111,6 +111,8 @@ def registered(entries: Iterable[JournalEntry], aor: str) -> Binding:
 
 def _aor_key(text: str) -> tuple[str, str, int | None]:
     """What two addresses of record are compared by: user, host, port."""
+    if not isinstance(text, str):
+        raise ValueError(f"aor: expected a SIP URI as a string, not {type(text).__name__}")
     if not text.lower().startswith(("sip:", "sips:")):
         text = f"sip:{text}"
     try:

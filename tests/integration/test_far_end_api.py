@@ -386,7 +386,15 @@ async def test_the_admin_api_refuses_in_one_line(admin, udp_peer) -> None:
              "sdp: must be one of"),
             ("/api/calls", {"target": f"sip:a@127.0.0.1:{peer.port};transport=tcp"}, 409,
              "no open tcp connection"),
-            ("/api/calls", {"aor": "sip:nobody@127.0.0.1"}, 404, "no REGISTER for")]:
+            ("/api/calls", {"aor": "sip:nobody@127.0.0.1"}, 404, "no REGISTER for"),
+            ("/api/calls", {"aor": "sip:a@127.0.0.1", "transport": "tcp"}, 400,
+             "give transport with a target only"),
+            ("/api/calls", {"aor": 7}, 400, "aor: expected a string"),
+            ("/api/calls", {"target": "sip:a@127.0.0.1", "transport": "sctp"}, 400,
+             "transport: expected one of"),
+            ("/api/calls", {"target": "sip:a@127.0.0.1", "then": {"send": "BYE"}}, 400,
+             "then: must be an array"),
+            ("/api/dialogs/nope/requests", "BYE", 400, "body must be a JSON object")]:
         async with http.post(base + path, json=body) as resp:
             text = await resp.text()
             assert resp.status == status, (path, body, text)
