@@ -519,16 +519,19 @@ class Cluster:
         raise AssertionError("unreachable: the last worker's 404 raises")
 
     async def send(self, call_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Relayed to the worker that holds the dialog."""
+        """Relayed to the worker that holds the dialog; when none lists it, to each in
+        turn until one finds the call in its journal (a rule without steps answered
+        it there: the far end takes it over)."""
         holder = next((d["worker"] for d in await self.dialogs() if d["call_id"] == call_id),
                       None)
-        if holder is None:
-            raise UnknownDialog(f"no live far-end dialog has Call-ID {call_id!r}")
-        link = self.links[holder]
-        answer = await self._far(link, "POST", f"/api/dialogs/{quote(call_id, safe='')}"
-                                 "/requests", request, UnknownDialog, last=True)
-        assert answer is not None
-        return {**answer, "worker": holder}
+        links = self.links if holder is None else [self.links[holder]]
+        path = f"/api/dialogs/{quote(call_id, safe='')}/requests"
+        for link in links:
+            answer = await self._far(link, "POST", path, request, UnknownDialog,
+                                     last=link is links[-1])
+            if answer is not None:
+                return {**answer, "worker": link.index}
+        raise AssertionError("unreachable: the last worker's 404 raises")
 
     async def _far(self, link: WorkerLink, method: str, path: str, request: dict[str, Any],
                    missing: type[LookupError], last: bool) -> dict[str, Any] | None:

@@ -328,12 +328,25 @@ class Responder:
              headers: dict[str, Any] | None = None, body: str | None = None,
              content_type: str | None = None) -> None:
         """Send ``method`` (BYE, INVITE for a re-INVITE, UPDATE, INFO, MESSAGE, NOTIFY,
-        REFER, OPTIONS) now in the far end's live dialog of ``call_id``; ``sdp``: a
-        re-INVITE's or UPDATE's offer direction. Returns once it is sent (the answer
-        is the journal's). UnknownDialog, ValueError, CannotSend name why not."""
+        REFER, OPTIONS) now in the far end's live dialog of ``call_id`` (or a call the
+        client made that a rule without steps answered 2xx, found in the journal, if
+        no BYE ended it); ``sdp``: a re-INVITE's or UPDATE's offer direction. Returns
+        once it is sent (the answer is the journal's). UnknownDialog, ValueError,
+        CannotSend name why not."""
         step = calls.step(method, sdp=sdp, headers=headers, body=body,
                           content_type=content_type)
-        self._running("send").far_send(call_id, step)
+        server = self._running("send")
+        try:
+            server.far_send(call_id, step)
+        except UnknownDialog:
+            # A call the client made to a rule without steps: the far end kept no
+            # dialog (the stateless path pays nothing), the journal has what makes one.
+            call = calls.answered_call(self.journal, call_id)
+            if call is None:
+                raise
+            server.far_adopt(call.raw, call.transport, call.remote, call.local,
+                             call.local_tag)
+            server.far_send(call_id, step)
 
 
 class SyncResponder:

@@ -21,6 +21,7 @@ from ..sip.headers import parse_name_addr
 from ..sip.transports import Transport, is_transport
 from ..sip.uri import URI, parse_uri
 from ..transport.outbound import NoRegistration
+from ..uac.responses import parse_response
 
 # What a call's own INVITE may be given (the rest of a step's keys are the then's).
 CALL_KEYS = ("sdp", "headers", "body", "content_type")
@@ -107,6 +108,52 @@ def registered(entries: Iterable[JournalEntry], aor: str) -> Binding:
     if not is_transport(transport):
         raise NoRegistration(f"the REGISTER for {aor} came over {transport!r}")
     return Binding(contact.uri.raw, transport, latest.remote, latest.local, latest.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A call the client made that a rule answered 2xx: its INVITE as received, how
+    it came, and our To tag (the dialog's local tag)."""
+
+    raw: bytes
+    transport: Transport
+    remote: tuple[str, int]
+    local: tuple[str, int]
+    local_tag: str
+
+
+def answered_call(entries: Iterable[JournalEntry], call_id: str) -> Answered | None:
+    """The latest INVITE of ``call_id`` that made a dialog (no To tag, answered 2xx),
+    unless a BYE of that call came after it (the dialog is over): what the far end
+    takes over when asked to send in a call whose rule had no steps."""
+    found: Answered | None = None
+    for entry in entries:
+        if getattr(entry, "direction", "received") != "received":
+            continue
+        materialize(entry)
+        if entry.call_id != call_id:
+            continue
+        if entry.method == "BYE":
+            found = None
+        elif entry.method == "INVITE" and is_transport(entry.transport):
+            to = entry.header("to") or entry.header("t") or ""
+            tag = _our_tag(entry.responses)
+            if tag is not None and ";tag=" not in to.replace(" ", "").lower():
+                found = Answered(entry.raw, entry.transport, entry.remote, entry.local, tag)
+    return found
+
+
+def _our_tag(responses: Iterable[bytes]) -> str | None:
+    """The To tag of the first 2xx among ``responses``."""
+    for raw in responses:
+        try:
+            response = parse_response(raw)
+            if 200 <= response.status < 300:
+                to = response.get("to")
+                return parse_name_addr(to).tag if to else None
+        except ValueError:
+            continue
+    return None
 
 
 def _aor_key(text: str) -> tuple[str, str, int | None]:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from ..scenario.model import FarEndStep, Scenario
 from ..sip.framing import FramingError, Message, Ping, StreamFramer
-from ..sip.transports import WEBSOCKET, Transport
+from ..sip.message import parse_request
+from ..sip.transports import MESSAGE_FRAMED, WEBSOCKET, Transport
 from ..uac.dialog import DialogError
 from ..uas.compiled import BATCHED_UDP
 from ..uas.engine import Engine
@@ -307,12 +308,7 @@ class Server:
         if peer is None:
             raise ValueError(f"target {target_uri!r}: its host is a name, and sipresponder"
                              " never resolves names: give a literal IP address")
-        if transport == "udp":
-            source = pick_udp(((u.sources.bound_ip, u.sources.local_port,
-                                u.sources.__getitem__) for u in self._udp.values()),
-                              peer, local)
-        else:
-            source = pick_connection(self._connection_sources(), transport, peer)
+        source = self._source_towards(transport, peer, local)
         try:
             call_id, sends = self.engine.far_end().call(uri.raw, source, steps,
                                                          self._loop.time())
@@ -320,6 +316,26 @@ class Server:
             raise CannotSend(str(exc)) from None
         self.dispatch(sends)
         return call_id
+
+    def far_adopt(self, data: bytes, transport: Transport, peer: tuple[str, int],
+                  local: tuple[str, int], local_tag: str) -> None:
+        """Have the far end track the dialog of an INVITE (``data``, from ``peer`` over
+        ``transport`` to ``local``) that a rule without steps answered 2xx with To tag
+        ``local_tag``; CannotSend when its way back or the dialog is gone."""
+        source = self._source_towards(transport, peer, local)
+        try:
+            self.engine.far_end().adopt(parse_request(data, datagram=transport in MESSAGE_FRAMED),
+                                        source, local_tag)
+        except ValueError as exc:  # DialogError, or a request that no longer parses
+            raise CannotSend(f"the call cannot be taken over: {exc}") from None
+
+    def _source_towards(self, transport: Transport, peer: tuple[str, int],
+                        local: tuple[str, int] | None) -> Source:
+        if transport == "udp":
+            return pick_udp(((u.sources.bound_ip, u.sources.local_port,
+                              u.sources.__getitem__) for u in self._udp.values()),
+                            peer, local)
+        return pick_connection(self._connection_sources(), transport, peer)
 
     def _connection_sources(self) -> list[Source]:
         found = [conn.source for conn in self._tcp.values()]

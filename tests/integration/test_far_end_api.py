@@ -302,6 +302,45 @@ async def test_call_registered_over_udp(responder: Responder, udp_peer) -> None:
         responder.call_registered(aor)
 
 
+async def test_send_takes_over_a_call_a_rule_without_steps_answered(
+        responder: Responder, udp_peer) -> None:
+    """The client calls sip:200@ (the default scenario: no steps, no dialog kept);
+    the test hangs up all the same: the far end takes the dialog from the journal."""
+    peer, transport = udp_peer
+    invite = make_request("INVITE", "sip:200@127.0.0.1", from_tag="client1", headers=[
+        ("Contact", f"<sip:client@127.0.0.1:{peer.port}>")])
+    call_id = read(invite).get("Call-ID")
+    transport.sendto(invite, responder.address("udp"))
+    [entry] = await responder.wait_for("INVITE", timeout=TIMEOUT)
+    ours = re.search(r"(?m)^To: .*;tag=([^;\s]+)", entry.responses[-1].decode())
+    assert ours and responder.dialogs() == []
+    responder.send(call_id, "INVITE", sdp="inactive")
+    reinvite = await peer.next("INVITE")
+    assert reinvite.uri == f"sip:client@127.0.0.1:{peer.port}"
+    assert (reinvite.get("Call-ID"), reinvite.tag("From"), reinvite.tag("To")) == (
+        call_id, ours[1], "client1")
+    assert b"a=inactive" in reinvite.body
+    await peer.next("ACK")
+    seen = len(peer.got)
+    responder.send(call_id, "BYE")
+    assert (await peer.next("BYE", seen)).tag("To") == "client1"
+    await until(lambda: responder.dialogs() == [])
+    # A call the client hung up is not taken over.
+    second = make_request("INVITE", "sip:200@127.0.0.1", headers=[
+        ("Contact", f"<sip:client@127.0.0.1:{peer.port}>")])
+    other = read(second).get("Call-ID")
+    transport.sendto(second, responder.address("udp"))
+    await responder.wait_for("INVITE", count=2, timeout=TIMEOUT)
+    tag = re.search(r"(?m)^To: .*;tag=([^;\s]+)",
+                    responder.requests("INVITE")[-1].responses[-1].decode())
+    assert tag
+    transport.sendto(make_request("BYE", "sip:client@127.0.0.1", call_id=other, cseq=2,
+                                  to_tag=tag[1]), responder.address("udp"))
+    await responder.wait_for("BYE", timeout=TIMEOUT)
+    with pytest.raises(UnknownDialog):
+        responder.send(other, "BYE")
+
+
 def test_the_sync_responder_drives_the_far_end() -> None:
     """SyncResponder runs the calls on its loop's thread; the peer is a plain socket."""
     import socket
@@ -456,6 +495,16 @@ async def test_the_gatherer_relays_to_the_worker_holding_the_registration(
             await cluster.call({"target": f"sip:a@127.0.0.1:{peer.port}", "sdp": "loud"})
         answer = await cluster.call({"target": f"sip:a@127.0.0.1:{peer.port}"})
         assert answer["worker"] == 0
+        # A call the client made to worker 1's rule without steps: no worker lists
+        # it, worker 0 does not know it, worker 1 takes it over from its journal.
+        invite = make_request("INVITE", "sip:200@127.0.0.1", headers=[
+            ("Contact", f"<sip:client@127.0.0.1:{peer.port}>")])
+        transport.sendto(invite, responders[1].address("udp"))
+        await responders[1].wait_for("INVITE", timeout=TIMEOUT)
+        seen = len(peer.got)
+        sent = await cluster.send(read(invite).get("Call-ID"), {"send": "BYE"})
+        assert sent["worker"] == 1
+        assert (await peer.next("BYE", seen)).get("Call-ID") == read(invite).get("Call-ID")
     finally:
         await cluster.stop()
         for channel in channels:
