@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterable
 from ..sip.abnf import parse_params
 from ..sip.transports import Transport, is_transport
 from ..sip.uri import URI, parse_uri
+from ..uac.dialog import DEFAULT_PORTS
 from ..uas.events import Source
-
-DEFAULT_PORTS: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443}
 
 
 class UnknownDialog(LookupError):
