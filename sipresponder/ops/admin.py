@@ -34,9 +34,11 @@ from ..scenario.model import Scenario
 from ..scenario.nesting import TooDeep, check_json_depth
 from ..scenario.positions import error_position
 from ..scenario.shadow import shadow_warnings
+from ..sip.transports import TRANSPORTS
 from ..testing.api import Responder
 from ..transport.address import ListenAddress, split_hostport
 from ..transport.connections import Acceptor
+from ..transport.outbound import CannotSend
 from ..uas import compiled
 from . import perimeter
 from .consoleapi import (
@@ -119,6 +121,10 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
     return fields
 
 
+# POST /api/calls and POST /api/dialogs/{call_id}/requests (testing/calls.py checks
+# the values, as a [[rule.then]] table's).
+CALL_KEYS = ("target", "aor", "transport", "sdp", "headers", "body", "content_type", "then")
+SEND_KEYS = ("send", "sdp", "headers", "body", "content_type")
 # GET /api/requests[/count]
 QUERY_KEYS = ("method", "uri", "header", "rule", "since", "direction", "code")
 WAIT_KEYS = (*FILTERS, "count", "timeout")  # POST /api/requests/wait
@@ -265,6 +271,9 @@ class Admin:
         app.router.add_post("/api/reset", self._reset)
         app.router.add_get("/api/state", self._states)
         app.router.add_delete("/api/state", self._reset_states)
+        app.router.add_get("/api/dialogs", self._dialogs)
+        app.router.add_post("/api/calls", self._call)
+        app.router.add_post("/api/dialogs/{call_id:.+}/requests", self._far_send)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/openapi.json", self._openapi)
         self.console = add_console(app, self, entry_json, query_from_params)
@@ -531,6 +540,48 @@ class Admin:
         return await self._swapped(text, RULE_PATH.format(method="DELETE", name=name),
                                    f"rule {name!r} deleted",
                                    lambda s: rule_json(s, "deleted", name))
+
+    # -- the far end -----------------------------------------------------------------------
+    async def _dialogs(self, request: web.Request) -> web.Response:
+        try:
+            return web.json_response({"dialogs": await self.host.dialogs()})
+        except HostFailed as exc:
+            return _not_everywhere(exc)
+
+    async def _call(self, request: web.Request) -> web.Response:
+        body = await json_body(request, CALL_KEYS)
+        if ("target" in body) == ("aor" in body):
+            raise ValueError("give the target (a SIP URI) or the aor (a registered address"
+                             " of record) to call, one of them")
+        for key in ("target", "aor", "transport"):
+            if key in body and not isinstance(body[key], str):
+                raise ValueError(f"{key}: expected a string")
+        if "transport" in body and "aor" in body:
+            raise ValueError("transport: an aor is called the way its REGISTER came in;"
+                             " give transport with a target only")
+        if "transport" in body and body["transport"] not in TRANSPORTS:
+            raise ValueError(f"transport: expected one of {', '.join(TRANSPORTS)}")
+        return await self._far(lambda: self.host.call(body), 202)
+
+    async def _far_send(self, request: web.Request) -> web.Response:
+        body = await json_body(request, SEND_KEYS)
+        call_id = request.match_info["call_id"]
+        return await self._far(lambda: self.host.send(call_id, body), 202)
+
+    async def _far(self, act: Callable[[], Awaitable[dict[str, Any]]], status: int
+                   ) -> web.Response:
+        """``act``'s answer, or its refusal: 404 for a Call-ID or address of record the
+        far end does not know, 409 for a request it cannot send (ValueError: 400)."""
+        try:
+            return web.json_response(await act(), status=status)
+        except LookupError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        except CannotSend as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        except NotImplementedError as exc:
+            return web.json_response({"error": str(exc)}, status=501)
+        except HostFailed as exc:
+            return _not_everywhere(exc)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=await self.host.metrics(),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from prometheus_client import CollectorRegistry, generate_latest
@@ -28,6 +29,7 @@ from ..journal import expect
 from ..journal.expect import Done
 from ..journal.record import Journal, JournalEntry, NearMiss, Query
 from ..scenario.model import Scenario
+from ..transport.outbound import CannotSend, NoRegistration, UnknownDialog
 from ..uas.outcome import RECEIVED
 from .cluster import (
     CALL_TIMEOUT,
@@ -497,6 +499,65 @@ class Cluster:
         paths = summed_paths(h["requests_by_path"] for h in found)
         return not failed, {"requests_by_path": paths,
                             "requests_by_path_text": path_summary(paths), "workers": workers}
+
+    # -- the far end: each dialog lives in one worker ------------------------------------
+    async def dialogs(self) -> list[dict[str, Any]]:
+        """Every worker's live far-end dialogs, each saying whose."""
+        outcomes = await self.all("dialogs not listed", "GET", "/api/dialogs")
+        found: list[dict[str, Any]] = []
+        for index, result in outcomes.items():
+            assert not isinstance(result, WorkerDown)
+            found += [{**dialog, "worker": index} for dialog in result[1]["dialogs"]]
+        return found
+
+    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A target is called from the first worker; an address of record from the
+        first worker whose journal holds its REGISTER (the one its client's packets
+        reach, so the client's answers reach it too)."""
+        links = self.links if "aor" in request else self.links[:1]
+        for link in links:
+            answer = await self._far(link, "POST", "/api/calls", request, NoRegistration,
+                                     last=link is links[-1])
+            if answer is not None:
+                return {**answer, "worker": link.index}
+        raise AssertionError("unreachable: the last worker's 404 raises")
+
+    async def send(self, call_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Relayed to the worker that holds the dialog; when none lists it, to each in
+        turn until one finds the call in its journal (a rule without steps answered
+        it there: the far end takes it over)."""
+        holder = next((d["worker"] for d in await self.dialogs() if d["call_id"] == call_id),
+                      None)
+        links = self.links if holder is None else [self.links[holder]]
+        path = f"/api/dialogs/{quote(call_id, safe='')}/requests"
+        for link in links:
+            answer = await self._far(link, "POST", path, request, UnknownDialog,
+                                     last=link is links[-1])
+            if answer is not None:
+                return {**answer, "worker": link.index}
+        raise AssertionError("unreachable: the last worker's 404 raises")
+
+    async def _far(self, link: WorkerLink, method: str, path: str, request: dict[str, Any],
+                   missing: type[LookupError], last: bool) -> dict[str, Any] | None:
+        """One far-end call on ``link``'s worker, its refusal raised as the worker's
+        admin app raised it; None for a 404 when another worker may be asked."""
+        try:
+            status, body = await link.call(method, path, json=request)
+        except WorkerDown as exc:
+            raise ClusterFailed("the far end was not reached", {link.index: str(exc)}) from None
+        if status < 300 and isinstance(body, dict):
+            return body
+        error = str(body.get("error", body) if isinstance(body, dict) else body)
+        if status == 400:
+            raise ValueError(error)
+        if status == 404:
+            if not last:
+                return None
+            raise missing(error)
+        if status == 409:
+            raise CannotSend(error)
+        raise ClusterFailed("the far end failed",
+                            {link.index: f"worker {link.index}: HTTP {status}: {error}"})
 
     async def joined(self) -> str:
         missing = await self.joined_within(JOIN_TIMEOUT)

@@ -81,6 +81,21 @@ class AdminHost(Protocol):
         """The Prometheus exposition of /metrics."""
         ...
 
+    async def dialogs(self) -> list[dict[str, Any]]:
+        """The far end's live dialogs (under --workers each says its ``worker``)."""
+        ...
+
+    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        """POST /api/calls (its keys checked): call a target or a registered address
+        of record; {"call_id": ...}. ValueError, LookupError (an unknown address of
+        record), transport/outbound.py CannotSend say why not."""
+        ...
+
+    async def send(self, call_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """POST /api/dialogs/{call_id}/requests: one step sent in that live dialog;
+        LookupError (no such dialog), ValueError, CannotSend say why not."""
+        ...
+
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Whether everything answers, and /healthz's fields on where requests went."""
         ...

@@ -20,6 +20,9 @@ from ..testing.api import Responder
 from .metrics import path_counts, path_summary, responder_registry
 from .pushed import load_pushed
 
+# A call's or a request's keys that are its step's (the rest say whom to call).
+STEP_KEYS = ("sdp", "headers", "body", "content_type", "then")
+
 
 class InProcess:
     """``AdminHost`` (ops/host.py) over a started Responder."""
@@ -92,6 +95,25 @@ class InProcess:
 
     async def joined(self) -> str:
         return ""
+
+    async def dialogs(self) -> list[dict[str, Any]]:
+        return self.responder.dialogs()
+
+    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        given = {key: request[key] for key in STEP_KEYS if key in request}
+        if "aor" in request:
+            call_id = self.responder.call_registered(request["aor"], **given)
+        else:
+            call_id = self.responder.call(request["target"],
+                                          transport=request.get("transport"), **given)
+        return {"status": "calling", "call_id": call_id}
+
+    async def send(self, call_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        if "send" not in request:
+            raise ValueError("send: missing: the method to send")
+        given = {key: request[key] for key in STEP_KEYS if key in request and key != "then"}
+        self.responder.send(call_id, request["send"], **given)
+        return {"status": "sent", "call_id": call_id, "method": str(request["send"]).upper()}
 
 
 class LocalReadings:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..scenario.edit import POSITIONS
+from ..scenario.model import STEP_METHODS, STEP_SDP
+from ..scenario.steps import MAX_STEPS
 from ..sip.transports import TRANSPORTS
 from .consoleapi import add_console_openapi
 
@@ -79,6 +81,29 @@ _POSITION = {"name": "position", "in": "query", "required": False,
              "schema": {"type": "string", "pattern": "^(first|last|(before|after):.+)$"}}
 _SWAPPED = {"description": "swapped in; warnings name the rules that can never match",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Swapped"}}}}
+
+_STEP_PROPERTIES: dict[str, Any] = {
+    "sdp": {"type": "string", "enum": list(STEP_SDP),
+            "description": "INVITE and UPDATE only: the direction of the SDP offer (none: "
+                           "no offer, the client offers in its 2xx and the ACK answers)"},
+    "headers": {"type": "object", "additionalProperties": {"type": "string"},
+                "description": "header name -> template, as a response's headers (Via, "
+                               "From, To, Call-ID, CSeq, Contact, Route and the Content "
+                               "headers are the far end's own)"},
+    "body": {"type": "string", "description": "a template; needs content_type"},
+    "content_type": {"type": "string"},
+}
+_FAR_REFUSED = {"description": "the far end cannot send it now (e.g. no open connection "
+                               "from a TCP client: sipresponder opens none)",
+                "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Error"}}}}
+_SENT = {"description": "sent (the client's answer is journaled with the request)",
+         "content": {"application/json": {"schema": {"type": "object", "properties": {
+             "status": {"type": "string"}, "call_id": {"type": "string"},
+             "method": {"type": "string"}}}}}}
+_WORKERS_501 = {"description": "serve --workers: not available there (the reason in error)",
+                "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Error"}}}}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -172,6 +197,47 @@ OPENAPI: dict[str, Any] = {
             "delete": {"summary": "every scope key back to 'start', every sequence to its "
                                   "first step", "responses": {"200": _OK}},
         },
+        "/api/dialogs": {"get": {
+            "summary": "the far end's live dialogs (made by [[rule.then]] steps, a call "
+                       "in, or a dialog the client's request made for a rule with steps): "
+                       "Call-ID, tags, peer, transport, kind (call or subscription) and "
+                       "the steps left; under serve --workers each says its worker",
+            "responses": {"200": {"description": "the dialogs", "content": {
+                "application/json": {"schema": {"type": "object", "properties": {
+                    "dialogs": {"type": "array",
+                                "items": {"$ref": "#/components/schemas/Dialog"}}}}}}}}}},
+        "/api/calls": {"post": {
+            "summary": "call a client in: an INVITE (with an SDP offer unless sdp is "
+                       "none) to target, a SIP URI with a literal IP address, or to the "
+                       "Contact of the latest REGISTER (answered 2xx, not Expires 0) whose "
+                       "To is aor, from the listener or on the connection it came in on; "
+                       "then the steps in the dialog its 2xx makes. Over TCP, TLS and "
+                       "WebSocket only on a connection the client keeps open",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Call"}}}},
+            "responses": {"202": {"description": "the INVITE is sent; its Call-ID",
+                                  "content": {"application/json": {"schema": {
+                                      "type": "object", "properties": {
+                                          "status": {"type": "string"},
+                                          "call_id": {"type": "string"}}}}}},
+                          "400": _ERROR,
+                          "404": {"description": "no live registration for aor",
+                                  "content": _ERROR["content"]},
+                          "409": _FAR_REFUSED, "501": _WORKERS_501}}},
+        "/api/dialogs/{call_id}/requests": {"post": {
+            "parameters": [{"name": "call_id", "in": "path", "required": True,
+                            "description": "the dialog's Call-ID (GET /api/dialogs)",
+                            "schema": {"type": "string"}}],
+            "summary": "send one request in the far end's live dialog now: BYE, INVITE "
+                       "(a re-INVITE: sdp sendonly or inactive holds, sendrecv resumes), "
+                       "UPDATE, INFO, MESSAGE, NOTIFY, REFER (needs headers.Refer-To), "
+                       "OPTIONS",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Step"}}}},
+            "responses": {"202": _SENT, "400": _ERROR,
+                          "404": {"description": "no live far-end dialog has this Call-ID",
+                                  "content": _ERROR["content"]},
+                          "409": _FAR_REFUSED, "501": _WORKERS_501}}},
         "/metrics": {"get": {"summary": "Prometheus metrics from the engine's counters",
                              "responses": {"200": {"description": "Prometheus text format",
                                                    "content": {"text/plain": {
@@ -189,6 +255,43 @@ OPENAPI: dict[str, Any] = {
                     "rule": {"type": "integer"}, "scope": {"type": "string"},
                     "key": {"type": "string"}, "count": {"type": "integer"}}}}}},
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
+            "Step": {"type": "object", "additionalProperties": False, "required": ["send"],
+                     "properties": {"send": {"type": "string", "enum": list(STEP_METHODS)},
+                                    **_STEP_PROPERTIES}},
+            "ThenStep": {"type": "object", "additionalProperties": False,
+                         "required": ["send"],
+                         "description": "one [[rule.then]] table",
+                         "properties": {
+                             "send": {"type": "string", "enum": list(STEP_METHODS)},
+                             "after": {"type": "number", "minimum": 0, "maximum": 3600,
+                                       "description": "seconds after the previous step "
+                                                      "(the first: after the ACK)"},
+                             **_STEP_PROPERTIES}},
+            "Call": {"type": "object", "additionalProperties": False,
+                     "description": "target or aor, not both",
+                     "properties": {
+                         "target": {"type": "string",
+                                    "description": "e.g. sip:alice@192.0.2.7:5062;"
+                                                   "transport=tcp"},
+                         "aor": {"type": "string", "description": "a registered address "
+                                 "of record, e.g. sip:alice@example.com"},
+                         "transport": {"type": "string", "enum": list(TRANSPORTS),
+                                       "description": "target only: over which transport "
+                                                      "(default: the URI's transport "
+                                                      "parameter, else udp; tls for sips)"},
+                         **_STEP_PROPERTIES,
+                         "then": {"type": "array", "maxItems": MAX_STEPS,
+                                  "items": {"$ref": "#/components/schemas/ThenStep"}}}},
+            "Dialog": {"type": "object", "properties": {
+                "call_id": {"type": "string"}, "local_tag": {"type": "string"},
+                "remote_tag": {"type": "string"},
+                "local": {"type": "string", "description": "our From/To value"},
+                "remote": {"type": "string", "description": "the client's From/To value"},
+                "remote_target": {"type": "string", "description": "the client's Contact"},
+                "transport": {"type": "string", "nullable": True},
+                "kind": {"type": "string", "enum": ["call", "subscription"]},
+                "steps_left": {"type": "integer"},
+                "worker": {"type": "integer", "description": "serve --workers only"}}},
             "Refused": {"type": "object", "properties": {
                 "error": {"type": "string", "description": "the first error, one line"},
                 "errors": {"type": "array", "items": {"type": "string"},

@@ -31,8 +31,14 @@ from ..scenario.loader import load_scenario, parse_scenario
 from ..scenario.model import Scenario
 from ..sip.transports import Transport
 from ..transport.address import ListenAddress, bind_socket, parse_listen
+
+# The far end's refusals (the admin API answers 404 and 409); tests catch them here.
+from ..transport.outbound import CannotSend as CannotSend
+from ..transport.outbound import NoRegistration as NoRegistration
+from ..transport.outbound import UnknownDialog as UnknownDialog
 from ..transport.server import Server
 from ..transport.tls import TLSOptions
+from . import calls
 
 DEFAULT_LISTEN = ("udp:127.0.0.1:0", "tcp:127.0.0.1:0")
 # A UDP port the OS picked may be taken for TCP by someone else: try again with a
@@ -308,6 +314,71 @@ class Responder:
         if self.server is not None:
             self.server.engine.states.reset()
 
+    # -- the far end, driven from the test ------------------------------------------
+    def _running(self, call: str) -> Server:
+        if self.server is None:
+            raise RuntimeError(f"Responder.{call}(): the responder is not running "
+                               "(use `async with Responder(...)` or await start())")
+        return self.server
+
+    def dialogs(self) -> list[dict[str, object]]:
+        """The far end's live dialogs: call_id, local_tag, remote_tag, local, remote,
+        remote_target, transport, kind ("call" or "subscription"), steps_left."""
+        return self.server.far_dialogs() if self.server is not None else []
+
+    def call(self, target: str, *, sdp: str = "sendrecv",
+             headers: dict[str, Any] | None = None, body: str | None = None,
+             content_type: str | None = None, then: list[dict[str, Any]] | None = None,
+             transport: Transport | None = None) -> str:
+        """Call ``target`` (a SIP URI with a literal IP address; ``transport=`` in it,
+        or ``transport``, picks the transport) in: an INVITE with an SDP offer
+        (``sdp``: its direction, "none" for no offer), then the ``then`` steps
+        (``[[rule.then]]`` tables as dicts) in the dialog its 2xx makes. Returns the
+        Call-ID at once; the answer is the journal's. ValueError for bad input,
+        CannotSend when it cannot go (over TCP, TLS and WebSocket only on a
+        connection the client opened)."""
+        steps = (calls.step("INVITE", sdp=sdp, headers=headers, body=body,
+                            content_type=content_type), *calls.then(then))
+        return self._running("call").far_call(target, steps, transport)
+
+    def call_registered(self, aor: str, *, sdp: str = "sendrecv",
+                        headers: dict[str, Any] | None = None, body: str | None = None,
+                        content_type: str | None = None,
+                        then: list[dict[str, Any]] | None = None) -> str:
+        """``call`` the Contact that the latest REGISTER for ``aor`` (its To, answered
+        2xx, not Expires 0) bound, from the listener or on the connection it came in
+        on (behind NAT: to the address it came from). NoRegistration when none."""
+        steps = (calls.step("INVITE", sdp=sdp, headers=headers, body=body,
+                            content_type=content_type), *calls.then(then))
+        server = self._running("call_registered")
+        binding = calls.registered(self.journal, aor)
+        return server.far_call(binding.contact, steps, binding.transport,
+                               peer=binding.remote, local=binding.local)
+
+    def send(self, call_id: str, method: str, *, sdp: str | None = None,
+             headers: dict[str, Any] | None = None, body: str | None = None,
+             content_type: str | None = None) -> None:
+        """Send ``method`` (BYE, INVITE for a re-INVITE, UPDATE, INFO, MESSAGE, NOTIFY,
+        REFER, OPTIONS) now in the far end's live dialog of ``call_id`` (or a call the
+        client made that a rule without steps answered 2xx, found in the journal, if
+        no BYE ended it); ``sdp``: a re-INVITE's or UPDATE's offer direction. Returns
+        once it is sent (the answer is the journal's). UnknownDialog, ValueError,
+        CannotSend name why not."""
+        step = calls.step(method, sdp=sdp, headers=headers, body=body,
+                          content_type=content_type)
+        server = self._running("send")
+        try:
+            server.far_send(call_id, step)
+        except UnknownDialog:
+            # A call the client made to a rule without steps: the far end kept no
+            # dialog (the stateless path pays nothing), the journal has what makes one.
+            call = calls.answered_call(self.journal, call_id)
+            if call is None:
+                raise
+            server.far_adopt(call.raw, call.transport, call.remote, call.local,
+                             call.local_tag)
+            server.far_send(call_id, step)
+
 
 class SyncResponder:
     """The same for synchronous tests: the responder runs on its own event-loop thread."""
@@ -404,6 +475,20 @@ class SyncResponder:
 
     def reset_states(self) -> None:
         self._call(_immediate(self._async.reset_states))
+
+    def dialogs(self) -> list[dict[str, object]]:
+        return self._call(_immediate(self._async.dialogs))
+
+    def call(self, target: str, **kwargs: Any) -> str:
+        """``Responder.call`` on the responder's thread."""
+        return self._call(_immediate(self._async.call, target, **kwargs))
+
+    def call_registered(self, aor: str, **kwargs: Any) -> str:
+        return self._call(_immediate(self._async.call_registered, aor, **kwargs))
+
+    def send(self, call_id: str, method: str, **kwargs: Any) -> None:
+        """``Responder.send`` on the responder's thread."""
+        self._call(_immediate(self._async.send, call_id, method, **kwargs))
 
 
 def _refuse_in_event_loop(call: str) -> None:

@@ -18,9 +18,11 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Protocol, cast
 
-from ..scenario.model import Scenario
+from ..scenario.model import FarEndStep, Scenario
 from ..sip.framing import FramingError, Message, Ping, StreamFramer
-from ..sip.transports import WEBSOCKET, Transport
+from ..sip.message import parse_request
+from ..sip.transports import MESSAGE_FRAMED, WEBSOCKET, Transport
+from ..uac.dialog import DialogError
 from ..uas.compiled import BATCHED_UDP
 from ..uas.engine import Engine
 from ..uas.events import Send, Source
@@ -34,6 +36,7 @@ from .address import (
 )
 from .connections import Acceptor, Admission, ConnectionBudget, handshake_backstop
 from .latency import LatencyHistogram
+from .outbound import CannotSend, UnknownDialog, pick_connection, pick_udp, target_of
 from .sources import UDPSources
 from .tls import TLSOptions, server_context
 
@@ -274,6 +277,72 @@ class Server:
                     conn.transport.close()
         self._arm_timer()
 
+    # -- the far end, driven from outside (the admin API, the tests' Responder) --------
+    def far_dialogs(self) -> list[dict[str, object]]:
+        """The far end's live dialogs (``FarEnd.live``); none before it exists."""
+        far = self.engine.far
+        return far.live() if far is not None else []
+
+    def far_send(self, call_id: str, step: FarEndStep) -> None:
+        """Send ``step`` now in the live far-end dialog of ``call_id``: UnknownDialog
+        when there is none, CannotSend (one line) when it cannot go."""
+        far = self.engine.far
+        if far is None or not any(d["call_id"] == call_id for d in far.live()):
+            raise UnknownDialog(f"no live far-end dialog has Call-ID {call_id!r}")
+        try:
+            sends = far.send(call_id, step, self._loop.time())
+        except DialogError as exc:
+            raise CannotSend(str(exc)) from None
+        self.dispatch(sends)
+
+    def far_call(self, target_uri: str, steps: tuple[FarEndStep, ...],
+                 transport: Transport | None = None, *, peer: tuple[str, int] | None = None,
+                 local: tuple[str, int] | None = None) -> str:
+        """Call ``target_uri`` (a literal address: names are never resolved) with
+        ``steps`` (the first the INVITE) and return the new Call-ID. It goes out from
+        a UDP listener, or on an open connection from the client (``peer``: the
+        address it came from, else the target's; ``local``: the listener to prefer);
+        ValueError for a bad target, CannotSend when it cannot go."""
+        uri, transport, address = target_of(target_uri, transport)
+        peer = peer or address
+        if peer is None:
+            raise ValueError(f"target {target_uri!r}: its host is a name, and sipresponder"
+                             " never resolves names: give a literal IP address")
+        source = self._source_towards(transport, peer, local)
+        try:
+            call_id, sends = self.engine.far_end().call(uri.raw, source, steps,
+                                                         self._loop.time())
+        except DialogError as exc:
+            raise CannotSend(str(exc)) from None
+        self.dispatch(sends)
+        return call_id
+
+    def far_adopt(self, data: bytes, transport: Transport, peer: tuple[str, int],
+                  local: tuple[str, int], local_tag: str) -> None:
+        """Have the far end track the dialog of an INVITE (``data``, from ``peer`` over
+        ``transport`` to ``local``) that a rule without steps answered 2xx with To tag
+        ``local_tag``; CannotSend when its way back or the dialog is gone."""
+        source = self._source_towards(transport, peer, local)
+        try:
+            self.engine.far_end().adopt(parse_request(data, datagram=transport in MESSAGE_FRAMED),
+                                        source, local_tag)
+        except ValueError as exc:  # DialogError, or a request that no longer parses
+            raise CannotSend(f"the call cannot be taken over: {exc}") from None
+
+    def _source_towards(self, transport: Transport, peer: tuple[str, int],
+                        local: tuple[str, int] | None) -> Source:
+        if transport == "udp":
+            return pick_udp(((u.sources.bound_ip, u.sources.local_port,
+                              u.sources.__getitem__) for u in self._udp.values()),
+                            peer, local)
+        return pick_connection(self._connection_sources(), transport, peer)
+
+    def _connection_sources(self) -> list[Source]:
+        found = [conn.source for conn in self._tcp.values()]
+        if self._ws is not None:
+            found += [conn.source for conn in self._ws.connections.values()]
+        return found
+
     def _arm_timer(self) -> None:
         deadline = self.engine.next_deadline()
         if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
@@ -299,6 +368,9 @@ class UDPSender(Protocol):
 class UDPListener(Protocol):
     @property
     def transport(self) -> UDPSender: ...
+
+    @property
+    def sources(self) -> UDPSources: ...
 
 
 class _UDPProtocol(asyncio.DatagramProtocol):

@@ -174,7 +174,7 @@ class WebSocketListeners:
         admission.settle()
         conn_id = server.next_conn_id()
         source = Source(name, (peer[0], peer[1]), (local[0], local[1]), conn_id)
-        conn = _Connection(ws, transport)
+        conn = _Connection(ws, transport, source)
         self.connections[conn_id] = conn
         try:
             while True:
@@ -212,10 +212,12 @@ class _Connection:
     """One WebSocket: writes in the order the engine produced them, from a queue,
     because the engine's output is synchronous and aiohttp's sending is not."""
 
-    __slots__ = ("_queue", "_writer", "binary", "transport", "ws")
+    __slots__ = ("_queue", "_writer", "binary", "source", "transport", "ws")
 
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport,
+                 source: Source) -> None:
         self.ws = ws
+        self.source = source  # whom it joins: the far end calls a client on it
         self.transport = transport  # the TCP (or TLS) stream under it, for a reset
         self.binary = False  # answer in the frame type the peer last used
         # None: close; RESET: reset the stream under the WebSocket (no close frame).

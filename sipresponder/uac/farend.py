@@ -316,6 +316,14 @@ class FarEnd:
         use.scripts.append(script)
         return self._run(script, now, raising=True)
 
+    def adopt(self, request: Request, source: Source, local_tag: str) -> None:
+        """Track the dialog that ``request`` (received on ``source``, answered 2xx with
+        our To tag ``local_tag`` by a rule without steps) made, so that ``send`` can
+        use it: the APIs find such a call in the journal. DialogError names why not."""
+        self._adopt(Dialog.from_uas(request, local_tag, source=source,
+                                    contact=_contact(source)), request,
+                    RenderContext(request, source))
+
     def call(self, target: str, source: Source, steps: tuple[FarEndStep, ...], now: float,
              *, note: str = "the API") -> tuple[str, list[Send]]:
         """Call ``target`` (a SIP URI with a literal address) in: ``steps[0]`` is the
