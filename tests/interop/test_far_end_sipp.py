@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sipresponder.scenario.bundled import scenario_path
+from sipresponder.scenario.loader import load_scenario
 from sipresponder.testing.api import Responder
 from tests.conftest import require_binary
 from tests.farend_peer import SentLog, UDPPeer, barrier
@@ -46,6 +47,8 @@ FLOWS = [
     Flow("transfer", ["INVITE", "ACK", "NOTIFY", "BYE"], ["REFER"], {"REFER": [[202]]}),
     Flow("callme", ["REGISTER"], ["INVITE", "ACK", "BYE"],
          {"INVITE": [[200]], "BYE": [[200]]}, ooc=True),
+    # SIPp's own PRACK and the 200s to it and to the INVITE; the far end sends nothing.
+    Flow("prack", ["INVITE", "PRACK", "ACK", "BYE"], [], {}),
 ]
 
 
@@ -102,6 +105,9 @@ async def settle(responder: Responder, sent: SentLog, flow: Flow) -> None:
 async def test_far_end_flow_against_sipp(far_end, tmp_path: Path, flow: Flow,
                                          transport: str) -> None:
     responder, sent = far_end
+    if flow.service == "prack" and not any(
+            rule.name == "prack" for rule in load_scenario(scenario_path("far-end")).rules):
+        pytest.skip("far-end has no prack rule yet: it needs reliable provisionals")
     port = responder.address("udp" if transport == "u1" else "tcp")[1]
     code, output = await run_sipp(tmp_path, flow, transport, port)
     assert code == 0, f"SIPp failed (exit {code}):\n{output}"
