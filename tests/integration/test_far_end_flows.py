@@ -259,3 +259,21 @@ async def test_a_lost_re_invite_is_retransmitted_and_a_repeated_200_acked_again(
         assert sent.codes("INVITE")[0] == [200]  # the repeated 200 is not a second answer
     finally:
         await peer.close()
+
+
+async def test_mwi_subscribe_without_expires_gets_the_default_hour(far_end) -> None:
+    responder, _ = far_end
+    peer = await _peer(responder, "udp")
+    try:
+        subscribe = make_request("SUBSCRIBE", _uri(responder, "mwi", "udp"),
+                                 via_host=peer.hostport,
+                                 headers=[("Contact", _contact(peer)),
+                                          ("Event", "message-summary")])
+        await peer.send(subscribe)
+        ok = await expect(peer, "200")
+        assert ok.get("expires") == "3600"  # RFC 6665 4.2.1.1: the 200 says the duration
+        notify = await expect(peer, "NOTIFY")
+        assert notify.get("subscription-state") == "active;expires=3600"
+        await peer.send(answer(notify))
+    finally:
+        await peer.close()
