@@ -277,3 +277,49 @@ async def test_mwi_subscribe_without_expires_gets_the_default_hour(far_end) -> N
         await peer.send(answer(notify))
     finally:
         await peer.close()
+
+
+@pytest.mark.parametrize("unregister", [
+    [("Contact", "<sip:peer@127.0.0.1:5999>"), ("Expires", "0")],
+    [("Contact", "<sip:peer@127.0.0.1:5999>;expires=0")],
+    [("Contact", "*"), ("Expires", "0")],
+])
+async def test_callme_unregister_gets_200_and_no_call(far_end, unregister) -> None:
+    responder, sent = far_end
+    peer = await _peer(responder, "udp")
+    host, port = responder.address("udp")
+    try:
+        register = make_request("REGISTER", f"sip:{host}:{port}", via_host=peer.hostport,
+                                headers=unregister)
+        register = register.replace(f"To: <sip:{host}:{port}>".encode(),
+                                    f"To: <sip:callme@{host}:{port}>".encode())
+        await peer.send(register)
+        await expect(peer, "200")
+        await barrier(peer, _uri(responder, "options", "udp"))
+        assert responder.server is not None
+        far = responder.server.engine.far
+        assert far is None or far.next_deadline() is None  # no call scheduled
+        assert sent.exchanges == []
+    finally:
+        await peer.close()
+
+
+async def test_the_client_hangs_up_first_and_the_far_end_drops_its_bye(far_end) -> None:
+    responder, sent = far_end
+    peer = await _peer(responder, "udp")
+    uri = _uri(responder, "hangup", "udp")
+    try:
+        ok, _ = await _call(peer, uri)
+        to_tag = (ok.get("to") or "").split(";tag=")[1]
+        bye = make_request("BYE", uri, via_host=peer.hostport, call_id=ok.get("call-id"),
+                           cseq=2, to_tag=to_tag)
+        await peer.send(bye)
+        await expect(peer, "200")
+        assert responder.server is not None
+        far = responder.server.engine.far
+        assert far is not None
+        assert far.live() == []
+        assert far.next_deadline() is None  # the BYE step was dropped, not delayed
+        assert sent.exchanges == []
+    finally:
+        await peer.close()
