@@ -323,3 +323,49 @@ async def test_the_client_hangs_up_first_and_the_far_end_drops_its_bye(far_end) 
         assert sent.exchanges == []
     finally:
         await peer.close()
+
+
+async def test_a_lost_notify_is_retransmitted_and_the_copy_gets_the_200(far_end) -> None:
+    responder, sent = far_end
+    peer = await _peer(responder, "udp")
+    try:
+        subscribe = make_request("SUBSCRIBE", _uri(responder, "mwi", "udp"),
+                                 via_host=peer.hostport,
+                                 headers=[("Contact", _contact(peer)),
+                                          ("Event", "message-summary"), ("Expires", "60")])
+        await peer.send(subscribe)
+        await expect(peer, "200")
+        first = await expect(peer, "NOTIFY")  # dropped
+        again = await expect(peer, "NOTIFY")  # Timer E
+        assert again.raw == first.raw
+        await peer.send(answer(again))
+        await barrier(peer, _uri(responder, "options", "udp"))
+        assert sent.codes("NOTIFY") == [[200]]
+    finally:
+        await peer.close()
+
+
+async def test_a_lost_call_in_invite_is_retransmitted_then_acked_and_hung_up(far_end
+                                                                            ) -> None:
+    responder, sent = far_end
+    peer = await _peer(responder, "udp")
+    host, port = responder.address("udp")
+    try:
+        register = make_request("REGISTER", f"sip:{host}:{port}", via_host=peer.hostport,
+                                headers=[("Contact", _contact(peer))])
+        register = register.replace(f"To: <sip:{host}:{port}>".encode(),
+                                    f"To: <sip:callme@{host}:{port}>".encode())
+        await peer.send(register)
+        await expect(peer, "200")
+        first = await expect(peer, "INVITE")  # dropped
+        again = await expect(peer, "INVITE")  # Timer A
+        assert again.raw == first.raw
+        await peer.send(answer(again, body=SDP_ANSWER, contact=_contact(peer)))
+        await expect(peer, "ACK")
+        bye = await expect(peer, "BYE")
+        await peer.send(answer(bye))
+        await barrier(peer, _uri(responder, "options", "udp"))
+        assert sent.methods() == ["INVITE", "ACK", "BYE"]
+        assert sent.codes("BYE") == [[200]]
+    finally:
+        await peer.close()
