@@ -369,3 +369,26 @@ async def test_a_lost_call_in_invite_is_retransmitted_then_acked_and_hung_up(far
         assert sent.codes("BYE") == [[200]]
     finally:
         await peer.close()
+
+
+async def test_over_tcp_the_bye_comes_back_on_the_calls_connection(far_end) -> None:
+    """The client's Contact names a port nobody listens on, as a client behind an
+    ephemeral outbound connection does: the far end reuses the connection."""
+    responder, sent = far_end
+    peer = await _peer(responder, "tcp")
+    uri = _uri(responder, "hangup", "tcp")
+    try:
+        invite = make_request("INVITE", uri, via_host="127.0.0.1:5999", transport="TCP",
+                              headers=[("Contact", "<sip:peer@127.0.0.1:5999;transport=tcp>")])
+        await peer.send(invite)
+        ok = await expect(peer, "200")
+        to_tag = (ok.get("to") or "").split(";tag=")[1]
+        await peer.send(make_request("ACK", uri, via_host="127.0.0.1:5999", transport="TCP",
+                                     call_id=ok.get("call-id"), to_tag=to_tag))
+        bye = await expect(peer, "BYE")
+        assert bye.start == "BYE sip:peer@127.0.0.1:5999;transport=tcp SIP/2.0"
+        await peer.send(answer(bye))
+        await barrier(peer, _uri(responder, "options", "tcp"))
+        assert sent.codes("BYE") == [[200]]
+    finally:
+        await peer.close()
