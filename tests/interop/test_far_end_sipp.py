@@ -59,12 +59,13 @@ async def far_end() -> AsyncIterator[tuple[Responder, SentLog]]:
         yield responder, SentLog.attach(responder.server.engine)
 
 
-async def run_sipp(tmp_path: Path, flow: Flow, transport: str, port: int) -> tuple[int, str]:
+async def run_sipp(tmp_path: Path, flow: Flow, transport: str, port: int,
+                   examples: Path = EXAMPLES) -> tuple[int, str]:
     sipp = require_binary("sipp")
     for attempt in range(3):
         errors = tmp_path / f"errors-{attempt}.log"
-        ooc = ["-oocsf", str(EXAMPLES / f"{flow.service}-ooc.xml")] if flow.ooc else []
-        cmd = [sipp, "-sf", str(EXAMPLES / f"{flow.service}-uac.xml"), *ooc,
+        ooc = ["-oocsf", str(examples / f"{flow.service}-ooc.xml")] if flow.ooc else []
+        cmd = [sipp, "-sf", str(examples / f"{flow.service}-uac.xml"), *ooc,
                "-s", flow.service, "-m", "1", "-timeout", f"{SIPP_TIMEOUT}s",
                "-timeout_error", "-nostdin", "-t", transport, "-i", "127.0.0.1",
                "-p", str(free_port()), "-trace_err", "-error_file", str(errors),
@@ -112,10 +113,46 @@ async def test_far_end_flow_against_sipp(far_end, tmp_path: Path, flow: Flow,
     code, output = await run_sipp(tmp_path, flow, transport, port)
     assert code == 0, f"SIPp failed (exit {code}):\n{output}"
     await settle(responder, sent, flow)
-    received = [e.method for e in responder.requests() if e.method not in (None, "OPTIONS")]
+    received = [e.method for e in responder.requests(direction="received")
+                if e.method not in (None, "OPTIONS")]
     assert received == flow.received
     assert sent.methods() == flow.sent
     for method, codes in flow.codes.items():
         assert sent.codes(method) == codes, f"the statuses SIPp answered our {method}s"
     wanted = "udp" if transport == "u1" else "tcp"
-    assert {e.transport for e in sent.exchanges} == {wanted}
+    assert {e.transport for e in sent.exchanges} == ({wanted} if flow.sent else set())
+    # The journal has what the far end sent too, with what SIPp answered.
+    journaled = [e.method for e in responder.requests(direction="sent")]
+    assert journaled == flow.sent
+
+
+@pytest.mark.parametrize("transport", ["u1", "t1"], ids=["udp", "tcp"])
+async def test_session_timer_against_sipp(tmp_path: Path, transport: str) -> None:
+    """examples/sipp/timer-uac.xml against far-end's sip:timer@, with 2 s for 90 s
+    (the floor) and 4 s for the interval, so that the refresh comes 2 s after the
+    200 instead of 45: the same flow, the same checks, smaller numbers."""
+    scenario = tmp_path / "far-end.toml"
+    scenario.write_text(scenario_path("far-end").read_text().replace(
+        "session_timer = { min_se = 90,", "session_timer = { min_se = 2,"))
+    xml = (EXAMPLES / "timer-uac.xml").read_text()
+    for old, new in (("Session-Expires: 60\n", "Session-Expires: 1\n"),
+                     ("^ *90 *$", "^ *2 *$"), ("90;refresher=uas", "4;refresher=uas"),
+                     ("Session-Expires: 90\n", "Session-Expires: 4\n"),
+                     ("Min-SE: 90\n", "Min-SE: 2\n")):
+        assert old in xml, old
+        xml = xml.replace(old, new)
+    (tmp_path / "timer-uac.xml").write_text(xml)
+    flow = Flow("timer", ["INVITE", "ACK", "INVITE", "ACK", "BYE"], ["UPDATE"],
+                {"UPDATE": [[200]]})
+    async with Responder(scenario) as responder:
+        assert responder.server is not None
+        sent = SentLog.attach(responder.server.engine)
+        port = responder.address("udp" if transport == "u1" else "tcp")[1]
+        code, output = await run_sipp(tmp_path, flow, transport, port,
+                                      examples=tmp_path)
+        assert code == 0, f"SIPp failed (exit {code}):\n{output}"
+        await settle(responder, sent, flow)
+        first, _, second, *_ = responder.requests(direction="received", method=None)
+        assert first.codes == [422] and second.codes[-1] == 200
+        assert [e.method for e in responder.requests(direction="sent")] == ["UPDATE"]
+        await responder.verify("UPDATE", direction="sent", code=200, exactly=1)
