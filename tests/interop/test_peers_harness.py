@@ -10,6 +10,7 @@ is merged; each carries its scenario inline.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import pytest
 
 from sipresponder.journal.record import JournalEntry
 from sipresponder.testing.api import SyncResponder
+from tests.interop import peers
+from tests.interop.conftest import free_port
 from tests.interop.peers import Baresip, Linphonec, Peer
 
 pytestmark = pytest.mark.interop
@@ -96,3 +99,184 @@ def test_call_to_a_busy_user_fails(peer: Peer, responder: SyncResponder) -> None
     # transaction, so it is in the journal as a request of its own.
     responder.wait_for("ACK", headers={"Call-ID": invite.call_id or ""},
                        timeout=JOURNAL_TIMEOUT)
+
+
+@pytest.mark.parametrize("peer_name", sorted(PEERS))
+def test_a_port_taken_before_the_client_binds_it_is_retried(
+        peer_name: str, responder: SyncResponder, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """free_port() is bound then closed: another process may bind it before the client
+    does. The harness sees the client's "address in use" and starts over on a new port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken_port = taken.getsockname()[1]
+        ports = iter([taken_port])
+        monkeypatch.setattr(peers, "free_port", lambda: next(ports, None) or free_port())
+        with PEERS[peer_name](responder.address("udp"), tmp_path) as client:
+            client.registered()
+            assert client.ports_tried == [taken_port, client.port], client.output
+
+
+# -- the far end (design20.md: [[rule.then]]) ------------------------------------------
+# The client registers as "callme"; the REGISTER's rule then calls it in (an INVITE to
+# its registered Contact). Its unregistration (Expires: 0) has a rule of its own, or
+# a client quitting would be called once more on its way out.
+CALL_IN = """\
+[[rule]]
+name = "unregister"
+match = { method = "REGISTER", headers = { Expires = "^0$" } }
+code = 200
+
+[[rule]]
+name = "call-me"
+match = { method = "REGISTER", headers = { To = "sips?:callme@" } }
+code = 200
+[[rule.then]]
+send = "INVITE"
+{more}
+[[rule]]
+name = "register"
+match = { method = "REGISTER" }
+code = 200
+
+[[rule]]
+name = "invite"
+match = { method = "INVITE" }
+code = 200
+
+[[rule]]
+name = "in-dialog"
+match = { method = ["BYE", "CANCEL", "NOTIFY", "INFO", "UPDATE", "MESSAGE"] }
+code = 200
+
+[default]
+code = 405
+"""
+
+
+def calling_in(more: str = "") -> str:
+    """The CALL_IN scenario with further steps after the INVITE (TOML text)."""
+    return CALL_IN.replace("{more}", more)
+
+
+@pytest.fixture
+def far_end(request: pytest.FixtureRequest) -> Iterator[SyncResponder]:
+    """A responder serving the test's scenario: ``@pytest.mark.parametrize("far_end",
+    [TOML], indirect=True)``."""
+    with SyncResponder(request.param, listen=["udp:127.0.0.1:0"]) as running:
+        yield running
+
+
+@FAR_END
+@pytest.mark.parametrize("far_end", [calling_in()], indirect=True)
+def test_baresip_auto_answers_the_far_ends_call(far_end: SyncResponder,
+                                                tmp_path: Path) -> None:
+    with Baresip(far_end.address("udp"), tmp_path, user="callme") as baresip:
+        baresip.registered()
+        answering = baresip.wait_for(Baresip.ANSWERING)
+        assert answering["code"] == "200"
+        established = baresip.wait_for(Baresip.ESTABLISHED)
+        assert established["peer"].startswith("sip:sipresponder@127.0.0.1"), established[0]
+        mark = baresip.mark()
+        baresip.hangup()
+        [bye] = far_end.wait_for("BYE", timeout=JOURNAL_TIMEOUT)
+        assert status(bye) == 200 and bye.remote == ("127.0.0.1", baresip.port)
+        baresip.wait_for(Baresip.TERMINATED, since=mark)
+
+
+@FAR_END
+@pytest.mark.parametrize("far_end", [calling_in("""
+[[rule.then]]
+after = 1
+send = "BYE"
+""")], indirect=True)
+def test_baresip_is_hung_up_on_by_the_far_end(far_end: SyncResponder,
+                                              tmp_path: Path) -> None:
+    with Baresip(far_end.address("udp"), tmp_path, user="callme") as baresip:
+        established = baresip.wait_for(Baresip.ESTABLISHED)
+        closed = baresip.wait_for(Baresip.FAR_END_BYE, since=0)
+        assert closed["peer"] == established["peer"]
+        # The far end's BYE ended the call: the client sent none of its own.
+        far_end.verify("BYE", none=True, within=1.0)
+
+
+@FAR_END
+@pytest.mark.parametrize("far_end", [calling_in("""
+[[rule.then]]
+after = 1
+send = "INVITE"
+sdp = "sendonly"
+""")], indirect=True)
+def test_baresip_is_put_on_hold_by_the_far_end(far_end: SyncResponder,
+                                               tmp_path: Path) -> None:
+    with Baresip(far_end.address("udp"), tmp_path, user="callme") as baresip:
+        baresip.wait_for(Baresip.ESTABLISHED)
+        reinvite = baresip.wait_for(Baresip.REINVITE)
+        assert reinvite["offer"], reinvite[0]  # the re-INVITE carried the sendonly offer
+        # Still in the call (a hold is no hang-up): it hangs up itself afterwards.
+        assert not Baresip.FAR_END_BYE.search(baresip.output), baresip.output
+        baresip.hangup()
+        far_end.wait_for("BYE", timeout=JOURNAL_TIMEOUT)
+
+
+@FAR_END
+@pytest.mark.parametrize("far_end", [calling_in("""
+[[rule.then]]
+after = 1
+send = "BYE"
+""")], indirect=True)
+def test_linphonec_answers_one_incoming_call(far_end: SyncResponder, tmp_path: Path) -> None:
+    with Linphonec(far_end.address("udp"), tmp_path, user="callme") as linphonec:
+        incoming = linphonec.wait_for(Linphonec.INCOMING)
+        assert "sip:sipresponder@127.0.0.1" in incoming["peer"], incoming[0]
+        linphonec.wait_for(Linphonec.AUTO_ANSWERING)
+        linphonec.wait_for(Linphonec.CONNECTED)
+        ended = linphonec.wait_for(Linphonec.ENDED)  # the far end's BYE, 1 s after the ACK
+        assert ended["id"] == incoming["id"] and ended["reason"] == "No error", ended[0]
+
+
+# RFC 3842 3.5: an unsolicited NOTIFY of message-summary, out of any dialog, to the
+# registered Contact.
+MWI = calling_in("").replace('send = "INVITE"', """\
+send = "NOTIFY"
+headers = { Event = "message-summary", Subscription-State = "active" }
+content_type = "application/simple-message-summary"
+body = "Messages-Waiting: yes\\r\\nMessage-Account: sip:callme@127.0.0.1\\r\\nVoice-Message: 2/8 (0/2)\\r\\n"
+""")
+
+
+@FAR_END
+@pytest.mark.parametrize("far_end", [MWI], indirect=True)
+def test_linphonec_receives_a_message_waiting_notify(far_end: SyncResponder,
+                                                     tmp_path: Path) -> None:
+    with Linphonec(far_end.address("udp"), tmp_path, user="callme") as linphonec:
+        linphonec.registered()
+        linphonec.wait_for(Linphonec.NOTIFY_OUT_OF_DIALOG)
+        # Its log echoes the request it got: the event and the summary's first line.
+        linphonec.wait_for(Linphonec.MWI)
+        linphonec.wait_for(r"^Messages-Waiting: yes")
+        # No call came of it.
+        assert not Linphonec.INCOMING.search(linphonec.output), linphonec.output
+
+
+@FAR_END
+@pytest.mark.parametrize("far_end", [calling_in("""
+[[rule.then]]
+after = 1
+send = "REFER"
+headers = { Refer-To = "<sip:transfer-target@{local.hostport}>" }
+""")], indirect=True)
+def test_linphonec_follows_a_transfer(far_end: SyncResponder, tmp_path: Path) -> None:
+    """RFC 3515: the far end REFERs the answered call to sip:transfer-target@ (itself);
+    linphonec accepts (202) and calls the target, which answers 200; it reports the
+    outcome with NOTIFYs of message/sipfrag in the REFER's subscription."""
+    with Linphonec(far_end.address("udp"), tmp_path, user="callme") as linphonec:
+        first = linphonec.wait_for(Linphonec.CONNECTED)
+        transfer = linphonec.wait_for(Linphonec.OUTGOING)
+        assert "sip:transfer-target@127.0.0.1" in transfer["peer"], transfer[0]
+        assert transfer["id"] != first["id"]
+        [invite] = far_end.wait_for("INVITE", "sip:transfer-target@*",
+                                    timeout=JOURNAL_TIMEOUT)
+        assert status(invite) == 200
+        far_end.wait_for("NOTIFY", headers={"Event": "refer*"}, timeout=JOURNAL_TIMEOUT)
+        linphonec.hangup()
