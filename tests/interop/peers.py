@@ -6,9 +6,10 @@ in a temporary folder of its own, on an OS-picked free loopback port, registerin
 of ``sipresponder.testing``, or the ``serve`` subprocess). Every output line is
 captured; ``wait_for(pattern)`` waits on that output (a condition variable woken by
 each line, never a sleep) and fails with the pattern and the output's tail. The
-client is always killed at the end (a polite quit first, then SIGKILL after a
-bounded wait), and lives no longer than ``LIFETIME`` seconds even if the test
-process dies (baresip: ``-t``; linphonec has no such switch, hence the kill).
+client is always ended at the end (baresip: SIGTERM, which hangs up and
+unregisters, then SIGKILL after a bounded wait; linphonec: SIGKILL, see
+``Linphonec.quit``), and baresip lives no longer than ``LIFETIME`` seconds even if
+the test process dies (``-t``; linphonec has no such switch).
 
 Port: ``free_port()`` (bound then closed) just before the start; when the client
 then reports the port taken (another process won the race), the start is retried
@@ -17,7 +18,9 @@ on a new one (``PORT_TRIES``).
 What each client prints, read in its source (baresip v1.0.0: src/ua.c, src/call.c,
 modules/menu/menu.c, and libre's sipsess/listen.c; linphonec 5.1: liblinphone's
 console/linphonec.c, plus liblinphone's own log at ``-d 6``, which also echoes
-every SIP message sent and received); the class attributes below hold these:
+every SIP message sent and received, each line at the start of an output line); the
+class attributes below hold these (checked against the far end: the called-in,
+hung-up, held, MWI and transfer cases of test_peers_harness.py):
 
 ====================== ======================================= ==========================================
 event                  baresip (console, menu module)          linphonec (stdout; ``*`` = from its log)
@@ -36,13 +39,17 @@ incoming call          answermode=auto: ``call: answering      ``Receiving new i
 ended by the far end   ``sip:...: session closed: Connection   ``Call 1 with sip:... ended (No error).``
 (its BYE)              reset by peer`` (libre answers the BYE
                        200 then closes with ECONNRESET)
+hung up by the client  ``call: terminate call 'CALL-ID' with  ``Call N with ... ended (No error).``
+                       sip:...``
 any end of a call      ``...: Call with sip:... terminated     ``Call N with ... ended (...).``
-                       (duration: ...)`` (only after media)
+                       (duration: ...)``, only once it lasted
+                       1 s or more
 put on hold            ``call: got re-INVITE (SDP Offer)``     ``Call 1 has been paused by sip:....``
 (re-INVITE sendonly)   (it prints no direction)
-MWI (NOTIFY            only with the mwi module, which         ``*Receiving out of dialog notify`` and
-message-summary)       SUBSCRIBEs: ``----- MWI for             ``*Event: message-summary`` in the logged
-                       alice@127.0.0.1 -----`` then the body   request (linphonec itself prints nothing)
+MWI (NOTIFY            only with the mwi module, which         ``*NOTIFY sip:... SIP/2.0``, then
+message-summary)       SUBSCRIBEs: ``----- MWI for             ``*Event: message-summary`` and the body
+                       alice@127.0.0.1 -----`` then the body   in the logged request; it answers 200
+                                                               (linphonec itself prints nothing)
 transfer (REFER)       ``menu: transferring call ID to         in a call: it answers 202 and calls the
                        'sip:...'`` then it dials that target   target: ``Establishing call id to
                                                                sip:target..., assigned id 2``; out of a
@@ -264,7 +271,8 @@ class Baresip(Peer):
     # The far end's BYE: libre answers it 200, then closes the session with ECONNRESET.
     FAR_END_BYE = re.compile(r"(?P<peer>\S+): session closed: Connection reset by peer")
     REFUSED = re.compile(r"(?P<peer>\S+): session closed: (?P<code>\d{3}) (?P<reason>.*)")
-    TERMINATED = re.compile(r"Call with (?P<peer>\S+) terminated")
+    HANGING_UP = re.compile(r"call: terminate call '(?P<call_id>[^']*)' with (?P<peer>\S+)")
+    TERMINATED = re.compile(r"Call with (?P<peer>\S+) terminated")  # lasted 1 s or more
     REINVITE = re.compile(r"call: got re-INVITE(?P<offer> \(SDP Offer\))?")
     TRANSFER = re.compile(r"menu: transferring call \S+ to '(?P<target>[^']*)'")
     MWI = re.compile(r"----- MWI for (?P<aor>\S+) -----")
@@ -334,7 +342,8 @@ class Linphonec(Peer):
     ERROR = re.compile(r"Call (?P<id>\d+) with (?P<peer>.+?) error\.")
     PAUSED_BY_REMOTE = re.compile(r"Call (?P<id>\d+) has been paused by (?P<peer>.+?)\.$")
     REFER_OUT_OF_CALL = re.compile(r"Receiving out of call refer to (?P<target>\S+)")
-    NOTIFY_OUT_OF_DIALOG = re.compile(r"Receiving out of dialog notify")
+    # The log echoes each SIP message, sent or received (the line before says which).
+    NOTIFY = re.compile(r"^NOTIFY (?P<uri>sips?:\S+) SIP/2\.0")
     MWI = re.compile(r"^Event: message-summary", re.IGNORECASE)
 
     CONFIG = """\

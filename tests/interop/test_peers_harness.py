@@ -181,7 +181,7 @@ def test_baresip_auto_answers_the_far_ends_call(far_end: SyncResponder,
         baresip.hangup()
         [bye] = far_end.wait_for("BYE", timeout=JOURNAL_TIMEOUT)
         assert status(bye) == 200 and bye.remote == ("127.0.0.1", baresip.port)
-        baresip.wait_for(Baresip.TERMINATED, since=mark)
+        baresip.wait_for(Baresip.HANGING_UP, since=mark)
 
 
 @FAR_END
@@ -251,7 +251,8 @@ def test_linphonec_receives_a_message_waiting_notify(far_end: SyncResponder,
                                                      tmp_path: Path) -> None:
     with Linphonec(far_end.address("udp"), tmp_path, user="callme") as linphonec:
         linphonec.registered()
-        linphonec.wait_for(Linphonec.NOTIFY_OUT_OF_DIALOG)
+        notify = linphonec.wait_for(Linphonec.NOTIFY)
+        assert notify["uri"].startswith("sip:callme@127.0.0.1"), notify[0]
         # Its log echoes the request it got: the event and the summary's first line.
         linphonec.wait_for(Linphonec.MWI)
         linphonec.wait_for(r"^Messages-Waiting: yes")
