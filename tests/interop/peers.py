@@ -106,10 +106,17 @@ class Peer:
     PORT_TAKEN: ClassVar[re.Pattern[str]]
 
     def __init__(self, registrar: tuple[str, int], workdir: Path, *, user: str = "alice",
-                 auto_answer: bool = True) -> None:
+                 password: str | None = None, auto_answer: bool = True) -> None:
+        for name, value in (("user", user), ("password", password or "")):
+            # ';' and '=' would start a parameter of baresip's account line, a line
+            # break a key of linphonerc.
+            if not re.fullmatch(r"[\w.!~*'()&+$%-]*", value):
+                raise ValueError(f"{name} {value!r}: letters, digits and .!~*'()&+$%-_ "
+                                 "only (it goes into the clients' configuration files)")
         self.registrar = registrar
         self.workdir = workdir
         self.user = user
+        self.password = password  # for a Digest challenge (any realm)
         self.auto_answer = auto_answer
         self.port = 0
         self.ports_tried: list[int] = []  # one more than one: the race was lost and retried
@@ -299,8 +306,9 @@ module_app		menu.so
         answer = "auto" if self.auto_answer else "manual"
         (self.workdir / "config").write_text(self.CONFIG.format(
             port=self.port, rtp_low=10000, rtp_high=60000))
+        auth = f"auth_pass={self.password};" if self.password is not None else ""
         (self.workdir / "accounts").write_text(
-            f"<sip:{self.user}@{host}:{port};transport=udp>;regint=600;"
+            f"<sip:{self.user}@{host}:{port};transport=udp>;{auth}regint=600;"
             f"answermode={answer}\n")
         # stdbuf: its console goes through stdio, block-buffered into a pipe.
         return ["stdbuf", "-oL", binary, "-f", str(self.workdir), "-t", str(LIFETIME)]
@@ -367,6 +375,11 @@ reg_identity=sip:{user}@{host}
 reg_expires=600
 reg_sendregister=1
 """
+    AUTH = """\
+[auth_info_0]
+username={user}
+passwd={password}
+"""
 
     def environment(self) -> dict[str, str]:
         return dict(os.environ, HOME=str(self.workdir))
@@ -376,8 +389,11 @@ reg_sendregister=1
         host, port = self.registrar
         (self.workdir / ".local" / "share" / "linphone").mkdir(parents=True, exist_ok=True)
         config = self.workdir / "linphonerc"
-        config.write_text(self.CONFIG.format(port=self.port, host=host, registrar_port=port,
-                                             user=self.user))
+        text = self.CONFIG.format(port=self.port, host=host, registrar_port=port,
+                                  user=self.user)
+        if self.password is not None:
+            text += self.AUTH.format(user=self.user, password=self.password)
+        config.write_text(text)
         return [binary, "--pipe", "-c", str(config), "-d", "6",
                 *(["-a"] if self.auto_answer else [])]
 
