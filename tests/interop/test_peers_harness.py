@@ -10,7 +10,9 @@ is merged; each carries its scenario inline.
 
 from __future__ import annotations
 
+import re
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from sipresponder.journal.record import JournalEntry
 from sipresponder.testing.api import SyncResponder
 from tests.interop import peers
 from tests.interop.conftest import free_port
-from tests.interop.peers import Baresip, Linphonec, Peer
+from tests.interop.peers import Baresip, Linphonec, Peer, PeerError
 
 pytestmark = pytest.mark.interop
 
@@ -115,6 +117,78 @@ def test_a_port_taken_before_the_client_binds_it_is_retried(
         with PEERS[peer_name](responder.address("udp"), tmp_path) as client:
             client.registered()
             assert client.ports_tried == [taken_port, client.port], client.output
+
+
+# -- the harness itself, on a stand-in client (this Python, no SIP) ------------------------
+ECHO = """\
+import sys
+print("ready", flush=True)
+for line in sys.stdin:
+    print("got:", line.strip(), flush=True)
+    if line.strip() == "bye":
+        break
+"""
+
+
+class Echo(Peer):
+    """Prints "ready", then "got: LINE" for each stdin line, until "bye"."""
+
+    name = "echo"
+    READY = re.compile(r"^ready$")
+    PORT_TAKEN = re.compile(r"^port taken$")
+    REGISTERED = re.compile(r"^registered$")
+
+    def __init__(self, workdir: Path, script: str = ECHO) -> None:
+        super().__init__(("127.0.0.1", 9), workdir)
+        self.script = script
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", self.script]
+
+    def quit(self) -> None:
+        self.send("bye")
+
+
+def test_wait_for_sees_only_what_follows_a_mark(tmp_path: Path) -> None:
+    with Echo(tmp_path) as echo:
+        echo.send("one")
+        assert echo.wait_for(r"got: (\w+)")[1] == "one"
+        mark = echo.mark()
+        echo.send("two")
+        assert echo.wait_for(r"got: (\w+)", since=mark)[1] == "two"
+        with pytest.raises(PeerError, match=r"echo printed nothing matching within 0.2s; "
+                                            r"waited for 'got: one'") as failure:
+            echo.wait_for("got: one", timeout=0.2, since=mark)
+        assert "got: two" in str(failure.value)  # the output's tail comes with it
+
+
+def test_a_client_that_exits_fails_the_wait_at_once(tmp_path: Path) -> None:
+    with Echo(tmp_path) as echo:
+        echo.send("bye")
+        with pytest.raises(PeerError, match=r"echo exited; waited for 'never'"):
+            echo.wait_for("never", timeout=60)
+    assert echo.proc is None  # stopped and reaped
+
+
+def test_a_client_that_never_gets_ready_fails_the_start(tmp_path: Path) -> None:
+    echo = Echo(tmp_path, script="print('no sound card')")
+    with pytest.raises(PeerError, match=r"echo exited; waited for '\^ready\$'") as failure, \
+            echo:
+        pass
+    assert "no sound card" in str(failure.value)
+    assert echo.proc is None
+
+
+def test_one_command_a_line(tmp_path: Path) -> None:
+    with Echo(tmp_path) as echo, pytest.raises(ValueError, match="one command a line"):
+        echo.send("/dial sip:a@b\n/quit")
+
+
+def test_what_would_break_a_configuration_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="user 'a;b=c'"):
+        Baresip(("127.0.0.1", 5060), tmp_path, user="a;b=c")
+    with pytest.raises(ValueError, match=r"password 'x\\ny'"):
+        Linphonec(("127.0.0.1", 5060), tmp_path, password="x\ny")
 
 
 # -- the far end (design20.md: [[rule.then]]) ------------------------------------------
@@ -281,3 +355,38 @@ def test_linphonec_follows_a_transfer(far_end: SyncResponder, tmp_path: Path) ->
         assert status(invite) == 200
         far_end.wait_for("NOTIFY", headers={"Event": "refer*"}, timeout=JOURNAL_TIMEOUT)
         linphonec.hangup()
+
+
+@FAR_END
+@pytest.mark.parametrize("far_end", [calling_in("""
+[[rule.then]]
+after = 1
+send = "INVITE"
+sdp = "sendonly"
+""")], indirect=True)
+def test_linphonec_is_put_on_hold_by_the_far_end(far_end: SyncResponder,
+                                                 tmp_path: Path) -> None:
+    with Linphonec(far_end.address("udp"), tmp_path, user="callme") as linphonec:
+        connected = linphonec.wait_for(Linphonec.CONNECTED)
+        paused = linphonec.wait_for(Linphonec.PAUSED_BY_REMOTE)
+        assert paused["id"] == connected["id"], paused[0]
+        linphonec.hangup()
+        far_end.wait_for("BYE", timeout=JOURNAL_TIMEOUT)
+
+
+@FAR_END
+@pytest.mark.parametrize("far_end", [calling_in("""
+[[rule.then]]
+after = 1
+send = "REFER"
+headers = { Refer-To = "<sip:transfer-target@{local.hostport}>" }
+""")], indirect=True)
+def test_baresip_follows_a_transfer(far_end: SyncResponder, tmp_path: Path) -> None:
+    with Baresip(far_end.address("udp"), tmp_path, user="callme") as baresip:
+        baresip.wait_for(Baresip.ESTABLISHED)
+        transfer = baresip.wait_for(Baresip.TRANSFER)
+        assert "sip:transfer-target@127.0.0.1" in transfer["target"], transfer[0]
+        [invite] = far_end.wait_for("INVITE", "sip:transfer-target@*",
+                                    timeout=JOURNAL_TIMEOUT)
+        assert status(invite) == 200
+        far_end.wait_for("NOTIFY", headers={"Event": "refer*"}, timeout=JOURNAL_TIMEOUT)
