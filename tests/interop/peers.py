@@ -6,10 +6,10 @@ in a temporary folder of its own, on an OS-picked free loopback port, registerin
 of ``sipresponder.testing``, or the ``serve`` subprocess). Every output line is
 captured; ``wait_for(pattern)`` waits on that output (a condition variable woken by
 each line, never a sleep) and fails with the pattern and the output's tail. The
-client is always ended at the end (baresip: SIGTERM, which hangs up and
-unregisters, then SIGKILL after a bounded wait; linphonec: SIGKILL, see
-``Linphonec.quit``), and baresip lives no longer than ``LIFETIME`` seconds even if
-the test process dies (``-t``; linphonec has no such switch).
+client is always ended at the end (its own way out: baresip SIGTERM, linphonec
+``quit``, both hanging up and unregistering; then SIGKILL after a bounded wait), and
+baresip lives no longer than ``LIFETIME`` seconds even if the test process dies
+(``-t``; linphonec has no such switch).
 
 Port: ``free_port()`` (bound then closed) just before the start; when the client
 then reports the port taken (another process won the race), the start is retried
@@ -60,11 +60,15 @@ transfer (REFER)       ``menu: transferring call ID to         in a call: it ans
 Driving them: baresip reads its stdio module's keys from a pipe (no terminal
 needed: it only fails to set the terminal mode, and says so); ``/dial URI``,
 ``/hangup``, ``/hold``, ``/resume``, ``/accept`` are its menu's long commands.
-linphonec takes one command a line on stdin only with ``--pipe`` (without it,
-readline on a pipe never iterates the core, so nothing is ever sent); ``--pipe``
-also opens /tmp/linphonec-UID for linphonecsh, which these tests do not use.
-linphonec needs ``$HOME/.local/share/linphone`` to exist (its database; without it
-the core never starts its SIP transports), so HOME is the temporary folder.
+linphonec reads one command a line from a pipe as well (readline, no terminal
+needed): ``call URI``, ``terminate``, ``answer``, ``pause``, ``resume``, ``quit``
+(which hangs up and unregisters). Not ``--pipe``: with it, ``quit`` hangs after
+"Terminating..." (before it unregisters) and only SIGKILL ends it, and it opens a
+socket at the fixed path /tmp/linphonec-UID. linphonec needs
+``$HOME/.local/share/linphone`` to exist (its database; without it the core never
+starts its SIP transports, and every call fails with "No listening point"), so HOME
+is the temporary folder; ``[sip] bind_address=127.0.0.1`` keeps it on loopback (it
+binds [::] otherwise).
 """
 
 from __future__ import annotations
@@ -334,8 +338,8 @@ module_app		menu.so
 
 
 class Linphonec(Peer):
-    """linphonec (``-c`` file, HOME a temporary folder, ``--pipe`` for stdin commands,
-    ``-d 6`` so that registrations and SIP messages show in its output)."""
+    """linphonec (``-c`` file, HOME a temporary folder, commands on stdin, ``-d 6`` so
+    that registrations and SIP messages show in its output)."""
 
     name = "linphonec"
     READY = re.compile(r"linphonec> ")
@@ -394,15 +398,11 @@ passwd={password}
         if self.password is not None:
             text += self.AUTH.format(user=self.user, password=self.password)
         config.write_text(text)
-        return [binary, "--pipe", "-c", str(config), "-d", "6",
+        return [binary, "-c", str(config), "-d", "6",
                 *(["-a"] if self.auto_answer else [])]
 
     def quit(self) -> None:
-        # With --pipe, `quit` prints "Terminating..." and then hangs (before the core
-        # is destroyed: it neither unregisters nor hangs up), and SIGTERM does not end
-        # it either: SIGKILL is the only way out, so tests hang up calls themselves.
-        if self.proc is not None:
-            self.proc.kill()
+        self.send("quit")
 
     def dial(self, uri: str) -> None:
         self.send(f"call {uri}")
