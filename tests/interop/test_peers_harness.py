@@ -53,12 +53,29 @@ def status(entry: JournalEntry) -> int:
     return int(entry.responses[-1].split(b" ", 2)[1])
 
 
+def unregisters(entry: JournalEntry) -> bool:
+    """An unregistration: Expires: 0 (linphonec) or a Contact's expires=0 (baresip)."""
+    return entry.header("Expires") == "0" or bool(
+        re.search(r";\s*expires\s*=\s*0\b", entry.header("Contact") or ""))
+
+
 def test_registers(peer: Peer, responder: SyncResponder) -> None:
     peer.registered()
     [register] = responder.wait_for("REGISTER", timeout=JOURNAL_TIMEOUT)
     assert status(register) == 200
     assert register.remote == ("127.0.0.1", peer.port)
     assert (register.header("To") or "").find("sip:alice@127.0.0.1") >= 0
+
+
+@pytest.mark.parametrize("peer_name", sorted(PEERS))
+def test_leaving_unregisters(peer_name: str, responder: SyncResponder, tmp_path: Path) -> None:
+    """The end of the block is the client's own way out, not a kill: it unregisters."""
+    with PEERS[peer_name](responder.address("udp"), tmp_path) as client:
+        client.registered()
+    assert client.proc is None
+    register, unregister = responder.wait_for("REGISTER", count=2, timeout=JOURNAL_TIMEOUT)
+    assert not unregisters(register) and unregisters(unregister), unregister.raw
+    assert status(unregister) == 200 and unregister.remote == ("127.0.0.1", client.port)
 
 
 def test_call_answered_then_hung_up_by_the_client(peer: Peer,
@@ -193,12 +210,18 @@ def test_what_would_break_a_configuration_file_is_refused(tmp_path: Path) -> Non
 
 # -- the far end (design20.md: [[rule.then]]) ------------------------------------------
 # The client registers as "callme"; the REGISTER's rule then calls it in (an INVITE to
-# its registered Contact). Its unregistration (Expires: 0) has a rule of its own, or
-# a client quitting would be called once more on its way out.
+# its registered Contact). Its unregistration (linphonec: Expires: 0, baresip: the
+# Contact's expires=0) has rules of its own, or a client quitting would be called once
+# more on its way out.
 CALL_IN = """\
 [[rule]]
 name = "unregister"
 match = { method = "REGISTER", headers = { Expires = "^0$" } }
+code = 200
+
+[[rule]]
+name = "unregister-contact"
+match = { method = "REGISTER", headers = { Contact = ";\\\\s*expires\\\\s*=\\\\s*0\\\\b" } }
 code = 200
 
 [[rule]]
