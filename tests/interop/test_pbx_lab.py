@@ -4,8 +4,9 @@
   exactly extensions 100-109 (REGISTER and INVITE scans), svcrack finds 101's weak
   password in tests/interop/wordlist.txt;
 - SIPp registers with digest authentication (sipp/register_auth.xml);
-- baresip, a softphone from Debian, registers as 100 and calls 101: challenged (407),
-  ringing, answered.
+- baresip and linphonec, softphones from Debian (through tests/interop/peers.py),
+  register as 100 and 102 and call 101 and 103: challenged (401, 407), ringing,
+  answered.
 
 Every tool is bound to 127.0.0.1, talks only to the responder's loopback port, uses
 an OS-picked local port, and runs under a subprocess timeout.
@@ -14,17 +15,15 @@ an OS-picked local port, and runs under a subprocess timeout.
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_binary
 from tests.interop.conftest import STOP_TIMEOUT, ResponderProcess, _start, _stop, free_port
+from tests.interop.peers import Baresip, Linphonec
 from tests.interop.test_sipp import assert_all_calls_passed, run_sipp
 
 pytestmark = pytest.mark.interop
@@ -143,77 +142,43 @@ def test_sipp_picks_md5_among_several_challenges(tmp_path: Path) -> None:
         assert_all_calls_passed(run, 50)
 
 
-# -- baresip -------------------------------------------------------------------------
-BARESIP_TIMEOUT = 20.0  # seconds for registration and an answered call (about 1.1 s here)
+# -- softphones (tests/interop/peers.py) ----------------------------------------------
 _REGISTERED = re.compile(r"100@127\.0\.0\.1: \{0/UDP/v4\} 200 OK \(sipresponder-pbx-lab/1\.0\) "
                          r"\[1 binding\]")
 _RINGING = re.compile(r"SIP Progress: 180 Ringing")
 _ESTABLISHED = re.compile(r"Call established: sip:101@127\.0\.0\.1")
 
-BARESIP_CONFIG = """\
-poll_method		epoll
-sip_listen		127.0.0.1:{local_port}
-sip_trans_def		udp
-audio_player		aubridge,lab
-audio_source		aubridge,lab
-audio_alert		aubridge,lab
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			aubridge.so
-module_app		account.so
-module_app		menu.so
-"""
-
 
 def test_baresip_registers_and_its_call_is_answered(pbx_lab: ResponderProcess,
                                                     tmp_path: Path) -> None:
-    """baresip as 100 (password from the scenario) registers and calls 101.
+    """baresip as 100 (password from the scenario) registers and calls 101: challenged
+    (401, then 407), ringing, answered; then it hangs up."""
+    with Baresip(("127.0.0.1", pbx_lab.udp_port), tmp_path, user="100",
+                 password="Kq7-lab-100") as baresip:
+        baresip.wait_for(_REGISTERED)
+        baresip.dial(f"sip:101@127.0.0.1:{pbx_lab.udp_port}")
+        baresip.wait_for(_RINGING)
+        baresip.wait_for(_ESTABLISHED)
+        mark = baresip.mark()
+        baresip.hangup()
+        hanging_up = baresip.wait_for(Baresip.HANGING_UP, since=mark)
+        assert hanging_up["peer"].startswith("sip:101@127.0.0.1"), hanging_up[0]
 
-    Driven without a terminal: `-f` points at a config folder written here (UDP on
-    loopback, no sound card: the aubridge module stands in for audio devices), `-e`
-    types `/dial` at start-up. Its console output is read line by line until it
-    reports the registration and the established call.
-    """
-    baresip = require_binary("baresip")
-    (tmp_path / "config").write_text(BARESIP_CONFIG.format(local_port=free_port()))
-    (tmp_path / "accounts").write_text(
-        f"<sip:100@127.0.0.1:{pbx_lab.udp_port};transport=udp>;auth_pass=Kq7-lab-100;regint=600\n")
-    # stdbuf: baresip's console goes through stdio, block-buffered into a pipe.
-    cmd = ["stdbuf", "-oL", baresip, "-f", str(tmp_path),
-           "-e", f"/dial sip:101@127.0.0.1:{pbx_lab.udp_port}", "-t", str(int(BARESIP_TIMEOUT))]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace")
-    lines: list[str] = []
-    seen = {"registered": threading.Event(), "ringing": threading.Event(),
-            "established": threading.Event()}
 
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            for name, pattern in (("registered", _REGISTERED), ("ringing", _RINGING),
-                                  ("established", _ESTABLISHED)):
-                if pattern.search(line):
-                    seen[name].set()
-        for event in seen.values():  # EOF: stop waiting
-            event.set()
-
-    reader = threading.Thread(target=read, name="baresip-stdout", daemon=True)
-    reader.start()
-    try:
-        for event in seen.values():
-            assert event.wait(BARESIP_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # hangs up (BYE) and unregisters
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT)
-        reader.join(STOP_TIMEOUT)
-    output = "".join(lines)
-    assert _REGISTERED.search(output), output
-    assert _RINGING.search(output), output
-    assert _ESTABLISHED.search(output), output
-    assert "terminated" in output, output  # the hang-up went through
+def test_linphonec_registers_with_digest_and_its_call_is_answered(
+        pbx_lab: ResponderProcess, tmp_path: Path) -> None:
+    """linphonec as 102: its REGISTER challenged (401) and its INVITE (407), both
+    answered from [auth_info_0]; 103 rings, then answers; linphonec hangs up."""
+    with Linphonec(("127.0.0.1", pbx_lab.udp_port), tmp_path, user="102",
+                   password="Vt3-lab-102") as linphonec:
+        linphonec.registered()
+        linphonec.dial(f"sip:103@127.0.0.1:{pbx_lab.udp_port}")
+        connected = linphonec.wait_for(Linphonec.CONNECTED)
+        mark = linphonec.mark()
+        linphonec.hangup()
+        ended = linphonec.wait_for(Linphonec.ENDED, since=mark)
+        assert ended["id"] == connected["id"] and ended["reason"] == "No error", ended[0]
+    output = linphonec.output
+    assert re.search(r"^SIP/2\.0 401 ", output, re.M), output
+    assert re.search(r"^SIP/2\.0 407 ", output, re.M), output
+    assert re.search(r"^SIP/2\.0 180 ", output, re.M), output

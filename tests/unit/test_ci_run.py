@@ -4,7 +4,9 @@
 - the pure-Python path has its own pass, and its marker expression names only markers
   pytest knows (an unknown name in ``-m "not NAME"`` deselects nothing, silently);
 - no step's failure is hidden by a later step's success (``set -e`` ignores a failure
-  before the last ``&&`` of a list).
+  before the last ``&&`` of a list);
+- every Debian package a test's ``require_binary`` names is installed (with CI=true
+  a missing peer fails its test).
 """
 
 from __future__ import annotations
@@ -54,3 +56,31 @@ def test_no_failure_is_hidden_by_a_later_step() -> None:
     lists = [line for line in STEPS if "&&" in line and not line.startswith(("if ", "echo "))]
     hidden = [line for line in lists if not line.endswith(("|| exit", "|| exit 1"))]
     assert hidden == [], "end these with `|| exit`: " + " | ".join(hidden)
+
+
+# require_binary("linphonec", "apt-get install linphone-cli"): a test that names the
+# Debian package of its peer.
+_APT_HINT = re.compile(r"""require_binary\(\s*"[^"]+",\s*(?:install=)?"apt-get install ([\w.+-]+)"\)""")
+
+
+def installed_packages() -> set[str]:
+    """The packages .ci/run's `apt-get install` steps name."""
+    packages: set[str] = set()
+    for line in STEPS:
+        args = shlex.split(line.split("||")[0])
+        if "apt-get" in args and "install" in args:
+            rest = args[args.index("install") + 1:]
+            packages.update(arg for arg in rest if not arg.startswith("-"))
+    return packages
+
+
+def test_every_peer_package_a_test_names_is_installed() -> None:
+    """With CI=true a missing peer fails its test: .ci/run must install each package
+    that a test's require_binary hint names."""
+    named = {match[1]: path.relative_to(ROOT).as_posix()
+             for path in sorted((ROOT / "tests").rglob("*.py"))
+             for match in _APT_HINT.finditer(path.read_text(encoding="utf-8"))}
+    assert "linphone-cli" in named and "baresip-core" in named, named
+    missing = {package: path for package, path in named.items()
+               if package not in installed_packages()}
+    assert missing == {}, f".ci/run installs none of these (package: test): {missing}"
