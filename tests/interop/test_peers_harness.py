@@ -26,7 +26,6 @@ from tests.interop.peers import Baresip, Linphonec, Peer, PeerError
 
 pytestmark = pytest.mark.interop
 
-FAR_END = pytest.mark.skip(reason="far end not merged yet")
 JOURNAL_TIMEOUT = 10.0  # seconds for a request the client already reported sent
 
 PEERS = {"baresip": Baresip, "linphonec": Linphonec}
@@ -264,7 +263,6 @@ def far_end(request: pytest.FixtureRequest) -> Iterator[SyncResponder]:
         yield running
 
 
-@FAR_END
 @pytest.mark.parametrize("far_end", [calling_in()], indirect=True)
 def test_baresip_auto_answers_the_far_ends_call(far_end: SyncResponder,
                                                 tmp_path: Path) -> None:
@@ -276,12 +274,13 @@ def test_baresip_auto_answers_the_far_ends_call(far_end: SyncResponder,
         assert established["peer"].startswith("sip:sipresponder@127.0.0.1"), established[0]
         mark = baresip.mark()
         baresip.hangup()
-        [bye] = far_end.wait_for("BYE", timeout=JOURNAL_TIMEOUT)
+        [bye] = far_end.wait_for("BYE", direction="received", timeout=JOURNAL_TIMEOUT)
         assert status(bye) == 200 and bye.remote == ("127.0.0.1", baresip.port)
+        # The call the far end made: its INVITE answered 200 by baresip.
+        far_end.verify("INVITE", direction="sent", code=200, exactly=1)
         baresip.wait_for(Baresip.HANGING_UP, since=mark)
 
 
-@FAR_END
 @pytest.mark.parametrize("far_end", [calling_in("""
 [[rule.then]]
 after = 1
@@ -293,11 +292,11 @@ def test_baresip_is_hung_up_on_by_the_far_end(far_end: SyncResponder,
         established = baresip.wait_for(Baresip.ESTABLISHED)
         closed = baresip.wait_for(Baresip.FAR_END_BYE, since=0)
         assert closed["peer"] == established["peer"]
-        # The far end's BYE ended the call: the client sent none of its own.
-        far_end.verify("BYE", none=True, within=1.0)
+        # The far end's BYE ended the call, answered 200; the client sent none of its own.
+        far_end.verify("BYE", direction="sent", code=200, exactly=1)
+        far_end.verify("BYE", direction="received", none=True, within=1.0)
 
 
-@FAR_END
 @pytest.mark.parametrize("far_end", [calling_in("""
 [[rule.then]]
 after = 1
@@ -312,11 +311,13 @@ def test_baresip_is_put_on_hold_by_the_far_end(far_end: SyncResponder,
         assert reinvite["offer"], reinvite[0]  # the re-INVITE carried the sendonly offer
         # Still in the call (a hold is no hang-up): it hangs up itself afterwards.
         assert not Baresip.FAR_END_BYE.search(baresip.output), baresip.output
+        # The call-in and the hold, each answered 200 by baresip.
+        far_end.wait_for("INVITE", direction="sent", code=200, count=2,
+                         timeout=JOURNAL_TIMEOUT)
         baresip.hangup()
-        far_end.wait_for("BYE", timeout=JOURNAL_TIMEOUT)
+        far_end.wait_for("BYE", direction="received", timeout=JOURNAL_TIMEOUT)
 
 
-@FAR_END
 @pytest.mark.parametrize("far_end", [calling_in("""
 [[rule.then]]
 after = 1
@@ -342,7 +343,6 @@ body = "Messages-Waiting: yes\\r\\nMessage-Account: sip:callme@127.0.0.1\\r\\nVo
 """)
 
 
-@FAR_END
 @pytest.mark.parametrize("far_end", [MWI], indirect=True)
 def test_linphonec_receives_a_message_waiting_notify(far_end: SyncResponder,
                                                      tmp_path: Path) -> None:
@@ -353,11 +353,11 @@ def test_linphonec_receives_a_message_waiting_notify(far_end: SyncResponder,
         # Its log echoes the request it got: the event and the summary's first line.
         linphonec.wait_for(Linphonec.MWI)
         linphonec.wait_for(r"^Messages-Waiting: yes")
+        far_end.wait_for("NOTIFY", direction="sent", code=200, timeout=JOURNAL_TIMEOUT)
         # No call came of it.
         assert not Linphonec.INCOMING.search(linphonec.output), linphonec.output
 
 
-@FAR_END
 @pytest.mark.parametrize("far_end", [calling_in("""
 [[rule.then]]
 after = 1
@@ -374,13 +374,14 @@ def test_linphonec_follows_a_transfer(far_end: SyncResponder, tmp_path: Path) ->
         assert "sip:transfer-target@127.0.0.1" in transfer["peer"], transfer[0]
         assert transfer["id"] != first["id"]
         [invite] = far_end.wait_for("INVITE", "sip:transfer-target@*",
-                                    timeout=JOURNAL_TIMEOUT)
+                                    direction="received", timeout=JOURNAL_TIMEOUT)
         assert status(invite) == 200
-        far_end.wait_for("NOTIFY", headers={"Event": "refer*"}, timeout=JOURNAL_TIMEOUT)
+        far_end.wait_for("NOTIFY", headers={"Event": "refer*"}, direction="received",
+                         timeout=JOURNAL_TIMEOUT)
+        far_end.wait_for("REFER", direction="sent", code=202, timeout=JOURNAL_TIMEOUT)
         linphonec.hangup()
 
 
-@FAR_END
 @pytest.mark.parametrize("far_end", [calling_in("""
 [[rule.then]]
 after = 1
@@ -393,11 +394,12 @@ def test_linphonec_is_put_on_hold_by_the_far_end(far_end: SyncResponder,
         connected = linphonec.wait_for(Linphonec.CONNECTED)
         paused = linphonec.wait_for(Linphonec.PAUSED_BY_REMOTE)
         assert paused["id"] == connected["id"], paused[0]
+        far_end.wait_for("INVITE", direction="sent", code=200, count=2,
+                         timeout=JOURNAL_TIMEOUT)
         linphonec.hangup()
-        far_end.wait_for("BYE", timeout=JOURNAL_TIMEOUT)
+        far_end.wait_for("BYE", direction="received", timeout=JOURNAL_TIMEOUT)
 
 
-@FAR_END
 @pytest.mark.parametrize("far_end", [calling_in("""
 [[rule.then]]
 after = 1
@@ -410,6 +412,8 @@ def test_baresip_follows_a_transfer(far_end: SyncResponder, tmp_path: Path) -> N
         transfer = baresip.wait_for(Baresip.TRANSFER)
         assert "sip:transfer-target@127.0.0.1" in transfer["target"], transfer[0]
         [invite] = far_end.wait_for("INVITE", "sip:transfer-target@*",
-                                    timeout=JOURNAL_TIMEOUT)
+                                    direction="received", timeout=JOURNAL_TIMEOUT)
         assert status(invite) == 200
-        far_end.wait_for("NOTIFY", headers={"Event": "refer*"}, timeout=JOURNAL_TIMEOUT)
+        far_end.wait_for("NOTIFY", headers={"Event": "refer*"}, direction="received",
+                         timeout=JOURNAL_TIMEOUT)
+        far_end.wait_for("REFER", direction="sent", code=202, timeout=JOURNAL_TIMEOUT)
