@@ -149,7 +149,14 @@ def parse_credentials(value: str) -> Credentials | None:
     scheme_end = next((k for k, ch in enumerate(text) if ch in WSP), len(text))
     if text[:scheme_end].lower() != "digest":
         return None
-    rest = text[scheme_end:]
+    params = _directives(text[scheme_end:])
+    _check_directives(params)
+    return Credentials(params)
+
+
+def _directives(rest: str) -> dict[str, str]:
+    """``digest-cln *(COMMA digest-cln)`` (or the credential's digest-response list):
+    names lower-cased, values unquoted; ValueError names what breaks the grammar."""
     params: dict[str, str] = {}
     i, n = 0, len(rest)
     while True:
@@ -159,12 +166,48 @@ def parse_credentials(value: str) -> Credentials | None:
         params[name] = val
         i = _skip_wsp(rest, i)
         if i >= n:
-            break
+            return params
         if rest[i] != ",":
             raise ValueError(f"expected ',' after directive {name!r}")
         i += 1
-    _check_directives(params)
-    return Credentials(params)
+
+
+def parse_challenge(value: str) -> dict[str, str] | None:
+    """The directives of one WWW-Authenticate / Proxy-Authenticate Digest challenge
+    (its grammar is ``challenge`` above); None for another scheme; ValueError for a
+    Digest challenge without realm or nonce, or one that breaks the grammar."""
+    text = value.strip(WSP)
+    scheme_end = next((k for k, ch in enumerate(text) if ch in WSP), len(text))
+    if text[:scheme_end].lower() != "digest":
+        return None
+    params = _directives(text[scheme_end:])
+    for name in ("realm", "nonce"):
+        if name not in params:
+            raise ValueError(f"the challenge has no {name}")
+    return params
+
+
+def answer(challenge_params: dict[str, str], *, username: str, password: str, method: str,
+           uri: str, cnonce: str) -> str:
+    """The credentials (an Authorization or Proxy-Authorization value) answering a
+    challenge, as a UAC computes them (RFC 3261 22.4, RFC 7616 3.4), with qop=auth
+    when the challenge offers it and nc 00000001. KeyError: an unknown algorithm."""
+    alg = algorithm(challenge_params.get("algorithm", "MD5"))
+    realm, nonce = challenge_params["realm"], challenge_params["nonce"]
+    offered = {q.strip().lower() for q in challenge_params.get("qop", "").split(",")}
+    qop = "auth" if "auth" in offered else None
+    nc = "00000001" if qop else None
+    response = request_digest(alg, ha1(alg, username, realm, password), method=method,
+                              uri=uri, nonce=nonce, qop=qop, nc=nc,
+                              cnonce=cnonce if qop or alg.sess else None)
+    parts = [f"Digest username={quote(username)}", f"realm={quote(realm)}",
+             f"nonce={quote(nonce)}", f"uri={quote(uri)}", f"response={quote(response)}",
+             f"algorithm={alg.name}"]
+    if qop:
+        parts += [f"qop={qop}", f"nc={nc}", f"cnonce={quote(cnonce)}"]
+    if "opaque" in challenge_params:
+        parts.append(f"opaque={quote(challenge_params['opaque'])}")
+    return ", ".join(parts)
 
 
 def _skip_wsp(text: str, i: int) -> int:

@@ -136,6 +136,8 @@ class FarEndStep:
     headers: tuple[tuple[str, Template], ...] = ()
     body: Template | None = None
     content_type: str | None = None
+    # (username, password) answering a 401 or 407 to this step's request.
+    credentials: tuple[str, str] | None = None
 
 
 @dataclass(slots=True, frozen=True)

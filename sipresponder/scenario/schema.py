@@ -367,6 +367,13 @@ def _then() -> Schema:
                     "description": "header fields to add (templates)"},
         "body": {"type": "string", "description": "the body (a template)"},
         "content_type": {"type": "string", "pattern": "/", "description": "the body's type"},
+        "credentials": {
+            "type": "object", "required": ["username", "password"],
+            "additionalProperties": False,
+            "properties": {"username": {"type": "string", "minLength": 1},
+                           "password": {"type": "string", "minLength": 1}},
+            "description": "answer a 401 or 407 to this step's request with Digest",
+        },
     }
     return {
         "type": "array",

@@ -18,7 +18,8 @@ from .fields import FieldError, kind, reject_unknown, string, template
 from .model import STEP_METHODS, STEP_SDP, FarEndStep, SessionTimer
 from .template import Template
 
-STEP_KEYS = frozenset({"send", "after", "sdp", "headers", "body", "content_type"})
+STEP_KEYS = frozenset({"send", "after", "sdp", "headers", "body", "content_type",
+                       "credentials"})
 # Written by the far end itself (the dialog's, the transaction's and the body's).
 STEP_RESERVED = frozenset(h.lower() for h in (
     "Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Route", "Contact",
@@ -80,7 +81,21 @@ def _step(raw: object) -> FarEndStep:
     if body is not None and method in OFFERS and sdp not in (None, "none"):
         raise FieldError("body", f"a {method} with an SDP offer has its body made for it: "
                                  'drop body or say sdp = "none"')
-    return FarEndStep(method, float(after), sdp, headers, body, content_type)
+    credentials = _credentials(raw["credentials"]) if "credentials" in raw else None
+    return FarEndStep(method, float(after), sdp, headers, body, content_type, credentials)
+
+
+def _credentials(value: object) -> tuple[str, str]:
+    """``credentials = { username = "alice", password = "..." }``: what answers a 401
+    or 407 the client (or its proxy) gives this step's request."""
+    if not isinstance(value, dict) or set(value) != {"username", "password"}:
+        raise FieldError("credentials", 'must be a table { username = "...", password = "..." }')
+    username, password = value["username"], value["password"]
+    for key, text in (("username", username), ("password", password)):
+        if not isinstance(text, str) or not text or any(c in text for c in '\r\n"\\'):
+            raise FieldError(f"credentials.{key}",
+                             "must be a non-empty string without quotes, backslashes or breaks")
+    return str(username), str(password)
 
 
 def _headers(value: object) -> tuple[tuple[str, Template], ...]:

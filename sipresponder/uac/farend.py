@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
+from ..auth.digest import answer, parse_challenge
 from ..scenario.model import FarEndStep
 from ..scenario.template import RenderContext, compile_template
 from ..sip.headers import parse_name_addr
@@ -122,6 +123,12 @@ class Pending:
     offered: bool  # our INVITE carried an SDP offer (else the ACK carries the answer)
     ack: Send | None = None  # the ACK of its 2xx, sent again for each retransmission
     final: int | None = None
+    # What it carried besides the dialog's own fields, to send it again with
+    # credentials after a 401 or 407 (RFC 3261 22.2), once (``authed``).
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    content_type: str | None = None
+    authed: bool = False
 
 
 @dataclass(slots=True)
@@ -515,12 +522,15 @@ class FarEnd:
 
     def _send(self, dialog: Dialog, method: str, headers: list[tuple[str, str]], body: bytes,
               content_type: str | None, offered: bool, script: Script | None, note: str,
-              now: float) -> list[Send]:
+              now: float, *, credentials: tuple[str, str] | None = None) -> list[Send]:
+        """Send ``method`` in (or, without a remote tag, out of) ``dialog``;
+        ``credentials``: an Authorization (or Proxy-) header answering a challenge."""
+        sent = headers if credentials is None else [*headers, credentials]
         destination = self._destination(dialog.next_hop(), dialog)
         branch = new_branch(self._ids)
         source = dialog.source
         assert source is not None  # every dialog here is made with one
-        data = dialog.request(method, headers=tuple(headers), body=body,
+        data = dialog.request(method, headers=tuple(sent), body=body,
                               content_type=content_type, sent_by=_hostport(source.local),
                               branch=branch)
         request = parse_request(data, datagram=True)
@@ -532,7 +542,9 @@ class FarEnd:
         except TooManyTransactions as exc:
             raise DialogError(str(exc)) from None
         key = (branch, method)
-        self.pending[key] = Pending(request, exchange, dialog, destination, script, offered)
+        self.pending[key] = Pending(request, exchange, dialog, destination, script, offered,
+                                    headers=headers, body=body, content_type=content_type,
+                                    authed=credentials is not None)
         use = self.uses.get(dialog.id)
         if method == "INVITE" and use is not None:
             use.inviting = key
@@ -599,6 +611,10 @@ class FarEnd:
         if use is not None and use.inviting is not None and method == "INVITE":
             use.inviting = None
         script = pending.script
+        if status in (401, 407) and response is not None and script is not None:
+            again = self._authenticate(pending, script, status, response, now)
+            if again is not None:
+                return out + again
         if method == "INVITE" and response is not None and 200 <= status < 300:
             try:
                 dialog = self._confirmed(pending, response, source)
@@ -631,6 +647,36 @@ class FarEnd:
             script.index += 1
             self._schedule(script, now)
         return out
+
+    def _authenticate(self, pending: Pending, script: Script, status: int,
+                      response: Response, now: float) -> list[Send] | None:
+        """A 401 or 407 to a step with ``credentials``: the same request again with
+        the answer to the challenge (RFC 3261 22.2, a new CSeq), once; None when
+        there is nothing to answer with (the step goes on with the 4xx as its final)."""
+        step = script.steps[script.index] if script.index < len(script.steps) else None
+        if step is None or step.credentials is None or pending.authed:
+            return None
+        name = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
+        try:
+            offered = [c for c in (parse_challenge(v) for v in response.fields.get(
+                name.lower(), [])) if c is not None]
+            if not offered:
+                raise ValueError(f"the {status} has no Digest {name}")
+            username, password = step.credentials
+            value = answer(offered[0], username=username, password=password,
+                           method=pending.request.method, uri=pending.request.uri_raw,
+                           cnonce=f"{self._ids.getrandbits(64):016x}")
+        except (KeyError, ValueError) as exc:
+            self._failed(script.label, f"cannot answer the {status}: {exc}")
+            return None
+        header = "Authorization" if status == 401 else "Proxy-Authorization"
+        try:
+            return self._send(pending.dialog, pending.request.method, pending.headers,
+                              pending.body, pending.content_type, pending.offered, script,
+                              pending.exchange.note, now, credentials=(header, value))
+        except DialogError as exc:
+            self._failed(script.label, str(exc))
+            return None
 
     def _confirmed(self, pending: Pending, response: Response, source: Source | None
                    ) -> Dialog:

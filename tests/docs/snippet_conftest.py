@@ -28,7 +28,11 @@ class SnippetClient:
     def call_and_hang_up(self, uri: str) -> int:
         return self._call(uri, hang_up=True)
 
-    def _call(self, uri: str, *, hang_up: bool) -> int:
+    def call_until_hung_up(self, uri: str) -> bool:
+        """Call, and stay in the call until the far end's BYE, answered 200."""
+        return self._call(uri, hang_up=False, wait_bye=True) == 200
+
+    def _call(self, uri: str, *, hang_up: bool, wait_bye: bool = False) -> int:
         match = _HOST_PORT.search(uri)
         assert match, f"no host:port in {uri}"
         target = (match.group(1), int(match.group(2)))
@@ -66,6 +70,14 @@ class SnippetClient:
             if hang_up and code < 300:
                 send("BYE", 2, f"z9hG4bK{uuid.uuid4().hex[:16]}", to_tag)
                 final()
+            if wait_bye and code < 300:
+                while not (bye := sock.recv(65535)).startswith(b"BYE "):
+                    pass  # the 200's retransmissions, until our ACK stopped them
+                head = bye.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+                echoed = [line for line in head if line.split(b":", 1)[0].lower() in (
+                    b"via", b"from", b"to", b"call-id", b"cseq")]
+                sock.sendto(b"SIP/2.0 200 OK\r\n" + b"\r\n".join(echoed)
+                            + b"\r\nContent-Length: 0\r\n\r\n", target)
             return code
 
 

@@ -322,7 +322,57 @@ def test_a_register_triggers_a_call_to_its_contact_acked_then_hung_up() -> None:
     ('send = "BYE"\nafter = -1', "'then[0].after': must be a number of seconds"),
     ('send = "INFO"\nbody = "x"', "a body needs its content_type"),
     ('send = "BYE"\nheaders = { Via = "x" }', "written by the far end itself"),
+    ('send = "BYE"\ncredentials = { username = "a" }', "must be a table { username"),
 ])
 def test_a_step_that_cannot_be_sent_is_refused_at_load(step: str, error: str) -> None:
     with pytest.raises(ScenarioError, match=re.escape(error)):
         parse_scenario(f'[[rule]]\ncode = 200\n[[rule.then]]\n{step}\n')
+
+
+CHALLENGED = """
+[[rule]]
+match = { method = "INVITE", user = "hangup" }
+code = 200
+[[rule.then]]
+after = 1
+send = "BYE"
+credentials = { username = "far", password = "s3cret" }
+"""
+
+
+def challenge(sent: bytes, code: int, header_name: str) -> bytes:
+    data = answer(sent, code, "Unauthorized" if code == 401 else "Proxy Authentication Required")
+    line = f'{header_name}: Digest realm="lab", nonce="n0nce", algorithm=MD5, qop="auth"\r\n'
+    return data.replace(b"Content-Length: 0", line.encode() + b"Content-Length: 0")
+
+
+@pytest.mark.parametrize(("code", "challenge_header", "credentials_header"), [
+    (401, "WWW-Authenticate", "Authorization"),
+    (407, "Proxy-Authenticate", "Proxy-Authorization"),
+])
+def test_a_challenged_bye_is_sent_again_with_credentials(
+        code: int, challenge_header: str, credentials_header: str) -> None:
+    from sipresponder.auth.digest import algorithm, ha1, parse_credentials, request_digest
+
+    far = Far(CHALLENGED)
+    far.call("hangup")
+    [bye] = far.requests(far.until(101.0), "BYE")
+    [again] = far.requests(far.handle(challenge(bye, code, challenge_header)), "BYE")
+    assert header(again, "CSeq") == "2 BYE"  # RFC 3261 22.2: a new request
+    credentials = parse_credentials(header(again, credentials_header) or "")
+    assert credentials is not None
+    md5 = algorithm("MD5")
+    expected = request_digest(md5, ha1(md5, "far", "lab", "s3cret"), method="BYE",
+                              uri="sip:alice@127.0.0.1:5999", nonce="n0nce", qop="auth",
+                              nc=credentials.get("nc"), cnonce=credentials.get("cnonce"))
+    assert credentials.get("response") == expected
+    # A second challenge is the step's final: no third BYE.
+    assert far.requests(far.handle(challenge(again, code, challenge_header)), "BYE") == []
+    assert [e.codes for e in far.exchanges if e.method == "BYE"] == [[code], [code]]
+
+
+def test_a_challenge_without_credentials_ends_the_step() -> None:
+    far = Far(HANGUP)
+    far.call("hangup")
+    [bye] = far.requests(far.until(101.0), "BYE")
+    assert far.requests(far.handle(challenge(bye, 401, "WWW-Authenticate")), "BYE") == []
