@@ -123,7 +123,8 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
 
 # POST /api/calls and POST /api/dialogs/{call_id}/requests (testing/calls.py checks
 # the values, as a [[rule.then]] table's).
-CALL_KEYS = ("target", "aor", "transport", "sdp", "headers", "body", "content_type", "then")
+CALL_KEYS = ("target", "aor", "transport", "send", "sdp", "headers", "body", "content_type",
+             "then")
 SEND_KEYS = ("send", "sdp", "headers", "body", "content_type")
 # GET /api/requests[/count]
 QUERY_KEYS = ("method", "uri", "header", "rule", "since", "direction", "code")

@@ -101,6 +101,8 @@ class InProcess:
 
     async def call(self, request: dict[str, Any]) -> dict[str, Any]:
         given = {key: request[key] for key in STEP_KEYS if key in request}
+        if "send" in request:  # another request than an INVITE, out of any dialog
+            given["method"] = request["send"]
         if "aor" in request:
             call_id = self.responder.call_registered(request["aor"], **given)
         else:

@@ -279,6 +279,9 @@ OPENAPI: dict[str, Any] = {
                                        "description": "target only: over which transport "
                                                       "(default: the URI's transport "
                                                       "parameter, else udp; tls for sips)"},
+                         "send": {"type": "string", "enum": list(STEP_METHODS),
+                                  "description": "the request (default INVITE): e.g. an "
+                                                 "unsolicited NOTIFY out of any dialog"},
                          **_STEP_PROPERTIES,
                          "then": {"type": "array", "maxItems": MAX_STEPS,
                                   "items": {"$ref": "#/components/schemas/ThenStep"}}}},

@@ -138,6 +138,9 @@ class FarEndStep:
     content_type: str | None = None
     # (username, password) answering a 401 or 407 to this step's request.
     credentials: tuple[str, str] | None = None
+    codecs: tuple[str, ...] | None = None  # the offer's codecs, in order (None: ours)
+    # An INVITE still unanswered this many seconds after it left is CANCELled.
+    cancel_after: float | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -29,7 +29,7 @@ from ..auth.config import AUTH_KEYS
 from ..auth.digest import ALGORITHMS, FAMILIES
 from ..auth.guard import CHALLENGE_CODES
 from ..sip.abnf import TOKEN_CHARS
-from ..sip.sdp import DIRECTIONS
+from ..sip.sdp import DIRECTIONS, OFFER_CODECS
 from ..sip.transports import TRANSPORTS
 from ..uas.validation import CHECKS
 from .loader import TOP_KEYS
@@ -374,6 +374,11 @@ def _then() -> Schema:
                            "password": {"type": "string", "minLength": 1}},
             "description": "answer a 401 or 407 to this step's request with Digest",
         },
+        "codecs": {"type": "array", "minItems": 1, "uniqueItems": True,
+                   "items": {"enum": list(OFFER_CODECS)},
+                   "description": "the offer's codecs, in order (a codec change)"},
+        "cancel_after": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600,
+                         "description": "CANCEL the INVITE when it has no final by then"},
     }
     return {
         "type": "array",

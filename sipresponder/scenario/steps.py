@@ -14,12 +14,13 @@ Refer-To header field value").
 from __future__ import annotations
 
 from ..sip.abnf import TOKEN
+from ..sip.sdp import OFFER_CODECS
 from .fields import FieldError, kind, reject_unknown, string, template
 from .model import STEP_METHODS, STEP_SDP, FarEndStep, SessionTimer
 from .template import Template
 
 STEP_KEYS = frozenset({"send", "after", "sdp", "headers", "body", "content_type",
-                       "credentials"})
+                       "credentials", "codecs", "cancel_after"})
 # Written by the far end itself (the dialog's, the transaction's and the body's).
 STEP_RESERVED = frozenset(h.lower() for h in (
     "Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Route", "Contact",
@@ -82,7 +83,36 @@ def _step(raw: object) -> FarEndStep:
         raise FieldError("body", f"a {method} with an SDP offer has its body made for it: "
                                  'drop body or say sdp = "none"')
     credentials = _credentials(raw["credentials"]) if "credentials" in raw else None
-    return FarEndStep(method, float(after), sdp, headers, body, content_type, credentials)
+    codecs = None
+    if "codecs" in raw:
+        if method not in OFFERS or sdp == "none" or body is not None:
+            raise FieldError("codecs", "names the codecs of an offer: only an INVITE or"
+                                       " UPDATE whose SDP the far end makes has one")
+        codecs = _codecs(raw["codecs"])
+    cancel_after = None
+    if "cancel_after" in raw:
+        value = raw["cancel_after"]
+        if method != "INVITE":
+            raise FieldError("cancel_after", "only an INVITE can be CANCELled (RFC 3261 9)")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                0 < value <= 3600):
+            raise FieldError("cancel_after", "must be a number of seconds above 0, up to 3600")
+        cancel_after = float(value)
+    return FarEndStep(method, float(after), sdp, headers, body, content_type, credentials,
+                      codecs, cancel_after)
+
+
+def _codecs(value: object) -> tuple[str, ...]:
+    names = {name.lower(): name for name in OFFER_CODECS}
+    items = value if isinstance(value, list) else None
+    if not items or not all(isinstance(v, str) and v.lower() in names for v in items):
+        raise FieldError("codecs", f"must be a non-empty list of {', '.join(OFFER_CODECS)}")
+    chosen = tuple(names[str(v).lower()] for v in items)
+    if len(set(chosen)) != len(chosen):
+        raise FieldError("codecs", "names a codec twice")
+    if chosen == ("telephone-event",):
+        raise FieldError("codecs", "telephone-event alone carries no audio: add a codec")
+    return chosen
 
 
 def _credentials(value: object) -> tuple[str, str]:

@@ -58,20 +58,31 @@ def _head(address: str, session_id: int, version: int | None = None) -> list[str
     ]
 
 
+# What an offer of ours may list, by the name a scenario gives (RFC 3551 6, Table 4;
+# RFC 4733 for telephone-event): payload type, rtpmap, fmtp.
+OFFER_CODECS: dict[str, tuple[str, str, str | None]] = {
+    "PCMU": ("0", "PCMU/8000", None),
+    "PCMA": ("8", "PCMA/8000", None),
+    "G722": ("9", "G722/8000", None),
+    "telephone-event": ("101", "telephone-event/8000", "0-16"),
+}
+DEFAULT_OFFER = ("PCMU", "PCMA", "telephone-event")
+
+
 def make_offer(address: str, session_id: int, version: int | None = None,
-               direction: str = "sendrecv") -> bytes:
-    """Our offer: PCMU, PCMA and telephone-event. ``version``: the o= line's session
+               direction: str = "sendrecv", codecs: tuple[str, ...] | None = None) -> bytes:
+    """Our offer: PCMU, PCMA and telephone-event, or ``codecs`` (names of
+    ``OFFER_CODECS``, in order: a codec change). ``version``: the o= line's session
     version, which each new offer of a session raises (RFC 3264 8); ``direction``:
     hold is sendonly or inactive (RFC 3264 8.4)."""
-    lines = [
-        *_head(address, session_id, version),
-        f"m=audio {_BASE_PORT} RTP/AVP 0 8 101",
-        "a=rtpmap:0 PCMU/8000",
-        "a=rtpmap:8 PCMA/8000",
-        "a=rtpmap:101 telephone-event/8000",
-        "a=fmtp:101 0-16",
-        f"a={direction}",
-    ]
+    chosen = [OFFER_CODECS[name] for name in codecs or DEFAULT_OFFER]
+    lines = [*_head(address, session_id, version),
+             f"m=audio {_BASE_PORT} RTP/AVP {' '.join(pt for pt, _, _ in chosen)}"]
+    for pt, rtpmap, fmtp in chosen:
+        lines.append(f"a=rtpmap:{pt} {rtpmap}")
+        if fmtp is not None:
+            lines.append(f"a=fmtp:{pt} {fmtp}")
+    lines.append(f"a={direction}")
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 

@@ -326,29 +326,32 @@ class Responder:
         remote_target, transport, kind ("call" or "subscription"), steps_left."""
         return self.server.far_dialogs() if self.server is not None else []
 
-    def call(self, target: str, *, sdp: str = "sendrecv",
+    def call(self, target: str, *, sdp: str | None = None,
              headers: dict[str, Any] | None = None, body: str | None = None,
              content_type: str | None = None, then: list[dict[str, Any]] | None = None,
-             transport: Transport | None = None) -> str:
+             transport: Transport | None = None, method: str = "INVITE") -> str:
         """Call ``target`` (a SIP URI with a literal IP address; ``transport=`` in it,
         or ``transport``, picks the transport) in: an INVITE with an SDP offer
         (``sdp``: its direction, "none" for no offer), then the ``then`` steps
         (``[[rule.then]]`` tables as dicts) in the dialog its 2xx makes. Returns the
         Call-ID at once; the answer is the journal's. ValueError for bad input,
         CannotSend when it cannot go (over TCP, TLS and WebSocket only on a
-        connection the client opened)."""
-        steps = (calls.step("INVITE", sdp=sdp, headers=headers, body=body,
+        connection the client opened). ``method``: another request out of any dialog
+        instead of the INVITE (an unsolicited NOTIFY of message-summary, a MESSAGE),
+        the ``then`` steps after it to the same target on the same Call-ID."""
+        steps = (calls.step(method, sdp=sdp, headers=headers, body=body,
                             content_type=content_type), *calls.then(then))
         return self._running("call").far_call(target, steps, transport)
 
-    def call_registered(self, aor: str, *, sdp: str = "sendrecv",
+    def call_registered(self, aor: str, *, sdp: str | None = None,
                         headers: dict[str, Any] | None = None, body: str | None = None,
                         content_type: str | None = None,
-                        then: list[dict[str, Any]] | None = None) -> str:
+                        then: list[dict[str, Any]] | None = None,
+                        method: str = "INVITE") -> str:
         """``call`` the Contact that the latest REGISTER for ``aor`` (its To, answered
         2xx, not Expires 0) bound, from the listener or on the connection it came in
         on (behind NAT: to the address it came from). NoRegistration when none."""
-        steps = (calls.step("INVITE", sdp=sdp, headers=headers, body=body,
+        steps = (calls.step(method, sdp=sdp, headers=headers, body=body,
                             content_type=content_type), *calls.then(then))
         server = self._running("call_registered")
         binding = calls.registered(self.journal, aor)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
@@ -46,6 +47,7 @@ from ..uas.plan import own_contact, sdp_session
 from ..uas.transactions import TimerQueue
 from .dialog import Dialog, DialogError, DialogId, Dialogs, Hop
 from .exchange import Exchange, SentRecorder
+from .packages import SIPFRAG, default_body
 from .responses import Response, parse_response
 from .transactions import (
     Actions,
@@ -59,6 +61,7 @@ from .transactions import (
     TooManyTransactions,
     TransportFailed,
     TxnKey,
+    build_cancel,
     new_branch,
 )
 
@@ -129,6 +132,8 @@ class Pending:
     body: bytes = b""
     content_type: str | None = None
     authed: bool = False
+    provisional: bool = False  # a 1xx came: a CANCEL may be sent now (RFC 3261 9.1)
+    cancel: bool = False  # cancel_after passed before any 1xx: CANCEL at the first
 
 
 @dataclass(slots=True)
@@ -144,6 +149,7 @@ class DialogUse:
     inviting: TxnKey | None = None  # our INVITE in flight (glare: RFC 3261 14.2)
     call: bool = False
     ours: bool = False  # we chose the Call-ID (we called in): RFC 3261 14.1's owner
+    notified: int = 0  # NOTIFYs sent: a dialog-info document's version (RFC 4235 4.1)
     # The session timer the last 2xx negotiated and our refresh method, and the
     # timer that refreshes or ends the session (RFC 4028 10).
     expiry: tuple[Negotiated, str] | None = None
@@ -170,6 +176,9 @@ class FarEnd:
         self.dialogs = Dialogs(settings.max_transactions)
         self.uses: dict[DialogId, DialogUse] = {}
         self.pending: dict[TxnKey, Pending] = {}
+        # The exchanges of the live transactions by id() of their octets, which the
+        # transaction sends again as they are (Exchange.resent).
+        self._sent: dict[int, Exchange] = {}
         # INVITEs we answered with 2xx whose ACK starts a script:
         # (Call-ID, their tag, our tag) -> the script.
         self.awaiting_ack: dict[tuple[str, str, str], Script] = {}
@@ -206,6 +215,8 @@ class FarEnd:
         except DialogError as exc:
             self._failed(rule.label, str(exc))
             return
+        if dialog is not None and ok and request.method == "SUBSCRIBE":
+            self._subscription(dialog, request, uas, now + delay)
         if dialog is not None and session is not None and rule.session_timer is not None:
             self._session_timer(dialog, self.uses[dialog.id], session,
                                 rule.session_timer.refresh, now + delay)
@@ -287,7 +298,15 @@ class FarEnd:
 
     def fire(self, now: float) -> list[Send]:
         out = self.timers.fire(now)
-        out += self._apply(self.transactions.fire(now), now, None)
+        actions = self.transactions.fire(now)
+        for send in actions.sends:
+            # Timers A and E resend the request's own octets (an ACK of a non-2xx
+            # is new octets): count them on its exchange.
+            exchange = self._sent.get(id(send.data))
+            if exchange is not None and exchange.data is send.data:
+                exchange.resent += 1
+                self.counters["far_end_retransmissions"] += 1
+        out += self._apply(actions, now, None)
         return out
 
     # -- what tests and the admin API ask --------------------------------------------
@@ -341,17 +360,59 @@ class FarEnd:
             uri = parse_uri(target)
         except ValueError as exc:
             raise DialogError(f"cannot call {target!r}: {exc}") from None
-        if not steps or steps[0].send != "INVITE":
-            raise DialogError("a call starts with an INVITE step")
+        if not steps:
+            raise DialogError("nothing to send: give the call at least one step")
         dialog = self._dialog_to(uri, f"<{uri.raw}>", source, None)
         # What the steps' templates read: the call as a request would carry it.
-        head = (f"INVITE {uri.raw} SIP/2.0\r\nVia: SIP/2.0/{source.transport.upper()}"
+        method = steps[0].send
+        head = (f"{method} {uri.raw} SIP/2.0\r\nVia: SIP/2.0/{source.transport.upper()}"
                 f" {_hostport(source.local)};branch=z9hG4bKapi\r\nFrom: {dialog.local}"
                 f";tag={dialog.local_tag}\r\nTo: {dialog.remote}\r\nCall-ID:"
-                f" {dialog.call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+                f" {dialog.call_id}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n")
         context = RenderContext(parse_request(head.encode("latin-1"), datagram=True), source)
         script = Script(steps, note, context, None, outbound=dialog)
         return dialog.call_id, self._run(script, now, raising=True)
+
+    def unknown_subscription(self, request: Request) -> bool:
+        """A SUBSCRIBE in a dialog (a To tag) that names no subscription of ours: RFC
+        6665 4.2.1.2 answers it 481."""
+        try:
+            key = (request.call_id, request.to.tag or "", request.from_.tag or "")
+        except (KeyError, ValueError):
+            return False
+        return bool(key[1]) and key not in self.uses
+
+    # -- subscriptions (RFC 6665 4.2.2) ------------------------------------------------
+    def _subscription(self, dialog: Dialog, request: Request, uas: Transaction | None,
+                      now: float) -> None:
+        """A SUBSCRIBE was accepted: its subscription ends after the Expires of our
+        answer (else of the request, else 3600 s) unless refreshed, with a NOTIFY
+        saying terminated;reason=timeout (RFC 6665 4.2.2)."""
+        use = self.uses.get(dialog.id)
+        if use is None:
+            return
+        self.timers.cancel(use.expiry_timer)
+        use.expiry_timer = None
+        answered = _expires(uas.last.data) if uas is not None and uas.last else None
+        asked = (request.get("expires") or "").strip()
+        expires = answered if answered is not None else (
+            int(asked) if asked.isdigit() else 3600)
+        if expires > 0:
+            use.expiry_timer = self.timers.add(
+                now + expires, partial(self._subscription_over, dialog.id))
+
+    def _subscription_over(self, key: DialogId, now: float) -> list[Send]:
+        use = self.uses.get(key)
+        dialog = self.dialogs.get(key)
+        if use is None or dialog is None:
+            return []
+        use.expiry_timer = None
+        state = compile_template("terminated;reason=timeout")
+        step = FarEndStep("NOTIFY", headers=(("Subscription-State", state),))
+        script = Script((step,), "the subscription expired (RFC 6665 4.2.2)", use.context,
+                        dialog)
+        use.scripts.append(script)
+        return self._run(script, now)
 
     # -- session timers (RFC 4028 10) -------------------------------------------------
     def _session_timer(self, dialog: Dialog, use: DialogUse, session: Negotiated,
@@ -435,8 +496,10 @@ class FarEnd:
         dialog = script.dialog
         try:
             if dialog is None:
+                # A call made by the API keeps its target (and Call-ID) for the
+                # steps out of any dialog; a rule's script goes to the Contact of
+                # the request that triggered it, on a new Call-ID each step.
                 dialog = script.outbound or self._outbound(script.context)
-                script.outbound = None
             headers, body, content_type, offered = self._content(script, dialog, step)
             return self._send(dialog, step.send, headers, body, content_type, offered,
                               script, script.label, now)
@@ -451,7 +514,6 @@ class FarEnd:
                  ) -> tuple[list[tuple[str, str]], bytes, str | None, bool]:
         ctx = script.context
         headers = [(name, value.render(ctx)) for name, value in step.headers]
-        names = {name.lower() for name, _ in headers}
         body = step.body.render(ctx).encode() if step.body is not None else b""
         content_type = step.content_type
         method = step.send
@@ -464,23 +526,36 @@ class FarEnd:
                 use.version += 1
                 version = session + use.version
             address = self.settings.media_address or ctx.source.local[0]
-            body = make_offer(address, session, version, step.sdp or "sendrecv")
+            body = make_offer(address, session, version, step.sdp or "sendrecv", step.codecs)
             content_type = "application/sdp"
             offered = True
         if method == "NOTIFY":
             trigger = ctx.request
             refer = trigger.method == "REFER"
-            if "event" not in names and "o" not in names:
+            event = next((v for n, v in headers if n.lower() in ("event", "o")), None)
+            if event is None:
                 event = "refer" if refer else trigger.get("event")
                 if event is None:
                     raise DialogError("a NOTIFY needs an Event header: give it in the"
                                       " step's headers (the request that triggered it has"
                                       " none to follow)")
                 headers.append(("Event", event))
-            if "subscription-state" not in names:
-                headers.append(("Subscription-State", _subscription_state(script)))
-            if body and content_type is None:
-                content_type = "message/sipfrag;version=2.0" if refer else "text/plain"
+            state = next((v for n, v in headers if n.lower() == "subscription-state"), None)
+            if state is None:
+                state = _subscription_state(script)
+                headers.append(("Subscription-State", state))
+            if step.body is None:
+                use = self.uses.get(dialog.id)
+                version = 0
+                if use is not None:
+                    version = use.notified
+                    use.notified += 1
+                made = default_body(event, _resource(trigger), version=version,
+                                    terminated=state.lower().startswith("terminated"))
+                if made is not None and content_type is None:
+                    body, content_type = made
+            elif content_type is None:
+                content_type = SIPFRAG if refer else "text/plain"
         return headers, body, content_type, offered
 
     def _outbound(self, ctx: RenderContext) -> Dialog:
@@ -548,7 +623,46 @@ class FarEnd:
         use = self.uses.get(dialog.id)
         if method == "INVITE" and use is not None:
             use.inviting = key
+        if method == "INVITE" and script is not None and script.step.cancel_after:
+            self.timers.add(now + script.step.cancel_after, partial(self._cancel, key))
         self.counters[f"far_end_sent:{method}"] += 1
+        self._sent[id(data)] = exchange
+        self._record(exchange)
+        return self._apply(actions, now, None)
+
+    def _cancel(self, key: TxnKey, now: float) -> list[Send]:
+        """cancel_after passed: CANCEL our INVITE if it has no final yet, now if a
+        provisional came, else at the first one (RFC 3261 9.1)."""
+        pending = self.pending.get(key)
+        if pending is None or pending.final is not None:
+            return []
+        if not pending.provisional:
+            pending.cancel = True
+            return []
+        return self._send_cancel(pending, now)
+
+    def _send_cancel(self, pending: Pending, now: float) -> list[Send]:
+        pending.cancel = False
+        invite = pending.exchange.data
+        data = build_cancel(invite)
+        destination = pending.destination
+        exchange = Exchange(data, "CANCEL", destination.transport, destination.remote,
+                            pending.exchange.local, pending.exchange.call_id,
+                            pending.exchange.note)
+        branch = pending.request.top_via_lenient().branch
+        try:
+            actions = self.transactions.start(
+                ClientRequest(data, "CANCEL", branch, pending.request.cseq[0]),
+                destination, now)
+        except (TooManyTransactions, ValueError) as exc:
+            self._failed(pending.exchange.note, f"cannot CANCEL: {exc}")
+            return []
+        # The CANCEL has its own transaction (and exchange); its 200 ends nothing here:
+        # the INVITE's 487 does.
+        self.pending[(branch, "CANCEL")] = Pending(
+            parse_request(data, datagram=True), exchange, pending.dialog, destination,
+            None, False)
+        self.counters["far_end_sent:CANCEL"] += 1
         self._record(exchange)
         return self._apply(actions, now, None)
 
@@ -584,7 +698,9 @@ class FarEnd:
                 pending.exchange.ended(f"transport failed: {event.reason}")
                 out += self._over(pending, event.status, None, now)
             elif isinstance(event, Terminated):
-                self.pending.pop(event.key, None)
+                gone = self.pending.pop(event.key, None)
+                if gone is not None:
+                    self._sent.pop(id(gone.exchange.data), None)
         return out
 
     def _received(self, pending: Pending, response: Response, now: float,
@@ -593,6 +709,9 @@ class FarEnd:
         again = pending.final is not None and status >= 200
         pending.exchange.received(response.raw, repeat=again)
         if status < 200:
+            pending.provisional = True
+            if pending.cancel:
+                return self._send_cancel(pending, now)
             return []
         if again:
             # A 2xx retransmitted (its ACK was lost, 13.2.2.4): the same ACK again.
@@ -635,6 +754,12 @@ class FarEnd:
             script.timer = self.timers.add(now + wait, partial(self._run, script))
             return out
         in_dialog = bool(dialog.remote_tag)
+        if method == "INVITE" and status >= 300 and not in_dialog:
+            # The call we made failed (busy, declined, cancelled, timed out): the
+            # steps after it were for the dialog it would have made.
+            if script is not None:
+                self._end_script(script)
+            return out
         if method == "BYE" or (in_dialog and status in DIALOG_ENDING):
             self._end_dialog(dialog.id, f"{method} got {status}")
             return out
@@ -777,6 +902,24 @@ def _subscription_state(script: Script) -> str:
     if trigger.method != "SUBSCRIBE" or expires == "0":
         return "terminated;reason=timeout"
     return f"active;expires={expires if expires.isdigit() else 3600}"
+
+
+_EXPIRES = re.compile(rb"\r\nExpires[ \t]*:[ \t]*([0-9]{1,10})[ \t]*\r\n", re.IGNORECASE)
+
+
+def _expires(response: bytes) -> int | None:
+    """The Expires of a response we sent (our own octets: one plain line)."""
+    found = _EXPIRES.search(response, 0, response.find(b"\r\n\r\n") + 2)
+    return int(found[1]) if found else None
+
+
+def _resource(request: Request) -> str:
+    """What a subscription is about: the URI in the To of the request that made it
+    (a SUBSCRIBE's To is the resource, RFC 6665 4.1.2.1; a REGISTER's the AoR)."""
+    try:
+        return request.to.uri.raw
+    except (KeyError, ValueError):
+        return request.uri_raw
 
 
 def _terminates(request: Request) -> bool:

@@ -321,6 +321,29 @@ def build_ack(invite: bytes, cseq: int, response: Response) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+def build_cancel(invite: bytes) -> bytes:
+    """The CANCEL of ``invite`` (RFC 3261 9.1): "The Request-URI, Call-ID, To, the
+    numeric part of CSeq, and From header fields in the CANCEL request MUST be
+    identical to those in the request being cancelled, including tags. A CANCEL
+    constructed by a client MUST have only a single Via header field value matching
+    the top Via value in the request being cancelled", and its Route header fields."""
+    request = parse_request(invite, datagram=True)
+    lines = [f"CANCEL {request.uri_raw} SIP/2.0"]
+    vias = request.via_values
+    if vias:
+        lines.append(f"Via: {vias[0]}")
+    lines.append("Max-Forwards: 70")
+    for route in request.rows("route"):
+        lines.append(f"Route: {route}")
+    for name in ("From", "To", "Call-ID"):
+        value = request.get(name.lower())
+        if value is not None:
+            lines.append(f"{name}: {value}")
+    lines.append(f"CSeq: {request.cseq[0]} CANCEL")
+    lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
 class TooManyTransactions(Exception):
     """The table is full: a new request must wait or be given up."""
 

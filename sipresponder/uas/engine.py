@@ -264,6 +264,12 @@ class Engine:
         echo = Echo(request, source.remote, scenario.tag_key)
         code = self._code(final, request, source)
         then = rule.then
+        if (then and request.method == "SUBSCRIBE"
+                and self.far_end().unknown_subscription(request)):
+            note = "rejected: 481 Call/Transaction Does Not Exist (no such subscription)"
+            send = self._reject(request, source, via, Rejection(
+                481, "Call/Transaction Does Not Exist"))
+            return Outcome(data, source, now, scenario, [send], request, rule, note)
         session: Negotiated | None = None
         if (rule.session_timer is not None and request.method in SESSION_METHODS
                 and 200 <= code < 300):

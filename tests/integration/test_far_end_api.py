@@ -302,6 +302,29 @@ async def test_call_registered_over_udp(responder: Responder, udp_peer) -> None:
         responder.call_registered(aor)
 
 
+async def test_an_unsolicited_mwi_notify_to_a_registered_client(
+        responder: Responder, udp_peer) -> None:
+    """RFC 3842 3.5: a NOTIFY of message-summary out of any dialog, to the Contact the
+    REGISTER bound, from the API; the client's 200 is its journal entry's code."""
+    peer, transport = udp_peer
+    aor = "sip:erin@127.0.0.1"
+    register = make_request("REGISTER", "sip:127.0.0.1", headers=[
+        ("Contact", f"<sip:erin@127.0.0.1:{peer.port}>;expires=300")]).replace(
+        b"To: <sip:127.0.0.1>", f"To: <{aor}>".encode())
+    transport.sendto(register, responder.address("udp"))
+    await responder.wait_for("REGISTER", timeout=TIMEOUT)
+    call_id = responder.call_registered(
+        aor, method="NOTIFY", headers={"Event": "message-summary"},
+        body="Messages-Waiting: yes\r\n", content_type="application/simple-message-summary")
+    notify = await peer.next("NOTIFY")
+    assert notify.get("Call-ID") == call_id and notify.get("Event") == "message-summary"
+    assert notify.body == b"Messages-Waiting: yes\r\n"
+    assert (notify.get("Subscription-State") or "").startswith("terminated")
+    await responder.verify("NOTIFY", direction="sent", code=200, exactly=1)
+    with pytest.raises(ValueError, match="carries no offer"):
+        responder.call_registered(aor, method="NOTIFY", sdp="sendonly")
+
+
 async def test_send_takes_over_a_call_a_rule_without_steps_answered(
         responder: Responder, udp_peer) -> None:
     """The client calls sip:200@ (the default scenario: no steps, no dialog kept);

@@ -233,7 +233,7 @@ send = "NOTIFY"
 [[rule]]
 match = { method = "SUBSCRIBE" }
 code = 200
-expires = 3600
+headers = { Expires = "{header.Expires}" }
 [[rule.then]]
 send = "NOTIFY"
 body = "Messages-Waiting: yes\\r\\n"
@@ -376,3 +376,117 @@ def test_a_challenge_without_credentials_ends_the_step() -> None:
     far.call("hangup")
     [bye] = far.requests(far.until(101.0), "BYE")
     assert far.requests(far.handle(challenge(bye, 401, "WWW-Authenticate")), "BYE") == []
+
+
+def test_a_codec_change_offers_only_the_codecs_named() -> None:
+    far = Far(HOLD.replace('sdp = "sendonly"', 'codecs = ["PCMA", "telephone-event"]'))
+    far.call("hold")
+    [change] = far.requests(far.until(101.0), "INVITE")
+    assert b"m=audio 40000 RTP/AVP 8 101\r\n" in change
+    assert b"a=rtpmap:0 " not in change and b"a=sendrecv" in change
+
+
+CANCELLED = """
+[[rule]]
+match = { method = "REGISTER", user = "callme" }
+code = 200
+[[rule.then]]
+send = "INVITE"
+cancel_after = 2
+[[rule.then]]
+send = "BYE"
+"""
+
+
+def ringing(sent: bytes) -> bytes:
+    return answer(sent, 180, "Ringing", to_tag="bob7")
+
+
+def test_an_unanswered_call_in_is_cancelled_and_its_487_ends_the_steps() -> None:
+    far = Far(CANCELLED)
+    far.handle(request("REGISTER", "callme"))
+    [invite] = far.requests(far.until(100.0), "INVITE")
+    far.handle(ringing(invite))
+    assert far.requests(far.until(101.9), "CANCEL") == []
+    [cancel] = far.requests(far.until(102.0), "CANCEL")
+    # RFC 3261 9.1: the INVITE's Request-URI, Call-ID, From, To, top Via and CSeq number.
+    for name in ("Via", "From", "To", "Call-ID"):
+        assert header(cancel, name) == header(invite, name), name
+    assert cancel.split(b" ", 2)[1] == invite.split(b" ", 2)[1]
+    assert header(cancel, "CSeq") == "1 CANCEL"
+    far.handle(answer(cancel))
+    [ack] = far.requests(far.handle(answer(invite, 487, "Request Terminated")), "ACK")
+    assert header(ack, "CSeq") == "1 ACK"  # the transaction's ACK of the 487
+    assert far.requests(far.until(140.0), "BYE") == []  # no call, no hang-up
+    assert [e.method for e in far.exchanges] == ["INVITE", "CANCEL"]
+
+
+def test_cancel_waits_for_a_provisional() -> None:
+    far = Far(CANCELLED)
+    far.handle(request("REGISTER", "callme"))
+    [invite] = far.requests(far.until(100.0), "INVITE")
+    assert far.requests(far.until(103.0), "CANCEL") == []  # no 1xx yet: no CANCEL
+    [cancel] = far.requests(far.handle(ringing(invite)), "CANCEL")
+    assert header(cancel, "Call-ID") == header(invite, "Call-ID")
+
+
+def test_a_call_in_answered_busy_runs_no_more_steps() -> None:
+    far = Far(CALLME)
+    far.handle(request("REGISTER", "callme"))
+    [invite] = far.requests(far.until(101.0), "INVITE")
+    far.handle(answer(invite, 486, "Busy Here"))
+    assert far.requests(far.until(140.0), "BYE") == []
+
+
+def test_a_subscription_not_refreshed_ends_with_a_terminated_notify() -> None:
+    far = Far(SUBSCRIBE)
+    far.handle(request("SUBSCRIBE", "mwi", headers=(
+        ("Event", "message-summary"), ("Expires", "60"))))
+    [notify] = far.requests(far.until(100.0), "NOTIFY")
+    far.handle(answer(notify))
+    assert far.requests(far.until(159.9), "NOTIFY") == []
+    [last] = far.requests(far.until(160.0), "NOTIFY")
+    assert header(last, "Subscription-State") == "terminated;reason=timeout"
+    assert header(last, "Event") == "message-summary"
+    far.handle(answer(last))
+    assert far.engine.far is not None and far.engine.far.live() == []
+
+
+def test_a_refresh_keeps_the_subscription_alive() -> None:
+    far = Far(SUBSCRIBE)
+    [ok] = far.handle(request("SUBSCRIBE", "mwi", headers=(
+        ("Event", "message-summary"), ("Expires", "60"))))
+    tag = (header(ok.data, "To") or "").split("tag=")[1]
+    far.handle(answer(far.requests(far.until(100.0), "NOTIFY")[0]))
+    far.until(150.0)
+    far.handle(request("SUBSCRIBE", "mwi", cseq=2, branch="z9hG4bK-r", to_tag=tag,
+                       headers=(("Event", "message-summary"), ("Expires", "60"))))
+    [again] = far.requests(far.until(150.0), "NOTIFY")
+    assert header(again, "Subscription-State") == "active;expires=60"
+    far.handle(answer(again))
+    assert far.requests(far.until(209.0), "NOTIFY") == []
+    assert far.requests(far.until(210.0), "NOTIFY")
+
+
+def test_a_subscribe_naming_no_subscription_gets_481() -> None:
+    far = Far(SUBSCRIBE)
+    far.engine.far_end()
+    [sent] = far.handle(request("SUBSCRIBE", "mwi", to_tag="forgotten", headers=(
+        ("Event", "message-summary"), ("Expires", "60"))))
+    assert sent.data.startswith(b"SIP/2.0 481 ")
+
+
+@pytest.mark.parametrize(("event", "content_type", "needle"), [
+    ("message-summary", "application/simple-message-summary", b"Messages-Waiting: no\r\n"),
+    ("presence", "application/pidf+xml", b"<basic>open</basic>"),
+    ("dialog", "application/dialog-info+xml", b'version="0" state="full"'),
+])
+def test_a_notify_without_a_body_gets_its_packages(event: str, content_type: str,
+                                                   needle: bytes) -> None:
+    far = Far('[[rule]]\nmatch = { method = "SUBSCRIBE" }\ncode = 200\nexpires = 60\n'
+              '[[rule.then]]\nsend = "NOTIFY"\n')
+    far.handle(request("SUBSCRIBE", "bob", headers=(("Event", event), ("Expires", "60"))))
+    [notify] = far.requests(far.until(100.0), "NOTIFY")
+    assert header(notify, "Content-Type") == content_type
+    assert needle in notify
+    assert b"sip:bob@127.0.0.1:5060" in notify.split(b"\r\n\r\n", 1)[1]
