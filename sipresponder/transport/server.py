@@ -253,6 +253,7 @@ class Server:
         self.latency.observe(perf_counter() - started)
 
     def dispatch(self, sends: list[Send]) -> None:
+        lost: list[Send] = []
         for send in sends:
             # Ids start at 1, so a Send without a conn (None) finds no listener.
             if send.transport == "udp":
@@ -260,14 +261,15 @@ class Server:
                 if udp is not None and send.data:
                     udp.transport.sendto(send.data, send.remote)
             elif send.transport in WEBSOCKET:
-                if self._ws is not None:
-                    self._ws.send(send)
+                if (self._ws is None or not self._ws.send(send)) and send.data:
+                    lost.append(send)
             else:
                 conn = self._tcp.get(send.conn or 0)
                 if conn is None:
                     traffic_log.info(
-                        "connection %s to %s:%d is gone; response dropped", send.conn, *send.remote
+                        "connection %s to %s:%d is gone; message dropped", send.conn, *send.remote
                     )
+                    lost.append(send)
                     continue
                 if send.data:
                     conn.transport.write(send.data)
@@ -275,6 +277,16 @@ class Server:
                     reset_connection(conn.transport)
                 elif send.close_after:
                     conn.transport.close()
+        far = self.engine.far
+        if lost and far is not None:
+            # A request of the far end's whose connection is gone: its transaction
+            # fails now (RFC 3261 17.1.4), not after 64*T1 of silence.
+            failed = [s for send in lost
+                      for s in far.undeliverable(send, "its connection is gone",
+                                                 self._loop.time())]
+            if failed:
+                self.dispatch(failed)
+                return
         self._arm_timer()
 
     # -- the far end, driven from outside (the admin API, the tests' Responder) --------

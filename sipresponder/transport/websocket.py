@@ -116,19 +116,21 @@ class WebSocketListeners:
         if self._setup:
             await self._runner.cleanup()
 
-    def send(self, send: Send) -> None:
-        """Hand the engine's output to the WebSocket it names (server.dispatch calls this)."""
+    def send(self, send: Send) -> bool:
+        """Hand the engine's output to the WebSocket it names (server.dispatch calls
+        this); False when that connection is gone."""
         conn = self.connections.get(send.conn or 0)  # ids start at 1: None finds none
         if conn is None:
-            traffic_log.info("websocket %s to %s:%d is gone; response dropped",
+            traffic_log.info("websocket %s to %s:%d is gone; message dropped",
                              send.conn, *send.remote)
-            return
+            return False
         if send.data:
             conn.write(send.data)
         if send.reset:
             conn.reset()
         elif send.close_after:
             conn.close()
+        return True
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         server = self.server

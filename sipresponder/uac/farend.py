@@ -288,6 +288,18 @@ class FarEnd:
             return None
         return self._apply(actions, now, source)
 
+    def undeliverable(self, send: Send, reason: str, now: float) -> list[Send]:
+        """The transport could not write ``send`` (its connection is gone): when it is
+        one of our requests, its transaction fails with a 503 (RFC 3261 17.1.4) and
+        its step is over; the Sends that causes."""
+        exchange = self._sent.get(id(send.data))
+        if exchange is None or exchange.data is not send.data:
+            return []
+        for key, pending in self.pending.items():
+            if pending.exchange is exchange:
+                return self._apply(self.transactions.transport_error(key, reason), now, None)
+        return []
+
     # -- time ------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
         mine = self.timers.next_deadline()

@@ -392,3 +392,37 @@ async def test_over_tcp_the_bye_comes_back_on_the_calls_connection(far_end) -> N
         assert sent.codes("BYE") == [[200]]
     finally:
         await peer.close()
+
+
+async def test_a_bye_whose_connection_is_gone_fails_at_once(far_end) -> None:
+    """The client closed its TCP connection after the ACK: the far end's BYE cannot go
+    (sipresponder opens no connections), and its transaction fails now with the
+    transport's error (RFC 3261 17.1.4), not after 64*T1 of silence."""
+    responder, _ = far_end
+    peer = await _peer(responder, "tcp")
+    uri = _uri(responder, "hangup", "tcp")
+    invite = make_request("INVITE", uri, via_host="127.0.0.1:5999", transport="TCP",
+                          headers=[("Contact", "<sip:peer@127.0.0.1:5999;transport=tcp>")])
+    await peer.send(invite)
+    ok = await expect(peer, "200")
+    to_tag = (ok.get("to") or "").split(";tag=")[1]
+    await peer.send(make_request("ACK", uri, via_host="127.0.0.1:5999", transport="TCP",
+                                 call_id=ok.get("call-id"), to_tag=to_tag))
+    await responder.wait_for("ACK", direction="received", timeout=5)
+    await peer.close()
+    [bye] = await responder.wait_for("BYE", direction="sent", timeout=5)
+    for _ in range(50):  # the entry is updated when the failure is known
+        if "transport failed" in bye.outcome:
+            break
+        await barrier_udp(responder)
+    assert "transport failed: its connection is gone" in bye.outcome, bye.outcome
+    assert responder.dialogs() == []
+
+
+async def barrier_udp(responder: Responder) -> None:
+    """One OPTIONS round trip over UDP: the responder's loop has run once more."""
+    peer = await UDPPeer.connect(responder.address("udp"))
+    try:
+        await barrier(peer, responder.uri("options"))
+    finally:
+        await peer.close()
