@@ -26,7 +26,7 @@ from ..journal.expect import VerifyFailed as VerifyFailed
 from ..journal.expect import WaitTimeout as WaitTimeout
 from ..journal.failure import describe as describe  # re-exported: sipresponder.api
 from ..journal.record import FilterError, HeaderFilters, Journal, JournalEntry, Query
-from ..scenario.bundled import bundled_scenario
+from ..scenario.bundled import bundled_names, bundled_scenario
 from ..scenario.loader import load_scenario, parse_scenario
 from ..scenario.model import Scenario
 from ..sip.transports import Transport
@@ -50,11 +50,14 @@ T = TypeVar("T")
 
 
 def as_scenario(source: Scenario | str | Path | None) -> Scenario:
-    """A Scenario from a loaded one, a file path, or TOML text (None: the default)."""
+    """A Scenario from a loaded one, a file path, a bundled scenario's name
+    ("far-end", as ``serve --scenario`` takes it) or TOML text (None: the default)."""
     if source is None:
         return load_scenario(bundled_scenario())
     if isinstance(source, Scenario):
         return source
+    if isinstance(source, str) and f"{source}.toml" in bundled_names():
+        return load_scenario(bundled_scenario(f"{source}.toml"))
     if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".toml")
                                      and "\n" not in source):
         return load_scenario(source)
