@@ -438,12 +438,16 @@ class Dialogs:
     def __contains__(self, key: DialogId) -> bool:
         return key in self._table
 
-    def add(self, dialog: Dialog) -> None:
+    def add(self, dialog: Dialog) -> list[DialogId]:
+        """Keep ``dialog``; the IDs of those forgotten to make room (the caller may
+        keep state per dialog: it drops theirs)."""
         self._table[dialog.id] = dialog
         self._table.move_to_end(dialog.id)
+        gone: list[DialogId] = []
         while len(self._table) > self.capacity:
-            self._table.popitem(last=False)
+            gone.append(self._table.popitem(last=False)[0])
             self.evicted += 1
+        return gone
 
     def get(self, key: DialogId) -> Dialog | None:
         return self._table.get(key)

@@ -472,13 +472,15 @@ class FarEnd:
         known = self.dialogs.get(dialog.id)
         if known is not None:
             return known
-        self.dialogs.add(dialog)
-        # The table forgets the least recently used past its capacity: so do we.
-        for gone in [k for k in self.uses if k not in self.dialogs]:
-            self._forget(gone)
+        self._keep(dialog)
         use = DialogUse(context, session=sdp_session(request), call=request.method == "INVITE")
         self.uses[dialog.id] = use
         return dialog
+
+    def _keep(self, dialog: Dialog) -> None:
+        # The table forgets the least recently used past its capacity: so do we.
+        for gone in self.dialogs.add(dialog):
+            self._forget(gone)
 
     def _schedule(self, script: Script, now: float) -> None:
         if script.index >= len(script.steps):
@@ -829,7 +831,7 @@ class FarEnd:
         known = self.dialogs.get(made.id)
         if known is not None:
             return known
-        self.dialogs.add(made)
+        self._keep(made)
         source = dialog.source
         assert source is not None  # every dialog here is made with one
         context = (pending.script.context if pending.script is not None

@@ -490,3 +490,22 @@ def test_a_notify_without_a_body_gets_its_packages(event: str, content_type: str
     assert header(notify, "Content-Type") == content_type
     assert needle in notify
     assert b"sip:bob@127.0.0.1:5060" in notify.split(b"\r\n\r\n", 1)[1]
+
+
+def test_the_far_ends_dialogs_are_bounded_and_their_state_goes_with_them() -> None:
+    from collections import Counter
+
+    from sipresponder.scenario.loader import parse_scenario as load
+    from sipresponder.sip.message import parse_request
+    from sipresponder.uac.farend import FarEnd
+
+    scenario = load(SUBSCRIBE + "[settings]\nmax_transactions = 2\n")
+    far = FarEnd(scenario.settings, Counter(), [])
+    rule = scenario.rules[1]
+    for n in range(3):
+        data = request("SUBSCRIBE", "mwi", call_id=f"c{n}", headers=(
+            ("Event", "message-summary"), ("Expires", "60")))
+        far.answered(rule, parse_request(data, datagram=True), CLIENT, f"ours{n}", 200,
+                     None, 100.0)
+    assert len(far.dialogs) == 2 and far.dialogs.evicted == 1
+    assert sorted(key[0] for key in far.uses) == ["c1", "c2"]
