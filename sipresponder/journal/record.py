@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 from ..scenario.globs import glob_match
 from ..sip.message import NotARequest, parse_request
 from ..sip.transports import MESSAGE_FRAMED
-from ..uac.farend import RESPONSE_NOTE
-from ..uas.outcome import CANCELLED, DIRECTIONS, RECEIVED, SENT, note_kind
+from ..uas.outcome import CANCELLED, DIRECTIONS, RECEIVED, RESPONSE_NOTE, SENT, note_kind
 
 if TYPE_CHECKING:
     from ..scenario.model import Rule, Scenario

@@ -72,9 +72,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sipresponder")
 
-# What a journal entry of a response to our own request says (it joins the sent
-# request's entry instead of making one: Journal.record skips it).
-RESPONSE_NOTE = "response to a request the far end sent"
 # Methods whose 2xx makes a dialog (RFC 3261 12.1, RFC 6665 4.1.2.2, RFC 3515 2.4.4).
 DIALOG_MAKERS = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 # Statuses to an in-dialog request that end the dialog (RFC 3261 12.2.1.2).
@@ -941,4 +938,4 @@ def _terminates(request: Request) -> bool:
     return state.split(";", 1)[0].strip().lower() == "terminated"
 
 
-__all__ = ["RESPONSE_NOTE", "FarEnd", "Script"]
+__all__ = ["FarEnd", "Script"]

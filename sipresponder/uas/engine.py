@@ -16,6 +16,7 @@ import logging
 import random
 from collections import Counter
 from functools import partial
+from typing import TYPE_CHECKING
 
 from ..scenario.model import Refusal, ResponseSpec, Rule, Scenario
 from ..scenario.template import RenderContext
@@ -24,8 +25,6 @@ from ..sip.message import NotARequest, Request, parse_request, too_large
 from ..sip.response import Echo, header_line, serialize, status_line
 from ..sip.routing import response_destination
 from ..sip.transports import MESSAGE_FRAMED
-from ..uac.exchange import SentRecorder
-from ..uac.farend import RESPONSE_NOTE, FarEnd
 from . import faults
 from .compiled import speedups
 from .eventlog import log_drop, log_request
@@ -39,13 +38,17 @@ from .fast import (
     scenario_reason,
 )
 from .limits import DROP, LimitLog, MergedRequests, RateLimiter
-from .outcome import Outcome
+from .outcome import RESPONSE_NOTE, Outcome
 from .plan import PlanCache, ResponsePlan
 from .reliable import offers_100rel, requires_100rel
 from .sessiontimer import SESSION_METHODS, Negotiated, negotiate, with_lines
 from .state import States
 from .transactions import Transactions
 from .validation import Rejection, check_request
+
+if TYPE_CHECKING:
+    from ..uac.exchange import SentRecorder
+    from ..uac.farend import FarEnd
 
 log = logging.getLogger("sipresponder")
 # Per-request and per-connection lines: a logger of their own, kept at WARNING unless
@@ -382,8 +385,11 @@ class Engine:
         return [Send(send.data, send.transport, send.remote, send.conn, close_after=True)]
 
     def far_end(self) -> FarEnd:
-        """The far end, made on first use."""
+        """The far end, made on first use (and imported then: a scenario without
+        `then` steps never loads the UAC side)."""
         if self.far is None:
+            from ..uac.farend import FarEnd
+
             self.far = FarEnd(self._scenario.settings, self.counters, self.sent_recorders)
         return self.far
 

@@ -97,6 +97,9 @@ KINDS = ("answered", "absorbed", "retransmission", "not-answered", "cancelled", 
 SENT = "sent"
 RECEIVED = "received"
 DIRECTIONS = (RECEIVED, SENT)
+# The note of a response to a request the far end sent (uac/farend.py): it joins the
+# sent request's journal entry instead of making one (Journal.record skips it).
+RESPONSE_NOTE = "response to a request the far end sent"
 # What a journal entry's outcome reads once a CANCEL ended its INVITE (never an
 # Outcome's note: the INVITE was handled before the CANCEL came).
 CANCELLED = "cancelled"
