@@ -696,11 +696,20 @@ class FarEnd:
     # -- what the transactions said ------------------------------------------------------
     def _apply(self, actions: Actions, now: float, source: Source | None) -> list[Send]:
         out = list(actions.sends)
+        # The ACK an INVITE transaction sends for a non-2xx final (17.1.1.3): journaled
+        # with the final's event below, the first time (a repeated final's is not).
+        acks = [s for s in actions.sends if s.data.startswith(b"ACK ")]
         for event in actions.events:
             pending = self.pending.get(event.key)
             if pending is None:
                 continue
             if isinstance(event, Received):
+                if (acks and event.response.status >= 300 and pending.final is None
+                        and pending.request.method == "INVITE"):
+                    ack = acks.pop(0)
+                    self._record(Exchange(ack.data, "ACK", ack.transport, ack.remote,
+                                          pending.exchange.local, pending.exchange.call_id,
+                                          pending.exchange.note))
                 out += self._received(pending, event.response, now, source)
             elif isinstance(event, TimedOut):
                 pending.exchange.ended(f"timed out (Timer {event.timer}): no final response")

@@ -418,7 +418,7 @@ def test_an_unanswered_call_in_is_cancelled_and_its_487_ends_the_steps() -> None
     [ack] = far.requests(far.handle(answer(invite, 487, "Request Terminated")), "ACK")
     assert header(ack, "CSeq") == "1 ACK"  # the transaction's ACK of the 487
     assert far.requests(far.until(140.0), "BYE") == []  # no call, no hang-up
-    assert [e.method for e in far.exchanges] == ["INVITE", "CANCEL"]
+    assert [e.method for e in far.exchanges] == ["INVITE", "CANCEL", "ACK"]
 
 
 def test_cancel_waits_for_a_provisional() -> None:
