@@ -148,34 +148,39 @@ class DigitCollector:
 
     def feed(self, rtp_timestamp: int, payload: bytes, marker: bool) -> str | None:
         """Take one telephone-event packet; the digit(s) it completed, else None."""
-        event = parse_event(payload)
+        # On the per-packet path: the fields unpacked, no Event built.
+        if len(payload) != 4:
+            raise ValueError(f"telephone-event payload of {len(payload)} octets, not 4")
+        code, flags, duration = _EVENT.unpack(payload)
+        end = flags >= 0x80
         timestamp = rtp_timestamp & _TIMESTAMP_MASK
         # A marked packet that does not end an event starts one even where its key was
         # seen: SIPp plays a pcap (dtmf_2833_1.pcap) twice with the same timestamps.
-        restart = marker and not event.end
-        if timestamp == self._timestamp and event.event == self._code \
+        restart = marker and not end
+        if timestamp == self._timestamp and code == self._code \
                 and not (restart and self._counted):
-            self._duration = max(self._duration, event.duration)
-            if event.end and not self._counted:
+            if duration > self._duration:
+                self._duration = duration
+            if end and not self._counted:
                 self._counted = True
-                return self._count(event.event)
+                return self._count(code)
             return None
-        key = (timestamp, event.event)
+        key = (timestamp, code)
         if key in self._recent_set and not restart:
             return None  # a late copy of an earlier event
-        if self._continues(timestamp, event, marker):
-            self._timestamp, self._duration = timestamp, event.duration
+        if self._continues(timestamp, code, marker):
+            self._timestamp, self._duration = timestamp, duration
             self._remember(key)
-            if event.end:
+            if end:
                 self._counted = True
-                return self._count(event.event)
+                return self._count(code)
             return None
         out = self.flush()
-        self._timestamp, self._code, self._counted = timestamp, event.event, event.end
-        self._duration = event.duration
+        self._timestamp, self._code, self._counted = timestamp, code, end
+        self._duration = duration
         self._remember(key)
-        if event.end:
-            ended = self._count(event.event)
+        if end:
+            ended = self._count(code)
             if ended is not None:
                 out = ended if out is None else out + ended
         return out
@@ -188,11 +193,11 @@ class DigitCollector:
         self._counted = True
         return self._count(self._code)
 
-    def _continues(self, timestamp: int, event: Event, marker: bool) -> bool:
+    def _continues(self, timestamp: int, code: int, marker: bool) -> bool:
         # RFC 4733 2.5.1.3: the next segment of a long event starts "with the RTP
         # timestamp set to the time at which the previous segment ended", same event,
         # marker clear, after a segment that reached the maximum duration.
-        return (not self._counted and not marker and event.event == self._code
+        return (not self._counted and not marker and code == self._code
                 and self._timestamp is not None and self._duration == _MAX_DURATION
                 and (timestamp - self._timestamp) & _TIMESTAMP_MASK == _MAX_DURATION)
 
