@@ -106,7 +106,8 @@ def digit_of(code: int) -> str | None:
 
 def code_of(digit: str) -> int:
     """The event code of a DTMF digit ("0"-"9", "*", "#", "A"-"D", any case)."""
-    index = DIGITS.find(digit.upper()) if len(digit) == 1 else -1
+    upper = digit.upper()  # one character may upper-case to several ("ß")
+    index = DIGITS.find(upper) if len(digit) == 1 and len(upper) == 1 else -1
     if index < 0:
         raise ValueError(f"{digit!r} is not a DTMF digit (0-9, *, #, A-D)")
     return index

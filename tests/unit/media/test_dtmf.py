@@ -265,6 +265,9 @@ def test_a_long_event_split_in_segments_is_one_digit() -> None:
                    *[(next_start, False, pack_event(Event(0, True, 10, 800)))] * 3]
     collector = DigitCollector()
     assert feed_all(collector, segment_one + segment_two) == ["0"]
+    # Only the end packets of the second segment arrive: still the same digit.
+    collector = DigitCollector()
+    assert feed_all(collector, segment_one + segment_two[1:]) == ["0"]
     # The same event codes after a segment that did not reach 0xFFFF: a new digit.
     collector = DigitCollector()
     short = [(start, True, pack_event(Event(0, False, 10, 400)))]
