@@ -232,7 +232,7 @@ def sender_packets(digit: str, start_timestamp: int, duration_ms: int = 100,
     the final duration goes out in three packets with the E bit ("The final packet for
     each event and for each segment SHOULD be sent a total of three times at the
     interval used by the source for updates", 2.5.1.4). Send one every ``packet_ms``,
-    each with the next sequence number of the stream (2.5.1.6). An event longer than
+    each with the next sequence number of the stream (retransmissions too). An event longer than
     one duration field (65535 units) is refused rather than split into segments.
     """
     code = code_of(digit)
