@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "sipresponder"
 
 # Lowest ring first. A module may import from its own ring and the rings below.
 RINGS: list[tuple[str, tuple[str, ...]]] = [
-    ("codec", ("sipresponder.sip",)),
+    ("codec", ("sipresponder.sip", "sipresponder.media")),
     # The sans-I/O core and the configuration it runs: scenario model and loader,
     # authentication, the UAS pipeline. Inside it, the module graph is acyclic.
     ("core", ("sipresponder.scenario", "sipresponder.auth", "sipresponder.uas",
