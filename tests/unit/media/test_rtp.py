@@ -3,6 +3,8 @@ octets (hypothesis), and the packets of SIPp's own pcaps."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -123,7 +125,7 @@ def test_sipp_g711a_pcap() -> None:
     assert {p.payload_type for p in parsed} == {8}
     assert len({p.ssrc for p in parsed}) == 1
     assert {len(p.payload) for p in parsed} == {240}
-    for before, after in zip(parsed, parsed[1:], strict=False):
+    for before, after in pairwise(parsed):
         assert after.sequence == (before.sequence + 1) & 0xFFFF
         assert after.timestamp == (before.timestamp + 240) & 0xFFFFFFFF
     assert [p.to_bytes() for p in parsed] == datagrams
