@@ -89,7 +89,8 @@ def tone(frequencies: float | Sequence[float], duration: float, *, dbm0: float |
     """``duration`` seconds of a single or dual tone (default level -10 dBm0)."""
     if not 0 <= duration <= 3600:
         raise ValueError(f"tone of {duration} s: must be 0-3600 s")
-    source = ToneSource(frequencies, dbm0=dbm0, amplitude=amplitude, rate=rate)
+    # Frames of a whole second: any integer rate has a whole number of samples in one.
+    source = ToneSource(frequencies, dbm0=dbm0, amplitude=amplitude, rate=rate, frame_ms=1000)
     return source.samples(round(duration * rate))
 
 

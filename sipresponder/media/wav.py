@@ -12,6 +12,7 @@ the work). ``write_wav`` writes the same format back, for recordings and tests.
 from __future__ import annotations
 
 import io
+import struct
 import wave
 from array import array
 from sys import byteorder
@@ -35,8 +36,11 @@ def read_wav(data: bytes, max_seconds: float = MAX_SECONDS) -> bytes:
         raise ValueError(f"not a WAV file we can read: {_why(str(error))}") from None
     except _Refused:
         raise
-    except (EOFError, OSError, ValueError) as error:
-        raise ValueError(f"not a WAV file we can read: truncated or corrupt ({error})") \
+    except (EOFError, OSError, ValueError, RuntimeError, struct.error) as error:
+        # wave lets its chunk reader's errors through: a chunk size past the file's end
+        # is a bare RuntimeError (Python 3.11), a short header a struct.error.
+        reason = str(error) or type(error).__name__
+        raise ValueError(f"not a WAV file we can read: truncated or corrupt ({reason})") \
             from None
     mono = _mono16(raw, width, channels)
     return _resample(mono, rate).tobytes() if byteorder == "little" \
