@@ -100,8 +100,15 @@ class Sdes:
 
 @dataclass(frozen=True, slots=True)
 class Bye:
+    """``reason``: the octets as sent (RFC 3550 6.6 says UTF-8; a peer may send
+    anything), so what is read packs back the same; ``reason_text`` decodes it."""
+
     ssrcs: tuple[int, ...]
-    reason: str | None = None
+    reason: bytes | None = None
+
+    @property
+    def reason_text(self) -> str | None:
+        return None if self.reason is None else self.reason.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,18 +162,27 @@ def _read(packet_type: int, count: int, body: bytes) -> RtcpPacket:
                              f"octets after its header, has {len(body)}")
         ssrc, ntp, rtp, packets, octets = _SENDER_INFO.unpack_from(body)
         return SenderReport(ssrc, ntp, rtp, packets, octets, _blocks(body, 24, count),
-                            body[24 + 24 * count:])
+                            _extension(body, 24 + 24 * count, "SR"))
     if packet_type == RR:
         if len(body) < 4 + 24 * count:
             raise ValueError(f"RR with {count} report blocks needs {4 + 24 * count} "
                              f"octets after its header, has {len(body)}")
         return ReceiverReport(int.from_bytes(body[:4], "big"), _blocks(body, 4, count),
-                              body[4 + 24 * count:])
+                              _extension(body, 4 + 24 * count, "RR"))
     if packet_type == SDES:
         return _read_sdes(count, body)
     if packet_type == BYE:
         return _read_bye(count, body)
     return UnknownRtcp(packet_type, count, body)
+
+
+def _extension(body: bytes, offset: int, name: str) -> bytes:
+    extension = body[offset:]
+    if len(extension) % 4:
+        # Only padding (P) can make a report's tail ragged: the octets before it are words.
+        raise ValueError(f"{name} profile extension of {len(extension)} octets: not whole "
+                         "32-bit words")
+    return extension
 
 
 def _blocks(body: bytes, offset: int, count: int) -> tuple[ReportBlock, ...]:
@@ -216,17 +232,25 @@ def _read_bye(count: int, body: bytes) -> Bye:
     if rest:
         if 1 + rest[0] > len(rest):
             raise ValueError(f"BYE reason of {rest[0]} octets runs past the packet")
-        reason = rest[1:1 + rest[0]].decode("utf-8", "replace")
+        reason = rest[1:1 + rest[0]]
     return Bye(ssrcs, reason)
 
 
 # -- writing ------------------------------------------------------------------------------
-def _packet(packet_type: int, count: int, body: bytes) -> bytes:
+def _packet(packet_type: int, count: int, body: bytes, pad_bit: bool = False) -> bytes:
+    """``pad_bit``: fill to the word with RTCP padding (P set, the count last), so a
+    body of any length reads back exactly; else with zeros, as SDES and BYE define."""
     if not 0 <= count <= 31:
         raise ValueError(f"{count} items in one RTCP packet: the count field holds 0-31")
+    first = 0x80 | count
     if len(body) % 4:
-        body += bytes(4 - len(body) % 4)
-    return _HEADER.pack(0x80 | count, packet_type, len(body) // 4) + body
+        fill = 4 - len(body) % 4
+        if pad_bit:
+            first |= 0x20
+            body += bytes(fill - 1) + bytes((fill,))
+        else:
+            body += bytes(fill)
+    return _HEADER.pack(first, packet_type, len(body) // 4) + body
 
 
 def _pack_blocks(blocks: tuple[ReportBlock, ...]) -> bytes:
@@ -286,10 +310,9 @@ def pack_sdes(sdes: Sdes) -> bytes:
 def pack_bye(bye: Bye) -> bytes:
     body = b"".join(s.to_bytes(4, "big") for s in bye.ssrcs)
     if bye.reason is not None:
-        text = bye.reason.encode("utf-8")
-        if len(text) > 255:
-            raise ValueError(f"BYE reason of {len(text)} octets: at most 255")
-        body += bytes((len(text),)) + text
+        if len(bye.reason) > 255:
+            raise ValueError(f"BYE reason of {len(bye.reason)} octets: at most 255")
+        body += bytes((len(bye.reason),)) + bye.reason
     return _packet(BYE, len(bye.ssrcs), body)
 
 
@@ -309,7 +332,7 @@ def pack_rtcp(packets: Iterable[RtcpPacket]) -> bytes:
         else:
             if not 0 <= packet.packet_type <= 255:
                 raise ValueError(f"RTCP packet type {packet.packet_type} out of range")
-            out.append(_packet(packet.packet_type, packet.count, packet.body))
+            out.append(_packet(packet.packet_type, packet.count, packet.body, pad_bit=True))
     return b"".join(out)
 
 

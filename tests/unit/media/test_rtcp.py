@@ -48,13 +48,15 @@ def test_sender_report_layout() -> None:
 def test_compound_rr_sdes_bye_round_trip() -> None:
     packets = [ReceiverReport(7, (BLOCK, BLOCK)),
                Sdes((SdesChunk(7, ((1, b"user@host"), (2, b"name"))), SdesChunk(8, ()))),
-               Bye((7, 8), "call over")]
+               Bye((7, 8), b"call over")]
     data = pack_rtcp(packets)
     assert len(data) % 4 == 0
     assert parse_rtcp(data) == packets
     sdes = parse_rtcp(data)[1]
     assert isinstance(sdes, Sdes) and sdes.chunks[0].cname == "user@host"
     assert sdes.chunks[1].cname is None
+    bye = parse_rtcp(data)[2]
+    assert isinstance(bye, Bye) and bye.reason_text == "call over"
 
 
 def test_sdes_cname_padding_to_the_word() -> None:
@@ -92,6 +94,7 @@ def test_padding_is_stripped() -> None:
     (bytes.fromhex("81 ca 0001 00000001"), "without its terminating null item"),
     (bytes.fromhex("82 cb 0001 00000001"), "BYE announces 2 SSRC"),
     (bytes.fromhex("81 cb 0002 00000001 09616263"), "BYE reason of 9 octets"),
+    (bytes.fromhex("a0 c9 0002 00000009 00000003"), "RR profile extension of 1 octets"),
 ])
 def test_malformed_rtcp_is_a_one_line_value_error(data: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message) as caught:
@@ -106,7 +109,7 @@ def test_malformed_rtcp_is_a_one_line_value_error(data: bytes, message: str) -> 
     (SenderReport(1, 1 << 64, 0, 0, 0), "SR field out of range"),
     (ReceiverReport(1, (BLOCK,) * 32), "the count field holds 0-31"),
     (Sdes((SdesChunk(1, ((1, bytes(256)),)),)), "at most 255 octets"),
-    (Bye((1,), "x" * 256), "at most 255"),
+    (Bye((1,), b"x" * 256), "at most 255"),
     (ReceiverReport(1, (), b"abc"), "not whole words"),
 ])
 def test_pack_refuses_what_does_not_fit(packet: object, message: str) -> None:
@@ -140,7 +143,14 @@ def test_any_octets_parse_or_raise_value_error(data: bytes) -> None:
     except ValueError as error:
         assert "\n" not in str(error)
         return
-    assert packets
+    assert packets and parse_rtcp(pack_rtcp(packets)) == packets
+
+
+def test_a_ragged_unknown_packet_packs_back_with_rtcp_padding() -> None:
+    app = UnknownRtcp(204, 0, b"abcde")
+    data = pack_rtcp([app])
+    assert data == bytes.fromhex("a0 cc 0002") + b"abcde\x00\x00\x03"
+    assert parse_rtcp(data) == [app]
 
 
 blocks = st.builds(ReportBlock, st.integers(0, 0xFFFFFFFF), st.integers(0, 255),
@@ -156,8 +166,8 @@ rtcp = st.one_of(
     st.builds(Sdes, st.lists(st.builds(SdesChunk, ssrcs, st.lists(st.tuples(
         st.integers(1, 255), st.binary(max_size=20)), max_size=3).map(tuple)),
         max_size=3).map(tuple)),
-    st.builds(Bye, st.lists(ssrcs, max_size=4).map(tuple), st.none() | st.text(max_size=30)),
-    st.builds(UnknownRtcp, st.integers(204, 223), st.integers(0, 31), words))
+    st.builds(Bye, st.lists(ssrcs, max_size=4).map(tuple), st.none() | st.binary(max_size=30)),
+    st.builds(UnknownRtcp, st.integers(204, 223), st.integers(0, 31), st.binary(max_size=9)))
 
 
 @given(st.lists(rtcp, min_size=1, max_size=4))
