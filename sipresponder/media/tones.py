@@ -48,9 +48,15 @@ def _peaks(frequencies: float | Sequence[float], dbm0: float | None,
 
 class ToneSource:
     """Successive frames of one tone with continuous phase across frames (no click at
-    a frame's edge). Each frame is ``frame_ms`` of 16-bit little-endian PCM."""
+    a frame's edge). Each frame is ``frame_ms`` of 16-bit little-endian PCM.
 
-    __slots__ = ("_frame_samples", "_peak", "_phases", "_steps")
+    Computing a frame costs ~100 us of Python (a sine per sample), too much for every
+    frame of many calls; but a tone whose frequencies fit a whole number of periods
+    in at most one second of frames (any whole number of Hz does) repeats, so those
+    frames (``cycle``) are computed once and ``next_frame`` hands them out in turn.
+    """
+
+    __slots__ = ("_cycle", "_frame_samples", "_next", "_peak", "_phases", "_steps")
 
     def __init__(self, frequencies: float | Sequence[float], *, dbm0: float | None = None,
                  amplitude: float | None = None, rate: int = RATE, frame_ms: int = 20) -> None:
@@ -61,8 +67,21 @@ class ToneSource:
         self._frame_samples = rate * frame_ms // 1000
         self._steps = [2.0 * math.pi * f / rate for f in freqs]
         self._phases = [0.0] * len(freqs)
+        self._next = 0
+        self._cycle: tuple[bytes, ...] | None = None
+        frames = _frames_per_cycle(freqs, frame_ms, 1000 // math.gcd(1000, frame_ms))
+        if frames is not None:
+            self._cycle = tuple(self.samples(self._frame_samples) for _ in range(frames))
+
+    @property
+    def cycle(self) -> tuple[bytes, ...] | None:
+        """The frames after which the tone repeats (a session may encode them once);
+        None when it does not repeat within a second."""
+        return self._cycle
 
     def samples(self, count: int) -> bytes:
+        """The next ``count`` samples, computed (``tone`` uses it; a source that has a
+        ``cycle`` hands out frames with ``next_frame`` only)."""
         out = array("h", bytes(2 * count))
         peak = self._peak
         for index, step in enumerate(self._steps):
@@ -77,11 +96,24 @@ class ToneSource:
         return out.tobytes()
 
     def next_frame(self) -> bytes:
-        return self.samples(self._frame_samples)
+        if self._cycle is None:
+            return self.samples(self._frame_samples)
+        frame = self._cycle[self._next]
+        self._next = (self._next + 1) % len(self._cycle)
+        return frame
 
     def __iter__(self) -> Iterator[bytes]:
         while True:
             yield self.next_frame()
+
+
+def _frames_per_cycle(frequencies: list[float], frame_ms: int, limit: int) -> int | None:
+    """The fewest frames holding a whole number of periods of every frequency."""
+    for frames in range(1, limit + 1):
+        periods = [f * frames * frame_ms / 1000 for f in frequencies]
+        if all(abs(p - round(p)) < 1e-9 for p in periods):
+            return frames
+    return None
 
 
 def tone(frequencies: float | Sequence[float], duration: float, *, dbm0: float | None = None,

@@ -66,6 +66,21 @@ def test_frames_are_continuous() -> None:
     assert goertzel_power(pieces, 377) == pytest.approx(0.09, rel=0.02)
 
 
+@pytest.mark.parametrize(("frequencies", "frames"), [
+    (1000, 1), (440, 5), ((697, 1209), 50), (377.5, 20), (440.3, None)])
+def test_a_repeating_tone_is_computed_once(frequencies: float | tuple[float, float],
+                                           frames: int | None) -> None:
+    """A tone of whole periods in a second or less is a cycle of frames handed out in
+    turn; the frames are the continuous tone's all the same."""
+    source = ToneSource(frequencies, amplitude=0.4)
+    assert (None if source.cycle is None else len(source.cycle)) == frames
+    served = b"".join(source.next_frame() for _ in range(60))
+    computed = ToneSource(frequencies, amplitude=0.4).samples(60 * 160)
+    a = struct.unpack("<9600h", served)
+    b = struct.unpack("<9600h", computed)
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1
+
+
 def test_the_tone_survives_g711() -> None:
     pcm = tone(1000, 0.2, dbm0=-10.0)
     for law in ("PCMU", "PCMA"):
