@@ -52,8 +52,9 @@ class ToneSource:
 
     Computing a frame costs ~100 us of Python (a sine per sample), too much for every
     frame of many calls; but a tone whose frequencies fit a whole number of periods
-    in at most one second of frames (any whole number of Hz does) repeats, so those
-    frames (``cycle``) are computed once and ``next_frame`` hands them out in turn.
+    in the shortest whole number of seconds made of whole frames (one second for
+    20 ms frames; any whole number of Hz fits) repeats, so those frames (``cycle``)
+    are computed once and ``next_frame`` hands them out in turn.
     """
 
     __slots__ = ("_cycle", "_frame_samples", "_next", "_peak", "_phases", "_steps")
@@ -76,7 +77,7 @@ class ToneSource:
     @property
     def cycle(self) -> tuple[bytes, ...] | None:
         """The frames after which the tone repeats (a session may encode them once);
-        None when it does not repeat within a second."""
+        None when it does not repeat that soon."""
         return self._cycle
 
     def samples(self, count: int) -> bytes:
