@@ -22,17 +22,12 @@ from typing import Literal
 Law = Literal["PCMU", "PCMA"]
 PAYLOAD_TYPES: dict[str, int] = {"PCMU": 0, "PCMA": 8}
 
-_SEG_U_END = (0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF)
-_SEG_A_END = (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF)
 _BIAS = 0x84
 _CLIP = 8159
 
-
-def _segment(value: int, ends: tuple[int, ...]) -> int:
-    for index, end in enumerate(ends):
-        if value <= end:
-            return index
-    return len(ends)
+# g711.c finds the segment by searching the segments' ends, each twice the last:
+# mu-law (0x3F, 0x7F, ... 0x1FFF), A-law (0x1F, 0x3F, ... 0xFFF). A bit length gives
+# the same index for a non-negative value (8: past the last segment).
 
 
 def _ulaw_of_14bit(value: int) -> int:
@@ -42,7 +37,7 @@ def _ulaw_of_14bit(value: int) -> int:
     else:
         mask = 0xFF
     value = min(value, _CLIP) + (_BIAS >> 2)
-    seg = _segment(value, _SEG_U_END)
+    seg = max(0, value.bit_length() - 6)
     if seg >= 8:
         return 0x7F ^ mask
     return ((seg << 4) | ((value >> (seg + 1)) & 0xF)) ^ mask
@@ -54,7 +49,7 @@ def _alaw_of_13bit(value: int) -> int:
         mask = 0xD5
     else:
         mask, value = 0x55, -value - 1
-    seg = _segment(value, _SEG_A_END)
+    seg = max(0, value.bit_length() - 5)
     if seg >= 8:
         return 0x7F ^ mask
     code = seg << 4
