@@ -18,7 +18,7 @@ from array import array
 from sys import byteorder
 
 RATE = 8000
-MAX_SECONDS = 300.0
+MAX_SECONDS = 60.0
 MAX_INPUT_RATE = 192_000
 
 
@@ -72,16 +72,21 @@ def _check(channels: int, width: int, rate: int, frames: int, max_seconds: float
         raise _Refused(f"WAV of {frames / rate:.1f} s: over the {max_seconds:g} s limit")
 
 
+_FLIP_SIGN = bytes(b ^ 0x80 for b in range(256))
+
+
 def _mono16(raw: bytes, width: int, channels: int) -> array[int]:
     raw = raw[: len(raw) - len(raw) % (width * channels)]
     if width == 1:
-        # 8-bit WAV is unsigned, centred on 128.
-        samples = array("h", ((b - 128) << 8 for b in raw))
-    else:
-        samples = array("h")
-        samples.frombytes(raw)
-        if byteorder == "big":
-            samples.byteswap()
+        # 8-bit WAV is unsigned, centred on 128: (b - 128) << 8 is, little-endian, a
+        # zero octet then b ^ 0x80, written at C speed by a translate.
+        wide = bytearray(2 * len(raw))
+        wide[1::2] = raw.translate(_FLIP_SIGN)
+        raw = bytes(wide)
+    samples = array("h")
+    samples.frombytes(raw)
+    if byteorder == "big":
+        samples.byteswap()
     if channels == 2:
         left, right = samples[0::2], samples[1::2]
         samples = array("h", ((a + b) >> 1 for a, b in zip(left, right, strict=True)))
