@@ -151,3 +151,12 @@ def test_sipp_dtmf_pcaps_parse_and_repack(digit: str) -> None:
     assert parsed and [p.to_bytes() for p in parsed] == datagrams
     assert parsed[0].marker  # RFC 4733 2.5.1.2: an event's first packet
     assert {len(p.payload) for p in parsed} == {4}
+
+
+def test_a_missing_pcap_skips_here_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install sip-tester"):
+        udp_payloads("no-such.pcap")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"no-such\.pcap is missing"):
+        udp_payloads("no-such.pcap")
