@@ -20,7 +20,7 @@ RINGS: list[tuple[str, tuple[str, ...]]] = [
     # The sans-I/O core and the configuration it runs: scenario model and loader,
     # authentication, the UAS pipeline. Inside it, the module graph is acyclic.
     ("core", ("sipresponder.scenario", "sipresponder.auth", "sipresponder.uas",
-              "sipresponder.uac")),
+              "sipresponder.uac", "sipresponder.call")),
     ("adapters", ("sipresponder.transport",)),
     # What crossed the wire: production --admin reads it as much as tests do, so it
     # sits below both (nothing in the core or the adapters imports it).

@@ -1,0 +1,1 @@
+"""A call beyond its signalling, sans-I/O: its media stream (issue 21)."""
