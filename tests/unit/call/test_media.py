@@ -4,6 +4,7 @@ RTP-timeout fault, and what goes to the journal."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 
@@ -120,7 +121,7 @@ def test_digits_sent_after_a_delay_as_rfc4733_events() -> None:
     assert collector.digits == "12"
     assert sum(p.marker for p in events) == 2  # each event's first packet
     sequences = [p.sequence for p in packets]
-    assert all((b - a) & 0xFFFF == 1 for a, b in zip(sequences, sequences[1:], strict=False))
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(sequences))
     first_event = packets.index(events[0])
     assert first_event == 50  # audio for the first second, then the digits
 
