@@ -357,7 +357,7 @@ class Responder:
         steps = (calls.step(method, sdp=sdp, headers=headers, body=body,
                             content_type=content_type), *calls.then(then))
         server = self._running("call_registered")
-        binding = calls.registered(self.journal, aor)
+        binding = calls.registered(self.journal, aor, now=self.journal.clock())
         return server.far_call(binding.contact, steps, binding.transport,
                                peer=binding.remote, local=binding.local)
 

@@ -9,6 +9,7 @@ refused in a ``[[rule.then]]`` table is refused the same way, in one line, here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,9 +70,13 @@ class Binding:
     seq: int  # the REGISTER's journal entry
 
 
-def registered(entries: Iterable[JournalEntry], aor: str) -> Binding:
+def registered(entries: Iterable[JournalEntry], aor: str, now: float | None = None
+               ) -> Binding:
     """The binding the latest REGISTER (answered 2xx) for ``aor`` made, by its To
-    (RFC 3261 10.2); NoRegistration when there is none or it unregistered."""
+    (RFC 3261 10.2); NoRegistration when there is none, it unregistered, or (with
+    ``now``, on the journal's clock) its expiry has passed: the one our 2xx granted
+    (RFC 3261 10.3 step 8: the Contact's expires in the response), else the one asked
+    for, else an hour (10.2.1.1)."""
     wanted = _aor_key(aor)
     latest: JournalEntry | None = None
     for entry in entries:
@@ -104,10 +109,35 @@ def registered(entries: Iterable[JournalEntry], aor: str) -> Binding:
         expires = latest.header("expires")
     if (expires or "").strip() == "0":
         raise NoRegistration(f"{aor} unregistered (Expires 0) in journal entry {latest.seq}")
+    granted = _granted(latest, contact.uri.raw)
+    lifetime = granted if granted is not None else (
+        int(expires.strip()) if expires and expires.strip().isdigit() else DEFAULT_EXPIRES)
+    if now is not None and now > latest.time + lifetime:
+        raise NoRegistration(f"the registration of {aor} (journal entry {latest.seq}) expired"
+                             f" {now - latest.time - lifetime:.0f} s ago ({lifetime} s)")
     transport = latest.transport
     if not is_transport(transport):
         raise NoRegistration(f"the REGISTER for {aor} came over {transport!r}")
     return Binding(contact.uri.raw, transport, latest.remote, latest.local, latest.seq)
+
+
+_EXPIRES_PARAM = re.compile(r";\s*expires\s*=\s*([0-9]{1,10})", re.IGNORECASE)
+
+
+def _granted(entry: JournalEntry, uri: str) -> int | None:
+    """The expiry our last 2xx to the REGISTER gave ``uri``'s binding, if it said."""
+    for response in reversed(entry.responses):
+        if response[8:9] != b"2":
+            continue
+        for line in response.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() not in ("contact", "m") or uri not in value:
+                continue
+            found = _EXPIRES_PARAM.search(value[value.index(uri) + len(uri):])
+            if found:
+                return int(found[1])
+        return None
+    return None
 
 
 @dataclass(frozen=True, slots=True)
