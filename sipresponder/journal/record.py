@@ -27,6 +27,7 @@ from ..sip.transports import MESSAGE_FRAMED
 from ..uas.outcome import CANCELLED, DIRECTIONS, RECEIVED, RESPONSE_NOTE, SENT, note_kind
 
 if TYPE_CHECKING:
+    from ..call.media import MediaSession
     from ..scenario.model import Rule, Scenario
     from ..sip.message import Request
     from ..uac.exchange import Exchange
@@ -82,6 +83,9 @@ class JournalEntry:
     # SENT: one the responder sent (``Journal.record_sent``), ``remote`` where it went,
     # ``responses`` what the client answered.
     direction: str = RECEIVED
+    # The call's RTP stream (call/media.py), live, on the entry of the INVITE whose 2xx
+    # opened it: its ``summary()`` is the entry's `media`.
+    media: MediaSession | None = None
 
     @property
     def call_id(self) -> str | None:
@@ -225,6 +229,7 @@ class Journal:
         )
         if txn is not None:
             txn.on_response = partial(self._updated, entry, txn)
+            entry.media = txn.media
         if rule is not None:
             number = entry.rule_number = rule.number
             if outcome.scenario is not self.hits_scenario:
@@ -396,7 +401,7 @@ def near_miss(request: Request, source: Source, scenario: Scenario) -> NearMiss:
 
 # -- queries: the one filter the Python API, the admin API and `verify` share --------------
 # In this order: the admin API's bodies pass them to Query.build by position.
-FILTERS = ("method", "uri", "headers", "rule", "since", "direction", "code")
+FILTERS = ("method", "uri", "headers", "rule", "since", "direction", "code", "dtmf")
 
 
 class FilterError(ValueError):
@@ -471,11 +476,12 @@ class Query:
     since: int | None = None
     direction: str | None = None
     code: int | None = None
+    dtmf: str | None = None  # the digits a call's stream received, exactly ("1234#")
 
     @classmethod
     def build(cls, method: object = None, uri: object = None, headers: object = None,
               rule: object = None, since: object = None, direction: object = None,
-              code: object = None) -> Query:
+              code: object = None, dtmf: object = None) -> Query:
         """A Query from loosely typed input (JSON, keyword arguments); FilterError says
         which value is wrong."""
         if since is not None and (isinstance(since, bool) or not isinstance(since, int)
@@ -488,7 +494,8 @@ class Query:
                                  or not 100 <= code <= 699):
             raise FilterError(f"code: expected a status code 100-699, got {code!r}")
         return cls(_text("method", method), _text("uri", uri), header_filters(headers),
-                   _text("rule", rule), since, _text("direction", direction), code)
+                   _text("rule", rule), since, _text("direction", direction), code,
+                   _text("dtmf", dtmf))
 
     @classmethod
     def of(cls, value: object) -> Query:
@@ -507,6 +514,9 @@ class Query:
         if self.direction is not None and entry.direction != self.direction:
             return False
         if self.code is not None and self.code not in entry.codes:
+            return False
+        if self.dtmf is not None and (entry.media is None
+                                      or entry.media.collector.digits != self.dtmf):
             return False
         if self.method is not None and entry.method != self.method:
             return False

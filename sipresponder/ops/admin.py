@@ -115,6 +115,7 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         "retransmitted": [entry.retransmission(i) for i in range(len(entry.responses))],
         "rule_number": entry.rule_number,
         "direction": entry.direction,
+        "media": entry.media.summary() if entry.media is not None else None,
     }
     # The merged journal of --workers (ops/cluster.py) says which worker answered.
     fields.update(getattr(entry, "origin", {}))
@@ -127,7 +128,7 @@ CALL_KEYS = ("target", "aor", "transport", "send", "sdp", "headers", "body", "co
              "then")
 SEND_KEYS = ("send", "sdp", "headers", "body", "content_type")
 # GET /api/requests[/count]
-QUERY_KEYS = ("method", "uri", "header", "rule", "since", "direction", "code")
+QUERY_KEYS = ("method", "uri", "header", "rule", "since", "direction", "code", "dtmf")
 WAIT_KEYS = (*FILTERS, "count", "timeout")  # POST /api/requests/wait
 VERIFY_KEYS = (*FILTERS, "exactly", "at_most", "none", "within", "timeout")
 # POST /api/requests/verify with steps: an ordered verification, keys of its own.
@@ -139,7 +140,7 @@ def query_from_params(request: web.Request, extra: tuple[str, ...] = ()) -> Quer
     a misspelled one is a ValueError (400), never a filter silently left out."""
     q = request.query
     check_keys(q.keys(), (*QUERY_KEYS, *extra), "query parameter")
-    for key in ("method", "uri", "rule", "since", "direction", "code"):
+    for key in ("method", "uri", "rule", "since", "direction", "code", "dtmf"):
         if len(q.getall(key, [])) > 1:
             raise ValueError(f"query parameter {key!r} given more than once")
     since = q.get("since")
@@ -150,7 +151,7 @@ def query_from_params(request: web.Request, extra: tuple[str, ...] = ()) -> Quer
         raise ValueError(f"code={code!r}: expected a status code 100-699")
     return Query.build(q.get("method"), q.get("uri"), q.getall("header", []), q.get("rule"),
                        None if since is None else int(since), q.get("direction"),
-                       None if code is None else int(code))
+                       None if code is None else int(code), q.get("dtmf"))
 
 
 async def json_body(request: web.Request, valid: tuple[str, ...]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ..call.media import MediaPlan
 from .template import Template
 
 if TYPE_CHECKING:
@@ -61,6 +62,11 @@ class Settings:
     max_amplification: float = 4.0  # UDP response octets per request octet; 0 = no limit
     loop_ttl: float = 32.0  # seconds a request is remembered for merged-request detection
     media_address: str = ""  # c= address of SDP answers; "" = the local address
+    # The even ports of [rtp_port_min, rtp_port_max] carry the RTP streams of rules
+    # with `media` (call/table.py); a stream ends at the latest after media_max_seconds.
+    rtp_port_min: int = 40000
+    rtp_port_max: int = 40999
+    media_max_seconds: float = 3600.0
     # How long an `action = "provisional-only"` INVITE transaction waits for its CANCEL
     # before it is forgotten (silently): the bound on the state ringing forever keeps.
     ring_timeout: float = 180.0
@@ -236,6 +242,10 @@ class Rule:
     # rule stays on the stateless path.
     then: tuple[FarEndStep, ...] = ()
     session_timer: SessionTimer | None = None  # RFC 4028 on INVITE and UPDATE
+    media: MediaPlan | None = None  # the call's RTP stream (call/media.py); None: none
+    # Any of then, session_timer and media: the rule acts after its answer, so it is
+    # answered statefully; one flag, so that the stateless path pays one test for all.
+    acts: bool = False
     # ``reliable = true``: its provisionals to an INVITE that offers 100rel are sent
     # reliably (RFC 3262: Require: 100rel, RSeq, retransmitted until the PRACK);
     # ``reliable = "require"`` (``require_100rel``): an INVITE that does not gets 421.
@@ -252,6 +262,7 @@ class Rule:
             or self.state is not None
             or bool(self.then)
             or self.session_timer is not None
+            or self.media is not None
         )
 
     def matches(self, request: Request, source: Source) -> bool:

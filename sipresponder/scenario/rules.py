@@ -9,6 +9,7 @@ from ..sip.abnf import TOKEN
 from .fields import FieldError, boolean, key_list, unknown
 from .files import FileAccess
 from .matcher import compile_conditions
+from .media import build_media
 from .model import (
     ACTIONS,
     AFTER,
@@ -30,7 +31,7 @@ BEHAVIOUR_KEYS = frozenset({"action", "fault", "repeat_final", "probability", "c
 # Keys that make a rule's answer depend on earlier requests (model.RuleState).
 STATE_KEYS = frozenset({"sequence", "after", "scope", "when_state", "new_state"})
 RULE_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | STATE_KEYS | {
-    "name", "match", "provisional", "auth", "then", "session_timer", "reliable"}
+    "name", "match", "provisional", "auth", "then", "session_timer", "reliable", "media"}
 DEFAULT_KEYS = RESPONSE_KEYS | BEHAVIOUR_KEYS | {"provisional"}
 # The final response of a rule that sends none (action "none" or "provisional-only"):
 # never sent; there so that every rule has one for the checks that read it.
@@ -80,7 +81,9 @@ def build_rule(
         )
     then = build_steps(raw["then"]) if "then" in raw else ()
     timer = build_session_timer(raw["session_timer"]) if "session_timer" in raw else None
-    for key, used in (("then", bool(then)), ("session_timer", timer is not None)):
+    media = build_media(raw["media"], files) if "media" in raw else None
+    for key, used in (("then", bool(then)), ("session_timer", timer is not None),
+                      ("media", media is not None)):
         if used and behaviour is not None:
             # A fault or a chance may leave nothing answered: what would follow it?
             other = sorted(BEHAVIOUR_KEYS & raw.keys())[0]
@@ -106,6 +109,8 @@ def build_rule(
         state=state,
         then=then,
         session_timer=timer,
+        media=media,
+        acts=bool(then) or timer is not None or media is not None,
         reliable=_reliable(raw, provisional, final, state),
         require_100rel=raw.get("reliable") == REQUIRE_100REL,
     )

@@ -28,11 +28,13 @@ from typing import Any
 from ..auth.config import AUTH_KEYS
 from ..auth.digest import ALGORITHMS, FAMILIES
 from ..auth.guard import CHALLENGE_CODES
+from ..call.media import MODES
 from ..sip.abnf import TOKEN_CHARS
 from ..sip.sdp import DIRECTIONS, OFFER_CODECS
 from ..sip.transports import TRANSPORTS
 from ..uas.validation import CHECKS
 from .loader import TOP_KEYS
+from .media import MEDIA_KEYS
 from .model import (
     ACTIONS,
     AFTER,
@@ -333,6 +335,7 @@ def _rule() -> Schema:
         "auth": {"enum": sorted(CHALLENGE_CODES), "description": "challenge with 401 or 407"},
         "then": _then(),
         "session_timer": _session_timer(),
+        "media": _media(),
         "reliable": {
             "anyOf": [{"type": "boolean"}, {"const": "require"}],
             "description": "provisionals to an INVITE with 100rel in Supported or Require "
@@ -411,6 +414,28 @@ def _session_timer() -> Schema:
         "additionalProperties": False,
         "description": "RFC 4028 session timers on INVITE and UPDATE",
     }
+
+
+def _media() -> Schema:
+    described: dict[str, Schema] = {
+        "mode": {"enum": list(MODES), "description": "what the call's RTP stream does"},
+        "tone": {"anyOf": [{"type": "number", "minimum": 20, "maximum": 3900},
+                           {"type": "array", "minItems": 1, "maxItems": 2,
+                            "items": {"type": "number", "minimum": 20, "maximum": 3900}}],
+                 "description": "mode tone: a frequency, or two (a dual tone)"},
+        "file": {"type": "string", "description": "mode file: a PCM WAV file to play, looped"},
+        "dtmf": {"type": "string", "pattern": "^[0-9*#A-Da-d]{1,64}$",
+                 "description": "digits to send as RFC 4733 events"},
+        "dtmf_after": {"type": "number", "minimum": 0, "maximum": 3600,
+                       "description": "seconds after the stream starts"},
+        "stop_after": {"type": "number", "minimum": 0, "maximum": 3600,
+                       "description": "stop sending after this many seconds (RTP timeout)"},
+    }
+    table: Schema = {"type": "object", "properties": _exactly(MEDIA_KEYS, described,
+                                                               "media key"),
+                     "additionalProperties": False}
+    return {"anyOf": [{"enum": list(MODES)}, table],
+            "description": "the call's RTP stream after a 2xx to INVITE"}
 
 
 def _default() -> Schema:

@@ -82,6 +82,11 @@ def _check_ranges(settings: Settings) -> None:
     if not 0 < settings.timer_t1 <= settings.timer_t2:
         raise FieldError("timer_t1", "must be positive and no larger than timer_t2")
     settings.ws_origins = tuple(web_origin(o) for o in settings.ws_origins)
+    if not 1024 <= settings.rtp_port_min <= settings.rtp_port_max <= 65534:
+        raise FieldError("rtp_port_min", "the RTP ports must be a range within 1024-65534,"
+                                         " rtp_port_min no larger than rtp_port_max")
+    if settings.media_max_seconds <= 0:
+        raise FieldError("media_max_seconds", "must be a positive number of seconds")
 
 
 def web_origin(text: str) -> str:

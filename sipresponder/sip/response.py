@@ -186,6 +186,21 @@ def serialize(status: str, echo: str, headers: str, body: bytes = b"",
     return (status + echo + headers + NO_BODY).encode("latin-1")
 
 
+def with_body(data: bytes, body: bytes, content_type: str) -> bytes:
+    """``data`` (a response ``serialize`` wrote) with ``body`` in place of its own: its
+    Content-Type and Content-Length say so (the SDP answer of a call's own RTP stream,
+    which only the engine knows the port of, call/offer.py)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return data
+    lines = [line for line in data[:end].split(b"\r\n")
+             if line.split(b":", 1)[0].strip().lower() not in (b"content-type", b"c",
+                                                               b"content-length", b"l")]
+    lines += [f"Content-Type: {one_line(content_type)}".encode(),
+              f"Content-Length: {len(body)}".encode()]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
 def accepts(accept_rows: list[str], media_type: str) -> bool:
     """Whether an Accept header admits ``media_type`` (RFC 3261 20.1; q=0 refuses)."""
     main = media_type.split("/", 1)[0]

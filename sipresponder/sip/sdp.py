@@ -86,8 +86,12 @@ def make_offer(address: str, session_id: int, version: int | None = None,
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
-def make_answer(offer: bytes, address: str, session_id: int) -> bytes | None:
-    """An answer with one m-line per offered m-line, in order; None if no m-line."""
+def make_answer(offer: bytes, address: str, session_id: int,
+                audio: tuple[int, str] | None = None) -> bytes | None:
+    """An answer with one m-line per offered m-line, in order; None if no m-line.
+    ``audio``: (our RTP port, the payload type we send) for the first active audio
+    stream, when a real stream of ours answers it (call/offer.py), in place of the
+    offerer's first codec on a port nobody reads."""
     text = offer.decode("latin-1")
     media: list[_Media] = []
     session_dir = "sendrecv"
@@ -121,9 +125,13 @@ def make_answer(offer: bytes, address: str, session_id: int) -> bytes | None:
             lines.append(f"m={m.kind} 0 {m.proto} {fmts[0]}")
             continue
         chosen = _choose(fmts, rtpmap)
+        port = _BASE_PORT + 2 * i
+        if audio is not None and m.kind == "audio":
+            port, chosen = audio
+            audio = None  # the first active audio stream only
         events = [pt for pt in fmts if rtpmap.get(pt, "").lower().startswith("telephone-event/")]
         pts = [chosen, *(e for e in events if e != chosen)]
-        lines.append(f"m={m.kind} {_BASE_PORT + 2 * i} {m.proto} {' '.join(pts)}")
+        lines.append(f"m={m.kind} {port} {m.proto} {' '.join(pts)}")
         for pt in pts:
             name = rtpmap.get(pt) or _STATIC_RTPMAP.get(pt)
             if name:

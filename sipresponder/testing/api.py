@@ -198,12 +198,12 @@ class Responder:
     def requests(self, method: str | None = None, uri: str | None = None,
                  headers: HeaderFilters | None = None, rule: str | None = None,
                  since: int | None = None, *, direction: str | None = None,
-                 code: int | None = None) -> list[JournalEntry]:
+                 code: int | None = None, dtmf: str | None = None) -> list[JournalEntry]:
         """Journal entries matching the filters (``since``: sequence numbers above it;
         ``direction``: "received" or "sent", the requests the responder sent itself;
         ``code``: a status among the entry's codes, for a sent request the client's
         answer); uri and header values are globs where only ``*`` is special."""
-        return Query.build(method, uri, headers, rule, since, direction, code).select(
+        return Query.build(method, uri, headers, rule, since, direction, code, dtmf).select(
             self.journal)
 
     def _own_loop(self, call: str) -> asyncio.AbstractEventLoop:
@@ -231,12 +231,13 @@ class Responder:
                        headers: HeaderFilters | None = None,
                        rule: str | None = None, since: int | None = None, count: int = 1,
                        timeout: float = 5.0, direction: str | None = None,
-                       code: int | None = None) -> list[JournalEntry]:
+                       code: int | None = None, dtmf: str | None = None
+                       ) -> list[JournalEntry]:
         """Wait until at least ``count`` matching requests arrived (or were sent, with
         ``direction="sent"``); ``WaitTimeout`` (an AssertionError) listing the journal
         if ``timeout`` passes first."""
         __tracebackhide__ = True  # a failed expectation is the test's line, not ours
-        query = Query.build(method, uri, headers, rule, since, direction, code)
+        query = Query.build(method, uri, headers, rule, since, direction, code, dtmf)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise FilterError(f"count: expected an integer >= 1 (at least), got {count!r}; "
                               "verify(..., none=True) asserts that nothing arrived")
@@ -249,8 +250,8 @@ class Responder:
                      rule: str | None = None, since: int | None = None,
                      exactly: int | None = None, at_most: int | None = None,
                      none: bool = False, within: float = 1.0, timeout: float = 5.0,
-                     direction: str | None = None, code: int | None = None
-                     ) -> list[JournalEntry]:
+                     direction: str | None = None, code: int | None = None,
+                     dtmf: str | None = None) -> list[JournalEntry]:
         """Assert how many matching requests arrive (with ``direction="sent"``: how many
         the responder sent; ``code=200``: answered 200, so that
         ``verify("BYE", direction="sent", code=200, exactly=1)`` says the client
@@ -266,7 +267,7 @@ class Responder:
         entries; ``VerifyFailed`` (an AssertionError) lists the journal otherwise.
         """
         __tracebackhide__ = True  # a failed expectation is the test's line, not ours
-        query = Query.build(method, uri, headers, rule, since, direction, code)
+        query = Query.build(method, uri, headers, rule, since, direction, code, dtmf)
         expectation = Expectation.build(exactly, at_most, none)
         within, timeout = _seconds("within", within), _seconds("timeout", timeout)
         self._own_loop("verify")

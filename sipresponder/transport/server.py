@@ -41,6 +41,8 @@ from .sources import UDPSources
 from .tls import TLSOptions, server_context
 
 if TYPE_CHECKING:
+    from .rtp import MediaSockets
+    from .rtp import _Sender as RtpSender
     from .websocket import WebSocketListeners
 
 log = logging.getLogger("sipresponder")
@@ -79,6 +81,10 @@ class Server:
         # UDP one all workers share (--udp-balance datagram), or this worker's own
         # SO_REUSEPORT one, held by the supervisor so that no other process joins.
         self.prebound: dict[ListenAddress, socket.socket] = {}
+        # The calls' RTP sockets (transport/rtp.py), made with the first stream; their
+        # Sends carry the id under which ``rtp_senders`` holds each (never a listener).
+        self._media: MediaSockets | None = None
+        self.rtp_senders: dict[int, RtpSender] = {}
 
     @property
     def shared_udp(self) -> dict[ListenAddress, socket.socket]:
@@ -185,6 +191,8 @@ class Server:
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._media is not None:
+            self._media.close()
         for acceptor in self._acceptors:
             acceptor.close()
         self._acceptors.clear()
@@ -260,6 +268,10 @@ class Server:
                 udp = self._udp.get(send.conn or 0)
                 if udp is not None and send.data:
                     udp.transport.sendto(send.data, send.remote)
+                elif udp is None and send.data:
+                    rtp = self.rtp_senders.get(send.conn or 0)  # a call's RTP stream
+                    if rtp is not None:
+                        rtp.sendto(send.data, send.remote)
             elif send.transport in WEBSOCKET:
                 if (self._ws is None or not self._ws.send(send)) and send.data:
                     lost.append(send)
@@ -287,7 +299,17 @@ class Server:
             if failed:
                 self.dispatch(failed)
                 return
+        if self.engine.media is not None:
+            self._sync_media()
         self._arm_timer()
+
+    def _sync_media(self) -> None:
+        """Bind and close the RTP sockets the engine's media table asks for."""
+        if self._media is None:
+            from .rtp import MediaSockets
+
+            self._media = MediaSockets(self)
+        self._media.sync()
 
     # -- the far end, driven from outside (the admin API, the tests' Responder) --------
     def far_dialogs(self) -> list[dict[str, object]]:

@@ -31,6 +31,7 @@ import logging
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -179,6 +180,8 @@ class FarEnd:
         # INVITEs we answered with 2xx whose ACK starts a script:
         # (Call-ID, their tag, our tag) -> the script.
         self.awaiting_ack: dict[tuple[str, str, str], Script] = {}
+        # Told the Call-ID of each dialog that ends (the engine closes its RTP stream).
+        self.ended: list[Callable[[str], None]] = []
 
     # -- what the engine tells it ----------------------------------------------------
     def answered(self, rule: Rule, request: Request, source: Source, local_tag: str,
@@ -883,6 +886,8 @@ class FarEnd:
         log.debug("far end: dialog %s ends: %s", key[0], why)
         self.dialogs.remove(key)
         self._forget(key)
+        for listener in self.ended:
+            listener(key[0])
 
     def _forget(self, key: DialogId) -> None:
         use = self.uses.pop(key, None)

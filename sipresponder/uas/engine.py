@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from ..scenario.model import Refusal, ResponseSpec, Rule, Scenario
 from ..scenario.template import RenderContext
 from ..sip.headers import Via
 from ..sip.message import NotARequest, Request, parse_request, too_large
-from ..sip.response import Echo, header_line, serialize, status_line
+from ..sip.response import Echo, header_line, serialize, status_line, with_body
 from ..sip.routing import response_destination
 from ..sip.transports import MESSAGE_FRAMED
 from . import faults
@@ -47,6 +48,8 @@ from .transactions import Transactions
 from .validation import Rejection, check_request
 
 if TYPE_CHECKING:
+    from ..call.media import Negotiated as Agreed
+    from ..call.table import MediaTable
     from ..uac.exchange import SentRecorder
     from ..uac.farend import FarEnd
 
@@ -73,6 +76,9 @@ class Engine:
         # Told of every request the far end sends (Journal.record_sent); kept here so
         # that a far end made later finds them.
         self.sent_recorders: list[SentRecorder] = []
+        # The calls' RTP streams (call/table.py): made by the first rule with `media`
+        # that answers; None until then.
+        self.media: MediaTable | None = None
         self.scenario = scenario  # also sets up the per-scenario state below
 
     @property
@@ -221,9 +227,13 @@ class Engine:
                 sends, note, ended = found
                 if fast is not None:
                     counters[TRANSACTION] += 1
+                if ended is not None and self.media is not None:
+                    self.media.close(request.call_id)  # a CANCELled call has no stream
                 return Outcome(data, source, now, scenario, sends, request, None, note,
                                None, ended)
 
+        if self.media is not None and request.method == "BYE":
+            self.media.close(request.call_id)
         far = self.far
         if far is not None:
             refused = far.inbound(request, now)
@@ -266,6 +276,17 @@ class Engine:
             return self._behave(data, source, now, scenario, request, via, rule, reliable)
         echo = Echo(request, source.remote, scenario.tag_key)
         code = self._code(final, request, source)
+        if (not provisional and not final.delay and code >= 200 and rule.state is None
+                and not rule.acts):
+            # Stateless: the same request always gets the same octets back. A stateful
+            # rule keeps a transaction so that a retransmission is not counted again.
+            plan = self._plan(final, code, request.method, source)
+            code, reason, octets = plan.render(request, source, echo, scenario)
+            send = self._send(request, source, via, code, reason, octets)
+            # The plan rides along only when the octets are its own (not a 406 in place
+            # of a body the request's Accept refuses): the compiled path learns from it.
+            return Outcome(data, source, now, scenario, [send], request, rule, None, None,
+                           None, plan if code == plan.code else None)
         then = rule.then
         if (then and request.method == "SUBSCRIBE"
                 and self.far_end().unknown_subscription(request)):
@@ -284,17 +305,6 @@ class Engine:
                     status, why, [("Min-SE", min_se)] if min_se else []))
                 return Outcome(data, source, now, scenario, [send], request, rule, note)
             session = got
-        if (not provisional and not final.delay and code >= 200 and rule.state is None
-                and not then and session is None):
-            # Stateless: the same request always gets the same octets back. A stateful
-            # rule keeps a transaction so that a retransmission is not counted again.
-            plan = self._plan(final, code, request.method, source)
-            code, reason, octets = plan.render(request, source, echo, scenario)
-            send = self._send(request, source, via, code, reason, octets)
-            # The plan rides along only when the octets are its own (not a 406 in place
-            # of a body the request's Accept refuses): the compiled path learns from it.
-            return Outcome(data, source, now, scenario, [send], request, rule, None, None,
-                           None, plan if code == plan.code else None)
         steps = [(spec, self._code(spec, request, source)) for spec in provisional]
         if code < 200:
             # A 1xx as the final code (e.g. sip:180@ in the default scenario): send it,
@@ -303,9 +313,29 @@ class Engine:
             final = self.plans.completion(final)
             code = 200
         steps.append((final, code))
-        finish = None if session is None else partial(_with_lines, session.lines)
+        finish: Callable[[Send], list[Send]] | None = (
+            None if session is None else partial(_with_lines, session.lines))
+        stream = None
+        media_plan = rule.media
+        if media_plan is not None and code < 300 and request.method == "INVITE":
+            opened = self._media_answer(request, source, now)
+            if isinstance(opened, Rejection):
+                note = f"rejected: {opened.code} {opened.reason}"
+                send = self._reject(request, source, via, opened)
+                return Outcome(data, source, now, scenario, [send], request, rule, note)
+            if opened is not None:
+                port, body, stream = opened
+                media_finish = partial(_with_sdp, body)
+                finish = media_finish if finish is None else _then_finish(finish, media_finish)
         sends, txn = transactions.start(steps, request, source, via, echo, now, finish=finish,
                                         reliable=reliable)
+        if stream is not None and media_plan is not None:
+            if txn is None:
+                self.media_table().release(port)
+            else:
+                txn.media = self.media_table().open(
+                    port, request.call_id, self._media_address(source), media_plan, stream,
+                    now)
         if (then or session is not None) and txn is not None:
             self.far_end().answered(rule, request, source, echo.tag, code, txn, now,
                                     sum(spec.delay for spec, _ in steps), session)
@@ -384,6 +414,48 @@ class Engine:
         send = self._reject(request, source, via, rejection)
         return [Send(send.data, send.transport, send.remote, send.conn, close_after=True)]
 
+    # -- media (call/) ------------------------------------------------------------------
+    def media_table(self) -> MediaTable:
+        """The calls' RTP streams, made on first use."""
+        if self.media is None:
+            from ..call.table import MediaTable
+
+            settings = self._scenario.settings
+            self.media = MediaTable(settings.rtp_port_min, settings.rtp_port_max,
+                                    settings.media_max_seconds)
+        return self.media
+
+    def _media_address(self, source: Source) -> str:
+        return self._scenario.settings.media_address or source.local[0]
+
+    def _media_answer(self, request: Request, source: Source, now: float
+                      ) -> tuple[int, bytes, Agreed] | Rejection | None:
+        """A port and our SDP answer for the INVITE's stream, a refusal (no port
+        free: 503; an offer without PCMU or PCMA: 488), or None (no offer: the call
+        goes on without a stream of ours)."""
+        from ..call.offer import answer
+        from .plan import sdp_session
+
+        ctype = (request.get("content-type") or "").lower()
+        if not request.body or not ctype.startswith("application/sdp"):
+            return None
+        table = self.media_table()
+        port = table.reserve()
+        if port is None:
+            self.counters["media_ports_exhausted"] += 1
+            return Rejection(503, "Service Unavailable", [("Retry-After", "5"), (
+                "Warning", '399 sipresponder "no RTP port free in settings.rtp_port_min'
+                '-rtp_port_max"')])
+        answered = answer(request.body, self._media_address(source), sdp_session(request),
+                          port)
+        if answered is None:
+            table.release(port)
+            return Rejection(488, "Not Acceptable Here", [(
+                "Warning", '305 sipresponder "Incompatible media format: the stream offers'
+                ' neither PCMU nor PCMA"')])
+        body, negotiated = answered
+        return port, body, negotiated
+
     def far_end(self) -> FarEnd:
         """The far end, made on first use (and imported then: a scenario without
         `then` steps never loads the UAC side)."""
@@ -391,22 +463,28 @@ class Engine:
             from ..uac.farend import FarEnd
 
             self.far = FarEnd(self._scenario.settings, self.counters, self.sent_recorders)
+            self.far.ended.append(self._call_ended)
         return self.far
+
+    def _call_ended(self, call_id: str) -> None:
+        if self.media is not None:
+            self.media.close(call_id)
 
     def next_deadline(self) -> float | None:
         mine = self.transactions.next_deadline()
-        far = self.far
-        if far is None:
+        if self.far is None and self.media is None:
             return mine
-        theirs = far.next_deadline()
-        if mine is None:
-            return theirs
-        return mine if theirs is None else min(mine, theirs)
+        due = [d for d in (mine, self.far.next_deadline() if self.far else None,
+                           self.media.next_deadline() if self.media else None)
+               if d is not None]
+        return min(due) if due else None
 
     def fire(self, now: float) -> list[Send]:
         sends = self.transactions.fire(now)
         if self.far is not None:
             sends += self.far.fire(now)
+        if self.media is not None:
+            sends += self.media.fire(now)
         return sends
 
     # -- building and routing one response ----------------------------------------------------
@@ -504,3 +582,17 @@ def _with_lines(lines: bytes, send: Send) -> list[Send]:
     """A final response with header ``lines`` added (a session timer's)."""
     return [Send(with_lines(send.data, lines), send.transport, send.remote, send.conn,
                  send.close_after, send.reset)]
+
+
+def _with_sdp(body: bytes, send: Send) -> list[Send]:
+    """A 2xx with our stream's SDP answer in place of the plan's (call/offer.py)."""
+    return [Send(with_body(send.data, body, "application/sdp"), send.transport, send.remote,
+                 send.conn, send.close_after, send.reset)]
+
+
+def _then_finish(first: Callable[[Send], list[Send]], second: Callable[[Send], list[Send]]
+                 ) -> Callable[[Send], list[Send]]:
+    def both(send: Send) -> list[Send]:
+        return [out for done in first(send) for out in second(done)]
+
+    return both

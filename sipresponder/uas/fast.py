@@ -470,7 +470,7 @@ def rule_reason(rule: Rule) -> str | None:
         return STATEFUL
     if rule.behaviour is not None:
         return BEHAVIOUR
-    if rule.then or rule.session_timer is not None:
+    if rule.then or rule.session_timer is not None or rule.media is not None:
         return FAR_END
     if rule.provisional:
         return PROVISIONAL

@@ -32,6 +32,7 @@ from .reliable import RSEQ_START_MAX, Reliable, mark, parse_rack
 from .validation import Rejection
 
 if TYPE_CHECKING:
+    from ..call.media import MediaSession
     from ..scenario.model import Scenario
     from ..sip.headers import Via
     from ..sip.message import Request
@@ -75,6 +76,9 @@ class Transaction:
     final_sent: bool = False
     acked: bool = False
     cancelled: bool = False  # a CANCEL ended it with 487 (RFC 3261 9.2)
+    # The call's RTP stream (call/media.py) a rule's `media` opened with its 2xx: the
+    # journal entry of the INVITE shows it (JournalEntry.media).
+    media: MediaSession | None = None
     steps: list[int] = field(default_factory=list)  # timer ids of pending responses
     retransmit_id: int | None = None
     # The octets of every response sent in the transaction, in the order they left:

@@ -242,7 +242,7 @@ async def test_a_misspelled_query_parameter_is_a_400_not_a_pass(running: Running
     await running.sip("OPTIONS", "carol")
     error = await get_json(running, path, 400, params={"metod": "INVITE"})
     assert error["error"] == ("unknown query parameter 'metod' (did you mean 'method'?); "
-                              "valid: method, uri, header, rule, since, direction, code")
+                              "valid: method, uri, header, rule, since, direction, code, dtmf")
     error = await get_json(running, path, 400, params=[("method", "A"), ("method", "B")])
     assert "more than once" in error["error"]
 

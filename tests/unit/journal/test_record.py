@@ -265,7 +265,7 @@ def test_unknown_keys_are_named_with_the_valid_ones() -> None:
     with pytest.raises(FilterError) as info:
         check_keys(["method", "metod"], FILTERS)
     assert str(info.value) == ("unknown filter 'metod' (did you mean 'method'?); valid: "
-                               "method, uri, headers, rule, since, direction, code")
+                               "method, uri, headers, rule, since, direction, code, dtmf")
     with pytest.raises(FilterError, match="unknown filter 'zzz'; valid: method"):
         check_keys(["zzz"], FILTERS)
 

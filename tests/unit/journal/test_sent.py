@@ -127,7 +127,7 @@ def test_direction_and_code_filter() -> None:
     assert Query.build(method="BYE", direction="sent", code=200).select(journal) == [bye]
     assert Query.build(code=481).select(journal) == []
     assert Query.build(code=200).select(journal) == [options, bye]
-    assert FILTERS[-2:] == ("direction", "code")
+    assert FILTERS[-3:] == ("direction", "code", "dtmf")
     assert (Query.build(method="BYE", direction="sent", code=200).describe()
             == "method='BYE', direction='sent', code=200")
 

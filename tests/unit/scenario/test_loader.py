@@ -159,7 +159,7 @@ def test_every_error_of_a_file_at_once_with_did_you_mean() -> None:
 def test_an_unknown_key_among_many_does_not_list_them_all() -> None:
     message = error_of('[[rule]]\ncolour = "red"\ncode = 200\n')
     assert message == ("s.toml: rule #1: field 'colour': unknown key (no known key is close "
-                       "to it; `sipresponder schema` lists all 47)")
+                       "to it; `sipresponder schema` lists all 48)")
 
 
 def test_a_broken_rule_causes_no_second_error_elsewhere() -> None:

@@ -1,0 +1,76 @@
+"""A rule's ``media``: what the call's RTP stream does once the rule answered an
+INVITE with a 2xx (call/media.py runs it); errors raise ``FieldError``.
+
+    media = "echo"                       # or "tone", "file", "silence", "none"
+    media = { mode = "tone", tone = [350, 440], dtmf = "123#", dtmf_after = 1 }
+    media = { mode = "file", file = "hello.wav", stop_after = 2 }
+"""
+
+from __future__ import annotations
+
+from ..call.media import MODES, MediaPlan, Mode
+from ..media.dtmf import DIGITS
+from ..media.wav import read_wav
+from .fields import FieldError, kind, reject_unknown, string
+from .files import FileAccess
+
+MEDIA_KEYS = frozenset({"mode", "tone", "file", "dtmf", "dtmf_after", "stop_after"})
+
+
+def build_media(value: object, files: FileAccess) -> MediaPlan:
+    if isinstance(value, str):
+        value = {"mode": value}
+    if not isinstance(value, dict):
+        raise FieldError("media", f'must be a mode ("echo") or a table, not {kind(value)}')
+    try:
+        return _plan(value, files)
+    except FieldError as exc:
+        raise exc.within("media") from None
+
+
+def _plan(raw: dict[str, object], files: FileAccess) -> MediaPlan:
+    reject_unknown(raw, MEDIA_KEYS)
+    mode = raw.get("mode", "echo")
+    if mode not in MODES:
+        raise FieldError("mode", f"must be one of {', '.join(MODES)}, not {mode!r}")
+    chosen: Mode = mode
+    tone: tuple[float, ...] = (1000.0,)
+    if "tone" in raw:
+        if chosen != "tone":
+            raise FieldError("tone", 'applies to mode = "tone"')
+        value = raw["tone"]
+        items = value if isinstance(value, list) else [value]
+        if not 1 <= len(items) <= 2 or not all(
+                isinstance(f, int | float) and not isinstance(f, bool) and 20 <= f <= 3900
+                for f in items):
+            raise FieldError("tone", "must be a frequency or two (a dual tone), 20-3900 Hz")
+        tone = tuple(float(f) for f in items)  # type: ignore[arg-type]
+    pcm = b""
+    if chosen == "file":
+        if "file" not in raw:
+            raise FieldError("file", 'mode = "file" needs the WAV file to play')
+        name = string("file", raw["file"])
+        try:
+            pcm = read_wav(files.read("file", name))
+        except ValueError as exc:
+            raise FieldError("file", str(exc)) from None
+        if not pcm:
+            raise FieldError("file", f"{name}: no audio in it")
+    elif "file" in raw:
+        raise FieldError("file", 'applies to mode = "file"')
+    digits = ""
+    if "dtmf" in raw:
+        digits = string("dtmf", raw["dtmf"]).upper()
+        if not digits or len(digits) > 64 or any(d not in DIGITS for d in digits):
+            raise FieldError("dtmf", f"must be 1-64 of the digits {DIGITS}")
+    seconds: dict[str, float | None] = {}
+    for key, default in (("dtmf_after", 1.0), ("stop_after", None)):
+        number = raw.get(key, default)
+        if number is not None and (isinstance(number, bool) or not isinstance(
+                number, int | float) or not 0 <= number <= 3600):
+            raise FieldError(key, "must be a number of seconds from 0 to 3600")
+        seconds[key] = float(number) if number is not None else None
+    if chosen == "none" and (digits or seconds["stop_after"] is not None):
+        raise FieldError("mode", 'mode = "none" sends nothing: no dtmf or stop_after')
+    return MediaPlan(chosen, tone, pcm, digits, seconds["dtmf_after"] or 0.0,
+                     seconds["stop_after"])
