@@ -180,7 +180,8 @@ class FarEnd:
         # INVITEs we answered with 2xx whose ACK starts a script:
         # (Call-ID, their tag, our tag) -> the script.
         self.awaiting_ack: dict[tuple[str, str, str], Script] = {}
-        # Told the Call-ID of each dialog that ends (the engine closes its RTP stream).
+        # Told the Call-ID of each dialog that ends, or whose BYE we send (the engine
+        # closes its RTP stream).
         self.ended: list[Callable[[str], None]] = []
 
     # -- what the engine tells it ----------------------------------------------------
@@ -642,6 +643,10 @@ class FarEnd:
         self.counters[f"far_end_sent:{method}"] += 1
         self._sent[id(data)] = exchange
         self._record(exchange)
+        if method == "BYE":
+            # RFC 3261 15.1.1: the session ends when the BYE is sent, not answered.
+            for listener in self.ended:
+                listener(dialog.call_id)
         return self._apply(actions, now, None)
 
     def _cancel(self, key: TxnKey, now: float) -> list[Send]:
