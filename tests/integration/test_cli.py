@@ -86,7 +86,7 @@ def test_check_names_the_bundled_scenarios_for_an_unknown_name(tmp_path: Path, m
     assert capsys.readouterr().err == (
         "error: client-tortur: cannot read: No such file or directory; nor is it a bundled "
         "scenario (did you mean 'client-torture'? bundled: ci-test-double, client-torture, "
-        "default, far-end, pbx-lab, redirects, registrar)\n")
+        "default, far-end, media-lab, pbx-lab, redirects, registrar)\n")
 
 
 def test_serve_names_the_bundled_scenarios_for_an_unknown_name(tmp_path: Path) -> None:

@@ -121,8 +121,8 @@ def test_nowhere(sip_responder):
         f"ERROR tests/sip/test_paths.py::test_nowhere - Failed: sip_scenario('nowhere.toml'): "
         "no such "
         f"scenario file: tried {sub / 'nowhere.toml'}, {tmp_path / 'nowhere.toml'}, and the "
-        "bundled scenarios (ci-test-double, client-torture, default, far-end, pbx-lab, redirects, "
-        "registrar)"), out
+        "bundled scenarios (ci-test-double, client-torture, default, far-end, media-lab, "
+        "pbx-lab, redirects, registrar)"), out
     assert "Traceback" not in out and "sipresponder/" not in out, out
 
 
