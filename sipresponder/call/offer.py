@@ -57,7 +57,10 @@ def audio_offer(body: bytes) -> AudioOffer | None:
             if found:
                 break
             parts = value.split()
-            inside = (len(parts) >= 4 and parts[0] == "audio" and "RTP/" in parts[2].upper()
+            # RTP/AVP or RTP/AVPF: a secure profile (RTP/SAVP, SRTP) needs keys we do
+            # not have yet (issue 21: SDES, RFC 4568).
+            inside = (len(parts) >= 4 and parts[0] == "audio"
+                      and parts[2].upper() in ("RTP/AVP", "RTP/AVPF")
                       and parts[1].partition("/")[0].isdigit()
                       and parts[1].partition("/")[0] != "0")
             if inside:

@@ -451,8 +451,8 @@ class Engine:
         if answered is None:
             table.release(port)
             return Rejection(488, "Not Acceptable Here", [(
-                "Warning", '305 sipresponder "Incompatible media format: the stream offers'
-                ' neither PCMU nor PCMA"')])
+                "Warning", '305 sipresponder "Incompatible media format: no RTP/AVP audio'
+                ' stream offering PCMU or PCMA"')])
         body, negotiated = answered
         return port, body, negotiated
 

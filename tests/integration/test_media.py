@@ -250,3 +250,13 @@ async def test_hostile_datagrams_on_the_stream_port_while_sip_answers(
     media = invite.media.summary() if invite.media else {}
     assert media["packets_received"] == 1 and media["packets_sent"] == 1
     assert int(str(media["foreign"])) + int(str(media["malformed"])) > 0
+
+
+async def test_a_secure_profile_only_is_488(responder: Responder, phone: Phone) -> None:
+    await phone.send(phone.request(
+        "INVITE", "echo", "savp-1",
+        body=offer(phone.rtp.getsockname()[1]).replace(b"RTP/AVP", b"RTP/SAVP"),
+        headers=[("Contact", f"<sip:t@127.0.0.1:{phone.port}>"),
+                 ("Content-Type", "application/sdp")]))
+    final = await phone.final()
+    assert final.startswith(b"SIP/2.0 488") and b"no RTP/AVP audio stream" in final
