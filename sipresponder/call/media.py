@@ -29,6 +29,7 @@ The rules it follows:
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ class MediaPlan:
     """What a rule's ``media`` says: the mode, its tone's frequencies (a dual tone
     with two), its file's audio (8 kHz 16-bit mono PCM, looped), the digits to send
     ``dtmf_after`` seconds after the stream starts, and ``stop_after``: seconds after
-    which nothing more is sent (an RTP timeout for the client to detect)."""
+    which nothing more is sent (an RTP timeout for the client to detect), and the
+    media faults below."""
 
     mode: Mode = "echo"
     tone: tuple[float, ...] = (1000.0,)
@@ -64,6 +66,13 @@ class MediaPlan:
     send_dtmf: str = ""
     dtmf_after: float = 1.0
     stop_after: float | None = None
+    # Media faults: our audio packets under another payload type than the one agreed;
+    # a share of our packets lost and a delay of up to ``jitter`` seconds each (drawn
+    # from the engine's seeded generator); nothing sent for ``start_after`` seconds.
+    payload_type: int | None = None
+    loss: float = 0.0
+    jitter: float = 0.0
+    start_after: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,7 @@ class MediaSession:
     def __init__(self, plan: MediaPlan, negotiated: Negotiated, now: float,
                  rng: random.Random | None = None) -> None:
         ids = rng or random.SystemRandom()
+        self._random = ids  # the faults' draws: seeded when the engine's generator is
         self.plan = plan
         self.negotiated = negotiated
         self.remote = negotiated.remote
@@ -104,6 +114,10 @@ class MediaSession:
         self.unexpected = 0  # payload types other than the negotiated ones
         self.rtcp = 0  # RTCP packets received (the next port, or muxed: RFC 5761)
         self.closed = False
+        self.lost_on_purpose = 0  # packets of ours a `loss` fault dropped
+        # Packets a `jitter` fault holds: (when it leaves, order, octets, to).
+        self._held: list[tuple[float, int, bytes, Address]] = []
+        self._order = 0
         # Echo keeps the spacing of the client's timestamps on our own base.
         self._their_base: int | None = None
         self._our_base = self._timestamp
@@ -156,13 +170,16 @@ class MediaSession:
         if self._their_base is None:
             self._their_base = packet.timestamp
         timestamp = (self._our_base + packet.timestamp - self._their_base) & 0xFFFFFFFF
-        return [self._packet(negotiated.payload_type, timestamp, packet.payload, now)]
+        return self._emit(self._packet(negotiated.payload_type, timestamp, packet.payload,
+                                       now), now)
 
     # -- what we play ---------------------------------------------------------------------
     def next_deadline(self) -> float | None:
         if self.closed:
             return None
         due = [t for t in (self._next_frame, self._dtmf_at) if t is not None]
+        if self._held:
+            due.append(self._held[0][0])
         if self._events and self._next_frame is None:
             due.append(self.last_sent + FRAME if self.last_sent is not None else self.started)
         return min(due) if due else None
@@ -175,6 +192,15 @@ class MediaSession:
             self._queue_digits()
             self._dtmf_at = None
         out: list[tuple[bytes, Address]] = []
+        held = self._held
+        while held and held[0][0] <= now:
+            _, _, data, to = heapq.heappop(held)
+            out.append((data, to))
+        start = self.started + self.plan.start_after
+        if now < start:  # a late first packet: nothing yet
+            if self._next_frame is not None:
+                self._next_frame = max(self._next_frame, start)
+            return out
         if not self._sending(now):
             self._next_frame = None
             self._events.clear()
@@ -188,7 +214,7 @@ class MediaSession:
                 at = self.last_sent + FRAME if self.last_sent is not None else now
             if at > now:
                 break
-            out.append(self._frame(now))
+            out += self._emit(self._frame(now), now)
             frames += 1
             if self._next_frame is not None:
                 self._next_frame = at + FRAME
@@ -253,10 +279,27 @@ class MediaSession:
             # The next event starts after this one, and a frame's pause (RFC 4733 2.5.1.2).
             offset += (len(packets) + 1) * SAMPLES
 
+    def _emit(self, packet: tuple[bytes, Address], now: float
+              ) -> list[tuple[bytes, Address]]:
+        """A packet of ours through the faults: lost, held back, or sent now."""
+        plan = self.plan
+        if plan.loss and self._random.random() < plan.loss:
+            self.lost_on_purpose += 1  # its sequence number is spent: a gap the client sees
+            return []
+        if plan.jitter:
+            self._order += 1
+            heapq.heappush(self._held, (now + self._random.uniform(0, plan.jitter),
+                                        self._order, *packet))
+            return []
+        return [packet]
+
     def _packet(self, payload_type: int, timestamp: int, payload: bytes, now: float
                 ) -> tuple[bytes, Address]:
         remote = self.remote
         assert remote is not None
+        wrong = self.plan.payload_type
+        if wrong is not None and payload_type == self.negotiated.payload_type:
+            payload_type = wrong  # the fault: audio under a type the answer did not agree
         data = pack_rtp(payload_type, self._sequence, timestamp, self.ssrc, payload,
                         marker=self._marker)
         self._marker = False
@@ -269,8 +312,10 @@ class MediaSession:
         return data, remote
 
     def _sending(self, now: float) -> bool:
-        stop = self.plan.stop_after
-        return self.plan.mode != "none" and (stop is None or now - self.started < stop)
+        plan = self.plan
+        since = now - self.started
+        return plan.mode != "none" and since >= plan.start_after and (
+            plan.stop_after is None or since < plan.stop_after)
 
     # -- the end ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -304,6 +349,7 @@ class MediaSession:
             "foreign": self.foreign,
             "unexpected_payload_type": self.unexpected,
             "rtcp_received": self.rtcp,
+            "lost_on_purpose": self.lost_on_purpose,
         }
 
 

@@ -14,7 +14,8 @@ from ..media.wav import read_wav
 from .fields import FieldError, kind, reject_unknown, string
 from .files import FileAccess
 
-MEDIA_KEYS = frozenset({"mode", "tone", "file", "dtmf", "dtmf_after", "stop_after"})
+MEDIA_KEYS = frozenset({"mode", "tone", "file", "dtmf", "dtmf_after", "stop_after",
+                        "payload_type", "loss", "jitter_ms", "start_after"})
 
 
 def build_media(value: object, files: FileAccess) -> MediaPlan:
@@ -64,13 +65,34 @@ def _plan(raw: dict[str, object], files: FileAccess) -> MediaPlan:
         if not digits or len(digits) > 64 or any(d not in DIGITS for d in digits):
             raise FieldError("dtmf", f"must be 1-64 of the digits {DIGITS}")
     seconds: dict[str, float | None] = {}
-    for key, default in (("dtmf_after", 1.0), ("stop_after", None)):
+    for key, default in (("dtmf_after", 1.0), ("stop_after", None), ("start_after", 0.0)):
         number = raw.get(key, default)
         if number is not None and (isinstance(number, bool) or not isinstance(
                 number, int | float) or not 0 <= number <= 3600):
             raise FieldError(key, "must be a number of seconds from 0 to 3600")
         seconds[key] = float(number) if number is not None else None
-    if chosen == "none" and (digits or seconds["stop_after"] is not None):
-        raise FieldError("mode", 'mode = "none" sends nothing: no dtmf or stop_after')
+    faults = _faults(raw)
+    if chosen == "none" and (digits or seconds["stop_after"] is not None or any(
+            key in raw for key in ("payload_type", "loss", "jitter_ms", "start_after"))):
+        raise FieldError("mode", 'mode = "none" sends nothing: no dtmf, stop_after or'
+                                 " faults")
+    payload_type, loss, jitter = faults
     return MediaPlan(chosen, tone, pcm, digits, seconds["dtmf_after"] or 0.0,
-                     seconds["stop_after"])
+                     seconds["stop_after"], payload_type, loss, jitter,
+                     seconds["start_after"] or 0.0)
+
+
+def _faults(raw: dict[str, object]) -> tuple[int | None, float, float]:
+    """``payload_type`` (0-127), ``loss`` (a share, 0-1) and ``jitter_ms`` (0-1000)."""
+    payload_type = raw.get("payload_type")
+    if payload_type is not None and (isinstance(payload_type, bool) or not isinstance(
+            payload_type, int) or not 0 <= payload_type <= 127):
+        raise FieldError("payload_type", "must be an RTP payload type, 0-127")
+    loss = raw.get("loss", 0)
+    if isinstance(loss, bool) or not isinstance(loss, int | float) or not 0 <= loss <= 1:
+        raise FieldError("loss", "must be a share of our packets to drop, from 0 to 1")
+    jitter = raw.get("jitter_ms", 0)
+    if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not (
+            0 <= jitter <= 1000):
+        raise FieldError("jitter_ms", "must be milliseconds from 0 to 1000")
+    return payload_type, float(loss), float(jitter) / 1000

@@ -106,18 +106,21 @@ class MediaSockets:
     def _readable(self, port: int, sock: socket.socket) -> None:
         server = self.server
         streams = server.engine.media
+        if streams is None:
+            return
+        sends: list[Send] = []
+        now = server._loop.time()
         for _ in range(READ_BATCH):
             try:
                 data, addr = sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:  # ICMP port unreachable of an earlier send: not ours to fix
                 continue
-            if streams is None:
-                return
-            sends = streams.receive(port, data, (addr[0], addr[1]), server._loop.time())
-            if sends:
-                server.dispatch(sends)
+            sends += streams.receive(port, data, (addr[0], addr[1]), now)
+        # Once a wake-up, even with nothing to send: a packet a jitter fault holds back
+        # is a deadline the timer must learn.
+        server.dispatch(sends)
 
     def _close(self, port: int) -> None:
         found = self._sockets.pop(port, None)

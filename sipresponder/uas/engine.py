@@ -421,8 +421,10 @@ class Engine:
             from ..call.table import MediaTable
 
             settings = self._scenario.settings
+            # The media faults draw from the engine's generator: settings.seed replays
+            # them like the other chancy behaviours.
             self.media = MediaTable(settings.rtp_port_min, settings.rtp_port_max,
-                                    settings.media_max_seconds)
+                                    settings.media_max_seconds, self.random)
         return self.media
 
     def _media_address(self, source: Source) -> str:

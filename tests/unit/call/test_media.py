@@ -182,3 +182,34 @@ def test_any_datagrams_from_anyone_never_raise_and_stay_bounded() -> None:
         assert len(str(summary["dtmf"])) <= 256
 
     check()
+
+
+def test_the_media_faults() -> None:
+    # A payload type the answer did not agree.
+    wrong = session(MediaPlan("tone", payload_type=18))
+    assert {parse_rtp(d).payload_type for d, _ in run(wrong, 0.2)} == {18}
+    # A late first packet: nothing for start_after, then the stream.
+    late = session(MediaPlan("tone", start_after=0.5))
+    assert run(late, 0.49) == []
+    assert len(run(late, 0.99)) == 25
+    # Loss: a share of the packets never leaves, and its sequence numbers are gaps.
+    lossy = MediaSession(MediaPlan("tone", loss=0.5), PCMU, 0.0, random.Random(1))
+    sent = [parse_rtp(d).sequence for d, _ in run(lossy, 1.99)]
+    assert 30 < len(sent) < 70 and lossy.summary()["lost_on_purpose"] == 100 - len(sent)
+    assert any((b - a) & 0xFFFF > 1 for a, b in itertools.pairwise(sent))
+    # Jitter: every packet leaves within the bound, not all on their 20 ms beat.
+    jittery = MediaSession(MediaPlan("echo", jitter=0.05), PCMU, 0.0, random.Random(2))
+    for n in range(20):
+        assert jittery.receive(theirs(n, n * 160), CLIENT, n * 0.02) == []
+    released = []
+    while (due := jittery.next_deadline()) is not None:
+        released += [(due, parse_rtp(d).sequence) for d, _ in jittery.fire(due)]
+    assert len(released) == 20 and max(t for t, _ in released) <= 19 * 0.02 + 0.05
+
+
+def test_faults_are_replayed_from_a_seed() -> None:
+    def sequences(seed: int) -> list[int]:
+        media = MediaSession(MediaPlan("tone", loss=0.3), PCMU, 0.0, random.Random(seed))
+        return [parse_rtp(d).sequence for d, _ in run(media, 1.0)]
+
+    assert sequences(5) == sequences(5) != sequences(6)
