@@ -50,6 +50,7 @@ SAMPLES = 160  # 8 kHz * 20 ms: the timestamp step of a frame
 # A late wake-up sends at most this many frames at once: after a stall the stream
 # resumes at the right timestamp instead of bursting seconds of audio.
 MAX_CATCH_UP = 5
+MAX_DIGITS = 256  # the digits a call keeps (a flood of events must not grow the journal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,9 @@ class MediaSession:
         self.rtcp = 0  # RTCP packets received (the next port, or muxed: RFC 5761)
         self.closed = False
         self.lost_on_purpose = 0  # packets of ours a `loss` fault dropped
+        # The digits received, in the order they came: RFC 4733 events of the stream
+        # and SIP INFO bodies of the call alike (bounded like the collector's).
+        self._digits: list[str] = []
         # Packets a `jitter` fault holds: (when it leaves, order, octets, to).
         self._held: list[tuple[float, int, bytes, Address]] = []
         self._order = 0
@@ -156,9 +160,12 @@ class MediaSession:
         negotiated = self.negotiated
         if packet.payload_type == negotiated.event_type:
             try:
-                self.collector.feed(packet.timestamp, packet.payload, packet.marker)
+                digits = self.collector.feed(packet.timestamp, packet.payload, packet.marker)
             except ValueError:
                 self.malformed += 1
+                return []
+            if digits:
+                self.heard(digits)
             return []
         if packet.payload_type != negotiated.payload_type:
             self.unexpected += 1
@@ -323,7 +330,18 @@ class MediaSession:
         came is counted now."""
         if not self.closed:
             self.closed = True
-            self.collector.flush()
+            last = self.collector.flush()
+            if last:
+                self.heard(last)
+
+    def heard(self, digits: str) -> None:
+        """Digits the call received, from its stream or a SIP INFO (``dtmf``)."""
+        room = MAX_DIGITS - len(self._digits)
+        self._digits.extend(digits[:max(room, 0)])
+
+    @property
+    def dtmf(self) -> str:
+        return "".join(self._digits)
 
     def summary(self) -> dict[str, object]:
         """The call's `media` in the journal: JSON-able."""
@@ -344,7 +362,7 @@ class MediaSession:
             "last_received": received.last_arrival,
             "first_sent": self.first_sent,
             "last_sent": self.last_sent,
-            "dtmf": self.collector.digits,
+            "dtmf": self.dtmf,
             "malformed": self.malformed,
             "foreign": self.foreign,
             "unexpected_payload_type": self.unexpected,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
+from ..media.dtmf import digits_from_info
 from ..uas.events import Send
 from .media import MediaPlan, MediaSession, Negotiated
 
@@ -89,6 +90,18 @@ class MediaTable:
         port = self.by_call.pop(call, None)
         if port is not None:
             self._close_port(port)
+
+    def info(self, call: CallKey, content_type: str | None, body: bytes) -> None:
+        """A SIP INFO of ``call``: its DTMF digits (application/dtmf-relay or
+        application/dtmf) join the stream's ``dtmf``; any other body is not ours."""
+        session = self.session(call)
+        if session is None or content_type is None:
+            return
+        try:
+            digits = digits_from_info(content_type, body)
+        except ValueError:
+            return
+        session.heard(digits)
 
     def session(self, call: CallKey) -> MediaSession | None:
         port = self.by_call.get(call)

@@ -515,8 +515,7 @@ class Query:
             return False
         if self.code is not None and self.code not in entry.codes:
             return False
-        if self.dtmf is not None and (entry.media is None
-                                      or entry.media.collector.digits != self.dtmf):
+        if self.dtmf is not None and (entry.media is None or entry.media.dtmf != self.dtmf):
             return False
         if self.method is not None and entry.method != self.method:
             return False

@@ -232,8 +232,12 @@ class Engine:
                 return Outcome(data, source, now, scenario, sends, request, None, note,
                                None, ended)
 
-        if self.media is not None and request.method == "BYE":
-            self.media.close(request.call_id)
+        media = self.media
+        if media is not None:
+            if request.method == "BYE":
+                media.close(request.call_id)
+            elif request.method == "INFO":
+                media.info(request.call_id, request.get("content-type"), request.body)
         far = self.far
         if far is not None:
             refused = far.inbound(request, now)

@@ -109,6 +109,7 @@ DELAY = ENGINE_PREFIX + "delay"  # a delayed final response
 CODE_TEMPLATE = ENGINE_PREFIX + "code-template"  # a code that reads more than the line
 CONDITIONS = ENGINE_PREFIX + "conditions"  # conditions on more than the request line
 # What learn() found for the rule's request lines.
+DTMF_INFO = ENGINE_PREFIX + "dtmf-info"  # an INFO where calls have streams (its digits)
 EARLIER_RULE = ENGINE_PREFIX + "earlier-rule"  # an earlier rule reads more than the line
 SDP_ANSWER = ENGINE_PREFIX + "sdp-answer"  # the response carries an SDP answer
 DYNAMIC_RESPONSE = ENGINE_PREFIX + "dynamic-response"  # a body or field read from the request
@@ -176,6 +177,7 @@ class FastPath:
         # each call, by tally (these tuples' first two items): no fold per batch here.
         self.table.bind(counters, self.tallies)
         self.counters = counters
+        self._media = any(rule.media is not None for rule in scenario.rules)
         # The table absorbs an ACK only while no transaction lives (one may be ending
         # Timer G): the engine's transactions, read at each call.
         self._transactions = transactions
@@ -371,6 +373,10 @@ class FastPath:
             # A CANCEL's answer depends on the live transactions (RFC 3261 9.2: a
             # ringing INVITE's ends with 487), which the table cannot see.
             return TRANSACTION
+        if request.method == "INFO" and self._media:
+            # Its digits belong in a call's media journal (call/table.py info): the
+            # engine must see every INFO of a scenario whose calls have streams.
+            return DTMF_INFO
         why = rule_reason(rule)
         if why is not None:
             return why

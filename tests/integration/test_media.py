@@ -27,7 +27,7 @@ rtp_port_min = {low}
 rtp_port_max = {high}
 
 [[rule]]
-match = {{ method = ["BYE", "OPTIONS", "CANCEL"] }}
+match = {{ method = ["BYE", "OPTIONS", "CANCEL", "INFO"] }}
 code = 200
 
 [[rule]]
@@ -172,8 +172,16 @@ async def test_echo_comes_back_as_our_stream_and_dtmf_is_journaled(
     [invite] = await responder.wait_for("INVITE", dtmf="12#", timeout=TIMEOUT)
     media = invite.media.summary() if invite.media else {}
     assert (media["codec"], media["packets_received"], media["packets_sent"]) == ("PCMU", 3, 3)
-    await responder.verify("INVITE", dtmf="12#", exactly=1)
-    await phone.send(phone.request("BYE", "echo", "echo-1", cseq=2, to_tag=to_tag(final)))
+    # A digit in SIP INFO joins them, in the order it came (twice: the compiled path
+    # must leave every INFO to the engine).
+    for cseq in (2, 3):
+        await phone.send(phone.request(
+            "INFO", "echo", "echo-1", cseq=cseq, to_tag=to_tag(final),
+            body=b"Signal=5\r\nDuration=160\r\n",
+            headers=[("Content-Type", "application/dtmf-relay")]))
+        assert (await phone.final()).startswith(b"SIP/2.0 200")
+    await responder.verify("INVITE", dtmf="12#55", exactly=1)
+    await phone.send(phone.request("BYE", "echo", "echo-1", cseq=4, to_tag=to_tag(final)))
     assert (await phone.final()).startswith(b"SIP/2.0 200")
     assert responder.server is not None and responder.server.engine.media is not None
     assert len(responder.server.engine.media) == 0  # the BYE ended the stream

@@ -75,3 +75,21 @@ def test_a_stream_ends_after_max_seconds_and_an_unbindable_port_ends_its_call() 
     assert table.next_deadline() == 10.0
     table.fire(10.0)
     assert len(table) == 0 and table.reserve() is not None
+
+
+def test_info_digits_join_the_streams_in_the_order_they_came() -> None:
+    from sipresponder.media.dtmf import sender_packets
+
+    table = MediaTable(40000, 40002)
+    port = table.reserve()
+    assert port is not None
+    session = table.open(port, "c", "127.0.0.1", MediaPlan("none"),
+                         Negotiated("PCMU", 0, 101, None), 0.0)
+    for timestamp, marker, payload in sender_packets("1", 800):
+        session.receive(pack_rtp(101, 1, timestamp, 9, payload, marker=marker),
+                        ("127.0.0.1", 6000), 0.0)
+    table.info("c", "application/dtmf-relay", b"Signal=#\r\nDuration=100\r\n")
+    table.info("c", "application/dtmf", b"11")
+    table.info("c", "text/plain", b"9")  # not a DTMF body: not ours
+    table.info("other", "application/dtmf", b"4")  # no such call
+    assert session.dtmf == "1##" and session.summary()["dtmf"] == "1##"
