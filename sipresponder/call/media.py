@@ -32,6 +32,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -119,6 +120,8 @@ class MediaSession:
         # The digits received, in the order they came: RFC 4733 events of the stream
         # and SIP INFO bodies of the call alike (bounded like the collector's).
         self._digits: list[str] = []
+        # Told after each digit joins ``dtmf`` (the journal wakes who waits for them).
+        self.on_digits: Callable[[], None] | None = None
         # Packets a `jitter` fault holds: (when it leaves, order, octets, to).
         self._held: list[tuple[float, int, bytes, Address]] = []
         self._order = 0
@@ -338,6 +341,8 @@ class MediaSession:
         """Digits the call received, from its stream or a SIP INFO (``dtmf``)."""
         room = MAX_DIGITS - len(self._digits)
         self._digits.extend(digits[:max(room, 0)])
+        if self.on_digits is not None:
+            self.on_digits()
 
     @property
     def dtmf(self) -> str:

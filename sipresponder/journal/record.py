@@ -230,6 +230,8 @@ class Journal:
         if txn is not None:
             txn.on_response = partial(self._updated, entry, txn)
             entry.media = txn.media
+            if txn.media is not None:
+                txn.media.on_digits = partial(self._media_changed, entry)
         if rule is not None:
             number = entry.rule_number = rule.number
             if outcome.scenario is not self.hits_scenario:
@@ -341,6 +343,11 @@ class Journal:
             times.append(self.stamp())
         if txn.cancelled:
             entry.outcome = CANCELLED
+        for listener in self.update_listeners:
+            listener(entry)
+
+    def _media_changed(self, entry: JournalEntry) -> None:
+        """The entry's stream heard digits: a wait for them (``dtmf``) looks again."""
         for listener in self.update_listeners:
             listener(entry)
 

@@ -229,7 +229,12 @@ async def test_a_cancelled_call_and_the_far_ends_bye_end_the_stream(
     assert responder.server is not None and responder.server.engine.media is not None
     assert len(responder.server.engine.media) == 1
     await phone.send(phone.request("CANCEL", "ringing", "ring-1", branch="z9hG4bK-ring"))
-    await phone.final()
+    assert (await phone.final()).startswith(b"SIP/2.0 200")  # the CANCEL's
+    terminated = await phone.final()
+    assert terminated.startswith(b"SIP/2.0 487")
+    # The ACK of the 487 is in the INVITE's transaction (RFC 3261 17.1.1.3).
+    await phone.send(phone.request("ACK", "ringing", "ring-1", branch="z9hG4bK-ring",
+                                   to_tag=to_tag(terminated)))
     [cancel] = await responder.wait_for("CANCEL", timeout=TIMEOUT)
     assert cancel.outcome.startswith("CANCEL of a pending INVITE"), cancel.outcome
     assert len(responder.server.engine.media) == 0
